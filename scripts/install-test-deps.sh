@@ -6,3 +6,9 @@ set -euo pipefail
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
+
+# Prometheus server and promtool (rollgate-telemetry, rollgate-canary tests).
+if ! command -v promtool >/dev/null 2>&1 || [ ! -x /usr/bin/prometheus ]; then
+  apt-get update
+  apt-get install -y --no-install-recommends prometheus
+fi
