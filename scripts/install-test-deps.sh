@@ -12,3 +12,8 @@ if ! command -v promtool >/dev/null 2>&1 || [ ! -x /usr/bin/prometheus ]; then
   apt-get update
   apt-get install -y --no-install-recommends prometheus
 fi
+
+# scipy and numpy: rollgate-canary's Mann-Whitney cross-check against scipy.
+if ! python3 -c "import scipy, numpy" >/dev/null 2>&1; then
+  python3 -m pip install --quiet scipy numpy
+fi

@@ -1,0 +1,770 @@
+//! Rank statistics: Mann-Whitney U, Hodges-Lehmann shift and confidence
+//! interval, Kolmogorov-Smirnov, quantiles and binomial tails.
+//!
+//! Every function takes *sorted*, finite samples (see [`sorted_finite`]) so a
+//! judgement sorts each cohort once and sample order can never change a
+//! result. All work is `O(n log n)` or better.
+
+use crate::error::CanaryError;
+
+/// How [`mann_whitney_u`] computes its p-value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MwMethod {
+    /// Exact when there are no ties and the samples are small (the product of
+    /// the sizes at most [`EXACT_MAX_PRODUCT`]), asymptotic otherwise.
+    #[default]
+    Auto,
+    /// The exact null distribution of U (only without ties).
+    Exact,
+    /// The normal approximation with tie and continuity corrections.
+    Asymptotic,
+}
+
+/// Largest `n1 * n2` for which [`MwMethod::Auto`] picks the exact distribution.
+pub const EXACT_MAX_PRODUCT: u64 = 2500;
+
+/// The result of a two-sided Mann-Whitney U test.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct MannWhitney {
+    /// U statistic of the first sample (`R1 - n1 (n1 + 1) / 2`), as scipy reports it.
+    pub u1: f64,
+    /// Two-sided p-value.
+    pub p_value: f64,
+    /// Which method produced the p-value (never `Auto`).
+    pub method: MwMethod,
+    /// Whether the pooled samples contain ties.
+    pub ties: bool,
+}
+
+/// The Hodges-Lehmann estimate of the shift `second - first` and its
+/// distribution-free confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct HodgesLehmann {
+    /// Median of all pairwise differences `second[j] - first[i]`.
+    pub shift: f64,
+    /// Lower end of the confidence interval.
+    pub lo: f64,
+    /// Upper end of the confidence interval.
+    pub hi: f64,
+}
+
+/// Copies `values`, rejects NaN and infinities (naming `what` and the index)
+/// and returns them sorted ascending.
+///
+/// ```
+/// use rollgate_canary::stats::sorted_finite;
+/// assert_eq!(sorted_finite("x", &[3.0, 1.0, 2.0]).unwrap(), vec![1.0, 2.0, 3.0]);
+/// assert!(sorted_finite("x", &[1.0, f64::NAN]).is_err());
+/// ```
+pub fn sorted_finite(what: &str, values: &[f64]) -> Result<Vec<f64>, CanaryError> {
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(CanaryError::input(
+            format!("{what}[{i}]"),
+            format!("{} is not a finite sample", values[i]),
+        ));
+    }
+    let mut v = values.to_vec();
+    v.sort_unstable_by(f64::total_cmp);
+    // -0.0 and 0.0 compare equal for ties; make them one value so the merge
+    // below sees a single tie group.
+    for x in &mut v {
+        if *x == 0.0 {
+            *x = 0.0;
+        }
+    }
+    Ok(v)
+}
+
+fn check_sorted(what: &str, v: &[f64]) -> Result<(), CanaryError> {
+    if v.is_empty() {
+        return Err(CanaryError::input(what, "no samples"));
+    }
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(CanaryError::input(
+            format!("{what}[{i}]"),
+            format!("{} is not a finite sample", v[i]),
+        ));
+    }
+    if v.windows(2).any(|w| w[0] > w[1]) {
+        return Err(CanaryError::input(what, "samples are not sorted"));
+    }
+    Ok(())
+}
+
+/// Rank sums of a merge of two sorted samples.
+struct Ranks {
+    /// Twice the rank sum of the first sample (an integer: ranks are halves).
+    r1_twice: u128,
+    /// Sum over tie groups of `t^3 - t`.
+    tie_term: u128,
+}
+
+fn merge_ranks(x: &[f64], y: &[f64]) -> Ranks {
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut pos: u128 = 0;
+    let mut r1_twice: u128 = 0;
+    let mut tie_term: u128 = 0;
+    while i < x.len() || j < y.len() {
+        let v = match (x.get(i), y.get(j)) {
+            (Some(&a), Some(&b)) => a.min(b),
+            (Some(&a), None) => a,
+            (None, Some(&b)) => b,
+            (None, None) => break,
+        };
+        let i0 = i;
+        while i < x.len() && x[i] == v {
+            i += 1;
+        }
+        let j0 = j;
+        while j < y.len() && y[j] == v {
+            j += 1;
+        }
+        let cx = (i - i0) as u128;
+        let t = cx + (j - j0) as u128;
+        // ranks pos+1 ..= pos+t, average (2 pos + t + 1) / 2
+        r1_twice += cx * (2 * pos + t + 1);
+        tie_term += t * t * t - t;
+        pos += t;
+    }
+    Ranks { r1_twice, tie_term }
+}
+
+/// Survival function of the standard normal distribution, `P(Z > z)`.
+pub fn normal_sf(z: f64) -> f64 {
+    0.5 * libm::erfc(z / std::f64::consts::SQRT_2)
+}
+
+/// Quantile of the standard normal distribution (`p` in `(0, 1)`).
+///
+/// Acklam's rational approximation refined by one Halley step on `erfc`,
+/// accurate to about 1e-15.
+pub fn normal_quantile(p: f64) -> f64 {
+    if p.is_nan() || p <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p >= 1.0 {
+        return f64::INFINITY;
+    }
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let plow = 0.02425;
+    let x = if p < plow {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else if p <= 1.0 - plow {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        let q = (-2.0 * (1.0 - p).ln()).sqrt();
+        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    // One Halley step: e = Phi(x) - p.
+    let e = 0.5 * libm::erfc(-x / std::f64::consts::SQRT_2) - p;
+    let u = e * (2.0 * std::f64::consts::PI).sqrt() * (x * x / 2.0).exp();
+    x - u / (1.0 + x * u / 2.0)
+}
+
+/// Exact null distribution of U for sizes `m`, `n` without ties: counts of
+/// arrangements for each `u` in `0..=m*n`, or `None` when the total
+/// `C(m+n, m)` does not fit 127 bits.
+fn exact_counts(m: usize, n: usize) -> Option<Vec<u128>> {
+    let (m, n) = (m.min(n), m.max(n));
+    // C(m+n, m) fits?
+    let mut total: u128 = 1;
+    for k in 1..=m as u128 {
+        total = total.checked_mul(n as u128 + k)? / k;
+        if total > (1u128 << 126) {
+            return None;
+        }
+    }
+    let max_u = m * n;
+    let mut c = vec![0i128; max_u + 1];
+    c[0] = 1;
+    // Gaussian binomial [m+n choose m]_q = prod_{i=1..m} (1 - q^{n+i}) / (1 - q^i).
+    for i in 1..=m {
+        let a = n + i;
+        for u in (a..=max_u).rev() {
+            c[u] -= c[u - a];
+        }
+        for u in i..=max_u {
+            c[u] += c[u - i];
+        }
+    }
+    c.into_iter().map(|v| u128::try_from(v).ok()).collect()
+}
+
+/// Two-sided Mann-Whitney U test of two sorted, finite samples, matching
+/// `scipy.stats.mannwhitneyu(x, y, use_continuity=True,
+/// alternative="two-sided", method=...)`.
+///
+/// The asymptotic p-value is tie-corrected and continuity-corrected; the
+/// exact one uses the permutation distribution of U (no ties allowed).
+///
+/// ```
+/// use rollgate_canary::stats::{mann_whitney_u, MwMethod};
+/// let x = [1.0, 2.0, 3.0, 4.0];
+/// let y = [5.0, 6.0, 7.0, 8.0];
+/// let r = mann_whitney_u(&x, &y, MwMethod::Auto).unwrap();
+/// assert_eq!(r.u1, 0.0);
+/// assert_eq!(r.method, MwMethod::Exact);
+/// assert!((r.p_value - 2.0 / 70.0).abs() < 1e-15);
+/// ```
+pub fn mann_whitney_u(x: &[f64], y: &[f64], method: MwMethod) -> Result<MannWhitney, CanaryError> {
+    check_sorted("mann-whitney first sample", x)?;
+    check_sorted("mann-whitney second sample", y)?;
+    mann_whitney_sorted(x, y, method)
+}
+
+/// [`mann_whitney_u`] without re-checking that the inputs are sorted and finite.
+pub(crate) fn mann_whitney_sorted(
+    x: &[f64],
+    y: &[f64],
+    method: MwMethod,
+) -> Result<MannWhitney, CanaryError> {
+    let (n1, n2) = (x.len() as u128, y.len() as u128);
+    let ranks = merge_ranks(x, y);
+    let ties = ranks.tie_term > 0;
+    let u1_twice = ranks.r1_twice - n1 * (n1 + 1);
+    let u1 = u1_twice as f64 / 2.0;
+    let prod = n1 * n2;
+    let u2_twice = 2 * prod - u1_twice;
+    let u_twice = u1_twice.max(u2_twice);
+    let use_exact = match method {
+        MwMethod::Exact => {
+            if ties {
+                return Err(CanaryError::input(
+                    "mann-whitney",
+                    "the exact distribution needs samples without ties",
+                ));
+            }
+            true
+        }
+        MwMethod::Asymptotic => false,
+        MwMethod::Auto => !ties && prod <= EXACT_MAX_PRODUCT as u128,
+    };
+    if use_exact {
+        let counts = exact_counts(x.len(), y.len()).ok_or_else(|| {
+            CanaryError::input(
+                "mann-whitney",
+                format!("samples of {n1} and {n2} are too large for the exact distribution"),
+            )
+        })?;
+        // Without ties U is an integer.
+        let u = (u_twice / 2) as usize;
+        let total: u128 = counts.iter().sum();
+        let upper: u128 = counts[u.min(counts.len())..].iter().sum();
+        let p = (2.0 * (upper as f64 / total as f64)).clamp(0.0, 1.0);
+        return Ok(MannWhitney {
+            u1,
+            p_value: p,
+            method: MwMethod::Exact,
+            ties,
+        });
+    }
+    let (fn1, fn2) = (n1 as f64, n2 as f64);
+    let n = fn1 + fn2;
+    let mu = fn1 * fn2 / 2.0;
+    let tie = ranks.tie_term as f64;
+    let s = (fn1 * fn2 / 12.0 * ((n + 1.0) - tie / (n * (n - 1.0)))).sqrt();
+    let numerator = u_twice as f64 / 2.0 - mu - 0.5;
+    let p = if s > 0.0 && s.is_finite() {
+        (2.0 * normal_sf(numerator / s)).clamp(0.0, 1.0)
+    } else {
+        // Every value tied (or one sample of one each): no evidence at all.
+        1.0
+    };
+    Ok(MannWhitney {
+        u1,
+        p_value: p,
+        method: MwMethod::Asymptotic,
+        ties,
+    })
+}
+
+fn order_key(f: f64) -> i64 {
+    let b = f.to_bits() as i64;
+    if b < 0 { b ^ i64::MAX } else { b }
+}
+
+fn from_key(k: i64) -> f64 {
+    let b = if k < 0 { k ^ i64::MAX } else { k };
+    f64::from_bits(b as u64)
+}
+
+/// Number of pairs with `y[j] - x[i] <= d` (both sorted), in `O(n1 + n2)`.
+fn count_le(x: &[f64], y: &[f64], d: f64) -> u64 {
+    let mut j = y.len();
+    let mut count = 0u64;
+    // Walking x downward, y[j] - x[i] grows, so the qualifying prefix of y
+    // only shrinks.
+    for &xi in x.iter().rev() {
+        while j > 0 && y[j - 1] - xi > d {
+            j -= 1;
+        }
+        count += j as u64;
+    }
+    count
+}
+
+/// A small deterministic generator (SplitMix64) for pivot sampling; the
+/// answer never depends on it, only the speed.
+struct SplitMix(u64);
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// The `k`-th smallest (1-based) of the `x.len() * y.len()` differences
+/// `y[j] - x[i]` of two sorted samples, in `O((n1 + n2) log)` time and
+/// `O(n1 + n2)` memory (the differences are never materialised).
+///
+/// ```
+/// use rollgate_canary::stats::kth_pairwise_difference;
+/// let x = [0.0, 10.0];
+/// let y = [1.0, 2.0];
+/// // differences: 1, 2, -9, -8
+/// assert_eq!(kth_pairwise_difference(&x, &y, 1), Some(-9.0));
+/// assert_eq!(kth_pairwise_difference(&x, &y, 4), Some(2.0));
+/// assert_eq!(kth_pairwise_difference(&x, &y, 5), None);
+/// ```
+pub fn kth_pairwise_difference(x: &[f64], y: &[f64], k: u64) -> Option<f64> {
+    let total = (x.len() as u64).checked_mul(y.len() as u64)?;
+    if k == 0 || k > total {
+        return None;
+    }
+    let (n1, n2) = (x.len(), y.len());
+    let mut lo = y[0] - x[n1 - 1];
+    let mut hi = y[n2 - 1] - x[0];
+    // Narrow the bracket with sampled pairs: the k-th difference lies
+    // between sample quantiles a few standard errors either side of k/total.
+    let s = (n1 + n2).clamp(64, 1 << 16);
+    if total > 4 * s as u64 {
+        let mut rng = SplitMix(0x5EED ^ k ^ total);
+        let mut sample: Vec<f64> = (0..s)
+            .map(|_| y[rng.below(n2)] - x[rng.below(n1)])
+            .collect();
+        sample.sort_unstable_by(f64::total_cmp);
+        let q = k as f64 / total as f64;
+        let sd = (q * (1.0 - q) / s as f64).sqrt().max(1.0 / s as f64);
+        let lo_i = ((q - 4.0 * sd) * s as f64).floor();
+        let hi_i = ((q + 4.0 * sd) * s as f64).ceil();
+        if lo_i >= 0.0 {
+            let cand = sample[lo_i as usize];
+            if count_le(x, y, cand) < k {
+                lo = cand;
+            }
+        }
+        if hi_i < s as f64 {
+            let cand = sample[hi_i as usize];
+            if count_le(x, y, cand) >= k {
+                hi = cand;
+            }
+        }
+    }
+    // Invariant from here: count_le(lo) < k <= count_le(hi).
+    let mut below = count_le(x, y, lo);
+    if below >= k {
+        return Some(lo);
+    }
+    let mut upto = count_le(x, y, hi);
+    let limit = 4 * (n1 + n2) as u64 + 1024;
+    // Halve the value bracket until few pairs remain inside it, then
+    // enumerate those pairs and select.
+    for _ in 0..64 {
+        if upto - below <= limit {
+            let mut cand = Vec::with_capacity((upto - below) as usize);
+            // Pairs with lo < y[j] - x[i] <= hi: for ascending x both ends of
+            // the qualifying range of j only move right.
+            let (mut ja, mut jb) = (0usize, 0usize);
+            for &xi in x {
+                while ja < n2 && y[ja] - xi <= lo {
+                    ja += 1;
+                }
+                while jb < n2 && y[jb] - xi <= hi {
+                    jb += 1;
+                }
+                if ja < jb {
+                    cand.extend(y[ja..jb].iter().map(|&yj| yj - xi));
+                }
+            }
+            if cand.len() as u64 == upto - below && !cand.is_empty() {
+                let idx = (k - below - 1) as usize;
+                let (_, v, _) = cand.select_nth_unstable_by(idx, f64::total_cmp);
+                return Some(*v);
+            }
+            break;
+        }
+        let mid = lo + (hi - lo) / 2.0;
+        if !(mid > lo && mid < hi) {
+            break;
+        }
+        let c = count_le(x, y, mid);
+        if c >= k {
+            hi = mid;
+            upto = c;
+        } else {
+            lo = mid;
+            below = c;
+        }
+    }
+    // Fallback: bisect on the ordered bit pattern (at most 64 counts).
+    let (mut lk, mut hk) = (i128::from(order_key(lo)), i128::from(order_key(hi)));
+    while hk - lk > 1 {
+        let mid = lk + (hk - lk) / 2;
+        if count_le(x, y, from_key(mid as i64)) >= k {
+            hk = mid;
+        } else {
+            lk = mid;
+        }
+    }
+    Some(from_key(hk as i64))
+}
+
+/// Hodges-Lehmann estimate of the shift `y - x` (median of all pairwise
+/// differences) with its `1 - alpha` confidence interval from the
+/// Mann-Whitney distribution (Lehmann 1963): exact critical value when the
+/// samples are small and untied, tie-corrected normal otherwise.
+///
+/// ```
+/// use rollgate_canary::stats::hodges_lehmann;
+/// let x: Vec<f64> = (0..100).map(f64::from).collect();
+/// let y: Vec<f64> = (0..100).map(|v| f64::from(v) + 10.0).collect();
+/// let hl = hodges_lehmann(&x, &y, 0.05).unwrap();
+/// assert_eq!(hl.shift, 10.0);
+/// assert!(hl.lo < 10.0 && hl.hi > 10.0);
+/// ```
+pub fn hodges_lehmann(x: &[f64], y: &[f64], alpha: f64) -> Result<HodgesLehmann, CanaryError> {
+    check_sorted("hodges-lehmann first sample", x)?;
+    check_sorted("hodges-lehmann second sample", y)?;
+    if !(alpha > 0.0 && alpha < 1.0) {
+        return Err(CanaryError::input(
+            "hodges-lehmann alpha",
+            format!("{alpha} is not in (0, 1)"),
+        ));
+    }
+    Ok(hodges_lehmann_sorted(x, y, alpha))
+}
+
+pub(crate) fn hodges_lehmann_sorted(x: &[f64], y: &[f64], alpha: f64) -> HodgesLehmann {
+    let total = x.len() as u64 * y.len() as u64;
+    let kth = |k: u64| kth_pairwise_difference(x, y, k).unwrap_or(f64::NAN);
+    let shift = if total % 2 == 1 {
+        kth(total / 2 + 1)
+    } else {
+        let a = kth(total / 2);
+        let b = kth(total / 2 + 1);
+        a + (b - a) / 2.0
+    };
+    // c = number of differences cut from each end.
+    let c = critical_count(x, y, alpha);
+    let (lo, hi) = if c == 0 {
+        (kth(1), kth(total))
+    } else {
+        (kth(c + 1), kth(total - c))
+    };
+    HodgesLehmann { shift, lo, hi }
+}
+
+/// The number `c` of extreme differences to drop from each end of the
+/// ordered pairwise differences for a `1 - alpha` interval: the largest `c`
+/// with `P(U <= c) <= alpha / 2` (the interval is `[d(c+1), d(N-c)]`).
+fn critical_count(x: &[f64], y: &[f64], alpha: f64) -> u64 {
+    let (n1, n2) = (x.len(), y.len());
+    let prod = n1 as u64 * n2 as u64;
+    let ties = merge_ranks(x, y).tie_term;
+    if ties == 0
+        && prod <= EXACT_MAX_PRODUCT
+        && let Some(counts) = exact_counts(n1, n2)
+    {
+        let total: u128 = counts.iter().sum();
+        let mut cum: u128 = 0;
+        let mut c = 0u64;
+        for (u, &cnt) in counts.iter().enumerate() {
+            cum += cnt;
+            if cum as f64 / total as f64 <= alpha / 2.0 {
+                c = u as u64 + 1;
+            } else {
+                break;
+            }
+        }
+        return c.saturating_sub(1).min(prod.saturating_sub(1) / 2);
+    }
+    let (f1, f2) = (n1 as f64, n2 as f64);
+    let n = f1 + f2;
+    let tie = ties as f64;
+    let s = if n > 1.0 {
+        (f1 * f2 / 12.0 * ((n + 1.0) - tie / (n * (n - 1.0)))).sqrt()
+    } else {
+        0.0
+    };
+    let z = normal_quantile(1.0 - alpha / 2.0);
+    let c = (prod as f64 / 2.0 - z * s - 0.5).floor();
+    if c.is_finite() && c > 0.0 {
+        (c as u64).min(prod.saturating_sub(1) / 2)
+    } else {
+        0
+    }
+}
+
+/// Quantile `q` in `[0, 1]` of a sorted, non-empty sample with linear
+/// interpolation between order statistics (numpy's default, "type 7").
+///
+/// ```
+/// use rollgate_canary::stats::quantile;
+/// assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.5);
+/// ```
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let h = (sorted.len() - 1) as f64 * q.clamp(0.0, 1.0);
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    let frac = h - lo as f64;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+}
+
+/// Sum of a sample with Neumaier compensation (order-stable for sorted input).
+pub fn sum(values: &[f64]) -> f64 {
+    let mut s = 0.0f64;
+    let mut c = 0.0f64;
+    for &v in values {
+        let t = s + v;
+        if s.abs() >= v.abs() {
+            c += (s - t) + v;
+        } else {
+            c += (v - t) + s;
+        }
+        s = t;
+    }
+    s + c
+}
+
+/// Kolmogorov-Smirnov distances between the empirical distributions of two
+/// sorted samples: `(d_plus, d_minus)` where `d_plus = max(F_x - F_y)` (how
+/// much mass `y` moved upward) and `d_minus = max(F_y - F_x)`.
+pub fn ks_distances(x: &[f64], y: &[f64]) -> (f64, f64) {
+    let (n1, n2) = (x.len() as f64, y.len() as f64);
+    let (mut i, mut j) = (0usize, 0usize);
+    let (mut dp, mut dm) = (0.0f64, 0.0f64);
+    while i < x.len() && j < y.len() {
+        let v = x[i].min(y[j]);
+        while i < x.len() && x[i] == v {
+            i += 1;
+        }
+        while j < y.len() && y[j] == v {
+            j += 1;
+        }
+        let d = i as f64 / n1 - j as f64 / n2;
+        dp = dp.max(d);
+        dm = dm.max(-d);
+    }
+    (dp, dm)
+}
+
+/// Asymptotic one-sided Kolmogorov-Smirnov p-value `exp(-2 n_e d^2)` with
+/// `n_e = n1 n2 / (n1 + n2)` (Smirnov's limit, conservative for small samples
+/// after the Stephens correction used here).
+pub fn ks_one_sided_p(d: f64, n1: usize, n2: usize) -> f64 {
+    let ne = (n1 as f64 * n2 as f64) / (n1 as f64 + n2 as f64);
+    let lambda = (ne.sqrt() + 0.12 + 0.11 / ne.sqrt()) * d;
+    (-2.0 * lambda * lambda).exp().clamp(0.0, 1.0)
+}
+
+/// Upper tail `P(X >= k)` of a binomial `X ~ Bin(n, p)`, computed by summing
+/// probability terms in log space from the nearer side (exact to rounding).
+///
+/// ```
+/// use rollgate_canary::stats::binomial_sf;
+/// assert!((binomial_sf(2, 2, 0.5) - 0.25).abs() < 1e-15);
+/// assert_eq!(binomial_sf(0, 10, 0.3), 1.0);
+/// ```
+pub fn binomial_sf(k: u64, n: u64, p: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n {
+        return 0.0;
+    }
+    if p <= 0.0 {
+        return 0.0;
+    }
+    if p >= 1.0 {
+        return 1.0;
+    }
+    let (nf, lp, lq) = (n as f64, p.ln(), (-p).ln_1p());
+    let lchoose = |i: u64| {
+        libm::lgamma(nf + 1.0) - libm::lgamma(i as f64 + 1.0) - libm::lgamma((n - i) as f64 + 1.0)
+    };
+    let term = |i: u64| (lchoose(i) + i as f64 * lp + (n - i) as f64 * lq).exp();
+    let mean = nf * p;
+    if k as f64 >= mean {
+        // sum upward: terms decrease past the mode
+        let mut s = 0.0;
+        let mut i = k;
+        loop {
+            let t = term(i);
+            s += t;
+            if i == n || (t < s * 1e-18 && i as f64 > mean) {
+                break;
+            }
+            i += 1;
+        }
+        s.min(1.0)
+    } else {
+        // 1 - P(X <= k - 1), summing downward
+        let mut s = 0.0;
+        let mut i = k - 1;
+        loop {
+            let t = term(i);
+            s += t;
+            if i == 0 || (t < s * 1e-18 && (i as f64) < mean) {
+                break;
+            }
+            i -= 1;
+        }
+        (1.0 - s).clamp(0.0, 1.0)
+    }
+}
+
+/// Lower tail `P(X <= k)` of a binomial `X ~ Bin(n, p)`.
+pub fn binomial_cdf(k: u64, n: u64, p: f64) -> f64 {
+    if k >= n {
+        return 1.0;
+    }
+    (1.0 - binomial_sf(k + 1, n, p)).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brute_kth(x: &[f64], y: &[f64], k: u64) -> f64 {
+        let mut d: Vec<f64> = x
+            .iter()
+            .flat_map(|a| y.iter().map(move |b| b - a))
+            .collect();
+        d.sort_unstable_by(f64::total_cmp);
+        d[(k - 1) as usize]
+    }
+
+    #[test]
+    fn kth_difference_matches_brute_force_including_ties() {
+        let mut rng = SplitMix(7);
+        for case in 0..200 {
+            let n1 = 1 + rng.below(40);
+            let n2 = 1 + rng.below(40);
+            let levels = if case % 2 == 0 { 5 } else { 1000 };
+            let mut x: Vec<f64> = (0..n1).map(|_| rng.below(levels) as f64 * 0.5).collect();
+            let mut y: Vec<f64> = (0..n2).map(|_| rng.below(levels) as f64 * 0.5).collect();
+            x.sort_unstable_by(f64::total_cmp);
+            y.sort_unstable_by(f64::total_cmp);
+            let total = (n1 * n2) as u64;
+            for k in [1, total / 3 + 1, total / 2 + 1, total] {
+                assert_eq!(
+                    kth_pairwise_difference(&x, &y, k),
+                    Some(brute_kth(&x, &y, k)),
+                    "case {case} k {k}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn kth_difference_large_sample_uses_bracket() {
+        let mut rng = SplitMix(11);
+        let mut x: Vec<f64> = (0..1500).map(|_| (rng.next() % 100_000) as f64).collect();
+        let mut y: Vec<f64> = (0..1000)
+            .map(|_| (rng.next() % 100_000) as f64 + 7.0)
+            .collect();
+        x.sort_unstable_by(f64::total_cmp);
+        y.sort_unstable_by(f64::total_cmp);
+        for k in [1u64, 17, 750_000, 1_499_999, 1_500_000] {
+            assert_eq!(
+                kth_pairwise_difference(&x, &y, k),
+                Some(brute_kth(&x, &y, k))
+            );
+        }
+    }
+
+    #[test]
+    fn exact_distribution_sums_to_binomial() {
+        let c = exact_counts(5, 7).unwrap_or_default();
+        assert_eq!(c.iter().sum::<u128>(), 792);
+        assert_eq!(c.len(), 36);
+        // symmetric
+        assert!(c.iter().zip(c.iter().rev()).all(|(a, b)| a == b));
+    }
+
+    #[test]
+    fn normal_quantile_inverts_sf() {
+        for p in [1e-12, 1e-6, 0.01, 0.3, 0.5, 0.9, 0.995, 1.0 - 1e-9] {
+            let z = normal_quantile(p);
+            assert!((normal_sf(-z) - p).abs() < 1e-14 * p.max(1e-2), "p {p}");
+        }
+    }
+
+    #[test]
+    fn all_tied_samples_give_p_one() {
+        let r = mann_whitney_u(&[1.0, 1.0], &[1.0, 1.0, 1.0], MwMethod::Auto).unwrap();
+        assert_eq!(r.p_value, 1.0);
+        assert!(r.ties);
+    }
+
+    #[test]
+    fn binomial_tails_are_complementary() {
+        for (k, n, p) in [
+            (3u64, 10u64, 0.2),
+            (50, 100, 0.5),
+            (0, 5, 0.1),
+            (999, 1000, 0.999),
+        ] {
+            let total = binomial_sf(k, n, p) + binomial_cdf(k.saturating_sub(1), n, p);
+            if k > 0 {
+                assert!((total - 1.0).abs() < 1e-12, "{k} {n} {p}");
+            }
+        }
+        // P(X >= 3) for Bin(10, 0.2) = 0.3222004736
+        assert!((binomial_sf(3, 10, 0.2) - 0.322_200_473_6).abs() < 1e-10);
+    }
+}
