@@ -1,0 +1,376 @@
+//! The one-call setup a binary makes, and the guard that flushes on drop.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use tracing::Dispatch;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+use crate::logs::{LogFormat, LogLayer, Output};
+use crate::redact::Redactor;
+use crate::{Error, MetricsConfig, MetricsRegistry};
+
+/// Who is emitting: attached to every log line (and, for service, version
+/// and cohort, to every metric series as constant labels).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInfo {
+    /// Service name (`service` label, `service.name` resource attribute).
+    pub service: String,
+    /// Version that runs (`version` label, `service.version`).
+    pub version: String,
+    /// Commit SHA the binary was built from (`vcs.commit`), if given.
+    pub commit: Option<String>,
+    /// Deployment environment (`production`, `staging`, ...).
+    pub environment: String,
+    /// Rollout cohort of this process (`baseline` / `canary`), if any.
+    pub cohort: Option<String>,
+}
+
+/// Starts configuring telemetry for the binary named `service`.
+///
+/// ```
+/// let telemetry = rollgate_telemetry::init("checkout")
+///     .version("1.4.2")
+///     .commit("9f2c1e0")
+///     .environment("staging")
+///     .cohort("canary")
+///     .log_writer(std::io::sink())
+///     .build()?;
+/// assert_eq!(telemetry.metrics().constant_labels()["cohort"], "canary");
+/// // In main(): let _guard = rollgate_telemetry::init("checkout").install()?;
+/// # Ok::<(), rollgate_telemetry::Error>(())
+/// ```
+pub fn init(service: impl Into<String>) -> TelemetryBuilder {
+    TelemetryBuilder {
+        info: ServiceInfo {
+            service: service.into(),
+            version: "unknown".into(),
+            commit: None,
+            environment: "unknown".into(),
+            cohort: None,
+        },
+        log_format: LogFormat::Json,
+        log_filter: "info".into(),
+        log_writer: None,
+        redact_fields: Vec::new(),
+        max_series_per_metric: crate::DEFAULT_MAX_SERIES_PER_METRIC,
+        buckets: Vec::new(),
+        id_seed: None,
+        #[cfg(feature = "prometheus")]
+        metrics_addr: None,
+    }
+}
+
+/// Builder returned by [`init`].
+#[must_use]
+pub struct TelemetryBuilder {
+    info: ServiceInfo,
+    log_format: LogFormat,
+    log_filter: String,
+    log_writer: Option<Box<dyn Write + Send>>,
+    redact_fields: Vec<String>,
+    max_series_per_metric: usize,
+    buckets: Vec<(String, Vec<f64>)>,
+    id_seed: Option<u64>,
+    #[cfg(feature = "prometheus")]
+    metrics_addr: Option<std::net::SocketAddr>,
+}
+
+impl std::fmt::Debug for TelemetryBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelemetryBuilder")
+            .field("info", &self.info)
+            .field("log_format", &self.log_format)
+            .field("log_filter", &self.log_filter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TelemetryBuilder {
+    /// The version that runs (default `unknown`).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.info.version = version.into();
+        self
+    }
+    /// The commit SHA the binary was built from.
+    pub fn commit(mut self, sha: impl Into<String>) -> Self {
+        self.info.commit = Some(sha.into());
+        self
+    }
+    /// The deployment environment (default `unknown`).
+    pub fn environment(mut self, env: impl Into<String>) -> Self {
+        self.info.environment = env.into();
+        self
+    }
+    /// The rollout cohort of this process (`baseline`, `canary`).
+    pub fn cohort(mut self, cohort: impl Into<String>) -> Self {
+        self.info.cohort = Some(cohort.into());
+        self
+    }
+    /// JSON (default), human, or human-on-a-TTY.
+    pub fn log_format(mut self, format: LogFormat) -> Self {
+        self.log_format = format;
+        self
+    }
+    /// Level filter in `tracing` target syntax: `info`, `warn,my_crate=debug`.
+    pub fn log_filter(mut self, filter: impl Into<String>) -> Self {
+        self.log_filter = filter.into();
+        self
+    }
+    /// Writes log lines to `writer` instead of stdout.
+    pub fn log_writer(mut self, writer: impl Write + Send + 'static) -> Self {
+        self.log_writer = Some(Box::new(writer));
+        self
+    }
+    /// Masks fields whose name contains `word` (in addition to the defaults
+    /// in [`DEFAULT_SENSITIVE_FIELDS`](crate::DEFAULT_SENSITIVE_FIELDS)).
+    pub fn redact_field(mut self, word: impl Into<String>) -> Self {
+        self.redact_fields.push(word.into());
+        self
+    }
+    /// Caps distinct label sets per metric (default 1000).
+    pub fn max_series_per_metric(mut self, cap: usize) -> Self {
+        self.max_series_per_metric = cap;
+        self
+    }
+    /// Bucket bounds for one histogram (default [`LATENCY_BUCKETS`](crate::LATENCY_BUCKETS)).
+    pub fn histogram_buckets(mut self, metric: impl Into<String>, bounds: &[f64]) -> Self {
+        self.buckets.push((metric.into(), bounds.to_vec()));
+        self
+    }
+    /// Seeds trace/span/request id generation (for reproducible tests).
+    /// Without it the seed comes from the process id and start time.
+    pub fn id_seed(mut self, seed: u64) -> Self {
+        self.id_seed = Some(seed);
+        self
+    }
+    /// Serves the Prometheus exposition at `http://addr/metrics` while the
+    /// guard lives.
+    #[cfg(feature = "prometheus")]
+    pub fn serve_metrics(mut self, addr: std::net::SocketAddr) -> Self {
+        self.metrics_addr = Some(addr);
+        self
+    }
+
+    /// Validates the settings and builds the parts without installing
+    /// anything globally (use [`Telemetry::dispatch`] and
+    /// [`Telemetry::recorder`] scoped, or [`Telemetry::install`]).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the rejected setting.
+    pub fn build(self) -> Result<Telemetry, Error> {
+        let info = self.info;
+        validate_value("service", &info.service)?;
+        validate_value("version", &info.version)?;
+        validate_value("environment", &info.environment)?;
+        if let Some(c) = &info.commit {
+            validate_value("commit", c)?;
+        }
+        if let Some(c) = &info.cohort {
+            validate_value("cohort", c)?;
+        }
+        let filter: Targets = self.log_filter.parse().map_err(|e| Error::Config {
+            field: "log_filter",
+            reason: format!("{:?}: {e}", self.log_filter),
+        })?;
+
+        let mut metrics = MetricsConfig::builder()
+            .constant_label("service", &info.service)
+            .constant_label("version", &info.version)
+            .max_series_per_metric(self.max_series_per_metric);
+        if let Some(c) = &info.cohort {
+            metrics = metrics.constant_label("cohort", c);
+        }
+        for (name, bounds) in &self.buckets {
+            metrics = metrics.buckets(name.clone(), bounds);
+        }
+        let registry = MetricsRegistry::new(metrics.build()?);
+
+        let seed = self.id_seed.unwrap_or_else(entropy_seed);
+        crate::trace::seed_ids(seed);
+
+        let output = Arc::new(match self.log_writer {
+            Some(w) => Output::Writer(std::sync::Mutex::new(w)),
+            None => Output::Stdout,
+        });
+        let mut identity: Vec<(&str, &str)> = vec![
+            ("service", &info.service),
+            ("version", &info.version),
+            ("environment", &info.environment),
+        ];
+        if let Some(c) = &info.commit {
+            identity.push(("commit", c));
+        }
+        if let Some(c) = &info.cohort {
+            identity.push(("cohort", c));
+        }
+        let redactor = Redactor::with_fields(&self.redact_fields);
+        let layer = LogLayer::new(self.log_format, &identity, redactor, Arc::clone(&output));
+        let subscriber = tracing_subscriber::registry().with(filter).with(layer);
+        Ok(Telemetry {
+            dispatch: Dispatch::new(subscriber),
+            registry,
+            output,
+            info,
+            #[cfg(feature = "prometheus")]
+            metrics_addr: self.metrics_addr,
+        })
+    }
+
+    /// [`build`](Self::build) then [`Telemetry::install`].
+    ///
+    /// # Errors
+    /// As `build`, plus [`Error::AlreadyInstalled`] and, with `serve_metrics`,
+    /// [`Error::Io`] when the address cannot be bound.
+    pub fn install(self) -> Result<TelemetryGuard, Error> {
+        self.build()?.install()
+    }
+}
+
+fn validate_value(field: &'static str, v: &str) -> Result<(), Error> {
+    if v.trim().is_empty() {
+        return Err(Error::Config {
+            field,
+            reason: "must not be empty".into(),
+        });
+    }
+    if v.chars().any(char::is_control) || v.len() > 256 {
+        return Err(Error::Config {
+            field,
+            reason: format!("{:?} must be printable and at most 256 bytes", v),
+        });
+    }
+    Ok(())
+}
+
+fn entropy_seed() -> u64 {
+    // Ids need uniqueness, not secrecy: mix pid and start time.
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (u64::from(std::process::id()) << 32) ^ t.as_nanos() as u64
+}
+
+/// Configured telemetry, not yet installed.
+pub struct Telemetry {
+    dispatch: Dispatch,
+    registry: MetricsRegistry,
+    output: Arc<Output>,
+    info: ServiceInfo,
+    #[cfg(feature = "prometheus")]
+    metrics_addr: Option<std::net::SocketAddr>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Telemetry {
+    /// The `tracing` dispatcher (logs, span ids, redaction), for scoped use
+    /// with `tracing::dispatcher::with_default` or `set_default`.
+    pub fn dispatch(&self) -> &Dispatch {
+        &self.dispatch
+    }
+    /// The metrics registry (render, snapshot).
+    pub fn metrics(&self) -> &MetricsRegistry {
+        &self.registry
+    }
+    /// A `metrics` recorder for scoped use (`metrics::with_local_recorder`).
+    pub fn recorder(&self) -> crate::Recorder {
+        self.registry.recorder()
+    }
+    /// The identity given to the builder.
+    pub fn info(&self) -> &ServiceInfo {
+        &self.info
+    }
+    /// Flushes buffered log output.
+    pub fn flush(&self) {
+        self.output.flush();
+    }
+
+    /// Installs the tracing subscriber and metrics recorder process-wide and
+    /// starts the metrics listener, if configured.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyInstalled`] when a global subscriber or recorder
+    /// exists; [`Error::Io`] when the metrics address cannot be bound.
+    pub fn install(self) -> Result<TelemetryGuard, Error> {
+        #[cfg(feature = "prometheus")]
+        let server = match self.metrics_addr {
+            Some(addr) => Some(crate::server::MetricsServer::start(
+                addr,
+                self.registry.clone(),
+            )?),
+            None => None,
+        };
+        tracing::dispatcher::set_global_default(self.dispatch.clone()).map_err(|_| {
+            Error::AlreadyInstalled {
+                what: "tracing subscriber",
+            }
+        })?;
+        metrics::set_global_recorder(self.registry.recorder()).map_err(|_| {
+            Error::AlreadyInstalled {
+                what: "metrics recorder",
+            }
+        })?;
+        Ok(TelemetryGuard {
+            registry: self.registry,
+            output: self.output,
+            info: self.info,
+            #[cfg(feature = "prometheus")]
+            server,
+        })
+    }
+}
+
+/// Keeps telemetry running; flushes logs and stops the metrics listener
+/// when dropped. Hold it in `main` for the life of the process.
+#[must_use = "telemetry stops (and flushes) when the guard is dropped"]
+pub struct TelemetryGuard {
+    registry: MetricsRegistry,
+    output: Arc<Output>,
+    info: ServiceInfo,
+    #[cfg(feature = "prometheus")]
+    server: Option<crate::server::MetricsServer>,
+}
+
+impl std::fmt::Debug for TelemetryGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelemetryGuard")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TelemetryGuard {
+    /// The process' metrics registry (what rollgate-canary reads in process).
+    pub fn metrics(&self) -> &MetricsRegistry {
+        &self.registry
+    }
+    /// The identity given to the builder.
+    pub fn info(&self) -> &ServiceInfo {
+        &self.info
+    }
+    /// The address the metrics listener is bound to, if serving.
+    #[cfg(feature = "prometheus")]
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server
+            .as_ref()
+            .map(crate::server::MetricsServer::local_addr)
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        #[cfg(feature = "prometheus")]
+        if let Some(server) = self.server.take() {
+            server.stop();
+        }
+        self.output.flush();
+    }
+}

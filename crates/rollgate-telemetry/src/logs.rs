@@ -1,0 +1,440 @@
+//! The log layer: one JSON object per line (or a human line on a TTY), with
+//! service identity, trace/span ids, flattened span fields and redaction.
+//!
+//! It also assigns every span its [`SpanContext`](crate::trace::SpanContext),
+//! so ids exist even when no exporter is configured.
+
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+use std::io::{IsTerminal, Write};
+use std::sync::{Mutex, PoisonError};
+use std::time::SystemTime;
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::redact::{MASK, Redactor};
+use crate::trace::{SpanContext, new_span_id, new_trace_id};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// One JSON object per line (the default; what log pipelines ingest).
+    #[default]
+    Json,
+    /// A human-readable line.
+    Human,
+    /// Human when stdout is a terminal, JSON otherwise.
+    Auto,
+}
+
+/// Where log lines go.
+pub(crate) enum Output {
+    Stdout,
+    Writer(Mutex<Box<dyn Write + Send>>),
+}
+
+impl fmt::Debug for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Stdout => f.write_str("Stdout"),
+            Output::Writer(_) => f.write_str("Writer"),
+        }
+    }
+}
+
+impl Output {
+    fn write_line(&self, line: &[u8]) {
+        // A failing log sink must never take the service down: errors are dropped.
+        match self {
+            Output::Stdout => {
+                let _ = std::io::stdout().lock().write_all(line);
+            }
+            Output::Writer(w) => {
+                let _ = w
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .write_all(line);
+            }
+        }
+    }
+
+    pub(crate) fn flush(&self) {
+        match self {
+            Output::Stdout => {
+                let _ = std::io::stdout().lock().flush();
+            }
+            Output::Writer(w) => {
+                let _ = w.lock().unwrap_or_else(PoisonError::into_inner).flush();
+            }
+        }
+    }
+}
+
+/// Keys written by the layer itself; event or span fields with these names
+/// are emitted as `field.<name>` so they never shadow them.
+const RESERVED: &[&str] = &[
+    "timestamp",
+    "level",
+    "target",
+    "message",
+    "service",
+    "version",
+    "environment",
+    "commit",
+    "cohort",
+    "trace_id",
+    "span_id",
+];
+
+/// Fields recorded on a span, already redacted and JSON-encoded.
+#[derive(Debug, Default)]
+struct SpanFields(Vec<(&'static str, String)>);
+
+pub(crate) struct LogLayer {
+    human: bool,
+    /// `,"service":"..","version":"..",...` precomputed once.
+    identity_json: String,
+    /// ` service=.. version=..` for the human format.
+    identity_human: String,
+    redactor: Redactor,
+    output: std::sync::Arc<Output>,
+}
+
+impl fmt::Debug for LogLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogLayer")
+            .field("human", &self.human)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogLayer {
+    pub(crate) fn new(
+        format: LogFormat,
+        identity: &[(&str, &str)],
+        redactor: Redactor,
+        output: std::sync::Arc<Output>,
+    ) -> Self {
+        let human = match format {
+            LogFormat::Json => false,
+            LogFormat::Human => true,
+            LogFormat::Auto => std::io::stdout().is_terminal(),
+        };
+        let mut identity_json = String::new();
+        let mut identity_human = String::new();
+        for (k, v) in identity {
+            identity_json.push_str(",\"");
+            identity_json.push_str(k);
+            identity_json.push_str("\":");
+            json_string(&mut identity_json, v);
+            let _ = write!(identity_human, " {k}={v}");
+        }
+        Self {
+            human,
+            identity_json,
+            identity_human,
+            redactor,
+            output,
+        }
+    }
+}
+
+thread_local! {
+    static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
+}
+
+/// Appends `s` as a JSON string literal.
+pub(crate) fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+fn json_f64(out: &mut String, v: f64) {
+    if v.is_finite() {
+        let _ = write!(out, "{v}");
+    } else {
+        json_string(out, &v.to_string());
+    }
+}
+
+/// Records fields as `(name, json)`; used for spans (stored) and events (written).
+struct FieldVisitor<'a> {
+    redactor: &'a Redactor,
+    fields: &'a mut Vec<(&'static str, String)>,
+    message: Option<&'a mut String>,
+    scratch: String,
+}
+
+impl FieldVisitor<'_> {
+    fn push_str_value(&mut self, field: &Field, value: &str) {
+        let name = field.name();
+        if name == "message"
+            && let Some(m) = self.message.as_deref_mut()
+        {
+            m.push_str(&self.redactor.text(value));
+            return;
+        }
+        let mut json = String::with_capacity(value.len() + 2);
+        json_string(&mut json, &self.redactor.field(name, value));
+        self.set(name, json);
+    }
+
+    fn push_raw(&mut self, field: &Field, json: String) {
+        if self.redactor.is_sensitive_field(field.name()) {
+            let mut masked = String::new();
+            json_string(&mut masked, MASK);
+            self.set(field.name(), masked);
+        } else {
+            self.set(field.name(), json);
+        }
+    }
+
+    fn set(&mut self, name: &'static str, json: String) {
+        if let Some(slot) = self.fields.iter_mut().find(|(n, _)| *n == name) {
+            slot.1 = json;
+        } else {
+            self.fields.push((name, json));
+        }
+    }
+}
+
+impl Visit for FieldVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.push_str_value(field, value);
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let _ = write!(scratch, "{value:?}");
+        self.push_str_value(field, &scratch);
+        self.scratch = scratch;
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.push_str_value(field, &value.to_string());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.push_raw(field, value.to_string());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.push_raw(field, value.to_string());
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.push_raw(field, value.to_string());
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.push_raw(field, value.to_string());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        let mut s = String::new();
+        json_f64(&mut s, value);
+        self.push_raw(field, s);
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.push_raw(field, value.to_string());
+    }
+}
+
+fn level_str(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARN",
+        Level::INFO => "INFO",
+        Level::DEBUG => "DEBUG",
+        Level::TRACE => "TRACE",
+    }
+}
+
+fn out_key(name: &str) -> std::borrow::Cow<'_, str> {
+    if RESERVED.contains(&name) {
+        std::borrow::Cow::Owned(format!("field.{name}"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
+impl<S> Layer<S> for LogLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let parent = span
+            .parent()
+            .and_then(|p| p.extensions().get::<SpanContext>().copied());
+        let context = match parent {
+            Some(p) => SpanContext {
+                trace_id: p.trace_id,
+                span_id: new_span_id(),
+                parent_id: Some(p.span_id),
+                sampled: p.sampled,
+            },
+            None => SpanContext {
+                trace_id: new_trace_id(),
+                span_id: new_span_id(),
+                parent_id: None,
+                sampled: true,
+            },
+        };
+        let mut fields = Vec::new();
+        attrs.record(&mut FieldVisitor {
+            redactor: &self.redactor,
+            fields: &mut fields,
+            message: None,
+            scratch: String::new(),
+        });
+        let mut ext = span.extensions_mut();
+        ext.insert(context);
+        ext.insert(SpanFields(fields));
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(SpanFields(fields)) = ext.get_mut::<SpanFields>() {
+            values.record(&mut FieldVisitor {
+                redactor: &self.redactor,
+                fields,
+                message: None,
+                scratch: String::new(),
+            });
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        LINE.with(|line| {
+            // Re-entrancy (a Debug impl that logs) falls back to a fresh buffer.
+            let mut fresh = String::new();
+            let mut guard = line.try_borrow_mut();
+            let buf: &mut String = match guard.as_deref_mut() {
+                Ok(b) => b,
+                Err(_) => &mut fresh,
+            };
+            buf.clear();
+            self.format_event(buf, event, &ctx);
+            self.output.write_line(buf.as_bytes());
+            if buf.capacity() > 64 * 1024 {
+                *buf = String::with_capacity(512);
+            }
+        });
+    }
+}
+
+impl LogLayer {
+    fn format_event<S>(&self, buf: &mut String, event: &Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let meta = event.metadata();
+        let mut fields: Vec<(&'static str, String)> = Vec::new();
+        let mut message = String::new();
+        event.record(&mut FieldVisitor {
+            redactor: &self.redactor,
+            fields: &mut fields,
+            message: Some(&mut message),
+            scratch: String::new(),
+        });
+        let scope = ctx.event_scope(event);
+        let mut context: Option<SpanContext> = None;
+        let mut emitted: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+        let mut span_fields: Vec<(&'static str, String)> = Vec::new();
+        if let Some(scope) = scope {
+            for span in scope {
+                let ext = span.extensions();
+                if context.is_none() {
+                    context = ext.get::<SpanContext>().copied();
+                }
+                if let Some(SpanFields(f)) = ext.get::<SpanFields>() {
+                    for (name, json) in f {
+                        if !emitted.contains(name) {
+                            emitted.push(name);
+                            span_fields.push((name, json.clone()));
+                        }
+                    }
+                }
+            }
+        }
+
+        let now = SystemTime::now();
+        if self.human {
+            crate::time::write_rfc3339(buf, now);
+            let _ = write!(
+                buf,
+                " {:>5} {}: {}",
+                level_str(meta.level()),
+                meta.target(),
+                message
+            );
+            for (name, json) in fields.iter().chain(&span_fields) {
+                let _ = write!(buf, " {name}={json}");
+            }
+            buf.push_str(&self.identity_human);
+            if let Some(c) = context {
+                let _ = write!(buf, " trace_id={} span_id={}", c.trace_id, c.span_id);
+            }
+            buf.push('\n');
+            return;
+        }
+        buf.push_str("{\"timestamp\":\"");
+        crate::time::write_rfc3339(buf, now);
+        buf.push_str("\",\"level\":\"");
+        buf.push_str(level_str(meta.level()));
+        buf.push_str("\",\"target\":");
+        json_string(buf, meta.target());
+        buf.push_str(",\"message\":");
+        json_string(buf, &message);
+        buf.push_str(&self.identity_json);
+        if let Some(c) = context {
+            let _ = write!(
+                buf,
+                ",\"trace_id\":\"{}\",\"span_id\":\"{}\"",
+                c.trace_id, c.span_id
+            );
+        }
+        for (name, json) in fields.iter().chain(&span_fields) {
+            buf.push(',');
+            json_string(buf, &out_key(name));
+            buf.push(':');
+            buf.push_str(json);
+        }
+        buf.push_str("}\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_escape_quotes_and_control_characters() {
+        let mut s = String::new();
+        json_string(&mut s, "a\"b\\c\nd\u{1}é");
+        assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001é\"");
+        let parsed: String = serde_json::from_str(&s).expect("valid json");
+        assert_eq!(parsed, "a\"b\\c\nd\u{1}é");
+    }
+}
