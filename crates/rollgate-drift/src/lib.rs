@@ -1,1 +1,19 @@
 #![doc = include_str!("../README.md")]
+
+mod diff;
+mod error;
+mod load;
+mod normalise;
+mod patch;
+mod render;
+mod rules;
+mod tree;
+
+pub use diff::{Differ, Difference, Kind, MASK, Report, diff};
+pub use error::Error;
+pub use load::{Format, Limits, MAX_DEPTH_CEILING, load, load_bytes, load_file, load_file_as};
+pub use normalise::Normaliser;
+pub use patch::{Patch, PatchOp};
+pub use render::{RenderOptions, render_json, render_text, to_json_pretty};
+pub use rules::{KeySpec, PathPattern, Rule, Rules, Severity, is_secret_key};
+pub use tree::{Entry, Map, Node, Number, Pos, Value, escape_token, unescape_token};

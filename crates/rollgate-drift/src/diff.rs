@@ -1,0 +1,906 @@
+//! The differ: walks DESIRED and LIVE together, matches lists by key (or by
+//! an LCS alignment when no key exists), applies rules and records each
+//! difference and the RFC 6902 operations that turn LIVE into DESIRED.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use crate::patch::PatchOp;
+use crate::rules::{KeySpec, Resolved, Rules, Severity, is_secret_key};
+use crate::tree::{Node, Number, Value, escape_token};
+
+/// The text every masked value is replaced by.
+pub const MASK: &str = "***";
+
+/// Cells above which the LCS of an unkeyed list falls back from the exact
+/// quadratic table to a greedy alignment.
+const LCS_TABLE_LIMIT: usize = 4_000_000;
+
+/// What kind of difference LIVE shows against DESIRED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// Present in LIVE only.
+    Added,
+    /// Present in DESIRED only (missing from LIVE).
+    Removed,
+    /// Same type, different value.
+    Changed,
+    /// The same element sits at another position of an unkeyed list.
+    Moved,
+    /// Different types (a string against a number, an object against a list).
+    TypeChanged,
+}
+
+impl Kind {
+    /// The kebab-case name reports print.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Kind::Added => "added",
+            Kind::Removed => "removed",
+            Kind::Changed => "changed",
+            Kind::Moved => "moved",
+            Kind::TypeChanged => "type-changed",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One difference between DESIRED and LIVE.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Difference {
+    /// What differs.
+    pub kind: Kind,
+    /// JSON Pointer into DESIRED, or into LIVE when the node exists only there.
+    pub path: String,
+    /// JSON Pointer into LIVE when the node exists there.
+    pub live_path: Option<String>,
+    /// A path for people: keyed list elements are shown as `[name=web]`.
+    pub label: String,
+    /// The DESIRED value (masked when secret), with its position.
+    pub desired: Option<Node>,
+    /// The LIVE value (masked when secret), with its position.
+    pub live: Option<Node>,
+    /// How much it matters.
+    pub severity: Severity,
+    /// Whether the values were masked.
+    pub secret: bool,
+}
+
+/// The result of a comparison: the differences and the remediation patch.
+///
+/// ```
+/// use rollgate_drift::{Format, Limits, Rules, Differ, Kind, load};
+/// let desired = load(r#"{"containers": [{"name": "web", "image": "web:2"}, {"name": "log", "image": "log:1"}]}"#,
+///     Format::Json, "desired.json", &Limits::default())?;
+/// let live = load("containers:\n- name: log\n  image: log:1\n- name: web\n  image: web:1\n",
+///     Format::Yaml, "live.yaml", &Limits::default())?;
+/// let report = Differ::new(Rules::new()).diff(&desired, &live);
+/// assert_eq!(report.differences().len(), 1);
+/// let d = &report.differences()[0];
+/// assert_eq!((d.kind, d.path.as_str(), d.label.as_str()), (Kind::Changed, "/containers/0/image", "/containers[name=web]/image"));
+/// assert_eq!(d.live.as_ref().map(|n| n.pos.line), Some(5));
+/// assert_eq!(report.patch().to_json(), r#"[{"op":"replace","path":"/containers/1/image","value":"web:2"}]"#);
+/// # Ok::<(), rollgate_drift::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Report {
+    differences: Vec<Difference>,
+    patch: crate::patch::Patch,
+}
+
+impl Report {
+    /// The differences in document order.
+    #[must_use]
+    pub fn differences(&self) -> &[Difference] {
+        &self.differences
+    }
+
+    /// Whether LIVE drifted from DESIRED.
+    #[must_use]
+    pub fn has_drift(&self) -> bool {
+        !self.differences.is_empty()
+    }
+
+    /// The RFC 6902 patch that turns LIVE into DESIRED (secret values masked).
+    #[must_use]
+    pub fn patch(&self) -> &crate::patch::Patch {
+        &self.patch
+    }
+
+    /// The number of differences of each severity.
+    #[must_use]
+    pub fn counts(&self) -> BTreeMap<Severity, usize> {
+        let mut out = BTreeMap::new();
+        for d in &self.differences {
+            *out.entry(d.severity).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// The highest severity found, if any.
+    #[must_use]
+    pub fn max_severity(&self) -> Option<Severity> {
+        self.differences.iter().map(|d| d.severity).max()
+    }
+}
+
+/// Compares trees under a set of rules.
+#[derive(Debug, Clone, Default)]
+pub struct Differ {
+    rules: Rules,
+}
+
+impl Differ {
+    /// A differ applying `rules`.
+    #[must_use]
+    pub fn new(rules: Rules) -> Self {
+        Self { rules }
+    }
+
+    /// The rules in force.
+    #[must_use]
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Compares DESIRED with LIVE.
+    #[must_use]
+    pub fn diff(&self, desired: &Node, live: &Node) -> Report {
+        self.run(desired, live, false)
+    }
+
+    /// Structure-only comparison (environment parity): the same keys, list
+    /// entries and types are required; scalar values may differ.
+    ///
+    /// ```
+    /// use rollgate_drift::{Differ, Format, Limits, Rules, Kind, load};
+    /// let staging = load("db: {host: a, port: 5432}\nreplicas: 1\n", Format::Yaml, "staging.yaml", &Limits::default())?;
+    /// let prod = load("db: {host: b, port: \"5432\"}\nreplicas: 9\ncache: true\n", Format::Yaml, "prod.yaml", &Limits::default())?;
+    /// let report = Differ::new(Rules::new()).parity(&staging, &prod);
+    /// let found: Vec<_> = report.differences().iter().map(|d| (d.kind, d.path.as_str())).collect();
+    /// assert_eq!(found, [(Kind::Added, "/cache"), (Kind::TypeChanged, "/db/port")]);
+    /// # Ok::<(), rollgate_drift::Error>(())
+    /// ```
+    #[must_use]
+    pub fn parity(&self, a: &Node, b: &Node) -> Report {
+        self.run(a, b, true)
+    }
+
+    fn run(&self, desired: &Node, live: &Node, structure: bool) -> Report {
+        let mut w = Walk {
+            rules: &self.rules,
+            plain: self.rules.is_empty(),
+            structure,
+            dpath: Vec::new(),
+            lpath: Vec::new(),
+            hpath: Vec::new(),
+            diffs: Vec::new(),
+            ops: Vec::new(),
+        };
+        w.node(desired, live, false);
+        Report {
+            differences: w.diffs,
+            patch: crate::patch::Patch::new(w.ops),
+        }
+    }
+}
+
+/// Compares DESIRED with LIVE with no rules (secret-looking keys masked).
+#[must_use]
+pub fn diff(desired: &Node, live: &Node) -> Report {
+    Differ::default().diff(desired, live)
+}
+
+#[derive(Debug, Clone)]
+enum Tok<'a> {
+    Key(&'a str),
+    Idx(usize),
+}
+
+#[derive(Debug, Clone)]
+enum HTok<'a> {
+    Key(&'a str),
+    Idx(usize),
+    Sel(String),
+}
+
+fn pointer(toks: &[Tok<'_>]) -> String {
+    let mut s = String::new();
+    for t in toks {
+        s.push('/');
+        match t {
+            Tok::Key(k) => s.push_str(&escape_token(k)),
+            Tok::Idx(i) => s.push_str(&i.to_string()),
+        }
+    }
+    s
+}
+
+fn label(toks: &[HTok<'_>]) -> String {
+    let mut s = String::new();
+    for t in toks {
+        match t {
+            HTok::Key(k) => {
+                s.push('/');
+                s.push_str(&escape_token(k));
+            }
+            HTok::Idx(i) => {
+                s.push('/');
+                s.push_str(&i.to_string());
+            }
+            HTok::Sel(sel) => s.push_str(sel),
+        }
+    }
+    if s.starts_with('/') {
+        s
+    } else {
+        format!("/{s}")
+    }
+}
+
+struct Walk<'a> {
+    rules: &'a Rules,
+    plain: bool,
+    structure: bool,
+    dpath: Vec<Tok<'a>>,
+    lpath: Vec<Tok<'a>>,
+    hpath: Vec<HTok<'a>>,
+    diffs: Vec<Difference>,
+    ops: Vec<PatchOp>,
+}
+
+/// Which side(s) of the comparison a node exists on, for path bookkeeping.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Desired,
+    Live,
+}
+
+impl<'a> Walk<'a> {
+    fn tokens(toks: &[Tok<'_>]) -> Vec<String> {
+        toks.iter()
+            .map(|t| match t {
+                Tok::Key(k) => (*k).to_owned(),
+                Tok::Idx(i) => i.to_string(),
+            })
+            .collect()
+    }
+
+    fn resolve(&self, side: Side) -> Resolved {
+        if self.plain {
+            return Resolved {
+                severity: self.rules.default_severity(),
+                ..Resolved::default()
+            };
+        }
+        let toks = match side {
+            Side::Desired => Self::tokens(&self.dpath),
+            Side::Live => Self::tokens(&self.lpath),
+        };
+        self.rules.resolve(&toks)
+    }
+
+    fn key_secret(&self, key: &str) -> bool {
+        self.rules.masks_secret_keys() && is_secret_key(key)
+    }
+
+    /// A copy of `node` fit for printing: secret parts replaced by [`MASK`].
+    fn masked(&self, node: &Node, secret: bool, side: Side) -> Node {
+        if secret {
+            return Node::at(Value::String(MASK.to_owned()), node.pos);
+        }
+        let mut toks = Self::tokens(match side {
+            Side::Desired => &self.dpath,
+            Side::Live => &self.lpath,
+        });
+        self.mask_rec(node, &mut toks)
+    }
+
+    fn mask_rec(&self, node: &Node, toks: &mut Vec<String>) -> Node {
+        let rule_secret = !self.plain && self.rules.resolve(toks).secret;
+        if rule_secret {
+            return Node::at(Value::String(MASK.to_owned()), node.pos);
+        }
+        match &node.value {
+            Value::Object(map) => {
+                let mut out = crate::tree::Map::new();
+                for e in map {
+                    let child = if self.key_secret(&e.key) {
+                        Node::at(Value::String(MASK.to_owned()), e.node.pos)
+                    } else {
+                        toks.push(e.key.clone());
+                        let c = self.mask_rec(&e.node, toks);
+                        toks.pop();
+                        c
+                    };
+                    out.insert(e.key.clone(), child);
+                }
+                Node::at(Value::Object(out), node.pos)
+            }
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    toks.push(i.to_string());
+                    out.push(self.mask_rec(item, toks));
+                    toks.pop();
+                }
+                Node::at(Value::Array(out), node.pos)
+            }
+            _ => node.clone(),
+        }
+    }
+
+    fn record(
+        &mut self,
+        kind: Kind,
+        desired: Option<&Node>,
+        live: Option<&Node>,
+        severity: Severity,
+        secret: bool,
+    ) {
+        let desired_path = pointer(&self.dpath);
+        let live_path = pointer(&self.lpath);
+        let path = if desired.is_some() {
+            desired_path
+        } else {
+            live_path.clone()
+        };
+        let d = desired.map(|n| self.masked(n, secret, Side::Desired));
+        let l = live.map(|n| self.masked(n, secret, Side::Live));
+        self.diffs.push(Difference {
+            kind,
+            path,
+            live_path: live.map(|_| live_path),
+            label: label(&self.hpath),
+            desired: d,
+            live: l,
+            severity,
+            secret,
+        });
+    }
+
+    fn node(&mut self, d: &'a Node, l: &'a Node, inherited_secret: bool) {
+        let res = self.resolve(Side::Desired);
+        if res.ignore {
+            return;
+        }
+        let secret = inherited_secret || res.secret;
+        match (&d.value, &l.value) {
+            (Value::Object(dm), Value::Object(lm)) => self.object(dm, lm, secret),
+            (Value::Array(da), Value::Array(la)) => self.array(da, la, &res, secret),
+            (dv, lv) if dv.is_scalar() && lv.is_scalar() => {
+                let (nd, nl) = if res.normalise.is_empty() {
+                    (None, None)
+                } else {
+                    let mut a = dv.clone();
+                    let mut b = lv.clone();
+                    for n in &res.normalise {
+                        a = n.apply(&a);
+                        b = n.apply(&b);
+                    }
+                    (Some(a), Some(b))
+                };
+                let (a, b) = (nd.as_ref().unwrap_or(dv), nl.as_ref().unwrap_or(lv));
+                let same_type = std::mem::discriminant(a) == std::mem::discriminant(b);
+                if self.structure {
+                    if !same_type {
+                        self.record(Kind::TypeChanged, Some(d), Some(l), res.severity, secret);
+                    }
+                    return;
+                }
+                if scalar_eq(a, b) {
+                    return;
+                }
+                let kind = if same_type {
+                    Kind::Changed
+                } else {
+                    Kind::TypeChanged
+                };
+                self.record(kind, Some(d), Some(l), res.severity, secret);
+                self.replace(d, secret);
+            }
+            _ => {
+                self.record(Kind::TypeChanged, Some(d), Some(l), res.severity, secret);
+                if !self.structure {
+                    self.replace(d, secret);
+                }
+            }
+        }
+    }
+
+    fn replace(&mut self, d: &Node, secret: bool) {
+        let value = self.masked(d, secret, Side::Desired);
+        self.ops.push(PatchOp::Replace {
+            path: pointer(&self.lpath),
+            value,
+        });
+    }
+
+    fn object(&mut self, dm: &'a crate::tree::Map, lm: &'a crate::tree::Map, secret: bool) {
+        let mut di = dm.iter().peekable();
+        let mut li = lm.iter().peekable();
+        loop {
+            let order = match (di.peek(), li.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(a), Some(b)) => a.key.cmp(&b.key),
+            };
+            match order {
+                std::cmp::Ordering::Equal => {
+                    let (Some(a), Some(b)) = (di.next(), li.next()) else {
+                        break;
+                    };
+                    let s = secret || self.key_secret(&a.key);
+                    self.push_key(&a.key);
+                    self.node(&a.node, &b.node, s);
+                    self.pop();
+                }
+                std::cmp::Ordering::Less => {
+                    let Some(a) = di.next() else { break };
+                    let s = secret || self.key_secret(&a.key);
+                    self.push_key(&a.key);
+                    self.only_desired(&a.node, s, None);
+                    self.pop();
+                }
+                std::cmp::Ordering::Greater => {
+                    let Some(b) = li.next() else { break };
+                    let s = secret || self.key_secret(&b.key);
+                    self.push_key(&b.key);
+                    self.only_live(&b.node, s);
+                    self.pop();
+                }
+            }
+        }
+    }
+
+    fn push_key(&mut self, key: &'a str) {
+        self.dpath.push(Tok::Key(key));
+        self.lpath.push(Tok::Key(key));
+        self.hpath.push(HTok::Key(key));
+    }
+
+    fn pop(&mut self) {
+        self.dpath.pop();
+        self.lpath.pop();
+        self.hpath.pop();
+    }
+
+    /// A node missing from LIVE. `insert_at` is the live path to add it at
+    /// (defaults to the current live path).
+    fn only_desired(&mut self, d: &Node, secret: bool, insert_at: Option<String>) {
+        let res = self.resolve(Side::Desired);
+        if res.ignore {
+            return;
+        }
+        let secret = secret || res.secret;
+        self.record(Kind::Removed, Some(d), None, res.severity, secret);
+        if !self.structure {
+            let value = self.masked(d, secret, Side::Desired);
+            let path = insert_at.unwrap_or_else(|| pointer(&self.lpath));
+            self.ops.push(PatchOp::Add { path, value });
+        }
+    }
+
+    /// A node present only in LIVE. The patch removal is emitted by the caller
+    /// for list elements (they must go in descending order).
+    fn only_live(&mut self, l: &Node, secret: bool) {
+        let res = self.resolve(Side::Live);
+        if res.ignore {
+            return;
+        }
+        let secret = secret || res.secret;
+        self.record(Kind::Added, None, Some(l), res.severity, secret);
+        if !self.structure && matches!(self.lpath.last(), Some(Tok::Key(_))) {
+            self.ops.push(PatchOp::Remove {
+                path: pointer(&self.lpath),
+            });
+        }
+    }
+
+    fn array(&mut self, da: &'a [Node], la: &'a [Node], res: &Resolved, secret: bool) {
+        if let Some((spec, dk, lk)) = keyed(res.key.as_ref(), da, la) {
+            self.keyed(da, la, &spec, &dk, &lk, secret);
+        } else if self.structure {
+            for (i, (d, l)) in da.iter().zip(la).enumerate() {
+                self.push_idx(i, i);
+                self.node(d, l, secret);
+                self.pop();
+            }
+        } else {
+            self.aligned(da, la, secret);
+        }
+    }
+
+    fn push_idx(&mut self, i: usize, j: usize) {
+        self.dpath.push(Tok::Idx(i));
+        self.lpath.push(Tok::Idx(j));
+        self.hpath.push(HTok::Idx(i));
+    }
+
+    fn keyed(
+        &mut self,
+        da: &'a [Node],
+        la: &'a [Node],
+        spec: &KeySpec,
+        dk: &[String],
+        lk: &[String],
+        secret: bool,
+    ) {
+        let lmap: BTreeMap<&str, usize> = lk
+            .iter()
+            .enumerate()
+            .map(|(j, k)| (k.as_str(), j))
+            .collect();
+        let dmap: BTreeMap<&str, usize> = dk
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), i))
+            .collect();
+        let mut missing = Vec::new();
+        for (i, key) in dk.iter().enumerate() {
+            match lmap.get(key.as_str()) {
+                Some(&j) => {
+                    self.dpath.push(Tok::Idx(i));
+                    self.lpath.push(Tok::Idx(j));
+                    self.hpath.push(HTok::Sel(selector(spec, &da[i])));
+                    self.node(&da[i], &la[j], secret);
+                    self.pop();
+                }
+                None => missing.push(i),
+            }
+        }
+        let extra: Vec<usize> = (0..la.len())
+            .filter(|&j| !dmap.contains_key(lk[j].as_str()))
+            .collect();
+        for &j in &extra {
+            self.dpath.push(Tok::Idx(j));
+            self.lpath.push(Tok::Idx(j));
+            self.hpath.push(HTok::Sel(selector(spec, &la[j])));
+            // Report from LIVE's side.
+            let saved = std::mem::replace(&mut self.dpath, self.lpath.clone());
+            self.only_live(&la[j], secret);
+            self.dpath = saved;
+            self.pop();
+        }
+        if !self.structure {
+            for &j in extra.iter().rev() {
+                self.lpath.push(Tok::Idx(j));
+                let path = pointer(&self.lpath);
+                self.lpath.pop();
+                self.ops.push(PatchOp::Remove { path });
+            }
+        }
+        for (len, i) in (la.len() - extra.len()..).zip(missing) {
+            self.dpath.push(Tok::Idx(i));
+            self.lpath.push(Tok::Idx(len));
+            self.hpath.push(HTok::Sel(selector(spec, &da[i])));
+            let at = pointer(&self.lpath);
+            self.only_desired(&da[i], secret, Some(at));
+            self.pop();
+        }
+    }
+
+    fn aligned(&mut self, da: &'a [Node], la: &'a [Node], secret: bool) {
+        let hd: Vec<u64> = da.iter().map(hash_node).collect();
+        let hl: Vec<u64> = la.iter().map(hash_node).collect();
+        let anchors = lcs(&hd, &hl);
+        // Kept pairs: LCS anchors plus positional pairs inside each gap.
+        let mut kept: Vec<(usize, usize, bool)> = Vec::new();
+        let mut d_only = Vec::new();
+        let mut l_only = Vec::new();
+        let (mut pi, mut pj) = (0, 0);
+        for &(ai, aj) in anchors.iter().chain(std::iter::once(&(da.len(), la.len()))) {
+            let gd = ai - pi;
+            let gl = aj - pj;
+            let paired = gd.min(gl);
+            for k in 0..paired {
+                kept.push((pi + k, pj + k, false));
+            }
+            d_only.extend(pi + paired..ai);
+            l_only.extend(pj + paired..aj);
+            if ai < da.len() {
+                kept.push((ai, aj, true));
+            }
+            pi = ai + 1;
+            pj = aj + 1;
+        }
+        // Elements that only moved: equal content on both unmatched sides.
+        let mut moved_from: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for &j in &l_only {
+            moved_from.entry(hl[j]).or_default().push(j);
+        }
+        let mut moved_live = vec![false; la.len()];
+        let mut moved_desired = vec![false; da.len()];
+        for &i in &d_only {
+            if let Some(js) = moved_from.get_mut(&hd[i])
+                && let Some(pos) = js.iter().position(|&j| la[j] == da[i])
+            {
+                let j = js.remove(pos);
+                moved_live[j] = true;
+                moved_desired[i] = true;
+                if !self.structure {
+                    self.push_idx(i, j);
+                    let res = self.resolve(Side::Desired);
+                    if !res.ignore {
+                        let s = secret || res.secret;
+                        self.record(Kind::Moved, Some(&da[i]), Some(&la[j]), res.severity, s);
+                    }
+                    self.pop();
+                }
+            }
+        }
+        for &(i, j, anchor) in &kept {
+            if anchor && da[i] == la[j] {
+                continue;
+            }
+            self.push_idx(i, j);
+            self.node(&da[i], &la[j], secret);
+            self.pop();
+        }
+        for &j in &l_only {
+            if moved_live[j] {
+                continue;
+            }
+            self.dpath.push(Tok::Idx(j));
+            self.lpath.push(Tok::Idx(j));
+            self.hpath.push(HTok::Idx(j));
+            let saved = std::mem::replace(&mut self.dpath, self.lpath.clone());
+            self.only_live(&la[j], secret);
+            self.dpath = saved;
+            self.pop();
+        }
+        for &i in &d_only {
+            if moved_desired[i] {
+                continue;
+            }
+            self.push_idx(i, i);
+            let res = self.resolve(Side::Desired);
+            if !res.ignore {
+                let s = secret || res.secret;
+                self.record(Kind::Removed, Some(&da[i]), None, res.severity, s);
+            }
+            self.pop();
+        }
+        if self.structure {
+            return;
+        }
+        // Patch: removals in descending order, then insertions ascending at
+        // their DESIRED index; the kept elements keep their relative order.
+        for &j in l_only.iter().rev() {
+            self.lpath.push(Tok::Idx(j));
+            let path = pointer(&self.lpath);
+            self.lpath.pop();
+            self.ops.push(PatchOp::Remove { path });
+        }
+        for &i in &d_only {
+            self.dpath.push(Tok::Idx(i));
+            self.lpath.push(Tok::Idx(i));
+            let path = pointer(&self.lpath);
+            let res = self.resolve(Side::Desired);
+            let value = self.masked(&da[i], secret || res.secret, Side::Desired);
+            self.dpath.pop();
+            self.lpath.pop();
+            self.ops.push(PatchOp::Add { path, value });
+        }
+    }
+}
+
+fn scalar_eq(a: &Value, b: &Value) -> bool {
+    a == b
+}
+
+/// `[name=web]` for an element matched by key.
+fn selector(spec: &KeySpec, node: &Node) -> String {
+    let parts: Vec<String> = spec
+        .fields()
+        .iter()
+        .map(|f| {
+            let v = field(node, f).map_or_else(String::new, |n| match &n.value {
+                Value::String(s) => s.clone(),
+                other => Node::new(other.clone()).to_json(),
+            });
+            let name = if f.len() == 1 {
+                f[0].clone()
+            } else {
+                f.join(".")
+            };
+            format!("{name}={v}")
+        })
+        .collect();
+    format!("[{}]", parts.join(","))
+}
+
+fn field<'n>(node: &'n Node, path: &[String]) -> Option<&'n Node> {
+    let mut cur = node;
+    for t in path {
+        match &cur.value {
+            Value::Object(m) => cur = m.get(t)?,
+            _ => return None,
+        }
+    }
+    Some(cur)
+}
+
+/// The key of every element, or `None` when some element lacks a scalar key
+/// or two elements share one.
+fn keys_of(spec: &KeySpec, items: &[Node]) -> Option<Vec<String>> {
+    let mut keys = Vec::with_capacity(items.len());
+    for item in items {
+        let mut k = String::new();
+        for f in spec.fields() {
+            let v = field(item, f)?;
+            match &v.value {
+                Value::String(s) => {
+                    k.push('s');
+                    k.push_str(s);
+                }
+                Value::Number(n) => {
+                    k.push('n');
+                    k.push_str(&n.as_f64().to_string());
+                }
+                Value::Bool(b) => k.push_str(if *b { "t" } else { "f" }),
+                _ => return None,
+            }
+            k.push('\u{1f}');
+        }
+        keys.push(k);
+    }
+    let mut sorted: Vec<&String> = keys.iter().collect();
+    sorted.sort();
+    if sorted.windows(2).any(|w| w[0] == w[1]) {
+        return None;
+    }
+    Some(keys)
+}
+
+type Keyed = (KeySpec, Vec<String>, Vec<String>);
+
+/// Picks the list key: the rule's, else the first of `name`, `id`, `key`,
+/// `kind`+`/metadata/name` that identifies every element on both sides.
+fn keyed(rule: Option<&KeySpec>, da: &[Node], la: &[Node]) -> Option<Keyed> {
+    if da.is_empty() && la.is_empty() {
+        return None;
+    }
+    let all_objects = da
+        .iter()
+        .chain(la)
+        .all(|n| matches!(n.value, Value::Object(_)));
+    if !all_objects {
+        return None;
+    }
+    let candidates: Vec<KeySpec> = match rule {
+        Some(spec) => vec![spec.clone()],
+        None => vec![
+            KeySpec::new(&["name"]),
+            KeySpec::new(&["id"]),
+            KeySpec::new(&["key"]),
+            KeySpec::new(&["kind", "/metadata/name"]),
+        ],
+    };
+    for spec in candidates {
+        if let (Some(dk), Some(lk)) = (keys_of(&spec, da), keys_of(&spec, la)) {
+            return Some((spec, dk, lk));
+        }
+    }
+    None
+}
+
+/// A structural hash that agrees with [`Node`] equality (`1` and `1.0` hash
+/// alike). `DefaultHasher::new()` uses fixed keys, so it is deterministic.
+pub(crate) fn hash_node(node: &Node) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    hash_value(&node.value, &mut h);
+    h.finish()
+}
+
+fn hash_value<H: Hasher>(v: &Value, h: &mut H) {
+    match v {
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => {
+            1u8.hash(h);
+            b.hash(h);
+        }
+        Value::Number(n) => {
+            2u8.hash(h);
+            let x = match n {
+                #[allow(clippy::cast_precision_loss)]
+                Number::Int(i) => *i as f64,
+                Number::Float(f) => *f,
+            };
+            let x = if x == 0.0 { 0.0 } else { x };
+            x.to_bits().hash(h);
+        }
+        Value::String(s) => {
+            3u8.hash(h);
+            s.hash(h);
+        }
+        Value::Array(items) => {
+            4u8.hash(h);
+            items.len().hash(h);
+            for i in items {
+                hash_value(&i.value, h);
+            }
+        }
+        Value::Object(m) => {
+            5u8.hash(h);
+            m.len().hash(h);
+            for e in m {
+                e.key.hash(h);
+                hash_value(&e.node.value, h);
+            }
+        }
+    }
+}
+
+/// A monotone list of index pairs with equal hashes: an exact LCS for
+/// moderate sizes, a greedy alignment beyond [`LCS_TABLE_LIMIT`] cells.
+fn lcs(a: &[u64], b: &[u64]) -> Vec<(usize, usize)> {
+    let mut pre = 0;
+    while pre < a.len() && pre < b.len() && a[pre] == b[pre] {
+        pre += 1;
+    }
+    let mut suf = 0;
+    while suf < a.len() - pre && suf < b.len() - pre && a[a.len() - 1 - suf] == b[b.len() - 1 - suf]
+    {
+        suf += 1;
+    }
+    let ma = &a[pre..a.len() - suf];
+    let mb = &b[pre..b.len() - suf];
+    let mut out: Vec<(usize, usize)> = (0..pre).map(|i| (i, i)).collect();
+    let (n, m) = (ma.len(), mb.len());
+    if n > 0 && m > 0 {
+        if n.saturating_mul(m) <= LCS_TABLE_LIMIT {
+            // table[i][j] = LCS length of ma[i..] and mb[j..]
+            let w = m + 1;
+            let mut t = vec![0u32; (n + 1) * w];
+            for i in (0..n).rev() {
+                for j in (0..m).rev() {
+                    t[i * w + j] = if ma[i] == mb[j] {
+                        t[(i + 1) * w + j + 1] + 1
+                    } else {
+                        t[(i + 1) * w + j].max(t[i * w + j + 1])
+                    };
+                }
+            }
+            let (mut i, mut j) = (0, 0);
+            while i < n && j < m {
+                if ma[i] == mb[j] {
+                    out.push((pre + i, pre + j));
+                    i += 1;
+                    j += 1;
+                } else if t[(i + 1) * w + j] >= t[i * w + j + 1] {
+                    i += 1;
+                } else {
+                    j += 1;
+                }
+            }
+        } else {
+            let mut positions: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+            for (j, h) in mb.iter().enumerate() {
+                positions.entry(*h).or_default().push(j);
+            }
+            let mut next_j = 0;
+            for (i, h) in ma.iter().enumerate() {
+                if let Some(js) = positions.get(h) {
+                    let k = js.partition_point(|&j| j < next_j);
+                    if let Some(&j) = js.get(k) {
+                        out.push((pre + i, pre + j));
+                        next_j = j + 1;
+                    }
+                }
+            }
+        }
+    }
+    out.extend((0..suf).map(|k| (a.len() - suf + k, b.len() - suf + k)));
+    out
+}

@@ -1,0 +1,507 @@
+//! The rules file: per path pattern, the list key, ignore, normalisers,
+//! severity and secret marking.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::normalise::Normaliser;
+use crate::tree::unescape_token;
+
+/// How much a difference matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing.
+    Info,
+    /// Worth fixing (the default).
+    #[default]
+    Warning,
+    /// Fix now.
+    Critical,
+}
+
+impl Severity {
+    /// The lowercase name.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Lit(String),
+    Any,
+    AnyDepth,
+}
+
+/// A JSON Pointer pattern: `*` matches one segment, `**` any number of
+/// segments (including none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    text: String,
+    segs: Vec<Seg>,
+}
+
+impl PathPattern {
+    /// Parses a pattern such as `/spec/containers/*/resources/**`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Ok(Self {
+                text: String::new(),
+                segs: Vec::new(),
+            });
+        }
+        let rest = text
+            .strip_prefix('/')
+            .ok_or_else(|| format!("path pattern \"{text}\" must start with '/'"))?;
+        let segs = rest
+            .split('/')
+            .map(|s| match s {
+                "*" => Seg::Any,
+                "**" => Seg::AnyDepth,
+                _ => Seg::Lit(unescape_token(s)),
+            })
+            .collect();
+        Ok(Self {
+            text: text.to_owned(),
+            segs,
+        })
+    }
+
+    /// Whether the pattern matches a path given as unescaped tokens.
+    #[must_use]
+    pub fn matches<S: AsRef<str>>(&self, path: &[S]) -> bool {
+        fn go<S: AsRef<str>>(p: &[Seg], path: &[S]) -> bool {
+            match p.split_first() {
+                None => path.is_empty(),
+                Some((Seg::AnyDepth, rest)) => (0..=path.len()).any(|i| go(rest, &path[i..])),
+                Some((seg, rest)) => match path.split_first() {
+                    None => false,
+                    Some((head, tail)) => {
+                        let ok = match seg {
+                            Seg::Lit(l) => l == head.as_ref(),
+                            _ => true,
+                        };
+                        ok && go(rest, tail)
+                    }
+                },
+            }
+        }
+        go(&self.segs, path)
+    }
+
+    /// The pattern as written.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Which fields identify an element of a list: one or more field paths
+/// (`name`, or `/metadata/name` for a nested field).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpec {
+    fields: Vec<Vec<String>>,
+}
+
+impl KeySpec {
+    /// A key made of the given fields; each is a plain field name or a JSON
+    /// Pointer into the element.
+    #[must_use]
+    pub fn new<S: AsRef<str>>(fields: &[S]) -> Self {
+        let fields = fields
+            .iter()
+            .map(|f| {
+                let f = f.as_ref();
+                match f.strip_prefix('/') {
+                    Some(p) => p.split('/').map(unescape_token).collect(),
+                    None => vec![f.to_owned()],
+                }
+            })
+            .collect();
+        Self { fields }
+    }
+
+    pub(crate) fn fields(&self) -> &[Vec<String>] {
+        &self.fields
+    }
+
+    /// The key as rules and reports print it (`name`, `kind+/metadata/name`).
+    #[must_use]
+    pub fn describe(&self) -> String {
+        self.fields
+            .iter()
+            .map(|f| {
+                if f.len() == 1 {
+                    f[0].clone()
+                } else {
+                    f.iter().map(|t| format!("/{t}")).collect::<String>()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+}
+
+/// One rule. Attributes left unset inherit from earlier matching rules.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Rule {
+    /// The paths the rule applies to.
+    pub path: PathPattern,
+    /// List key for lists at these paths.
+    pub key: Option<KeySpec>,
+    /// Skip these paths entirely.
+    pub ignore: Option<bool>,
+    /// Normalisers applied to scalars at these paths before comparing.
+    pub normalise: Option<Vec<Normaliser>>,
+    /// Severity of differences at these paths.
+    pub severity: Option<Severity>,
+    /// Compare but never print values at these paths (and below).
+    pub secret: Option<bool>,
+}
+
+impl Rule {
+    /// A rule for `pattern` with nothing set.
+    pub fn new(pattern: &str) -> Result<Self, Error> {
+        Ok(Self {
+            path: PathPattern::parse(pattern).map_err(|message| Error::Rules {
+                source_name: "<code>".to_owned(),
+                message,
+            })?,
+            key: None,
+            ignore: None,
+            normalise: None,
+            severity: None,
+            secret: None,
+        })
+    }
+
+    /// Sets the list key fields.
+    #[must_use]
+    pub fn key<S: AsRef<str>>(mut self, fields: &[S]) -> Self {
+        self.key = Some(KeySpec::new(fields));
+        self
+    }
+
+    /// Ignores the paths.
+    #[must_use]
+    pub fn ignore(mut self) -> Self {
+        self.ignore = Some(true);
+        self
+    }
+
+    /// Sets the normalisers.
+    #[must_use]
+    pub fn normalise(mut self, normalisers: &[Normaliser]) -> Self {
+        self.normalise = Some(normalisers.to_vec());
+        self
+    }
+
+    /// Sets the severity.
+    #[must_use]
+    pub fn severity(mut self, severity: Severity) -> Self {
+        self.severity = Some(severity);
+        self
+    }
+
+    /// Marks the paths secret.
+    #[must_use]
+    pub fn secret(mut self) -> Self {
+        self.secret = Some(true);
+        self
+    }
+}
+
+/// A set of rules plus global settings.
+///
+/// ```
+/// use rollgate_drift::{Rules, Severity};
+/// let rules = Rules::from_toml(r#"
+/// [defaults]
+/// severity = "info"
+///
+/// [[rule]]
+/// path = "/spec/containers/*/resources/**/cpu"
+/// normalise = ["cpu"]
+/// severity = "critical"
+///
+/// [[rule]]
+/// path = "/metadata/annotations"
+/// ignore = true
+/// "#, "rules.toml")?;
+/// assert_eq!(rules.rules().len(), 2);
+/// assert_eq!(rules.default_severity(), Severity::Info);
+/// # Ok::<(), rollgate_drift::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rules {
+    rules: Vec<Rule>,
+    default_severity: Severity,
+    mask_secret_keys: bool,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            rules: Vec::new(),
+            default_severity: Severity::Warning,
+            mask_secret_keys: true,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    #[serde(default)]
+    defaults: Defaults,
+    #[serde(default)]
+    rule: Vec<RuleFile>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Defaults {
+    severity: Option<Severity>,
+    mask_secret_keys: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum KeyFile {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    path: String,
+    key: Option<KeyFile>,
+    ignore: Option<bool>,
+    #[serde(alias = "normalize")]
+    normalise: Option<Vec<Normaliser>>,
+    severity: Option<Severity>,
+    secret: Option<bool>,
+}
+
+impl Rules {
+    /// No rules, secret-looking keys masked.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses a rules file's text; `source_name` names it in errors.
+    pub fn from_toml(text: &str, source_name: &str) -> Result<Self, Error> {
+        let err = |message: String| Error::Rules {
+            source_name: source_name.to_owned(),
+            message,
+        };
+        let file: RulesFile = toml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map(|s| crate::load::line_col(text.as_bytes(), s.start))
+                .unwrap_or((0, 0));
+            err(format!("{line}:{col}: {}", e.message().trim_end()))
+        })?;
+        let mut rules = Self::default();
+        if let Some(s) = file.defaults.severity {
+            rules.default_severity = s;
+        }
+        if let Some(m) = file.defaults.mask_secret_keys {
+            rules.mask_secret_keys = m;
+        }
+        for r in file.rule {
+            let path = PathPattern::parse(&r.path).map_err(err)?;
+            let key = match r.key {
+                None => None,
+                Some(KeyFile::One(k)) => Some(KeySpec::new(&[k])),
+                Some(KeyFile::Many(ks)) if ks.is_empty() => {
+                    return Err(err(format!("rule \"{}\": key must not be empty", r.path)));
+                }
+                Some(KeyFile::Many(ks)) => Some(KeySpec::new(&ks)),
+            };
+            rules.rules.push(Rule {
+                path,
+                key,
+                ignore: r.ignore,
+                normalise: r.normalise,
+                severity: r.severity,
+                secret: r.secret,
+            });
+        }
+        Ok(rules)
+    }
+
+    /// Reads a rules file.
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Adds a rule (later rules override earlier ones attribute by attribute).
+    #[must_use]
+    pub fn with_rule(mut self, rule: Rule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Sets the severity of differences no rule classifies.
+    #[must_use]
+    pub fn with_default_severity(mut self, severity: Severity) -> Self {
+        self.default_severity = severity;
+        self
+    }
+
+    /// Turns masking of secret-looking keys on or off (on by default).
+    #[must_use]
+    pub fn with_secret_key_masking(mut self, on: bool) -> Self {
+        self.mask_secret_keys = on;
+        self
+    }
+
+    /// The rules in order.
+    #[must_use]
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The severity of differences no rule classifies.
+    #[must_use]
+    pub fn default_severity(&self) -> Severity {
+        self.default_severity
+    }
+
+    /// Whether values under secret-looking keys are masked.
+    #[must_use]
+    pub fn masks_secret_keys(&self) -> bool {
+        self.mask_secret_keys
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The merged attributes of every rule matching `path`.
+    pub(crate) fn resolve<S: AsRef<str>>(&self, path: &[S]) -> Resolved {
+        let mut out = Resolved {
+            severity: self.default_severity,
+            ..Resolved::default()
+        };
+        for r in &self.rules {
+            if !r.path.matches(path) {
+                continue;
+            }
+            if let Some(k) = &r.key {
+                out.key = Some(k.clone());
+            }
+            if let Some(i) = r.ignore {
+                out.ignore = i;
+            }
+            if let Some(n) = &r.normalise {
+                out.normalise.clone_from(n);
+            }
+            if let Some(s) = r.severity {
+                out.severity = s;
+            }
+            if let Some(s) = r.secret {
+                out.secret = s;
+            }
+        }
+        out
+    }
+}
+
+/// The attributes in force at one path.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Resolved {
+    pub key: Option<KeySpec>,
+    pub ignore: bool,
+    pub normalise: Vec<Normaliser>,
+    pub severity: Severity,
+    pub secret: bool,
+}
+
+/// Whether a key name looks like it holds a secret: it contains `password`,
+/// `passwd`, `secret`, `token`, `credential` or `private`, or ends in `key`
+/// (`apiKey`, `api_key`, `key`).
+#[must_use]
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "credential",
+        "private",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+        || k.ends_with("key")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_wildcards() {
+        let p = PathPattern::parse("/a/*/c").unwrap();
+        assert!(p.matches(&["a", "0", "c"]));
+        assert!(!p.matches(&["a", "c"]));
+        let p = PathPattern::parse("/a/**/c").unwrap();
+        assert!(p.matches(&["a", "c"]));
+        assert!(p.matches(&["a", "x", "y", "c"]));
+        assert!(!p.matches(&["a", "x", "y"]));
+        assert!(PathPattern::parse("a").is_err());
+    }
+
+    #[test]
+    fn secret_keys_are_recognised() {
+        for k in [
+            "password",
+            "DB_PASSWORD",
+            "apiKey",
+            "api_key",
+            "token",
+            "clientSecret",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in ["name", "image", "keyboard", "replicas"] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn bad_rules_name_the_problem() {
+        let err = Rules::from_toml("[[rule]]\npath = \"/a\"\nseverity = \"loud\"\n", "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("r.toml: invalid rules: 3:"), "{err}");
+        let err = Rules::from_toml("[[rule]]\npath = \"a\"\n", "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must start with '/'"), "{err}");
+    }
+}

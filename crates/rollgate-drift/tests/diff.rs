@@ -1,0 +1,184 @@
+//! Differ behaviour: keyed lists, LCS alignment, kinds, rules, masking, patch.
+
+use rollgate_drift::{
+    Differ, Format, Kind, Limits, Node, Normaliser, RenderOptions, Rule, Rules, Severity, diff,
+    load, render_json, render_text,
+};
+
+fn j(text: &str) -> Node {
+    load(text, Format::Json, "t.json", &Limits::default()).unwrap()
+}
+
+fn kinds(desired: &Node, live: &Node) -> Vec<(Kind, String)> {
+    diff(desired, live)
+        .differences()
+        .iter()
+        .map(|d| (d.kind, d.path.clone()))
+        .collect()
+}
+
+fn roundtrip(desired: &Node, live: &Node) {
+    let mut patched = live.clone();
+    diff(desired, live).patch().apply(&mut patched).unwrap();
+    assert_eq!(
+        &patched,
+        desired,
+        "patch {}",
+        diff(desired, live).patch().to_json()
+    );
+}
+
+#[test]
+fn reordered_keyed_list_is_not_drift() {
+    let d = j(r#"[{"name":"a","v":1},{"name":"b","v":2},{"name":"c","v":3}]"#);
+    let l = j(r#"[{"name":"c","v":3},{"name":"a","v":1},{"name":"b","v":2}]"#);
+    assert!(kinds(&d, &l).is_empty());
+    assert!(diff(&d, &l).patch().is_empty());
+}
+
+#[test]
+fn keyed_list_reports_added_removed_changed_with_paths() {
+    let d = j(r#"{"env":[{"name":"A","value":"1"},{"name":"B","value":"2"}]}"#);
+    let l = j(r#"{"env":[{"name":"C","value":"3"},{"name":"B","value":"9"}]}"#);
+    let r = diff(&d, &l);
+    let got: Vec<_> = r
+        .differences()
+        .iter()
+        .map(|d| (d.kind, d.path.as_str(), d.label.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Kind::Changed, "/env/1/value", "/env[name=B]/value"),
+            (Kind::Added, "/env/0", "/env[name=C]"),
+            (Kind::Removed, "/env/0", "/env[name=A]"),
+        ]
+    );
+    let mut patched = l.clone();
+    r.patch().apply(&mut patched).unwrap();
+    // Keyed lists keep LIVE's order; the content equals DESIRED.
+    assert!(diff(&d, &patched).differences().is_empty());
+}
+
+#[test]
+fn composite_keys_and_id_keys_are_detected() {
+    let d = j(r#"[{"id":1,"v":"x"},{"id":2,"v":"y"}]"#);
+    let l = j(r#"[{"id":2,"v":"y"},{"id":1,"v":"z"}]"#);
+    assert_eq!(kinds(&d, &l), [(Kind::Changed, "/0/v".to_owned())]);
+    let d = j(
+        r#"[{"kind":"Service","metadata":{"name":"web"}},{"kind":"Deployment","metadata":{"name":"web"},"spec":1}]"#,
+    );
+    let l = j(
+        r#"[{"kind":"Deployment","metadata":{"name":"web"},"spec":2},{"kind":"Service","metadata":{"name":"web"}}]"#,
+    );
+    let r = diff(&d, &l);
+    assert_eq!(r.differences().len(), 1);
+    assert_eq!(
+        r.differences()[0].label,
+        "/[kind=Deployment,metadata.name=web]/spec"
+    );
+}
+
+#[test]
+fn unkeyed_lists_align_by_lcs_and_report_moves() {
+    let d = j(r#"["a","b","c","d"]"#);
+    let l = j(r#"["d","a","b","c"]"#);
+    let r = diff(&d, &l);
+    assert_eq!(r.differences().len(), 1);
+    assert_eq!(r.differences()[0].kind, Kind::Moved);
+    assert_eq!(r.differences()[0].path, "/3");
+    assert_eq!(r.differences()[0].live_path.as_deref(), Some("/0"));
+    roundtrip(&d, &l);
+    let d = j(r#"["a","x","c"]"#);
+    let l = j(r#"["a","y","c","e"]"#);
+    assert_eq!(
+        kinds(&d, &l),
+        [
+            (Kind::Changed, "/1".to_owned()),
+            (Kind::Added, "/3".to_owned())
+        ]
+    );
+    roundtrip(&d, &l);
+}
+
+#[test]
+fn type_changes_are_their_own_kind() {
+    let d = j(r#"{"a":1,"b":{"x":1},"c":[1]}"#);
+    let l = j(r#"{"a":"1","b":[1],"c":[1]}"#);
+    assert_eq!(
+        kinds(&d, &l),
+        [
+            (Kind::TypeChanged, "/a".to_owned()),
+            (Kind::TypeChanged, "/b".to_owned())
+        ]
+    );
+    roundtrip(&d, &l);
+}
+
+#[test]
+fn rules_normalise_ignore_key_and_grade() {
+    let rules = Rules::new()
+        .with_rule(Rule::new("/**/cpu").unwrap().normalise(&[Normaliser::Cpu]))
+        .with_rule(
+            Rule::new("/**/timeout")
+                .unwrap()
+                .normalise(&[Normaliser::Duration]),
+        )
+        .with_rule(Rule::new("/status").unwrap().ignore())
+        .with_rule(Rule::new("/ports").unwrap().key(&["port"]))
+        .with_rule(Rule::new("/image").unwrap().severity(Severity::Critical));
+    let d = j(
+        r#"{"cpu":"100m","timeout":"1m","status":"ok","image":"a","ports":[{"port":80,"p":"tcp"},{"port":443,"p":"tcp"}]}"#,
+    );
+    let l = j(
+        r#"{"cpu":0.1,"timeout":"60s","status":"bad","image":"b","ports":[{"port":443,"p":"tcp"},{"port":80,"p":"udp"}]}"#,
+    );
+    let r = Differ::new(rules).diff(&d, &l);
+    let got: Vec<_> = r
+        .differences()
+        .iter()
+        .map(|d| (d.kind, d.path.as_str(), d.severity))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Kind::Changed, "/image", Severity::Critical),
+            (Kind::Changed, "/ports/0/p", Severity::Warning),
+        ]
+    );
+    assert_eq!(r.max_severity(), Some(Severity::Critical));
+}
+
+#[test]
+fn secrets_never_reach_any_output() {
+    const CANARY: &str = "canary-5ecret-value";
+    let d = j(&format!(
+        r#"{{"db":{{"password":"{CANARY}","host":"a"}},"apiKey":"{CANARY}","extra":{{"token":"{CANARY}"}},"vault":"{CANARY}"}}"#
+    ));
+    let l = j(r#"{"db":{"password":"other","host":"b"},"apiKey":"other","vault":"x"}"#);
+    let rules = Rules::new().with_rule(Rule::new("/vault").unwrap().secret());
+    let r = Differ::new(rules).diff(&d, &l);
+    assert_eq!(r.differences().len(), 5);
+    let opts = RenderOptions::new("d", "l");
+    for out in [
+        render_text(&r, &opts),
+        render_json(&r, &opts),
+        r.patch().to_json(),
+        format!("{r:?}"),
+    ] {
+        assert!(!out.contains(CANARY), "{out}");
+        assert!(out.contains("***"));
+    }
+}
+
+#[test]
+fn identical_documents_have_no_drift_and_an_empty_patch() {
+    let d = j(r#"{"a":[1,{"b":[true,null]}],"c":"x"}"#);
+    let r = diff(&d, &d.clone());
+    assert!(!r.has_drift());
+    assert_eq!(r.patch().to_json(), "[]");
+    assert_eq!(
+        render_text(&r, &RenderOptions::default()),
+        "no drift: live matches desired\n"
+    );
+}
