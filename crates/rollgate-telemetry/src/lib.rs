@@ -4,6 +4,8 @@ mod error;
 mod init;
 mod logs;
 mod recorder;
+#[cfg(feature = "http")]
+mod red;
 mod redact;
 #[cfg(feature = "prometheus")]
 mod server;
@@ -17,6 +19,11 @@ pub use logs::LogFormat;
 pub use recorder::{
     DEFAULT_MAX_SERIES_PER_METRIC, LATENCY_BUCKETS, MetricsConfig, MetricsConfigBuilder,
     MetricsRegistry, OVERFLOW_LABEL, OVERFLOW_METRIC, Recorder,
+};
+#[cfg(feature = "http")]
+pub use red::{
+    DURATION_SECONDS, ERRORS_TOTAL, REQUEST_ID_HEADER, REQUESTS_TOTAL, Red, RedLayer, RequestId,
+    RouteTemplate, UNMATCHED_ROUTE,
 };
 pub use redact::{DEFAULT_SENSITIVE_FIELDS, MASK, Redactor};
 #[cfg(feature = "prometheus")]

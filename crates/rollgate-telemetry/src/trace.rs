@@ -217,7 +217,7 @@ pub(crate) fn new_trace_id() -> TraceId {
 }
 
 /// A fresh random 128-bit id as 32 hex characters (used for request ids).
-#[allow(dead_code)] // used by the `http` feature
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub(crate) fn new_request_id() -> String {
     new_trace_id().to_string()
 }
