@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod error;
+mod event;
 mod init;
 mod logs;
 mod recorder;
@@ -14,6 +15,7 @@ mod time;
 pub mod trace;
 
 pub use error::Error;
+pub use event::{DEPLOY_EVENTS_TOTAL, DEPLOY_TARGET, DeployEvent, GateOutcome};
 pub use init::{ServiceInfo, Telemetry, TelemetryBuilder, TelemetryGuard, init};
 pub use logs::LogFormat;
 pub use recorder::{
