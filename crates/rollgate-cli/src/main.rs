@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod drift;
+
 /// Ship software safely: rollouts, rollback, canary analysis, config drift.
 #[derive(Debug, Parser)]
 #[command(name = "rollgate", version, about)]
@@ -16,6 +18,8 @@ struct Cli {
 enum Command {
     /// Print the version and exit.
     Version,
+    /// Compare desired configuration with live (exit 0 no drift, 1 drift, 2 bad input).
+    Drift(Box<drift::DriftArgs>),
 }
 
 fn main() -> ExitCode {
@@ -25,5 +29,6 @@ fn main() -> ExitCode {
             println!("rollgate {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Drift(args) => drift::run(*args),
     }
 }

@@ -765,6 +765,16 @@ fn keys_of(spec: &KeySpec, items: &[Node]) -> Option<Vec<String>> {
 
 type Keyed = (KeySpec, Vec<String>, Vec<String>);
 
+/// The keys of both lists under the rule's key or the first default key that
+/// identifies every element (used by overlays).
+pub(crate) fn keys_for(
+    rule: Option<&KeySpec>,
+    a: &[Node],
+    b: &[Node],
+) -> Option<(Vec<String>, Vec<String>)> {
+    keyed(rule, a, b).map(|(_, ka, kb)| (ka, kb))
+}
+
 /// Picks the list key: the rule's, else the first of `name`, `id`, `key`,
 /// `kind`+`/metadata/name` that identifies every element on both sides.
 fn keyed(rule: Option<&KeySpec>, da: &[Node], la: &[Node]) -> Option<Keyed> {

@@ -182,3 +182,31 @@ fn identical_documents_have_no_drift_and_an_empty_patch() {
         "no drift: live matches desired\n"
     );
 }
+
+#[test]
+fn overlays_merge_maps_replace_scalars_and_merge_keyed_lists() {
+    use rollgate_drift::apply_overlay;
+    let y = |t: &str| load(t, Format::Yaml, "o.yaml", &Limits::default()).unwrap();
+    let mut base = y(
+        "a: {x: 1, y: 2}\nargs: [--a, --b]\nports: [{port: 80}, {port: 443}]\nenv: [{name: A, value: '1'}]\n",
+    );
+    let rules = Rules::new().with_rule(Rule::new("/ports").unwrap().key(&["port"]));
+    let over = y(
+        "a: {y: 3, z: 4}\nargs: [--c]\nports: [{port: 443, $patch: delete}, {port: 8080}]\nenv: [{name: A, value: '2'}, {name: B, value: '3'}]\n",
+    );
+    apply_overlay(&mut base, &over, &rules, "o.yaml").unwrap();
+    assert_eq!(
+        base.to_json(),
+        r#"{"a":{"x":1,"y":3,"z":4},"args":["--c"],"env":[{"name":"A","value":"2"},{"name":"B","value":"3"}],"ports":[{"port":80},{"port":8080}]}"#
+    );
+    let mut base = y("a: {x: 1, y: 2}\nl: [{name: a}, {name: b}]\n");
+    let over = y("a: {$patch: replace, z: 1}\nl: [{$patch: replace}, {name: c}]\n");
+    apply_overlay(&mut base, &over, &rules, "o.yaml").unwrap();
+    assert_eq!(base.to_json(), r#"{"a":{"z":1},"l":[{"name":"c"}]}"#);
+    let bad = y("a: {$patch: explode}\n");
+    let e = apply_overlay(&mut base, &bad, &rules, "o.yaml").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "o.yaml:1:4: cannot apply overlay at /a: $patch must be \"delete\" or \"replace\""
+    );
+}

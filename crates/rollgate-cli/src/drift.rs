@@ -1,0 +1,296 @@
+//! `rollgate drift`: compare DESIRED (files plus overlays) with LIVE, check
+//! environment parity, or watch for drift.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use rollgate_drift::{
+    Differ, Error, Limits, Node, RenderOptions, Report, Rules, apply_overlay, load_file,
+    render_json, render_text,
+};
+
+/// Exit code: inputs agree.
+const NO_DRIFT: u8 = 0;
+/// Exit code: drift found.
+const DRIFT: u8 = 1;
+/// Exit code: bad input (unreadable file, invalid document or rules).
+const BAD_INPUT: u8 = 2;
+
+/// Compare desired configuration with what runs.
+///
+/// Exit codes: 0 no drift, 1 drift found, 2 bad input.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct DriftArgs {
+    #[command(subcommand)]
+    command: Option<DriftCommand>,
+    /// Desired configuration (.json, .yaml, .yml or .toml).
+    #[arg(required = true)]
+    desired: Option<PathBuf>,
+    /// Live configuration (.json, .yaml, .yml or .toml).
+    #[arg(required = true)]
+    live: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+    /// Output: text for people, json for tools, patch for the RFC 6902 patch
+    /// that turns LIVE into DESIRED.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// Environment overlay merged onto DESIRED, in order (repeatable).
+    #[arg(long = "overlay", value_name = "FILE")]
+    overlays: Vec<PathBuf>,
+    /// Rules file (TOML): list keys, ignores, normalisers, severities, secrets.
+    #[arg(long, value_name = "RULES.toml")]
+    rules: Option<PathBuf>,
+    /// Maximum nesting depth of any input.
+    #[arg(long, default_value_t = 128)]
+    max_depth: usize,
+    /// Maximum size of any input in bytes.
+    #[arg(long, default_value_t = 1 << 30)]
+    max_bytes: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum DriftCommand {
+    /// Structure-only comparison of two environments: same keys, list entries
+    /// and types; values may differ. Exit codes: 0 same shape, 1 differ, 2 bad input.
+    Parity {
+        /// First environment's configuration.
+        a: PathBuf,
+        /// Second environment's configuration.
+        b: PathBuf,
+        #[command(flatten)]
+        common: Common,
+        /// Output format (patch is not available for parity).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+    Patch,
+}
+
+impl Common {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_depth: self.max_depth,
+            max_bytes: self.max_bytes,
+            ..Limits::default()
+        }
+    }
+
+    fn rules(&self) -> Result<Rules, Error> {
+        match &self.rules {
+            Some(p) => Rules::from_file(p),
+            None => Ok(Rules::new()),
+        }
+    }
+
+    /// Loads `path` and merges every overlay onto it.
+    fn desired(&self, path: &Path, rules: &Rules) -> Result<Node, Error> {
+        let limits = self.limits();
+        let mut node = load_file(path, &limits)?;
+        for overlay in &self.overlays {
+            let o = load_file(overlay, &limits)?;
+            apply_overlay(&mut node, &o, rules, &overlay.display().to_string())?;
+        }
+        Ok(node)
+    }
+}
+
+/// Runs `rollgate drift ...` and returns the exit code.
+pub fn run(args: DriftArgs) -> ExitCode {
+    let result = match args.command {
+        Some(DriftCommand::Parity {
+            a,
+            b,
+            common,
+            format,
+        }) => parity(&a, &b, &common, format),
+        None => match (args.desired, args.live) {
+            (Some(desired), Some(live)) => compare(&desired, &live, &args.common, args.format),
+            _ => Err(Message("drift needs DESIRED and LIVE files".to_owned())),
+        },
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("rollgate drift: {e}");
+            ExitCode::from(BAD_INPUT)
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Message(String);
+
+impl std::fmt::Display for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<Error> for Message {
+    fn from(e: Error) -> Self {
+        Message(e.to_string())
+    }
+}
+
+fn compare(
+    desired: &Path,
+    live: &Path,
+    common: &Common,
+    format: OutputFormat,
+) -> Result<u8, Message> {
+    let rules = common.rules()?;
+    let d = common.desired(desired, &rules)?;
+    let l = load_file(live, &common.limits())?;
+    let report = Differ::new(rules).diff(&d, &l);
+    emit(&report, desired, live, format)?;
+    Ok(if report.has_drift() { DRIFT } else { NO_DRIFT })
+}
+
+fn parity(a: &Path, b: &Path, common: &Common, format: OutputFormat) -> Result<u8, Message> {
+    if format == OutputFormat::Patch {
+        return Err(Message(
+            "parity has no patch output; use text or json".to_owned(),
+        ));
+    }
+    let rules = common.rules()?;
+    let limits = common.limits();
+    let na = common.desired(a, &rules)?;
+    let nb = load_file(b, &limits)?;
+    let report = Differ::new(rules).parity(&na, &nb);
+    emit(&report, a, b, format)?;
+    Ok(if report.has_drift() { DRIFT } else { NO_DRIFT })
+}
+
+fn emit(report: &Report, desired: &Path, live: &Path, format: OutputFormat) -> Result<(), Message> {
+    let stdout = std::io::stdout();
+    let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let opts =
+        RenderOptions::new(desired.display().to_string(), live.display().to_string()).color(color);
+    let text = match format {
+        OutputFormat::Text => render_text(report, &opts),
+        OutputFormat::Json => render_json(report, &opts),
+        OutputFormat::Patch => {
+            let secrets = report.differences().iter().filter(|d| d.secret).count();
+            if secrets > 0 {
+                eprintln!(
+                    "rollgate drift: the patch masks {secrets} secret value(s) as \"***\"; take them from your secret store"
+                );
+            }
+            report.patch().to_json_lines()
+        }
+    };
+    let mut lock = stdout.lock();
+    lock.write_all(text.as_bytes())
+        .and_then(|()| lock.flush())
+        .map_err(|e| Message(format!("cannot write the report: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: DriftArgs,
+    }
+
+    fn exit(dir: &Path, argv: &[&str]) -> ExitCode {
+        let mut full = vec!["drift".to_owned()];
+        full.extend(argv.iter().map(|a| {
+            if !a.contains('.') {
+                (*a).to_owned()
+            } else {
+                dir.join(a).display().to_string()
+            }
+        }));
+        run(Wrap::parse_from(full).args)
+    }
+
+    #[test]
+    fn exit_codes_say_no_drift_drift_and_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::write(
+            p.join("d.yaml"),
+            "a: 1\nl: [{name: x, v: 1}, {name: y, v: 2}]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            p.join("same.json"),
+            r#"{"a":1,"l":[{"name":"y","v":2},{"name":"x","v":1}]}"#,
+        )
+        .unwrap();
+        std::fs::write(p.join("other.toml"), "a = 2\nl = []\n").unwrap();
+        std::fs::write(p.join("bad.json"), "{\"a\": 1, \"a\": 2}").unwrap();
+        std::fs::write(p.join("prod.yaml"), "a: 2\n").unwrap();
+        std::fs::write(p.join("r.toml"), "[[rule]]\npath = \"/a\"\nignore = true\n").unwrap();
+        assert_eq!(exit(p, &["d.yaml", "same.json"]), ExitCode::from(NO_DRIFT));
+        assert_eq!(
+            exit(p, &["d.yaml", "other.toml", "--format", "json"]),
+            ExitCode::from(DRIFT)
+        );
+        assert_eq!(exit(p, &["d.yaml", "bad.json"]), ExitCode::from(BAD_INPUT));
+        assert_eq!(
+            exit(p, &["d.yaml", "missing.json"]),
+            ExitCode::from(BAD_INPUT)
+        );
+        // The overlay makes DESIRED's `a` 2, as in other.toml; the list still differs.
+        assert_eq!(
+            exit(
+                p,
+                &[
+                    "d.yaml",
+                    "other.toml",
+                    "--overlay",
+                    "prod.yaml",
+                    "--format",
+                    "patch"
+                ]
+            ),
+            ExitCode::from(DRIFT)
+        );
+        assert_eq!(
+            exit(p, &["d.yaml", "same.json", "--overlay", "prod.yaml"]),
+            ExitCode::from(DRIFT)
+        );
+        assert_eq!(
+            exit(
+                p,
+                &[
+                    "d.yaml",
+                    "same.json",
+                    "--overlay",
+                    "prod.yaml",
+                    "--rules",
+                    "r.toml"
+                ]
+            ),
+            ExitCode::from(NO_DRIFT)
+        );
+        assert_eq!(
+            exit(p, &["parity", "d.yaml", "same.json"]),
+            ExitCode::from(NO_DRIFT)
+        );
+        assert_eq!(
+            exit(p, &["parity", "d.yaml", "other.toml"]),
+            ExitCode::from(DRIFT)
+        );
+    }
+}
