@@ -50,4 +50,16 @@ impl CanaryError {
             why: why.into(),
         }
     }
+    pub(crate) fn config(at: impl Into<String>, why: impl Into<String>) -> Self {
+        Self::Config {
+            at: at.into(),
+            why: why.into(),
+        }
+    }
+    pub(crate) fn data(at: impl Into<String>, why: impl Into<String>) -> Self {
+        Self::Data {
+            at: at.into(),
+            why: why.into(),
+        }
+    }
 }

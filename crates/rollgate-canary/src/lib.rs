@@ -1,6 +1,14 @@
 #![doc = include_str!("../README.md")]
 
+pub mod check;
+pub mod config;
+pub mod data;
 pub mod error;
+pub mod judge;
 pub mod stats;
 
+pub use check::{CheckResult, Outcome};
+pub use config::{AnalysisConfig, Bad, MetricConfig, MetricKind};
+pub use data::{Cohort, Counts, MetricSamples, SampleSet, Samples, Summary};
 pub use error::CanaryError;
+pub use judge::{Analysis, MetricReport, Report, Verdict};

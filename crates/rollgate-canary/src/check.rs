@@ -1,0 +1,617 @@
+//! Checks: each judges one aspect of one metric and says pass, high, low or
+//! no-data with a reason naming the metric, the value and the bound.
+
+use serde::Serialize;
+
+use crate::config::{Bad, MetricConfig, MetricKind};
+use crate::data::Counts;
+use crate::stats::{self, HodgesLehmann};
+
+/// What a check (or a metric) concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Within bounds.
+    Pass,
+    /// Canary above the bound (a failure when the metric's bad direction is up).
+    High,
+    /// Canary below the bound (a failure when the metric's bad direction is down).
+    Low,
+    /// Too little data to judge: never a pass.
+    #[serde(rename = "nodata")]
+    NoData,
+}
+
+impl Outcome {
+    /// `"pass"`, `"high"`, `"low"` or `"nodata"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::High => "high",
+            Outcome::Low => "low",
+            Outcome::NoData => "nodata",
+        }
+    }
+}
+
+/// One check's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckResult {
+    /// Which check, e.g. `threshold.p99_max`, `mann-whitney`, `count-test`.
+    pub check: String,
+    /// What it concluded.
+    pub outcome: Outcome,
+    /// Whether this outcome fails the metric (direction-aware).
+    pub fails: bool,
+    /// Metric, value and bound in words.
+    pub reason: String,
+    /// p-value, for statistical checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<f64>,
+}
+
+impl CheckResult {
+    fn new(check: &str, outcome: Outcome, bad: Bad, reason: String) -> Self {
+        let fails = match outcome {
+            Outcome::High => bad.high_fails(),
+            Outcome::Low => bad.low_fails(),
+            _ => false,
+        };
+        Self {
+            check: check.to_string(),
+            outcome,
+            fails,
+            reason,
+            p_value: None,
+        }
+    }
+    fn with_p(mut self, p: f64) -> Self {
+        self.p_value = Some(p);
+        self
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v == 0.0 || (v.abs() >= 1e-3 && v.abs() < 1e7) {
+        let s = format!("{v:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_string()
+    } else {
+        format!("{v:.4e}")
+    }
+}
+
+/// Statistical details a value-metric judgement reports beside its checks.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Statistics {
+    /// Mann-Whitney two-sided p-value (or the count test's one-sided p).
+    pub p_value: Option<f64>,
+    /// Hodges-Lehmann shift canary - baseline (or the ratio difference for counts).
+    pub shift: Option<f64>,
+    /// Confidence interval of the shift.
+    pub ci: Option<(f64, f64)>,
+}
+
+/// Runs every configured check of a value metric on sorted cohorts.
+pub(crate) fn value_checks(
+    m: &MetricConfig,
+    alpha: f64,
+    b: &[f64],
+    c: &[f64],
+) -> (Vec<CheckResult>, Statistics) {
+    let name = &m.name;
+    let bad = m.bad;
+    let mut out = Vec::new();
+    let mut st = Statistics::default();
+    let q = |v: &[f64], p: f64| stats::quantile(v, p);
+    let mean = |v: &[f64]| stats::sum(v) / v.len() as f64;
+
+    if let Some(t) = &m.threshold {
+        for (key, label, bound, value) in [
+            ("threshold.p50_max", "p50", t.p50_max, q(c, 0.5)),
+            ("threshold.p95_max", "p95", t.p95_max, q(c, 0.95)),
+            ("threshold.p99_max", "p99", t.p99_max, q(c, 0.99)),
+            ("threshold.mean_max", "mean", t.mean_max, mean(c)),
+            ("threshold.ratio_max", "ratio", t.ratio_max, mean(c)),
+        ] {
+            if let Some(bound) = bound {
+                let (o, rel) = if value > bound {
+                    (Outcome::High, ">")
+                } else {
+                    (Outcome::Pass, "<=")
+                };
+                let mut r = CheckResult::new(
+                    key,
+                    o,
+                    bad,
+                    format!(
+                        "metric \"{name}\": canary {label} {} {rel} bound {}",
+                        fmt_num(value),
+                        fmt_num(bound)
+                    ),
+                );
+                // An absolute ceiling fails whatever the configured direction.
+                r.fails = o == Outcome::High;
+                out.push(r);
+            }
+        }
+        if let Some(min) = t.min {
+            let value = mean(c);
+            let (o, rel) = if value < min {
+                (Outcome::Low, "<")
+            } else {
+                (Outcome::Pass, ">=")
+            };
+            let mut r = CheckResult::new(
+                "threshold.min",
+                o,
+                bad,
+                format!(
+                    "metric \"{name}\": canary mean {} {rel} floor {}",
+                    fmt_num(value),
+                    fmt_num(min)
+                ),
+            );
+            r.fails = o == Outcome::Low;
+            out.push(r);
+        }
+    }
+
+    let rel = m.relative.unwrap_or_default();
+    if let Some(pct) = rel.max_increase_pct {
+        for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
+            let (bv, cv) = (q(b, p), q(c, p));
+            let bound = bv + bv.abs() * pct / 100.0;
+            let pv = exceedance_p(b, c, p);
+            let high = cv > bound && pv < alpha;
+            let reason = format!(
+                "metric \"{name}\": canary {label} {} vs baseline {} (bound +{}% = {}, tail test p={})",
+                fmt_num(cv),
+                fmt_num(bv),
+                fmt_num(pct),
+                fmt_num(bound),
+                fmt_num(pv)
+            );
+            let o = if high { Outcome::High } else { Outcome::Pass };
+            out.push(
+                CheckResult::new(&format!("relative.{label}_increase"), o, bad, reason).with_p(pv),
+            );
+        }
+    }
+
+    let stat = m.statistical.unwrap_or_default();
+    let default_on = matches!(
+        m.kind,
+        MetricKind::Latency | MetricKind::Throughput | MetricKind::Ratio
+    );
+    let run_stat = if m.statistical.is_some() {
+        stat.enabled
+    } else {
+        default_on
+    };
+    let mut mw_p = None;
+    if run_stat || rel.max_decrease_pct.is_some() {
+        let mw = stats::mann_whitney_sorted(b, c, stat.method)
+            .or_else(|_| stats::mann_whitney_sorted(b, c, stats::MwMethod::Asymptotic));
+        if let Ok(mw) = mw {
+            let hl: HodgesLehmann = stats::hodges_lehmann_sorted(b, c, alpha);
+            st = Statistics {
+                p_value: Some(mw.p_value),
+                shift: Some(hl.shift),
+                ci: Some((hl.lo, hl.hi)),
+            };
+            mw_p = Some(mw.p_value);
+            if run_stat {
+                let base_med = q(b, 0.5).abs();
+                let inc_pct = stat.min_effect_pct.or(rel.max_increase_pct).unwrap_or(1.0);
+                let dec_pct = stat.min_effect_pct.or(rel.max_decrease_pct).unwrap_or(1.0);
+                let up = base_med * inc_pct / 100.0 + stat.min_effect;
+                let down = base_med * dec_pct / 100.0 + stat.min_effect;
+                let sig = mw.p_value < alpha;
+                let o = if sig && hl.shift > up {
+                    Outcome::High
+                } else if sig && hl.shift < -down {
+                    Outcome::Low
+                } else {
+                    Outcome::Pass
+                };
+                let reason = format!(
+                    "metric \"{name}\": shift {} [{}, {}] vs effect bound +{}/-{} (p={}, alpha {})",
+                    fmt_num(hl.shift),
+                    fmt_num(hl.lo),
+                    fmt_num(hl.hi),
+                    fmt_num(up),
+                    fmt_num(down),
+                    fmt_num(mw.p_value),
+                    fmt_num(alpha)
+                );
+                out.push(CheckResult::new("mann-whitney", o, bad, reason).with_p(mw.p_value));
+            }
+        }
+    }
+    if let Some(pct) = rel.max_decrease_pct {
+        let (bv, cv) = (q(b, 0.5), q(c, 0.5));
+        let bound = bv - bv.abs() * pct / 100.0;
+        let p = mw_p.unwrap_or(1.0);
+        let low = cv < bound && p < alpha;
+        let o = if low { Outcome::Low } else { Outcome::Pass };
+        out.push(
+            CheckResult::new(
+                "relative.p50_decrease",
+                o,
+                bad,
+                format!(
+                    "metric \"{name}\": canary p50 {} vs baseline {} (bound -{}% = {}, p={})",
+                    fmt_num(cv),
+                    fmt_num(bv),
+                    fmt_num(pct),
+                    fmt_num(bound),
+                    fmt_num(p)
+                ),
+            )
+            .with_p(p),
+        );
+    }
+
+    let dist = m.distribution.unwrap_or_default();
+    let run_dist = if m.distribution.is_some() {
+        dist.enabled
+    } else {
+        m.kind == MetricKind::Latency
+    };
+    if run_dist {
+        let (dp, dm) = stats::ks_distances(b, c);
+        let pp = stats::ks_one_sided_p(dp, b.len(), c.len());
+        let pm = stats::ks_one_sided_p(dm, b.len(), c.len());
+        let lim = dist.max_shifted_fraction;
+        let high = bad.high_fails() && dp > lim && pp < alpha;
+        let low = bad.low_fails() && dm > lim && pm < alpha;
+        let (o, d, p) = if high {
+            (Outcome::High, dp, pp)
+        } else if low {
+            (Outcome::Low, dm, pm)
+        } else if bad == Bad::Decrease {
+            (Outcome::Pass, dm, pm)
+        } else {
+            (Outcome::Pass, dp, pp)
+        };
+        out.push(
+            CheckResult::new(
+                "distribution",
+                o,
+                bad,
+                format!(
+                    "metric \"{name}\": {}% of the canary's mass moved {} (ks p={}, bound {}%)",
+                    fmt_num(d * 100.0),
+                    if d == dm && bad == Bad::Decrease {
+                        "down"
+                    } else {
+                        "up"
+                    },
+                    fmt_num(p),
+                    fmt_num(lim * 100.0)
+                ),
+            )
+            .with_p(p),
+        );
+    }
+
+    if let Some(t) = &m.traffic {
+        let (sb, sc) = (stats::sum(b), stats::sum(c));
+        out.push(traffic_point(
+            name,
+            t.expected_share,
+            t.max_dip_pct,
+            sb,
+            sc,
+            bad,
+        ));
+    }
+    (out, st)
+}
+
+fn traffic_point(name: &str, expected: f64, dip: f64, b: f64, c: f64, bad: Bad) -> CheckResult {
+    let total = b + c;
+    let floor = expected * (1.0 - dip / 100.0);
+    if total <= 0.0 {
+        return CheckResult::new(
+            "traffic",
+            Outcome::NoData,
+            bad,
+            format!("metric \"{name}\": no traffic in either cohort"),
+        );
+    }
+    let share = c / total;
+    let o = if share < floor {
+        Outcome::Low
+    } else {
+        Outcome::Pass
+    };
+    let mut r = CheckResult::new(
+        "traffic",
+        o,
+        bad,
+        format!(
+            "metric \"{name}\": canary share {}% vs expected {}% (floor {}%)",
+            fmt_num(share * 100.0),
+            fmt_num(expected * 100.0),
+            fmt_num(floor * 100.0)
+        ),
+    );
+    r.fails = o == Outcome::Low;
+    r
+}
+
+/// One-sided p-value that the canary has more mass above the pooled
+/// `p`-quantile than the baseline (a two-sample tail test; for `p = 0.5`
+/// this is Mood's median test), conditional on the pooled exceedances.
+fn exceedance_p(b: &[f64], c: &[f64], p: f64) -> f64 {
+    let n = b.len() + c.len();
+    // pooled order statistic at rank ceil(p n)
+    let rank = ((p * n as f64).ceil() as usize).clamp(1, n);
+    let t = pooled_kth(b, c, rank);
+    let kb = b.len() - b.partition_point(|&v| v <= t);
+    let kc = c.len() - c.partition_point(|&v| v <= t);
+    let k = kb + kc;
+    if k == 0 {
+        return 1.0;
+    }
+    stats::binomial_sf(kc as u64, k as u64, c.len() as f64 / n as f64)
+}
+
+/// The `k`-th smallest (1-based) value of the union of two sorted samples.
+fn pooled_kth(a: &[f64], b: &[f64], k: usize) -> f64 {
+    // Binary search on how many come from `a`.
+    let (mut lo, mut hi) = (k.saturating_sub(b.len()), k.min(a.len()));
+    while lo < hi {
+        let i = (lo + hi) / 2; // take i from a, k - i from b
+        let j = k - i;
+        if j > 0 && i < a.len() && b[j - 1] > a[i] {
+            lo = i + 1;
+        } else {
+            hi = i;
+        }
+    }
+    let i = lo;
+    let j = k - i;
+    let from_a = if i > 0 { a[i - 1] } else { f64::NEG_INFINITY };
+    let from_b = if j > 0 { b[j - 1] } else { f64::NEG_INFINITY };
+    from_a.max(from_b)
+}
+
+/// Runs every configured check of a count metric.
+pub(crate) fn count_checks(
+    m: &MetricConfig,
+    alpha: f64,
+    b: &Counts,
+    c: &Counts,
+) -> (Vec<CheckResult>, Statistics) {
+    let name = &m.name;
+    let bad = m.bad;
+    let mut out = Vec::new();
+    let mut st = Statistics::default();
+    // Throughput counts carry requests in `events`.
+    if m.kind == MetricKind::Throughput {
+        if let Some(t) = &m.traffic {
+            out.push(traffic_counts(
+                name,
+                t.expected_share,
+                t.max_dip_pct,
+                alpha,
+                b.events,
+                c.events,
+                bad,
+            ));
+        }
+        if let Some(min) = m.threshold.and_then(|t| t.min) {
+            let v = c.events as f64;
+            let o = if v < min { Outcome::Low } else { Outcome::Pass };
+            let mut r = CheckResult::new(
+                "threshold.min",
+                o,
+                bad,
+                format!(
+                    "metric \"{name}\": canary requests {} vs floor {}",
+                    v,
+                    fmt_num(min)
+                ),
+            );
+            r.fails = o == Outcome::Low;
+            out.push(r);
+        }
+        return (out, st);
+    }
+    let rb = b.events as f64 / b.trials as f64;
+    let rc = c.events as f64 / c.trials as f64;
+    if let Some(max) = m.threshold.and_then(|t| t.ratio_max) {
+        let o = if rc > max {
+            Outcome::High
+        } else {
+            Outcome::Pass
+        };
+        let mut r = CheckResult::new(
+            "threshold.ratio_max",
+            o,
+            bad,
+            format!(
+                "metric \"{name}\": canary ratio {} ({} of {}) {} bound {}",
+                fmt_num(rc),
+                c.events,
+                c.trials,
+                if o == Outcome::High { ">" } else { "<=" },
+                fmt_num(max)
+            ),
+        );
+        r.fails = o == Outcome::High;
+        out.push(r);
+    }
+    let rel = m.relative.unwrap_or_default();
+    let run = m.statistical.map(|s| s.enabled).unwrap_or(true);
+    if run {
+        let total = b.events + c.events;
+        if total < m.min_events {
+            out.push(CheckResult::new(
+                "count-test",
+                Outcome::NoData,
+                bad,
+                format!(
+                    "metric \"{name}\": {total} events in both cohorts, fewer than min_events {}",
+                    m.min_events
+                ),
+            ));
+        } else {
+            // Conditional binomial test of rate_c <= r * rate_b: given the
+            // total events, the canary's share is Bin(total, p0) at the
+            // boundary, exact for any counts (zeros included).
+            let inc = rel
+                .max_increase_pct
+                .or(m.statistical.and_then(|s| s.min_effect_pct))
+                .unwrap_or(0.0);
+            let dec = rel
+                .max_decrease_pct
+                .or(m.statistical.and_then(|s| s.min_effect_pct))
+                .unwrap_or(0.0);
+            let (tb, tc) = (b.trials as f64, c.trials as f64);
+            let share = |r: f64| r * tc / (r * tc + tb);
+            let r_up = 1.0 + inc / 100.0;
+            let p_up = stats::binomial_sf(c.events, total, share(r_up));
+            let r_down = (1.0 - dec / 100.0).max(1e-12);
+            let p_down = stats::binomial_cdf(c.events, total, share(r_down));
+            let (o, p) = if bad.high_fails() && p_up < alpha {
+                (Outcome::High, p_up)
+            } else if bad.low_fails() && p_down < alpha {
+                (Outcome::Low, p_down)
+            } else if bad == Bad::Decrease {
+                (Outcome::Pass, p_down)
+            } else {
+                (Outcome::Pass, p_up)
+            };
+            st.p_value = Some(p);
+            st.shift = Some(rc - rb);
+            out.push(
+                CheckResult::new(
+                    "count-test",
+                    o,
+                    bad,
+                    format!(
+                        "metric \"{name}\": canary rate {} ({} of {}) vs baseline {} ({} of {}), bound +{}%/-{}% (p={}, alpha {})",
+                        fmt_num(rc),
+                        c.events,
+                        c.trials,
+                        fmt_num(rb),
+                        b.events,
+                        b.trials,
+                        fmt_num(inc),
+                        fmt_num(dec),
+                        fmt_num(p),
+                        fmt_num(alpha)
+                    ),
+                )
+                .with_p(p),
+            );
+        }
+    }
+    if let Some(slo) = &m.slo {
+        let budget = 1.0 - slo.objective;
+        let burn = rc / budget;
+        let recent = c
+            .recent
+            .filter(|r| r.trials > 0)
+            .map(|r| r.events as f64 / r.trials as f64 / budget);
+        let high = burn > slo.max_burn && recent.is_none_or(|r| r > slo.max_burn);
+        let o = if high { Outcome::High } else { Outcome::Pass };
+        let mut r = CheckResult::new(
+            "slo-burn",
+            o,
+            bad,
+            format!(
+                "metric \"{name}\": canary burns the {}% SLO budget at {}x{} (bound {}x)",
+                fmt_num(slo.objective * 100.0),
+                fmt_num(burn),
+                recent
+                    .map(|r| format!(", recent window {}x", fmt_num(r)))
+                    .unwrap_or_default(),
+                fmt_num(slo.max_burn)
+            ),
+        );
+        r.fails = high;
+        out.push(r);
+    }
+    if let Some(t) = &m.traffic {
+        out.push(traffic_counts(
+            name,
+            t.expected_share,
+            t.max_dip_pct,
+            alpha,
+            b.trials,
+            c.trials,
+            bad,
+        ));
+    }
+    (out, st)
+}
+
+fn traffic_counts(
+    name: &str,
+    expected: f64,
+    dip: f64,
+    alpha: f64,
+    b: u64,
+    c: u64,
+    bad: Bad,
+) -> CheckResult {
+    let total = b + c;
+    if total == 0 {
+        return CheckResult::new(
+            "traffic",
+            Outcome::NoData,
+            bad,
+            format!("metric \"{name}\": no requests in either cohort"),
+        );
+    }
+    let floor = expected * (1.0 - dip / 100.0);
+    let share = c as f64 / total as f64;
+    let p = stats::binomial_cdf(c, total, floor);
+    let low = share < floor && p < alpha;
+    let o = if low { Outcome::Low } else { Outcome::Pass };
+    let mut r = CheckResult::new(
+        "traffic",
+        o,
+        bad,
+        format!(
+            "metric \"{name}\": canary got {c} of {total} requests ({}%) vs expected {}% (floor {}%, p={})",
+            fmt_num(share * 100.0),
+            fmt_num(expected * 100.0),
+            fmt_num(floor * 100.0),
+            fmt_num(p)
+        ),
+    )
+    .with_p(p);
+    r.fails = low;
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooled_kth_matches_merge() {
+        let a = [1.0, 3.0, 5.0, 7.0];
+        let b = [2.0, 3.0, 8.0];
+        let mut all: Vec<f64> = a.iter().chain(b.iter()).copied().collect();
+        all.sort_unstable_by(f64::total_cmp);
+        for k in 1..=all.len() {
+            assert_eq!(pooled_kth(&a, &b, k), all[k - 1], "k {k}");
+            assert_eq!(pooled_kth(&b, &a, k), all[k - 1], "k {k}");
+        }
+        assert_eq!(pooled_kth(&[], &b, 2), 3.0);
+    }
+
+    #[test]
+    fn numbers_print_short() {
+        assert_eq!(fmt_num(500.0), "500");
+        assert_eq!(fmt_num(0.0125), "0.0125");
+        assert_eq!(fmt_num(1e-9), "1.0000e-9");
+    }
+}
