@@ -1,1 +1,30 @@
 #![doc = include_str!("../README.md")]
+
+mod command;
+mod deployer;
+mod error;
+mod event;
+mod executor;
+mod gate;
+mod plan;
+pub mod spec;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod state;
+mod store;
+mod types;
+
+pub use command::{CommandEnv, CommandOutput, CommandTemplate, run_shell};
+pub use deployer::{
+    CommandDeployer, CommandRouter, DEPLOYER_PLACEHOLDERS, Deployer, Readiness, Router,
+};
+pub use error::Error;
+pub use event::{Event, EventRecord, GatePolicy, Outcome, RolloutRequest};
+pub use executor::{Executor, ExecutorConfig, Observer, Report, RetryPolicy};
+pub use gate::{CommandGate, Decision, GATE_PLACEHOLDERS, Gate, GateContext, Reasons};
+pub use plan::{Phase, PhaseAction, PhaseDefaults, Plan, Ring, Strategy};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+pub use state::{Action, Rollout, Stage, Status, TargetState};
+pub use store::{Created, LeaseInfo, MemoryStore, RolloutSummary, StateStore, Writer};
+pub use types::{Artifact, Digest, Fence, Percent, RolloutId, TargetId};

@@ -1,0 +1,258 @@
+//! Shell command templates: `{placeholder}` substitution and running with a timeout.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+
+use crate::Error;
+
+/// A command line with `{name}` placeholders, run with `sh -c`.
+///
+/// Values spliced in are validated newtypes (targets, versions, digests), which
+/// cannot hold whitespace or shell metacharacters.
+///
+/// ```
+/// use rollgate_deploy::CommandTemplate;
+/// let t = CommandTemplate::new("echo {version} > /srv/{target}/current")?;
+/// let vars = [("version", "v2"), ("target", "web-1")].into_iter().collect();
+/// assert_eq!(t.render(&vars)?, "echo v2 > /srv/web-1/current");
+/// assert!(CommandTemplate::new("echo {nope").is_err());
+/// # Ok::<(), rollgate_deploy::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandTemplate {
+    source: String,
+}
+
+impl CommandTemplate {
+    /// Parses a template; braces must balance and names must be non-empty.
+    pub fn new(source: impl Into<String>) -> Result<Self, Error> {
+        let source = source.into();
+        if source.trim().is_empty() {
+            return Err(Error::invalid("command", "command is empty"));
+        }
+        let mut rest = source.as_str();
+        while let Some(open) = rest.find('{') {
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('}') else {
+                return Err(Error::invalid(
+                    "command",
+                    format!(
+                        "{source:?}: '{{' at byte {} is never closed",
+                        source.len() - rest.len() + open
+                    ),
+                ));
+            };
+            let name = &after[..close];
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(Error::invalid(
+                    "command",
+                    format!("{source:?}: bad placeholder {{{name}}}"),
+                ));
+            }
+            rest = &after[close + 1..];
+        }
+        Ok(Self { source })
+    }
+
+    /// The placeholders the template uses.
+    pub fn placeholders(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut rest = self.source.as_str();
+        while let Some(open) = rest.find('{') {
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('}') else { break };
+            out.push(&after[..close]);
+            rest = &after[close + 1..];
+        }
+        out
+    }
+
+    /// Checks that every placeholder is one of `allowed`.
+    pub fn check_placeholders(&self, allowed: &[&str]) -> Result<(), Error> {
+        for p in self.placeholders() {
+            if !allowed.contains(&p) {
+                return Err(Error::invalid(
+                    "command",
+                    format!(
+                        "{:?}: unknown placeholder {{{p}}} (known: {})",
+                        self.source,
+                        allowed
+                            .iter()
+                            .map(|a| format!("{{{a}}}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Substitutes every placeholder; a missing value is an error.
+    pub fn render(&self, vars: &BTreeMap<&str, &str>) -> Result<String, Error> {
+        let mut out = String::with_capacity(self.source.len() + 32);
+        let mut rest = self.source.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let close = after.find('}').unwrap_or(after.len());
+            let name = &after[..close];
+            match vars.get(name) {
+                Some(v) => out.push_str(v),
+                None => {
+                    return Err(Error::invalid(
+                        "command",
+                        format!("{:?}: no value for {{{name}}} here", self.source),
+                    ));
+                }
+            }
+            rest = after.get(close + 1..).unwrap_or("");
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
+/// What a finished command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutput {
+    /// The exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    /// Standard output (at most 64 KiB kept).
+    pub stdout: String,
+    /// Standard error (at most 64 KiB kept).
+    pub stderr: String,
+}
+
+impl CommandOutput {
+    /// A one-line summary of stderr (or stdout), for error messages.
+    pub fn summary(&self) -> String {
+        let text = if self.stderr.trim().is_empty() {
+            &self.stdout
+        } else {
+            &self.stderr
+        };
+        let line = text.trim().lines().last().unwrap_or("").trim();
+        let mut s: String = line.chars().take(200).collect();
+        if s.len() < line.len() {
+            s.push('…');
+        }
+        s
+    }
+}
+
+/// Where and how commands run.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CommandEnv {
+    /// Working directory (default: the process's).
+    pub cwd: Option<PathBuf>,
+}
+
+const MAX_OUTPUT: u64 = 64 * 1024;
+
+/// Runs `line` with `sh -c`, killing it (and failing) after `timeout`.
+pub async fn run_shell(
+    line: &str,
+    env: &CommandEnv,
+    timeout: Duration,
+) -> Result<CommandOutput, String> {
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(line)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(dir) = &env.cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start `sh -c {line}`: {e}"))?;
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let work = async {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let read_out = async {
+            if let Some(s) = stdout.as_mut() {
+                let _ = s.take(MAX_OUTPUT).read_to_end(&mut out).await;
+            }
+        };
+        let read_err = async {
+            if let Some(s) = stderr.as_mut() {
+                let _ = s.take(MAX_OUTPUT).read_to_end(&mut err).await;
+            }
+        };
+        tokio::join!(read_out, read_err);
+        let status = child.wait().await;
+        (status, out, err)
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok((Ok(status), out, err)) => Ok(CommandOutput {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&out).into_owned(),
+            stderr: String::from_utf8_lossy(&err).into_owned(),
+        }),
+        Ok((Err(e), _, _)) => Err(format!("`{line}` failed to run: {e}")),
+        Err(_) => Err(format!(
+            "`{line}` timed out after {}",
+            humantime::format_duration(timeout)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_reports_missing_values() {
+        let t = CommandTemplate::new("deploy {target} {digest}").unwrap();
+        let vars = [("target", "a")].into_iter().collect();
+        let e = t.render(&vars).unwrap_err().to_string();
+        assert!(e.contains("{digest}"), "{e}");
+    }
+
+    #[test]
+    fn unknown_placeholders_are_named() {
+        let t = CommandTemplate::new("x {tagret}").unwrap();
+        let e = t.check_placeholders(&["target"]).unwrap_err().to_string();
+        assert!(e.contains("unknown placeholder {tagret}"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_hanging_command_times_out() {
+        let err = run_shell(
+            "sleep 30",
+            &CommandEnv::default(),
+            Duration::from_millis(50),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.contains("timed out after 50ms"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn captures_exit_code_and_output() {
+        let out = run_shell(
+            "echo hi; echo oops >&2; exit 3",
+            &CommandEnv::default(),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.code, Some(3));
+        assert_eq!(out.stdout, "hi\n");
+        assert_eq!(out.summary(), "oops");
+    }
+}

@@ -1,0 +1,117 @@
+//! The crate's one error type.
+
+use std::time::Duration;
+
+use crate::{Digest, RolloutId, TargetId};
+
+/// Everything that can go wrong in rollgate-deploy.
+///
+/// Messages are lowercase, name the thing and where, and carry their cause in
+/// the text (never also in `source()`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Input failed validation: `what` names the field or file.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// The field, value kind or file that is wrong.
+        what: String,
+        /// Why it is wrong.
+        reason: String,
+    },
+    /// A plan file could not be read or parsed.
+    #[error("{path}: {reason}")]
+    PlanFile {
+        /// The file, with `:line:column` when known.
+        path: String,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// A deploy, readiness or inspection call on one target failed.
+    #[error("target {target}: {reason}")]
+    Deploy {
+        /// The target.
+        target: TargetId,
+        /// What failed.
+        reason: String,
+        /// Whether trying again may help (timeouts, non-zero exits).
+        transient: bool,
+    },
+    /// A gate could not reach a decision.
+    #[error("gate: {0}")]
+    Gate(String),
+    /// A traffic switch (blue-green) failed.
+    #[error("router: {0}")]
+    Router(String),
+    /// The state store is locked by another process or otherwise busy.
+    #[error("state store busy: {0}")]
+    StoreBusy(String),
+    /// The state store failed (I/O, corruption, read-only file).
+    #[error("state store: {0}")]
+    Store(String),
+    /// Another controller holds the lease on this rollout.
+    #[error("rollout {rollout} is driven by {owner} (lease expires in {}s)", expires_in.as_secs())]
+    LeaseHeld {
+        /// The rollout.
+        rollout: RolloutId,
+        /// Who holds the lease.
+        owner: String,
+        /// Time left on the lease.
+        expires_in: Duration,
+    },
+    /// This controller lost its lease: another one took over the rollout.
+    #[error("rollout {rollout}: lease lost to a newer controller (fence {fence} is stale)")]
+    StaleFence {
+        /// The rollout.
+        rollout: RolloutId,
+        /// The fence this controller held.
+        fence: u64,
+    },
+    /// No rollout, artifact or service by that name.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A digest was recorded before with different content.
+    #[error(
+        "artifact {digest} is already recorded as {existing:?}; a digest is never rebound (got {new:?})"
+    )]
+    DigestRebound {
+        /// The digest.
+        digest: Digest,
+        /// The version label it was recorded with.
+        existing: String,
+        /// The conflicting label.
+        new: String,
+    },
+    /// A recorded event does not fit the rollout's state (a corrupt or foreign log).
+    #[error("rollout {rollout}: event {seq} does not apply: {reason}")]
+    Corrupt {
+        /// The rollout.
+        rollout: RolloutId,
+        /// The event's sequence number.
+        seq: u64,
+        /// Why it does not apply.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether the error means "the store is locked or busy, try later".
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Error::StoreBusy(_) | Error::LeaseHeld { .. })
+    }
+
+    /// Whether the error is about bad input (a plan, a name, a value).
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            Error::Invalid { .. } | Error::PlanFile { .. } | Error::NotFound(_)
+        )
+    }
+}

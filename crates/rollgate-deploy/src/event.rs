@@ -1,0 +1,387 @@
+//! Events: the durable log a rollout is made of.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Artifact, Decision, Plan, TargetId};
+
+/// How a finished rollout ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every phase passed; every target runs the artifact.
+    Succeeded,
+    /// A gate or the failure limit rolled the rollout back; touched targets run the previous artifact.
+    RolledBack,
+    /// A person aborted it; touched targets run the previous artifact.
+    Aborted,
+    /// Rolling back failed on some target; see the history.
+    RollbackFailed,
+}
+
+impl Outcome {
+    /// The outcome's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Aborted => "aborted",
+            Outcome::RollbackFailed => "rollback_failed",
+        }
+    }
+}
+
+/// One fact in a rollout's log. Controllers append the first group under a
+/// fence; people append the `*Requested` group from any process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A controller took the lease and started (or resumed) driving.
+    ControllerStarted {
+        /// Who drives.
+        owner: String,
+        /// The fence it holds.
+        fence: u64,
+    },
+    /// About to deploy the rollout's artifact on `target`.
+    DeployIntent {
+        /// The target.
+        target: TargetId,
+        /// What it ran before, when known: where a rollback returns it.
+        previous: Option<Artifact>,
+        /// Why `previous` is unknown, when it is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// A deploy attempt failed and will be retried.
+    DeployRetried {
+        /// The target.
+        target: TargetId,
+        /// The attempt that failed (1-based).
+        attempt: u32,
+        /// What failed.
+        error: String,
+    },
+    /// `target` runs the artifact and is ready.
+    TargetDeployed {
+        /// The target.
+        target: TargetId,
+    },
+    /// `target` could not be deployed or never became ready.
+    TargetFailed {
+        /// The target.
+        target: TargetId,
+        /// Why.
+        reason: String,
+    },
+    /// Traffic moved to the new set (blue-green).
+    Switched {
+        /// The set now serving.
+        to: Vec<TargetId>,
+    },
+    /// The traffic switch failed.
+    SwitchFailed {
+        /// Why.
+        reason: String,
+    },
+    /// The phase's targets are done; baking starts.
+    BakeStarted {
+        /// The phase.
+        phase: usize,
+        /// How long it bakes.
+        #[serde(with = "humantime_serde")]
+        bake: Duration,
+    },
+    /// The bake time passed.
+    BakeElapsed {
+        /// The phase.
+        phase: usize,
+    },
+    /// The gate decided.
+    GateDecided {
+        /// The phase.
+        phase: usize,
+        /// The verdict and its reasons.
+        decision: Decision,
+    },
+    /// The gate could not decide.
+    GateErrored {
+        /// The phase.
+        phase: usize,
+        /// The error.
+        error: String,
+    },
+    /// The phase is done; the next one starts.
+    PhaseCompleted {
+        /// The phase.
+        phase: usize,
+        /// Why it completed (gate promote, no gate, a person promoted).
+        reason: String,
+    },
+    /// Rolling back starts.
+    RollbackStarted {
+        /// Why.
+        reason: String,
+    },
+    /// Traffic moved back to the old set (blue-green rollback).
+    SwitchedBack {
+        /// The set now serving.
+        to: Vec<TargetId>,
+    },
+    /// About to return `target` to `to`.
+    RestoreIntent {
+        /// The target.
+        target: TargetId,
+        /// The artifact it returns to.
+        to: Artifact,
+    },
+    /// `target` runs its previous artifact again.
+    TargetRestored {
+        /// The target.
+        target: TargetId,
+    },
+    /// `target` could not be returned to its previous artifact.
+    RestoreFailed {
+        /// The target.
+        target: TargetId,
+        /// Why.
+        reason: String,
+    },
+    /// `target` has no known previous artifact to return to.
+    RestoreSkipped {
+        /// The target.
+        target: TargetId,
+        /// Why.
+        reason: String,
+    },
+    /// The rollout ended.
+    Finished {
+        /// How.
+        outcome: Outcome,
+    },
+    /// A person asked to pause.
+    PauseRequested,
+    /// A person asked to resume (or to ask a holding gate again).
+    ResumeRequested,
+    /// A person asked to complete the current phase now (skip bake and gate).
+    PromoteRequested,
+    /// A person asked to abort: roll back.
+    AbortRequested,
+}
+
+impl Event {
+    /// Whether people (not controllers) append this event.
+    pub fn is_request(&self) -> bool {
+        matches!(
+            self,
+            Event::PauseRequested
+                | Event::ResumeRequested
+                | Event::PromoteRequested
+                | Event::AbortRequested
+        )
+    }
+
+    /// The event's name, as stored (`deploy_intent`, `gate_decided`, ...).
+    pub fn action(&self) -> &'static str {
+        match self {
+            Event::ControllerStarted { .. } => "controller_started",
+            Event::DeployIntent { .. } => "deploy_intent",
+            Event::DeployRetried { .. } => "deploy_retried",
+            Event::TargetDeployed { .. } => "target_deployed",
+            Event::TargetFailed { .. } => "target_failed",
+            Event::Switched { .. } => "switched",
+            Event::SwitchFailed { .. } => "switch_failed",
+            Event::BakeStarted { .. } => "bake_started",
+            Event::BakeElapsed { .. } => "bake_elapsed",
+            Event::GateDecided { .. } => "gate_decided",
+            Event::GateErrored { .. } => "gate_errored",
+            Event::PhaseCompleted { .. } => "phase_completed",
+            Event::RollbackStarted { .. } => "rollback_started",
+            Event::SwitchedBack { .. } => "switched_back",
+            Event::RestoreIntent { .. } => "restore_intent",
+            Event::TargetRestored { .. } => "target_restored",
+            Event::RestoreFailed { .. } => "restore_failed",
+            Event::RestoreSkipped { .. } => "restore_skipped",
+            Event::Finished { .. } => "finished",
+            Event::PauseRequested => "pause_requested",
+            Event::ResumeRequested => "resume_requested",
+            Event::PromoteRequested => "promote_requested",
+            Event::AbortRequested => "abort_requested",
+        }
+    }
+
+    /// The target the event is about, if one.
+    pub fn target(&self) -> Option<&TargetId> {
+        match self {
+            Event::DeployIntent { target, .. }
+            | Event::DeployRetried { target, .. }
+            | Event::TargetDeployed { target }
+            | Event::TargetFailed { target, .. }
+            | Event::RestoreIntent { target, .. }
+            | Event::TargetRestored { target }
+            | Event::RestoreFailed { target, .. }
+            | Event::RestoreSkipped { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+
+    /// A short outcome text for audit listings.
+    pub fn outcome_text(&self) -> String {
+        match self {
+            Event::ControllerStarted { owner, fence } => {
+                format!("driven by {owner} (fence {fence})")
+            }
+            Event::DeployIntent { previous, note, .. } => match (previous, note) {
+                (Some(p), _) => format!("from {p}"),
+                (None, Some(n)) => format!("previous unknown: {n}"),
+                (None, None) => "target ran nothing".into(),
+            },
+            Event::DeployRetried { attempt, error, .. } => {
+                format!("attempt {attempt} failed: {error}")
+            }
+            Event::TargetDeployed { .. } | Event::TargetRestored { .. } => "ok".into(),
+            Event::TargetFailed { reason, .. }
+            | Event::RestoreFailed { reason, .. }
+            | Event::RestoreSkipped { reason, .. }
+            | Event::SwitchFailed { reason }
+            | Event::RollbackStarted { reason } => reason.clone(),
+            Event::Switched { to } | Event::SwitchedBack { to } => {
+                to.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")
+            }
+            Event::BakeStarted { phase, bake } => {
+                format!("phase {phase}, {}", humantime::format_duration(*bake))
+            }
+            Event::BakeElapsed { phase } => format!("phase {phase}"),
+            Event::GateDecided { phase, decision } => {
+                format!(
+                    "phase {phase}: {}: {}",
+                    decision.kind(),
+                    decision.reasons().join("; ")
+                )
+            }
+            Event::GateErrored { phase, error } => format!("phase {phase}: {error}"),
+            Event::PhaseCompleted { phase, reason } => format!("phase {phase}: {reason}"),
+            Event::RestoreIntent { to, .. } => format!("to {to}"),
+            Event::Finished { outcome } => outcome.as_str().into(),
+            Event::PauseRequested
+            | Event::ResumeRequested
+            | Event::PromoteRequested
+            | Event::AbortRequested => "requested".into(),
+        }
+    }
+}
+
+/// An event as stored: numbered, stamped and attributed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Position in the rollout's log, from 1.
+    pub seq: u64,
+    /// Wall-clock time of the write, milliseconds since the Unix epoch (audit only).
+    pub at_ms: i64,
+    /// Who wrote it: a controller owner or a person.
+    pub actor: String,
+    /// The event.
+    pub event: Event,
+}
+
+/// How a gate's answers are bounded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct GatePolicy {
+    /// Consecutive gate errors after which the rollout rolls back.
+    pub max_errors: u32,
+    /// `continue` verdicts in one phase after which the rollout holds for a person.
+    pub max_continues: u32,
+    /// Wait before asking again after an error.
+    #[serde(with = "humantime_serde")]
+    pub retry_after: Duration,
+    /// Wait before asking again after a `continue` (zero: the phase's bake time).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for GatePolicy {
+    fn default() -> Self {
+        Self {
+            max_errors: 3,
+            max_continues: 10,
+            retry_after: Duration::from_secs(5),
+            interval: Duration::ZERO,
+        }
+    }
+}
+
+/// What a caller asks for: put `artifact` on the plan's targets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RolloutRequest {
+    /// The service.
+    pub service: String,
+    /// The artifact to roll out.
+    pub artifact: Artifact,
+    /// The artifact it replaces, when the caller knows it; used when a
+    /// target's current artifact cannot be read.
+    #[serde(default)]
+    pub previous: Option<Artifact>,
+    /// The compiled plan.
+    pub plan: Plan,
+    /// Limits on gate answers.
+    #[serde(default)]
+    pub gate_policy: GatePolicy,
+    /// Who asked.
+    pub actor: String,
+    /// Same key, same rollout: a retried request returns the existing one.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// Opaque data for the caller (the CLI keeps its plan file here, to
+    /// rebuild deployer and gate when it resumes the rollout elsewhere).
+    #[serde(default)]
+    pub spec: Option<serde_json::Value>,
+}
+
+impl RolloutRequest {
+    /// A request with default gate policy and no idempotency key.
+    pub fn new(
+        service: impl Into<String>,
+        artifact: Artifact,
+        plan: Plan,
+        actor: impl Into<String>,
+    ) -> Self {
+        Self {
+            service: service.into(),
+            artifact,
+            previous: None,
+            plan,
+            gate_policy: GatePolicy::default(),
+            actor: actor.into(),
+            idempotency_key: None,
+            spec: None,
+        }
+    }
+
+    /// Sets the idempotency key.
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Sets the artifact being replaced.
+    pub fn with_previous(mut self, previous: Artifact) -> Self {
+        self.previous = Some(previous);
+        self
+    }
+
+    /// Sets the gate policy.
+    pub fn with_gate_policy(mut self, policy: GatePolicy) -> Self {
+        self.gate_policy = policy;
+        self
+    }
+
+    /// Sets the opaque caller data.
+    pub fn with_spec(mut self, spec: serde_json::Value) -> Self {
+        self.spec = Some(spec);
+        self
+    }
+}

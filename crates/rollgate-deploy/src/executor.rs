@@ -1,0 +1,771 @@
+//! The driver: performs what the pure state machine decides, through the
+//! `Deployer`, `Gate`, `Router` and tokio's clock, writing ahead to the store.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::state::{Action, Rollout, Stage, Status};
+use crate::store::{Created, StateStore, Writer};
+use crate::{
+    Artifact, Deployer, Error, Event, EventRecord, Fence, Gate, Outcome, PhaseAction, Readiness,
+    RolloutId, RolloutRequest, Router, TargetId,
+};
+
+/// How transient deploy errors are retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Attempts per target, including the first (at least 1).
+    pub max_attempts: u32,
+    /// Wait after the first failure; doubles each time.
+    pub initial_backoff: Duration,
+    /// Longest wait between attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt `attempt` (1-based).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// How the executor drives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExecutorConfig {
+    /// This controller's name in leases and the audit history; unique per process.
+    pub owner: String,
+    /// Lease length; renewed every third of it.
+    pub lease_ttl: Duration,
+    /// How often the store is read for requests from people while waiting.
+    pub poll_interval: Duration,
+    /// Deploy retries.
+    pub retry: RetryPolicy,
+    /// How long a target may take to become ready after a deploy.
+    pub ready_timeout: Duration,
+    /// How often readiness is checked.
+    pub ready_interval: Duration,
+    /// How long one gate evaluation may take.
+    pub gate_timeout: Duration,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            owner: "rollgate".into(),
+            lease_ttl: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+            ready_timeout: Duration::from_secs(300),
+            ready_interval: Duration::from_secs(1),
+            gate_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+impl ExecutorConfig {
+    /// Config with this owner name.
+    pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = owner.into();
+        self
+    }
+    /// Config with this lease length.
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+    /// Config with this polling interval.
+    pub fn with_poll_interval(mut self, poll: Duration) -> Self {
+        self.poll_interval = poll;
+        self
+    }
+    /// Config with this retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+    /// Config with this readiness timeout and check interval.
+    pub fn with_readiness(mut self, timeout: Duration, interval: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self.ready_interval = interval;
+        self
+    }
+    /// Config with this gate timeout.
+    pub fn with_gate_timeout(mut self, t: Duration) -> Self {
+        self.gate_timeout = t;
+        self
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The rollout.
+    pub id: RolloutId,
+    /// The outcome; `None` when the rollout is held for a person.
+    pub outcome: Option<Outcome>,
+    /// The final state.
+    pub rollout: Rollout,
+}
+
+impl Report {
+    /// Whether the rollout waits for a person.
+    pub fn is_held(&self) -> bool {
+        matches!(self.rollout.status, Status::Held(_))
+    }
+}
+
+/// Called after each event is applied: for progress displays.
+pub type Observer = Arc<dyn Fn(&Rollout, &EventRecord) + Send + Sync>;
+
+/// Runs every plan: one executor for canary, rolling, blue-green, rings...
+///
+/// ```
+/// use rollgate_deploy::*;
+/// use std::sync::Arc;
+/// # use async_trait::async_trait;
+/// # use std::{collections::BTreeMap, sync::Mutex};
+/// # #[derive(Default)] struct InMemory(Mutex<BTreeMap<TargetId, Digest>>);
+/// # #[async_trait] impl Deployer for InMemory {
+/// #   async fn deploy(&self, t: &TargetId, a: &Artifact) -> Result<(), Error> { self.0.lock().unwrap().insert(t.clone(), a.digest.clone()); Ok(()) }
+/// #   async fn current(&self, t: &TargetId) -> Result<Option<Digest>, Error> { Ok(self.0.lock().unwrap().get(t).cloned()) }
+/// #   async fn readiness(&self, _: &TargetId) -> Result<Readiness, Error> { Ok(Readiness::Ready) }
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
+/// let targets: Vec<TargetId> = ["a", "b", "c", "d"].iter().map(|t| t.parse()).collect::<Result<_, _>>()?;
+/// let plan = Strategy::Canary { steps: vec![Percent::new(25.0)?, Percent::FULL] }
+///     .compile(&targets, &PhaseDefaults::default().with_bake(std::time::Duration::from_secs(60)))?;
+/// let artifact = Artifact::new("v2", Digest::of_bytes(b"v2"));
+/// let exec = Executor::new(Arc::new(MemoryStore::new()), Arc::new(InMemory::default()));
+/// let report = exec.submit(RolloutRequest::new("web", artifact, plan, "alice")).await?;
+/// assert_eq!(report.outcome, Some(Outcome::Succeeded));
+/// # Ok::<(), Error>(()) }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Executor {
+    store: Arc<dyn StateStore>,
+    deployer: Arc<dyn Deployer>,
+    gate: Option<Arc<dyn Gate>>,
+    router: Option<Arc<dyn Router>>,
+    config: ExecutorConfig,
+    observer: Option<Observer>,
+}
+
+enum TaskDone {
+    Forward {
+        target: TargetId,
+        result: Result<(), String>,
+        retries: Vec<(u32, String)>,
+    },
+    Restore {
+        target: TargetId,
+        result: Result<(), String>,
+        retries: Vec<(u32, String)>,
+    },
+}
+
+impl Executor {
+    /// An executor with no gate, no router and default config.
+    pub fn new(store: Arc<dyn StateStore>, deployer: Arc<dyn Deployer>) -> Self {
+        Self {
+            store,
+            deployer,
+            gate: None,
+            router: None,
+            config: ExecutorConfig::default(),
+            observer: None,
+        }
+    }
+
+    /// Uses `gate` for gated phases.
+    pub fn with_gate(mut self, gate: Arc<dyn Gate>) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Uses `router` for blue-green switches.
+    pub fn with_router(mut self, router: Arc<dyn Router>) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    /// Uses this config.
+    pub fn with_config(mut self, config: ExecutorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Calls `observer` after each applied event.
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    /// Validates and records a request; the same idempotency key returns the
+    /// existing rollout.
+    pub async fn create(&self, req: &RolloutRequest) -> Result<Created, Error> {
+        req.artifact.validate()?;
+        if let Some(p) = &req.previous {
+            p.validate()?;
+        }
+        if req.service.trim().is_empty() {
+            return Err(Error::invalid("service", "service name is empty"));
+        }
+        if req.plan.phases.is_empty() {
+            return Err(Error::invalid("plan", "the plan has no phases"));
+        }
+        self.check_capabilities(req)?;
+        self.store.create(req).await
+    }
+
+    /// Creates the rollout (or finds it by idempotency key) and drives it.
+    pub async fn submit(&self, req: RolloutRequest) -> Result<Report, Error> {
+        let created = self.create(&req).await?;
+        self.run(created.id).await
+    }
+
+    fn check_capabilities(&self, req: &RolloutRequest) -> Result<(), Error> {
+        if self.gate.is_none() && req.plan.phases.iter().any(|p| p.gated) {
+            return Err(Error::invalid(
+                "plan",
+                "phases are gated but no gate is configured",
+            ));
+        }
+        if self.router.is_none()
+            && req
+                .plan
+                .phases
+                .iter()
+                .any(|p| matches!(p.action, PhaseAction::Switch { .. }))
+        {
+            return Err(Error::invalid(
+                "plan",
+                "blue-green needs a router to switch traffic",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Drives rollout `id` until it finishes or holds for a person. Resumes
+    /// from the store: a rollout a dead controller left half-way goes on
+    /// where its log ends.
+    pub async fn run(&self, id: RolloutId) -> Result<Report, Error> {
+        let cfg = &self.config;
+        let fence = self.store.lease(id, &cfg.owner, cfg.lease_ttl).await?;
+        let req = self.store.request(id).await?;
+        let span = info_span!("rollout", id = %id, service = %req.service, version = %req.artifact.version);
+        let result = async {
+            self.check_capabilities(&req)?;
+            let log = self.store.events(id, 0).await?;
+            let rollout = Rollout::replay(id, req, &log)?;
+            self.drive(rollout, fence).await
+        }
+        .instrument(span)
+        .await;
+        // Best effort: an expired lease is harmless, a crashed store cannot release.
+        if let Err(e) = self.store.release(id, fence).await {
+            debug!(rollout = %id, error = %e, "lease release failed");
+        }
+        result
+    }
+
+    async fn append(&self, r: &mut Rollout, fence: Fence, events: &[Event]) -> Result<(), Error> {
+        let writer = Writer::Controller {
+            owner: &self.config.owner,
+            fence,
+        };
+        self.store.append(r.id, writer, events).await?;
+        for e in events {
+            metrics::counter!("rollgate_rollout_events_total", "action" => e.action()).increment(1);
+        }
+        self.sync(r).await
+    }
+
+    async fn sync(&self, r: &mut Rollout) -> Result<(), Error> {
+        for rec in self.store.events(r.id, r.last_seq).await? {
+            r.apply(&rec)?;
+            info!(
+                seq = rec.seq,
+                actor = %rec.actor,
+                action = rec.event.action(),
+                target = rec.event.target().map(|t| t.as_str()),
+                outcome = %rec.event.outcome_text(),
+                "rollout event"
+            );
+            if let Some(obs) = &self.observer {
+                obs(r, &rec);
+            }
+        }
+        Ok(())
+    }
+
+    async fn drive(&self, mut r: Rollout, fence: Fence) -> Result<Report, Error> {
+        let cfg = &self.config;
+        let done = |r: Rollout| Report {
+            id: r.id,
+            outcome: r.outcome(),
+            rollout: r,
+        };
+        if r.is_finished() || r.decide(&BTreeSet::new()) == [Action::Stop] {
+            return Ok(done(r));
+        }
+        self.append(
+            &mut r,
+            fence,
+            &[Event::ControllerStarted {
+                owner: cfg.owner.clone(),
+                fence: fence.0,
+            }],
+        )
+        .await?;
+        let mut tasks: JoinSet<TaskDone> = JoinSet::new();
+        let mut running: BTreeSet<TargetId> = BTreeSet::new();
+        let mut ids: HashMap<tokio::task::Id, (TargetId, bool)> = HashMap::new();
+        let mut bake: Option<((usize, u32, u32), Instant)> = None;
+        let mut renew_at = Instant::now() + cfg.lease_ttl / 3;
+        loop {
+            if Instant::now() >= renew_at {
+                self.store.lease(r.id, &cfg.owner, cfg.lease_ttl).await?;
+                renew_at = Instant::now() + cfg.lease_ttl / 3;
+            }
+            // Record every finished task in one append (group commit).
+            let mut finished = Vec::new();
+            while let Some(res) = tasks.try_join_next_with_id() {
+                finished.push(res);
+            }
+            if !finished.is_empty() {
+                let events = self.outcome_events(finished, &mut running, &mut ids);
+                self.append(&mut r, fence, &events).await?;
+                continue;
+            }
+            let actions = r.decide(&running);
+            let mut records = Vec::new();
+            let mut starts = Vec::new();
+            let mut wait_bake = None;
+            let mut stop = false;
+            let mut other = None;
+            for a in actions {
+                match a {
+                    Action::Record(e) => records.push(e),
+                    Action::Deploy { .. } | Action::Restore { .. } => starts.push(a),
+                    Action::Bake { phase, duration } => wait_bake = Some((phase, duration)),
+                    Action::Stop => stop = true,
+                    Action::Wait => {}
+                    Action::Switch { .. } | Action::AskGate(_) => other = Some(a),
+                }
+            }
+            if stop {
+                break;
+            }
+            if !records.is_empty() {
+                self.append(&mut r, fence, &records).await?;
+                continue;
+            }
+            if !starts.is_empty() {
+                self.start_tasks(&mut r, fence, starts, &mut tasks, &mut running, &mut ids)
+                    .await?;
+                continue;
+            }
+            match other {
+                Some(Action::Switch { to, back }) => {
+                    let event = self.switch(&r, &to, back).await;
+                    self.append(&mut r, fence, &event).await?;
+                    continue;
+                }
+                Some(Action::AskGate(ctx)) => {
+                    let event = self.ask_gate(&ctx).await;
+                    self.append(&mut r, fence, &[event]).await?;
+                    continue;
+                }
+                _ => {}
+            }
+            // Nothing to start: wait for a task, the bake deadline or the next poll.
+            let deadline = wait_bake.map(|(phase, duration)| {
+                let key = (phase, r.gate_asks, r.gate_errors);
+                match bake {
+                    Some((k, at)) if k == key => at,
+                    _ => {
+                        let at = Instant::now() + duration;
+                        bake = Some((key, at));
+                        at
+                    }
+                }
+            });
+            if let Some(at) = deadline
+                && Instant::now() >= at
+            {
+                bake = None;
+                let phase = r.phase;
+                self.append(&mut r, fence, &[Event::BakeElapsed { phase }])
+                    .await?;
+                continue;
+            }
+            let poll = sleep(cfg.poll_interval.min(cfg.lease_ttl / 3));
+            tokio::select! {
+                Some(res) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    let events = self.outcome_events(vec![res], &mut running, &mut ids);
+                    self.append(&mut r, fence, &events).await?;
+                }
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
+                _ = poll => {
+                    self.sync(&mut r).await?;
+                }
+            }
+        }
+        if r.stage == Stage::Baking && !r.is_finished() {
+            debug!(rollout = %r.id, "stopping while baking");
+        }
+        Ok(done(r))
+    }
+
+    fn outcome_events(
+        &self,
+        finished: Vec<Result<(tokio::task::Id, TaskDone), tokio::task::JoinError>>,
+        running: &mut BTreeSet<TargetId>,
+        ids: &mut HashMap<tokio::task::Id, (TargetId, bool)>,
+    ) -> Vec<Event> {
+        let mut events = Vec::new();
+        for res in finished {
+            let done = match res {
+                Ok((id, d)) => {
+                    ids.remove(&id);
+                    d
+                }
+                Err(e) => {
+                    // A panicking deployer must not take the controller down.
+                    warn!(error = %e, "deploy task failed to complete");
+                    let Some((target, forward)) = ids.remove(&e.id()) else {
+                        continue;
+                    };
+                    let result = Err(format!("deployer panicked: {e}"));
+                    if forward {
+                        TaskDone::Forward {
+                            target,
+                            result,
+                            retries: Vec::new(),
+                        }
+                    } else {
+                        TaskDone::Restore {
+                            target,
+                            result,
+                            retries: Vec::new(),
+                        }
+                    }
+                }
+            };
+            match done {
+                TaskDone::Forward {
+                    target,
+                    result,
+                    retries,
+                } => {
+                    running.remove(&target);
+                    for (attempt, error) in retries {
+                        events.push(Event::DeployRetried {
+                            target: target.clone(),
+                            attempt,
+                            error,
+                        });
+                    }
+                    metrics::counter!("rollgate_deploys_total", "result" => if result.is_ok() { "ok" } else { "failed" })
+                        .increment(1);
+                    events.push(match result {
+                        Ok(()) => Event::TargetDeployed { target },
+                        Err(reason) => Event::TargetFailed { target, reason },
+                    });
+                }
+                TaskDone::Restore {
+                    target,
+                    result,
+                    retries,
+                } => {
+                    running.remove(&target);
+                    for (attempt, error) in retries {
+                        events.push(Event::DeployRetried {
+                            target: target.clone(),
+                            attempt,
+                            error,
+                        });
+                    }
+                    metrics::counter!("rollgate_restores_total", "result" => if result.is_ok() { "ok" } else { "failed" })
+                        .increment(1);
+                    events.push(match result {
+                        Ok(()) => Event::TargetRestored { target },
+                        Err(reason) => Event::RestoreFailed { target, reason },
+                    });
+                }
+            }
+        }
+        events
+    }
+
+    async fn previous_of(
+        &self,
+        r: &Rollout,
+        target: &TargetId,
+    ) -> (Option<Artifact>, Option<String>) {
+        let fallback = |note: String| match &r.request.previous {
+            Some(p) => (Some(p.clone()), None),
+            None => (None, Some(note)),
+        };
+        match self.deployer.current(target).await {
+            Ok(Some(d)) if d == r.request.artifact.digest => {
+                fallback("target already ran the new artifact".into())
+            }
+            Ok(Some(d)) => match self.store.artifact(&d).await {
+                Ok(Some(a)) => (Some(a), None),
+                Ok(None) => fallback(format!("ran {d}, which is not in the artifact registry")),
+                Err(e) => fallback(format!("artifact registry: {e}")),
+            },
+            Ok(None) => (None, None),
+            Err(e) => fallback(format!("reading what it runs failed: {e}")),
+        }
+    }
+
+    async fn start_tasks(
+        &self,
+        r: &mut Rollout,
+        fence: Fence,
+        starts: Vec<Action>,
+        tasks: &mut JoinSet<TaskDone>,
+        running: &mut BTreeSet<TargetId>,
+        ids: &mut HashMap<tokio::task::Id, (TargetId, bool)>,
+    ) -> Result<(), Error> {
+        // Intents first, all in one append; then the work.
+        let mut intents = Vec::new();
+        for a in &starts {
+            match a {
+                Action::Deploy {
+                    target,
+                    fresh: true,
+                } => {
+                    let (previous, note) = self.previous_of(r, target).await;
+                    intents.push(Event::DeployIntent {
+                        target: target.clone(),
+                        previous,
+                        note,
+                    });
+                }
+                Action::Restore {
+                    target,
+                    to,
+                    fresh: true,
+                } => {
+                    intents.push(Event::RestoreIntent {
+                        target: target.clone(),
+                        to: to.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        if !intents.is_empty() {
+            self.append(r, fence, &intents).await?;
+        }
+        for a in starts {
+            let (target, artifact, forward) = match a {
+                Action::Deploy { target, .. } => (target, r.request.artifact.clone(), true),
+                Action::Restore { target, to, .. } => (target, to, false),
+                _ => continue,
+            };
+            running.insert(target.clone());
+            let deployer = Arc::clone(&self.deployer);
+            let cfg = self.config.clone();
+            let span = info_span!("deploy", target = %target, version = %artifact.version, restore = !forward);
+            let task_target = target.clone();
+            let handle = tasks.spawn(
+                async move {
+                    let (result, retries) = deploy_one(&*deployer, &target, &artifact, &cfg).await;
+                    if forward {
+                        TaskDone::Forward {
+                            target,
+                            result,
+                            retries,
+                        }
+                    } else {
+                        TaskDone::Restore {
+                            target,
+                            result,
+                            retries,
+                        }
+                    }
+                }
+                .instrument(span),
+            );
+            ids.insert(handle.id(), (task_target, forward));
+        }
+        Ok(())
+    }
+
+    async fn switch(&self, r: &Rollout, to: &[TargetId], back: bool) -> Vec<Event> {
+        let Some(router) = &self.router else {
+            return vec![Event::SwitchFailed {
+                reason: "no router configured".into(),
+            }];
+        };
+        let mut last = String::new();
+        for attempt in 1..=self.config.retry.max_attempts.max(1) {
+            match router.switch(&r.request.service, to).await {
+                Ok(()) => {
+                    return vec![if back {
+                        Event::SwitchedBack { to: to.to_vec() }
+                    } else {
+                        Event::Switched { to: to.to_vec() }
+                    }];
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    if attempt < self.config.retry.max_attempts {
+                        sleep(self.config.retry.backoff(attempt)).await;
+                    }
+                }
+            }
+        }
+        if back {
+            vec![
+                Event::SwitchFailed {
+                    reason: format!("switching back failed: {last}"),
+                },
+                Event::Finished {
+                    outcome: Outcome::RollbackFailed,
+                },
+            ]
+        } else {
+            vec![Event::SwitchFailed { reason: last }]
+        }
+    }
+
+    async fn ask_gate(&self, ctx: &crate::GateContext) -> Event {
+        let phase = ctx.phase;
+        let Some(gate) = &self.gate else {
+            return Event::GateErrored {
+                phase,
+                error: "no gate configured".into(),
+            };
+        };
+        let verdict = timeout(self.config.gate_timeout, gate.evaluate(ctx)).await;
+        match verdict {
+            Ok(Ok(decision)) => {
+                metrics::counter!("rollgate_gate_decisions_total", "decision" => decision.kind())
+                    .increment(1);
+                Event::GateDecided { phase, decision }
+            }
+            Ok(Err(e)) => {
+                metrics::counter!("rollgate_gate_errors_total").increment(1);
+                Event::GateErrored {
+                    phase,
+                    error: e.to_string(),
+                }
+            }
+            Err(_) => {
+                metrics::counter!("rollgate_gate_errors_total").increment(1);
+                Event::GateErrored {
+                    phase,
+                    error: format!(
+                        "gate timed out after {}",
+                        humantime::format_duration(self.config.gate_timeout)
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// Deploys with retries, then waits for readiness.
+async fn deploy_one(
+    deployer: &dyn Deployer,
+    target: &TargetId,
+    artifact: &Artifact,
+    cfg: &ExecutorConfig,
+) -> (Result<(), String>, Vec<(u32, String)>) {
+    let mut retries = Vec::new();
+    let attempts = cfg.retry.max_attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        match deployer.deploy(target, artifact).await {
+            Ok(()) => break,
+            Err(e) => {
+                let transient = matches!(
+                    e,
+                    Error::Deploy {
+                        transient: true,
+                        ..
+                    }
+                );
+                let msg = match &e {
+                    Error::Deploy { reason, .. } => reason.clone(),
+                    other => other.to_string(),
+                };
+                if !transient || attempt >= attempts {
+                    let msg = if attempt > 1 {
+                        format!("{msg} (after {attempt} attempts)")
+                    } else {
+                        msg
+                    };
+                    return (Err(msg), retries);
+                }
+                retries.push((attempt, msg));
+                sleep(cfg.retry.backoff(attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+    let deadline = Instant::now() + cfg.ready_timeout;
+    loop {
+        let why = match deployer.readiness(target).await {
+            Ok(Readiness::Ready) => return (Ok(()), retries),
+            Ok(Readiness::NotReady(why)) => why,
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            return (
+                Err(format!(
+                    "not ready after {}: {why}",
+                    humantime::format_duration(cfg.ready_timeout)
+                )),
+                retries,
+            );
+        }
+        sleep(cfg.ready_interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.backoff(1), Duration::from_secs(1));
+        assert_eq!(p.backoff(2), Duration::from_secs(2));
+        assert_eq!(p.backoff(6), Duration::from_secs(30));
+        assert_eq!(p.backoff(100), Duration::from_secs(30));
+    }
+}

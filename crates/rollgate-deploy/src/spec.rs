@@ -1,0 +1,783 @@
+//! Plan files: the TOML a person writes, validated into a request, a
+//! command deployer, a gate and a router. Every error names the file, line
+//! and column.
+//!
+//! ```
+//! use rollgate_deploy::spec::PlanFile;
+//! let text = r#"
+//! service = "web"
+//! artifact = { version = "v2", digest = "sha256:0000000000000000000000000000000000000000000000000000000000000002" }
+//! targets = ["web-1", "web-2", "web-3", "web-4"]
+//!
+//! [deployer]
+//! kind = "command"
+//! deploy = "echo {version} > /srv/{target}/current"
+//! current = "cat /srv/{target}/current"
+//! ready = "test -s /srv/{target}/current"
+//!
+//! [strategy]
+//! kind = "canary"
+//! steps = [25, 100]
+//! bake = "5s"
+//! "#;
+//! let plan = PlanFile::parse(text, "plan.toml")?;
+//! assert_eq!(plan.request("alice", None).plan.phases.len(), 2);
+//! let err = PlanFile::parse("service = ", "bad.toml").unwrap_err();
+//! assert!(err.to_string().starts_with("bad.toml:1:"), "{err}");
+//! # Ok::<(), rollgate_deploy::Error>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::{
+    Artifact, CommandDeployer, CommandEnv, CommandGate, CommandRouter, CommandTemplate, Digest,
+    Error, ExecutorConfig, GatePolicy, Percent, PhaseDefaults, RetryPolicy, Ring, RolloutRequest,
+    Strategy, TargetId,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlan {
+    service: Spanned<String>,
+    artifact: Spanned<RawArtifact>,
+    #[serde(default)]
+    previous: Option<Spanned<RawArtifact>>,
+    targets: Spanned<Vec<Spanned<String>>>,
+    deployer: Spanned<RawDeployer>,
+    strategy: Spanned<RawStrategy>,
+    #[serde(default)]
+    gate: Option<Spanned<RawGate>>,
+    #[serde(default)]
+    router: Option<Spanned<RawRouter>>,
+    #[serde(default)]
+    readiness: Option<RawReadiness>,
+    #[serde(default)]
+    retry: Option<RawRetry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArtifact {
+    version: Spanned<String>,
+    digest: Spanned<String>,
+    #[serde(default)]
+    sbom: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeployer {
+    kind: Spanned<String>,
+    deploy: Spanned<String>,
+    current: Spanned<String>,
+    ready: Spanned<String>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStrategy {
+    kind: Spanned<String>,
+    #[serde(default)]
+    steps: Option<Spanned<Vec<Spanned<f64>>>>,
+    #[serde(default)]
+    step: Option<Spanned<f64>>,
+    #[serde(default)]
+    start: Option<Spanned<f64>>,
+    #[serde(default)]
+    factor: Option<Spanned<f64>>,
+    #[serde(default)]
+    max_unavailable: Option<Spanned<i64>>,
+    #[serde(default)]
+    min_healthy: Option<Spanned<i64>>,
+    #[serde(default)]
+    blue: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    green: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    rings: Option<Spanned<Vec<RawRing>>>,
+    #[serde(default)]
+    bake: Option<Spanned<String>>,
+    #[serde(default)]
+    max_failed: Option<Spanned<i64>>,
+    #[serde(default)]
+    concurrency: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRing {
+    name: Spanned<String>,
+    targets: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    kind: Spanned<String>,
+    command: Spanned<String>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    max_errors: Option<Spanned<i64>>,
+    #[serde(default)]
+    max_continues: Option<Spanned<i64>>,
+    #[serde(default)]
+    retry_after: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouter {
+    kind: Spanned<String>,
+    switch: Spanned<String>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReadiness {
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    #[serde(default)]
+    attempts: Option<Spanned<i64>>,
+    #[serde(default)]
+    backoff: Option<Spanned<String>>,
+    #[serde(default)]
+    max_backoff: Option<Spanned<String>>,
+}
+
+/// A validated plan file.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PlanFile {
+    /// The file it came from (for messages).
+    pub path: String,
+    /// The service.
+    pub service: String,
+    /// The artifact to roll out.
+    pub artifact: Artifact,
+    /// The artifact it replaces, if written.
+    pub previous: Option<Artifact>,
+    /// The targets, in order.
+    pub targets: Vec<TargetId>,
+    /// The strategy.
+    pub strategy: Strategy,
+    /// Per-phase settings.
+    pub defaults: PhaseDefaults,
+    /// Gate limits.
+    pub gate_policy: GatePolicy,
+    deployer: (CommandTemplate, CommandTemplate, CommandTemplate, Duration),
+    gate: Option<(CommandTemplate, Duration)>,
+    router: Option<(CommandTemplate, Duration)>,
+    ready_timeout: Duration,
+    ready_interval: Duration,
+    retry: RetryPolicy,
+    /// The plan's text, kept so a resumed rollout rebuilds the same deployer and gate.
+    pub text: String,
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..text.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+struct Ctx<'a> {
+    path: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err<T>(&self, span: std::ops::Range<usize>, reason: impl Into<String>) -> Result<T, Error> {
+        let (l, c) = line_col(self.text, span.start);
+        Err(Error::PlanFile {
+            path: format!("{}:{l}:{c}", self.path),
+            reason: reason.into(),
+        })
+    }
+
+    fn wrap<T>(&self, span: std::ops::Range<usize>, r: Result<T, Error>) -> Result<T, Error> {
+        r.or_else(|e| {
+            let reason = match e {
+                Error::Invalid { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            self.err(span, reason)
+        })
+    }
+
+    fn duration(&self, s: &Spanned<String>) -> Result<Duration, Error> {
+        humantime::parse_duration(s.get_ref().trim()).or_else(|e| {
+            self.err(
+                s.span(),
+                format!(
+                    "bad duration {:?}: {e} (write e.g. \"30s\", \"5m\")",
+                    s.get_ref()
+                ),
+            )
+        })
+    }
+
+    fn opt_duration(
+        &self,
+        s: &Option<Spanned<String>>,
+        default: Duration,
+    ) -> Result<Duration, Error> {
+        s.as_ref().map_or(Ok(default), |s| self.duration(s))
+    }
+
+    fn count(&self, v: &Spanned<i64>, what: &str, min: i64) -> Result<usize, Error> {
+        let n = *v.get_ref();
+        if n < min {
+            return self.err(v.span(), format!("{what} must be at least {min}, not {n}"));
+        }
+        Ok(n as usize)
+    }
+
+    fn percent(&self, v: &Spanned<f64>) -> Result<Percent, Error> {
+        self.wrap(v.span(), Percent::new(*v.get_ref()))
+    }
+
+    fn targets(&self, list: &[Spanned<String>]) -> Result<Vec<TargetId>, Error> {
+        list.iter()
+            .map(|t| self.wrap(t.span(), t.get_ref().parse()))
+            .collect()
+    }
+
+    fn template(&self, s: &Spanned<String>, allowed: &[&str]) -> Result<CommandTemplate, Error> {
+        let t = self.wrap(s.span(), CommandTemplate::new(s.get_ref().clone()))?;
+        self.wrap(s.span(), t.check_placeholders(allowed))?;
+        Ok(t)
+    }
+
+    fn artifact(&self, a: &Spanned<RawArtifact>) -> Result<Artifact, Error> {
+        let raw = a.get_ref();
+        let digest: Digest = self.wrap(raw.digest.span(), raw.digest.get_ref().parse())?;
+        let art = Artifact {
+            version: raw.version.get_ref().clone(),
+            digest,
+            sbom: raw.sbom.clone(),
+        };
+        self.wrap(raw.version.span(), art.validate())?;
+        Ok(art)
+    }
+
+    fn kind(&self, k: &Spanned<String>, section: &str) -> Result<(), Error> {
+        if k.get_ref() != "command" {
+            return self.err(
+                k.span(),
+                format!(
+                    "unknown {section} kind {:?} (known: \"command\")",
+                    k.get_ref()
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+const STRATEGIES: &str =
+    "all-at-once | rolling | canary | linear | exponential | blue-green | rings";
+
+impl PlanFile {
+    /// Reads and validates a plan file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::PlanFile {
+            path: path.display().to_string(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Validates plan text; `path` is used in messages.
+    pub fn parse(text: &str, path: &str) -> Result<Self, Error> {
+        let cx = Ctx { path, text };
+        let raw: RawPlan = toml::from_str(text).or_else(|e: toml::de::Error| {
+            let span = e.span().unwrap_or(0..0);
+            cx.err(span, e.message().trim().to_string())
+        })?;
+        let service = raw.service.get_ref().trim().to_string();
+        if service.is_empty() || service.contains(char::is_whitespace) {
+            return cx.err(
+                raw.service.span(),
+                "service must be a non-empty name without spaces",
+            );
+        }
+        let artifact = cx.artifact(&raw.artifact)?;
+        let previous = raw.previous.as_ref().map(|p| cx.artifact(p)).transpose()?;
+        if previous
+            .as_ref()
+            .is_some_and(|p| p.digest == artifact.digest)
+        {
+            return cx.err(
+                raw.previous.as_ref().map_or(0..0, |p| p.span()),
+                "previous is the same artifact as artifact",
+            );
+        }
+        let targets = cx.targets(raw.targets.get_ref())?;
+        if targets.is_empty() {
+            return cx.err(raw.targets.span(), "the target list is empty");
+        }
+        for (i, t) in targets.iter().enumerate() {
+            if targets[..i].contains(t) {
+                return cx.err(
+                    raw.targets.get_ref()[i].span(),
+                    format!("target {t} is listed twice"),
+                );
+            }
+        }
+
+        let d = raw.deployer.get_ref();
+        cx.kind(&d.kind, "deployer")?;
+        let deployer = (
+            cx.template(&d.deploy, crate::DEPLOYER_PLACEHOLDERS)?,
+            cx.template(&d.current, &["service", "target"])?,
+            cx.template(&d.ready, &["service", "target"])?,
+            cx.opt_duration(&d.timeout, Duration::from_secs(60))?,
+        );
+        if deployer.3.is_zero() {
+            return cx.err(
+                d.timeout.as_ref().map_or(0..0, |t| t.span()),
+                "deployer timeout must be above zero",
+            );
+        }
+
+        let s = raw.strategy.get_ref();
+        let need = |f: Option<std::ops::Range<usize>>,
+                    name: &str|
+         -> Result<std::ops::Range<usize>, Error> {
+            match f {
+                Some(span) => Ok(span),
+                None => cx.err(
+                    s.kind.span(),
+                    format!("strategy {:?} needs `{name}`", s.kind.get_ref()),
+                ),
+            }
+        };
+        let strategy = match s.kind.get_ref().as_str() {
+            "all-at-once" => Strategy::AllAtOnce,
+            "canary" => {
+                need(s.steps.as_ref().map(|x| x.span()), "steps")?;
+                let steps = s
+                    .steps
+                    .as_ref()
+                    .map(|v| v.get_ref().iter().map(|p| cx.percent(p)).collect())
+                    .transpose()?
+                    .unwrap_or_default();
+                Strategy::Canary { steps }
+            }
+            "linear" => {
+                need(s.step.as_ref().map(|x| x.span()), "step")?;
+                Strategy::Linear {
+                    step: s
+                        .step
+                        .as_ref()
+                        .map(|p| cx.percent(p))
+                        .transpose()?
+                        .unwrap_or(Percent::FULL),
+                }
+            }
+            "exponential" => {
+                let start = s
+                    .start
+                    .as_ref()
+                    .map(|p| cx.percent(p))
+                    .transpose()?
+                    .unwrap_or(Percent::new(1.0)?);
+                let factor = s.factor.as_ref().map_or(2.0, |f| *f.get_ref());
+                Strategy::Exponential { start, factor }
+            }
+            "rolling" => {
+                let max_unavailable = match (&s.max_unavailable, &s.min_healthy) {
+                    (Some(m), None) => cx.count(m, "max_unavailable", 1)?,
+                    (None, Some(h)) => {
+                        let h_n = cx.count(h, "min_healthy", 0)?;
+                        if h_n >= targets.len() {
+                            return cx.err(
+                                h.span(),
+                                format!(
+                                    "min_healthy {h_n} leaves no target to update (of {})",
+                                    targets.len()
+                                ),
+                            );
+                        }
+                        targets.len() - h_n
+                    }
+                    (Some(m), Some(_)) => {
+                        return cx.err(m.span(), "give max_unavailable or min_healthy, not both");
+                    }
+                    (None, None) => 1,
+                };
+                Strategy::Rolling { max_unavailable }
+            }
+            "blue-green" => {
+                let span = need(s.green.as_ref().map(|x| x.span()), "green")?;
+                let green = s
+                    .green
+                    .as_ref()
+                    .map(|g| cx.targets(g.get_ref()))
+                    .transpose()?
+                    .unwrap_or_default();
+                let blue = match &s.blue {
+                    Some(b) => cx.targets(b.get_ref())?,
+                    None => targets
+                        .iter()
+                        .filter(|t| !green.contains(t))
+                        .cloned()
+                        .collect(),
+                };
+                let st = Strategy::BlueGreen { blue, green };
+                cx.wrap(
+                    span,
+                    st.compile(&targets, &PhaseDefaults::default()).map(|_| ()),
+                )?;
+                st
+            }
+            "rings" => {
+                let span = need(s.rings.as_ref().map(|x| x.span()), "rings")?;
+                let rings = s
+                    .rings
+                    .as_ref()
+                    .map(|r| {
+                        r.get_ref()
+                            .iter()
+                            .map(|ring| {
+                                Ok(Ring {
+                                    name: ring.name.get_ref().clone(),
+                                    targets: cx.targets(&ring.targets)?,
+                                })
+                            })
+                            .collect::<Result<Vec<_>, Error>>()
+                    })
+                    .transpose()?
+                    .unwrap_or_default();
+                let st = Strategy::Rings { rings };
+                cx.wrap(
+                    span,
+                    st.compile(&targets, &PhaseDefaults::default()).map(|_| ()),
+                )?;
+                st
+            }
+            other => {
+                return cx.err(
+                    s.kind.span(),
+                    format!("unknown strategy {other:?} (known: {STRATEGIES})"),
+                );
+            }
+        };
+        let mut defaults = PhaseDefaults::default()
+            .with_bake(cx.opt_duration(&s.bake, Duration::ZERO)?)
+            .with_gate(raw.gate.is_some());
+        if let Some(m) = &s.max_failed {
+            defaults = defaults.with_max_failed(cx.count(m, "max_failed", 0)?);
+        }
+        if let Some(c) = &s.concurrency {
+            defaults = defaults.with_concurrency(cx.count(c, "concurrency", 1)?);
+        }
+        cx.wrap(
+            raw.strategy.span(),
+            strategy.compile(&targets, &defaults).map(|_| ()),
+        )?;
+
+        let mut gate_policy = GatePolicy::default();
+        let gate = match &raw.gate {
+            None => None,
+            Some(g) => {
+                let g = g.get_ref();
+                cx.kind(&g.kind, "gate")?;
+                if let Some(m) = &g.max_errors {
+                    gate_policy.max_errors = cx.count(m, "max_errors", 1)? as u32;
+                }
+                if let Some(m) = &g.max_continues {
+                    gate_policy.max_continues = cx.count(m, "max_continues", 1)? as u32;
+                }
+                gate_policy.retry_after =
+                    cx.opt_duration(&g.retry_after, gate_policy.retry_after)?;
+                Some((
+                    cx.template(&g.command, crate::GATE_PLACEHOLDERS)?,
+                    cx.opt_duration(&g.timeout, Duration::from_secs(300))?,
+                ))
+            }
+        };
+        let router = match &raw.router {
+            None => None,
+            Some(r) => {
+                let r = r.get_ref();
+                cx.kind(&r.kind, "router")?;
+                Some((
+                    cx.template(&r.switch, &["service", "targets", "color"])?,
+                    cx.opt_duration(&r.timeout, Duration::from_secs(60))?,
+                ))
+            }
+        };
+        if matches!(strategy, Strategy::BlueGreen { .. }) && router.is_none() {
+            return cx.err(
+                raw.strategy.span(),
+                "blue-green needs a [router] section with a switch command",
+            );
+        }
+        let (ready_timeout, ready_interval) = match &raw.readiness {
+            Some(r) => (
+                cx.opt_duration(&r.timeout, Duration::from_secs(300))?,
+                cx.opt_duration(&r.interval, Duration::from_secs(1))?,
+            ),
+            None => (Duration::from_secs(300), Duration::from_secs(1)),
+        };
+        let mut retry = RetryPolicy::default();
+        if let Some(r) = &raw.retry {
+            if let Some(a) = &r.attempts {
+                retry.max_attempts = cx.count(a, "attempts", 1)? as u32;
+            }
+            retry.initial_backoff = cx.opt_duration(&r.backoff, retry.initial_backoff)?;
+            retry.max_backoff = cx.opt_duration(&r.max_backoff, retry.max_backoff)?;
+        }
+        Ok(Self {
+            path: path.to_string(),
+            service,
+            artifact,
+            previous,
+            targets,
+            strategy,
+            defaults,
+            gate_policy,
+            deployer,
+            gate,
+            router,
+            ready_timeout,
+            ready_interval,
+            retry,
+            text: text.to_string(),
+        })
+    }
+
+    /// The rollout request for this plan.
+    pub fn request(&self, actor: &str, idempotency_key: Option<String>) -> RolloutRequest {
+        // The plan validated in `parse`; compiling it again cannot fail.
+        let plan = self
+            .strategy
+            .compile(&self.targets, &self.defaults)
+            .unwrap_or(crate::Plan { phases: Vec::new() });
+        RolloutRequest {
+            service: self.service.clone(),
+            artifact: self.artifact.clone(),
+            previous: self.previous.clone(),
+            plan,
+            gate_policy: self.gate_policy.clone(),
+            actor: actor.to_string(),
+            idempotency_key,
+            spec: None,
+        }
+    }
+
+    /// The command deployer, running in `cwd`, knowing `known` artifacts by version.
+    pub fn deployer(
+        &self,
+        cwd: Option<PathBuf>,
+        known: impl IntoIterator<Item = Artifact>,
+    ) -> Result<CommandDeployer, Error> {
+        let (deploy, current, ready, timeout) = self.deployer.clone();
+        let mut all: Vec<Artifact> = vec![self.artifact.clone()];
+        all.extend(self.previous.clone());
+        all.extend(known);
+        Ok(
+            CommandDeployer::new(&self.service, deploy, current, ready, timeout)?
+                .with_env(CommandEnv { cwd })
+                .with_known(all),
+        )
+    }
+
+    /// The command gate, if the plan has one.
+    pub fn gate(&self, cwd: Option<PathBuf>) -> Result<Option<CommandGate>, Error> {
+        self.gate
+            .as_ref()
+            .map(|(cmd, timeout)| {
+                Ok(CommandGate::new(cmd.clone(), *timeout)?.with_env(CommandEnv { cwd }))
+            })
+            .transpose()
+    }
+
+    /// The command router, if the plan has one.
+    pub fn router(&self, cwd: Option<PathBuf>) -> Result<Option<CommandRouter>, Error> {
+        let green = match &self.strategy {
+            Strategy::BlueGreen { green, .. } => green.clone(),
+            _ => Vec::new(),
+        };
+        self.router
+            .as_ref()
+            .map(|(cmd, timeout)| {
+                Ok(CommandRouter::new(cmd.clone(), green.clone(), *timeout)?
+                    .with_env(CommandEnv { cwd }))
+            })
+            .transpose()
+    }
+
+    /// Executor settings from the plan's readiness and retry sections.
+    pub fn executor_config(&self, owner: &str) -> ExecutorConfig {
+        ExecutorConfig::default()
+            .with_owner(owner)
+            .with_retry(self.retry.clone())
+            .with_readiness(self.ready_timeout, self.ready_interval)
+            .with_gate_timeout(self.gate.as_ref().map_or(Duration::from_secs(300), |g| g.1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    fn plan(strategy: &str) -> String {
+        format!(
+            r#"service = "web"
+artifact = {{ version = "v2", digest = "{DIGEST}" }}
+targets = ["web-1", "web-2", "web-3", "web-4", "web-5", "web-6", "web-7", "web-8", "web-9", "web-10"]
+
+[deployer]
+kind = "command"
+deploy = "echo {{version}} > /srv/{{target}}/current"
+current = "cat /srv/{{target}}/current"
+ready = "test -s /srv/{{target}}/current"
+timeout = "30s"
+
+[strategy]
+{strategy}
+
+[gate]
+kind = "command"
+command = "./check.sh {{service}} {{version}} {{percent}}"
+"#
+        )
+    }
+
+    fn err(text: &str) -> String {
+        PlanFile::parse(text, "plan.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_minimal_plan_from_the_issue_parses() {
+        let p = PlanFile::parse(
+            &plan("kind = \"canary\"\nsteps = [10, 50, 100]\nbake = \"5s\""),
+            "plan.toml",
+        )
+        .unwrap();
+        let req = p.request("alice", None);
+        let sizes: Vec<usize> = req.plan.phases.iter().map(|p| p.targets.len()).collect();
+        assert_eq!(sizes, [1, 4, 5]);
+        assert!(
+            req.plan
+                .phases
+                .iter()
+                .all(|p| p.gated && p.bake == Duration::from_secs(5))
+        );
+        assert!(p.gate(None).unwrap().is_some());
+    }
+
+    #[test]
+    fn malformed_toml_names_line_and_column() {
+        let e = err("service = \"web\"\nartifact = { version = \"v2\" digest = \"x\" }\n");
+        assert!(e.starts_with("plan.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_strategy_is_named_with_position() {
+        let e = err(&plan("kind = \"yolo\""));
+        assert!(
+            e.contains("plan.toml:13:8: unknown strategy \"yolo\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn percentages_outside_range_are_rejected_with_position() {
+        let e = err(&plan("kind = \"canary\"\nsteps = [10, 150]"));
+        assert!(
+            e.contains("plan.toml:14:14: percentage 150 is outside 0-100"),
+            "{e}"
+        );
+        let e = err(&plan("kind = \"canary\"\nsteps = [-5]"));
+        assert!(e.contains("outside 0-100"), "{e}");
+    }
+
+    #[test]
+    fn empty_and_duplicate_targets_are_rejected() {
+        let text = plan("kind = \"all-at-once\"");
+        let e = err(&text.replace(r#"["web-1", "web-2", "web-3", "web-4", "web-5", "web-6", "web-7", "web-8", "web-9", "web-10"]"#, "[]"));
+        assert!(
+            e.contains("plan.toml:3:11: the target list is empty"),
+            "{e}"
+        );
+        let e = err(&text.replace(r#""web-2", "web-3""#, r#""web-2", "web-2""#));
+        assert!(e.contains("target web-2 is listed twice"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_and_placeholders_are_rejected() {
+        let e = err(&plan(
+            "kind = \"canary\"\nstep = [10]\nsteps = [10]\nbaek = \"5s\"",
+        ));
+        assert!(e.contains("baek"), "{e}");
+        let e = err(&plan("kind = \"all-at-once\"").replace("{percent}", "{percnt}"));
+        assert!(e.contains("unknown placeholder {percnt}"), "{e}");
+    }
+
+    #[test]
+    fn bad_durations_and_digests_are_explained() {
+        let e = err(&plan("kind = \"all-at-once\"\nbake = \"5 parsecs\""));
+        assert!(e.contains("bad duration \"5 parsecs\""), "{e}");
+        let e = err(&plan("kind = \"all-at-once\"").replace(DIGEST, "sha256:abc"));
+        assert!(
+            e.contains("plan.toml:2:39: digest \"sha256:abc\" must be"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_strategy_kind_parses() {
+        for s in [
+            "kind = \"all-at-once\"",
+            "kind = \"rolling\"\nmax_unavailable = 3",
+            "kind = \"rolling\"\nmin_healthy = 8",
+            "kind = \"linear\"\nstep = 20",
+            "kind = \"exponential\"\nstart = 10\nfactor = 2",
+            "kind = \"rings\"\nrings = [{ name = \"a\", targets = [\"web-1\"] }, { name = \"b\", targets = [\"web-2\", \"web-3\", \"web-4\", \"web-5\", \"web-6\", \"web-7\", \"web-8\", \"web-9\", \"web-10\"] }]",
+        ] {
+            PlanFile::parse(&plan(s), "plan.toml").unwrap_or_else(|e| panic!("{s}: {e}"));
+        }
+        let bg = plan(
+            "kind = \"blue-green\"\ngreen = [\"web-1\", \"web-2\", \"web-3\", \"web-4\", \"web-5\"]",
+        );
+        let e = err(&bg);
+        assert!(e.contains("needs a [router]"), "{e}");
+        let bg = format!(
+            "{bg}\n[router]\nkind = \"command\"\nswitch = \"ln -sfn {{color}} /srv/live\"\n"
+        );
+        PlanFile::parse(&bg, "plan.toml").unwrap();
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("ab\ncdé\nx", 0), (1, 1));
+        assert_eq!(line_col("ab\ncdé\nx", 3), (2, 1));
+        assert_eq!(line_col("ab\ncdé\nx", 8), (3, 1));
+        assert_eq!(line_col("ab\ncdé\nx", 7), (2, 4));
+    }
+}

@@ -1,0 +1,588 @@
+//! SQLite state store: WAL, one writer thread, group commit.
+//!
+//! Every call becomes a job for one thread that owns the connection. The
+//! thread takes all jobs waiting at once, runs each in its own savepoint
+//! inside one transaction, commits (one fsync), and only then answers the
+//! callers. Many controllers' or targets' appends thus share one fsync, and a
+//! caller never hears "ok" for a write that is not durable.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::store::{
+    Created, LeaseInfo, RolloutSummary, StateStore, Writer, check_rebind, check_same_request,
+    check_writer, now_ms,
+};
+use crate::{
+    Artifact, Digest, Error, Event, EventRecord, Fence, Outcome, RolloutId, RolloutRequest,
+};
+
+type Reply = Box<dyn FnOnce(Option<&Error>) + Send>;
+type Job = Box<dyn FnOnce(Result<&Connection, &Error>) -> Reply + Send>;
+
+struct Work {
+    writes: bool,
+    job: Job,
+}
+
+/// A durable store in one SQLite file (WAL mode, `synchronous = FULL`).
+///
+/// Several processes may open the same file: SQLite's locking serialises
+/// writers, leases and fences keep controllers apart.
+///
+/// ```
+/// use rollgate_deploy::{SqliteStore, StateStore};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = SqliteStore::open(dir.path().join("rollgate.db"))?;
+/// assert!(store.unfinished().await?.is_empty());
+/// # Ok::<(), rollgate_deploy::Error>(()) }).unwrap();
+/// ```
+pub struct SqliteStore {
+    sender: mpsc::Sender<Work>,
+    path: PathBuf,
+}
+
+fn map_err(path: &Path, e: rusqlite::Error) -> Error {
+    let p = path.display();
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                Error::StoreBusy(format!("{p} is locked by another process ({e})"))
+            }
+            ErrorCode::ReadOnly => Error::Store(format!("{p} is read-only ({e})")),
+            ErrorCode::NotADatabase => {
+                Error::Store(format!("{p} is not a rollgate state file ({e})"))
+            }
+            ErrorCode::CannotOpen => Error::Store(format!("cannot open {p} ({e})")),
+            ErrorCode::DiskFull => Error::Store(format!("{p}: disk full ({e})")),
+            _ => Error::Store(format!("{p}: {e}")),
+        },
+        _ => Error::Store(format!("{p}: {e}")),
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS rollouts (
+    id INTEGER PRIMARY KEY,
+    service TEXT NOT NULL,
+    idem_key TEXT UNIQUE,
+    request TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    outcome TEXT,
+    lease_owner TEXT,
+    lease_fence INTEGER NOT NULL DEFAULT 0,
+    lease_expires_ms INTEGER NOT NULL DEFAULT 0,
+    last_fence INTEGER NOT NULL DEFAULT 0,
+    last_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS rollouts_by_service ON rollouts(service, id);
+CREATE TABLE IF NOT EXISTS events (
+    rollout INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    body TEXT NOT NULL,
+    PRIMARY KEY (rollout, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS artifacts (
+    digest TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    sbom TEXT,
+    recorded_ms INTEGER NOT NULL
+);
+";
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path`, waiting up to 5 s for locks.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_with(path, Duration::from_secs(5))
+    }
+
+    /// Opens (or creates) the store, waiting up to `busy_timeout` for a lock
+    /// held by another process before failing with [`Error::StoreBusy`].
+    pub fn open_with(path: impl AsRef<Path>, busy_timeout: Duration) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open(&path).map_err(|e| map_err(&path, e))?;
+        conn.busy_timeout(busy_timeout)
+            .map_err(|e| map_err(&path, e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| map_err(&path, e))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| map_err(&path, e))?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| map_err(&path, e))?;
+        if version > 1 {
+            return Err(Error::Store(format!(
+                "{} has schema version {version}; this rollgate knows 1 (upgrade rollgate)",
+                path.display()
+            )));
+        }
+        if version == 0 {
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = 1; COMMIT;"
+            ))
+            .map_err(|e| map_err(&path, e))?;
+        }
+        let (sender, receiver) = mpsc::channel::<Work>();
+        let thread_path = path.clone();
+        std::thread::Builder::new()
+            .name("rollgate-sqlite".into())
+            .spawn(move || writer_loop(conn, receiver, thread_path))
+            .map_err(|e| Error::Store(format!("cannot start the store thread: {e}")))?;
+        Ok(Self { sender, path })
+    }
+
+    /// The file this store writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn call<T, F>(&self, writes: bool, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Path) -> Result<T, Error> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let path = self.path.clone();
+        let job: Job = Box::new(move |conn| {
+            let result = match conn {
+                Ok(conn) => in_savepoint(conn, &path, f),
+                Err(e) => Err(e.clone()),
+            };
+            Box::new(move |commit_error: Option<&Error>| {
+                let result = match commit_error {
+                    Some(e) => Err(e.clone()),
+                    None => result,
+                };
+                let _ = tx.send(result);
+            })
+        });
+        self.sender.send(Work { writes, job }).map_err(|_| {
+            Error::Store(format!("{}: the store thread stopped", self.path.display()))
+        })?;
+        rx.await.map_err(|_| {
+            Error::Store(format!("{}: the store thread stopped", self.path.display()))
+        })?
+    }
+}
+
+fn in_savepoint<T>(
+    conn: &Connection,
+    path: &Path,
+    f: impl FnOnce(&Connection, &Path) -> Result<T, Error>,
+) -> Result<T, Error> {
+    conn.execute_batch("SAVEPOINT job")
+        .map_err(|e| map_err(path, e))?;
+    match f(conn, path) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE job")
+                .map_err(|e| map_err(path, e))?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            Err(e)
+        }
+    }
+}
+
+const MAX_BATCH: usize = 4096;
+
+fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Work>, path: PathBuf) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let writes = batch.iter().any(|w| w.writes);
+        let begin = if writes {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN DEFERRED"
+        };
+        let began = conn.execute_batch(begin).map_err(|e| map_err(&path, e));
+        let replies: Vec<Reply> = batch
+            .into_iter()
+            .map(|w| (w.job)(began.as_ref().map(|_| &conn)))
+            .collect();
+        let commit_error = match began {
+            Err(e) => Some(e),
+            Ok(()) => match conn.execute_batch("COMMIT") {
+                Ok(()) => None,
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Some(map_err(&path, e))
+                }
+            },
+        };
+        if writes {
+            metrics::counter!("rollgate_store_commits_total").increment(1);
+        }
+        for reply in replies {
+            reply(commit_error.as_ref());
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, Error> {
+    serde_json::to_string(v).map_err(|e| Error::Store(format!("cannot encode: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str, s: &str) -> Result<T, Error> {
+    serde_json::from_str(s)
+        .map_err(|e| Error::Store(format!("{}: corrupt {what}: {e}", path.display())))
+}
+
+fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |e| map_err(path, e)
+}
+
+fn artifact_row(
+    conn: &Connection,
+    path: &Path,
+    digest: &Digest,
+) -> Result<Option<Artifact>, Error> {
+    conn.query_row(
+        "SELECT version, sbom FROM artifacts WHERE digest = ?1",
+        params![digest.as_str()],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+    )
+    .optional()
+    .map_err(sql(path))
+    .map(|o| {
+        o.map(|(version, sbom)| Artifact {
+            version,
+            digest: digest.clone(),
+            sbom,
+        })
+    })
+}
+
+fn register(conn: &Connection, path: &Path, a: &Artifact) -> Result<(), Error> {
+    if let Some(existing) = artifact_row(conn, path, &a.digest)? {
+        return check_rebind(&existing, a);
+    }
+    conn.execute(
+        "INSERT INTO artifacts (digest, version, sbom, recorded_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![a.digest.as_str(), a.version, a.sbom, now_ms()],
+    )
+    .map_err(sql(path))?;
+    Ok(())
+}
+
+fn request_row(conn: &Connection, path: &Path, id: RolloutId) -> Result<RolloutRequest, Error> {
+    let body: Option<String> = conn
+        .query_row(
+            "SELECT request FROM rollouts WHERE id = ?1",
+            params![id.0 as i64],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql(path))?;
+    match body {
+        Some(b) => from_json(path, &format!("request of rollout {id}"), &b),
+        None => Err(Error::NotFound(format!("rollout {id}"))),
+    }
+}
+
+#[async_trait]
+impl StateStore for SqliteStore {
+    async fn create(&self, req: &RolloutRequest) -> Result<Created, Error> {
+        let req = req.clone();
+        self.call(true, move |conn, path| {
+            if let Some(key) = &req.idempotency_key {
+                let found: Option<i64> = conn
+                    .query_row("SELECT id FROM rollouts WHERE idem_key = ?1", params![key], |r| r.get(0))
+                    .optional()
+                    .map_err(sql(path))?;
+                if let Some(id) = found {
+                    let id = RolloutId(id as u64);
+                    check_same_request(id, &request_row(conn, path, id)?, &req)?;
+                    return Ok(Created { id, existed: true });
+                }
+            }
+            register(conn, path, &req.artifact)?;
+            if let Some(p) = &req.previous {
+                register(conn, path, p)?;
+            }
+            conn.execute(
+                "INSERT INTO rollouts (service, idem_key, request, actor, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![req.service, req.idempotency_key, to_json(&req)?, req.actor, now_ms()],
+            )
+            .map_err(sql(path))?;
+            Ok(Created { id: RolloutId(conn.last_insert_rowid() as u64), existed: false })
+        })
+        .await
+    }
+
+    async fn request(&self, id: RolloutId) -> Result<RolloutRequest, Error> {
+        self.call(false, move |conn, path| request_row(conn, path, id))
+            .await
+    }
+
+    async fn append(
+        &self,
+        id: RolloutId,
+        writer: Writer<'_>,
+        events: &[Event],
+    ) -> Result<u64, Error> {
+        check_writer(id, writer, events)?;
+        let events = events.to_vec();
+        let actor = writer.actor().to_owned();
+        let fence = match writer {
+            Writer::Controller { fence, .. } => Some(fence),
+            Writer::Person(_) => None,
+        };
+        self.call(true, move |conn, path| {
+            let row: Option<(i64, i64)> = conn
+                .query_row(
+                    "SELECT lease_fence, last_seq FROM rollouts WHERE id = ?1 AND (lease_owner IS NOT NULL OR ?2)",
+                    params![id.0 as i64, fence.is_none()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(sql(path))?;
+            let (lease_fence, mut seq) = match row {
+                Some(r) => r,
+                None => {
+                    let exists: Option<i64> = conn
+                        .query_row("SELECT id FROM rollouts WHERE id = ?1", params![id.0 as i64], |r| r.get(0))
+                        .optional()
+                        .map_err(sql(path))?;
+                    return Err(match (exists, fence) {
+                        (None, _) => Error::NotFound(format!("rollout {id}")),
+                        (Some(_), Some(f)) => Error::StaleFence { rollout: id, fence: f.0 },
+                        (Some(_), None) => Error::Store(format!("rollout {id} vanished")),
+                    });
+                }
+            };
+            if let Some(f) = fence
+                && f.0 as i64 != lease_fence
+            {
+                return Err(Error::StaleFence { rollout: id, fence: f.0 });
+            }
+            let at = now_ms();
+            let mut stmt = conn
+                .prepare_cached(
+                    "INSERT INTO events (rollout, seq, at_ms, actor, action, target, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(sql(path))?;
+            let mut outcome = None;
+            for e in &events {
+                seq += 1;
+                if let Event::Finished { outcome: o } = e {
+                    outcome = Some(o.as_str());
+                }
+                stmt.execute(params![
+                    id.0 as i64,
+                    seq,
+                    at,
+                    actor,
+                    e.action(),
+                    e.target().map(|t| t.as_str()),
+                    to_json(e)?
+                ])
+                .map_err(sql(path))?;
+            }
+            conn.execute(
+                "UPDATE rollouts SET last_seq = ?2, outcome = COALESCE(?3, outcome) WHERE id = ?1",
+                params![id.0 as i64, seq, outcome],
+            )
+            .map_err(sql(path))?;
+            Ok(seq as u64)
+        })
+        .await
+    }
+
+    async fn events(&self, id: RolloutId, after: u64) -> Result<Vec<EventRecord>, Error> {
+        self.call(false, move |conn, path| {
+            let exists: Option<i64> = conn
+                .query_row("SELECT id FROM rollouts WHERE id = ?1", params![id.0 as i64], |r| r.get(0))
+                .optional()
+                .map_err(sql(path))?;
+            if exists.is_none() {
+                return Err(Error::NotFound(format!("rollout {id}")));
+            }
+            let mut stmt = conn
+                .prepare_cached("SELECT seq, at_ms, actor, body FROM events WHERE rollout = ?1 AND seq > ?2 ORDER BY seq")
+                .map_err(sql(path))?;
+            let rows = stmt
+                .query_map(params![id.0 as i64, after as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+                })
+                .map_err(sql(path))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, at_ms, actor, body) = row.map_err(sql(path))?;
+                let event = from_json(path, &format!("event {seq} of rollout {id}"), &body)?;
+                out.push(EventRecord { seq: seq as u64, at_ms, actor, event });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn lease(&self, id: RolloutId, owner: &str, ttl: Duration) -> Result<Fence, Error> {
+        let owner = owner.to_owned();
+        self.call(true, move |conn, path| {
+            let now = now_ms();
+            let row: Option<(Option<String>, i64, i64, i64)> = conn
+                .query_row(
+                    "SELECT lease_owner, lease_fence, lease_expires_ms, last_fence FROM rollouts WHERE id = ?1",
+                    params![id.0 as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()
+                .map_err(sql(path))?;
+            let Some((holder, fence, expires, last)) = row else {
+                return Err(Error::NotFound(format!("rollout {id}")));
+            };
+            let expires_new = now.saturating_add(ttl.as_millis() as i64);
+            match holder {
+                Some(h) if h == owner => {
+                    conn.execute("UPDATE rollouts SET lease_expires_ms = ?2 WHERE id = ?1", params![id.0 as i64, expires_new])
+                        .map_err(sql(path))?;
+                    Ok(Fence(fence as u64))
+                }
+                Some(h) if expires > now => Err(Error::LeaseHeld {
+                    rollout: id,
+                    owner: h,
+                    expires_in: Duration::from_millis((expires - now) as u64),
+                }),
+                _ => {
+                    let fence = last + 1;
+                    conn.execute(
+                        "UPDATE rollouts SET lease_owner = ?2, lease_fence = ?3, lease_expires_ms = ?4, last_fence = ?3 WHERE id = ?1",
+                        params![id.0 as i64, owner, fence, expires_new],
+                    )
+                    .map_err(sql(path))?;
+                    Ok(Fence(fence as u64))
+                }
+            }
+        })
+        .await
+    }
+
+    async fn release(&self, id: RolloutId, fence: Fence) -> Result<(), Error> {
+        self.call(true, move |conn, path| {
+            conn.execute(
+                "UPDATE rollouts SET lease_owner = NULL, lease_expires_ms = 0 WHERE id = ?1 AND lease_fence = ?2",
+                params![id.0 as i64, fence.0 as i64],
+            )
+            .map_err(sql(path))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn lease_info(&self, id: RolloutId) -> Result<Option<LeaseInfo>, Error> {
+        self.call(false, move |conn, path| {
+            let row: Option<(Option<String>, i64, i64)> = conn
+                .query_row(
+                    "SELECT lease_owner, lease_fence, lease_expires_ms FROM rollouts WHERE id = ?1",
+                    params![id.0 as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(sql(path))?;
+            let Some((owner, fence, expires)) = row else {
+                return Err(Error::NotFound(format!("rollout {id}")));
+            };
+            let now = now_ms();
+            Ok(owner.map(|owner| LeaseInfo {
+                owner,
+                fence: Fence(fence as u64),
+                expires_in: Duration::from_millis(expires.saturating_sub(now).max(0) as u64),
+            }))
+        })
+        .await
+    }
+
+    async fn break_lease(&self, id: RolloutId, owner: &str) -> Result<(), Error> {
+        let owner = owner.to_owned();
+        self.call(true, move |conn, path| {
+            conn.execute(
+                "UPDATE rollouts SET lease_owner = NULL, lease_expires_ms = 0 WHERE id = ?1 AND lease_owner = ?2",
+                params![id.0 as i64, owner],
+            )
+            .map_err(sql(path))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unfinished(&self) -> Result<Vec<RolloutId>, Error> {
+        self.call(false, move |conn, path| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id FROM rollouts WHERE outcome IS NULL ORDER BY id")
+                .map_err(sql(path))?;
+            let ids = stmt
+                .query_map([], |r| r.get::<_, i64>(0))
+                .map_err(sql(path))?
+                .map(|r| r.map(|id| RolloutId(id as u64)).map_err(sql(path)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn list(&self, service: Option<&str>) -> Result<Vec<RolloutSummary>, Error> {
+        let service = service.map(str::to_owned);
+        self.call(false, move |conn, path| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, request, created_ms, outcome FROM rollouts WHERE ?1 IS NULL OR service = ?1 ORDER BY id DESC",
+                )
+                .map_err(sql(path))?;
+            let rows = stmt
+                .query_map(params![service], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<String>>(3)?))
+                })
+                .map_err(sql(path))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, body, created_ms, outcome) = row.map_err(sql(path))?;
+                let req: RolloutRequest = from_json(path, &format!("request of rollout {id}"), &body)?;
+                let outcome = match outcome {
+                    Some(o) => Some(from_json::<Outcome>(path, "outcome", &format!("\"{o}\""))?),
+                    None => None,
+                };
+                out.push(RolloutSummary {
+                    id: RolloutId(id as u64),
+                    service: req.service,
+                    artifact: req.artifact,
+                    actor: req.actor,
+                    created_ms,
+                    outcome,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn register_artifact(&self, artifact: &Artifact) -> Result<(), Error> {
+        let a = artifact.clone();
+        self.call(true, move |conn, path| register(conn, path, &a))
+            .await
+    }
+
+    async fn artifact(&self, digest: &Digest) -> Result<Option<Artifact>, Error> {
+        let d = digest.clone();
+        self.call(false, move |conn, path| artifact_row(conn, path, &d))
+            .await
+    }
+}

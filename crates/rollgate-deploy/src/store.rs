@@ -1,0 +1,415 @@
+//! The `StateStore` seam and the in-memory store.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Artifact, Digest, Error, Event, EventRecord, Fence, Outcome, RolloutId, RolloutRequest,
+};
+
+/// Who appends: a controller holding the lease, or a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer<'a> {
+    /// A controller; its fence must be current.
+    Controller {
+        /// Its owner name.
+        owner: &'a str,
+        /// The fence its lease gave it.
+        fence: Fence,
+    },
+    /// A person; may only append `*Requested` events.
+    Person(&'a str),
+}
+
+impl Writer<'_> {
+    /// The name recorded as the actor.
+    pub fn actor(&self) -> &str {
+        match self {
+            Writer::Controller { owner, .. } => owner,
+            Writer::Person(p) => p,
+        }
+    }
+}
+
+/// What `create` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Created {
+    /// The rollout.
+    pub id: RolloutId,
+    /// True when the idempotency key matched an existing rollout.
+    pub existed: bool,
+}
+
+/// Who holds a rollout's lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseInfo {
+    /// The owner.
+    pub owner: String,
+    /// Its fence.
+    pub fence: Fence,
+    /// Time left; zero when expired.
+    pub expires_in: Duration,
+}
+
+/// One line of a rollout listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutSummary {
+    /// The rollout.
+    pub id: RolloutId,
+    /// Its service.
+    pub service: String,
+    /// Its artifact.
+    pub artifact: Artifact,
+    /// Who asked.
+    pub actor: String,
+    /// When it was created, ms since the epoch.
+    pub created_ms: i64,
+    /// How it ended, when it has.
+    pub outcome: Option<Outcome>,
+}
+
+/// Durable rollout state: requests, event logs, leases, the artifact registry.
+///
+/// Implementations must make `append` atomic (all events or none) and reject a
+/// controller write whose fence is not the lease's current one.
+#[async_trait]
+pub trait StateStore: Send + Sync + 'static {
+    /// Creates the rollout, or returns the one already made with this idempotency key.
+    async fn create(&self, req: &RolloutRequest) -> Result<Created, Error>;
+    /// The request a rollout was created from.
+    async fn request(&self, id: RolloutId) -> Result<RolloutRequest, Error>;
+    /// Appends events atomically; returns the last sequence number.
+    async fn append(
+        &self,
+        id: RolloutId,
+        writer: Writer<'_>,
+        events: &[Event],
+    ) -> Result<u64, Error>;
+    /// Events with sequence numbers above `after`, in order.
+    async fn events(&self, id: RolloutId, after: u64) -> Result<Vec<EventRecord>, Error>;
+    /// Takes or renews the lease. A new owner gets a higher fence; the same
+    /// owner keeps its fence. Fails with [`Error::LeaseHeld`] while another
+    /// owner's lease runs.
+    async fn lease(&self, id: RolloutId, owner: &str, ttl: Duration) -> Result<Fence, Error>;
+    /// Gives the lease up, if `fence` still holds it.
+    async fn release(&self, id: RolloutId, fence: Fence) -> Result<(), Error>;
+    /// Who holds the lease, if anyone.
+    async fn lease_info(&self, id: RolloutId) -> Result<Option<LeaseInfo>, Error>;
+    /// Clears the lease if `owner` holds it: for an owner known to be dead.
+    async fn break_lease(&self, id: RolloutId, owner: &str) -> Result<(), Error>;
+    /// Rollouts without a `Finished` event, oldest first.
+    async fn unfinished(&self) -> Result<Vec<RolloutId>, Error>;
+    /// Rollouts, newest first, optionally of one service.
+    async fn list(&self, service: Option<&str>) -> Result<Vec<RolloutSummary>, Error>;
+    /// Records an artifact; a digest already recorded with other content is an error.
+    async fn register_artifact(&self, artifact: &Artifact) -> Result<(), Error>;
+    /// The artifact recorded under `digest`.
+    async fn artifact(&self, digest: &Digest) -> Result<Option<Artifact>, Error>;
+}
+
+const _: Option<&dyn StateStore> = None;
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Checks that a person appends only requests.
+pub(crate) fn check_writer(
+    id: RolloutId,
+    writer: Writer<'_>,
+    events: &[Event],
+) -> Result<(), Error> {
+    if let Writer::Person(who) = writer
+        && let Some(e) = events.iter().find(|e| !e.is_request())
+    {
+        return Err(Error::invalid(
+            "event",
+            format!(
+                "{who} may not append {} to rollout {id}: only controllers may",
+                e.action()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an idempotent retry asks for the same thing.
+pub(crate) fn check_same_request(
+    id: RolloutId,
+    old: &RolloutRequest,
+    new: &RolloutRequest,
+) -> Result<(), Error> {
+    let same = old.service == new.service
+        && old.artifact.digest == new.artifact.digest
+        && old.plan.targets().eq(new.plan.targets());
+    if same {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "idempotency key",
+            format!(
+                "key {:?} was used for rollout {id} ({} {} on {} targets); this request differs",
+                new.idempotency_key.as_deref().unwrap_or_default(),
+                old.service,
+                old.artifact,
+                old.plan.targets().count()
+            ),
+        ))
+    }
+}
+
+pub(crate) fn check_rebind(existing: &Artifact, new: &Artifact) -> Result<(), Error> {
+    if existing.version != new.version {
+        return Err(Error::DigestRebound {
+            digest: new.digest.clone(),
+            existing: existing.version.clone(),
+            new: new.version.clone(),
+        });
+    }
+    Ok(())
+}
+
+struct Lease {
+    owner: String,
+    fence: Fence,
+    expires: tokio::time::Instant,
+}
+
+struct Entry {
+    request: RolloutRequest,
+    created_ms: i64,
+    events: Vec<EventRecord>,
+    lease: Option<Lease>,
+    outcome: Option<Outcome>,
+    last_fence: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    rollouts: BTreeMap<RolloutId, Entry>,
+    keys: BTreeMap<String, RolloutId>,
+    artifacts: BTreeMap<Digest, Artifact>,
+}
+
+/// A store in memory, for tests and single-process embedding. Lease expiry
+/// follows tokio's clock, so it works with paused time.
+///
+/// ```
+/// use rollgate_deploy::{MemoryStore, StateStore};
+/// # tokio_test_block_on(async {
+/// let store = MemoryStore::new();
+/// assert!(store.unfinished().await?.is_empty());
+/// # Ok::<(), rollgate_deploy::Error>(()) });
+/// # fn tokio_test_block_on<F: std::future::Future<Output = Result<(), rollgate_deploy::Error>>>(f: F) {
+/// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f).unwrap()
+/// # }
+/// ```
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-applied append:
+        // every mutation below validates first and writes last.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn not_found(id: RolloutId) -> Error {
+    Error::NotFound(format!("rollout {id}"))
+}
+
+#[async_trait]
+impl StateStore for MemoryStore {
+    async fn create(&self, req: &RolloutRequest) -> Result<Created, Error> {
+        let mut g = self.lock();
+        if let Some(key) = &req.idempotency_key
+            && let Some(&id) = g.keys.get(key)
+        {
+            check_same_request(id, &g.rollouts[&id].request, req)?;
+            return Ok(Created { id, existed: true });
+        }
+        for a in std::iter::once(&req.artifact).chain(req.previous.as_ref()) {
+            if let Some(existing) = g.artifacts.get(&a.digest) {
+                check_rebind(existing, a)?;
+            }
+        }
+        for a in std::iter::once(&req.artifact).chain(req.previous.as_ref()) {
+            g.artifacts
+                .entry(a.digest.clone())
+                .or_insert_with(|| a.clone());
+        }
+        let id = RolloutId(g.rollouts.keys().next_back().map_or(1, |k| k.0 + 1));
+        if let Some(key) = &req.idempotency_key {
+            g.keys.insert(key.clone(), id);
+        }
+        g.rollouts.insert(
+            id,
+            Entry {
+                request: req.clone(),
+                created_ms: now_ms(),
+                events: Vec::new(),
+                lease: None,
+                outcome: None,
+                last_fence: 0,
+            },
+        );
+        Ok(Created { id, existed: false })
+    }
+
+    async fn request(&self, id: RolloutId) -> Result<RolloutRequest, Error> {
+        let g = self.lock();
+        g.rollouts
+            .get(&id)
+            .map(|e| e.request.clone())
+            .ok_or_else(|| not_found(id))
+    }
+
+    async fn append(
+        &self,
+        id: RolloutId,
+        writer: Writer<'_>,
+        events: &[Event],
+    ) -> Result<u64, Error> {
+        check_writer(id, writer, events)?;
+        let mut g = self.lock();
+        let e = g.rollouts.get_mut(&id).ok_or_else(|| not_found(id))?;
+        if let Writer::Controller { fence, .. } = writer
+            && e.lease.as_ref().map(|l| l.fence) != Some(fence)
+        {
+            return Err(Error::StaleFence {
+                rollout: id,
+                fence: fence.0,
+            });
+        }
+        let at_ms = now_ms();
+        for ev in events {
+            let seq = e.events.len() as u64 + 1;
+            if let Event::Finished { outcome } = ev {
+                e.outcome = Some(*outcome);
+            }
+            e.events.push(EventRecord {
+                seq,
+                at_ms,
+                actor: writer.actor().to_owned(),
+                event: ev.clone(),
+            });
+        }
+        Ok(e.events.len() as u64)
+    }
+
+    async fn events(&self, id: RolloutId, after: u64) -> Result<Vec<EventRecord>, Error> {
+        let g = self.lock();
+        let e = g.rollouts.get(&id).ok_or_else(|| not_found(id))?;
+        Ok(e.events.iter().skip(after as usize).cloned().collect())
+    }
+
+    async fn lease(&self, id: RolloutId, owner: &str, ttl: Duration) -> Result<Fence, Error> {
+        let now = tokio::time::Instant::now();
+        let mut g = self.lock();
+        let e = g.rollouts.get_mut(&id).ok_or_else(|| not_found(id))?;
+        match &mut e.lease {
+            Some(l) if l.owner == owner => {
+                l.expires = now + ttl;
+                Ok(l.fence)
+            }
+            Some(l) if l.expires > now => Err(Error::LeaseHeld {
+                rollout: id,
+                owner: l.owner.clone(),
+                expires_in: l.expires - now,
+            }),
+            _ => {
+                e.last_fence += 1;
+                let fence = Fence(e.last_fence);
+                e.lease = Some(Lease {
+                    owner: owner.to_owned(),
+                    fence,
+                    expires: now + ttl,
+                });
+                Ok(fence)
+            }
+        }
+    }
+
+    async fn release(&self, id: RolloutId, fence: Fence) -> Result<(), Error> {
+        let mut g = self.lock();
+        let e = g.rollouts.get_mut(&id).ok_or_else(|| not_found(id))?;
+        if e.lease.as_ref().map(|l| l.fence) == Some(fence) {
+            e.lease = None;
+        }
+        Ok(())
+    }
+
+    async fn lease_info(&self, id: RolloutId) -> Result<Option<LeaseInfo>, Error> {
+        let now = tokio::time::Instant::now();
+        let g = self.lock();
+        let e = g.rollouts.get(&id).ok_or_else(|| not_found(id))?;
+        Ok(e.lease.as_ref().map(|l| LeaseInfo {
+            owner: l.owner.clone(),
+            fence: l.fence,
+            expires_in: l.expires.saturating_duration_since(now),
+        }))
+    }
+
+    async fn break_lease(&self, id: RolloutId, owner: &str) -> Result<(), Error> {
+        let mut g = self.lock();
+        let e = g.rollouts.get_mut(&id).ok_or_else(|| not_found(id))?;
+        if e.lease.as_ref().is_some_and(|l| l.owner == owner) {
+            e.lease = None;
+        }
+        Ok(())
+    }
+
+    async fn unfinished(&self) -> Result<Vec<RolloutId>, Error> {
+        let g = self.lock();
+        Ok(g.rollouts
+            .iter()
+            .filter(|(_, e)| e.outcome.is_none())
+            .map(|(id, _)| *id)
+            .collect())
+    }
+
+    async fn list(&self, service: Option<&str>) -> Result<Vec<RolloutSummary>, Error> {
+        let g = self.lock();
+        Ok(g.rollouts
+            .iter()
+            .rev()
+            .filter(|(_, e)| service.is_none_or(|s| e.request.service == s))
+            .map(|(id, e)| RolloutSummary {
+                id: *id,
+                service: e.request.service.clone(),
+                artifact: e.request.artifact.clone(),
+                actor: e.request.actor.clone(),
+                created_ms: e.created_ms,
+                outcome: e.outcome,
+            })
+            .collect())
+    }
+
+    async fn register_artifact(&self, artifact: &Artifact) -> Result<(), Error> {
+        let mut g = self.lock();
+        if let Some(existing) = g.artifacts.get(&artifact.digest) {
+            return check_rebind(existing, artifact);
+        }
+        g.artifacts
+            .insert(artifact.digest.clone(), artifact.clone());
+        Ok(())
+    }
+
+    async fn artifact(&self, digest: &Digest) -> Result<Option<Artifact>, Error> {
+        Ok(self.lock().artifacts.get(digest).cloned())
+    }
+}

@@ -1,0 +1,584 @@
+//! The executor end to end, on paused time, with the test kit's fakes.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rollgate_deploy::*;
+use rollgate_test::{FakeDeployer, Fault, ScriptedGate, artifact, targets};
+
+fn pct(p: f64) -> Percent {
+    Percent::new(p).unwrap()
+}
+
+struct World {
+    store: Arc<MemoryStore>,
+    deployer: FakeDeployer,
+    v1: Artifact,
+    v2: Artifact,
+    targets: Vec<TargetId>,
+}
+
+fn world(n: usize) -> World {
+    let t = targets(n);
+    let v1 = artifact("v1");
+    World {
+        store: Arc::new(MemoryStore::new()),
+        deployer: FakeDeployer::new().with_running(&t, &v1),
+        v1,
+        v2: artifact("v2"),
+        targets: t,
+    }
+}
+
+impl World {
+    /// v1 came from an earlier rollout, so the artifact registry knows it.
+    async fn registered(self) -> Self {
+        self.store.register_artifact(&self.v1).await.unwrap();
+        self
+    }
+
+    fn exec(&self, gate: Option<ScriptedGate>) -> Executor {
+        let mut e = Executor::new(self.store.clone(), Arc::new(self.deployer.clone())).with_config(
+            ExecutorConfig::default()
+                .with_owner("ctl-1")
+                .with_readiness(Duration::from_secs(30), Duration::from_secs(1)),
+        );
+        if let Some(g) = gate {
+            e = e.with_gate(Arc::new(g));
+        }
+        e
+    }
+
+    fn request(&self, strategy: Strategy, defaults: PhaseDefaults) -> RolloutRequest {
+        let plan = strategy.compile(&self.targets, &defaults).unwrap();
+        RolloutRequest::new("web", self.v2.clone(), plan, "alice")
+    }
+
+    fn versions(&self) -> Vec<String> {
+        self.targets
+            .iter()
+            .map(|t| self.deployer.version_of(t).unwrap_or_default())
+            .collect()
+    }
+}
+
+fn canary() -> Strategy {
+    Strategy::Canary {
+        steps: vec![pct(10.0), pct(50.0), Percent::FULL],
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn canary_promotes_through_every_step() {
+    let w = world(10).registered().await;
+    let gate = ScriptedGate::new();
+    let report = w
+        .exec(Some(gate.clone()))
+        .submit(
+            w.request(
+                canary(),
+                PhaseDefaults::default()
+                    .with_bake(Duration::from_secs(300))
+                    .with_gate(true),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Some(Outcome::Succeeded));
+    assert!(w.versions().iter().all(|v| v == "v2"));
+    assert_eq!(gate.calls(), 3);
+    assert_eq!(
+        w.deployer.deploy_log().len(),
+        10,
+        "each target deployed exactly once"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn gate_rollback_at_ten_percent_restores_touched_and_never_touches_the_rest() {
+    let w = world(10).registered().await;
+    let gate = ScriptedGate::new().at(0, Decision::Rollback(vec!["p99 620ms > 500ms".into()]));
+    let report = w
+        .exec(Some(gate))
+        .submit(
+            w.request(
+                canary(),
+                PhaseDefaults::default()
+                    .with_bake(Duration::from_secs(60))
+                    .with_gate(true),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Some(Outcome::RolledBack));
+    assert!(w.versions().iter().all(|v| v == "v1"), "{:?}", w.versions());
+    let touched: BTreeSet<_> = w
+        .deployer
+        .deploy_log()
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(
+        touched,
+        BTreeSet::from([w.targets[0].clone()]),
+        "only the 10% canary was ever deployed"
+    );
+    assert_eq!(
+        w.deployer.deploy_log().len(),
+        2,
+        "one deploy forward, one back"
+    );
+    let status = format!("{:?}", report.rollout.status);
+    assert!(status.contains("RolledBack"), "{status}");
+    let log = w.store.events(report.id, 0).await.unwrap();
+    let verdict = log.iter().find_map(|r| match &r.event {
+        Event::GateDecided { decision, .. } => Some(decision.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        verdict,
+        Some(Decision::Rollback(vec!["p99 620ms > 500ms".into()])),
+        "the reason reaches the log"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn too_many_failed_targets_roll_back_the_phase() {
+    let w = world(10).registered().await;
+    w.deployer
+        .set_fault(&w.targets[3], Fault::FailArtifact(w.v2.digest.clone()));
+    let report = w
+        .exec(None)
+        .submit(w.request(
+            Strategy::Rolling { max_unavailable: 5 },
+            PhaseDefaults::default(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Some(Outcome::RolledBack));
+    assert!(w.versions().iter().all(|v| v == "v1"), "{:?}", w.versions());
+    assert_eq!(
+        w.deployer.attempts(&w.targets[3]),
+        4,
+        "3 forward attempts (retried up to the limit), then 1 restore"
+    );
+    assert!(
+        w.deployer.attempts(&w.targets[7]) == 0,
+        "the second batch never starts"
+    );
+    let log = w.store.events(report.id, 0).await.unwrap();
+    assert!(log.iter().any(|r| matches!(&r.event, Event::RollbackStarted { reason } if reason.contains("t4: v2 is broken here"))));
+    assert_eq!(
+        log.iter()
+            .filter(|r| matches!(r.event, Event::DeployRetried { .. }))
+            .count(),
+        2
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_within_the_limit_do_not_stop_the_rollout() {
+    let w = world(4).registered().await;
+    w.deployer
+        .set_fault(&w.targets[1], Fault::FailAlways("nope".into()));
+    let report = w
+        .exec(None)
+        .submit(w.request(
+            Strategy::AllAtOnce,
+            PhaseDefaults::default().with_max_failed(1),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Some(Outcome::Succeeded));
+    assert_eq!(w.versions(), ["v2", "v1", "v2", "v2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_failures_are_retried_with_backoff() {
+    let w = world(2).registered().await;
+    w.deployer.set_fault(&w.targets[0], Fault::FailTimes(2));
+    let started = tokio::time::Instant::now();
+    let report = w
+        .exec(None)
+        .submit(w.request(Strategy::AllAtOnce, PhaseDefaults::default()))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Some(Outcome::Succeeded));
+    assert_eq!(w.deployer.attempts(&w.targets[0]), 3);
+    // 1 s then 2 s of backoff on tokio's paused clock.
+    assert!(started.elapsed() >= Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_that_never_gets_ready_fails_after_the_timeout() {
+    let w = world(3).registered().await;
+    w.deployer
+        .set_fault(&w.targets[2], Fault::NeverReadyOn(w.v2.digest.clone()));
+    let report = w
+        .exec(None)
+        .submit(w.request(Strategy::AllAtOnce, PhaseDefaults::default()))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Some(Outcome::RolledBack));
+    let log = w.store.events(report.id, 0).await.unwrap();
+    let failed = log.iter().find_map(|r| match &r.event {
+        Event::TargetFailed { target, reason } => Some((target.clone(), reason.clone())),
+        _ => None,
+    });
+    let (t, reason) = failed.unwrap();
+    assert_eq!(t, w.targets[2]);
+    assert!(
+        reason.contains("not ready after 30s: injected: health check failing"),
+        "{reason}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn hold_stops_for_a_person_and_promote_goes_on() {
+    let w = world(10).registered().await;
+    let gate = ScriptedGate::new().at(
+        1,
+        Decision::Hold(vec!["inconclusive: 12 samples < 50".into()]),
+    );
+    let exec = w.exec(Some(gate));
+    let req = w.request(
+        canary(),
+        PhaseDefaults::default()
+            .with_bake(Duration::from_secs(10))
+            .with_gate(true),
+    );
+    let report = exec.submit(req).await.unwrap();
+    assert!(report.is_held());
+    assert_eq!(report.outcome, None);
+    assert_eq!(w.versions().iter().filter(|v| *v == "v2").count(), 5);
+    // Running again without a person's word changes nothing.
+    let again = exec.run(report.id).await.unwrap();
+    assert!(again.is_held());
+    w.store
+        .append(report.id, Writer::Person("bob"), &[Event::PromoteRequested])
+        .await
+        .unwrap();
+    let done = exec.run(report.id).await.unwrap();
+    assert_eq!(done.outcome, Some(Outcome::Succeeded));
+    assert!(w.versions().iter().all(|v| v == "v2"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn pause_from_another_process_stops_progress_until_resume() {
+    let w = world(10).registered().await;
+    let exec = w.exec(None);
+    let req = w.request(
+        canary(),
+        PhaseDefaults::default().with_bake(Duration::from_secs(60)),
+    );
+    let id = exec.create(&req).await.unwrap().id;
+    let run = tokio::spawn({
+        let exec = exec.clone();
+        async move { exec.run(id).await }
+    });
+    // Let phase 0 deploy and start baking, then pause.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    w.store
+        .append(id, Writer::Person("ops"), &[Event::PauseRequested])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(
+        w.versions().iter().filter(|v| *v == "v2").count(),
+        1,
+        "paused: no progress for an hour"
+    );
+    w.store
+        .append(id, Writer::Person("ops"), &[Event::ResumeRequested])
+        .await
+        .unwrap();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report.outcome, Some(Outcome::Succeeded));
+    let log = w.store.events(id, 0).await.unwrap();
+    let actors: BTreeSet<_> = log.iter().map(|r| r.actor.as_str()).collect();
+    assert!(actors.contains("ops") && actors.contains("ctl-1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn promote_skips_the_remaining_bake() {
+    let w = world(2).registered().await;
+    let exec = w.exec(None);
+    let req = w.request(
+        Strategy::AllAtOnce,
+        PhaseDefaults::default().with_bake(Duration::from_secs(86_400)),
+    );
+    let id = exec.create(&req).await.unwrap().id;
+    let run = tokio::spawn({
+        let exec = exec.clone();
+        async move { exec.run(id).await }
+    });
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    w.store
+        .append(id, Writer::Person("ops"), &[Event::PromoteRequested])
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report.outcome, Some(Outcome::Succeeded));
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "did not wait out a day of bake"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_rolls_back_what_was_touched() {
+    let w = world(10).registered().await;
+    let exec = w.exec(None);
+    let req = w.request(
+        canary(),
+        PhaseDefaults::default().with_bake(Duration::from_secs(600)),
+    );
+    let id = exec.create(&req).await.unwrap().id;
+    let run = tokio::spawn({
+        let exec = exec.clone();
+        async move { exec.run(id).await }
+    });
+    tokio::time::sleep(Duration::from_secs(700)).await; // phase 0 done, phase 1 baking
+    w.store
+        .append(id, Writer::Person("ops"), &[Event::AbortRequested])
+        .await
+        .unwrap();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report.outcome, Some(Outcome::Aborted));
+    assert!(w.versions().iter().all(|v| v == "v1"));
+    assert_eq!(w.deployer.deploy_log().len(), 10, "5 forward, 5 back");
+}
+
+#[tokio::test(start_paused = true)]
+async fn gate_errors_beyond_the_limit_roll_back() {
+    let w = world(4).registered().await;
+    let gate = ScriptedGate::new().failing_at(0, "prometheus unreachable");
+    let report = w
+        .exec(Some(gate.clone()))
+        .submit(w.request(
+            Strategy::Canary {
+                steps: vec![pct(25.0), Percent::FULL],
+            },
+            PhaseDefaults::default().with_gate(true),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Some(Outcome::RolledBack));
+    assert_eq!(gate.calls(), 3, "default consecutive-error limit");
+    assert!(w.versions().iter().all(|v| v == "v1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn continue_keeps_baking_then_holds_after_the_limit() {
+    let w = world(2).registered().await;
+    let gate = ScriptedGate::new().at(0, Decision::Continue(vec!["need more data".into()]));
+    let report = w
+        .exec(Some(gate.clone()))
+        .submit(
+            w.request(
+                Strategy::AllAtOnce,
+                PhaseDefaults::default()
+                    .with_gate(true)
+                    .with_bake(Duration::from_secs(60)),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(report.is_held());
+    assert_eq!(gate.calls(), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn same_idempotency_key_returns_the_same_rollout_and_deploys_nothing_new() {
+    let w = world(3).registered().await;
+    let exec = w.exec(None);
+    let req = w
+        .request(Strategy::AllAtOnce, PhaseDefaults::default())
+        .with_idempotency_key("deploy-42");
+    let a = exec.submit(req.clone()).await.unwrap();
+    let b = exec.submit(req).await.unwrap();
+    assert_eq!(a.id, b.id);
+    assert_eq!(b.outcome, Some(Outcome::Succeeded));
+    assert_eq!(w.deployer.deploy_log().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_controller_cannot_drive_a_leased_rollout() {
+    let w = world(3).registered().await;
+    let exec = w.exec(None);
+    let req = w.request(
+        Strategy::AllAtOnce,
+        PhaseDefaults::default().with_bake(Duration::from_secs(600)),
+    );
+    let id = exec.create(&req).await.unwrap().id;
+    let run = tokio::spawn({
+        let exec = exec.clone();
+        async move { exec.run(id).await }
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let other = Executor::new(w.store.clone(), Arc::new(w.deployer.clone()))
+        .with_config(ExecutorConfig::default().with_owner("ctl-2"));
+    let err = other.run(id).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::LeaseHeld { owner, .. } if owner == "ctl-1"),
+        "{err}"
+    );
+    assert_eq!(
+        run.await.unwrap().unwrap().outcome,
+        Some(Outcome::Succeeded)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_strategy_ends_with_every_target_on_the_artifact() {
+    let w0 = world(12);
+    let t = w0.targets.clone();
+    let strategies = vec![
+        Strategy::AllAtOnce,
+        Strategy::Rolling { max_unavailable: 5 },
+        canary(),
+        Strategy::Linear { step: pct(25.0) },
+        Strategy::Exponential {
+            start: pct(5.0),
+            factor: 3.0,
+        },
+        Strategy::Rings {
+            rings: vec![
+                Ring {
+                    name: "canary".into(),
+                    targets: t[..1].to_vec(),
+                },
+                Ring {
+                    name: "eu".into(),
+                    targets: t[1..6].to_vec(),
+                },
+                Ring {
+                    name: "us".into(),
+                    targets: t[6..].to_vec(),
+                },
+            ],
+        },
+    ];
+    for s in strategies {
+        let w = world(12).registered().await;
+        let kind = s.kind();
+        let report = w
+            .exec(Some(ScriptedGate::new()))
+            .submit(
+                w.request(
+                    s,
+                    PhaseDefaults::default()
+                        .with_gate(true)
+                        .with_bake(Duration::from_secs(30)),
+                ),
+            )
+            .await
+            .unwrap();
+        assert_eq!(report.outcome, Some(Outcome::Succeeded), "{kind}");
+        assert!(
+            w.versions().iter().all(|v| v == "v2"),
+            "{kind}: {:?}",
+            w.versions()
+        );
+        assert_eq!(w.deployer.deploy_log().len(), 12, "{kind}");
+    }
+}
+
+struct RecordingRouter(std::sync::Mutex<Vec<Vec<TargetId>>>);
+
+#[async_trait::async_trait]
+impl Router for RecordingRouter {
+    async fn switch(&self, _service: &str, active: &[TargetId]) -> Result<(), Error> {
+        self.0.lock().unwrap().push(active.to_vec());
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn blue_green_switches_and_switches_back_on_rollback() {
+    let w = world(4).registered().await;
+    let (blue, green) = (w.targets[..2].to_vec(), w.targets[2..].to_vec());
+    let router = Arc::new(RecordingRouter(Default::default()));
+    let gate = ScriptedGate::new().at(1, Decision::Rollback(vec!["errors after switch".into()]));
+    let report = w
+        .exec(Some(gate))
+        .with_router(router.clone())
+        .submit(w.request(
+            Strategy::BlueGreen {
+                blue: blue.clone(),
+                green: green.clone(),
+            },
+            PhaseDefaults::default().with_gate(true),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Some(Outcome::RolledBack));
+    assert_eq!(*router.0.lock().unwrap(), vec![green, blue]);
+    assert!(w.versions().iter().all(|v| v == "v1"));
+    assert_eq!(
+        w.deployer.deploy_log().len(),
+        4,
+        "green forward and back; blue untouched"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn gated_plan_without_gate_is_refused_up_front() {
+    let w = world(2).registered().await;
+    let err = w
+        .exec(None)
+        .submit(w.request(
+            Strategy::AllAtOnce,
+            PhaseDefaults::default().with_gate(true),
+        ))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no gate is configured"), "{err}");
+    assert!(
+        w.store.list(None).await.unwrap().is_empty(),
+        "nothing recorded"
+    );
+    let _ = &w.v1;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_with_an_unknown_previous_artifact_is_skipped_with_a_reason() {
+    let w = world(2); // v1 never registered, no `previous` in the request
+    let gate = ScriptedGate::new().at(0, Decision::Rollback(vec!["bad".into()]));
+    let report = w
+        .exec(Some(gate))
+        .submit(w.request(
+            Strategy::AllAtOnce,
+            PhaseDefaults::default().with_gate(true),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Some(Outcome::RolledBack));
+    let log = w.store.events(report.id, 0).await.unwrap();
+    let skipped: Vec<_> = log
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::RestoreSkipped { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(skipped.len(), 2);
+    assert!(
+        skipped[0].contains("no previous artifact is known"),
+        "{skipped:?}"
+    );
+    // With the previous artifact named in the request, rollback works without the registry.
+    let w = world(2);
+    let gate = ScriptedGate::new().at(0, Decision::Rollback(vec!["bad".into()]));
+    let req = w
+        .request(
+            Strategy::AllAtOnce,
+            PhaseDefaults::default().with_gate(true),
+        )
+        .with_previous(w.v1.clone());
+    let report = w.exec(Some(gate)).submit(req).await.unwrap();
+    assert_eq!(report.outcome, Some(Outcome::RolledBack));
+    assert_eq!(w.versions(), ["v1", "v1"]);
+}

@@ -1,0 +1,143 @@
+//! Store conformance on every store, plus SQLite's failure modes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rollgate_deploy::{Error, MemoryStore, SqliteStore, StateStore};
+use rollgate_test::conformance;
+
+#[tokio::test]
+async fn memory_store_conforms() {
+    conformance::run_all(|| async { Arc::new(MemoryStore::new()) as Arc<dyn StateStore> }).await;
+}
+
+#[tokio::test]
+async fn sqlite_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicU32::new(0);
+    let dir_path = dir.path().to_path_buf();
+    conformance::run_all(|| {
+        let path = dir_path.join(format!(
+            "s{}.db",
+            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        async move { Arc::new(SqliteStore::open(path).unwrap()) as Arc<dyn StateStore> }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_state_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let plan = rollgate_deploy::Strategy::AllAtOnce
+        .compile(&rollgate_test::targets(2), &Default::default())
+        .unwrap();
+    let req =
+        rollgate_deploy::RolloutRequest::new("web", rollgate_test::artifact("v2"), plan, "me");
+    let id = {
+        let s = SqliteStore::open(&path).unwrap();
+        let id = s.create(&req).await.unwrap().id;
+        s.append(
+            id,
+            rollgate_deploy::Writer::Person("me"),
+            &[rollgate_deploy::Event::PauseRequested],
+        )
+        .await
+        .unwrap();
+        id
+    };
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.request(id).await.unwrap(), req);
+    assert_eq!(
+        s.events(id, 0).await.unwrap()[0].event,
+        rollgate_deploy::Event::PauseRequested
+    );
+}
+
+#[tokio::test]
+async fn a_locked_sqlite_file_reports_busy_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.db");
+    let store = SqliteStore::open_with(&path, Duration::from_millis(100)).unwrap();
+    store
+        .register_artifact(&rollgate_test::artifact("v1"))
+        .await
+        .unwrap();
+    // Another process holds the write lock.
+    let mut other = rusqlite_lock(&path);
+    let err = store
+        .register_artifact(&rollgate_test::artifact("v2"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::StoreBusy(_)), "{err}");
+    assert!(
+        err.to_string().contains("locked by another process"),
+        "{err}"
+    );
+    drop(other.stdin.take());
+    other.wait().unwrap();
+    // The earlier record is intact and the store works again.
+    assert!(
+        store
+            .artifact(&rollgate_test::artifact("v1").digest)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store
+        .register_artifact(&rollgate_test::artifact("v2"))
+        .await
+        .unwrap();
+}
+
+fn rusqlite_lock(path: &std::path::Path) -> std::process::Child {
+    // A separate process, as in production: python's sqlite3 holds BEGIN EXCLUSIVE.
+    let script = format!(
+        "import sqlite3,time,sys\nc=sqlite3.connect({:?},isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\nprint('locked',flush=True)\nsys.stdin.read()\n",
+        path.display().to_string()
+    );
+    let mut child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is needed for this test");
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    child
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_store_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(
+        &path,
+        "this is not sqlite, it is a grocery list with enough bytes to look like a header\n"
+            .repeat(20),
+    )
+    .unwrap();
+    let err = SqliteStore::open(&path).err().expect("not a database");
+    assert!(
+        err.to_string().contains("is not a rollgate state file"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("notes.txt"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unwritable_location_is_named() {
+    let err = SqliteStore::open("/proc/rollgate-test/state.db")
+        .err()
+        .expect("cannot open");
+    assert!(
+        err.to_string().contains("/proc/rollgate-test/state.db"),
+        "{err}"
+    );
+}

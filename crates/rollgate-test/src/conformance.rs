@@ -1,0 +1,355 @@
+//! The behaviour every [`StateStore`] must have. Call [`run_all`] with a
+//! function that makes an empty store; each check gets its own.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rollgate_deploy::{
+    Artifact, Decision, Digest, Error, Event, Outcome, PhaseDefaults, RolloutRequest, StateStore,
+    Strategy, Writer,
+};
+
+use crate::{artifact, targets};
+
+fn request(service: &str, version: &str, key: Option<&str>) -> RolloutRequest {
+    let plan = Strategy::AllAtOnce
+        .compile(&targets(3), &PhaseDefaults::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut r = RolloutRequest::new(service, artifact(version), plan, "tester");
+    if let Some(k) = key {
+        r = r.with_idempotency_key(k);
+    }
+    r
+}
+
+/// Runs every check, each on a fresh store from `make`. Panics on the first
+/// behaviour that differs, naming it.
+pub async fn run_all<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn StateStore>>,
+{
+    idempotency_key_returns_the_same_rollout(&*make().await).await;
+    append_needs_the_current_fence(&*make().await).await;
+    people_append_only_requests(&*make().await).await;
+    events_come_back_in_order_after_a_sequence(&*make().await).await;
+    leases_fence_out_older_owners(&*make().await).await;
+    finished_rollouts_are_not_unfinished(&*make().await).await;
+    list_filters_by_service_newest_first(&*make().await).await;
+    a_digest_is_never_rebound(&*make().await).await;
+    unknown_rollouts_are_not_found(&*make().await).await;
+}
+
+/// Same key, same rollout; same key with another request is refused.
+pub async fn idempotency_key_returns_the_same_rollout(s: &dyn StateStore) {
+    let a = s
+        .create(&request("web", "v2", Some("k1")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!a.existed);
+    let b = s
+        .create(&request("web", "v2", Some("k1")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        a.id, b.id,
+        "same idempotency key must return the same rollout"
+    );
+    assert!(b.existed);
+    let c = s
+        .create(&request("web", "v2", None))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(a.id, c.id);
+    let err = s
+        .create(&request("web", "v3", Some("k1")))
+        .await
+        .expect_err("different request, same key");
+    assert!(err.to_string().contains("k1"), "{err}");
+}
+
+/// A controller write with a stale fence is rejected and lands nothing.
+pub async fn append_needs_the_current_fence(s: &dyn StateStore) {
+    let id = s
+        .create(&request("web", "v2", None))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .id;
+    let f1 = s
+        .lease(id, "a", Duration::ZERO)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.append(
+        id,
+        Writer::Controller {
+            owner: "a",
+            fence: f1,
+        },
+        &[Event::ControllerStarted {
+            owner: "a".into(),
+            fence: f1.0,
+        }],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    // The zero-length lease expired at once; b takes over with a higher fence.
+    let f2 = s
+        .lease(id, "b", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(f2 > f1, "a new owner must get a higher fence");
+    let err = s
+        .append(
+            id,
+            Writer::Controller {
+                owner: "a",
+                fence: f1,
+            },
+            &[Event::BakeElapsed { phase: 0 }],
+        )
+        .await
+        .expect_err("stale fence");
+    assert!(matches!(err, Error::StaleFence { .. }), "{err}");
+    assert_eq!(
+        s.events(id, 0)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .len(),
+        1,
+        "a rejected append lands nothing"
+    );
+}
+
+/// People append pause/resume/promote/abort without a lease, nothing else.
+pub async fn people_append_only_requests(s: &dyn StateStore) {
+    let id = s
+        .create(&request("web", "v2", None))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .id;
+    s.append(id, Writer::Person("alice"), &[Event::PauseRequested])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = s
+        .append(
+            id,
+            Writer::Person("alice"),
+            &[Event::GateDecided {
+                phase: 0,
+                decision: Decision::Promote(vec![]),
+            }],
+        )
+        .await
+        .expect_err("people may not forge gate verdicts");
+    assert!(err.to_string().contains("only controllers"), "{err}");
+    let evs = s.events(id, 0).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0].actor, "alice");
+}
+
+/// `events(id, after)` returns the tail, numbered from 1 without gaps.
+pub async fn events_come_back_in_order_after_a_sequence(s: &dyn StateStore) {
+    let id = s
+        .create(&request("web", "v2", None))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .id;
+    let f = s
+        .lease(id, "a", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let w = Writer::Controller {
+        owner: "a",
+        fence: f,
+    };
+    let last = s
+        .append(
+            id,
+            w,
+            &[
+                Event::BakeStarted {
+                    phase: 0,
+                    bake: Duration::from_secs(1),
+                },
+                Event::BakeElapsed { phase: 0 },
+            ],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(last, 2);
+    s.append(
+        id,
+        w,
+        &[Event::PhaseCompleted {
+            phase: 0,
+            reason: "x".into(),
+        }],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let all = s.events(id, 0).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    let tail = s.events(id, 2).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(tail.len(), 1);
+    assert_eq!(tail[0].event.action(), "phase_completed");
+}
+
+/// A running lease keeps others out; the same owner renews its fence.
+pub async fn leases_fence_out_older_owners(s: &dyn StateStore) {
+    let id = s
+        .create(&request("web", "v2", None))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .id;
+    let f = s
+        .lease(id, "a", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        s.lease(id, "a", Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        f
+    );
+    let err = s
+        .lease(id, "b", Duration::from_secs(60))
+        .await
+        .expect_err("lease is held");
+    assert!(
+        matches!(&err, Error::LeaseHeld { owner, .. } if owner == "a"),
+        "{err}"
+    );
+    let info = s
+        .lease_info(id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("lease info"));
+    assert_eq!(info.owner, "a");
+    s.release(id, f).await.unwrap_or_else(|e| panic!("{e}"));
+    let g = s
+        .lease(id, "b", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(g > f);
+    s.break_lease(id, "b")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        s.lease_info(id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none()
+    );
+}
+
+/// A `Finished` event takes the rollout off the unfinished list.
+pub async fn finished_rollouts_are_not_unfinished(s: &dyn StateStore) {
+    let a = s
+        .create(&request("web", "v2", None))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .id;
+    let b = s
+        .create(&request("web", "v3", None))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .id;
+    let f = s
+        .lease(a, "x", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.append(
+        a,
+        Writer::Controller {
+            owner: "x",
+            fence: f,
+        },
+        &[Event::Finished {
+            outcome: Outcome::Succeeded,
+        }],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        s.unfinished().await.unwrap_or_else(|e| panic!("{e}")),
+        vec![b]
+    );
+    let list = s.list(None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        list.iter().find(|r| r.id == a).and_then(|r| r.outcome),
+        Some(Outcome::Succeeded)
+    );
+}
+
+/// `list(Some(service))` shows only that service, newest first.
+pub async fn list_filters_by_service_newest_first(s: &dyn StateStore) {
+    let a = s
+        .create(&request("web", "v2", None))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .id;
+    s.create(&request("api", "v2", None))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = s
+        .create(&request("web", "v3", None))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .id;
+    let ids: Vec<_> = s
+        .list(Some("web"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, vec![c, a]);
+}
+
+/// Recording a digest again with another version label is refused.
+pub async fn a_digest_is_never_rebound(s: &dyn StateStore) {
+    let d = Digest::of_bytes(b"build 7");
+    s.register_artifact(&Artifact::new("v7", d.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.register_artifact(&Artifact::new("v7", d.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = s
+        .register_artifact(&Artifact::new("v8", d.clone()))
+        .await
+        .expect_err("rebinding");
+    assert!(matches!(err, Error::DigestRebound { .. }), "{err}");
+    assert_eq!(
+        s.artifact(&d)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|a| a.version)
+            .as_deref(),
+        Some("v7")
+    );
+    // A rollout request is an artifact record too.
+    let mut req = request("web", "v9", None);
+    req.artifact = Artifact::new("v9", d);
+    assert!(matches!(
+        s.create(&req).await,
+        Err(Error::DigestRebound { .. })
+    ));
+}
+
+/// Unknown rollouts give `NotFound`, not a panic or an empty answer.
+pub async fn unknown_rollouts_are_not_found(s: &dyn StateStore) {
+    let id = rollgate_deploy::RolloutId(4242);
+    assert!(matches!(s.request(id).await, Err(Error::NotFound(_))));
+    assert!(matches!(s.events(id, 0).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        s.lease(id, "a", Duration::from_secs(1)).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        s.append(id, Writer::Person("a"), &[Event::AbortRequested])
+            .await,
+        Err(Error::NotFound(_))
+    ));
+}
