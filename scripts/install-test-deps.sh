@@ -17,3 +17,9 @@ fi
 if ! python3 -c "import scipy, numpy" >/dev/null 2>&1; then
   python3 -m pip install --quiet scipy numpy
 fi
+
+# jsonpatch: rollgate-drift applies its RFC 6902 patches with this independent
+# implementation in a cross-check test.
+if ! python3 -c "import jsonpatch" >/dev/null 2>&1; then
+  python3 -m pip install --quiet jsonpatch
+fi

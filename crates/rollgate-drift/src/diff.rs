@@ -185,6 +185,7 @@ impl Differ {
             hpath: Vec::new(),
             diffs: Vec::new(),
             ops: Vec::new(),
+            severity: None,
         };
         w.node(desired, live, false);
         Report {
@@ -256,6 +257,8 @@ struct Walk<'a> {
     hpath: Vec<HTok<'a>>,
     diffs: Vec<Difference>,
     ops: Vec<PatchOp>,
+    /// Severity set by a rule on an ancestor.
+    severity: Option<Severity>,
 }
 
 /// Which side(s) of the comparison a node exists on, for path bookkeeping.
@@ -276,9 +279,10 @@ impl<'a> Walk<'a> {
     }
 
     fn resolve(&self, side: Side) -> Resolved {
+        let inherited = self.severity.unwrap_or(self.rules.default_severity());
         if self.plain {
             return Resolved {
-                severity: self.rules.default_severity(),
+                severity: inherited,
                 ..Resolved::default()
             };
         }
@@ -286,7 +290,11 @@ impl<'a> Walk<'a> {
             Side::Desired => Self::tokens(&self.dpath),
             Side::Live => Self::tokens(&self.lpath),
         };
-        self.rules.resolve(&toks)
+        let mut res = self.rules.resolve(&toks);
+        if !res.severity_set {
+            res.severity = inherited;
+        }
+        res
     }
 
     fn key_secret(&self, key: &str) -> bool {
@@ -313,8 +321,9 @@ impl<'a> Walk<'a> {
         match &node.value {
             Value::Object(map) => {
                 let mut out = crate::tree::Map::new();
+                let value_secret = self.rules.masks_secret_keys() && names_secret(map);
                 for e in map {
-                    let child = if self.key_secret(&e.key) {
+                    let child = if self.key_secret(&e.key) || (value_secret && e.key == "value") {
                         Node::at(Value::String(MASK.to_owned()), e.node.pos)
                     } else {
                         toks.push(e.key.clone());
@@ -373,10 +382,20 @@ impl<'a> Walk<'a> {
         if res.ignore {
             return;
         }
+        // A severity a rule sets holds for the whole subtree.
+        let saved = self.severity;
+        if res.severity_set {
+            self.severity = Some(res.severity);
+        }
+        self.compare(d, l, inherited_secret, &res);
+        self.severity = saved;
+    }
+
+    fn compare(&mut self, d: &'a Node, l: &'a Node, inherited_secret: bool, res: &Resolved) {
         let secret = inherited_secret || res.secret;
         match (&d.value, &l.value) {
             (Value::Object(dm), Value::Object(lm)) => self.object(dm, lm, secret),
-            (Value::Array(da), Value::Array(la)) => self.array(da, la, &res, secret),
+            (Value::Array(da), Value::Array(la)) => self.array(da, la, res, secret),
             (dv, lv) if dv.is_scalar() && lv.is_scalar() => {
                 let (nd, nl) = if res.normalise.is_empty() {
                     (None, None)
@@ -426,6 +445,11 @@ impl<'a> Walk<'a> {
     }
 
     fn object(&mut self, dm: &'a crate::tree::Map, lm: &'a crate::tree::Map, secret: bool) {
+        // `{name: DB_PASSWORD, value: ...}` (Kubernetes env, many list forms):
+        // the secret is named by a sibling.
+        let value_secret = self.rules.masks_secret_keys() && (names_secret(dm) || names_secret(lm));
+        let secret_of =
+            |w: &Self, key: &str| secret || w.key_secret(key) || (value_secret && key == "value");
         let mut di = dm.iter().peekable();
         let mut li = lm.iter().peekable();
         loop {
@@ -440,21 +464,21 @@ impl<'a> Walk<'a> {
                     let (Some(a), Some(b)) = (di.next(), li.next()) else {
                         break;
                     };
-                    let s = secret || self.key_secret(&a.key);
+                    let s = secret_of(self, &a.key);
                     self.push_key(&a.key);
                     self.node(&a.node, &b.node, s);
                     self.pop();
                 }
                 std::cmp::Ordering::Less => {
                     let Some(a) = di.next() else { break };
-                    let s = secret || self.key_secret(&a.key);
+                    let s = secret_of(self, &a.key);
                     self.push_key(&a.key);
                     self.only_desired(&a.node, s, None);
                     self.pop();
                 }
                 std::cmp::Ordering::Greater => {
                     let Some(b) = li.next() else { break };
-                    let s = secret || self.key_secret(&b.key);
+                    let s = secret_of(self, &b.key);
                     self.push_key(&b.key);
                     self.only_live(&b.node, s);
                     self.pop();
@@ -693,6 +717,13 @@ impl<'a> Walk<'a> {
             self.ops.push(PatchOp::Add { path, value });
         }
     }
+}
+
+/// Whether an object names a secret through its `name` or `key` field.
+fn names_secret(map: &crate::tree::Map) -> bool {
+    ["name", "key"]
+        .iter()
+        .any(|f| matches!(map.get(f).map(|n| &n.value), Some(Value::String(s)) if is_secret_key(s)))
 }
 
 fn scalar_eq(a: &Value, b: &Value) -> bool {

@@ -422,6 +422,7 @@ impl Rules {
             }
             if let Some(s) = r.severity {
                 out.severity = s;
+                out.severity_set = true;
             }
             if let Some(s) = r.secret {
                 out.secret = s;
@@ -438,6 +439,8 @@ pub(crate) struct Resolved {
     pub ignore: bool,
     pub normalise: Vec<Normaliser>,
     pub severity: Severity,
+    /// Whether a rule set the severity here (it then holds for the subtree).
+    pub severity_set: bool,
     pub secret: bool,
 }
 
