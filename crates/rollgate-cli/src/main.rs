@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod analyze;
 mod drift;
 
 /// Ship software safely: rollouts, rollback, canary analysis, config drift.
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Print the version and exit.
     Version,
+    /// Judge a canary against its baseline (exit 0 promote, 1 rollback, 2 bad input, 3 inconclusive).
+    Analyze(Box<analyze::AnalyzeArgs>),
     /// Compare desired configuration with live (exit 0 no drift, 1 drift, 2 bad input).
     Drift(Box<drift::DriftArgs>),
 }
@@ -29,6 +32,7 @@ fn main() -> ExitCode {
             println!("rollgate {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Analyze(args) => analyze::run(*args),
         Command::Drift(args) => drift::run(*args),
     }
 }

@@ -1,0 +1,181 @@
+//! `rollgate analyze`: judge a canary from a samples file against an
+//! `ANALYSIS.toml`, print the verdict and the per-metric table.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use rollgate_canary::{Analysis, AnalysisConfig, CanaryError, Report, SampleSet, Verdict};
+
+/// Exit code: promote.
+const PROMOTE: u8 = 0;
+/// Exit code: roll back.
+const ROLLBACK: u8 = 1;
+/// Exit code: bad input (unreadable file, invalid config or samples).
+const BAD_INPUT: u8 = 2;
+/// Exit code: inconclusive (too little data or a marginal score).
+const INCONCLUSIVE: u8 = 3;
+
+/// Judge a canary against its baseline.
+///
+/// Exit codes: 0 promote, 1 rollback, 2 bad input, 3 inconclusive.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Analysis configuration (metrics, checks, bounds, score thresholds).
+    #[arg(long, value_name = "ANALYSIS.toml")]
+    config: PathBuf,
+    /// Samples: {"metrics": {"NAME": {"baseline": [..], "canary": [..]}}}.
+    #[arg(long, value_name = "SAMPLES.json")]
+    data: PathBuf,
+    /// Output: a table for people or JSON for tools.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn judge(args: &AnalyzeArgs) -> Result<Report, String> {
+    let cfg_text = read(&args.config)?;
+    let data_text = read(&args.data)?;
+    let in_file = |p: &Path, e: CanaryError| format!("{}: {e}", p.display());
+    let cfg = AnalysisConfig::from_toml_str(&cfg_text).map_err(|e| in_file(&args.config, e))?;
+    let analysis = Analysis::new(cfg).map_err(|e| in_file(&args.config, e))?;
+    let data = SampleSet::from_json_str(&data_text).map_err(|e| in_file(&args.data, e))?;
+    analysis.judge(&data).map_err(|e| in_file(&args.data, e))
+}
+
+/// Runs `rollgate analyze`.
+pub fn run(args: AnalyzeArgs) -> ExitCode {
+    match judge(&args) {
+        Err(e) => {
+            eprintln!("rollgate analyze: {e}");
+            ExitCode::from(BAD_INPUT)
+        }
+        Ok(report) => {
+            match args.output {
+                Output::Json => println!("{}", report.to_json()),
+                Output::Text => print!("{}", report.to_table()),
+            }
+            ExitCode::from(match report.verdict {
+                Verdict::Promote => PROMOTE,
+                Verdict::Rollback => ROLLBACK,
+                // A one-shot judgement never says continue; treat it as not yet decided.
+                Verdict::Inconclusive | Verdict::Continue => INCONCLUSIVE,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = include_str!("../../rollgate-canary/tests/fixtures/minimal.toml");
+
+    fn samples(lat_scale: f64, errors: (u64, u64)) -> String {
+        let n = 200;
+        let base: Vec<String> = (0..n).map(|i| format!("{}", 80 + (i * 37) % 41)).collect();
+        let can: Vec<String> = (0..n)
+            .map(|i| format!("{}", (80 + (i * 53) % 41) as f64 * lat_scale))
+            .collect();
+        format!(
+            r#"{{"metrics": {{"latency_ms": {{"baseline": [{}], "canary": [{}]}},
+               "errors": {{"baseline": {{"events": {}, "trials": 100000}}, "canary": {{"events": {}, "trials": 100000}}}}}}}}"#,
+            base.join(","),
+            can.join(","),
+            errors.0,
+            errors.1
+        )
+    }
+
+    fn run_with(config: &str, data: &str, output: Output) -> (ExitCode, Result<Report, String>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (c, d) = (
+            dir.path().join("ANALYSIS.toml"),
+            dir.path().join("SAMPLES.json"),
+        );
+        std::fs::write(&c, config).expect("write config");
+        std::fs::write(&d, data).expect("write data");
+        let args = AnalyzeArgs {
+            config: c,
+            data: d,
+            output,
+        };
+        let report = judge(&args);
+        (run(args), report)
+    }
+
+    #[test]
+    fn minimal_config_as_written_promotes_with_exit_0() {
+        let (code, report) = run_with(MINIMAL, &samples(1.0, (20, 21)), Output::Json);
+        let report = report.expect("judged");
+        assert_eq!(report.verdict, Verdict::Promote, "{}", report.to_table());
+        assert_eq!(code, ExitCode::from(PROMOTE));
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
+        assert_eq!(json["verdict"], "promote");
+        assert_eq!(json["score"], 100.0);
+        let m = &json["metrics"][0];
+        for key in [
+            "name", "result", "reason", "baseline", "canary", "p_value", "shift", "ci",
+        ] {
+            assert!(!m[key].is_null(), "missing {key} in {m}");
+        }
+        assert_eq!(m["ci"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn regression_rolls_back_with_exit_1() {
+        let (code, report) = run_with(MINIMAL, &samples(1.2, (20, 21)), Output::Text);
+        assert_eq!(report.expect("judged").verdict, Verdict::Rollback);
+        assert_eq!(code, ExitCode::from(ROLLBACK));
+        let (code, _) = run_with(MINIMAL, &samples(1.0, (20, 90)), Output::Text);
+        assert_eq!(code, ExitCode::from(ROLLBACK));
+    }
+
+    #[test]
+    fn bad_input_exits_2_and_names_the_file() {
+        let (code, report) = run_with(
+            MINIMAL,
+            "{\"metrics\": {\"latency_ms\": [NaN]}}",
+            Output::Json,
+        );
+        assert_eq!(code, ExitCode::from(BAD_INPUT));
+        let e = report.expect_err("bad data");
+        assert!(e.contains("SAMPLES.json"), "{e}");
+        let (code, report) = run_with("alpha = 7", &samples(1.0, (0, 0)), Output::Json);
+        assert_eq!(code, ExitCode::from(BAD_INPUT));
+        assert!(report.expect_err("bad config").contains("ANALYSIS.toml"));
+        let args = AnalyzeArgs {
+            config: PathBuf::from("/nonexistent/ANALYSIS.toml"),
+            data: PathBuf::from("/nonexistent/SAMPLES.json"),
+            output: Output::Text,
+        };
+        assert_eq!(run(args), ExitCode::from(BAD_INPUT));
+    }
+
+    #[test]
+    fn too_little_data_exits_3() {
+        // No requests at all: the error metric has no data.
+        let (code, report) = run_with(
+            MINIMAL,
+            &samples(1.0, (0, 0)).replace("100000", "0"),
+            Output::Text,
+        );
+        assert_eq!(report.expect("judged").verdict, Verdict::Inconclusive);
+        assert_eq!(code, ExitCode::from(INCONCLUSIVE));
+        // Two canary latencies: fewer than min_samples = 50.
+        let mut v: serde_json::Value = serde_json::from_str(&samples(1.0, (1, 1))).expect("json");
+        v["metrics"]["latency_ms"]["canary"] = serde_json::json!([100.0, 101.0]);
+        let few = v.to_string();
+        let (code, _) = run_with(MINIMAL, &few, Output::Json);
+        assert_eq!(code, ExitCode::from(INCONCLUSIVE));
+    }
+}
