@@ -235,6 +235,11 @@ impl CrashingStore {
         }
     }
 
+    /// How many appends were attempted so far.
+    pub fn appends(&self) -> u64 {
+        self.appends.load(Ordering::SeqCst)
+    }
+
     /// Whether the crash happened.
     pub fn crashed(&self) -> bool {
         self.appends.load(Ordering::SeqCst) >= self.crash_at
