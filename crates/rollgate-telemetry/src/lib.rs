@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod assets;
 mod error;
 mod event;
 mod init;
@@ -14,6 +15,7 @@ mod snapshot;
 mod time;
 pub mod trace;
 
+pub use assets::{AssetOptions, DASHBOARD_FILE, RULES_FILE};
 pub use error::Error;
 pub use event::{DEPLOY_EVENTS_TOTAL, DEPLOY_TARGET, DeployEvent, GateOutcome};
 pub use init::{ServiceInfo, Telemetry, TelemetryBuilder, TelemetryGuard, init};
