@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod analyze;
 mod drift;
+mod telemetry;
 
 /// Ship software safely: rollouts, rollback, canary analysis, config drift.
 #[derive(Debug, Parser)]
@@ -23,6 +24,8 @@ enum Command {
     Analyze(Box<analyze::AnalyzeArgs>),
     /// Compare desired configuration with live (exit 0 no drift, 1 drift, 2 bad input).
     Drift(Box<drift::DriftArgs>),
+    /// Generate telemetry assets: Grafana dashboard, Prometheus alert rules (exit 0 written, 2 bad input or I/O error).
+    Telemetry(telemetry::TelemetryArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,5 +37,6 @@ fn main() -> ExitCode {
         }
         Command::Analyze(args) => analyze::run(*args),
         Command::Drift(args) => drift::run(*args),
+        Command::Telemetry(args) => telemetry::run(args),
     }
 }
