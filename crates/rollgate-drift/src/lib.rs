@@ -9,6 +9,7 @@ mod patch;
 mod render;
 mod rules;
 mod tree;
+mod watch;
 
 pub use diff::{Differ, Difference, Kind, MASK, Report, diff};
 pub use error::Error;
@@ -19,3 +20,7 @@ pub use patch::{Patch, PatchOp};
 pub use render::{RenderOptions, render_json, render_text, to_json_pretty};
 pub use rules::{KeySpec, PathPattern, Rule, Rules, Severity, is_secret_key};
 pub use tree::{Entry, Map, Node, Number, Pos, Value, escape_token, unescape_token};
+pub use watch::{
+    CheckOutcome, CommandSource, DriftEvent, DriftWatcher, DriftWatcherBuilder, FileSource,
+    HttpSource, LiveSource, Notifier,
+};

@@ -1,0 +1,241 @@
+//! DriftWatcher: transitions, detection time on tokio's paused clock,
+//! metrics, and the three real live sources (file, command, HTTP GET).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rollgate_drift::{
+    CommandSource, DriftEvent, DriftWatcher, Error, FileSource, Format, HttpSource, Limits,
+    LiveSource, Node, Notifier, load,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn y(text: &str) -> Node {
+    load(text, Format::Yaml, "t.yaml", &Limits::default()).unwrap()
+}
+
+/// Serves a scripted sequence of documents (test double for a live system).
+struct Scripted {
+    docs: Mutex<Vec<Result<Node, String>>>,
+}
+
+#[async_trait]
+impl LiveSource for Scripted {
+    fn describe(&self) -> String {
+        "scripted".to_owned()
+    }
+    async fn fetch(&self) -> Result<Node, Error> {
+        let mut docs = self.docs.lock().unwrap();
+        let next = if docs.len() > 1 {
+            docs.remove(0)
+        } else {
+            docs[0].clone()
+        };
+        next.map_err(|message| Error::Live {
+            source_name: "scripted".to_owned(),
+            message,
+        })
+    }
+}
+
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<(tokio::time::Instant, DriftEvent)>>,
+}
+
+#[async_trait]
+impl Notifier for Recorder {
+    async fn notify(&self, event: &DriftEvent) {
+        self.events
+            .lock()
+            .unwrap()
+            .push((tokio::time::Instant::now(), event.clone()));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn notifies_when_drift_appears_changes_and_clears_with_detection_time() {
+    let desired = y("replicas: 3\nimage: web:2\n");
+    let ok = Ok(desired.clone());
+    let drift1 = Ok(y("replicas: 2\nimage: web:2\n"));
+    let drift2 = Ok(y("replicas: 2\nimage: web:1\n"));
+    let source = Arc::new(Scripted {
+        docs: Mutex::new(vec![
+            ok.clone(),
+            ok.clone(),
+            drift1.clone(),
+            Err("connection refused".to_owned()),
+            drift1,
+            drift2,
+            ok,
+        ]),
+    });
+    let recorder = Arc::new(Recorder::default());
+    let watcher = DriftWatcher::builder(desired, source)
+        .interval(Duration::from_secs(10))
+        .notifier(recorder.clone())
+        .name("web")
+        .build()
+        .unwrap();
+    let start = tokio::time::Instant::now();
+    // Ticks at 0, 10, ..., 60 s; stop just after the seventh check.
+    watcher
+        .run(tokio::time::sleep(Duration::from_secs(65)))
+        .await;
+    let events = recorder.events.lock().unwrap();
+    let got: Vec<(u64, &str)> = events
+        .iter()
+        .map(|(at, e)| {
+            let kind = match e {
+                DriftEvent::Appeared { .. } => "appeared",
+                DriftEvent::Changed { .. } => "changed",
+                DriftEvent::Cleared { .. } => "cleared",
+                _ => "other",
+            };
+            ((*at - start).as_secs(), kind)
+        })
+        .collect();
+    assert_eq!(got, [(20, "appeared"), (50, "changed"), (60, "cleared")]);
+    match &events[0].1 {
+        DriftEvent::Appeared {
+            detected_within,
+            report,
+        } => {
+            // The last clean check was at 10 s: the drift began at most 10 s ago.
+            assert_eq!(*detected_within, Duration::from_secs(10));
+            assert_eq!(report.differences()[0].path, "/replicas");
+        }
+        other => panic!("{other:?}"),
+    }
+    match &events[2].1 {
+        DriftEvent::Cleared { lasted } => assert_eq!(*lasted, Duration::from_secs(40)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn checks_record_metrics_by_severity() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.json");
+    std::fs::write(&live, r#"{"a": 2, "b": 1}"#).unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut w = DriftWatcher::builder(
+                y("a: 1\nb: 1\n"),
+                Arc::new(FileSource::new(&live, Format::Json)),
+            )
+            .name("svc")
+            .build()
+            .unwrap();
+            let out = w.check().await.unwrap();
+            assert!(matches!(out.event, Some(DriftEvent::Appeared { .. })));
+        });
+    });
+    let snap = snapshotter.snapshot().into_vec();
+    let find = |name: &str, label: Option<(&str, &str)>| {
+        snap.iter()
+            .find(|(k, _, _, _)| {
+                k.key().name() == name
+                    && label.is_none_or(|(lk, lv)| {
+                        k.key().labels().any(|l| l.key() == lk && l.value() == lv)
+                    })
+            })
+            .map(|(_, _, _, v)| v)
+    };
+    assert_eq!(
+        find("rollgate_drift_differences", Some(("severity", "warning"))),
+        Some(&DebugValue::Gauge(1.0.into()))
+    );
+    assert_eq!(
+        find("rollgate_drift_differences", Some(("severity", "critical"))),
+        Some(&DebugValue::Gauge(0.0.into()))
+    );
+    assert_eq!(
+        find("rollgate_drift_checks_total", None),
+        Some(&DebugValue::Counter(1))
+    );
+    assert!(
+        matches!(find("rollgate_drift_detection_seconds", None), Some(DebugValue::Histogram(h)) if h.len() == 1)
+    );
+    assert!(
+        matches!(find("rollgate_drift_last_check_timestamp_seconds", None), Some(DebugValue::Gauge(g)) if g.into_inner() > 1.7e9)
+    );
+}
+
+#[tokio::test]
+async fn command_source_reads_stdout_and_reports_failures() {
+    let s = CommandSource::new("sh", ["-c", "echo '{\"replicas\": 3}'"], Format::Json);
+    let node = s.fetch().await.unwrap();
+    assert_eq!(node.to_json(), r#"{"replicas":3}"#);
+    let s = CommandSource::new("sh", ["-c", "echo secret-output >&2; exit 3"], Format::Json);
+    let e = s.fetch().await.unwrap_err().to_string();
+    assert_eq!(e, "live source command sh: exited with exit status: 3");
+    let s = CommandSource::new("/nonexistent/kubectl", Vec::<String>::new(), Format::Json);
+    assert!(
+        s.fetch()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("cannot start")
+    );
+}
+
+#[tokio::test]
+async fn command_source_times_out() {
+    let s = CommandSource::new("sleep", ["5"], Format::Json).timeout(Duration::from_millis(50));
+    let e = s.fetch().await.unwrap_err().to_string();
+    assert!(e.contains("no result within"), "{e}");
+}
+
+#[tokio::test]
+async fn http_source_gets_a_document_from_a_real_server() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        for body in ["replicas: 3\n", "nope"] {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = sock.read(&mut buf).await.unwrap();
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let resp = if body == "nope" {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_owned()
+            } else {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/yaml\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            };
+            sock.write_all(resp.as_bytes()).await.unwrap();
+            sock.shutdown().await.unwrap();
+            assert!(req.starts_with("GET /config HTTP/1.1\r\n"), "{req}");
+        }
+    });
+    let s = HttpSource::new(&format!("http://127.0.0.1:{port}/config"), Format::Yaml).unwrap();
+    assert_eq!(s.fetch().await.unwrap().to_json(), r#"{"replicas":3}"#);
+    let e = s.fetch().await.unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!("live source http://127.0.0.1:{port}/config: server answered 404")
+    );
+    server.await.unwrap();
+}
+
+#[test]
+fn zero_interval_is_rejected() {
+    let e = DriftWatcher::builder(y("a: 1"), Arc::new(FileSource::new("x.json", Format::Json)))
+        .interval(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "live source file x.json: watch interval must be greater than zero"
+    );
+}
