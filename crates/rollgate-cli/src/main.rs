@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod analyze;
 mod drift;
+mod rollout;
 mod telemetry;
 
 /// Ship software safely: rollouts, rollback, canary analysis, config drift.
@@ -18,6 +19,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run and control rollouts (exit 0 success, 1 rolled back/aborted, 2 bad input, 3 held, 4 store busy).
+    Rollout(Box<rollout::RolloutArgs>),
+    /// Return a service's targets to the artifact they ran before its last successful rollout.
+    Rollback(Box<rollout::RollbackArgs>),
     /// Print the version and exit.
     Version,
     /// Judge a canary against its baseline (exit 0 promote, 1 rollback, 2 bad input, 3 inconclusive).
@@ -35,6 +40,8 @@ fn main() -> ExitCode {
             println!("rollgate {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Rollout(args) => rollout::run(*args),
+        Command::Rollback(args) => rollout::run_rollback(*args),
         Command::Analyze(args) => analyze::run(*args),
         Command::Drift(args) => drift::run(*args),
         Command::Telemetry(args) => telemetry::run(args),

@@ -1,0 +1,853 @@
+//! `rollgate rollout ...` and `rollgate rollback`: drive rollouts from plan
+//! files, with state in a SQLite file.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use rollgate_deploy::spec::PlanFile;
+use rollgate_deploy::{
+    Artifact, Error, Event, EventRecord, Executor, Outcome, PhaseDefaults, Report, Rollout,
+    RolloutId, RolloutRequest, SqliteStore, StateStore, Status, Strategy, TargetState, Writer,
+};
+use serde_json::{Value, json};
+
+/// Exit code: the rollout succeeded (or the request was recorded).
+pub const SUCCESS: u8 = 0;
+/// Exit code: the rollout rolled back or was aborted.
+pub const ROLLED_BACK: u8 = 1;
+/// Exit code: bad input (plan file, ids, names).
+pub const BAD_INPUT: u8 = 2;
+/// Exit code: held for a person (a gate said hold).
+pub const HELD: u8 = 3;
+/// Exit code: the state store is busy, locked, read-only or unreadable, or
+/// another controller drives the rollout.
+pub const STORE_BUSY: u8 = 4;
+
+const EXIT_CODES: &str = "Exit codes: 0 success/promoted, 1 rolled back or aborted, 2 bad input, \
+3 held for a person, 4 state store busy/locked/unusable or rollout driven elsewhere.";
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people (live progress on a TTY).
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// Where state lives and how to print.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// The state file (SQLite; created if missing).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "ROLLGATE_STATE",
+        default_value = "rollgate.db"
+    )]
+    state: PathBuf,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// How long to wait for a state file locked by another process.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    busy_timeout: Duration,
+}
+
+/// Run and control rollouts.
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct RolloutArgs {
+    #[command(subcommand)]
+    command: RolloutCommand,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Subcommand)]
+enum RolloutCommand {
+    /// Start (or, with a used idempotency key, resume) the rollout a plan file describes.
+    Run {
+        /// The plan file (TOML; see the README for the format).
+        plan: PathBuf,
+        /// Who starts it (recorded in the audit history).
+        #[arg(long)]
+        actor: String,
+        /// Same key, same rollout: a repeated run starts nothing new.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Show a rollout's state.
+    Status {
+        /// The rollout id.
+        id: String,
+    },
+    /// The audit history: who did what, when, to which target, with what outcome.
+    History {
+        /// Only this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only this rollout.
+        #[arg(long)]
+        rollout: Option<String>,
+    },
+    /// Ask the rollout's controller to pause.
+    Pause(Request),
+    /// Resume a paused rollout, or ask a holding gate again.
+    Resume(Request),
+    /// Complete the current phase now (skip the rest of its bake and its gate).
+    Promote(Request),
+    /// Abort: roll every touched target back.
+    Abort(Request),
+    /// Adopt every unfinished rollout whose controller is gone, and drive it to the end.
+    ResumeAll,
+}
+
+#[derive(Debug, Args)]
+struct Request {
+    /// The rollout id.
+    id: String,
+    /// Who asks (recorded in the audit history).
+    #[arg(long)]
+    actor: String,
+}
+
+/// Return every target of a service's last successful rollout to the artifact it ran before.
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct RollbackArgs {
+    /// The service.
+    #[arg(long)]
+    service: String,
+    /// Who asks (recorded in the audit history).
+    #[arg(long)]
+    actor: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// A command's failure: message and exit code.
+struct Fail(u8, String);
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        let code = if e.is_input() {
+            BAD_INPUT
+        } else if matches!(
+            e,
+            Error::StoreBusy(_)
+                | Error::LeaseHeld { .. }
+                | Error::Store(_)
+                | Error::StaleFence { .. }
+                | Error::Corrupt { .. }
+        ) {
+            STORE_BUSY
+        } else {
+            ROLLED_BACK
+        };
+        Fail(code, e.to_string())
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Fail> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fail(ROLLED_BACK, format!("cannot start the async runtime: {e}")))
+}
+
+fn finish(what: &str, r: Result<u8, Fail>) -> ExitCode {
+    match r {
+        Ok(code) => ExitCode::from(code),
+        Err(Fail(code, msg)) => {
+            eprintln!("rollgate {what}: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Runs `rollgate rollout ...`.
+pub fn run(args: RolloutArgs) -> ExitCode {
+    let what = match &args.command {
+        RolloutCommand::Run { .. } => "rollout run",
+        RolloutCommand::Status { .. } => "rollout status",
+        RolloutCommand::History { .. } => "rollout history",
+        RolloutCommand::Pause(_) => "rollout pause",
+        RolloutCommand::Resume(_) => "rollout resume",
+        RolloutCommand::Promote(_) => "rollout promote",
+        RolloutCommand::Abort(_) => "rollout abort",
+        RolloutCommand::ResumeAll => "rollout resume-all",
+    };
+    let result = runtime().and_then(|rt| rt.block_on(dispatch(args)));
+    finish(what, result)
+}
+
+/// Runs `rollgate rollback`.
+pub fn run_rollback(args: RollbackArgs) -> ExitCode {
+    let result = runtime().and_then(|rt| rt.block_on(rollback(args)));
+    finish("rollback", result)
+}
+
+fn open(c: &Common) -> Result<Arc<SqliteStore>, Fail> {
+    Ok(Arc::new(SqliteStore::open_with(&c.state, c.busy_timeout)?))
+}
+
+fn parse_id(s: &str) -> Result<RolloutId, Fail> {
+    s.parse::<RolloutId>().map_err(Fail::from)
+}
+
+async fn dispatch(args: RolloutArgs) -> Result<u8, Fail> {
+    let c = args.common;
+    match args.command {
+        RolloutCommand::Run {
+            plan,
+            actor,
+            idempotency_key,
+        } => run_plan(&c, &plan, &actor, idempotency_key).await,
+        RolloutCommand::Status { id } => status(&c, parse_id(&id)?).await,
+        RolloutCommand::History { service, rollout } => {
+            let rollout = rollout.as_deref().map(parse_id).transpose()?;
+            history(&c, service.as_deref(), rollout).await
+        }
+        RolloutCommand::Pause(r) => request(&c, r, Event::PauseRequested).await,
+        RolloutCommand::Resume(r) => request(&c, r, Event::ResumeRequested).await,
+        RolloutCommand::Promote(r) => request(&c, r, Event::PromoteRequested).await,
+        RolloutCommand::Abort(r) => request(&c, r, Event::AbortRequested).await,
+        RolloutCommand::ResumeAll => resume_all(&c).await,
+    }
+}
+
+fn check_actor(actor: &str) -> Result<(), Fail> {
+    if actor.trim().is_empty() {
+        return Err(Fail(BAD_INPUT, "--actor must not be empty".into()));
+    }
+    Ok(())
+}
+
+/// This process's name in leases and the audit history: `rollgate@HOST:PID`.
+fn owner() -> String {
+    format!("rollgate@{}:{}", hostname(), std::process::id())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether `owner` names a rollgate process on this host that no longer runs.
+fn owner_is_dead(owner: &str) -> bool {
+    let Some(rest) = owner.strip_prefix("rollgate@") else {
+        return false;
+    };
+    let Some((host, pid)) = rest.rsplit_once(':') else {
+        return false;
+    };
+    if host != hostname() || !Path::new("/proc/self").exists() {
+        return false;
+    }
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    if pid == std::process::id() {
+        return false;
+    }
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        // A recycled pid running something else counts as dead.
+        Ok(cmd) => !String::from_utf8_lossy(&cmd).contains("rollgate"),
+        Err(_) => true,
+    }
+}
+
+/// What the CLI keeps in `RolloutRequest::spec` to rebuild deployer, gate and
+/// router when it resumes the rollout from any directory.
+fn spec_of(plan: &PlanFile, cwd: &Path) -> Value {
+    json!({ "plan": plan.text, "path": plan.path, "cwd": cwd.display().to_string() })
+}
+
+fn plan_from_spec(req: &RolloutRequest) -> Result<(PlanFile, PathBuf), Fail> {
+    let spec = req.spec.as_ref().ok_or_else(|| {
+        Fail(
+            BAD_INPUT,
+            format!(
+                "rollout of {} was not made by the CLI: no plan recorded",
+                req.service
+            ),
+        )
+    })?;
+    let text = spec["plan"].as_str().unwrap_or_default();
+    let path = spec["path"].as_str().unwrap_or("recorded plan");
+    let cwd = PathBuf::from(spec["cwd"].as_str().unwrap_or("."));
+    Ok((PlanFile::parse(text, path)?, cwd))
+}
+
+async fn known_artifacts(store: &dyn StateStore, service: &str) -> Result<Vec<Artifact>, Fail> {
+    let mut known = Vec::new();
+    for s in store.list(Some(service)).await? {
+        known.push(s.artifact.clone());
+        if let Ok(req) = store.request(s.id).await {
+            known.extend(req.previous);
+        }
+    }
+    Ok(known)
+}
+
+async fn executor_for(
+    store: Arc<SqliteStore>,
+    req: &RolloutRequest,
+    progress: Option<Progress>,
+) -> Result<Executor, Fail> {
+    let (plan, cwd) = plan_from_spec(req)?;
+    let known = known_artifacts(&*store, &req.service).await?;
+    let mut exec = Executor::new(store, Arc::new(plan.deployer(Some(cwd.clone()), known)?))
+        .with_config(plan.executor_config(&owner()));
+    if let Some(g) = plan.gate(Some(cwd.clone()))? {
+        exec = exec.with_gate(Arc::new(g));
+    }
+    if let Some(r) = plan.router(Some(cwd))? {
+        exec = exec.with_router(Arc::new(r));
+    }
+    if let Some(p) = progress {
+        exec = exec.with_observer(Arc::new(move |r: &Rollout, e: &EventRecord| p.update(r, e)));
+    }
+    Ok(exec)
+}
+
+/// Live progress: a bar on a TTY, one line per event otherwise.
+#[derive(Clone)]
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(c: &Common, total: usize) -> Option<Self> {
+        if c.output == Output::Json {
+            return None;
+        }
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} targets  {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Some(Self { bar })
+    }
+
+    fn update(&self, r: &Rollout, e: &EventRecord) {
+        let line = format!(
+            "{} {}{}: {}",
+            rfc3339(e.at_ms),
+            e.event.action(),
+            e.event
+                .target()
+                .map(|t| format!(" {t}"))
+                .unwrap_or_default(),
+            e.event.outcome_text()
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(r.on_artifact().len() as u64);
+                bar.set_message(format!("phase {}: {}", r.phase, e.event.action()));
+                if !matches!(
+                    e.event,
+                    Event::DeployIntent { .. } | Event::TargetDeployed { .. }
+                ) {
+                    bar.println(line);
+                }
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn exit_code(r: &Rollout) -> u8 {
+    match &r.status {
+        Status::Finished(Outcome::Succeeded) => SUCCESS,
+        Status::Finished(_) => ROLLED_BACK,
+        Status::Held(_) => HELD,
+        Status::Running | Status::Paused | Status::RollingBack { .. } => SUCCESS,
+    }
+}
+
+fn status_json(r: &Rollout, existed: bool, driver: Option<&str>) -> Value {
+    let targets: BTreeMap<String, Value> = r
+        .targets
+        .iter()
+        .map(|(t, s)| {
+            (
+                t.to_string(),
+                serde_json::to_value(s).unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    json!({
+        "id": r.id.0,
+        "service": r.request.service,
+        "artifact": r.request.artifact,
+        "previous": r.previous_artifact(),
+        "status": status_name(&r.status),
+        "outcome": r.outcome().map(Outcome::as_str),
+        "reasons": status_reasons(r),
+        "phase": r.phase,
+        "phases": r.request.plan.phases.len(),
+        "stage": r.stage,
+        "on_artifact": r.on_artifact().len(),
+        "targets": targets,
+        "last_decision": r.last_decision,
+        "existed": existed,
+        "driven_by": driver,
+    })
+}
+
+fn status_name(s: &Status) -> &'static str {
+    match s {
+        Status::Running => "running",
+        Status::Paused => "paused",
+        Status::Held(_) => "held",
+        Status::RollingBack { .. } => "rolling_back",
+        Status::Finished(o) => o.as_str(),
+    }
+}
+
+fn status_reasons(r: &Rollout) -> Vec<String> {
+    match &r.status {
+        Status::Held(reasons) => reasons.clone(),
+        Status::RollingBack { reason, .. } => vec![reason.clone()],
+        _ => r
+            .last_decision
+            .as_ref()
+            .map(|d| d.reasons().to_vec())
+            .unwrap_or_default(),
+    }
+}
+
+fn print_status(c: &Common, r: &Rollout, existed: bool, driver: Option<&str>) {
+    if c.output == Output::Json {
+        println!("{}", status_json(r, existed, driver));
+        return;
+    }
+    let a = &r.request.artifact;
+    println!(
+        "rollout {}: {} {} ({})",
+        r.id, r.request.service, a.version, a.digest
+    );
+    if existed {
+        println!("  (existing rollout for this idempotency key; nothing new started)");
+    }
+    let phases = r.request.plan.phases.len();
+    let phase = match r.request.plan.phases.get(r.phase) {
+        Some(p) => format!("phase {}/{phases} ({})", r.phase + 1, p.name),
+        None => format!("all {phases} phases done"),
+    };
+    println!("  status: {}  {phase}", status_name(&r.status));
+    for reason in status_reasons(r) {
+        println!("  why: {reason}");
+    }
+    if let Some(d) = driver {
+        println!("  driven by: {d}");
+    }
+    println!(
+        "  targets on {}: {}/{}",
+        a.version,
+        r.on_artifact().len(),
+        r.targets.len()
+    );
+    let mut by_state: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (t, s) in &r.targets {
+        let key = match s {
+            TargetState::Failed(why) => format!("failed ({why})"),
+            TargetState::RestoreFailed(why) => format!("restore failed ({why})"),
+            TargetState::RestoreSkipped(why) => format!("restore skipped ({why})"),
+            other => serde_json::to_value(other)
+                .ok()
+                .and_then(|v| v["state"].as_str().map(str::to_string))
+                .unwrap_or_default(),
+        };
+        by_state.entry(key).or_default().push(t.to_string());
+    }
+    for (state, ts) in by_state {
+        println!("    {state}: {}", ts.join(", "));
+    }
+}
+
+async fn run_plan(
+    c: &Common,
+    plan_path: &Path,
+    actor: &str,
+    key: Option<String>,
+) -> Result<u8, Fail> {
+    check_actor(actor)?;
+    let plan = PlanFile::load(plan_path)?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| Fail(BAD_INPUT, format!("cannot read the working directory: {e}")))?;
+    let store = open(c)?;
+    let req = plan.request(actor, key).with_spec(spec_of(&plan, &cwd));
+    // Validate the whole set-up before anything is recorded.
+    let probe = executor_for(store.clone(), &req, None).await?;
+    let created = probe.create(&req).await?;
+    let id = created.id;
+    if created.existed {
+        let existing = store.request(id).await?;
+        let log = store.events(id, 0).await?;
+        let r = Rollout::replay(id, existing, &log)?;
+        let lease = store
+            .lease_info(id)
+            .await?
+            .filter(|l| !l.expires_in.is_zero() && !owner_is_dead(&l.owner));
+        if r.is_finished() || matches!(r.status, Status::Held(_)) {
+            print_status(c, &r, true, None);
+            return Ok(exit_code(&r));
+        }
+        if let Some(l) = lease {
+            print_status(c, &r, true, Some(&l.owner));
+            return Err(Fail(
+                STORE_BUSY,
+                format!("rollout {id} is being driven by {}", l.owner),
+            ));
+        }
+    } else if c.output == Output::Text {
+        eprintln!(
+            "rollout {id}: {} {} on {} targets",
+            plan.service,
+            plan.artifact,
+            plan.targets.len()
+        );
+    }
+    drive(c, store, id, created.existed).await
+}
+
+async fn drive(
+    c: &Common,
+    store: Arc<SqliteStore>,
+    id: RolloutId,
+    existed: bool,
+) -> Result<u8, Fail> {
+    let req = store.request(id).await?;
+    if let Some(l) = store.lease_info(id).await?
+        && owner_is_dead(&l.owner)
+    {
+        store.break_lease(id, &l.owner).await?;
+    }
+    let progress = Progress::new(c, req.plan.targets().count());
+    let exec = executor_for(store, &req, progress.clone()).await?;
+    let report: Result<Report, Error> = exec.run(id).await;
+    if let Some(p) = &progress {
+        p.done();
+    }
+    let report = report?;
+    print_status(c, &report.rollout, existed, None);
+    Ok(exit_code(&report.rollout))
+}
+
+async fn status(c: &Common, id: RolloutId) -> Result<u8, Fail> {
+    let store = open(c)?;
+    let req = store.request(id).await?;
+    let log = store.events(id, 0).await?;
+    let r = Rollout::replay(id, req, &log)?;
+    let lease = store
+        .lease_info(id)
+        .await?
+        .filter(|l| !l.expires_in.is_zero());
+    print_status(c, &r, false, lease.as_ref().map(|l| l.owner.as_str()));
+    Ok(SUCCESS)
+}
+
+async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
+    check_actor(&r.actor)?;
+    let id = parse_id(&r.id)?;
+    let store = open(c)?;
+    let req = store.request(id).await?;
+    let log = store.events(id, 0).await?;
+    let rollout = Rollout::replay(id, req, &log)?;
+    if let Some(o) = rollout.outcome() {
+        return Err(Fail(
+            BAD_INPUT,
+            format!("rollout {id} already finished ({})", o.as_str()),
+        ));
+    }
+    let action = event.action();
+    let seq = store.append(id, Writer::Person(&r.actor), &[event]).await?;
+    let driven = store
+        .lease_info(id)
+        .await?
+        .filter(|l| !l.expires_in.is_zero() && !owner_is_dead(&l.owner));
+    if c.output == Output::Json {
+        println!(
+            "{}",
+            json!({ "id": id.0, "requested": action, "seq": seq, "actor": r.actor, "driven_by": driven.as_ref().map(|l| &l.owner) })
+        );
+    } else {
+        println!(
+            "rollout {id}: {action} recorded (event {seq}) for {}",
+            r.actor
+        );
+        match driven {
+            Some(l) => println!("  {} will act on it within a second", l.owner),
+            None => println!(
+                "  no controller is driving it now; run `rollgate rollout resume-all` to act on it"
+            ),
+        }
+    }
+    Ok(SUCCESS)
+}
+
+async fn resume_all(c: &Common) -> Result<u8, Fail> {
+    let store = open(c)?;
+    let ids = store.unfinished().await?;
+    if ids.is_empty() && c.output == Output::Text {
+        println!("no unfinished rollouts");
+    }
+    let mut worst = SUCCESS;
+    let mut results = Vec::new();
+    for id in ids {
+        if let Some(l) = store.lease_info(id).await?
+            && !l.expires_in.is_zero()
+            && !owner_is_dead(&l.owner)
+        {
+            if c.output == Output::Text {
+                println!(
+                    "rollout {id}: driven by {} (lease expires in {}s); left alone",
+                    l.owner,
+                    l.expires_in.as_secs()
+                );
+            }
+            results.push(json!({ "id": id.0, "skipped": format!("driven by {}", l.owner) }));
+            continue;
+        }
+        if c.output == Output::Text {
+            eprintln!("rollout {id}: adopting");
+        }
+        let code = match drive(c, store.clone(), id, false).await {
+            Ok(code) => code,
+            Err(Fail(code, msg)) => {
+                eprintln!("rollgate rollout resume-all: rollout {id}: {msg}");
+                results.push(json!({ "id": id.0, "error": msg }));
+                code
+            }
+        };
+        worst = worse(worst, code);
+    }
+    if c.output == Output::Json && !results.is_empty() {
+        println!("{}", Value::Array(results));
+    }
+    Ok(worst)
+}
+
+/// Ranks exit codes for a command that handled several rollouts.
+fn worse(a: u8, b: u8) -> u8 {
+    let rank = |c: u8| match c {
+        SUCCESS => 0,
+        HELD => 1,
+        ROLLED_BACK => 2,
+        BAD_INPUT => 3,
+        _ => 4,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
+    let c = &args.common;
+    check_actor(&args.actor)?;
+    let store = open(c)?;
+    let rollouts = store.list(Some(&args.service)).await?;
+    if rollouts.is_empty() {
+        return Err(Fail(
+            BAD_INPUT,
+            format!(
+                "service {:?} has no rollouts in {}",
+                args.service,
+                c.state.display()
+            ),
+        ));
+    }
+    if let Some(running) = rollouts.iter().find(|r| r.outcome.is_none()) {
+        return Err(Fail(
+            STORE_BUSY,
+            format!(
+                "rollout {} of {} is unfinished; abort it (`rollgate rollout abort {}`) instead",
+                running.id, args.service, running.id
+            ),
+        ));
+    }
+    let Some(last) = rollouts
+        .iter()
+        .find(|r| r.outcome == Some(Outcome::Succeeded))
+    else {
+        return Err(Fail(
+            BAD_INPUT,
+            format!(
+                "service {:?} has no successful rollout to roll back",
+                args.service
+            ),
+        ));
+    };
+    let req = store.request(last.id).await?;
+    let log = store.events(last.id, 0).await?;
+    let done = Rollout::replay(last.id, req.clone(), &log)?;
+    let Some(previous) = done.previous_artifact() else {
+        return Err(Fail(
+            BAD_INPUT,
+            format!(
+                "rollout {} of {} recorded no previous artifact to return to",
+                last.id, args.service
+            ),
+        ));
+    };
+    let targets: Vec<_> = req.plan.targets().cloned().collect();
+    let plan = Strategy::AllAtOnce.compile(&targets, &PhaseDefaults::default())?;
+    let mut back = RolloutRequest::new(&args.service, previous.clone(), plan, &args.actor)
+        .with_previous(req.artifact.clone());
+    if let Some(spec) = req.spec.clone() {
+        back = back.with_spec(spec);
+    }
+    let exec = executor_for(store.clone(), &back, None).await?;
+    let created = exec.create(&back).await?;
+    if c.output == Output::Text {
+        eprintln!(
+            "rollout {}: rolling {} back from {} to {} on {} targets (undoing rollout {})",
+            created.id,
+            args.service,
+            req.artifact,
+            previous,
+            targets.len(),
+            last.id
+        );
+    }
+    drive(c, store, created.id, false).await
+}
+
+async fn history(c: &Common, service: Option<&str>, only: Option<RolloutId>) -> Result<u8, Fail> {
+    let store = open(c)?;
+    let mut rows = Vec::new();
+    let mut summaries = store.list(service).await?;
+    if let Some(id) = only {
+        summaries.retain(|s| s.id == id);
+        if summaries.is_empty() {
+            return Err(Fail(BAD_INPUT, format!("rollout {id} not found")));
+        }
+    }
+    summaries.reverse(); // oldest first
+    for s in summaries {
+        let mut restoring: BTreeMap<String, String> = BTreeMap::new();
+        for e in store.events(s.id, 0).await? {
+            let artifact = match &e.event {
+                Event::RestoreIntent { target, to } => {
+                    restoring.insert(target.to_string(), to.version.clone());
+                    to.version.clone()
+                }
+                Event::TargetRestored { target } | Event::RestoreFailed { target, .. } => {
+                    restoring.get(target.as_str()).cloned().unwrap_or_default()
+                }
+                _ => s.artifact.version.clone(),
+            };
+            rows.push(json!({
+                "rollout": s.id.0,
+                "service": s.service,
+                "seq": e.seq,
+                "time": rfc3339(e.at_ms),
+                "actor": e.actor,
+                "action": e.event.action(),
+                "target": e.event.target().map(|t| t.to_string()),
+                "artifact": artifact,
+                "outcome": e.event.outcome_text(),
+            }));
+        }
+    }
+    if c.output == Output::Json {
+        println!("{}", Value::Array(rows));
+        return Ok(SUCCESS);
+    }
+    println!(
+        "{:<8} {:<4} {:<24} {:<28} {:<18} {:<10} {:<10} OUTCOME",
+        "ROLLOUT", "SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "ARTIFACT"
+    );
+    for r in &rows {
+        println!(
+            "{:<8} {:<4} {:<24} {:<28} {:<18} {:<10} {:<10} {}",
+            r["rollout"],
+            r["seq"],
+            r["time"].as_str().unwrap_or_default(),
+            r["actor"].as_str().unwrap_or_default(),
+            r["action"].as_str().unwrap_or_default(),
+            r["target"].as_str().unwrap_or("-"),
+            r["artifact"].as_str().unwrap_or_default(),
+            r["outcome"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(SUCCESS)
+}
+
+/// `2026-11-23T14:39:24.123Z` from milliseconds since the epoch (UTC, no time-zone database needed).
+fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_795_444_764_123), "2026-11-23T14:39:24.123Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn exit_code_ranking_prefers_the_worst() {
+        assert_eq!(worse(SUCCESS, HELD), HELD);
+        assert_eq!(worse(ROLLED_BACK, HELD), ROLLED_BACK);
+        assert_eq!(worse(STORE_BUSY, ROLLED_BACK), STORE_BUSY);
+    }
+
+    #[test]
+    fn owners_on_other_hosts_are_never_presumed_dead() {
+        assert!(!owner_is_dead("rollgate@some-other-host:1"));
+        assert!(!owner_is_dead("not-rollgate"));
+        assert!(owner_is_dead(&format!(
+            "rollgate@{}:{}",
+            hostname(),
+            u32::MAX - 1
+        )));
+        assert!(!owner_is_dead(&owner()));
+    }
+}
