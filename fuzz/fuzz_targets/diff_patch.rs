@@ -1,0 +1,64 @@
+//! Two arbitrary trees: the differ's patch turns LIVE into DESIRED exactly
+//! (no list keys, no secret-looking keys), diff(x, x) is empty, and the patch
+//! JSON loads back as JSON.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use rollgate_drift::{Format, Limits, Map, Node, Number, Value, diff, load};
+
+#[derive(Debug, Arbitrary)]
+enum T {
+    Null,
+    Bool(bool),
+    Int(i8),
+    Float(u8),
+    Str(u8),
+    Arr(Vec<T>),
+    Obj(Vec<(u8, T)>),
+}
+
+const WORDS: [&str; 8] = ["a", "b", "c", "", "x/y", "m~n", "é", "\"q\""];
+
+fn node(t: &T, depth: usize) -> Node {
+    let v = match t {
+        T::Null => Value::Null,
+        T::Bool(b) => Value::Bool(*b),
+        T::Int(i) => Value::Number(Number::Int(i64::from(*i))),
+        T::Float(f) => Value::Number(Number::Float(f64::from(*f) / 4.0)),
+        T::Str(s) => Value::String(WORDS[usize::from(*s) % WORDS.len()].to_owned()),
+        T::Arr(items) if depth < 32 => {
+            Value::Array(items.iter().map(|i| node(i, depth + 1)).collect())
+        }
+        T::Obj(entries) if depth < 32 => {
+            let mut m = Map::new();
+            for (k, v) in entries {
+                m.insert(WORDS[usize::from(*k) % WORDS.len()], node(v, depth + 1));
+            }
+            Value::Object(m)
+        }
+        _ => Value::Null,
+    };
+    Node::new(v)
+}
+
+fuzz_target!(|pair: (T, T)| {
+    let desired = node(&pair.0, 0);
+    let live = node(&pair.1, 0);
+    let report = diff(&desired, &live);
+    let mut patched = live.clone();
+    report
+        .patch()
+        .apply(&mut patched)
+        .expect("the patch must apply to LIVE");
+    assert_eq!(patched, desired, "patch: {}", report.patch().to_json());
+    assert_eq!(report.has_drift(), desired != live);
+    assert!(!diff(&desired, &desired).has_drift());
+    load(
+        &report.patch().to_json(),
+        Format::Json,
+        "patch.json",
+        &Limits::default(),
+    )
+    .expect("the patch must be valid JSON");
+});
