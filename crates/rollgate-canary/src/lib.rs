@@ -5,6 +5,10 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod judge;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
+pub mod recorder;
+pub mod source;
 pub mod stats;
 
 pub use check::{CheckResult, Outcome};
@@ -12,3 +16,4 @@ pub use config::{AnalysisConfig, Bad, MetricConfig, MetricKind};
 pub use data::{Cohort, Counts, MetricSamples, SampleSet, Samples, Summary};
 pub use error::CanaryError;
 pub use judge::{Analysis, MetricReport, Report, Verdict};
+pub use source::{MetricQuery, MetricSource, Window};
