@@ -5,6 +5,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod judge;
+pub mod overtime;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 pub mod recorder;
