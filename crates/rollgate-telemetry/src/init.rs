@@ -59,6 +59,8 @@ pub fn init(service: impl Into<String>) -> TelemetryBuilder {
         id_seed: None,
         #[cfg(feature = "prometheus")]
         metrics_addr: None,
+        #[cfg(feature = "otlp")]
+        otlp_endpoint: None,
     }
 }
 
@@ -75,6 +77,8 @@ pub struct TelemetryBuilder {
     id_seed: Option<u64>,
     #[cfg(feature = "prometheus")]
     metrics_addr: Option<std::net::SocketAddr>,
+    #[cfg(feature = "otlp")]
+    otlp_endpoint: Option<String>,
 }
 
 impl std::fmt::Debug for TelemetryBuilder {
@@ -153,6 +157,14 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Exports spans over OTLP/HTTP (protobuf) to a collector at `endpoint`
+    /// (`http://127.0.0.1:4318`; `/v1/traces` is appended).
+    #[cfg(feature = "otlp")]
+    pub fn otlp_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.otlp_endpoint = Some(endpoint.into());
+        self
+    }
+
     /// Validates the settings and builds the parts without installing
     /// anything globally (use [`Telemetry::dispatch`] and
     /// [`Telemetry::recorder`] scoped, or [`Telemetry::install`]).
@@ -206,15 +218,35 @@ impl TelemetryBuilder {
             identity.push(("cohort", c));
         }
         let redactor = Redactor::with_fields(&self.redact_fields);
-        let layer = LogLayer::new(self.log_format, &identity, redactor, Arc::clone(&output));
-        let subscriber = tracing_subscriber::registry().with(filter).with(layer);
+        #[cfg(feature = "otlp")]
+        let provider = match &self.otlp_endpoint {
+            Some(e) => Some(crate::otlp::provider(e, &info, redactor.clone())?),
+            None => None,
+        };
+        #[allow(unused_mut)]
+        let mut layer = LogLayer::new(self.log_format, &identity, redactor, Arc::clone(&output));
+        #[cfg(feature = "otlp")]
+        let dispatch = {
+            layer.otel = provider.is_some();
+            let otel = provider.as_ref().map(crate::otlp::layer);
+            Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(filter)
+                    .with(otel)
+                    .with(layer),
+            )
+        };
+        #[cfg(not(feature = "otlp"))]
+        let dispatch = Dispatch::new(tracing_subscriber::registry().with(filter).with(layer));
         Ok(Telemetry {
-            dispatch: Dispatch::new(subscriber),
+            dispatch,
             registry,
             output,
             info,
             #[cfg(feature = "prometheus")]
             metrics_addr: self.metrics_addr,
+            #[cfg(feature = "otlp")]
+            provider,
         })
     }
 
@@ -260,6 +292,8 @@ pub struct Telemetry {
     info: ServiceInfo,
     #[cfg(feature = "prometheus")]
     metrics_addr: Option<std::net::SocketAddr>,
+    #[cfg(feature = "otlp")]
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -288,9 +322,14 @@ impl Telemetry {
     pub fn info(&self) -> &ServiceInfo {
         &self.info
     }
-    /// Flushes buffered log output.
+    /// Flushes buffered log output and, with OTLP, exports pending spans.
     pub fn flush(&self) {
         self.output.flush();
+        #[cfg(feature = "otlp")]
+        if let Some(p) = &self.provider {
+            // Export failures are reported by the SDK's own diagnostics.
+            let _ = p.force_flush();
+        }
     }
 
     /// Installs the tracing subscriber and metrics recorder process-wide and
@@ -324,6 +363,8 @@ impl Telemetry {
             info: self.info,
             #[cfg(feature = "prometheus")]
             server,
+            #[cfg(feature = "otlp")]
+            provider: self.provider,
         })
     }
 }
@@ -337,6 +378,8 @@ pub struct TelemetryGuard {
     info: ServiceInfo,
     #[cfg(feature = "prometheus")]
     server: Option<crate::server::MetricsServer>,
+    #[cfg(feature = "otlp")]
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
 impl std::fmt::Debug for TelemetryGuard {
@@ -372,5 +415,10 @@ impl Drop for TelemetryGuard {
             server.stop();
         }
         self.output.flush();
+        #[cfg(feature = "otlp")]
+        if let Some(p) = self.provider.take() {
+            // Shutdown flushes pending spans; failures are the SDK's to report.
+            let _ = p.shutdown();
+        }
     }
 }

@@ -5,6 +5,8 @@ mod error;
 mod event;
 mod init;
 mod logs;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod recorder;
 #[cfg(feature = "http")]
 mod red;

@@ -103,6 +103,13 @@ pub(crate) struct LogLayer {
     identity_human: String,
     redactor: Redactor,
     output: std::sync::Arc<Output>,
+    /// Whether an OpenTelemetry layer is active; its ids then win.
+    #[cfg(feature = "otlp")]
+    pub(crate) otel: bool,
+    /// The dispatcher this layer runs in, to look up OpenTelemetry ids
+    /// (`get_default` is a no-op inside a dispatch).
+    #[cfg(feature = "otlp")]
+    dispatch: std::sync::OnceLock<tracing::dispatcher::WeakDispatch>,
 }
 
 impl fmt::Debug for LogLayer {
@@ -140,6 +147,10 @@ impl LogLayer {
             identity_human,
             redactor,
             output,
+            #[cfg(feature = "otlp")]
+            otel: false,
+            #[cfg(feature = "otlp")]
+            dispatch: std::sync::OnceLock::new(),
         }
     }
 }
@@ -281,6 +292,11 @@ impl<S> Layer<S> for LogLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    #[cfg(feature = "otlp")]
+    fn on_register_dispatch(&self, dispatch: &tracing::Dispatch) {
+        let _ = self.dispatch.set(dispatch.downgrade());
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let parent = span
@@ -358,8 +374,18 @@ impl LogLayer {
             message: Some(&mut message),
             scratch: String::new(),
         });
-        let scope = ctx.event_scope(event);
         let mut context: Option<SpanContext> = None;
+        #[cfg(feature = "otlp")]
+        if self.otel
+            && let Some(span) = ctx.event_span(event)
+        {
+            let id = span.id();
+            drop(span);
+            if let Some(d) = self.dispatch.get().and_then(|w| w.upgrade()) {
+                context = crate::otlp::otel_span_context(&id, &d);
+            }
+        }
+        let scope = ctx.event_scope(event);
         let mut emitted: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
         let mut span_fields: Vec<(&'static str, String)> = Vec::new();
         if let Some(scope) = scope {

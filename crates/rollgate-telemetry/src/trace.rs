@@ -239,7 +239,17 @@ fn with_span_context<R>(span: &Span, f: impl FnOnce(&mut SpanContext) -> R) -> O
 /// The trace context of `span`; `None` when the span is disabled or the
 /// telemetry subscriber is not active.
 pub fn span_context(span: &Span) -> Option<SpanContext> {
-    with_span_context(span, |c| *c)
+    let own = with_span_context(span, |c| *c);
+    // With OTLP export on, OpenTelemetry's ids are the ones exported: report those.
+    #[cfg(feature = "otlp")]
+    if let Some(otel) = span
+        .with_subscriber(|(id, d)| crate::otlp::otel_span_context(id, d))
+        .flatten()
+    {
+        // Parent ids are not mixed in: they would be from the other id space.
+        return Some(otel);
+    }
+    own
 }
 
 /// The trace context of the current span.
@@ -264,6 +274,8 @@ pub fn current() -> Option<SpanContext> {
 /// `traceparent`). Call it before entering the span or creating children.
 /// Returns false when the span carries no telemetry context.
 pub fn set_remote_parent(span: &Span, parent: TraceParent) -> bool {
+    #[cfg(feature = "otlp")]
+    crate::otlp::set_remote_parent(span, parent);
     with_span_context(span, |c| {
         c.trace_id = parent.trace_id;
         c.parent_id = Some(parent.parent_id);
