@@ -4,7 +4,7 @@
 //! [`InMemorySource`] holds timestamped samples, the
 //! [`CanaryRecorder`](crate::recorder::CanaryRecorder) reads back what this
 //! process recorded through the `metrics` facade, and
-//! [`PrometheusSource`](crate::prometheus::PrometheusSource) (feature
+//! `prometheus::PrometheusSource` (feature
 //! `prometheus`) asks a Prometheus server over its HTTP API.
 
 use std::collections::BTreeMap;
