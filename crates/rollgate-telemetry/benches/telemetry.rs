@@ -1,0 +1,264 @@
+//! Side-by-side benches: rollgate-telemetry vs `metrics` +
+//! `metrics-exporter-prometheus` vs the `prometheus` crate, plus the cost of
+//! log events. Run: `cargo bench -p rollgate-telemetry --all-features --bench telemetry`.
+//! Results and ratios are recorded in BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+use rollgate_telemetry::{LATENCY_BUCKETS, MetricsRegistry};
+
+fn rollgate_registry() -> MetricsRegistry {
+    let config = rollgate_telemetry::MetricsConfig::builder()
+        .constant_label("service", "bench")
+        .build()
+        .unwrap_or_default();
+    MetricsRegistry::new(config)
+}
+
+fn mep_recorder() -> PrometheusRecorder {
+    PrometheusBuilder::new()
+        .set_buckets(LATENCY_BUCKETS)
+        .map(|b| b.build_recorder())
+        .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder())
+}
+
+fn prom_histogram(registry: &prometheus::Registry) -> prometheus::Histogram {
+    let opts = prometheus::HistogramOpts::new("latency_seconds", "latency")
+        .buckets(LATENCY_BUCKETS.to_vec());
+    let h = prometheus::Histogram::with_opts(opts).unwrap_or_else(|e| panic!("{e}"));
+    registry
+        .register(Box::new(h.clone()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    h
+}
+
+/// A deterministic spread of latencies (1 ms .. 1 s), cycled.
+fn samples() -> Vec<f64> {
+    (0..1024)
+        .map(|i| 0.001 * (1.0 + (i * 37 % 1000) as f64))
+        .collect()
+}
+
+fn counters(c: &mut Criterion) {
+    let mut g = c.benchmark_group("counter_increment");
+    let reg = rollgate_registry();
+    let handle = metrics::with_local_recorder(
+        &reg.recorder(),
+        || metrics::counter!("requests_total", "route" => "/a"),
+    );
+    g.bench_function("rollgate/handle", |b| {
+        b.iter(|| handle.increment(black_box(1)))
+    });
+    metrics::with_local_recorder(&reg.recorder(), || {
+        g.bench_function("rollgate/macro", |b| {
+            b.iter(|| metrics::counter!("requests_total", "route" => "/a").increment(black_box(1)))
+        });
+    });
+
+    let mep = mep_recorder();
+    let handle = metrics::with_local_recorder(
+        &mep,
+        || metrics::counter!("requests_total", "route" => "/a"),
+    );
+    g.bench_function("metrics-exporter-prometheus/handle", |b| {
+        b.iter(|| handle.increment(black_box(1)))
+    });
+    metrics::with_local_recorder(&mep, || {
+        g.bench_function("metrics-exporter-prometheus/macro", |b| {
+            b.iter(|| metrics::counter!("requests_total", "route" => "/a").increment(black_box(1)))
+        });
+    });
+
+    let preg = prometheus::Registry::new();
+    let pc =
+        prometheus::IntCounter::new("requests_total", "requests").unwrap_or_else(|e| panic!("{e}"));
+    preg.register(Box::new(pc.clone()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    g.bench_function("prometheus/handle", |b| b.iter(|| pc.inc_by(black_box(1))));
+    g.finish();
+}
+
+fn histograms(c: &mut Criterion) {
+    let mut g = c.benchmark_group("histogram_record");
+    let xs = samples();
+    let reg = rollgate_registry();
+    let h =
+        metrics::with_local_recorder(&reg.recorder(), || metrics::histogram!("latency_seconds"));
+    let mut i = 0usize;
+    g.bench_function("rollgate/handle", |b| {
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            h.record(black_box(xs[i]))
+        })
+    });
+    let mep = mep_recorder();
+    let h = metrics::with_local_recorder(&mep, || metrics::histogram!("latency_seconds"));
+    let handle = mep.handle();
+    g.bench_function("metrics-exporter-prometheus/handle", |b| {
+        b.iter_custom(|iters| {
+            let start = std::time::Instant::now();
+            for _ in 0..iters {
+                i = (i + 1) & 1023;
+                h.record(black_box(xs[i]));
+            }
+            let t = start.elapsed();
+            // Drain the buffered samples so memory does not grow across
+            // iterations (not timed).
+            black_box(handle.render());
+            t
+        })
+    });
+    let preg = prometheus::Registry::new();
+    let ph = prom_histogram(&preg);
+    g.bench_function("prometheus/handle", |b| {
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            ph.observe(black_box(xs[i]))
+        })
+    });
+    g.finish();
+}
+
+/// Render time after N histogram samples recorded since the last render.
+fn render(c: &mut Criterion) {
+    let mut g = c.benchmark_group("render_after_samples");
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(2));
+    let xs = samples();
+    for n in [100_000usize, 1_000_000, 30_000_000] {
+        let reg = rollgate_registry();
+        let h = metrics::with_local_recorder(&reg.recorder(), || {
+            metrics::histogram!("latency_seconds")
+        });
+        g.bench_with_input(BenchmarkId::new("rollgate", n), &n, |b, &n| {
+            b.iter_batched(
+                || {
+                    for k in 0..n {
+                        h.record(xs[k & 1023]);
+                    }
+                },
+                |()| black_box(reg.render()),
+                BatchSize::PerIteration,
+            )
+        });
+        let mep = mep_recorder();
+        let handle = mep.handle();
+        let h = metrics::with_local_recorder(&mep, || metrics::histogram!("latency_seconds"));
+        g.bench_with_input(
+            BenchmarkId::new("metrics-exporter-prometheus", n),
+            &n,
+            |b, &n| {
+                b.iter_batched(
+                    || {
+                        for k in 0..n {
+                            h.record(xs[k & 1023]);
+                        }
+                    },
+                    |()| black_box(handle.render()),
+                    BatchSize::PerIteration,
+                )
+            },
+        );
+        let preg = prometheus::Registry::new();
+        let ph = prom_histogram(&preg);
+        let enc = prometheus::TextEncoder::new();
+        g.bench_with_input(BenchmarkId::new("prometheus", n), &n, |b, &n| {
+            b.iter_batched(
+                || {
+                    for k in 0..n {
+                        ph.observe(xs[k & 1023]);
+                    }
+                },
+                |()| black_box(enc.encode_to_string(&preg.gather())),
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+}
+
+fn logs(c: &mut Criterion) {
+    let mut g = c.benchmark_group("log_event");
+    let t = rollgate_telemetry::init("bench")
+        .version("1.0.0")
+        .environment("bench")
+        .log_writer(std::io::sink())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _d = tracing::dispatcher::set_default(t.dispatch());
+    g.bench_function("disabled_debug", |b| {
+        b.iter(|| tracing::debug!(user = black_box("bob"), "not shown"))
+    });
+    g.bench_function("enabled_json/no_span", |b| {
+        b.iter(|| {
+            tracing::info!(
+                user = black_box("bob"),
+                items = black_box(3u64),
+                "order placed"
+            )
+        })
+    });
+    let span = tracing::info_span!("request", request_id = "r-1", route = "/orders/{id}");
+    let _e = span.enter();
+    g.bench_function("enabled_json/in_span", |b| {
+        b.iter(|| {
+            tracing::info!(
+                user = black_box("bob"),
+                items = black_box(3u64),
+                "order placed"
+            )
+        })
+    });
+    g.finish();
+}
+
+/// Resident memory after recording 30 M histogram samples, printed once
+/// (criterion measures time only).
+fn memory(_: &mut Criterion) {
+    fn rss_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+    let xs = samples();
+    let n = 30_000_000usize;
+    let before = rss_kib();
+    let reg = rollgate_registry();
+    let h =
+        metrics::with_local_recorder(&reg.recorder(), || metrics::histogram!("latency_seconds"));
+    for k in 0..n {
+        h.record(xs[k & 1023]);
+    }
+    let rollgate = rss_kib().saturating_sub(before);
+    let before = rss_kib();
+    let mep = mep_recorder();
+    let h = metrics::with_local_recorder(&mep, || metrics::histogram!("latency_seconds"));
+    for k in 0..n {
+        h.record(xs[k & 1023]);
+    }
+    let mep_kib = rss_kib().saturating_sub(before);
+    black_box(mep.handle().render());
+    eprintln!(
+        "memory after {n} samples (RSS growth): rollgate {rollgate} KiB, metrics-exporter-prometheus {mep_kib} KiB"
+    );
+}
+
+criterion_group! {
+    name = fast;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = counters, histograms, logs
+}
+criterion_group!(slow, memory, render);
+criterion_main!(fast, slow);
