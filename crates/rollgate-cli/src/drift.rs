@@ -4,11 +4,14 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use rollgate_drift::{
-    Differ, Error, Limits, Node, RenderOptions, Report, Rules, apply_overlay, load_file,
-    render_json, render_text,
+    CommandSource, Differ, DriftEvent, DriftWatcher, Error, FileSource, Format, HttpSource, Limits,
+    LiveSource, Node, Normaliser, Notifier, RenderOptions, Report, Rules, Value, apply_overlay,
+    load_file, render_json, render_text,
 };
 
 /// Exit code: inputs agree.
@@ -71,6 +74,46 @@ enum DriftCommand {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Compare DESIRED with a live source every interval and print each time
+    /// drift appears, changes or clears (with its detection time). Runs until
+    /// interrupted; with --once, checks once and exits 0 no drift, 1 drift,
+    /// 2 bad input or unreachable source.
+    Watch(Box<WatchArgs>),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("live").required(true).args(["live_file", "live_command", "live_url"])))]
+struct WatchArgs {
+    /// Desired configuration (.json, .yaml, .yml or .toml).
+    desired: PathBuf,
+    /// Live configuration read from this file at each check.
+    #[arg(long, value_name = "FILE")]
+    live_file: Option<PathBuf>,
+    /// Live configuration printed by this shell command (run with `sh -c`),
+    /// e.g. "kubectl get deploy web -o json".
+    #[arg(long, value_name = "COMMAND")]
+    live_command: Option<String>,
+    /// Live configuration fetched with HTTP GET (http:// only).
+    #[arg(long, value_name = "URL")]
+    live_url: Option<String>,
+    /// Format of the live document (default: from the file name, else json).
+    #[arg(long, value_enum)]
+    live_format: Option<LiveFormat>,
+    /// Time between checks: 500ms, 30s, 5m, 1h.
+    #[arg(long, default_value = "30s")]
+    interval: String,
+    /// Check once and exit with the drift exit code.
+    #[arg(long)]
+    once: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LiveFormat {
+    Json,
+    Yaml,
+    Toml,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -117,6 +160,7 @@ pub fn run(args: DriftArgs) -> ExitCode {
             common,
             format,
         }) => parity(&a, &b, &common, format),
+        Some(DriftCommand::Watch(w)) => watch(&w),
         None => match (args.desired, args.live) {
             (Some(desired), Some(live)) => compare(&desired, &live, &args.common, args.format),
             _ => Err(Message("drift needs DESIRED and LIVE files".to_owned())),
@@ -153,8 +197,19 @@ fn compare(
     format: OutputFormat,
 ) -> Result<u8, Message> {
     let rules = common.rules()?;
-    let d = common.desired(desired, &rules)?;
-    let l = load_file(live, &common.limits())?;
+    // Parse both sides at once: on large documents parsing dominates.
+    let (d, l) = std::thread::scope(|scope| {
+        let live_job = scope.spawn(|| load_file(live, &common.limits()));
+        let d = common.desired(desired, &rules);
+        let l = live_job.join().unwrap_or_else(|_| {
+            Err(Error::Live {
+                source_name: live.display().to_string(),
+                message: "loader thread panicked".to_owned(),
+            })
+        });
+        (d, l)
+    });
+    let (d, l) = (d?, l?);
     let report = Differ::new(rules).diff(&d, &l);
     emit(&report, desired, live, format)?;
     Ok(if report.has_drift() { DRIFT } else { NO_DRIFT })
@@ -173,6 +228,133 @@ fn parity(a: &Path, b: &Path, common: &Common, format: OutputFormat) -> Result<u
     let report = Differ::new(rules).parity(&na, &nb);
     emit(&report, a, b, format)?;
     Ok(if report.has_drift() { DRIFT } else { NO_DRIFT })
+}
+
+fn parse_interval(text: &str) -> Result<Duration, Message> {
+    let bad = || {
+        Message(format!(
+            "invalid --interval \"{text}\" (use 500ms, 30s, 5m or 1h)"
+        ))
+    };
+    match Normaliser::Duration.apply(&Value::String(text.to_owned())) {
+        Value::Number(n) if n.as_f64() > 0.0 && n.as_f64() < 1e9 => {
+            Ok(Duration::from_secs_f64(n.as_f64()))
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn live_source(w: &WatchArgs) -> Result<Arc<dyn LiveSource>, Message> {
+    let explicit = w.live_format.map(|f| match f {
+        LiveFormat::Json => Format::Json,
+        LiveFormat::Yaml => Format::Yaml,
+        LiveFormat::Toml => Format::Toml,
+    });
+    let limits = w.common.limits();
+    if let Some(path) = &w.live_file {
+        let format = explicit
+            .or_else(|| Format::from_path(path))
+            .ok_or_else(|| {
+                Message(format!(
+                    "{}: unknown format; pass --live-format",
+                    path.display()
+                ))
+            })?;
+        return Ok(Arc::new(FileSource::new(path, format).limits(limits)));
+    }
+    let format = explicit.unwrap_or(Format::Json);
+    if let Some(cmd) = &w.live_command {
+        return Ok(Arc::new(
+            CommandSource::new("sh", ["-c".to_owned(), cmd.clone()], format).limits(limits),
+        ));
+    }
+    match &w.live_url {
+        Some(url) => Ok(Arc::new(HttpSource::new(url, format)?.limits(limits))),
+        None => Err(Message(
+            "watch needs --live-file, --live-command or --live-url".to_owned(),
+        )),
+    }
+}
+
+/// Prints each transition for people.
+struct Printer {
+    desired: String,
+    live: String,
+}
+
+#[rollgate_drift::async_trait]
+impl Notifier for Printer {
+    async fn notify(&self, event: &DriftEvent) {
+        let opts = RenderOptions::new(self.desired.clone(), self.live.clone());
+        let text = match event {
+            DriftEvent::Appeared {
+                report,
+                detected_within,
+            } => format!(
+                "drift appeared (detected within {:.1}s)\n{}",
+                detected_within.as_secs_f64(),
+                render_text(report, &opts)
+            ),
+            DriftEvent::Changed { report } => {
+                format!("drift changed\n{}", render_text(report, &opts))
+            }
+            DriftEvent::Cleared { lasted } => {
+                format!("drift cleared after {:.1}s\n", lasted.as_secs_f64())
+            }
+            _ => return,
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    }
+}
+
+fn watch(w: &WatchArgs) -> Result<u8, Message> {
+    let interval = parse_interval(&w.interval)?;
+    let rules = w.common.rules()?;
+    let desired = w.common.desired(&w.desired, &rules)?;
+    let source = live_source(w)?;
+    let live_name = w
+        .live_file
+        .as_ref()
+        .map_or_else(|| source.describe(), |p| p.display().to_string());
+    let printer = Arc::new(Printer {
+        desired: w.desired.display().to_string(),
+        live: live_name.clone(),
+    });
+    let mut builder = DriftWatcher::builder(desired, source)
+        .differ(Differ::new(rules))
+        .interval(interval)
+        .name(w.desired.display().to_string());
+    if !w.once {
+        builder = builder.notifier(printer);
+    }
+    let mut watcher = builder.build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Message(format!("cannot start the runtime: {e}")))?;
+    if w.once {
+        let outcome = rt.block_on(watcher.check())?;
+        emit(
+            &outcome.report,
+            &w.desired,
+            Path::new(&live_name),
+            OutputFormat::Text,
+        )?;
+        return Ok(if outcome.report.has_drift() {
+            DRIFT
+        } else {
+            NO_DRIFT
+        });
+    }
+    eprintln!(
+        "rollgate drift: watching {} against {live_name} every {interval:?}",
+        w.desired.display()
+    );
+    // Runs until the process is interrupted; a failing source is logged and
+    // retried at the next tick.
+    rt.block_on(watcher.run(std::future::pending()));
+    Ok(NO_DRIFT)
 }
 
 fn emit(report: &Report, desired: &Path, live: &Path, format: OutputFormat) -> Result<(), Message> {
@@ -214,7 +396,7 @@ mod tests {
     fn exit(dir: &Path, argv: &[&str]) -> ExitCode {
         let mut full = vec!["drift".to_owned()];
         full.extend(argv.iter().map(|a| {
-            if !a.contains('.') {
+            if !a.contains('.') || a.contains(' ') {
                 (*a).to_owned()
             } else {
                 dir.join(a).display().to_string()

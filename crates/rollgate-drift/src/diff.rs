@@ -211,7 +211,8 @@ enum Tok<'a> {
 enum HTok<'a> {
     Key(&'a str),
     Idx(usize),
-    Sel(String),
+    /// A keyed element, formatted only when a difference is recorded.
+    Sel(&'a Node, std::rc::Rc<KeySpec>),
 }
 
 fn pointer(toks: &[Tok<'_>]) -> String {
@@ -238,7 +239,7 @@ fn label(toks: &[HTok<'_>]) -> String {
                 s.push('/');
                 s.push_str(&i.to_string());
             }
-            HTok::Sel(sel) => s.push_str(sel),
+            HTok::Sel(node, spec) => s.push_str(&selector(spec, node)),
         }
     }
     if s.starts_with('/') {
@@ -533,6 +534,7 @@ impl<'a> Walk<'a> {
 
     fn array(&mut self, da: &'a [Node], la: &'a [Node], res: &Resolved, secret: bool) {
         if let Some((spec, dk, lk)) = keyed(res.key.as_ref(), da, la) {
+            let spec = std::rc::Rc::new(spec);
             self.keyed(da, la, &spec, &dk, &lk, secret);
         } else if self.structure {
             for (i, (d, l)) in da.iter().zip(la).enumerate() {
@@ -555,28 +557,20 @@ impl<'a> Walk<'a> {
         &mut self,
         da: &'a [Node],
         la: &'a [Node],
-        spec: &KeySpec,
-        dk: &[String],
-        lk: &[String],
+        spec: &std::rc::Rc<KeySpec>,
+        dk: &[Key<'a>],
+        lk: &[Key<'a>],
         secret: bool,
     ) {
-        let lmap: BTreeMap<&str, usize> = lk
-            .iter()
-            .enumerate()
-            .map(|(j, k)| (k.as_str(), j))
-            .collect();
-        let dmap: BTreeMap<&str, usize> = dk
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.as_str(), i))
-            .collect();
+        let lmap: BTreeMap<&Key<'a>, usize> = lk.iter().enumerate().map(|(j, k)| (k, j)).collect();
+        let dmap: BTreeMap<&Key<'a>, usize> = dk.iter().enumerate().map(|(i, k)| (k, i)).collect();
         let mut missing = Vec::new();
         for (i, key) in dk.iter().enumerate() {
-            match lmap.get(key.as_str()) {
+            match lmap.get(key) {
                 Some(&j) => {
                     self.dpath.push(Tok::Idx(i));
                     self.lpath.push(Tok::Idx(j));
-                    self.hpath.push(HTok::Sel(selector(spec, &da[i])));
+                    self.hpath.push(HTok::Sel(&da[i], spec.clone()));
                     self.node(&da[i], &la[j], secret);
                     self.pop();
                 }
@@ -584,12 +578,12 @@ impl<'a> Walk<'a> {
             }
         }
         let extra: Vec<usize> = (0..la.len())
-            .filter(|&j| !dmap.contains_key(lk[j].as_str()))
+            .filter(|&j| !dmap.contains_key(&lk[j]))
             .collect();
         for &j in &extra {
             self.dpath.push(Tok::Idx(j));
             self.lpath.push(Tok::Idx(j));
-            self.hpath.push(HTok::Sel(selector(spec, &la[j])));
+            self.hpath.push(HTok::Sel(&la[j], spec.clone()));
             // Report from LIVE's side.
             let saved = std::mem::replace(&mut self.dpath, self.lpath.clone());
             self.only_live(&la[j], secret);
@@ -607,7 +601,7 @@ impl<'a> Walk<'a> {
         for (len, i) in (la.len() - extra.len()..).zip(missing) {
             self.dpath.push(Tok::Idx(i));
             self.lpath.push(Tok::Idx(len));
-            self.hpath.push(HTok::Sel(selector(spec, &da[i])));
+            self.hpath.push(HTok::Sel(&da[i], spec.clone()));
             let at = pointer(&self.lpath);
             self.only_desired(&da[i], secret, Some(at));
             self.pop();
@@ -762,53 +756,75 @@ fn field<'n>(node: &'n Node, path: &[String]) -> Option<&'n Node> {
     Some(cur)
 }
 
+/// One scalar of a list key, borrowed from the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum KeyPart<'a> {
+    Bool(bool),
+    Num(u64),
+    Str(&'a str),
+}
+
+/// A list element's key: the first field plus any further ones.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Key<'a>(KeyPart<'a>, Vec<KeyPart<'a>>);
+
+fn key_part(node: &Node) -> Option<KeyPart<'_>> {
+    match &node.value {
+        Value::String(s) => Some(KeyPart::Str(s)),
+        Value::Number(n) => {
+            let x = n.as_f64();
+            Some(KeyPart::Num(if x == 0.0 { 0 } else { x.to_bits() }))
+        }
+        Value::Bool(b) => Some(KeyPart::Bool(*b)),
+        _ => None,
+    }
+}
+
 /// The key of every element, or `None` when some element lacks a scalar key
 /// or two elements share one.
-fn keys_of(spec: &KeySpec, items: &[Node]) -> Option<Vec<String>> {
+fn keys_of<'a>(spec: &KeySpec, items: &'a [Node]) -> Option<Vec<Key<'a>>> {
+    let (first, rest) = spec.fields().split_first()?;
     let mut keys = Vec::with_capacity(items.len());
     for item in items {
-        let mut k = String::new();
-        for f in spec.fields() {
-            let v = field(item, f)?;
-            match &v.value {
-                Value::String(s) => {
-                    k.push('s');
-                    k.push_str(s);
-                }
-                Value::Number(n) => {
-                    k.push('n');
-                    k.push_str(&n.as_f64().to_string());
-                }
-                Value::Bool(b) => k.push_str(if *b { "t" } else { "f" }),
-                _ => return None,
-            }
-            k.push('\u{1f}');
+        let head = key_part(field(item, first)?)?;
+        let mut tail = Vec::new();
+        for f in rest {
+            tail.push(key_part(field(item, f)?)?);
         }
-        keys.push(k);
+        keys.push(Key(head, tail));
     }
-    let mut sorted: Vec<&String> = keys.iter().collect();
-    sorted.sort();
+    let mut sorted: Vec<&Key<'a>> = keys.iter().collect();
+    sorted.sort_unstable();
     if sorted.windows(2).any(|w| w[0] == w[1]) {
         return None;
     }
     Some(keys)
 }
 
-type Keyed = (KeySpec, Vec<String>, Vec<String>);
+type Keyed<'a> = (KeySpec, Vec<Key<'a>>, Vec<Key<'a>>);
 
 /// The keys of both lists under the rule's key or the first default key that
 /// identifies every element (used by overlays).
-pub(crate) fn keys_for(
+pub(crate) fn keys_for<'a>(
     rule: Option<&KeySpec>,
-    a: &[Node],
-    b: &[Node],
-) -> Option<(Vec<String>, Vec<String>)> {
+    a: &'a [Node],
+    b: &'a [Node],
+) -> Option<(Vec<Key<'a>>, Vec<Key<'a>>)> {
     keyed(rule, a, b).map(|(_, ka, kb)| (ka, kb))
 }
 
+static DEFAULT_KEYS: std::sync::LazyLock<[KeySpec; 4]> = std::sync::LazyLock::new(|| {
+    [
+        KeySpec::new(&["name"]),
+        KeySpec::new(&["id"]),
+        KeySpec::new(&["key"]),
+        KeySpec::new(&["kind", "/metadata/name"]),
+    ]
+});
+
 /// Picks the list key: the rule's, else the first of `name`, `id`, `key`,
 /// `kind`+`/metadata/name` that identifies every element on both sides.
-fn keyed(rule: Option<&KeySpec>, da: &[Node], la: &[Node]) -> Option<Keyed> {
+fn keyed<'a>(rule: Option<&KeySpec>, da: &'a [Node], la: &'a [Node]) -> Option<Keyed<'a>> {
     if da.is_empty() && la.is_empty() {
         return None;
     }
@@ -819,18 +835,13 @@ fn keyed(rule: Option<&KeySpec>, da: &[Node], la: &[Node]) -> Option<Keyed> {
     if !all_objects {
         return None;
     }
-    let candidates: Vec<KeySpec> = match rule {
-        Some(spec) => vec![spec.clone()],
-        None => vec![
-            KeySpec::new(&["name"]),
-            KeySpec::new(&["id"]),
-            KeySpec::new(&["key"]),
-            KeySpec::new(&["kind", "/metadata/name"]),
-        ],
+    let candidates: &[KeySpec] = match rule {
+        Some(spec) => std::slice::from_ref(spec),
+        None => &DEFAULT_KEYS[..],
     };
     for spec in candidates {
-        if let (Some(dk), Some(lk)) = (keys_of(&spec, da), keys_of(&spec, la)) {
-            return Some((spec, dk, lk));
+        if let (Some(dk), Some(lk)) = (keys_of(spec, da), keys_of(spec, la)) {
+            return Some((spec.clone(), dk, lk));
         }
     }
     None

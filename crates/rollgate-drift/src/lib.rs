@@ -11,6 +11,9 @@ mod rules;
 mod tree;
 mod watch;
 
+/// Re-exported so implementors of [`LiveSource`] and [`Notifier`] need no
+/// direct dependency on `async-trait`.
+pub use async_trait::async_trait;
 pub use diff::{Differ, Difference, Kind, MASK, Report, diff};
 pub use error::Error;
 pub use load::{Format, Limits, MAX_DEPTH_CEILING, load, load_bytes, load_file, load_file_as};

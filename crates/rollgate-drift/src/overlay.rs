@@ -174,19 +174,21 @@ impl Merger<'_> {
                 let rule_key = self.rules.resolve(&self.path).key;
                 // Deletion markers carry only the key, so detect keys on the
                 // content and the base together.
-                let Some((bk, ok)) = keys_for(rule_key.as_ref(), bl, &content) else {
-                    *base = strip(over);
-                    return Ok(());
+                // Resolve each overlay element to its base index before
+                // mutating the base (the keys borrow it).
+                let matches: Vec<Option<usize>> = {
+                    let Some((bk, ok)) = keys_for(rule_key.as_ref(), bl, &content) else {
+                        *base = strip(over);
+                        return Ok(());
+                    };
+                    let index: std::collections::BTreeMap<_, usize> =
+                        bk.iter().enumerate().map(|(i, k)| (k, i)).collect();
+                    ok.iter().map(|k| index.get(k).copied()).collect()
                 };
-                let index: std::collections::BTreeMap<&str, usize> = bk
-                    .iter()
-                    .enumerate()
-                    .map(|(i, k)| (k.as_str(), i))
-                    .collect();
                 let mut appended = Vec::new();
                 let mut delete = Vec::new();
-                for (item, key) in content.iter().zip(&ok) {
-                    match index.get(key.as_str()).copied() {
+                for (item, found) in content.iter().zip(matches) {
+                    match found {
                         Some(i) => {
                             if self.directive(item)? == Some(Directive::Delete) {
                                 delete.push(i);

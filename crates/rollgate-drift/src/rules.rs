@@ -449,18 +449,24 @@ pub(crate) struct Resolved {
 /// (`apiKey`, `api_key`, `key`).
 #[must_use]
 pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "credential",
-        "private",
-    ]
-    .iter()
-    .any(|w| k.contains(w))
-        || k.ends_with("key")
+    // Called for every key the differ visits: no allocation.
+    fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
+        hay.len() >= needle.len()
+            && hay
+                .windows(needle.len())
+                .any(|w| w.eq_ignore_ascii_case(needle))
+    }
+    let k = key.as_bytes();
+    let words: [&[u8]; 6] = [
+        b"password",
+        b"passwd",
+        b"secret",
+        b"token",
+        b"credential",
+        b"private",
+    ];
+    (k.len() >= 3 && k[k.len() - 3..].eq_ignore_ascii_case(b"key"))
+        || words.iter().any(|w| contains_ci(k, w))
 }
 
 #[cfg(test)]
