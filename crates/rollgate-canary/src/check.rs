@@ -92,10 +92,40 @@ pub struct Statistics {
     pub ci: Option<(f64, f64)>,
 }
 
+/// How many statistical tests a metric's checks run: the judge splits its
+/// alpha evenly across all of them (Bonferroni), so one judgement's
+/// false-failure probability stays at most alpha.
+pub(crate) fn statistical_tests(m: &MetricConfig) -> usize {
+    let rel = m.relative.unwrap_or_default();
+    if m.kind == MetricKind::Count {
+        let count_test = m.statistical.map(|s| s.enabled).unwrap_or(true);
+        return usize::from(count_test) + usize::from(m.traffic.is_some());
+    }
+    let run_stat = match m.statistical {
+        Some(s) => s.enabled,
+        None => matches!(
+            m.kind,
+            MetricKind::Latency | MetricKind::Throughput | MetricKind::Ratio
+        ),
+    };
+    let run_dist = match m.distribution {
+        Some(d) => d.enabled,
+        None => m.kind == MetricKind::Latency,
+    };
+    let dist_sides = if m.bad == Bad::Either { 2 } else { 1 };
+    2 * usize::from(rel.max_increase_pct.is_some())
+        + usize::from(rel.max_decrease_pct.is_some())
+        + usize::from(run_stat)
+        + dist_sides * usize::from(run_dist)
+        // traffic on count-shaped throughput data is a binomial test
+        + usize::from(m.traffic.is_some())
+}
+
 /// Runs every configured check of a value metric on sorted cohorts.
 pub(crate) fn value_checks(
     m: &MetricConfig,
     alpha: f64,
+    ci_alpha: f64,
     b: &[f64],
     c: &[f64],
 ) -> (Vec<CheckResult>, Statistics) {
@@ -194,7 +224,7 @@ pub(crate) fn value_checks(
         let mw = stats::mann_whitney_sorted(b, c, stat.method)
             .or_else(|_| stats::mann_whitney_sorted(b, c, stats::MwMethod::Asymptotic));
         if let Ok(mw) = mw {
-            let hl: HodgesLehmann = stats::hodges_lehmann_sorted(b, c, alpha);
+            let hl: HodgesLehmann = stats::hodges_lehmann_sorted(b, c, ci_alpha);
             st = Statistics {
                 p_value: Some(mw.p_value),
                 shift: Some(hl.shift),

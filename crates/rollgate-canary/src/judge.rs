@@ -170,9 +170,18 @@ impl Analysis {
         self.judge_at(data, self.config.alpha)
     }
 
-    /// Judges `data` with the statistical checks at significance `alpha`
-    /// (the sequential mode spends a shrinking alpha per interval).
+    /// Judges `data` with family-wise significance `alpha` (the sequential
+    /// mode spends a shrinking alpha per interval). `alpha` is split evenly
+    /// across every statistical test of the analysis (Bonferroni), so the
+    /// probability that any of them fails an A/A canary is at most `alpha`;
+    /// confidence intervals are reported at `1 - alpha`.
     pub fn judge_at(&self, data: &SampleSet, alpha: f64) -> Result<Report, CanaryError> {
+        if !(alpha > 0.0 && alpha < 1.0) {
+            return Err(CanaryError::input(
+                "alpha",
+                format!("{alpha} is not in (0, 1)"),
+            ));
+        }
         let configured: BTreeSet<&str> = self
             .config
             .metrics
@@ -192,6 +201,13 @@ impl Analysis {
                 ),
             ));
         }
+        let tests = self
+            .config
+            .metrics
+            .iter()
+            .map(check::statistical_tests)
+            .sum::<usize>()
+            .max(1) as f64;
         let mut rows = Vec::with_capacity(self.config.metrics.len());
         for m in &self.config.metrics {
             let samples = data.metrics.get(&m.name).ok_or_else(|| {
@@ -200,7 +216,7 @@ impl Analysis {
                     format!("configured metric \"{}\" has no samples entry", m.name),
                 )
             })?;
-            rows.push(self.judge_metric(m, samples, alpha)?);
+            rows.push(self.judge_metric(m, samples, alpha / tests, alpha)?);
         }
         Ok(self.verdict(rows))
     }
@@ -210,6 +226,7 @@ impl Analysis {
         m: &MetricConfig,
         s: &MetricSamples,
         alpha: f64,
+        ci_alpha: f64,
     ) -> Result<MetricReport, CanaryError> {
         if let (Some(want), Some(got)) = (&m.unit, &s.unit)
             && want != got
@@ -252,7 +269,7 @@ impl Analysis {
                     );
                     return Ok(row);
                 }
-                check::value_checks(m, alpha, b, c)
+                check::value_checks(m, alpha, ci_alpha, b, c)
             }
             Prepared::Counts(b, c) => {
                 let trials_needed = m.kind != MetricKind::Throughput;
@@ -364,14 +381,7 @@ impl Analysis {
                             return Err(CanaryError::data(format!("{}[{i}]", at(c)), why));
                         }
                     }
-                    let mut v = v.clone();
-                    v.sort_unstable_by(f64::total_cmp);
-                    for x in &mut v {
-                        if *x == 0.0 {
-                            *x = 0.0; // one tie group for -0.0 and 0.0
-                        }
-                    }
-                    Ok(Some(v))
+                    Ok(Some(v.clone()))
                 }
                 Samples::Counts(_) => Ok(None),
             }
@@ -411,6 +421,13 @@ impl Analysis {
                     format!("{:?}", m.kind).to_lowercase()
                 ),
             )
+        };
+        let (vb, vc) = match (vb, vc) {
+            (Some(mut b), Some(mut c)) => {
+                crate::stats::sort_pair(&mut b, &mut c);
+                (Some(b), Some(c))
+            }
+            other => other,
         };
         match (m.kind, vb, vc, cb, cc) {
             (MetricKind::Count, _, _, Some(b), Some(c)) => Ok(Prepared::Counts(b, c)),

@@ -9,6 +9,7 @@ pub mod overtime;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 pub mod recorder;
+pub mod sketch;
 pub mod source;
 pub mod stats;
 

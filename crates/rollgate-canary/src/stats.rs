@@ -65,15 +65,114 @@ pub fn sorted_finite(what: &str, values: &[f64]) -> Result<Vec<f64>, CanaryError
         ));
     }
     let mut v = values.to_vec();
-    v.sort_unstable_by(f64::total_cmp);
-    // -0.0 and 0.0 compare equal for ties; make them one value so the merge
-    // below sees a single tie group.
-    for x in &mut v {
+    sort_floats(&mut v);
+    Ok(v)
+}
+
+/// Sorts finite floats ascending and turns `-0.0` into `0.0` (one tie
+/// group). Large inputs use an LSD radix sort on the order-preserving bit
+/// pattern (8-bit digits, one histogram pass, digits shared by every key
+/// skipped), small ones pdqsort. NaN must have been rejected before.
+///
+/// ```
+/// use rollgate_canary::stats::sort_floats;
+/// let mut v: Vec<f64> = (0..5000).map(|i| ((i * 7919) % 5000) as f64 - 2500.5).collect();
+/// sort_floats(&mut v);
+/// assert!(v.windows(2).all(|w| w[0] <= w[1]));
+/// ```
+pub fn sort_floats(v: &mut [f64]) {
+    for x in v.iter_mut() {
         if *x == 0.0 {
             *x = 0.0;
         }
     }
-    Ok(v)
+    if v.len() < 4096 {
+        v.sort_unstable_by(f64::total_cmp);
+        return;
+    }
+    const SIGN: u64 = 1 << 63;
+    let mut keys: Vec<u64> = v
+        .iter()
+        .map(|x| {
+            let b = x.to_bits();
+            if b & SIGN != 0 { !b } else { b | SIGN }
+        })
+        .collect();
+    let mut counts = vec![[0usize; 256]; 8];
+    for &k in &keys {
+        for (d, c) in counts.iter_mut().enumerate() {
+            c[((k >> (8 * d)) & 0xFF) as usize] += 1;
+        }
+    }
+    let mut buf = vec![0u64; keys.len()];
+    let n = keys.len();
+    for (d, c) in counts.iter_mut().enumerate() {
+        if c.contains(&n) {
+            continue; // every key has the same digit here
+        }
+        let mut sum = 0usize;
+        for slot in c.iter_mut() {
+            let t = *slot;
+            *slot = sum;
+            sum += t;
+        }
+        let shift = 8 * d;
+        for &k in &keys {
+            let digit = ((k >> shift) & 0xFF) as usize;
+            buf[c[digit]] = k;
+            c[digit] += 1;
+        }
+        std::mem::swap(&mut keys, &mut buf);
+    }
+    for (o, k) in v.iter_mut().zip(&keys) {
+        let b = if k & SIGN != 0 { k & !SIGN } else { !k };
+        *o = f64::from_bits(b);
+    }
+}
+
+/// Sorts two samples, in parallel on two threads when both are large.
+pub(crate) fn sort_pair(a: &mut [f64], b: &mut [f64]) {
+    if a.len().min(b.len()) >= 1 << 17 {
+        std::thread::scope(|s| {
+            s.spawn(|| sort_floats(a));
+            sort_floats(b);
+        });
+    } else {
+        sort_floats(a);
+        sort_floats(b);
+    }
+}
+
+/// Mann-Whitney U on unsorted samples: rejects NaN and infinities, sorts
+/// both samples (in parallel when large) and runs [`mann_whitney_u`].
+///
+/// ```
+/// use rollgate_canary::stats::{mann_whitney_unsorted, MwMethod};
+/// let r = mann_whitney_unsorted(&[3.0, 1.0, 2.0], &[6.0, 5.0, 4.0], MwMethod::Auto).unwrap();
+/// assert!((r.p_value - 0.1).abs() < 1e-12);
+/// ```
+pub fn mann_whitney_unsorted(
+    x: &[f64],
+    y: &[f64],
+    method: MwMethod,
+) -> Result<MannWhitney, CanaryError> {
+    for (what, v) in [
+        ("mann-whitney first sample", x),
+        ("mann-whitney second sample", y),
+    ] {
+        if v.is_empty() {
+            return Err(CanaryError::input(what, "no samples"));
+        }
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(CanaryError::input(
+                format!("{what}[{i}]"),
+                format!("{} is not a finite sample", v[i]),
+            ));
+        }
+    }
+    let (mut xs, mut ys) = (x.to_vec(), y.to_vec());
+    sort_pair(&mut xs, &mut ys);
+    mann_whitney_sorted(&xs, &ys, method)
 }
 
 fn check_sorted(what: &str, v: &[f64]) -> Result<(), CanaryError> {
@@ -377,7 +476,7 @@ pub fn kth_pairwise_difference(x: &[f64], y: &[f64], k: u64) -> Option<f64> {
     let mut hi = y[n2 - 1] - x[0];
     // Narrow the bracket with sampled pairs: the k-th difference lies
     // between sample quantiles a few standard errors either side of k/total.
-    let s = (n1 + n2).clamp(64, 1 << 16);
+    let s = (n1 + n2).clamp(64, 4096);
     if total > 4 * s as u64 {
         let mut rng = SplitMix(0x5EED ^ k ^ total);
         let mut sample: Vec<f64> = (0..s)

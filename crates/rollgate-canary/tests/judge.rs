@@ -263,16 +263,16 @@ fn bimodal_regression_is_caught_by_the_distribution_check() {
 fn mostly_zero_error_counts_use_the_exact_count_test() {
     let a = minimal();
     let lat = vec![100.0; 60];
-    // 0 errors in the baseline, 12 in the canary out of 100k each: Kayenta's
+    // 0 errors in the baseline, 14 in the canary out of 100k each: Kayenta's
     // ratio of means is undefined here; the conditional binomial test is
     // exact: at the +50 % boundary each error is the canary's with
-    // probability 1.5 / 2.5, so p = 0.6^12.
+    // probability 1.5 / 2.5, so p = 0.6^14.
     let r = a
-        .judge(&data(lat.clone(), lat.clone(), (0, 100_000), (12, 100_000)))
+        .judge(&data(lat.clone(), lat.clone(), (0, 100_000), (14, 100_000)))
         .expect("judges");
     assert_eq!(r.verdict, Verdict::Rollback, "{}", r.to_table());
     let p = r.metrics[1].p_value.expect("p");
-    assert!((p - 0.6f64.powi(12)).abs() < 1e-12, "{p}");
+    assert!((p - 0.6f64.powi(14)).abs() < 1e-12, "{p}");
     // 1 vs 2 errors is noise, not a regression.
     let r = a
         .judge(&data(lat.clone(), lat, (1, 100_000), (2, 100_000)))
