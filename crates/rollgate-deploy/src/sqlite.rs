@@ -6,6 +6,7 @@
 //! callers. Many controllers' or targets' appends thus share one fsync, and a
 //! caller never hears "ok" for a write that is not durable.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -25,9 +26,29 @@ use crate::{
 type Reply = Box<dyn FnOnce(Option<&Error>) + Send>;
 type Job = Box<dyn FnOnce(Result<&Connection, &Error>) -> Reply + Send>;
 
-struct Work {
-    writes: bool,
-    job: Job,
+enum Work {
+    /// Any call, run in its own savepoint.
+    Job { writes: bool, job: Job },
+    /// An append, kept as data so a batch of them costs one fence check and
+    /// one sequence update per rollout, plus one insert per event.
+    Append(Box<AppendWork>),
+}
+
+struct AppendWork {
+    id: RolloutId,
+    fence: Option<Fence>,
+    actor: String,
+    rows: Vec<(&'static str, Option<String>, String)>,
+    outcome: Option<&'static str>,
+    reply: oneshot::Sender<Result<u64, Error>>,
+}
+
+/// Per-rollout state cached within one batch of appends.
+struct Cached {
+    lease_fence: i64,
+    last_seq: i64,
+    dirty: bool,
+    outcome: Option<&'static str>,
 }
 
 /// A durable store in one SQLite file (WAL mode, `synchronous = FULL`).
@@ -167,7 +188,7 @@ impl SqliteStore {
                 let _ = tx.send(result);
             })
         });
-        self.sender.send(Work { writes, job }).map_err(|_| {
+        self.sender.send(Work::Job { writes, job }).map_err(|_| {
             Error::Store(format!("{}: the store thread stopped", self.path.display()))
         })?;
         rx.await.map_err(|_| {
@@ -181,11 +202,14 @@ fn in_savepoint<T>(
     path: &Path,
     f: impl FnOnce(&Connection, &Path) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    conn.execute_batch("SAVEPOINT job")
+    // Cached statements: a savepoint per job must cost next to nothing.
+    conn.prepare_cached("SAVEPOINT job")
+        .and_then(|mut s| s.execute([]))
         .map_err(|e| map_err(path, e))?;
     match f(conn, path) {
         Ok(v) => {
-            conn.execute_batch("RELEASE job")
+            conn.prepare_cached("RELEASE job")
+                .and_then(|mut s| s.execute([]))
                 .map_err(|e| map_err(path, e))?;
             Ok(v)
         }
@@ -207,20 +231,58 @@ fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Work>, path: PathBuf) 
                 Err(_) => break,
             }
         }
-        let writes = batch.iter().any(|w| w.writes);
+        let writes = batch
+            .iter()
+            .any(|w| !matches!(w, Work::Job { writes: false, .. }));
         let begin = if writes {
             "BEGIN IMMEDIATE"
         } else {
             "BEGIN DEFERRED"
         };
         let began = conn.execute_batch(begin).map_err(|e| map_err(&path, e));
-        let replies: Vec<Reply> = batch
-            .into_iter()
-            .map(|w| (w.job)(began.as_ref().map(|_| &conn)))
-            .collect();
-        let commit_error = match began {
-            Err(e) => Some(e),
-            Ok(()) => match conn.execute_batch("COMMIT") {
+        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+        let mut cache: BTreeMap<RolloutId, Cached> = BTreeMap::new();
+        // A failed insert or flush poisons the batch: nothing of it commits.
+        let mut poisoned: Option<Error> = None;
+        for w in batch {
+            match w {
+                Work::Job { job, .. } => {
+                    if let Err(e) = flush(&conn, &path, &mut cache) {
+                        poisoned.get_or_insert(e);
+                    }
+                    cache.clear();
+                    replies.push(job(began.as_ref().map(|_| &conn)));
+                }
+                Work::Append(a) => {
+                    let result = match (&began, &poisoned) {
+                        (Err(e), _) | (_, Some(e)) => Err(e.clone()),
+                        (Ok(()), None) => append_rows(&conn, &path, &mut cache, &a),
+                    };
+                    if let Err(Error::Store(msg)) = &result {
+                        poisoned.get_or_insert(Error::Store(msg.clone()));
+                    }
+                    let reply = a.reply;
+                    replies.push(Box::new(move |commit_error: Option<&Error>| {
+                        let _ = reply.send(match commit_error {
+                            Some(e) => Err(e.clone()),
+                            None => result,
+                        });
+                    }));
+                }
+            }
+        }
+        if began.is_ok()
+            && let Err(e) = flush(&conn, &path, &mut cache)
+        {
+            poisoned.get_or_insert(e);
+        }
+        let commit_error = match (began, poisoned) {
+            (Err(e), _) => Some(e),
+            (Ok(()), Some(e)) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Some(e)
+            }
+            (Ok(()), None) => match conn.execute_batch("COMMIT") {
                 Ok(()) => None,
                 Err(e) => {
                     let _ = conn.execute_batch("ROLLBACK");
@@ -235,6 +297,91 @@ fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Work>, path: PathBuf) 
             reply(commit_error.as_ref());
         }
     }
+}
+
+/// Validates the fence and inserts one append's events; updates the cache.
+fn append_rows(
+    conn: &Connection,
+    path: &Path,
+    cache: &mut BTreeMap<RolloutId, Cached>,
+    a: &AppendWork,
+) -> Result<u64, Error> {
+    let id = a.id;
+    if !cache.contains_key(&id) {
+        let row: Option<(Option<String>, i64, i64)> = conn
+            .prepare_cached("SELECT lease_owner, lease_fence, last_seq FROM rollouts WHERE id = ?1")
+            .and_then(|mut s| {
+                s.query_row(params![id.0 as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+            })
+            .optional()
+            .map_err(sql(path))?;
+        let Some((owner, lease_fence, last_seq)) = row else {
+            return Err(Error::NotFound(format!("rollout {id}")));
+        };
+        // No lease holder: no controller fence is current.
+        let lease_fence = if owner.is_some() { lease_fence } else { -1 };
+        cache.insert(
+            id,
+            Cached {
+                lease_fence,
+                last_seq,
+                dirty: false,
+                outcome: None,
+            },
+        );
+    }
+    let Some(c) = cache.get_mut(&id) else {
+        return Err(Error::Store(format!("rollout {id}: cache lost")));
+    };
+    if let Some(f) = a.fence
+        && f.0 as i64 != c.lease_fence
+    {
+        return Err(Error::StaleFence {
+            rollout: id,
+            fence: f.0,
+        });
+    }
+    let at = now_ms();
+    let mut stmt = conn
+        .prepare_cached("INSERT INTO events (rollout, seq, at_ms, actor, action, target, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        .map_err(sql(path))?;
+    for (action, target, body) in &a.rows {
+        stmt.execute(params![
+            id.0 as i64,
+            c.last_seq + 1,
+            at,
+            a.actor,
+            action,
+            target,
+            body
+        ])
+        .map_err(|e| Error::Store(map_err(path, e).to_string()))?;
+        c.last_seq += 1;
+    }
+    c.dirty = true;
+    if a.outcome.is_some() {
+        c.outcome = a.outcome;
+    }
+    Ok(c.last_seq as u64)
+}
+
+/// Writes the cached sequence numbers (and outcomes) back to `rollouts`.
+fn flush(
+    conn: &Connection,
+    path: &Path,
+    cache: &mut BTreeMap<RolloutId, Cached>,
+) -> Result<(), Error> {
+    for (id, c) in cache.iter_mut().filter(|(_, c)| c.dirty) {
+        conn.prepare_cached(
+            "UPDATE rollouts SET last_seq = ?2, outcome = COALESCE(?3, outcome) WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![id.0 as i64, c.last_seq, c.outcome]))
+        .map_err(|e| Error::Store(map_err(path, e).to_string()))?;
+        c.dirty = false;
+    }
+    Ok(())
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String, Error> {
@@ -340,71 +487,39 @@ impl StateStore for SqliteStore {
         events: &[Event],
     ) -> Result<u64, Error> {
         check_writer(id, writer, events)?;
-        let events = events.to_vec();
-        let actor = writer.actor().to_owned();
+        // Encode on the caller's thread; the writer thread only writes.
+        let mut outcome = None;
+        let rows = events
+            .iter()
+            .map(|e| {
+                if let Event::Finished { outcome: o } = e {
+                    outcome = Some(o.as_str());
+                }
+                Ok((
+                    e.action(),
+                    e.target().map(|t| t.as_str().to_owned()),
+                    to_json(e)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         let fence = match writer {
             Writer::Controller { fence, .. } => Some(fence),
             Writer::Person(_) => None,
         };
-        self.call(true, move |conn, path| {
-            let row: Option<(i64, i64)> = conn
-                .query_row(
-                    "SELECT lease_fence, last_seq FROM rollouts WHERE id = ?1 AND (lease_owner IS NOT NULL OR ?2)",
-                    params![id.0 as i64, fence.is_none()],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(sql(path))?;
-            let (lease_fence, mut seq) = match row {
-                Some(r) => r,
-                None => {
-                    let exists: Option<i64> = conn
-                        .query_row("SELECT id FROM rollouts WHERE id = ?1", params![id.0 as i64], |r| r.get(0))
-                        .optional()
-                        .map_err(sql(path))?;
-                    return Err(match (exists, fence) {
-                        (None, _) => Error::NotFound(format!("rollout {id}")),
-                        (Some(_), Some(f)) => Error::StaleFence { rollout: id, fence: f.0 },
-                        (Some(_), None) => Error::Store(format!("rollout {id} vanished")),
-                    });
-                }
-            };
-            if let Some(f) = fence
-                && f.0 as i64 != lease_fence
-            {
-                return Err(Error::StaleFence { rollout: id, fence: f.0 });
-            }
-            let at = now_ms();
-            let mut stmt = conn
-                .prepare_cached(
-                    "INSERT INTO events (rollout, seq, at_ms, actor, action, target, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(sql(path))?;
-            let mut outcome = None;
-            for e in &events {
-                seq += 1;
-                if let Event::Finished { outcome: o } = e {
-                    outcome = Some(o.as_str());
-                }
-                stmt.execute(params![
-                    id.0 as i64,
-                    seq,
-                    at,
-                    actor,
-                    e.action(),
-                    e.target().map(|t| t.as_str()),
-                    to_json(e)?
-                ])
-                .map_err(sql(path))?;
-            }
-            conn.execute(
-                "UPDATE rollouts SET last_seq = ?2, outcome = COALESCE(?3, outcome) WHERE id = ?1",
-                params![id.0 as i64, seq, outcome],
-            )
-            .map_err(sql(path))?;
-            Ok(seq as u64)
-        })
-        .await
+        let (reply, rx) = oneshot::channel();
+        let work = AppendWork {
+            id,
+            fence,
+            actor: writer.actor().to_owned(),
+            rows,
+            outcome,
+            reply,
+        };
+        let stopped = || Error::Store(format!("{}: the store thread stopped", self.path.display()));
+        self.sender
+            .send(Work::Append(Box::new(work)))
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     async fn events(&self, id: RolloutId, after: u64) -> Result<Vec<EventRecord>, Error> {
