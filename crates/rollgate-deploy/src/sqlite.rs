@@ -307,33 +307,32 @@ fn append_rows(
     a: &AppendWork,
 ) -> Result<u64, Error> {
     let id = a.id;
-    if !cache.contains_key(&id) {
-        let row: Option<(Option<String>, i64, i64)> = conn
-            .prepare_cached("SELECT lease_owner, lease_fence, last_seq FROM rollouts WHERE id = ?1")
-            .and_then(|mut s| {
-                s.query_row(params![id.0 as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    let c = match cache.entry(id) {
+        std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+        std::collections::btree_map::Entry::Vacant(v) => {
+            let row: Option<(Option<String>, i64, i64)> = conn
+                .prepare_cached(
+                    "SELECT lease_owner, lease_fence, last_seq FROM rollouts WHERE id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![id.0 as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
                 })
-            })
-            .optional()
-            .map_err(sql(path))?;
-        let Some((owner, lease_fence, last_seq)) = row else {
-            return Err(Error::NotFound(format!("rollout {id}")));
-        };
-        // No lease holder: no controller fence is current.
-        let lease_fence = if owner.is_some() { lease_fence } else { -1 };
-        cache.insert(
-            id,
-            Cached {
+                .optional()
+                .map_err(sql(path))?;
+            let Some((owner, lease_fence, last_seq)) = row else {
+                return Err(Error::NotFound(format!("rollout {id}")));
+            };
+            // No lease holder: no controller fence is current.
+            let lease_fence = if owner.is_some() { lease_fence } else { -1 };
+            v.insert(Cached {
                 lease_fence,
                 last_seq,
                 dirty: false,
                 outcome: None,
-            },
-        );
-    }
-    let Some(c) = cache.get_mut(&id) else {
-        return Err(Error::Store(format!("rollout {id}: cache lost")));
+            })
+        }
     };
     if let Some(f) = a.fence
         && f.0 as i64 != c.lease_fence
