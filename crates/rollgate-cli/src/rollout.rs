@@ -433,6 +433,9 @@ fn status_reasons(r: &Rollout) -> Vec<String> {
     match &r.status {
         Status::Held(reasons) => reasons.clone(),
         Status::RollingBack { reason, .. } => vec![reason.clone()],
+        Status::Finished(o) if *o != Outcome::Succeeded => {
+            r.rollback_reason.iter().cloned().collect()
+        }
         _ => r
             .last_decision
             .as_ref()

@@ -147,6 +147,8 @@ pub struct Rollout {
     pub promote_requested: bool,
     /// The bake to wait when baking.
     pub bake_for: Duration,
+    /// Why the rollout rolled back, once it started to.
+    pub rollback_reason: Option<String>,
     /// The last event applied.
     pub last_seq: u64,
 }
@@ -175,6 +177,7 @@ impl Rollout {
             last_decision: None,
             promote_requested: false,
             bake_for: Duration::ZERO,
+            rollback_reason: None,
             last_seq: 0,
         }
     }
@@ -229,6 +232,7 @@ impl Rollout {
         ) {
             return;
         }
+        self.rollback_reason = Some(reason.clone());
         self.status = Status::RollingBack { reason, aborted };
     }
 

@@ -1,0 +1,520 @@
+//! The real `rollgate` binary against a real SQLite state file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const V1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const V2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+struct Dir {
+    _tmp: tempfile::TempDir,
+    path: PathBuf,
+}
+
+/// A scratch directory with `n` targets under srv/, each running v1.
+fn dir(n: usize) -> Dir {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().to_path_buf();
+    for i in 1..=n {
+        std::fs::create_dir_all(path.join(format!("srv/web-{i}"))).unwrap();
+        std::fs::write(path.join(format!("srv/web-{i}/current")), "v1\n").unwrap();
+    }
+    Dir { _tmp: tmp, path }
+}
+
+fn targets(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("\"web-{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn plan(n: usize, deploy: &str, strategy: &str, extra: &str) -> String {
+    format!(
+        r#"service = "web"
+artifact = {{ version = "v2", digest = "{V2}" }}
+previous = {{ version = "v1", digest = "{V1}" }}
+targets = [{targets}]
+
+[deployer]
+kind = "command"
+deploy = "{deploy}"
+current = "cat srv/{{target}}/current"
+ready = "test -s srv/{{target}}/current"
+timeout = "30s"
+
+[strategy]
+{strategy}
+{extra}"#,
+        targets = targets(n)
+    )
+}
+
+const DEPLOY: &str = "echo {version} > srv/{target}/current";
+
+fn rollgate(d: &Dir, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(args)
+        .current_dir(&d.path)
+        .env("ROLLGATE_STATE", d.path.join("state.db"))
+        .output()
+        .unwrap()
+}
+
+fn write(d: &Dir, name: &str, text: &str) -> String {
+    std::fs::write(d.path.join(name), text).unwrap();
+    name.to_string()
+}
+
+fn versions(d: &Dir, n: usize) -> Vec<String> {
+    (1..=n)
+        .map(|i| {
+            std::fs::read_to_string(d.path.join(format!("srv/web-{i}/current")))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+fn wait_for(path: &Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn kill_9_mid_rollout_then_resume_all_completes_it() {
+    let d = dir(5);
+    // web-3's deploy announces itself, then blocks until released.
+    let deploy = r#"if [ {target} = web-3 ]; then touch blocked; while [ ! -e release ]; do sleep 0.01; done; fi; echo {version} > srv/{target}/current"#;
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(
+            5,
+            deploy,
+            "kind = \"canary\"\nsteps = [30, 100]\nconcurrency = 1",
+            "",
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(["rollout", "run", &p, "--actor", "alice", "--output", "json"])
+        .current_dir(&d.path)
+        .env("ROLLGATE_STATE", d.path.join("state.db"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&d.path.join("blocked"));
+    child.kill().unwrap(); // SIGKILL: no cleanup, no lease release
+    child.wait().unwrap();
+    std::fs::write(d.path.join("release"), "").unwrap();
+    assert_eq!(
+        versions(&d, 5)[..2],
+        ["v2", "v2"],
+        "phase 0 finished before the kill"
+    );
+
+    let out = rollgate(&d, &["rollout", "resume-all", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        versions(&d, 5),
+        ["v2"; 5],
+        "every target on v2, none on a third artifact"
+    );
+
+    let status = json(&rollgate(
+        &d,
+        &["rollout", "status", "1", "--output", "json"],
+    ));
+    assert_eq!(status["status"], "succeeded");
+    let history = json(&rollgate(&d, &["rollout", "history", "--output", "json"]));
+    let owners: std::collections::BTreeSet<String> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "controller_started")
+        .map(|e| e["actor"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        owners.len(),
+        2,
+        "both runs are in the audit history: {owners:?}"
+    );
+    let deploys_of_web3 = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "deploy_intent" && e["target"] == "web-3")
+        .count();
+    assert_eq!(
+        deploys_of_web3, 1,
+        "the resumed controller redid the in-doubt deploy without a new intent"
+    );
+}
+
+#[test]
+fn same_idempotency_key_prints_the_same_rollout_and_starts_nothing() {
+    let d = dir(3);
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(3, DEPLOY, "kind = \"all-at-once\"", ""),
+    );
+    let args = [
+        "rollout",
+        "run",
+        p.as_str(),
+        "--actor",
+        "ci",
+        "--idempotency-key",
+        "build-77",
+        "--output",
+        "json",
+    ];
+    let first = rollgate(&d, &args);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    std::fs::write(d.path.join("srv/web-2/current"), "v1\n").unwrap(); // drift after the run
+    let second = rollgate(&d, &args);
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    let (a, b) = (json(&first), json(&second));
+    assert_eq!(a["id"], b["id"]);
+    assert_eq!(b["existed"], true);
+    assert_eq!(
+        versions(&d, 3),
+        ["v2", "v1", "v2"],
+        "the repeat deployed nothing"
+    );
+    let list = json(&rollgate(&d, &["rollout", "history", "--output", "json"]));
+    let ids: std::collections::BTreeSet<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["rollout"].as_u64())
+        .collect();
+    assert_eq!(ids.len(), 1);
+}
+
+#[test]
+fn gate_rollback_at_ten_percent_exits_1_and_restores_the_canary() {
+    let d = dir(10);
+    write(
+        &d,
+        "gate.sh",
+        "#!/bin/sh\necho \"error ratio 4% at $1%\"\nexit 1\n",
+    );
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(
+            10,
+            DEPLOY,
+            "kind = \"canary\"\nsteps = [10, 50, 100]",
+            "\n[gate]\nkind = \"command\"\ncommand = \"sh gate.sh {percent}\"\n",
+        ),
+    );
+    let out = rollgate(
+        &d,
+        &["rollout", "run", &p, "--actor", "alice", "--output", "json"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let s = json(&out);
+    assert_eq!(s["status"], "rolled_back");
+    assert!(
+        s["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("error ratio 4% at 10%"),
+        "{s}"
+    );
+    assert_eq!(versions(&d, 10), ["v1"; 10]);
+    let history = json(&rollgate(&d, &["rollout", "history", "--output", "json"]));
+    let touched: Vec<_> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "deploy_intent")
+        .map(|e| e["target"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(touched, ["web-1"], "untouched targets never deployed");
+}
+
+#[test]
+fn a_held_rollout_exits_3_and_promote_then_resume_all_finishes_it() {
+    let d = dir(4);
+    write(
+        &d,
+        "gate.sh",
+        "#!/bin/sh\nif [ -e approved ]; then exit 0; fi\necho 'needs a person'\nexit 3\n",
+    );
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(
+            4,
+            DEPLOY,
+            "kind = \"canary\"\nsteps = [25, 100]",
+            "\n[gate]\nkind = \"command\"\ncommand = \"sh gate.sh\"\n",
+        ),
+    );
+    let out = rollgate(&d, &["rollout", "run", &p, "--actor", "alice"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = rollgate(&d, &["rollout", "promote", "1", "--actor", "bob"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::write(d.path.join("approved"), "").unwrap();
+    let out = rollgate(&d, &["rollout", "resume-all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(versions(&d, 4), ["v2"; 4]);
+}
+
+#[test]
+fn abort_and_rollback_are_one_command_each() {
+    let d = dir(3);
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(3, DEPLOY, "kind = \"all-at-once\"", ""),
+    );
+    assert_eq!(
+        rollgate(&d, &["rollout", "run", &p, "--actor", "a"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(versions(&d, 3), ["v2"; 3]);
+    let out = rollgate(
+        &d,
+        &[
+            "rollback",
+            "--service",
+            "web",
+            "--actor",
+            "oncall",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["artifact"]["version"], "v1");
+    assert_eq!(versions(&d, 3), ["v1"; 3]);
+    // Abort of a finished rollout is refused clearly.
+    let out = rollgate(&d, &["rollout", "abort", "1", "--actor", "oncall"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("rollout 1 already finished (succeeded)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rollgate(&d, &["rollback", "--service", "api", "--actor", "oncall"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("service \"api\" has no rollouts"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn bad(d: &Dir, text: &str) -> (Option<i32>, String) {
+    let p = write(d, "bad.toml", text);
+    let out = rollgate(d, &["rollout", "run", &p, "--actor", "alice"]);
+    (out.status.code(), stderr(&out))
+}
+
+#[test]
+fn bad_plans_get_exit_2_with_file_line_and_column_and_record_nothing() {
+    let d = dir(3);
+    let ok = plan(3, DEPLOY, "kind = \"canary\"\nsteps = [10, 100]", "");
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "service = \"web\"\nartifact = { version = \"v2\" digest = 1 }\n".into(),
+            "bad.toml:2:",
+        ),
+        (
+            ok.replace("kind = \"canary\"", "kind = \"yolo\""),
+            "bad.toml:14:8: unknown strategy \"yolo\"",
+        ),
+        (
+            ok.replace("[10, 100]", "[10, 150]"),
+            "bad.toml:15:14: percentage 150 is outside 0-100",
+        ),
+        (
+            ok.replace("\"web-1\", \"web-2\", \"web-3\"", ""),
+            "bad.toml:4:11: the target list is empty",
+        ),
+        (
+            ok.replace("\"web-3\"", "\"web-1\""),
+            "bad.toml:4:30: target web-1 is listed twice",
+        ),
+    ];
+    for (text, want) in cases {
+        let (code, err) = bad(&d, &text);
+        assert_eq!(code, Some(2), "{want}: {err}");
+        assert!(err.contains(want), "want {want:?} in {err:?}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let (code, err) = {
+        let out = rollgate(&d, &["rollout", "run", "missing.toml", "--actor", "a"]);
+        (out.status.code(), stderr(&out))
+    };
+    assert_eq!(code, Some(2));
+    assert!(err.contains("missing.toml: cannot read"), "{err}");
+    assert_eq!(versions(&d, 3), ["v1"; 3]);
+}
+
+#[test]
+fn a_hanging_deploy_command_times_out_and_rolls_back() {
+    let d = dir(2);
+    let hang = plan(
+        2,
+        "sleep 30",
+        "kind = \"all-at-once\"",
+        "\n[retry]\nattempts = 1\n",
+    )
+    .replace("timeout = \"30s\"", "timeout = \"300ms\"");
+    let p = write(&d, "plan.toml", &hang);
+    let started = Instant::now();
+    let out = rollgate(
+        &d,
+        &["rollout", "run", &p, "--actor", "a", "--output", "json"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the hung command was killed"
+    );
+    let s = json(&out);
+    assert!(
+        s["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("`sleep 30` timed out after 300ms"),
+        "{s}"
+    );
+    assert_eq!(versions(&d, 2), ["v1"; 2]);
+}
+
+#[test]
+fn a_locked_state_file_exits_4_and_loses_nothing() {
+    let d = dir(2);
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(2, DEPLOY, "kind = \"all-at-once\"", ""),
+    );
+    assert_eq!(
+        rollgate(&d, &["rollout", "run", &p, "--actor", "a"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let db = d.path.join("state.db");
+    let script = format!(
+        "import sqlite3,sys\nc=sqlite3.connect({:?},isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\nprint('locked',flush=True)\nsys.stdin.read()\n",
+        db.display().to_string()
+    );
+    let mut lock = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(lock.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let out = rollgate(
+        &d,
+        &[
+            "rollout",
+            "run",
+            &p,
+            "--actor",
+            "a",
+            "--busy-timeout",
+            "100ms",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("locked by another process"),
+        "{}",
+        stderr(&out)
+    );
+    drop(lock.stdin.take());
+    lock.wait().unwrap();
+    let s = json(&rollgate(
+        &d,
+        &["rollout", "status", "1", "--output", "json"],
+    ));
+    assert_eq!(s["status"], "succeeded", "recorded state intact");
+}
+
+#[test]
+fn unusable_state_files_exit_4_with_the_path() {
+    let d = dir(1);
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(1, DEPLOY, "kind = \"all-at-once\"", ""),
+    );
+    write(
+        &d,
+        "notes.db",
+        &"not a database at all, just text\n".repeat(50),
+    );
+    let out = rollgate(
+        &d,
+        &["rollout", "run", &p, "--actor", "a", "--state", "notes.db"],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("notes.db is not a rollgate state file"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rollgate(
+        &d,
+        &["rollout", "status", "1", "--state", "/proc/nope/state.db"],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/proc/nope/state.db"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rollgate(&d, &["rollout", "status", "12x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("rollout id \"12x\" is not a number"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rollgate(&d, &["rollout", "status", "99"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("rollout 99 not found"),
+        "{}",
+        stderr(&out)
+    );
+}
