@@ -1,0 +1,330 @@
+//! Generates two large configuration documents and times end-to-end drift
+//! detection (read + parse + diff + report) for rollgate-drift and for the
+//! `json-patch` crate, side by side.
+//!
+//! ```text
+//! rollgate-drift-bench gen DIR [MB] [CHANGES] [SEED]
+//! rollgate-drift-bench rollgate DIR
+//! rollgate-drift-bench json-patch DIR
+//! ```
+//!
+//! `gen` writes `desired.json`, `live.json` (every keyed list shuffled, plus
+//! CHANGES real changes) and `expected.txt` (the JSON Pointers, in DESIRED,
+//! of the real changes). The runners print one line of `key=value` pairs.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*: deterministic, seeded.
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = self.below(i + 1);
+            v.swap(i, j);
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Env {
+    name: String,
+    value: String,
+}
+
+#[derive(Clone)]
+struct Container {
+    name: String,
+    image: String,
+    cpu: String,
+    memory: String,
+    env: Vec<Env>,
+    ports: Vec<(String, u32)>,
+}
+
+#[derive(Clone)]
+struct Service {
+    name: String,
+    replicas: u32,
+    labels: Vec<(String, String)>,
+    containers: Vec<Container>,
+}
+
+fn service(rng: &mut Rng, i: usize) -> Service {
+    let containers = (0..2)
+        .map(|c| Container {
+            name: if c == 0 {
+                "app".into()
+            } else {
+                "sidecar".into()
+            },
+            image: format!(
+                "registry.example.com/team-{}/svc-{i}:{}.{}.{}",
+                i % 97,
+                rng.below(5),
+                rng.below(20),
+                rng.below(50)
+            ),
+            cpu: format!("{}m", 100 * (1 + rng.below(8))),
+            memory: format!("{}Mi", 128 * (1 + rng.below(8))),
+            env: (0..12)
+                .map(|e| Env {
+                    name: format!("VAR_{e:02}_{}", ["HOST", "PORT", "MODE", "LEVEL"][e % 4]),
+                    value: format!("value-{}-{}", i, rng.next() % 100_000),
+                })
+                .collect(),
+            ports: (0..3)
+                .map(|p| (format!("port-{p}"), 8000 + p as u32))
+                .collect(),
+        })
+        .collect();
+    Service {
+        name: format!("svc-{i:07}"),
+        replicas: 1 + rng.below(9) as u32,
+        labels: vec![
+            ("team".into(), format!("team-{}", i % 97)),
+            ("tier".into(), ["web", "api", "worker"][i % 3].into()),
+        ],
+        containers,
+    }
+}
+
+fn esc(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+fn write_services(services: &[Service], out: &mut String) {
+    out.push_str("{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[\n");
+    for (k, s) in services.iter().enumerate() {
+        if k > 0 {
+            out.push_str(",\n");
+        }
+        let _ = write!(
+            out,
+            "{{\"name\":{},\"replicas\":{},\"labels\":{{",
+            esc(&s.name),
+            s.replicas
+        );
+        for (i, (lk, lv)) in s.labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{}:{}", esc(lk), esc(lv));
+        }
+        out.push_str("},\"containers\":[");
+        for (ci, c) in s.containers.iter().enumerate() {
+            if ci > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                "{{\"name\":{},\"image\":{},\"resources\":{{\"limits\":{{\"cpu\":{},\"memory\":{}}}}},\"env\":[",
+                esc(&c.name),
+                esc(&c.image),
+                esc(&c.cpu),
+                esc(&c.memory)
+            );
+            for (ei, e) in c.env.iter().enumerate() {
+                if ei > 0 {
+                    out.push(',');
+                }
+                let _ = write!(
+                    out,
+                    "{{\"name\":{},\"value\":{}}}",
+                    esc(&e.name),
+                    esc(&e.value)
+                );
+            }
+            out.push_str("],\"ports\":[");
+            for (pi, (pn, pp)) in c.ports.iter().enumerate() {
+                if pi > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "{{\"name\":{},\"containerPort\":{pp}}}", esc(pn));
+            }
+            out.push_str("]}");
+        }
+        out.push_str("]}");
+    }
+    out.push_str("\n]}\n");
+}
+
+fn generate(dir: &Path, mb: usize, changes: usize, seed: u64) -> std::io::Result<()> {
+    let mut rng = Rng(seed.max(1));
+    // One service is about 1.84 KB of JSON.
+    let n = mb * 1_000_000 / 1_840;
+    let desired: Vec<Service> = (0..n).map(|i| service(&mut rng, i)).collect();
+    let mut live = desired.clone();
+    // Real changes, each at a distinct service, recorded as DESIRED paths
+    // (or LIVE-only paths for additions).
+    let mut expected = BTreeSet::new();
+    let mut picked = BTreeSet::new();
+    while picked.len() < changes.min(n) {
+        picked.insert(rng.below(n));
+    }
+    for (k, &i) in picked.iter().enumerate() {
+        let s = &mut live[i];
+        match k % 4 {
+            0 => {
+                s.containers[0].image.push_str("-hotfix");
+                expected.insert(format!("/items/{i}/containers/0/image"));
+            }
+            1 => {
+                let e = rng.below(12);
+                s.containers[1].env[e].value = "changed-by-hand".into();
+                expected.insert(format!("/items/{i}/containers/1/env/{e}/value"));
+            }
+            2 => {
+                s.replicas += 1;
+                expected.insert(format!("/items/{i}/replicas"));
+            }
+            _ => {
+                let e = rng.below(12);
+                s.containers[0].env.remove(e);
+                expected.insert(format!("/items/{i}/containers/0/env/{e}"));
+            }
+        }
+    }
+    // Reorder every keyed list in LIVE: none of this is drift.
+    rng.shuffle(&mut live);
+    for s in &mut live {
+        rng.shuffle(&mut s.containers);
+        for c in &mut s.containers {
+            rng.shuffle(&mut c.env);
+            rng.shuffle(&mut c.ports);
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut out = String::with_capacity(mb * 1_100_000);
+    write_services(&desired, &mut out);
+    std::fs::write(dir.join("desired.json"), &out)?;
+    let desired_len = out.len();
+    out.clear();
+    write_services(&live, &mut out);
+    std::fs::write(dir.join("live.json"), &out)?;
+    let mut exp = String::new();
+    for p in &expected {
+        exp.push_str(p);
+        exp.push('\n');
+    }
+    std::fs::write(dir.join("expected.txt"), exp)?;
+    println!(
+        "generated services={n} desired_bytes={desired_len} live_bytes={} changes={}",
+        out.len(),
+        expected.len()
+    );
+    Ok(())
+}
+
+fn secs(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+fn run_rollgate(dir: &Path) -> Result<(), String> {
+    use rollgate_drift::{Differ, Format, Limits, RenderOptions, Rules, load_bytes, render_json};
+    let limits = Limits::default();
+    let t0 = Instant::now();
+    let d_bytes = std::fs::read(dir.join("desired.json")).map_err(|e| e.to_string())?;
+    let l_bytes = std::fs::read(dir.join("live.json")).map_err(|e| e.to_string())?;
+    let read = secs(t0);
+    let t1 = Instant::now();
+    // As `rollgate drift` does: both sides parse at once.
+    let (desired, live) = std::thread::scope(|scope| {
+        let l = scope.spawn(|| load_bytes(&l_bytes, Format::Json, "live.json", &limits));
+        let d = load_bytes(&d_bytes, Format::Json, "desired.json", &limits);
+        (d, l.join().map_err(|_| "thread panicked".to_owned()))
+    });
+    let desired = desired.map_err(|e| e.to_string())?;
+    let live = live?.map_err(|e| e.to_string())?;
+    let parse = secs(t1);
+    let t2 = Instant::now();
+    let report = Differ::new(Rules::new()).diff(&desired, &live);
+    let diff = secs(t2);
+    let t3 = Instant::now();
+    let json = render_json(&report, &RenderOptions::new("desired.json", "live.json"));
+    let patch = report.patch().to_json();
+    let render = secs(t3);
+    let total = secs(t0);
+    let expected: BTreeSet<String> = std::fs::read_to_string(dir.join("expected.txt"))
+        .map_err(|e| e.to_string())?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let found: BTreeSet<String> = report
+        .differences()
+        .iter()
+        .map(|d| d.path.clone())
+        .collect();
+    let false_drifts = found.difference(&expected).count();
+    let missed = expected.difference(&found).count();
+    let bytes = (d_bytes.len() + l_bytes.len()) as f64;
+    println!(
+        "tool=rollgate-drift total_s={total:.3} read_s={read:.3} parse_s={parse:.3} parse_mb_s={:.0} diff_s={diff:.3} render_s={render:.3} differences={} false_drifts={false_drifts} missed={missed} report_bytes={} patch_bytes={}",
+        bytes / 1e6 / parse,
+        report.differences().len(),
+        json.len(),
+        patch.len()
+    );
+    drop((desired, live));
+    Ok(())
+}
+
+fn run_json_patch(dir: &Path) -> Result<(), String> {
+    let t0 = Instant::now();
+    let d_bytes = std::fs::read(dir.join("desired.json")).map_err(|e| e.to_string())?;
+    let l_bytes = std::fs::read(dir.join("live.json")).map_err(|e| e.to_string())?;
+    let read = secs(t0);
+    let t1 = Instant::now();
+    let desired: serde_json::Value = serde_json::from_slice(&d_bytes).map_err(|e| e.to_string())?;
+    let live: serde_json::Value = serde_json::from_slice(&l_bytes).map_err(|e| e.to_string())?;
+    let parse = secs(t1);
+    let t2 = Instant::now();
+    let patch = json_patch::diff(&live, &desired);
+    let diff = secs(t2);
+    let t3 = Instant::now();
+    let out = serde_json::to_string(&patch).map_err(|e| e.to_string())?;
+    let render = secs(t3);
+    let total = secs(t0);
+    let bytes = (d_bytes.len() + l_bytes.len()) as f64;
+    println!(
+        "tool=json-patch total_s={total:.3} read_s={read:.3} parse_s={parse:.3} parse_mb_s={:.0} diff_s={diff:.3} render_s={render:.3} differences={} report_bytes={}",
+        bytes / 1e6 / parse,
+        patch.0.len(),
+        out.len()
+    );
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = Path::new(args.get(2).map_or("target/drift-bench", String::as_str));
+    let result = match args.get(1).map(String::as_str) {
+        Some("gen") => {
+            let mb = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100);
+            let changes = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(300);
+            let seed = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(42);
+            generate(dir, mb, changes, seed).map_err(|e| e.to_string())
+        }
+        Some("rollgate") => run_rollgate(dir),
+        Some("json-patch") => run_json_patch(dir),
+        _ => Err(
+            "usage: rollgate-drift-bench gen|rollgate|json-patch DIR [MB] [CHANGES] [SEED]".into(),
+        ),
+    };
+    if let Err(e) = result {
+        eprintln!("rollgate-drift-bench: {e}");
+        std::process::exit(2);
+    }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of rollgate-drift against peers on two generated
+# documents (default 2 x 100 MB, 300 real changes, every keyed list
+# reordered). Prints one line per tool; BENCHMARKS.md quotes a run.
+#
+#   bash scripts/drift-bench.sh [MB] [CHANGES]
+#   PEERS="json-patch microdiff" bash scripts/drift-bench.sh 10
+#
+# Peers: the json-patch crate (built here), microdiff and jsondiffpatch
+# (npm), jsondiff and deepdiff (pip). Each peer gets PEER_TIMEOUT seconds
+# (default 600). Everything is written under target/drift-bench.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mb="${1:-100}"
+changes="${2:-300}"
+peers="${PEERS:-json-patch microdiff jsondiffpatch jsondiff deepdiff}"
+timeout_s="${PEER_TIMEOUT:-600}"
+work="$PWD/target/drift-bench"
+data="$work/data-${mb}mb"
+mkdir -p "$work"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$work/cargo}"
+cargo build --release --quiet --manifest-path benches/drift/Cargo.toml
+bin="$CARGO_TARGET_DIR/release/rollgate-drift-bench"
+
+if [ ! -f "$data/expected.txt" ]; then
+  "$bin" gen "$data" "$mb" "$changes" 42
+fi
+
+need_node=0
+need_py=0
+for p in $peers; do
+  case "$p" in
+    microdiff|jsondiffpatch) need_node=1 ;;
+    jsondiff|deepdiff) need_py=1 ;;
+  esac
+done
+if [ "$need_node" = 1 ] && [ ! -d "$work/node/node_modules/jsondiffpatch" ]; then
+  mkdir -p "$work/node"
+  cp benches/drift/node/package.json "$work/node/"
+  (cd "$work/node" && npm install --silent --no-audit --no-fund)
+fi
+if [ "$need_py" = 1 ] && ! python3 -c "import jsondiff, deepdiff" >/dev/null 2>&1; then
+  python3 -m pip install --quiet jsondiff deepdiff
+fi
+
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); data: $(du -sh "$data" | cut -f1) in $data"
+"$bin" rollgate "$data"
+for p in $peers; do
+  case "$p" in
+    json-patch) cmd=("$bin" json-patch "$data") ;;
+    microdiff|jsondiffpatch) cmd=(node --max-old-space-size=16384 "$PWD/benches/drift/node/run.mjs" "$p" "$data") ;;
+    jsondiff|deepdiff) cmd=(python3 benches/drift/python/run.py "$p" "$data") ;;
+    *) echo "unknown peer $p" >&2; exit 2 ;;
+  esac
+  if [ "$p" = microdiff ] || [ "$p" = jsondiffpatch ]; then
+    (cd "$work/node" && timeout "$timeout_s" "${cmd[@]}") || echo "tool=$p timeout_or_error_after_s=$timeout_s"
+  else
+    timeout "$timeout_s" "${cmd[@]}" || echo "tool=$p timeout_or_error_after_s=$timeout_s"
+  fi
+done
+"$bin" rollgate "$data"
