@@ -86,45 +86,55 @@ pub fn sort_floats(v: &mut [f64]) {
             *x = 0.0;
         }
     }
-    if v.len() < 4096 {
+    if v.len() < 4096 || v.len() > u32::MAX as usize {
         v.sort_unstable_by(f64::total_cmp);
         return;
     }
     const SIGN: u64 = 1 << 63;
-    let mut keys: Vec<u64> = v
-        .iter()
-        .map(|x| {
-            let b = x.to_bits();
-            if b & SIGN != 0 { !b } else { b | SIGN }
-        })
-        .collect();
-    let mut counts = vec![[0usize; 256]; 8];
+    const BITS: u32 = 11;
+    const RADIX: usize = 1 << BITS;
+    let to_key = |x: f64| {
+        let b = x.to_bits();
+        if b & SIGN != 0 { !b } else { b | SIGN }
+    };
+    // Keys relative to the smallest: only the bits that vary are sorted.
+    let (mut kmin, mut kmax) = (u64::MAX, 0u64);
+    for &x in v.iter() {
+        let k = to_key(x);
+        kmin = kmin.min(k);
+        kmax = kmax.max(k);
+    }
+    let width = 64 - (kmax - kmin).leading_zeros();
+    let passes = width.div_ceil(BITS) as usize;
+    let mut keys: Vec<u64> = v.iter().map(|&x| to_key(x) - kmin).collect();
+    let mut counts = vec![[0u32; RADIX]; passes];
     for &k in &keys {
         for (d, c) in counts.iter_mut().enumerate() {
-            c[((k >> (8 * d)) & 0xFF) as usize] += 1;
+            c[((k >> (BITS as usize * d)) & (RADIX as u64 - 1)) as usize] += 1;
         }
     }
     let mut buf = vec![0u64; keys.len()];
-    let n = keys.len();
+    let n = keys.len() as u32;
     for (d, c) in counts.iter_mut().enumerate() {
         if c.contains(&n) {
             continue; // every key has the same digit here
         }
-        let mut sum = 0usize;
+        let mut sum = 0u32;
         for slot in c.iter_mut() {
             let t = *slot;
             *slot = sum;
             sum += t;
         }
-        let shift = 8 * d;
+        let shift = BITS as usize * d;
         for &k in &keys {
-            let digit = ((k >> shift) & 0xFF) as usize;
-            buf[c[digit]] = k;
+            let digit = ((k >> shift) & (RADIX as u64 - 1)) as usize;
+            buf[c[digit] as usize] = k;
             c[digit] += 1;
         }
         std::mem::swap(&mut keys, &mut buf);
     }
     for (o, k) in v.iter_mut().zip(&keys) {
+        let k = k + kmin;
         let b = if k & SIGN != 0 { k & !SIGN } else { !k };
         *o = f64::from_bits(b);
     }
@@ -437,6 +447,22 @@ fn count_le(x: &[f64], y: &[f64], d: f64) -> u64 {
     count
 }
 
+/// The smallest difference `y[j] - x[i]` strictly greater than `d`.
+fn next_difference_above(x: &[f64], y: &[f64], d: f64) -> f64 {
+    let mut best = f64::INFINITY;
+    let mut j = y.len();
+    // Walking x downward the first qualifying j only moves left.
+    for &xi in x.iter().rev() {
+        while j > 0 && y[j - 1] - xi > d {
+            j -= 1;
+        }
+        if let Some(&yj) = y.get(j) {
+            best = best.min(yj - xi);
+        }
+    }
+    best
+}
+
 /// A small deterministic generator (SplitMix64) for pivot sampling; the
 /// answer never depends on it, only the speed.
 struct SplitMix(u64);
@@ -474,6 +500,8 @@ pub fn kth_pairwise_difference(x: &[f64], y: &[f64], k: u64) -> Option<f64> {
     let (n1, n2) = (x.len(), y.len());
     let mut lo = y[0] - x[n1 - 1];
     let mut hi = y[n2 - 1] - x[0];
+    let mut below = 0u64; // count_le(lo), with lo the minimum: fixed below
+    let mut upto = total; // count_le(hi)
     // Narrow the bracket with sampled pairs: the k-th difference lies
     // between sample quantiles a few standard errors either side of k/total.
     let s = (n1 + n2).clamp(64, 4096);
@@ -489,27 +517,34 @@ pub fn kth_pairwise_difference(x: &[f64], y: &[f64], k: u64) -> Option<f64> {
         let hi_i = ((q + 4.0 * sd) * s as f64).ceil();
         if lo_i >= 0.0 {
             let cand = sample[lo_i as usize];
-            if count_le(x, y, cand) < k {
+            let c = count_le(x, y, cand);
+            if c < k {
                 lo = cand;
+                below = c;
             }
         }
         if hi_i < s as f64 {
             let cand = sample[hi_i as usize];
-            if count_le(x, y, cand) >= k {
+            let c = count_le(x, y, cand);
+            if c >= k {
                 hi = cand;
+                upto = c;
             }
         }
     }
-    // Invariant from here: count_le(lo) < k <= count_le(hi).
-    let mut below = count_le(x, y, lo);
-    if below >= k {
-        return Some(lo);
+    // Invariant from here: count_le(lo) < k <= count_le(hi), or lo is the
+    // minimum difference and already the answer.
+    if below == 0 {
+        below = count_le(x, y, lo);
+        if below >= k {
+            return Some(lo);
+        }
     }
-    let mut upto = count_le(x, y, hi);
-    let limit = 4 * (n1 + n2) as u64 + 1024;
-    // Halve the value bracket until few pairs remain inside it, then
-    // enumerate those pairs and select.
-    for _ in 0..64 {
+    let limit = (n1 + n2) as u64 + 1024;
+    // Shrink the value bracket (interpolating on the counts, with a
+    // bisection every other step so skewed data still halves it) until few
+    // pairs remain inside, then enumerate those pairs and select.
+    for step in 0..128 {
         if upto - below <= limit {
             let mut cand = Vec::with_capacity((upto - below) as usize);
             // Pairs with lo < y[j] - x[i] <= hi: for ascending x both ends of
@@ -533,7 +568,14 @@ pub fn kth_pairwise_difference(x: &[f64], y: &[f64], k: u64) -> Option<f64> {
             }
             break;
         }
-        let mid = lo + (hi - lo) / 2.0;
+        let frac = if step % 2 == 0 {
+            // aim a little past k so the bracket closes from both sides
+            let target = (k - below) as f64 + 0.25 * limit as f64;
+            (target / (upto - below) as f64).clamp(0.001, 0.999)
+        } else {
+            0.5
+        };
+        let mid = lo + (hi - lo) * frac;
         if !(mid > lo && mid < hi) {
             break;
         }
@@ -591,7 +633,13 @@ pub(crate) fn hodges_lehmann_sorted(x: &[f64], y: &[f64], alpha: f64) -> HodgesL
         kth(total / 2 + 1)
     } else {
         let a = kth(total / 2);
-        let b = kth(total / 2 + 1);
+        // The next order statistic: a again when tied, else the smallest
+        // difference above a (one pass instead of a second selection).
+        let b = if count_le(x, y, a) > total / 2 {
+            a
+        } else {
+            next_difference_above(x, y, a)
+        };
         a + (b - a) / 2.0
     };
     // c = number of differences cut from each end.
