@@ -13,6 +13,7 @@ mod red;
 mod redact;
 #[cfg(feature = "prometheus")]
 mod server;
+mod shard;
 mod snapshot;
 mod time;
 pub mod trace;

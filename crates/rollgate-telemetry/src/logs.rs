@@ -155,8 +155,104 @@ impl LogLayer {
     }
 }
 
+/// Per-thread buffers reused by every event, so formatting allocates nothing
+/// once warm.
+#[derive(Default)]
+struct Scratch {
+    line: String,
+    /// `,"name":value` of the event's fields.
+    fields: String,
+    names: Vec<&'static str>,
+    message: String,
+    tmp: String,
+}
+
 thread_local! {
-    static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Writes an event's fields straight into the scratch buffers.
+struct EventVisitor<'a> {
+    redactor: &'a Redactor,
+    s: &'a mut Scratch,
+}
+
+impl EventVisitor<'_> {
+    fn key(&mut self, name: &'static str) {
+        self.s.fields.push(',');
+        json_string(&mut self.s.fields, &out_key(name));
+        self.s.fields.push(':');
+        self.s.names.push(name);
+    }
+
+    fn str_value(&mut self, name: &'static str, value: &str) {
+        if name == "message" {
+            let redacted = self.redactor.text(value);
+            self.s.message.push_str(&redacted);
+            return;
+        }
+        self.key(name);
+        let redacted = self.redactor.field(name, value);
+        json_string(&mut self.s.fields, &redacted);
+    }
+
+    fn raw_value(&mut self, name: &'static str, value: impl fmt::Display) {
+        self.key(name);
+        if self.redactor.is_sensitive_field(name) {
+            json_string(&mut self.s.fields, MASK);
+        } else {
+            let _ = write!(self.s.fields, "{value}");
+        }
+    }
+}
+
+impl Visit for EventVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.str_value(field.name(), value);
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let mut tmp = std::mem::take(&mut self.s.tmp);
+        tmp.clear();
+        let _ = write!(tmp, "{value:?}");
+        self.str_value(field.name(), &tmp);
+        self.s.tmp = tmp;
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let mut tmp = std::mem::take(&mut self.s.tmp);
+        tmp.clear();
+        let _ = write!(tmp, "{value}");
+        self.str_value(field.name(), &tmp);
+        self.s.tmp = tmp;
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.raw_value(field.name(), value);
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.raw_value(field.name(), value);
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.raw_value(field.name(), value);
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.raw_value(field.name(), value);
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.raw_value(field.name(), value);
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if value.is_finite() {
+            self.raw_value(field.name(), value);
+        } else {
+            let name = field.name();
+            self.key(name);
+            let v = if self.redactor.is_sensitive_field(name) {
+                MASK.to_owned()
+            } else {
+                value.to_string()
+            };
+            json_string(&mut self.s.fields, &v);
+        }
+    }
 }
 
 /// Appends `s` as a JSON string literal.
@@ -342,26 +438,97 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        LINE.with(|line| {
-            // Re-entrancy (a Debug impl that logs) falls back to a fresh buffer.
-            let mut fresh = String::new();
-            let mut guard = line.try_borrow_mut();
-            let buf: &mut String = match guard.as_deref_mut() {
-                Ok(b) => b,
+        SCRATCH.with(|cell| {
+            // Re-entrancy (a Debug impl that logs) falls back to fresh buffers.
+            let mut fresh = Scratch::default();
+            let mut guard = cell.try_borrow_mut();
+            let scratch: &mut Scratch = match guard.as_deref_mut() {
+                Ok(s) => s,
                 Err(_) => &mut fresh,
             };
-            buf.clear();
-            self.format_event(buf, event, &ctx);
-            self.output.write_line(buf.as_bytes());
-            if buf.capacity() > 64 * 1024 {
-                *buf = String::with_capacity(512);
+            scratch.line.clear();
+            if self.human {
+                let mut line = std::mem::take(&mut scratch.line);
+                self.format_human(&mut line, event, &ctx);
+                scratch.line = line;
+            } else {
+                self.format_json(scratch, event, &ctx);
+            }
+            self.output.write_line(scratch.line.as_bytes());
+            if scratch.line.capacity() > 64 * 1024 || scratch.fields.capacity() > 64 * 1024 {
+                *scratch = Scratch::default();
             }
         });
     }
 }
 
 impl LogLayer {
-    fn format_event<S>(&self, buf: &mut String, event: &Event<'_>, ctx: &Context<'_, S>)
+    /// The JSON line, built in reused buffers.
+    fn format_json<S>(&self, s: &mut Scratch, event: &Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        s.fields.clear();
+        s.names.clear();
+        s.message.clear();
+        event.record(&mut EventVisitor {
+            redactor: &self.redactor,
+            s,
+        });
+        let meta = event.metadata();
+        let leaf = ctx.event_span(event);
+        let mut context: Option<SpanContext> = None;
+        #[cfg(feature = "otlp")]
+        if self.otel
+            && let Some(span) = &leaf
+            && let Some(d) = self.dispatch.get().and_then(|w| w.upgrade())
+        {
+            context = crate::otlp::otel_span_context(&span.id(), &d);
+        }
+        if context.is_none() {
+            context = leaf
+                .as_ref()
+                .and_then(|span| span.extensions().get::<SpanContext>().copied());
+        }
+        let buf = &mut s.line;
+        buf.push_str("{\"timestamp\":\"");
+        crate::time::write_rfc3339(buf, SystemTime::now());
+        buf.push_str("\",\"level\":\"");
+        buf.push_str(level_str(meta.level()));
+        buf.push_str("\",\"target\":");
+        json_string(buf, meta.target());
+        buf.push_str(",\"message\":");
+        json_string(buf, &s.message);
+        buf.push_str(&self.identity_json);
+        if let Some(c) = context {
+            buf.push_str(",\"trace_id\":\"");
+            c.trace_id.push_hex(buf);
+            buf.push_str("\",\"span_id\":\"");
+            c.span_id.push_hex(buf);
+            buf.push('"');
+        }
+        buf.push_str(&s.fields);
+        if let Some(leaf) = leaf {
+            for span in leaf.scope() {
+                let ext = span.extensions();
+                if let Some(SpanFields(f)) = ext.get::<SpanFields>() {
+                    for (name, json) in f {
+                        if !s.names.contains(name) {
+                            s.names.push(name);
+                            buf.push(',');
+                            json_string(buf, &out_key(name));
+                            buf.push(':');
+                            buf.push_str(json);
+                        }
+                    }
+                }
+            }
+        }
+        buf.push_str("}\n");
+    }
+
+    /// The human line (not on the hot path of JSON pipelines).
+    fn format_human<S>(&self, buf: &mut String, event: &Event<'_>, ctx: &Context<'_, S>)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
@@ -405,49 +572,22 @@ impl LogLayer {
             }
         }
 
-        let now = SystemTime::now();
-        if self.human {
-            crate::time::write_rfc3339(buf, now);
-            let _ = write!(
-                buf,
-                " {:>5} {}: {}",
-                level_str(meta.level()),
-                meta.target(),
-                message
-            );
-            for (name, json) in fields.iter().chain(&span_fields) {
-                let _ = write!(buf, " {name}={json}");
-            }
-            buf.push_str(&self.identity_human);
-            if let Some(c) = context {
-                let _ = write!(buf, " trace_id={} span_id={}", c.trace_id, c.span_id);
-            }
-            buf.push('\n');
-            return;
-        }
-        buf.push_str("{\"timestamp\":\"");
-        crate::time::write_rfc3339(buf, now);
-        buf.push_str("\",\"level\":\"");
-        buf.push_str(level_str(meta.level()));
-        buf.push_str("\",\"target\":");
-        json_string(buf, meta.target());
-        buf.push_str(",\"message\":");
-        json_string(buf, &message);
-        buf.push_str(&self.identity_json);
-        if let Some(c) = context {
-            let _ = write!(
-                buf,
-                ",\"trace_id\":\"{}\",\"span_id\":\"{}\"",
-                c.trace_id, c.span_id
-            );
-        }
+        crate::time::write_rfc3339(buf, SystemTime::now());
+        let _ = write!(
+            buf,
+            " {:>5} {}: {}",
+            level_str(meta.level()),
+            meta.target(),
+            message
+        );
         for (name, json) in fields.iter().chain(&span_fields) {
-            buf.push(',');
-            json_string(buf, &out_key(name));
-            buf.push(':');
-            buf.push_str(json);
+            let _ = write!(buf, " {name}={json}");
         }
-        buf.push_str("}\n");
+        buf.push_str(&self.identity_human);
+        if let Some(c) = context {
+            let _ = write!(buf, " trace_id={} span_id={}", c.trace_id, c.span_id);
+        }
+        buf.push('\n');
     }
 }
 

@@ -36,9 +36,7 @@ fn push_num(out: &mut String, mut v: u64, width: usize) {
         buf[i] = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    for b in &buf[i..] {
-        out.push(char::from(*b));
-    }
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian

@@ -28,10 +28,15 @@ macro_rules! hex_id {
     ($t:ty, $n:expr) => {
         impl fmt::Display for $t {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                for b in self.0 {
-                    write!(f, "{b:02x}")?;
-                }
-                Ok(())
+                let mut buf = [0u8; 2 * $n];
+                f.write_str(hex_into(&self.0, &mut buf))
+            }
+        }
+        impl $t {
+            /// Appends the lowercase hex form to `out` (no formatting machinery).
+            pub(crate) fn push_hex(&self, out: &mut String) {
+                let mut buf = [0u8; 2 * $n];
+                out.push_str(hex_into(&self.0, &mut buf));
             }
         }
         impl fmt::Debug for $t {
@@ -57,6 +62,16 @@ macro_rules! hex_id {
 }
 hex_id!(TraceId, 16);
 hex_id!(SpanId, 8);
+
+fn hex_into<'a>(bytes: &[u8], buf: &'a mut [u8]) -> &'a str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().enumerate() {
+        buf[2 * i] = HEX[usize::from(b >> 4)];
+        buf[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
+    // Only ASCII hex digits were written.
+    std::str::from_utf8(buf).unwrap_or_default()
+}
 
 fn hex_val(c: u8) -> Option<u8> {
     match c {
