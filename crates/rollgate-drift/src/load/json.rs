@@ -16,6 +16,8 @@ pub(crate) fn parse(text: &str, source_name: &str, limits: &Limits) -> Result<No
         max_depth: limits.depth(),
         max_nodes: limits.max_nodes,
         nodes: 0,
+        entries: Vec::new(),
+        items: Vec::new(),
     };
     p.skip_ws();
     let node = p.value(0)?;
@@ -36,6 +38,10 @@ struct Parser<'a> {
     max_depth: usize,
     max_nodes: usize,
     nodes: usize,
+    // Shared stacks for the children of the objects and arrays being parsed:
+    // each container is then allocated once, at its exact size.
+    entries: Vec<Entry>,
+    items: Vec<Node>,
 }
 
 impl Parser<'_> {
@@ -125,7 +131,7 @@ impl Parser<'_> {
 
     fn object(&mut self, depth: usize) -> Result<Map, Error> {
         self.i += 1; // '{'
-        let mut entries = Vec::new();
+        let start = self.entries.len();
         self.skip_ws();
         if self.b.get(self.i) == Some(&b'}') {
             self.i += 1;
@@ -145,7 +151,7 @@ impl Parser<'_> {
             self.i += 1;
             self.skip_ws();
             let node = self.value(depth + 1)?;
-            entries.push(Entry { key, key_pos, node });
+            self.entries.push(Entry { key, key_pos, node });
             self.skip_ws();
             match self.b.get(self.i) {
                 Some(b',') => self.i += 1,
@@ -156,6 +162,7 @@ impl Parser<'_> {
                 _ => return Err(self.syntax("expected ',' or '}'")),
             }
         }
+        let entries: Vec<Entry> = self.entries.drain(start..).collect();
         Map::from_unsorted(entries).map_err(|(dup, first)| Error::DuplicateKey {
             source_name: self.source_name.to_owned(),
             key: dup.key,
@@ -168,15 +175,16 @@ impl Parser<'_> {
 
     fn array(&mut self, depth: usize) -> Result<Vec<Node>, Error> {
         self.i += 1; // '['
-        let mut items = Vec::new();
+        let start = self.items.len();
         self.skip_ws();
         if self.b.get(self.i) == Some(&b']') {
             self.i += 1;
-            return Ok(items);
+            return Ok(Vec::new());
         }
         loop {
             self.skip_ws();
-            items.push(self.value(depth + 1)?);
+            let item = self.value(depth + 1)?;
+            self.items.push(item);
             self.skip_ws();
             match self.b.get(self.i) {
                 Some(b',') => self.i += 1,
@@ -187,7 +195,7 @@ impl Parser<'_> {
                 _ => return Err(self.syntax("expected ',' or ']'")),
             }
         }
-        Ok(items)
+        Ok(self.items.drain(start..).collect())
     }
 
     fn string(&mut self) -> Result<String, Error> {
