@@ -341,3 +341,49 @@ fn huge_input_over_max_samples_is_a_clear_error() {
     let e = err_of(&a, &data(vec![1.0; 1001], vec![1.0; 60], (0, 1), (0, 1)));
     assert!(e.contains("1001 samples exceed max_samples 1000"), "{e}");
 }
+
+#[test]
+fn ten_million_samples_are_judged_without_panic() {
+    // Threshold and tail checks only, so the debug-build test stays fast;
+    // the full statistical path on large inputs runs in the benchmarks.
+    let cfg = r#"
+[[metrics]]
+name = "latency_ms"
+kind = "latency"
+bad = "increase"
+threshold = { p99_max = 500.0 }
+statistical = { enabled = false }
+distribution = { enabled = false }
+"#;
+    let a = Analysis::new(AnalysisConfig::from_toml_str(cfg).expect("parses")).expect("valid");
+    let n = 10_000_000usize;
+    let b: Vec<f64> = (0..n).map(|i| (i % 1000) as f64 * 0.4).collect();
+    let c: Vec<f64> = (0..n).map(|i| (i % 1000) as f64 * 0.6).collect();
+    let mut s = SampleSet::default();
+    s.insert("latency_ms", MetricSamples::values(b, c));
+    let r = a.judge(&s).expect("judges");
+    assert_eq!(r.verdict, Verdict::Rollback, "{}", r.to_table());
+    assert_eq!(r.metrics[0].canary.n, n as u64);
+}
+
+mod order {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// A verdict never depends on sample order.
+        #[test]
+        fn report_is_invariant_under_permutation(seed in 0u64..1000, rot in 0usize..200, shift in 0.0f64..20.0) {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let b = lognormal(&mut rng, 200, 100.0, 0.3);
+            let c: Vec<f64> = lognormal(&mut rng, 200, 100.0, 0.3).iter().map(|v| v + shift).collect();
+            let r1 = minimal().judge(&data(b.clone(), c.clone(), (3, 1000), (5, 1000))).expect("judges");
+            let (mut b2, mut c2) = (b, c);
+            b2.reverse();
+            c2.rotate_left(rot);
+            let r2 = minimal().judge(&data(b2, c2, (3, 1000), (5, 1000))).expect("judges");
+            prop_assert_eq!(r1, r2);
+        }
+    }
+}
