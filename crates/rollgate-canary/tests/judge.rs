@@ -387,3 +387,62 @@ mod order {
         }
     }
 }
+
+#[test]
+fn groups_weights_and_marginal_scores() {
+    // Group "latency" weighs 3, "errors" 1; inside latency, p50 weighs 3 and p99 1.
+    let cfg = r#"
+[score]
+pass = 90
+marginal = 60
+[groups]
+latency = 3.0
+errors = 1.0
+
+[[metrics]]
+name = "lat_a"
+kind = "latency"
+bad = "increase"
+group = "latency"
+weight = 3.0
+threshold = { p99_max = 200.0 }
+
+[[metrics]]
+name = "lat_b"
+kind = "latency"
+bad = "increase"
+group = "latency"
+weight = 1.0
+threshold = { p99_max = 200.0 }
+
+[[metrics]]
+name = "errs"
+kind = "count"
+bad = "increase"
+group = "errors"
+threshold = { ratio_max = 0.01 }
+"#;
+    let a = Analysis::new(AnalysisConfig::from_toml_str(cfg).expect("parses")).expect("valid");
+    let ok = vec![100.0; 60];
+    let slow = vec![300.0; 60];
+    let run = |a_vals: &Vec<f64>, b_vals: &Vec<f64>, errs: u64| {
+        let mut s = SampleSet::default();
+        s.insert("lat_a", MetricSamples::values(ok.clone(), a_vals.clone()));
+        s.insert("lat_b", MetricSamples::values(ok.clone(), b_vals.clone()));
+        s.insert("errs", MetricSamples::counts((0, 1000), (errs, 1000)));
+        a.judge(&s).expect("judges")
+    };
+    // lat_b fails: latency group 3/4 = 75, errors 100 -> (3*75 + 100) / 4 = 81.25: marginal.
+    let r = run(&ok, &slow, 0);
+    assert_eq!(r.score, Some(81.25));
+    assert_eq!(r.verdict, Verdict::Inconclusive, "{}", r.to_table());
+    assert!(r.reasons[0].contains("marginal"), "{:?}", r.reasons);
+    // lat_a fails: latency 1/4 = 25 -> (75 + 100) / 4 = 43.75: rollback.
+    let r = run(&slow, &ok, 0);
+    assert_eq!(r.score, Some(43.75));
+    assert_eq!(r.verdict, Verdict::Rollback);
+    // errors fail: (300 + 0) / 4 = 75: marginal.
+    let r = run(&ok, &ok, 50);
+    assert_eq!(r.score, Some(75.0));
+    assert_eq!(r.verdict, Verdict::Inconclusive);
+}
