@@ -2,12 +2,50 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+thread_local! {
+    /// The formatted `YYYY-MM-DDTHH:MM:SS` of the last second seen on this thread.
+    static LAST_SECOND: std::cell::RefCell<(u64, String)> =
+        const { std::cell::RefCell::new((u64::MAX, String::new())) };
+}
+
 /// Appends `t` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (microseconds, UTC).
+/// The date and time of day are formatted once per second per thread.
 pub(crate) fn write_rfc3339(out: &mut String, t: SystemTime) {
     // Log timestamps are wall-clock by definition; times before 1970 clamp to the epoch.
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let micros = d.subsec_micros();
+    let cached = LAST_SECOND
+        .try_with(|cell| {
+            let Ok(mut c) = cell.try_borrow_mut() else {
+                return false;
+            };
+            if c.0 != secs {
+                c.1.clear();
+                write_seconds(&mut c.1, secs);
+                c.0 = secs;
+            }
+            out.push_str(&c.1);
+            true
+        })
+        .unwrap_or(false);
+    if !cached {
+        write_seconds(out, secs);
+    }
+    out.push('.');
+    let mut digits = [b'0'; 6];
+    let mut m = micros;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (m % 10) as u8;
+        m /= 10;
+    }
+    for d in digits {
+        out.push(char::from(d));
+    }
+    out.push('Z');
+}
+
+fn write_seconds(out: &mut String, secs: u64) {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, day) = civil_from_days(days);
@@ -23,9 +61,6 @@ pub(crate) fn write_rfc3339(out: &mut String, t: SystemTime) {
     push_num(out, mm, 2);
     out.push(':');
     push_num(out, ss, 2);
-    out.push('.');
-    push_num(out, u64::from(micros), 6);
-    out.push('Z');
 }
 
 fn push_num(out: &mut String, mut v: u64, width: usize) {
@@ -66,6 +101,13 @@ mod tests {
             UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros),
         );
         s
+    }
+
+    #[test]
+    fn the_per_second_cache_never_serves_a_stale_second() {
+        assert_eq!(fmt(59, 999_999), "1970-01-01T00:00:59.999999Z");
+        assert_eq!(fmt(60, 0), "1970-01-01T00:01:00.000000Z");
+        assert_eq!(fmt(59, 1), "1970-01-01T00:00:59.000001Z");
     }
 
     #[test]
