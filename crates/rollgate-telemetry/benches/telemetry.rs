@@ -189,30 +189,42 @@ fn logs(c: &mut Criterion) {
         .log_writer(std::io::sink())
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let _d = tracing::dispatcher::set_default(t.dispatch());
-    g.bench_function("disabled_debug", |b| {
-        b.iter(|| tracing::debug!(user = black_box("bob"), "not shown"))
-    });
-    g.bench_function("enabled_json/no_span", |b| {
-        b.iter(|| {
-            tracing::info!(
-                user = black_box("bob"),
-                items = black_box(3u64),
-                "order placed"
-            )
-        })
-    });
-    let span = tracing::info_span!("request", request_id = "r-1", route = "/orders/{id}");
-    let _e = span.enter();
-    g.bench_function("enabled_json/in_span", |b| {
-        b.iter(|| {
-            tracing::info!(
-                user = black_box("bob"),
-                items = black_box(3u64),
-                "order placed"
-            )
-        })
-    });
+    // The peer: tracing-subscriber's own JSON formatter, same filter level.
+    let peer = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::sink)
+        .finish();
+    let peer = tracing::Dispatch::new(peer);
+    for (name, dispatch) in [
+        ("rollgate", t.dispatch()),
+        ("tracing-subscriber-json", &peer),
+    ] {
+        let _d = tracing::dispatcher::set_default(dispatch);
+        g.bench_function(format!("{name}/disabled_debug"), |b| {
+            b.iter(|| tracing::debug!(user = black_box("bob"), "not shown"))
+        });
+        g.bench_function(format!("{name}/enabled_json/no_span"), |b| {
+            b.iter(|| {
+                tracing::info!(
+                    user = black_box("bob"),
+                    items = black_box(3u64),
+                    "order placed"
+                )
+            })
+        });
+        let span = tracing::info_span!("request", request_id = "r-1", route = "/orders/{id}");
+        let _e = span.enter();
+        g.bench_function(format!("{name}/enabled_json/in_span"), |b| {
+            b.iter(|| {
+                tracing::info!(
+                    user = black_box("bob"),
+                    items = black_box(3u64),
+                    "order placed"
+                )
+            })
+        });
+    }
     g.finish();
 }
 
