@@ -474,7 +474,7 @@ impl<'a> Walk<'a> {
                     let Some(a) = di.next() else { break };
                     let s = secret_of(self, &a.key);
                     self.push_key(&a.key);
-                    self.only_desired(&a.node, s, None);
+                    let _ = self.only_desired(&a.node, s, None);
                     self.pop();
                 }
                 std::cmp::Ordering::Greater => {
@@ -502,18 +502,21 @@ impl<'a> Walk<'a> {
 
     /// A node missing from LIVE. `insert_at` is the live path to add it at
     /// (defaults to the current live path).
-    fn only_desired(&mut self, d: &Node, secret: bool, insert_at: Option<String>) {
+    /// Returns whether a patch operation was emitted.
+    fn only_desired(&mut self, d: &Node, secret: bool, insert_at: Option<String>) -> bool {
         let res = self.resolve(Side::Desired);
         if res.ignore {
-            return;
+            return false;
         }
         let secret = secret || res.secret;
         self.record(Kind::Removed, Some(d), None, res.severity, secret);
-        if !self.structure {
-            let value = self.masked(d, secret, Side::Desired);
-            let path = insert_at.unwrap_or_else(|| pointer(&self.lpath));
-            self.ops.push(PatchOp::Add { path, value });
+        if self.structure {
+            return false;
         }
+        let value = self.masked(d, secret, Side::Desired);
+        let path = insert_at.unwrap_or_else(|| pointer(&self.lpath));
+        self.ops.push(PatchOp::Add { path, value });
+        true
     }
 
     /// A node present only in LIVE. The patch removal is emitted by the caller
@@ -598,12 +601,17 @@ impl<'a> Walk<'a> {
                 self.ops.push(PatchOp::Remove { path });
             }
         }
-        for (len, i) in (la.len() - extra.len()..).zip(missing) {
+        // Appended after LIVE's kept elements; an ignored element adds nothing,
+        // so the next one takes its place.
+        let mut len = la.len() - extra.len();
+        for i in missing {
             self.dpath.push(Tok::Idx(i));
             self.lpath.push(Tok::Idx(len));
             self.hpath.push(HTok::Sel(&da[i], spec.clone()));
             let at = pointer(&self.lpath);
-            self.only_desired(&da[i], secret, Some(at));
+            if self.only_desired(&da[i], secret, Some(at)) {
+                len += 1;
+            }
             self.pop();
         }
     }

@@ -210,3 +210,14 @@ fn overlays_merge_maps_replace_scalars_and_merge_keyed_lists() {
         "o.yaml:1:4: cannot apply overlay at /a: $patch must be \"delete\" or \"replace\""
     );
 }
+
+#[test]
+fn ignored_keyed_elements_do_not_break_the_patch() {
+    let rules = Rules::new().with_rule(Rule::new("/l/0").unwrap().ignore());
+    let d = j(r#"{"l":[{"name":"a"},{"name":"b"},{"name":"c"}]}"#);
+    let l = j(r#"{"l":[{"name":"z"}]}"#);
+    let r = Differ::new(rules).diff(&d, &l);
+    let mut patched = l.clone();
+    r.patch().apply(&mut patched).unwrap();
+    assert_eq!(patched.to_json(), r#"{"l":[{"name":"b"},{"name":"c"}]}"#);
+}
