@@ -7,3 +7,21 @@ pub use rollgate_deploy as deploy;
 pub use rollgate_canary as canary;
 #[cfg(feature = "canary")]
 pub mod canary_gate;
+
+#[cfg(feature = "drift")]
+pub use rollgate_drift as drift;
+
+#[cfg(feature = "telemetry")]
+pub use rollgate_telemetry as telemetry;
+
+/// The names most programs need, in one import: `use rollgate::prelude::*;`.
+#[cfg(feature = "deploy")]
+pub mod prelude {
+    #[cfg(feature = "canary")]
+    pub use crate::canary_gate::CanaryGate;
+    pub use rollgate_deploy::{
+        Artifact, Decision, Deployer, Digest, Error as DeployError, Executor, ExecutorConfig, Gate,
+        GateContext, MemoryStore, Outcome, Percent, PhaseDefaults, Readiness, RolloutRequest,
+        SqliteStore, StateStore, Strategy, TargetId,
+    };
+}
