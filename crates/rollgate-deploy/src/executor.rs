@@ -172,17 +172,12 @@ pub struct Executor {
     observer: Option<Observer>,
 }
 
-enum TaskDone {
-    Forward {
-        target: TargetId,
-        result: Result<(), String>,
-        retries: Vec<(u32, String)>,
-    },
-    Restore {
-        target: TargetId,
-        result: Result<(), String>,
-        retries: Vec<(u32, String)>,
-    },
+/// A finished deploy (forward) or restore task.
+struct TaskDone {
+    target: TargetId,
+    forward: bool,
+    result: Result<(), String>,
+    retries: Vec<(u32, String)>,
 }
 
 impl Executor {
@@ -463,64 +458,40 @@ impl Executor {
                     let Some((target, forward)) = ids.remove(&e.id()) else {
                         continue;
                     };
-                    let result = Err(format!("deployer panicked: {e}"));
-                    if forward {
-                        TaskDone::Forward {
-                            target,
-                            result,
-                            retries: Vec::new(),
-                        }
-                    } else {
-                        TaskDone::Restore {
-                            target,
-                            result,
-                            retries: Vec::new(),
-                        }
+                    TaskDone {
+                        target,
+                        forward,
+                        result: Err(format!("deployer panicked: {e}")),
+                        retries: Vec::new(),
                     }
                 }
             };
-            match done {
-                TaskDone::Forward {
-                    target,
-                    result,
-                    retries,
-                } => {
-                    running.remove(&target);
-                    for (attempt, error) in retries {
-                        events.push(Event::DeployRetried {
-                            target: target.clone(),
-                            attempt,
-                            error,
-                        });
-                    }
-                    metrics::counter!("rollgate_deploys_total", "result" => if result.is_ok() { "ok" } else { "failed" })
-                        .increment(1);
-                    events.push(match result {
-                        Ok(()) => Event::TargetDeployed { target },
-                        Err(reason) => Event::TargetFailed { target, reason },
-                    });
-                }
-                TaskDone::Restore {
-                    target,
-                    result,
-                    retries,
-                } => {
-                    running.remove(&target);
-                    for (attempt, error) in retries {
-                        events.push(Event::DeployRetried {
-                            target: target.clone(),
-                            attempt,
-                            error,
-                        });
-                    }
-                    metrics::counter!("rollgate_restores_total", "result" => if result.is_ok() { "ok" } else { "failed" })
-                        .increment(1);
-                    events.push(match result {
-                        Ok(()) => Event::TargetRestored { target },
-                        Err(reason) => Event::RestoreFailed { target, reason },
-                    });
-                }
+            let TaskDone {
+                target,
+                forward,
+                result,
+                retries,
+            } = done;
+            running.remove(&target);
+            for (attempt, error) in retries {
+                events.push(Event::DeployRetried {
+                    target: target.clone(),
+                    attempt,
+                    error,
+                });
             }
+            let ok = if result.is_ok() { "ok" } else { "failed" };
+            if forward {
+                metrics::counter!("rollgate_deploys_total", "result" => ok).increment(1);
+            } else {
+                metrics::counter!("rollgate_restores_total", "result" => ok).increment(1);
+            }
+            events.push(match (forward, result) {
+                (true, Ok(())) => Event::TargetDeployed { target },
+                (true, Err(reason)) => Event::TargetFailed { target, reason },
+                (false, Ok(())) => Event::TargetRestored { target },
+                (false, Err(reason)) => Event::RestoreFailed { target, reason },
+            });
         }
         events
     }
@@ -602,18 +573,11 @@ impl Executor {
             let handle = tasks.spawn(
                 async move {
                     let (result, retries) = deploy_one(&*deployer, &target, &artifact, &cfg).await;
-                    if forward {
-                        TaskDone::Forward {
-                            target,
-                            result,
-                            retries,
-                        }
-                    } else {
-                        TaskDone::Restore {
-                            target,
-                            result,
-                            retries,
-                        }
+                    TaskDone {
+                        target,
+                        forward,
+                        result,
+                        retries,
                     }
                 }
                 .instrument(span),
