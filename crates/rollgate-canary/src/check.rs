@@ -113,7 +113,7 @@ pub(crate) fn statistical_tests(m: &MetricConfig) -> usize {
         None => m.kind == MetricKind::Latency,
     };
     let dist_sides = if m.bad == Bad::Either { 2 } else { 1 };
-    2 * usize::from(rel.max_increase_pct.is_some())
+    3 * usize::from(rel.max_increase_pct.is_some())
         + usize::from(rel.max_decrease_pct.is_some())
         + usize::from(run_stat)
         + dist_sides * usize::from(run_dist)
@@ -189,7 +189,7 @@ pub(crate) fn value_checks(
 
     let rel = m.relative.unwrap_or_default();
     if let Some(pct) = rel.max_increase_pct {
-        for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
+        for (label, p) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
             let (bv, cv) = (q(b, p), q(c, p));
             let bound = bv + bv.abs() * pct / 100.0;
             let pv = exceedance_p(b, c, p);
@@ -372,41 +372,17 @@ fn traffic_point(name: &str, expected: f64, dip: f64, b: f64, c: f64, bad: Bad) 
     r
 }
 
-/// One-sided p-value that the canary has more mass above the pooled
-/// `p`-quantile than the baseline (a two-sample tail test; for `p = 0.5`
-/// this is Mood's median test), conditional on the pooled exceedances.
+/// One-sided p-value that the canary has more mass above the baseline's
+/// `p`-quantile than the baseline: the number of canary values above the
+/// baseline's `r`-th largest value (`r = ceil(n_b (1 - p))`) against its
+/// exact distribution-free null (the exceedance test; at `p = 0.5` a
+/// median test).
 fn exceedance_p(b: &[f64], c: &[f64], p: f64) -> f64 {
-    let n = b.len() + c.len();
-    // pooled order statistic at rank ceil(p n)
-    let rank = ((p * n as f64).ceil() as usize).clamp(1, n);
-    let t = pooled_kth(b, c, rank);
-    let kb = b.len() - b.partition_point(|&v| v <= t);
+    let nb = b.len();
+    let r = ((nb as f64 * (1.0 - p)).ceil() as usize).clamp(1, nb);
+    let t = b[nb - r];
     let kc = c.len() - c.partition_point(|&v| v <= t);
-    let k = kb + kc;
-    if k == 0 {
-        return 1.0;
-    }
-    stats::binomial_sf(kc as u64, k as u64, c.len() as f64 / n as f64)
-}
-
-/// The `k`-th smallest (1-based) value of the union of two sorted samples.
-fn pooled_kth(a: &[f64], b: &[f64], k: usize) -> f64 {
-    // Binary search on how many come from `a`.
-    let (mut lo, mut hi) = (k.saturating_sub(b.len()), k.min(a.len()));
-    while lo < hi {
-        let i = (lo + hi) / 2; // take i from a, k - i from b
-        let j = k - i;
-        if j > 0 && i < a.len() && b[j - 1] > a[i] {
-            lo = i + 1;
-        } else {
-            hi = i;
-        }
-    }
-    let i = lo;
-    let j = k - i;
-    let from_a = if i > 0 { a[i - 1] } else { f64::NEG_INFINITY };
-    let from_b = if j > 0 { b[j - 1] } else { f64::NEG_INFINITY };
-    from_a.max(from_b)
+    stats::exceedance_sf(kc as u64, r as u64, nb as u64, c.len() as u64)
 }
 
 /// Runs every configured check of a count metric.
@@ -624,19 +600,6 @@ fn traffic_counts(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pooled_kth_matches_merge() {
-        let a = [1.0, 3.0, 5.0, 7.0];
-        let b = [2.0, 3.0, 8.0];
-        let mut all: Vec<f64> = a.iter().chain(b.iter()).copied().collect();
-        all.sort_unstable_by(f64::total_cmp);
-        for k in 1..=all.len() {
-            assert_eq!(pooled_kth(&a, &b, k), all[k - 1], "k {k}");
-            assert_eq!(pooled_kth(&b, &a, k), all[k - 1], "k {k}");
-        }
-        assert_eq!(pooled_kth(&[], &b, 2), 3.0);
-    }
 
     #[test]
     fn numbers_print_short() {

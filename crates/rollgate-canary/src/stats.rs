@@ -434,17 +434,18 @@ fn from_key(k: i64) -> f64 {
 
 /// Number of pairs with `y[j] - x[i] <= d` (both sorted), in `O(n1 + n2)`.
 fn count_le(x: &[f64], y: &[f64], d: f64) -> u64 {
-    let mut j = y.len();
-    let mut count = 0u64;
-    // Walking x downward, y[j] - x[i] grows, so the qualifying prefix of y
-    // only shrinks.
-    for &xi in x.iter().rev() {
-        while j > 0 && y[j - 1] - xi > d {
-            j -= 1;
-        }
-        count += j as u64;
+    // A branch-free merge: for ascending x the number of y with
+    // y[j] - x[i] <= d only grows, so each step either admits one more y or
+    // closes one x. The loop body compiles to conditional moves.
+    let (n1, n2) = (x.len(), y.len());
+    let (mut i, mut j, mut count) = (0usize, 0usize, 0u64);
+    while i < n1 && j < n2 {
+        let le = usize::from(y[j] - x[i] <= d);
+        j += le;
+        count += ((1 - le) * j) as u64;
+        i += 1 - le;
     }
-    count
+    count + (n1 - i) as u64 * j as u64
 }
 
 /// The smallest difference `y[j] - x[i]` strictly greater than `d`.
@@ -544,7 +545,7 @@ pub fn kth_pairwise_difference(x: &[f64], y: &[f64], k: u64) -> Option<f64> {
     // Shrink the value bracket (interpolating on the counts, with a
     // bisection every other step so skewed data still halves it) until few
     // pairs remain inside, then enumerate those pairs and select.
-    for step in 0..128 {
+    for step in 0..64 {
         if upto - below <= limit {
             let mut cand = Vec::with_capacity((upto - below) as usize);
             // Pairs with lo < y[j] - x[i] <= hi: for ascending x both ends of
@@ -568,24 +569,43 @@ pub fn kth_pairwise_difference(x: &[f64], y: &[f64], k: u64) -> Option<f64> {
             }
             break;
         }
-        let frac = if step % 2 == 0 {
-            // aim a little past k so the bracket closes from both sides
-            let target = (k - below) as f64 + 0.25 * limit as f64;
-            (target / (upto - below) as f64).clamp(0.001, 0.999)
-        } else {
-            0.5
-        };
-        let mid = lo + (hi - lo) * frac;
-        if !(mid > lo && mid < hi) {
-            break;
+        // Interpolate two probes a margin either side of k (the pairwise
+        // differences are smooth inside a narrow bracket), so the bracket
+        // usually closes around k from both sides; bisect when it does not.
+        let span = (upto - below) as f64;
+        let margin = (0.25 * limit as f64).max(0.02 * span);
+        let want = (k - below) as f64;
+        let probes = [
+            lo + (hi - lo) * ((want - margin) / span),
+            lo + (hi - lo) * ((want + margin) / span),
+        ];
+        let before = upto - below;
+        for probe in probes {
+            if !(probe > lo && probe < hi) {
+                continue;
+            }
+            let c = count_le(x, y, probe);
+            if c >= k {
+                hi = probe;
+                upto = c;
+            } else {
+                lo = probe;
+                below = c;
+            }
         }
-        let c = count_le(x, y, mid);
-        if c >= k {
-            hi = mid;
-            upto = c;
-        } else {
-            lo = mid;
-            below = c;
+        if step > 0 && (upto - below) * 2 > before {
+            let mid = lo + (hi - lo) / 2.0;
+            if !(mid > lo && mid < hi) {
+                break;
+            }
+            let c = count_le(x, y, mid);
+            if c >= k {
+                hi = mid;
+                upto = c;
+            } else {
+                lo = mid;
+                below = c;
+            }
         }
     }
     // Fallback: bisect on the ordered bit pattern (at most 64 counts).
@@ -814,6 +834,66 @@ pub fn binomial_sf(k: u64, n: u64, p: f64) -> f64 {
     }
 }
 
+/// Exact tail of the exceedance statistic: with `n_b` baseline and `n_c`
+/// canary values from one continuous distribution, the probability that at
+/// least `m` canary values lie above the `r`-th largest baseline value,
+///
+/// ```text
+/// P(K = j) = C(j + r - 1, j) C(n_c - j + n_b - r, n_c - j) / C(n_b + n_c, n_c)
+/// ```
+///
+/// (distribution-free; ties only make the test conservative when values
+/// equal to the threshold are not counted).
+///
+/// ```
+/// use rollgate_canary::stats::exceedance_sf;
+/// // 1 baseline, 1 canary value: the canary exceeds it half of the time.
+/// assert!((exceedance_sf(1, 1, 1, 1) - 0.5).abs() < 1e-15);
+/// assert_eq!(exceedance_sf(0, 3, 10, 10), 1.0);
+/// ```
+pub fn exceedance_sf(m: u64, r: u64, n_b: u64, n_c: u64) -> f64 {
+    if m == 0 {
+        return 1.0;
+    }
+    if m > n_c || r == 0 || r > n_b {
+        return if m > n_c { 0.0 } else { 1.0 };
+    }
+    let lc =
+        |a: f64, b: f64| libm::lgamma(a + 1.0) - libm::lgamma(b + 1.0) - libm::lgamma(a - b + 1.0);
+    let (nb, nc, rf) = (n_b as f64, n_c as f64, r as f64);
+    let total = lc(nb + nc, nc);
+    let term = |j: u64| {
+        let jf = j as f64;
+        (lc(jf + rf - 1.0, jf) + lc(nc - jf + nb - rf, nc - jf) - total).exp()
+    };
+    let mean = nc * rf / (nb + 1.0);
+    if m as f64 >= mean {
+        let mut sum = 0.0;
+        let mut j = m;
+        loop {
+            let t = term(j);
+            sum += t;
+            if j == n_c || (t < sum * 1e-18 && j as f64 > mean) {
+                break;
+            }
+            j += 1;
+        }
+        sum.min(1.0)
+    } else {
+        let mut sum = 0.0;
+        let mut j = m - 1;
+        loop {
+            let t = term(j);
+            sum += t;
+            if j == 0 || (t < sum * 1e-18 && (j as f64) < mean) {
+                break;
+            }
+            j -= 1;
+        }
+        (1.0 - sum).clamp(0.0, 1.0)
+    }
+}
+
 /// Lower tail `P(X <= k)` of a binomial `X ~ Bin(n, p)`.
 pub fn binomial_cdf(k: u64, n: u64, p: f64) -> f64 {
     if k >= n {
@@ -896,6 +976,43 @@ mod tests {
         let r = mann_whitney_u(&[1.0, 1.0], &[1.0, 1.0, 1.0], MwMethod::Auto).unwrap();
         assert_eq!(r.p_value, 1.0);
         assert!(r.ties);
+    }
+
+    #[test]
+    fn exceedance_distribution_matches_enumeration() {
+        // Every arrangement of 4 baseline (B) and 3 canary (C) ranks is
+        // equally likely under H0; count canary values above the 2nd largest B.
+        let (nb, nc, r) = (4usize, 3usize, 2usize);
+        let n = nb + nc;
+        let mut hist = [0u32; 4];
+        let mut total = 0u32;
+        for mask in 0u32..(1 << n) {
+            if mask.count_ones() as usize != nc {
+                continue;
+            }
+            // positions sorted ascending; bit set = canary
+            let mut seen_b = 0;
+            let mut above = 0;
+            for pos in (0..n).rev() {
+                if mask & (1 << pos) != 0 {
+                    if seen_b < r {
+                        above += 1;
+                    }
+                } else {
+                    seen_b += 1;
+                }
+            }
+            hist[above] += 1;
+            total += 1;
+        }
+        for m in 0..=3u64 {
+            let want: u32 = hist[m as usize..].iter().sum();
+            let got = exceedance_sf(m, r as u64, nb as u64, nc as u64);
+            assert!(
+                (got - f64::from(want) / f64::from(total)).abs() < 1e-12,
+                "m {m}"
+            );
+        }
     }
 
     #[test]
