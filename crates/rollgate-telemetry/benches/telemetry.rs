@@ -81,6 +81,38 @@ fn counters(c: &mut Criterion) {
     g.finish();
 }
 
+/// Four threads increment one shared counter; time per increment.
+fn contended(c: &mut Criterion) {
+    const THREADS: u64 = 4;
+    let mut g = c.benchmark_group("counter_increment_4_threads");
+    fn run(iters: u64, inc: impl Fn() + Send + Sync) -> Duration {
+        let per = iters.div_ceil(THREADS);
+        let start = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..THREADS {
+                s.spawn(|| {
+                    for _ in 0..per {
+                        inc();
+                    }
+                });
+            }
+        });
+        start.elapsed()
+    }
+    let reg = rollgate_registry();
+    let h = metrics::with_local_recorder(&reg.recorder(), || metrics::counter!("requests_total"));
+    g.bench_function("rollgate", |b| b.iter_custom(|n| run(n, || h.increment(1))));
+    let mep = mep_recorder();
+    let h = metrics::with_local_recorder(&mep, || metrics::counter!("requests_total"));
+    g.bench_function("metrics-exporter-prometheus", |b| {
+        b.iter_custom(|n| run(n, || h.increment(1)))
+    });
+    let pc =
+        prometheus::IntCounter::new("requests_total", "requests").unwrap_or_else(|e| panic!("{e}"));
+    g.bench_function("prometheus", |b| b.iter_custom(|n| run(n, || pc.inc())));
+    g.finish();
+}
+
 fn histograms(c: &mut Criterion) {
     let mut g = c.benchmark_group("histogram_record");
     let xs = samples();
@@ -270,7 +302,7 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = counters, histograms, logs
+    targets = counters, contended, histograms, logs
 }
 criterion_group!(slow, memory, render);
 criterion_main!(fast, slow);
