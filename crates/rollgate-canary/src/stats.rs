@@ -180,6 +180,14 @@ pub fn mann_whitney_unsorted(
             ));
         }
     }
+    // Heavily tied data (bucketed latencies, counts) has few distinct
+    // values: rank it from two small histograms instead of sorting.
+    if x.len() + y.len() >= 1 << 14
+        && let Some(hx) = small_histogram(x, 2048)
+        && let Some(hy) = small_histogram(y, 2048)
+    {
+        return mann_whitney_from_ranks(run_ranks(&hx, &hy), x.len(), y.len(), method);
+    }
     let (mut xs, mut ys) = (x.to_vec(), y.to_vec());
     sort_pair(&mut xs, &mut ys);
     mann_whitney_sorted(&xs, &ys, method)
@@ -362,8 +370,90 @@ pub(crate) fn mann_whitney_sorted(
     y: &[f64],
     method: MwMethod,
 ) -> Result<MannWhitney, CanaryError> {
-    let (n1, n2) = (x.len() as u128, y.len() as u128);
-    let ranks = merge_ranks(x, y);
+    mann_whitney_from_ranks(merge_ranks(x, y), x.len(), y.len(), method)
+}
+
+/// Distinct values with their counts, sorted, when `v` has at most
+/// `max_distinct` distinct values (latencies in buckets, counts); `None`
+/// as soon as it has more. One pass over a small open-addressing table.
+fn small_histogram(v: &[f64], max_distinct: usize) -> Option<Vec<(f64, u64)>> {
+    const SLOTS: usize = 1 << 12;
+    debug_assert!(max_distinct * 2 <= SLOTS);
+    let mut keys = vec![u64::MAX; SLOTS]; // u64::MAX is a NaN pattern: never a finite key
+    let mut counts = vec![0u64; SLOTS];
+    let mut distinct = 0usize;
+    for &x in v {
+        let x = if x == 0.0 { 0.0 } else { x };
+        let bits = x.to_bits();
+        let mut slot = (bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize;
+        loop {
+            let k = keys[slot];
+            if k == bits {
+                counts[slot] += 1;
+                break;
+            }
+            if k == u64::MAX {
+                distinct += 1;
+                if distinct > max_distinct {
+                    return None;
+                }
+                keys[slot] = bits;
+                counts[slot] = 1;
+                break;
+            }
+            slot = (slot + 1) & (SLOTS - 1);
+        }
+    }
+    let mut out: Vec<(f64, u64)> = keys
+        .iter()
+        .zip(&counts)
+        .filter(|(k, _)| **k != u64::MAX)
+        .map(|(k, c)| (f64::from_bits(*k), *c))
+        .collect();
+    out.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    Some(out)
+}
+
+/// Rank sums from the distinct values and counts of both samples.
+fn run_ranks(x: &[(f64, u64)], y: &[(f64, u64)]) -> Ranks {
+    let (mut i, mut j) = (0usize, 0usize);
+    let (mut pos, mut r1_twice, mut tie_term) = (0u128, 0u128, 0u128);
+    while i < x.len() || j < y.len() {
+        let (cx, cy) = match (x.get(i), y.get(j)) {
+            (Some(a), Some(b)) if a.0 == b.0 => {
+                i += 1;
+                j += 1;
+                (a.1, b.1)
+            }
+            (Some(a), Some(b)) if a.0 < b.0 => {
+                i += 1;
+                (a.1, 0)
+            }
+            (Some(a), None) => {
+                i += 1;
+                (a.1, 0)
+            }
+            (_, Some(b)) => {
+                j += 1;
+                (0, b.1)
+            }
+            (None, None) => break,
+        };
+        let (cx, t) = (u128::from(cx), u128::from(cx + cy));
+        r1_twice += cx * (2 * pos + t + 1);
+        tie_term += t * t * t - t;
+        pos += t;
+    }
+    Ranks { r1_twice, tie_term }
+}
+
+fn mann_whitney_from_ranks(
+    ranks: Ranks,
+    len1: usize,
+    len2: usize,
+    method: MwMethod,
+) -> Result<MannWhitney, CanaryError> {
+    let (n1, n2) = (len1 as u128, len2 as u128);
     let ties = ranks.tie_term > 0;
     let u1_twice = ranks.r1_twice - n1 * (n1 + 1);
     let u1 = u1_twice as f64 / 2.0;
@@ -384,7 +474,7 @@ pub(crate) fn mann_whitney_sorted(
         MwMethod::Auto => !ties && prod <= EXACT_MAX_PRODUCT as u128,
     };
     if use_exact {
-        let counts = exact_counts(x.len(), y.len()).ok_or_else(|| {
+        let counts = exact_counts(len1, len2).ok_or_else(|| {
             CanaryError::input(
                 "mann-whitney",
                 format!("samples of {n1} and {n2} are too large for the exact distribution"),
@@ -952,6 +1042,28 @@ mod tests {
                 Some(brute_kth(&x, &y, k))
             );
         }
+    }
+
+    #[test]
+    fn histogram_path_equals_sorted_path() {
+        let mut rng = SplitMix(3);
+        for levels in [1usize, 3, 50, 2000, 5000] {
+            let x: Vec<f64> = (0..20_000)
+                .map(|_| rng.below(levels) as f64 * 0.5)
+                .collect();
+            let y: Vec<f64> = (0..15_000)
+                .map(|_| rng.below(levels) as f64 * 0.5 + 0.5)
+                .collect();
+            let fast = mann_whitney_unsorted(&x, &y, MwMethod::Asymptotic).ok();
+            let (xs, ys) = (sorted_finite("x", &x).ok(), sorted_finite("y", &y).ok());
+            let slow = xs
+                .zip(ys)
+                .and_then(|(a, b)| mann_whitney_u(&a, &b, MwMethod::Asymptotic).ok());
+            assert_eq!(fast, slow, "levels {levels}");
+        }
+        assert!(
+            small_histogram(&[0.0, -0.0, 1.0], 4).is_some_and(|h| h == vec![(0.0, 2), (1.0, 1)])
+        );
     }
 
     #[test]

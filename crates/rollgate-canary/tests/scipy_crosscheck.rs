@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use rollgate_canary::stats::{MwMethod, mann_whitney_u, sorted_finite};
+use rollgate_canary::stats::{MwMethod, mann_whitney_u, mann_whitney_unsorted, sorted_finite};
 
 fn read_f64(path: &Path) -> Vec<f64> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
