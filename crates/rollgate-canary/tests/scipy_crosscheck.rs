@@ -68,6 +68,13 @@ fn p_values_agree_with_scipy_to_1e_12() {
             case["ties"].as_bool().expect("ties"),
             "{what}: ties"
         );
+        // The unsorted entry point (radix sort, or histograms for heavy ties) agrees too.
+        let unsorted = mann_whitney_unsorted(&x, &y, MwMethod::Asymptotic).expect("unsorted");
+        assert_close(
+            &format!("{what} unsorted"),
+            unsorted.p_value,
+            case["asymptotic"].as_f64().expect("p"),
+        );
         if asym.ties {
             tied_checked += 1;
             assert!(mann_whitney_u(&xs, &ys, MwMethod::Exact).is_err());
