@@ -45,8 +45,15 @@ if [ "$need_py" = 1 ] && ! python3 -c "import jsondiff, deepdiff" >/dev/null 2>&
   python3 -m pip install --quiet jsondiff deepdiff
 fi
 
+# CPU seconds and peak memory per tool, from /usr/bin/time when present
+# (wall time alone is unfair on a shared, loaded machine).
+timed=()
+if [ -x /usr/bin/time ]; then
+  timed=(/usr/bin/time -f "  cpu_user_s=%U cpu_sys_s=%S max_rss_kb=%M")
+fi
+
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); data: $(du -sh "$data" | cut -f1) in $data"
-"$bin" rollgate "$data"
+"${timed[@]}" "$bin" rollgate "$data"
 for p in $peers; do
   case "$p" in
     json-patch) cmd=("$bin" json-patch "$data") ;;
@@ -55,9 +62,12 @@ for p in $peers; do
     *) echo "unknown peer $p" >&2; exit 2 ;;
   esac
   if [ "$p" = microdiff ] || [ "$p" = jsondiffpatch ]; then
-    (cd "$work/node" && timeout "$timeout_s" "${cmd[@]}") || echo "tool=$p timeout_or_error_after_s=$timeout_s"
+    (cd "$work/node" && "${timed[@]}" timeout "$timeout_s" "${cmd[@]}") 2>&1 | grep -E "^(tool=|  cpu_|FATAL)" \
+      || echo "tool=$p no_result_within_s=$timeout_s (timed out or failed)"
   else
-    timeout "$timeout_s" "${cmd[@]}" || echo "tool=$p timeout_or_error_after_s=$timeout_s"
+    "${timed[@]}" timeout "$timeout_s" "${cmd[@]}" 2>&1 | grep -E "^(tool=|  cpu_|Traceback|MemoryError)" \
+      || echo "tool=$p no_result_within_s=$timeout_s (timed out or failed)"
   fi
+  echo "  load $(cut -d' ' -f1-3 /proc/loadavg)"
 done
-"$bin" rollgate "$data"
+"${timed[@]}" "$bin" rollgate "$data"
