@@ -139,6 +139,17 @@ impl Common {
         }
     }
 
+    /// DESIRED's name in reports: the base and its overlays joined by `+`
+    /// (a position may then point into any of them).
+    fn desired_name(&self, base: &Path) -> PathBuf {
+        let mut name = base.display().to_string();
+        for o in &self.overlays {
+            name.push('+');
+            name.push_str(&o.display().to_string());
+        }
+        PathBuf::from(name)
+    }
+
     /// Loads `path` and merges every overlay onto it.
     fn desired(&self, path: &Path, rules: &Rules) -> Result<Node, Error> {
         let limits = self.limits();
@@ -211,7 +222,7 @@ fn compare(
     });
     let (d, l) = (d?, l?);
     let report = Differ::new(rules).diff(&d, &l);
-    emit(&report, desired, live, format)?;
+    emit(&report, &common.desired_name(desired), live, format)?;
     // The process exits next: freeing two large trees node by node would only
     // add to the wall time.
     std::mem::forget((d, l));
@@ -229,7 +240,7 @@ fn parity(a: &Path, b: &Path, common: &Common, format: OutputFormat) -> Result<u
     let na = common.desired(a, &rules)?;
     let nb = load_file(b, &limits)?;
     let report = Differ::new(rules).parity(&na, &nb);
-    emit(&report, a, b, format)?;
+    emit(&report, &common.desired_name(a), b, format)?;
     Ok(if report.has_drift() { DRIFT } else { NO_DRIFT })
 }
 
