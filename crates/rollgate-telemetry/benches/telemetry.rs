@@ -297,6 +297,95 @@ fn memory(_: &mut Criterion) {
     );
 }
 
+/// CPU time per operation of this thread (`/proc/thread-self/stat`
+/// utime + stime), printed once: unlike criterion's wall time it excludes
+/// time spent waiting for a CPU on a loaded machine.
+fn cpu_time(_: &mut Criterion) {
+    fn cpu_ns() -> Option<u64> {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+        // Fields after the ")" that closes the command name; utime and stime
+        // are fields 14 and 15 of the whole line (clock ticks, 100 per second).
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        Some(ticks * 10_000_000)
+    }
+    fn per_op(n: u64, f: impl Fn()) -> f64 {
+        let start = cpu_ns().unwrap_or(0);
+        for _ in 0..n {
+            f();
+        }
+        cpu_ns().unwrap_or(0).saturating_sub(start) as f64 / n as f64
+    }
+    let t = rollgate_telemetry::init("bench")
+        .version("1.0.0")
+        .environment("bench")
+        .log_writer(std::io::sink())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let peer = tracing::Dispatch::new(
+        tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(std::io::sink)
+            .finish(),
+    );
+    let n = 3_000_000;
+    let mut report = Vec::new();
+    for (name, dispatch) in [
+        ("rollgate", t.dispatch()),
+        ("tracing-subscriber-json", &peer),
+    ] {
+        let _d = tracing::dispatcher::set_default(dispatch);
+        let no_span = per_op(n, || {
+            tracing::info!(
+                user = black_box("bob"),
+                items = black_box(3u64),
+                "order placed"
+            )
+        });
+        let span = tracing::info_span!("request", request_id = "r-1", route = "/orders/{id}");
+        let _e = span.enter();
+        let in_span = per_op(n, || {
+            tracing::info!(
+                user = black_box("bob"),
+                items = black_box(3u64),
+                "order placed"
+            )
+        });
+        report.push(format!(
+            "{name}: json no_span {no_span:.0} ns, in_span {in_span:.0} ns"
+        ));
+    }
+    let reg = rollgate_registry();
+    let (c, h) = metrics::with_local_recorder(&reg.recorder(), || {
+        (metrics::counter!("c"), metrics::histogram!("h"))
+    });
+    let xs = samples();
+    let n = 200_000_000;
+    let counter = per_op(n, || c.increment(black_box(1)));
+    let i = std::cell::Cell::new(0usize);
+    let hist = per_op(n, || {
+        i.set((i.get() + 1) & 1023);
+        h.record(black_box(xs[i.get()]))
+    });
+    report.push(format!(
+        "rollgate: counter {counter:.2} ns, histogram {hist:.2} ns"
+    ));
+    let pc = prometheus::IntCounter::new("c", "c").unwrap_or_else(|e| panic!("{e}"));
+    let preg = prometheus::Registry::new();
+    let ph = prom_histogram(&preg);
+    let counter = per_op(n, || pc.inc_by(black_box(1)));
+    let hist = per_op(n, || {
+        i.set((i.get() + 1) & 1023);
+        ph.observe(black_box(xs[i.get()]))
+    });
+    report.push(format!(
+        "prometheus: counter {counter:.2} ns, histogram {hist:.2} ns"
+    ));
+    eprintln!("CPU time per operation: {}", report.join("; "));
+}
+
 criterion_group! {
     name = fast;
     config = Criterion::default()
@@ -304,5 +393,5 @@ criterion_group! {
         .measurement_time(Duration::from_secs(2));
     targets = counters, contended, histograms, logs
 }
-criterion_group!(slow, memory, render);
+criterion_group!(slow, cpu_time, memory, render);
 criterion_main!(fast, slow);
