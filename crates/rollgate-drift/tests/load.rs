@@ -210,3 +210,18 @@ fn files_load_by_extension() {
         .unwrap_err();
     assert!(e.to_string().contains("missing.json: cannot read:"), "{e}");
 }
+
+#[test]
+fn a_byte_order_mark_is_skipped() {
+    for (text, format) in [
+        ("\u{feff}{\"a\": 1}", Format::Json),
+        ("\u{feff}a: 1\n", Format::Yaml),
+        ("\u{feff}a = 1\n", Format::Toml),
+    ] {
+        assert_eq!(
+            ld(text, format).unwrap().to_json(),
+            r#"{"a":1}"#,
+            "{format:?}"
+        );
+    }
+}

@@ -97,6 +97,8 @@ impl Limits {
 /// ```
 pub fn load(text: &str, format: Format, source_name: &str, limits: &Limits) -> Result<Node, Error> {
     check_size(text.len(), source_name, limits)?;
+    // A UTF-8 byte order mark carries no content (editors on Windows add it).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     match format {
         Format::Json => json::parse(text, source_name, limits),
         Format::Yaml => yaml::parse(text, source_name, limits),
