@@ -295,4 +295,92 @@ threshold = { ratio_max = 0.01 }
             "{e}"
         );
     }
+
+    /// End to end: the executor runs a canary plan whose phases are gated by
+    /// the analysis; a slow canary is rolled back at the first step.
+    async fn rollout(slow: f64) -> (rollgate_deploy::Report, rollgate_test::FakeDeployer) {
+        use rollgate_deploy::{
+            Executor, ExecutorConfig, MemoryStore, Percent, PhaseDefaults, RolloutRequest, Strategy,
+        };
+        let t = rollgate_test::targets(10);
+        let (v1, v2) = (rollgate_test::artifact("v1"), rollgate_test::artifact("v2"));
+        let deployer = rollgate_test::FakeDeployer::new().with_running(&t, &v1);
+        let store = Arc::new(MemoryStore::new());
+        rollgate_deploy::StateStore::register_artifact(store.as_ref(), &v1)
+            .await
+            .expect("register");
+        let src = InMemorySource::new();
+        for s in 0..4000u32 {
+            let (t, j) = (f64::from(s), f64::from(s % 13));
+            src.push_value("latency_ms", Cohort::Baseline, t, 100.0 + j);
+            src.push_value("latency_ms", Cohort::Canary, t, (100.0 + j) * slow);
+            src.add_counts("errors", Cohort::Baseline, t, 0, 10);
+            src.add_counts("errors", Cohort::Canary, t, 0, 10);
+        }
+        let start = tokio::time::Instant::now();
+        let analysis =
+            Analysis::new(AnalysisConfig::from_toml_str(CFG).expect("config")).expect("valid");
+        let gate = CanaryGate::new(
+            Arc::new(src),
+            analysis,
+            Duration::from_secs(120),
+            Arc::new(move || start.elapsed().as_secs_f64()),
+        );
+        let plan = Strategy::Canary {
+            steps: vec![
+                Percent::new(10.0).expect("pct"),
+                Percent::new(50.0).expect("pct"),
+                Percent::FULL,
+            ],
+        }
+        .compile(
+            &t,
+            &PhaseDefaults::default()
+                .with_bake(Duration::from_secs(300))
+                .with_gate(true),
+        )
+        .expect("plan");
+        let exec = Executor::new(store, Arc::new(deployer.clone()))
+            .with_gate(Arc::new(gate))
+            .with_config(
+                ExecutorConfig::default()
+                    .with_readiness(Duration::from_secs(30), Duration::from_secs(1)),
+            );
+        let report = exec
+            .submit(RolloutRequest::new("api", v2, plan, "test"))
+            .await
+            .expect("rollout runs");
+        (report, deployer)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn executor_promotes_a_healthy_canary_through_every_phase() {
+        let (report, deployer) = rollout(1.0).await;
+        assert_eq!(report.outcome, Some(rollgate_deploy::Outcome::Succeeded));
+        let t = rollgate_test::targets(10);
+        assert!(
+            t.iter()
+                .all(|x| deployer.version_of(x).as_deref() == Some("v2"))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn executor_rolls_back_a_slow_canary_at_the_first_step() {
+        let (report, deployer) = rollout(1.4).await;
+        assert_eq!(report.outcome, Some(rollgate_deploy::Outcome::RolledBack));
+        let t = rollgate_test::targets(10);
+        assert!(
+            t.iter()
+                .all(|x| deployer.version_of(x).as_deref() == Some("v1"))
+        );
+        // Only the first step's target was ever touched.
+        assert_eq!(
+            deployer
+                .deploy_log()
+                .iter()
+                .filter(|(_, d)| d == &rollgate_test::artifact("v2").digest)
+                .count(),
+            1
+        );
+    }
 }
