@@ -322,9 +322,10 @@ impl<'a> Walk<'a> {
         match &node.value {
             Value::Object(map) => {
                 let mut out = crate::tree::Map::new();
-                let value_secret = self.rules.masks_secret_keys() && names_secret(map);
                 for e in map {
-                    let child = if self.key_secret(&e.key) || (value_secret && e.key == "value") {
+                    let value_secret =
+                        e.key == "value" && self.rules.masks_secret_keys() && names_secret(map);
+                    let child = if self.key_secret(&e.key) || value_secret {
                         Node::at(Value::String(MASK.to_owned()), e.node.pos)
                     } else {
                         toks.push(e.key.clone());
@@ -448,9 +449,14 @@ impl<'a> Walk<'a> {
     fn object(&mut self, dm: &'a crate::tree::Map, lm: &'a crate::tree::Map, secret: bool) {
         // `{name: DB_PASSWORD, value: ...}` (Kubernetes env, many list forms):
         // the secret is named by a sibling.
-        let value_secret = self.rules.masks_secret_keys() && (names_secret(dm) || names_secret(lm));
-        let secret_of =
-            |w: &Self, key: &str| secret || w.key_secret(key) || (value_secret && key == "value");
+        // Checked only when a `value` key is met: most objects have none.
+        let secret_of = |w: &Self, key: &str| {
+            secret
+                || w.key_secret(key)
+                || (key == "value"
+                    && w.rules.masks_secret_keys()
+                    && (names_secret(dm) || names_secret(lm)))
+        };
         let mut di = dm.iter().peekable();
         let mut li = lm.iter().peekable();
         loop {
@@ -556,21 +562,32 @@ impl<'a> Walk<'a> {
         self.hpath.push(HTok::Idx(i));
     }
 
-    fn keyed(
+    fn keyed<'k>(
         &mut self,
         da: &'a [Node],
         la: &'a [Node],
         spec: &std::rc::Rc<KeySpec>,
-        dk: &[Key<'a>],
-        lk: &[Key<'a>],
+        dk: &'k [Key<'a>],
+        lk: &'k [Key<'a>],
         secret: bool,
     ) {
-        let lmap: BTreeMap<&Key<'a>, usize> = lk.iter().enumerate().map(|(j, k)| (k, j)).collect();
-        let dmap: BTreeMap<&Key<'a>, usize> = dk.iter().enumerate().map(|(i, k)| (k, i)).collect();
+        // Sorted (key, index) tables: one allocation each, binary searched.
+        let table = |keys: &'k [Key<'a>]| {
+            let mut t: Vec<(&'k Key<'a>, usize)> = keys.iter().zip(0..).collect();
+            t.sort_unstable_by(|x, y| x.0.cmp(y.0));
+            t
+        };
+        let find = |t: &[(&Key<'a>, usize)], k: &Key<'a>| {
+            t.binary_search_by(|(x, _)| (*x).cmp(k))
+                .ok()
+                .map(|p| t[p].1)
+        };
+        let lmap = table(lk);
+        let dmap = table(dk);
         let mut missing = Vec::new();
         for (i, key) in dk.iter().enumerate() {
-            match lmap.get(key) {
-                Some(&j) => {
+            match find(&lmap, key) {
+                Some(j) => {
                     self.dpath.push(Tok::Idx(i));
                     self.lpath.push(Tok::Idx(j));
                     self.hpath.push(HTok::Sel(&da[i], spec.clone()));
@@ -581,7 +598,7 @@ impl<'a> Walk<'a> {
             }
         }
         let extra: Vec<usize> = (0..la.len())
-            .filter(|&j| !dmap.contains_key(&lk[j]))
+            .filter(|&j| find(&dmap, &lk[j]).is_none())
             .collect();
         for &j in &extra {
             self.dpath.push(Tok::Idx(j));

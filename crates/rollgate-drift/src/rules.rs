@@ -449,24 +449,23 @@ pub(crate) struct Resolved {
 /// (`apiKey`, `api_key`, `key`).
 #[must_use]
 pub fn is_secret_key(key: &str) -> bool {
-    // Called for every key the differ visits: no allocation.
-    fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-        hay.len() >= needle.len()
-            && hay
-                .windows(needle.len())
-                .any(|w| w.eq_ignore_ascii_case(needle))
-    }
+    // Called for every key the differ visits: one pass, no allocation; the
+    // first letter of each word picks the candidates to compare.
     let k = key.as_bytes();
-    let words: [&[u8]; 6] = [
-        b"password",
-        b"passwd",
-        b"secret",
-        b"token",
-        b"credential",
-        b"private",
-    ];
-    (k.len() >= 3 && k[k.len() - 3..].eq_ignore_ascii_case(b"key"))
-        || words.iter().any(|w| contains_ci(k, w))
+    let at = |i: usize, word: &[u8]| {
+        k.get(i..i + word.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(word))
+    };
+    if k.len() >= 3 && k[k.len() - 3..].eq_ignore_ascii_case(b"key") {
+        return true;
+    }
+    (0..k.len()).any(|i| match k[i].to_ascii_lowercase() {
+        b'p' => at(i, b"password") || at(i, b"passwd") || at(i, b"private"),
+        b's' => at(i, b"secret"),
+        b't' => at(i, b"token"),
+        b'c' => at(i, b"credential"),
+        _ => false,
+    })
 }
 
 #[cfg(test)]
