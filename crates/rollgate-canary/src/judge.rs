@@ -273,7 +273,9 @@ impl Analysis {
             }
             Prepared::Counts(b, c) => {
                 let trials_needed = m.kind != MetricKind::Throughput;
-                if trials_needed && (b.trials < m.min_trials || c.trials < m.min_trials) {
+                if trials_needed
+                    && (b.trials < m.min_trials.max(1) || c.trials < m.min_trials.max(1))
+                {
                     row.reason = format!(
                         "metric \"{}\": {} baseline and {} canary trials, fewer than min_trials {}",
                         m.name, b.trials, c.trials, m.min_trials

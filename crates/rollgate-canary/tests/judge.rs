@@ -446,3 +446,39 @@ threshold = { ratio_max = 0.01 }
     assert_eq!(r.score, Some(75.0));
     assert_eq!(r.verdict, Verdict::Inconclusive);
 }
+
+mod fuzzish {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            8 => 0.0f64..1000.0,
+            1 => Just(f64::NAN),
+            1 => Just(f64::INFINITY),
+            1 => Just(-1.0),
+            1 => Just(0.0),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Arbitrary (often invalid) samples never panic, and a promote
+        /// always rests on at least min_samples valid values per cohort.
+        #[test]
+        fn bad_input_never_panics_or_passes(
+            b in proptest::collection::vec(value(), 0..120),
+            c in proptest::collection::vec(value(), 0..120),
+            eb in 0u64..50, tb in 0u64..50, ec in 0u64..50, tc in 0u64..50,
+        ) {
+            let s = data(b.clone(), c.clone(), (eb, tb), (ec, tc));
+            if let Ok(r) = minimal().judge(&s)
+                && r.verdict == Verdict::Promote
+            {
+                prop_assert!(b.len() >= 50 && c.len() >= 50);
+                prop_assert!(b.iter().chain(c.iter()).all(|v| v.is_finite() && *v >= 0.0));
+                prop_assert!(eb <= tb && ec <= tc && tb > 0 && tc > 0);
+            }
+        }
+    }
+}
