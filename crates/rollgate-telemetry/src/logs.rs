@@ -91,9 +91,34 @@ const RESERVED: &[&str] = &[
     "span_id",
 ];
 
-/// Fields recorded on a span, already redacted and JSON-encoded.
+/// Fields recorded on a span, already redacted and JSON-encoded, plus the
+/// `,"name":value...` fragment events append when no name collides.
 #[derive(Debug, Default)]
-struct SpanFields(Vec<(&'static str, String)>);
+struct SpanFields {
+    fields: Vec<(&'static str, String)>,
+    fragment: String,
+}
+
+impl SpanFields {
+    fn new(fields: Vec<(&'static str, String)>) -> Self {
+        let mut s = Self {
+            fields,
+            fragment: String::new(),
+        };
+        s.render();
+        s
+    }
+
+    fn render(&mut self) {
+        self.fragment.clear();
+        for (name, json) in &self.fields {
+            self.fragment.push(',');
+            json_string(&mut self.fragment, &out_key(name));
+            self.fragment.push(':');
+            self.fragment.push_str(json);
+        }
+    }
+}
 
 pub(crate) struct LogLayer {
     human: bool,
@@ -211,6 +236,14 @@ impl Visit for EventVisitor<'_> {
         self.str_value(field.name(), value);
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" && self.s.message.is_empty() {
+            // Format straight into the message; copy only if redaction changed it.
+            let _ = write!(self.s.message, "{value:?}");
+            if let std::borrow::Cow::Owned(r) = self.redactor.text(&self.s.message) {
+                self.s.message = r;
+            }
+            return;
+        }
         let mut tmp = std::mem::take(&mut self.s.tmp);
         tmp.clear();
         let _ = write!(tmp, "{value:?}");
@@ -421,19 +454,20 @@ where
         });
         let mut ext = span.extensions_mut();
         ext.insert(context);
-        ext.insert(SpanFields(fields));
+        ext.insert(SpanFields::new(fields));
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        if let Some(SpanFields(fields)) = ext.get_mut::<SpanFields>() {
+        if let Some(span_fields) = ext.get_mut::<SpanFields>() {
             values.record(&mut FieldVisitor {
                 redactor: &self.redactor,
-                fields,
+                fields: &mut span_fields.fields,
                 message: None,
                 scratch: String::new(),
             });
+            span_fields.render();
         }
     }
 
@@ -511,8 +545,13 @@ impl LogLayer {
         if let Some(leaf) = leaf {
             for span in leaf.scope() {
                 let ext = span.extensions();
-                if let Some(SpanFields(f)) = ext.get::<SpanFields>() {
-                    for (name, json) in f {
+                if let Some(sf) = ext.get::<SpanFields>() {
+                    if sf.fields.iter().all(|(n, _)| !s.names.contains(n)) {
+                        buf.push_str(&sf.fragment);
+                        s.names.extend(sf.fields.iter().map(|(n, _)| *n));
+                        continue;
+                    }
+                    for (name, json) in &sf.fields {
                         if !s.names.contains(name) {
                             s.names.push(name);
                             buf.push(',');
@@ -561,7 +600,7 @@ impl LogLayer {
                 if context.is_none() {
                     context = ext.get::<SpanContext>().copied();
                 }
-                if let Some(SpanFields(f)) = ext.get::<SpanFields>() {
+                if let Some(SpanFields { fields: f, .. }) = ext.get::<SpanFields>() {
                     for (name, json) in f {
                         if !emitted.contains(name) {
                             emitted.push(name);
