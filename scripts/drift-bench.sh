@@ -8,7 +8,8 @@
 #
 # Peers: the json-patch crate (built here), microdiff and jsondiffpatch
 # (npm), jsondiff and deepdiff (pip). Each peer gets PEER_TIMEOUT seconds
-# (default 600). Everything is written under target/drift-bench.
+# (default 600) and PEER_MEM_GB of memory (default 8). Everything is written
+# under target/drift-bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,9 @@ mb="${1:-100}"
 changes="${2:-300}"
 peers="${PEERS:-json-patch microdiff jsondiffpatch jsondiff deepdiff}"
 timeout_s="${PEER_TIMEOUT:-600}"
+# Memory cap per peer (GB): the Python differs grow past 19 GB on 2x100 MB,
+# which would starve everything else on the machine.
+mem_gb="${PEER_MEM_GB:-8}"
 work="$PWD/target/drift-bench"
 data="$work/data-${mb}mb"
 mkdir -p "$work"
@@ -57,15 +61,15 @@ echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); data: $(du
 for p in $peers; do
   case "$p" in
     json-patch) cmd=("$bin" json-patch "$data") ;;
-    microdiff|jsondiffpatch) cmd=(node --max-old-space-size=16384 "$PWD/benches/drift/node/run.mjs" "$p" "$data") ;;
-    jsondiff|deepdiff) cmd=(python3 benches/drift/python/run.py "$p" "$data") ;;
+    microdiff|jsondiffpatch) cmd=(node --max-old-space-size=$((mem_gb * 1024)) "$PWD/benches/drift/node/run.mjs" "$p" "$data") ;;
+    jsondiff|deepdiff) cmd=(bash -c "ulimit -v $((mem_gb * 1024 * 1024)); exec python3 benches/drift/python/run.py $p $data") ;;
     *) echo "unknown peer $p" >&2; exit 2 ;;
   esac
   if [ "$p" = microdiff ] || [ "$p" = jsondiffpatch ]; then
     (cd "$work/node" && "${timed[@]}" timeout "$timeout_s" "${cmd[@]}") 2>&1 | grep -E "^(tool=|  cpu_|FATAL)" \
       || echo "tool=$p no_result_within_s=$timeout_s (timed out or failed)"
   else
-    "${timed[@]}" timeout "$timeout_s" "${cmd[@]}" 2>&1 | grep -E "^(tool=|  cpu_|Traceback|MemoryError)" \
+    "${timed[@]}" timeout "$timeout_s" "${cmd[@]}" 2>&1 | grep -E "^(tool=|  cpu_|MemoryError)" \
       || echo "tool=$p no_result_within_s=$timeout_s (timed out or failed)"
   fi
   echo "  load $(cut -d' ' -f1-3 /proc/loadavg)"
