@@ -81,15 +81,6 @@ pub fn sorted_finite(what: &str, values: &[f64]) -> Result<Vec<f64>, CanaryError
 /// assert!(v.windows(2).all(|w| w[0] <= w[1]));
 /// ```
 pub fn sort_floats(v: &mut [f64]) {
-    for x in v.iter_mut() {
-        if *x == 0.0 {
-            *x = 0.0;
-        }
-    }
-    if v.len() < 4096 || v.len() > u32::MAX as usize {
-        v.sort_unstable_by(f64::total_cmp);
-        return;
-    }
     const SIGN: u64 = 1 << 63;
     const BITS: u32 = 11;
     const RADIX: usize = 1 << BITS;
@@ -97,21 +88,31 @@ pub fn sort_floats(v: &mut [f64]) {
         let b = x.to_bits();
         if b & SIGN != 0 { !b } else { b | SIGN }
     };
-    // Keys relative to the smallest: only the bits that vary are sorted.
+    // One pass: -0.0 becomes 0.0 and the key range is found.
     let (mut kmin, mut kmax) = (u64::MAX, 0u64);
-    for &x in v.iter() {
-        let k = to_key(x);
+    for x in v.iter_mut() {
+        if *x == 0.0 {
+            *x = 0.0;
+        }
+        let k = to_key(*x);
         kmin = kmin.min(k);
         kmax = kmax.max(k);
     }
+    if v.len() < 4096 || v.len() > u32::MAX as usize {
+        v.sort_unstable_by(f64::total_cmp);
+        return;
+    }
+    // Keys relative to the smallest: only the bits that vary are sorted.
     let width = 64 - (kmax - kmin).leading_zeros();
     let passes = width.div_ceil(BITS) as usize;
-    let mut keys: Vec<u64> = v.iter().map(|&x| to_key(x) - kmin).collect();
     let mut counts = vec![[0u32; RADIX]; passes];
-    for &k in &keys {
+    let mut keys: Vec<u64> = Vec::with_capacity(v.len());
+    for &x in v.iter() {
+        let k = to_key(x) - kmin;
         for (d, c) in counts.iter_mut().enumerate() {
             c[((k >> (BITS as usize * d)) & (RADIX as u64 - 1)) as usize] += 1;
         }
+        keys.push(k);
     }
     let mut buf = vec![0u64; keys.len()];
     let n = keys.len() as u32;
