@@ -740,27 +740,45 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64], alpha: f64) -> Result<HodgesLehmann,
 pub(crate) fn hodges_lehmann_sorted(x: &[f64], y: &[f64], alpha: f64) -> HodgesLehmann {
     let total = x.len() as u64 * y.len() as u64;
     let kth = |k: u64| kth_pairwise_difference(x, y, k).unwrap_or(f64::NAN);
-    let shift = if total % 2 == 1 {
-        kth(total / 2 + 1)
-    } else {
-        let a = kth(total / 2);
-        // The next order statistic: a again when tied, else the smallest
-        // difference above a (one pass instead of a second selection).
-        let b = if count_le(x, y, a) > total / 2 {
-            a
+    let median = || {
+        if total % 2 == 1 {
+            kth(total / 2 + 1)
         } else {
-            next_difference_above(x, y, a)
-        };
-        a + (b - a) / 2.0
+            let a = kth(total / 2);
+            // The next order statistic: a again when tied, else the smallest
+            // difference above a (one pass instead of a second selection).
+            let b = if count_le(x, y, a) > total / 2 {
+                a
+            } else {
+                next_difference_above(x, y, a)
+            };
+            a + (b - a) / 2.0
+        }
     };
     // c = number of differences cut from each end.
     let c = critical_count(x, y, alpha);
-    let (lo, hi) = if c == 0 {
-        (kth(1), kth(total))
+    let (lo_rank, hi_rank) = if c == 0 {
+        (1, total)
     } else {
-        (kth(c + 1), kth(total - c))
+        (c + 1, total - c)
     };
-    HodgesLehmann { shift, lo, hi }
+    // The three selections are independent and exact: on large inputs run
+    // the lower limit on a second thread (the answer never depends on it).
+    if total >= 1 << 26 {
+        std::thread::scope(|sc| {
+            let lo = sc.spawn(|| kth(lo_rank));
+            let shift = median();
+            let hi = kth(hi_rank);
+            let lo = lo.join().unwrap_or(f64::NAN);
+            HodgesLehmann { shift, lo, hi }
+        })
+    } else {
+        HodgesLehmann {
+            shift: median(),
+            lo: kth(lo_rank),
+            hi: kth(hi_rank),
+        }
+    }
 }
 
 /// The number `c` of extreme differences to drop from each end of the
