@@ -12,7 +12,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use rollgate_deploy::spec::PlanFile;
 use rollgate_deploy::{
     Artifact, Error, Event, EventRecord, Executor, Outcome, PhaseDefaults, Report, Rollout,
-    RolloutId, RolloutRequest, SqliteStore, StateStore, Status, Strategy, TargetState, Writer,
+    RolloutId, RolloutRequest, SqliteOptions, SqliteStore, StateStore, Status, Strategy,
+    TargetState, Writer,
 };
 use serde_json::{Value, json};
 
@@ -195,7 +196,8 @@ pub fn run_rollback(args: RollbackArgs) -> ExitCode {
 }
 
 fn open(c: &Common) -> Result<Arc<SqliteStore>, Fail> {
-    Ok(Arc::new(SqliteStore::open_with(&c.state, c.busy_timeout)?))
+    let options = SqliteOptions::default().with_busy_timeout(c.busy_timeout);
+    Ok(Arc::new(SqliteStore::open_with(&c.state, &options)?))
 }
 
 fn parse_id(s: &str) -> Result<RolloutId, Fail> {

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
 use rollgate_deploy::{
-    Event, Fence, PhaseDefaults, RolloutId, RolloutRequest, SqliteStore, StateStore, Strategy,
-    TargetId, Writer,
+    Durability, Event, Fence, PhaseDefaults, RolloutId, RolloutRequest, SqliteOptions, SqliteStore,
+    StateStore, Strategy, TargetId, Writer,
 };
 
 const IN_FLIGHT: usize = 1000;
@@ -26,7 +26,7 @@ struct Bench {
     _dir: tempfile::TempDir,
 }
 
-fn setup() -> Bench {
+fn setup(durability: Durability) -> Bench {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -34,7 +34,8 @@ fn setup() -> Bench {
         .unwrap();
     let dir =
         tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("bench.db")).unwrap());
+    let options = SqliteOptions::default().with_durability(durability);
+    let store = Arc::new(SqliteStore::open_with(dir.path().join("bench.db"), &options).unwrap());
     let targets: Vec<TargetId> = (0..IN_FLIGHT)
         .map(|i| format!("t{i}").parse().unwrap())
         .collect();
@@ -157,7 +158,7 @@ fn raw_fsync(dir: &std::path::Path, n: usize) -> Duration {
 }
 
 fn bench(c: &mut Criterion) {
-    let b = setup();
+    let b = setup(Durability::PowerLoss);
     let mut g = c.benchmark_group("sqlite_group_commit");
     g.sample_size(10);
     g.throughput(Throughput::Elements(IN_FLIGHT as u64));
@@ -171,8 +172,8 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-fn summary() {
-    let b = setup();
+fn summary(durability: Durability) {
+    let b = setup(durability);
     b.rt.block_on(round(&b)); // warm up
     let rounds = 30;
     let start = Instant::now();
@@ -190,7 +191,7 @@ fn summary() {
     let n = 300;
     let fs = raw_fsync(b._dir.path(), n);
     let fsync_per_s = n as f64 / fs.as_secs_f64();
-    println!("\n== summary (one run) ==");
+    println!("\n== summary (one run), durability {durability:?} ==");
     println!("durable transitions/s with {IN_FLIGHT} in flight : {per_s:>10.0}");
     println!(
         "wait p50 / p99 / max                      : {:?} / {:?} / {:?}",
@@ -214,6 +215,7 @@ criterion_group!(benches, bench);
 
 fn main() {
     benches();
-    summary();
+    summary(Durability::PowerLoss);
+    summary(Durability::ProcessCrash);
     Criterion::default().configure_from_args().final_summary();
 }

@@ -24,7 +24,7 @@ pub use executor::{Executor, ExecutorConfig, Observer, Report, RetryPolicy};
 pub use gate::{CommandGate, Decision, GATE_PLACEHOLDERS, Gate, GateContext, Reasons};
 pub use plan::{Phase, PhaseAction, PhaseDefaults, Plan, Ring, Strategy};
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteOptions, SqliteStore};
 pub use state::{Action, Rollout, Stage, Status, TargetState};
 pub use store::{Created, LeaseInfo, MemoryStore, RolloutSummary, StateStore, Writer};
 pub use types::{Artifact, Digest, Fence, Percent, RolloutId, TargetId};

@@ -51,7 +51,8 @@ struct Cached {
     outcome: Option<&'static str>,
 }
 
-/// A durable store in one SQLite file (WAL mode, `synchronous = FULL`).
+/// A durable store in one SQLite file (WAL mode, `synchronous = FULL` unless
+/// [`SqliteOptions::durability`] says otherwise).
 ///
 /// Several processes may open the same file: SQLite's locking serialises
 /// writers, leases and fences keep controllers apart.
@@ -122,22 +123,72 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 ";
 
+/// How durable an acknowledged append is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// On disk before the caller hears back (`synchronous = FULL`): survives
+    /// power loss. One fsync per group commit.
+    #[default]
+    PowerLoss,
+    /// In the OS before the caller hears back (`synchronous = NORMAL` in WAL
+    /// mode): survives a killed process, not a power cut or kernel crash.
+    ProcessCrash,
+}
+
+/// How to open a [`SqliteStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// How long to wait for a lock held by another process before failing
+    /// with [`Error::StoreBusy`].
+    pub busy_timeout: Duration,
+    /// How durable an acknowledged write is.
+    pub durability: Durability,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(5),
+            durability: Durability::PowerLoss,
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// Options with this busy timeout.
+    pub fn with_busy_timeout(mut self, t: Duration) -> Self {
+        self.busy_timeout = t;
+        self
+    }
+    /// Options with this durability.
+    pub fn with_durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+}
+
 impl SqliteStore {
-    /// Opens (or creates) the store at `path`, waiting up to 5 s for locks.
+    /// Opens (or creates) the store at `path` with default options: power-loss
+    /// durable, waiting up to 5 s for locks.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
-        Self::open_with(path, Duration::from_secs(5))
+        Self::open_with(path, &SqliteOptions::default())
     }
 
-    /// Opens (or creates) the store, waiting up to `busy_timeout` for a lock
-    /// held by another process before failing with [`Error::StoreBusy`].
-    pub fn open_with(path: impl AsRef<Path>, busy_timeout: Duration) -> Result<Self, Error> {
+    /// Opens (or creates) the store with `options`.
+    pub fn open_with(path: impl AsRef<Path>, options: &SqliteOptions) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
         let conn = Connection::open(&path).map_err(|e| map_err(&path, e))?;
-        conn.busy_timeout(busy_timeout)
+        conn.busy_timeout(options.busy_timeout)
             .map_err(|e| map_err(&path, e))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| map_err(&path, e))?;
-        conn.pragma_update(None, "synchronous", "FULL")
+        let sync = match options.durability {
+            Durability::PowerLoss => "FULL",
+            Durability::ProcessCrash => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", sync)
             .map_err(|e| map_err(&path, e))?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))

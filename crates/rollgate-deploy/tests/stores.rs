@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rollgate_deploy::{Error, MemoryStore, SqliteStore, StateStore};
+use rollgate_deploy::{Error, MemoryStore, SqliteOptions, SqliteStore, StateStore};
 use rollgate_test::conformance;
 
 #[tokio::test]
@@ -22,6 +22,21 @@ async fn sqlite_store_conforms() {
             n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         ));
         async move { Arc::new(SqliteStore::open(path).unwrap()) as Arc<dyn StateStore> }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_store_conforms_with_process_crash_durability() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicU32::new(0);
+    let dir_path = dir.path().to_path_buf();
+    let options =
+        SqliteOptions::default().with_durability(rollgate_deploy::Durability::ProcessCrash);
+    conformance::run_all(|| {
+        let path = dir_path.join(format!("n{}.db", n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
+        let options = options.clone();
+        async move { Arc::new(SqliteStore::open_with(path, &options).unwrap()) as Arc<dyn StateStore> }
     })
     .await;
 }
@@ -59,7 +74,11 @@ async fn sqlite_state_survives_reopening() {
 async fn a_locked_sqlite_file_reports_busy_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("locked.db");
-    let store = SqliteStore::open_with(&path, Duration::from_millis(100)).unwrap();
+    let store = SqliteStore::open_with(
+        &path,
+        &SqliteOptions::default().with_busy_timeout(Duration::from_millis(100)),
+    )
+    .unwrap();
     store
         .register_artifact(&rollgate_test::artifact("v1"))
         .await
