@@ -65,7 +65,7 @@ relative = { max_increase_pct = 5.0 }
     let analysis = Analysis::new(cfg).expect("valid");
     let mut data = SampleSet::default();
     data.insert("latency_ms", MetricSamples::values(jx.clone(), jy.clone()));
-    let (judge_s, report) = best(7, || analysis.judge(&data).expect("judge"));
+    let (judge_s, report) = best(15, || analysis.judge(&data).expect("judge"));
     let row = &report.metrics[0];
 
     // Sketch insert: 10^7 values cycling over the judge sample.

@@ -664,7 +664,7 @@ pub fn kth_pairwise_difference(x: &[f64], y: &[f64], k: u64) -> Option<f64> {
         // differences are smooth inside a narrow bracket), so the bracket
         // usually closes around k from both sides; bisect when it does not.
         let span = (upto - below) as f64;
-        let margin = (0.25 * limit as f64).max(0.02 * span);
+        let margin = (0.25 * limit as f64).max(0.005 * span);
         let want = (k - below) as f64;
         let probes = [
             lo + (hi - lo) * ((want - margin) / span),
