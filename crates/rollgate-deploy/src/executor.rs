@@ -389,12 +389,12 @@ impl Executor {
             }
             match other {
                 Some(Action::Switch { to, back }) => {
-                    let event = self.switch(&r, &to, back).await;
+                    let event = self.renewing(r.id, self.switch(&r, &to, back)).await?;
                     self.append(&mut r, fence, &event).await?;
                     continue;
                 }
                 Some(Action::AskGate(ctx)) => {
-                    let event = self.ask_gate(&ctx).await;
+                    let event = self.renewing(r.id, self.ask_gate(&ctx)).await?;
                     self.append(&mut r, fence, &[event]).await?;
                     continue;
                 }
@@ -496,6 +496,25 @@ impl Executor {
         events
     }
 
+    /// Awaits `work` while renewing the lease every third of its length, so a
+    /// slow gate, switch or deployer never lets the lease lapse under us.
+    async fn renewing<F: std::future::Future>(
+        &self,
+        id: RolloutId,
+        work: F,
+    ) -> Result<F::Output, Error> {
+        let every = self.config.lease_ttl / 3;
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return Ok(out),
+                _ = sleep(every) => {
+                    self.store.lease(id, &self.config.owner, self.config.lease_ttl).await?;
+                }
+            }
+        }
+    }
+
     async fn previous_of(
         &self,
         r: &Rollout,
@@ -528,34 +547,39 @@ impl Executor {
         running: &mut BTreeSet<TargetId>,
         ids: &mut HashMap<tokio::task::Id, (TargetId, bool)>,
     ) -> Result<(), Error> {
-        // Intents first, all in one append; then the work.
-        let mut intents = Vec::new();
-        for a in &starts {
+        // Intents first, all in one append; then the work. What each target
+        // runs now is read concurrently, under lease renewal.
+        let rr: &Rollout = r;
+        let reads = starts.iter().map(|a| async move {
             match a {
                 Action::Deploy {
                     target,
                     fresh: true,
                 } => {
-                    let (previous, note) = self.previous_of(r, target).await;
-                    intents.push(Event::DeployIntent {
+                    let (previous, note) = self.previous_of(rr, target).await;
+                    Some(Event::DeployIntent {
                         target: target.clone(),
                         previous,
                         note,
-                    });
+                    })
                 }
                 Action::Restore {
                     target,
                     to,
                     fresh: true,
-                } => {
-                    intents.push(Event::RestoreIntent {
-                        target: target.clone(),
-                        to: to.clone(),
-                    });
-                }
-                _ => {}
+                } => Some(Event::RestoreIntent {
+                    target: target.clone(),
+                    to: to.clone(),
+                }),
+                _ => None,
             }
-        }
+        });
+        let intents: Vec<Event> = self
+            .renewing(rr.id, futures::future::join_all(reads))
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         if !intents.is_empty() {
             self.append(r, fence, &intents).await?;
         }

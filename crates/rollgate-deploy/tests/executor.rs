@@ -582,3 +582,50 @@ async fn a_target_with_an_unknown_previous_artifact_is_skipped_with_a_reason() {
     assert_eq!(report.outcome, Some(Outcome::RolledBack));
     assert_eq!(w.versions(), ["v1", "v1"]);
 }
+
+struct SlowGate(Duration);
+
+#[async_trait::async_trait]
+impl Gate for SlowGate {
+    async fn evaluate(&self, _: &GateContext) -> Result<Decision, Error> {
+        tokio::time::sleep(self.0).await;
+        Ok(Decision::Promote(vec!["slow but sure".into()]))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gate_slower_than_the_lease_keeps_the_lease_renewed() {
+    let w = world(2).registered().await;
+    let exec = Executor::new(w.store.clone(), Arc::new(w.deployer.clone()))
+        .with_gate(Arc::new(SlowGate(Duration::from_secs(240))))
+        .with_config(
+            ExecutorConfig::default()
+                .with_owner("ctl-1")
+                .with_lease_ttl(Duration::from_secs(30)),
+        );
+    let id = exec
+        .create(&w.request(
+            Strategy::AllAtOnce,
+            PhaseDefaults::default().with_gate(true),
+        ))
+        .await
+        .unwrap()
+        .id;
+    let run = tokio::spawn({
+        let exec = exec.clone();
+        async move { exec.run(id).await }
+    });
+    tokio::time::sleep(Duration::from_secs(120)).await; // deep inside the gate call
+    let other = Executor::new(w.store.clone(), Arc::new(w.deployer.clone()))
+        .with_gate(Arc::new(ScriptedGate::new()))
+        .with_config(ExecutorConfig::default().with_owner("ctl-2"));
+    let err = other.run(id).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::LeaseHeld { owner, .. } if owner == "ctl-1"),
+        "{err}"
+    );
+    assert_eq!(
+        run.await.unwrap().unwrap().outcome,
+        Some(Outcome::Succeeded)
+    );
+}
