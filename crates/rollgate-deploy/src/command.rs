@@ -134,6 +134,11 @@ pub struct CommandOutput {
 }
 
 impl CommandOutput {
+    /// The exit status for messages: the code, or `a signal`.
+    pub fn status_text(&self) -> String {
+        self.code.map_or("a signal".to_string(), |c| c.to_string())
+    }
+
     /// A one-line summary of stderr (or stdout), for error messages.
     pub fn summary(&self) -> String {
         let text = if self.stderr.trim().is_empty() {

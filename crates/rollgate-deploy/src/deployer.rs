@@ -198,7 +198,7 @@ impl Deployer for CommandDeployer {
                 target: target.clone(),
                 reason: format!(
                     "deploy command exited with {}: {}",
-                    out.code.map_or("a signal".to_string(), |c| c.to_string()),
+                    out.status_text(),
                     out.summary()
                 ),
                 transient: true,
@@ -240,10 +240,7 @@ impl Deployer for CommandDeployer {
         } else {
             let why = out.summary();
             Ok(Readiness::NotReady(if why.is_empty() {
-                format!(
-                    "ready command exited with {}",
-                    out.code.map_or("a signal".to_string(), |c| c.to_string())
-                )
+                format!("ready command exited with {}", out.status_text())
             } else {
                 why
             }))

@@ -179,18 +179,15 @@ impl Gate for CommandGate {
             .collect();
         let code = out.code;
         if reasons.is_empty() {
-            reasons.push(format!(
-                "`{line}` exited with {}",
-                code.map_or("a signal".into(), |c| c.to_string())
-            ));
+            reasons.push(format!("`{line}` exited with {}", out.status_text()));
         }
         match code {
             Some(0) => Ok(Decision::Promote(reasons)),
             Some(1) => Ok(Decision::Rollback(reasons)),
             Some(3) => Ok(Decision::Hold(reasons)),
-            other => Err(Error::Gate(format!(
+            _ => Err(Error::Gate(format!(
                 "`{line}` exited with {} (0 promote, 1 rollback, 3 hold): {}",
-                other.map_or("a signal".into(), |c| c.to_string()),
+                out.status_text(),
                 out.summary()
             ))),
         }
