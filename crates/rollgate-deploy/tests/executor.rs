@@ -63,6 +63,12 @@ impl World {
     }
 }
 
+/// Drives rollout `id` in the background, as another process would.
+fn spawn_run(exec: &Executor, id: RolloutId) -> tokio::task::JoinHandle<Result<Report, Error>> {
+    let exec = exec.clone();
+    tokio::spawn(async move { exec.run(id).await })
+}
+
 fn canary() -> Strategy {
     Strategy::Canary {
         steps: vec![pct(10.0), pct(50.0), Percent::FULL],
@@ -273,10 +279,7 @@ async fn pause_from_another_process_stops_progress_until_resume() {
         PhaseDefaults::default().with_bake(Duration::from_secs(60)),
     );
     let id = exec.create(&req).await.unwrap().id;
-    let run = tokio::spawn({
-        let exec = exec.clone();
-        async move { exec.run(id).await }
-    });
+    let run = spawn_run(&exec, id);
     // Let phase 0 deploy and start baking, then pause.
     tokio::time::sleep(Duration::from_secs(30)).await;
     w.store
@@ -309,10 +312,7 @@ async fn promote_skips_the_remaining_bake() {
         PhaseDefaults::default().with_bake(Duration::from_secs(86_400)),
     );
     let id = exec.create(&req).await.unwrap().id;
-    let run = tokio::spawn({
-        let exec = exec.clone();
-        async move { exec.run(id).await }
-    });
+    let run = spawn_run(&exec, id);
     tokio::time::sleep(Duration::from_secs(10)).await;
     w.store
         .append(id, Writer::Person("ops"), &[Event::PromoteRequested])
@@ -336,10 +336,7 @@ async fn abort_rolls_back_what_was_touched() {
         PhaseDefaults::default().with_bake(Duration::from_secs(600)),
     );
     let id = exec.create(&req).await.unwrap().id;
-    let run = tokio::spawn({
-        let exec = exec.clone();
-        async move { exec.run(id).await }
-    });
+    let run = spawn_run(&exec, id);
     tokio::time::sleep(Duration::from_secs(700)).await; // phase 0 done, phase 1 baking
     w.store
         .append(id, Writer::Person("ops"), &[Event::AbortRequested])
@@ -413,10 +410,7 @@ async fn a_second_controller_cannot_drive_a_leased_rollout() {
         PhaseDefaults::default().with_bake(Duration::from_secs(600)),
     );
     let id = exec.create(&req).await.unwrap().id;
-    let run = tokio::spawn({
-        let exec = exec.clone();
-        async move { exec.run(id).await }
-    });
+    let run = spawn_run(&exec, id);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let other = Executor::new(w.store.clone(), Arc::new(w.deployer.clone()))
         .with_config(ExecutorConfig::default().with_owner("ctl-2"));
@@ -611,10 +605,7 @@ async fn a_gate_slower_than_the_lease_keeps_the_lease_renewed() {
         .await
         .unwrap()
         .id;
-    let run = tokio::spawn({
-        let exec = exec.clone();
-        async move { exec.run(id).await }
-    });
+    let run = spawn_run(&exec, id);
     tokio::time::sleep(Duration::from_secs(120)).await; // deep inside the gate call
     let other = Executor::new(w.store.clone(), Arc::new(w.deployer.clone()))
         .with_gate(Arc::new(ScriptedGate::new()))
