@@ -490,10 +490,14 @@ impl Analysis {
             reasons.push("no metrics configured".to_string());
             Verdict::Inconclusive
         } else if best < s.marginal {
-            reasons.push(format!(
-                "score {:.1} is below marginal {} even if every metric without data passed",
-                best, s.marginal
-            ));
+            reasons.push(if nodata.is_empty() {
+                format!("score {best:.1} < marginal {}", s.marginal)
+            } else {
+                format!(
+                    "score {best:.1} is below marginal {} even if every metric without data passed",
+                    s.marginal
+                )
+            });
             Verdict::Rollback
         } else if !nodata.is_empty() {
             for r in &nodata {
