@@ -511,7 +511,7 @@ impl<'a> Walk<'a> {
     /// Returns whether a patch operation was emitted.
     fn only_desired(&mut self, d: &Node, secret: bool, insert_at: Option<String>) -> bool {
         let res = self.resolve(Side::Desired);
-        if res.ignore {
+        if res.ignore || equals_default(&res, &d.value) {
             return false;
         }
         let secret = secret || res.secret;
@@ -529,7 +529,7 @@ impl<'a> Walk<'a> {
     /// for list elements (they must go in descending order).
     fn only_live(&mut self, l: &Node, secret: bool) {
         let res = self.resolve(Side::Live);
-        if res.ignore {
+        if res.ignore || equals_default(&res, &l.value) {
             return;
         }
         let secret = secret || res.secret;
@@ -735,6 +735,20 @@ impl<'a> Walk<'a> {
             self.lpath.pop();
             self.ops.push(PatchOp::Add { path, value });
         }
+    }
+}
+
+/// Whether a value present on one side only equals the declared default
+/// (compared after the path's normalisers).
+fn equals_default(res: &Resolved, value: &Value) -> bool {
+    let Some(default) = &res.default else {
+        return false;
+    };
+    let norm = |v: &Value| res.normalise.iter().fold(v.clone(), |acc, n| n.apply(&acc));
+    if res.normalise.is_empty() {
+        default == value
+    } else {
+        norm(default) == norm(value)
     }
 }
 

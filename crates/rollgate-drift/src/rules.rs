@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::normalise::Normaliser;
-use crate::tree::unescape_token;
+use crate::tree::{Map, Node, Number, Value, unescape_token};
 
 /// How much a difference matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize)]
@@ -173,6 +173,9 @@ pub struct Rule {
     pub severity: Option<Severity>,
     /// Compare but never print values at these paths (and below).
     pub secret: Option<bool>,
+    /// The value a key has when it is absent (a declared default): a key
+    /// missing on one side equals this value on the other.
+    pub default: Option<Value>,
 }
 
 impl Rule {
@@ -188,6 +191,7 @@ impl Rule {
             normalise: None,
             severity: None,
             secret: None,
+            default: None,
         })
     }
 
@@ -223,6 +227,13 @@ impl Rule {
     #[must_use]
     pub fn secret(mut self) -> Self {
         self.secret = Some(true);
+        self
+    }
+
+    /// Declares the value an absent key has.
+    #[must_use]
+    pub fn default_value(mut self, value: Value) -> Self {
+        self.default = Some(value);
         self
     }
 }
@@ -298,6 +309,7 @@ struct RuleFile {
     normalise: Option<Vec<Normaliser>>,
     severity: Option<Severity>,
     secret: Option<bool>,
+    default: Option<toml::Value>,
 }
 
 impl Rules {
@@ -344,6 +356,7 @@ impl Rules {
                 normalise: r.normalise,
                 severity: r.severity,
                 secret: r.secret,
+                default: r.default.as_ref().map(from_toml),
             });
         }
         Ok(rules)
@@ -427,6 +440,9 @@ impl Rules {
             if let Some(s) = r.secret {
                 out.secret = s;
             }
+            if let Some(d) = &r.default {
+                out.default = Some(d.clone());
+            }
         }
         out
     }
@@ -442,6 +458,29 @@ pub(crate) struct Resolved {
     /// Whether a rule set the severity here (it then holds for the subtree).
     pub severity_set: bool,
     pub secret: bool,
+    pub default: Option<Value>,
+}
+
+/// A TOML value as a tree value (datetimes become their text).
+fn from_toml(v: &toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::String(s.clone()),
+        toml::Value::Integer(i) => Value::Number(Number::Int(*i)),
+        toml::Value::Float(f) if f.is_finite() => Value::Number(Number::Float(*f)),
+        toml::Value::Float(f) => Value::String(f.to_string()),
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(items) => {
+            Value::Array(items.iter().map(|i| Node::new(from_toml(i))).collect())
+        }
+        toml::Value::Table(t) => {
+            let mut m = Map::new();
+            for (k, v) in t {
+                m.insert(k.clone(), Node::new(from_toml(v)));
+            }
+            Value::Object(m)
+        }
+    }
 }
 
 /// Whether a key name looks like it holds a secret: it contains `password`,

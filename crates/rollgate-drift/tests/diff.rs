@@ -221,3 +221,43 @@ fn ignored_keyed_elements_do_not_break_the_patch() {
     r.patch().apply(&mut patched).unwrap();
     assert_eq!(patched.to_json(), r#"{"l":[{"name":"b"},{"name":"c"}]}"#);
 }
+
+#[test]
+fn declared_defaults_equal_absent_keys() {
+    let rules = Rules::from_toml(
+        r#"
+[[rule]]
+path = "/containers/*/imagePullPolicy"
+default = "IfNotPresent"
+
+[[rule]]
+path = "/timeout"
+default = "30s"
+normalise = ["duration"]
+"#,
+        "r.toml",
+    )
+    .unwrap();
+    let differ = Differ::new(rules);
+    let d = j(r#"{"containers":[{"name":"a"},{"name":"b","imagePullPolicy":"IfNotPresent"}]}"#);
+    let l = j(
+        r#"{"containers":[{"name":"a","imagePullPolicy":"IfNotPresent"},{"name":"b"}],"timeout":"0.5m"}"#,
+    );
+    assert!(!differ.diff(&d, &l).has_drift());
+    let l = j(
+        r#"{"containers":[{"name":"a","imagePullPolicy":"Always"},{"name":"b"}],"timeout":"1m"}"#,
+    );
+    let got: Vec<_> = differ
+        .diff(&d, &l)
+        .differences()
+        .iter()
+        .map(|d| (d.kind, d.path.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Kind::Added, "/containers/0/imagePullPolicy".to_owned()),
+            (Kind::Added, "/timeout".to_owned())
+        ]
+    );
+}
