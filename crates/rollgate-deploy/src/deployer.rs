@@ -76,7 +76,8 @@ pub const DEPLOYER_PLACEHOLDERS: &[&str] = &["service", "target", "version", "di
 ///
 /// - `deploy`: exit 0 means deployed; anything else fails (and is retried).
 /// - `current`: stdout is what the target runs: a `sha256:` digest or a version
-///   label known to the deployer's catalog; empty means nothing.
+///   label known to the deployer's catalog; empty output (exit 0) means it runs
+///   nothing; a non-zero exit means it could not tell (an error).
 /// - `ready`: exit 0 means ready; otherwise stderr/stdout says why not.
 ///
 /// Placeholders: `{service}`, `{target}`, `{version}`, `{digest}` and
@@ -209,8 +210,16 @@ impl Deployer for CommandDeployer {
     async fn current(&self, target: &TargetId) -> Result<Option<Digest>, Error> {
         let out = self.run(target, &self.current, None).await?;
         if out.code != Some(0) {
-            // A target that runs nothing yet typically has no file to read.
-            return Ok(None);
+            // Not "runs nothing": we could not tell (ssh down, file missing...).
+            return Err(Error::Deploy {
+                target: target.clone(),
+                reason: format!(
+                    "current command exited with {}: {}",
+                    out.status_text(),
+                    out.summary()
+                ),
+                transient: true,
+            });
         }
         let text = out.stdout.trim();
         if text.is_empty() {

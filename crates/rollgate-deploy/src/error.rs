@@ -111,7 +111,10 @@ impl Error {
     pub fn is_input(&self) -> bool {
         matches!(
             self,
-            Error::Invalid { .. } | Error::PlanFile { .. } | Error::NotFound(_)
+            Error::Invalid { .. }
+                | Error::PlanFile { .. }
+                | Error::NotFound(_)
+                | Error::DigestRebound { .. }
         )
     }
 }

@@ -76,6 +76,12 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// About to move traffic to the new set (blue-green). From here on a
+    /// rollback switches back, whether or not the switch was confirmed.
+    SwitchIntent {
+        /// The set about to serve.
+        to: Vec<TargetId>,
+    },
     /// Traffic moved to the new set (blue-green).
     Switched {
         /// The set now serving.
@@ -191,6 +197,7 @@ impl Event {
             Event::DeployRetried { .. } => "deploy_retried",
             Event::TargetDeployed { .. } => "target_deployed",
             Event::TargetFailed { .. } => "target_failed",
+            Event::SwitchIntent { .. } => "switch_intent",
             Event::Switched { .. } => "switched",
             Event::SwitchFailed { .. } => "switch_failed",
             Event::BakeStarted { .. } => "bake_started",
@@ -247,7 +254,7 @@ impl Event {
             | Event::RestoreSkipped { reason, .. }
             | Event::SwitchFailed { reason }
             | Event::RollbackStarted { reason } => reason.clone(),
-            Event::Switched { to } | Event::SwitchedBack { to } => {
+            Event::SwitchIntent { to } | Event::Switched { to } | Event::SwitchedBack { to } => {
                 to.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")
             }
             Event::BakeStarted { phase, bake } => {

@@ -346,7 +346,7 @@ impl Executor {
         let mut renew_at = Instant::now() + cfg.lease_ttl / 3;
         loop {
             if Instant::now() >= renew_at {
-                self.store.lease(r.id, &cfg.owner, cfg.lease_ttl).await?;
+                self.renew(r.id, fence).await?;
                 renew_at = Instant::now() + cfg.lease_ttl / 3;
             }
             // Record every finished task in one append (group commit).
@@ -389,12 +389,18 @@ impl Executor {
             }
             match other {
                 Some(Action::Switch { to, back }) => {
-                    let event = self.renewing(r.id, self.switch(&r, &to, back)).await?;
+                    if !back && !r.switch_intent {
+                        self.append(&mut r, fence, &[Event::SwitchIntent { to: to.clone() }])
+                            .await?;
+                    }
+                    let event = self
+                        .renewing(r.id, fence, self.switch(&r, &to, back))
+                        .await?;
                     self.append(&mut r, fence, &event).await?;
                     continue;
                 }
                 Some(Action::AskGate(ctx)) => {
-                    let event = self.renewing(r.id, self.ask_gate(&ctx)).await?;
+                    let event = self.renewing(r.id, fence, self.ask_gate(&ctx)).await?;
                     self.append(&mut r, fence, &[event]).await?;
                     continue;
                 }
@@ -498,9 +504,26 @@ impl Executor {
 
     /// Awaits `work` while renewing the lease every third of its length, so a
     /// slow gate, switch or deployer never lets the lease lapse under us.
+    /// Renews the lease; a different fence means another controller took the
+    /// rollout over in between (even under our name), so we stop.
+    async fn renew(&self, id: RolloutId, fence: Fence) -> Result<(), Error> {
+        let now = self
+            .store
+            .lease(id, &self.config.owner, self.config.lease_ttl)
+            .await?;
+        if now != fence {
+            return Err(Error::StaleFence {
+                rollout: id,
+                fence: fence.0,
+            });
+        }
+        Ok(())
+    }
+
     async fn renewing<F: std::future::Future>(
         &self,
         id: RolloutId,
+        fence: Fence,
         work: F,
     ) -> Result<F::Output, Error> {
         let every = self.config.lease_ttl / 3;
@@ -509,9 +532,35 @@ impl Executor {
             tokio::select! {
                 out = &mut work => return Ok(out),
                 _ = sleep(every) => {
-                    self.store.lease(id, &self.config.owner, self.config.lease_ttl).await?;
+                    self.renew(id, fence).await?;
                 }
             }
+        }
+    }
+
+    /// The intent to record before starting `a`, if it needs one.
+    async fn intent_for(&self, r: &Rollout, a: &Action) -> Option<Event> {
+        match a {
+            Action::Deploy {
+                target,
+                fresh: true,
+            } => {
+                let (previous, note) = self.previous_of(r, target).await;
+                Some(Event::DeployIntent {
+                    target: target.clone(),
+                    previous,
+                    note,
+                })
+            }
+            Action::Restore {
+                target,
+                to,
+                fresh: true,
+            } => Some(Event::RestoreIntent {
+                target: target.clone(),
+                to: to.clone(),
+            }),
+            _ => None,
         }
     }
 
@@ -525,8 +574,9 @@ impl Executor {
             None => (None, Some(note)),
         };
         match self.deployer.current(target).await {
+            // Already on the new artifact: a rollback must leave it there.
             Ok(Some(d)) if d == r.request.artifact.digest => {
-                fallback("target already ran the new artifact".into())
+                (Some(r.request.artifact.clone()), None)
             }
             Ok(Some(d)) => match self.store.artifact(&d).await {
                 Ok(Some(a)) => (Some(a), None),
@@ -550,32 +600,16 @@ impl Executor {
         // Intents first, all in one append; then the work. What each target
         // runs now is read concurrently, under lease renewal.
         let rr: &Rollout = r;
-        let reads = starts.iter().map(|a| async move {
-            match a {
-                Action::Deploy {
-                    target,
-                    fresh: true,
-                } => {
-                    let (previous, note) = self.previous_of(rr, target).await;
-                    Some(Event::DeployIntent {
-                        target: target.clone(),
-                        previous,
-                        note,
-                    })
-                }
-                Action::Restore {
-                    target,
-                    to,
-                    fresh: true,
-                } => Some(Event::RestoreIntent {
-                    target: target.clone(),
-                    to: to.clone(),
-                }),
-                _ => None,
-            }
-        });
+        let reads: Vec<_> = starts.iter().map(|a| self.intent_for(rr, a)).collect();
         let intents: Vec<Event> = self
-            .renewing(rr.id, futures::future::join_all(reads))
+            .renewing(
+                rr.id,
+                fence,
+                futures::StreamExt::collect::<Vec<_>>(
+                    // At most 32 reads at once: each may be a process or a connection.
+                    futures::StreamExt::buffered(futures::stream::iter(reads), 32),
+                ),
+            )
             .await?
             .into_iter()
             .flatten()

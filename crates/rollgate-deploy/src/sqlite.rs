@@ -296,13 +296,25 @@ fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Work>, path: PathBuf) 
         // A failed insert or flush poisons the batch: nothing of it commits.
         let mut poisoned: Option<Error> = None;
         for w in batch {
+            // SQLite rolls a transaction back by itself on some errors (I/O,
+            // disk full); what follows would then autocommit piecemeal.
+            if began.is_ok() && poisoned.is_none() && conn.is_autocommit() {
+                poisoned = Some(Error::Store(format!(
+                    "{}: SQLite aborted the transaction",
+                    path.display()
+                )));
+            }
             match w {
                 Work::Job { job, .. } => {
                     if let Err(e) = flush(&conn, &path, &mut cache) {
                         poisoned.get_or_insert(e);
                     }
                     cache.clear();
-                    replies.push(job(began.as_ref().map(|_| &conn)));
+                    let conn_or_err = match (&began, &poisoned) {
+                        (Err(e), _) | (_, Some(e)) => Err(e),
+                        (Ok(()), None) => Ok(&conn),
+                    };
+                    replies.push(job(conn_or_err));
                 }
                 Work::Append(a) => {
                     let result = match (&began, &poisoned) {

@@ -137,6 +137,8 @@ pub struct Rollout {
     pub previous: BTreeMap<TargetId, Option<Artifact>>,
     /// Whether traffic was switched to the new set (blue-green).
     pub switched: bool,
+    /// Whether a switch to the new set was started (it may have landed).
+    pub switch_intent: bool,
     /// Gate verdicts asked in the current phase.
     pub gate_asks: u32,
     /// Consecutive gate errors in the current phase.
@@ -172,6 +174,7 @@ impl Rollout {
             targets,
             previous: BTreeMap::new(),
             switched: false,
+            switch_intent: false,
             gate_asks: 0,
             gate_errors: 0,
             last_decision: None,
@@ -236,6 +239,11 @@ impl Rollout {
         self.status = Status::RollingBack { reason, aborted };
     }
 
+    /// Only a rollout moving forward (or paused) can be held by a gate.
+    fn may_hold(&self) -> bool {
+        matches!(self.status, Status::Running | Status::Paused)
+    }
+
     fn next_phase(&mut self) {
         self.phase += 1;
         self.stage = Stage::Deploying;
@@ -275,6 +283,9 @@ impl Rollout {
             Event::TargetFailed { target, reason } => {
                 *self.target_mut(seq, target)? = TargetState::Failed(reason.clone());
             }
+            Event::SwitchIntent { .. } => {
+                self.switch_intent = true;
+            }
             Event::Switched { .. } => {
                 self.switched = true;
             }
@@ -295,7 +306,9 @@ impl Rollout {
                 match decision {
                     Decision::Promote(_) => {}
                     Decision::Continue(_) => {
-                        if self.gate_asks >= self.request.gate_policy.max_continues {
+                        if self.gate_asks >= self.request.gate_policy.max_continues
+                            && self.may_hold()
+                        {
                             self.status = Status::Held(vec![format!(
                                 "gate said continue {} times in phase {}",
                                 self.gate_asks, self.phase
@@ -310,7 +323,10 @@ impl Rollout {
                         };
                     }
                     Decision::Hold(reasons) => {
-                        self.status = Status::Held(reasons.clone());
+                        // A verdict that lands after an abort must not undo it.
+                        if self.may_hold() {
+                            self.status = Status::Held(reasons.clone());
+                        }
                     }
                     Decision::Rollback(reasons) => {
                         self.start_rollback(
@@ -350,6 +366,7 @@ impl Rollout {
             }
             Event::SwitchedBack { .. } => {
                 self.switched = false;
+                self.switch_intent = false;
             }
             Event::RestoreIntent { target, .. } => {
                 *self.target_mut(seq, target)? = TargetState::Restoring;
@@ -548,7 +565,19 @@ impl Rollout {
                 } else {
                     on.len() as f64 * 100.0 / total as f64
                 };
-                let percent = crate::Percent::new(share).unwrap_or(phase.percent);
+                let blue_green = self
+                    .request
+                    .plan
+                    .phases
+                    .iter()
+                    .any(|p| matches!(p.action, PhaseAction::Switch { .. }));
+                // Blue-green moves traffic, not targets: the share is the phase's
+                // (0 % before the switch, 100 % after).
+                let percent = if blue_green {
+                    phase.percent
+                } else {
+                    crate::Percent::new(share).unwrap_or(phase.percent)
+                };
                 vec![Action::AskGate(Box::new(GateContext {
                     rollout: self.id,
                     service: self.request.service.clone(),
@@ -580,7 +609,7 @@ impl Rollout {
         if forward_in_flight {
             return vec![Action::Wait];
         }
-        if self.switched {
+        if self.switched || self.switch_intent {
             let from = self
                 .request
                 .plan

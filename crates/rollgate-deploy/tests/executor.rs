@@ -620,3 +620,136 @@ async fn a_gate_slower_than_the_lease_keeps_the_lease_renewed() {
         Some(Outcome::Succeeded)
     );
 }
+
+/// A gate during whose evaluation a person aborts, and which then says hold.
+struct AbortDuringGate(Arc<MemoryStore>);
+
+#[async_trait::async_trait]
+impl Gate for AbortDuringGate {
+    async fn evaluate(&self, at: &GateContext) -> Result<Decision, Error> {
+        self.0
+            .append(
+                at.rollout,
+                Writer::Person("oncall"),
+                &[Event::AbortRequested],
+            )
+            .await?;
+        Ok(Decision::Hold(vec!["inconclusive".into()]))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_abort_during_a_gate_call_survives_a_hold_verdict() {
+    let w = world(4).registered().await;
+    let exec = Executor::new(w.store.clone(), Arc::new(w.deployer.clone()))
+        .with_gate(Arc::new(AbortDuringGate(w.store.clone())))
+        .with_config(ExecutorConfig::default().with_owner("ctl-1"));
+    let report = exec
+        .submit(w.request(
+            Strategy::Canary {
+                steps: vec![pct(50.0), Percent::FULL],
+            },
+            PhaseDefaults::default().with_gate(true),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Some(Outcome::Aborted));
+    assert!(w.versions().iter().all(|v| v == "v1"), "{:?}", w.versions());
+}
+
+/// A router whose switches to `green` land but report failure (a timeout
+/// after the change); switching back works.
+struct LyingRouter {
+    green: Vec<TargetId>,
+    log: std::sync::Mutex<Vec<Vec<TargetId>>>,
+}
+
+#[async_trait::async_trait]
+impl Router for LyingRouter {
+    async fn switch(&self, _service: &str, active: &[TargetId]) -> Result<(), Error> {
+        self.log.lock().unwrap().push(active.to_vec());
+        if active == self.green.as_slice() {
+            Err(Error::Router("timed out after the change".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_switch_that_failed_after_landing_is_switched_back() {
+    let w = world(4).registered().await;
+    let (blue, green) = (w.targets[..2].to_vec(), w.targets[2..].to_vec());
+    let router = Arc::new(LyingRouter {
+        green: green.clone(),
+        log: Default::default(),
+    });
+    let report = w
+        .exec(None)
+        .with_router(router.clone())
+        .submit(w.request(
+            Strategy::BlueGreen {
+                blue: blue.clone(),
+                green: green.clone(),
+            },
+            PhaseDefaults::default(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Some(Outcome::RolledBack));
+    assert_eq!(
+        router.log.lock().unwrap().last(),
+        Some(&blue),
+        "traffic is back on blue"
+    );
+    assert!(w.versions().iter().all(|v| v == "v1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_already_on_the_new_artifact_stays_there_on_rollback() {
+    let w = world(2).registered().await;
+    w.deployer.deploy(&w.targets[0], &w.v2).await.unwrap(); // t1 ran v2 before this rollout
+    let gate = ScriptedGate::new().at(0, Decision::Rollback(vec!["bad".into()]));
+    let req = w
+        .request(
+            Strategy::AllAtOnce,
+            PhaseDefaults::default().with_gate(true),
+        )
+        .with_previous(w.v1.clone());
+    let report = w.exec(Some(gate)).submit(req).await.unwrap();
+    assert_eq!(report.outcome, Some(Outcome::RolledBack));
+    assert_eq!(
+        w.versions(),
+        ["v2", "v1"],
+        "each target back to what it ran before"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn blue_green_gates_see_zero_percent_before_the_switch_and_full_after() {
+    struct Recording(std::sync::Mutex<Vec<f64>>);
+    #[async_trait::async_trait]
+    impl Gate for Recording {
+        async fn evaluate(&self, at: &GateContext) -> Result<Decision, Error> {
+            self.0.lock().unwrap().push(at.percent.get());
+            Ok(Decision::Promote(vec![]))
+        }
+    }
+    let w = world(4).registered().await;
+    let gate = Arc::new(Recording(Default::default()));
+    let router = Arc::new(RecordingRouter(Default::default()));
+    let report = Executor::new(w.store.clone(), Arc::new(w.deployer.clone()))
+        .with_gate(gate.clone())
+        .with_router(router)
+        .submit(w.request(
+            Strategy::BlueGreen {
+                blue: w.targets[..2].to_vec(),
+                green: w.targets[2..].to_vec(),
+            },
+            PhaseDefaults::default().with_gate(true),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Some(Outcome::Succeeded));
+    assert_eq!(*gate.0.lock().unwrap(), [0.0, 100.0]);
+}

@@ -160,3 +160,61 @@ async fn an_unwritable_location_is_named() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_fence_in_a_group_commit_spoils_nothing_else() {
+    use rollgate_deploy::{Event, Fence, Writer};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("g.db")).unwrap());
+    let targets = rollgate_test::targets(200);
+    let plan = rollgate_deploy::Strategy::AllAtOnce
+        .compile(&targets, &Default::default())
+        .unwrap();
+    let req =
+        rollgate_deploy::RolloutRequest::new("web", rollgate_test::artifact("v2"), plan, "me");
+    let id = store.create(&req).await.unwrap().id;
+    let fence = store
+        .lease(id, "ctl", Duration::from_secs(60))
+        .await
+        .unwrap();
+    // 200 appends at once; every fifth carries a stale fence.
+    let mut tasks = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        let (store, t) = (store.clone(), t.clone());
+        let f = if i % 5 == 0 {
+            Fence(fence.0 + 7)
+        } else {
+            fence
+        };
+        tasks.push(tokio::spawn(async move {
+            store
+                .append(
+                    id,
+                    Writer::Controller {
+                        owner: "ctl",
+                        fence: f,
+                    },
+                    &[Event::TargetDeployed { target: t }],
+                )
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                assert_eq!(i % 5, 0, "only stale appends fail: {e}");
+                assert!(matches!(e, Error::StaleFence { .. }), "{e}");
+            }
+        }
+    }
+    assert_eq!(ok, 160);
+    let events = store.events(id, 0).await.unwrap();
+    assert_eq!(events.len(), 160);
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=160).collect::<Vec<u64>>(),
+        "no gaps"
+    );
+}
