@@ -95,6 +95,7 @@ pub struct Difference {
 pub struct Report {
     differences: Vec<Difference>,
     patch: crate::patch::Patch,
+    parity: bool,
 }
 
 impl Report {
@@ -124,6 +125,12 @@ impl Report {
             *out.entry(d.severity).or_insert(0) += 1;
         }
         out
+    }
+
+    /// Whether this is a structure-only (parity) comparison.
+    #[must_use]
+    pub fn is_parity(&self) -> bool {
+        self.parity
     }
 
     /// The highest severity found, if any.
@@ -191,6 +198,7 @@ impl Differ {
         Report {
             differences: w.diffs,
             patch: crate::patch::Patch::new(w.ops),
+            parity: structure,
         }
     }
 }

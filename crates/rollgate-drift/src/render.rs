@@ -112,21 +112,38 @@ fn summary(report: &Report) -> String {
 #[must_use]
 pub fn render_text(report: &Report, opts: &RenderOptions) -> String {
     let mut out = String::new();
-    if !report.has_drift() {
+    if report.is_parity() {
+        if !report.has_drift() {
+            let _ = writeln!(
+                out,
+                "same structure: {} and {}",
+                opts.desired_name, opts.live_name
+            );
+            return out;
+        }
+        let _ = writeln!(
+            out,
+            "structure differs: {} between {} and {}",
+            summary(report),
+            opts.desired_name,
+            opts.live_name
+        );
+    } else if !report.has_drift() {
         let _ = writeln!(
             out,
             "no drift: {} matches {}",
             opts.live_name, opts.desired_name
         );
         return out;
+    } else {
+        let _ = writeln!(
+            out,
+            "drift: {} between {} (desired) and {} (live)",
+            summary(report),
+            opts.desired_name,
+            opts.live_name
+        );
     }
-    let _ = writeln!(
-        out,
-        "drift: {} between {} (desired) and {} (live)",
-        summary(report),
-        opts.desired_name,
-        opts.live_name
-    );
     let mut group: Option<String> = None;
     for d in report.differences() {
         let (parent, leaf) = split_label(&d.label);
