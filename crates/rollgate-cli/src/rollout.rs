@@ -232,9 +232,16 @@ fn check_actor(actor: &str) -> Result<(), Fail> {
     Ok(())
 }
 
-/// This process's name in leases and the audit history: `rollgate@HOST:PID`.
+/// This process's name in leases and the audit history:
+/// `rollgate@HOST:PIDNS:PID` (PIDNS: the pid namespace, so containers that
+/// share a host name never mistake each other's live controllers for dead).
 fn owner() -> String {
-    format!("rollgate@{}:{}", hostname(), std::process::id())
+    format!(
+        "rollgate@{}:{}:{}",
+        hostname(),
+        pid_namespace(),
+        std::process::id()
+    )
 }
 
 fn hostname() -> String {
@@ -246,15 +253,31 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// Whether `owner` names a rollgate process on this host that no longer runs.
+/// The inode of this process's pid namespace (`pid:[4026531836]`), or `0`.
+fn pid_namespace() -> String {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|p| {
+            let s = p.to_string_lossy().into_owned();
+            s.strip_prefix("pid:[")
+                .and_then(|r| r.strip_suffix(']'))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "0".into())
+}
+
+/// Whether `owner` names a rollgate process in this host's and this pid
+/// namespace that no longer runs. Anything else counts as alive.
 fn owner_is_dead(owner: &str) -> bool {
     let Some(rest) = owner.strip_prefix("rollgate@") else {
         return false;
     };
-    let Some((host, pid)) = rest.rsplit_once(':') else {
+    let mut parts = rest.rsplitn(3, ':');
+    let (Some(pid), Some(ns), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
-    if host != hostname() || !Path::new("/proc/self").exists() {
+    let ours = pid_namespace();
+    if host != hostname() || ns != ours || ours == "0" {
         return false;
     }
     let Ok(pid) = pid.parse::<u32>() else {
@@ -709,7 +732,39 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
     let req = store.request(last.id).await?;
     let log = store.events(last.id, 0).await?;
     let done = Rollout::replay(last.id, req.clone(), &log)?;
-    let Some(previous) = done.previous_artifact() else {
+    // Each touched target goes back to what it ran before; one rollback
+    // rollout carries one artifact, so mixed fleets are refused, not guessed.
+    let mut back_to: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut previous = None;
+    let mut unknown = Vec::new();
+    for (t, p) in &done.previous {
+        match p {
+            Some(a) if a.digest != req.artifact.digest => {
+                back_to
+                    .entry(a.to_string())
+                    .or_default()
+                    .push(t.to_string());
+                previous = Some(a.clone());
+            }
+            Some(_) => {} // ran this artifact already before the rollout: stays
+            None => unknown.push(t.to_string()),
+        }
+    }
+    if back_to.len() > 1 {
+        let detail = back_to
+            .iter()
+            .map(|(a, ts)| format!("{a}: {}", ts.join(",")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(Fail(
+            BAD_INPUT,
+            format!(
+                "targets of rollout {} ran different artifacts before it ({detail}); roll back with a plan per artifact",
+                last.id
+            ),
+        ));
+    }
+    let Some(previous) = previous else {
         return Err(Fail(
             BAD_INPUT,
             format!(
@@ -718,7 +773,17 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
             ),
         ));
     };
-    let targets: Vec<_> = req.plan.targets().cloned().collect();
+    if !unknown.is_empty() && c.output == Output::Text {
+        eprintln!(
+            "note: left alone (nothing known to return to): {}",
+            unknown.join(", ")
+        );
+    }
+    let targets: Vec<_> = back_to
+        .into_values()
+        .flatten()
+        .filter_map(|t| t.parse().ok())
+        .collect();
     let plan = Strategy::AllAtOnce.compile(&targets, &PhaseDefaults::default())?;
     let mut back = RolloutRequest::new(&args.service, previous.clone(), plan, &args.actor)
         .with_previous(req.artifact.clone());
@@ -848,11 +913,18 @@ mod tests {
     fn owners_on_other_hosts_are_never_presumed_dead() {
         assert!(!owner_is_dead("rollgate@some-other-host:1"));
         assert!(!owner_is_dead("not-rollgate"));
-        assert!(owner_is_dead(&format!(
-            "rollgate@{}:{}",
+        let dead = format!(
+            "rollgate@{}:{}:{}",
             hostname(),
+            pid_namespace(),
             u32::MAX - 1
-        )));
+        );
+        assert!(owner_is_dead(&dead));
+        let elsewhere = format!("rollgate@{}:1:{}", hostname(), u32::MAX - 1);
+        assert!(
+            !owner_is_dead(&elsewhere),
+            "another pid namespace is never presumed dead"
+        );
         assert!(!owner_is_dead(&owner()));
     }
 }
