@@ -9,7 +9,7 @@ use std::time::Duration;
 use proptest::prelude::{Strategy as _, *};
 use rollgate_deploy::*;
 use rollgate_test::{
-    CrashPoint, CrashingStore, FakeDeployer, Fault, ScriptedGate, artifact, targets,
+    CrashPoint, CrashingStore, FakeDeployer, FakeRouter, Fault, ScriptedGate, artifact, targets,
 };
 
 #[derive(Debug, Clone)]
@@ -26,8 +26,8 @@ struct Scenario {
 fn scenario() -> impl proptest::strategy::Strategy<Value = Scenario> {
     (
         1usize..9,
-        0u8..6,
-        prop::collection::btree_map(0usize..6, 0u8..4, 0..3),
+        0u8..7,
+        prop::collection::btree_map(0usize..6, 0u8..5, 0..3),
         prop::collection::vec(0usize..9, 0..3),
         0usize..2,
         0usize..4,
@@ -46,12 +46,45 @@ fn scenario() -> impl proptest::strategy::Strategy<Value = Scenario> {
         )
 }
 
-type End = (BTreeMap<TargetId, Digest>, Option<Outcome>, bool);
+type End = (
+    BTreeMap<TargetId, Digest>,
+    Option<Outcome>,
+    bool,
+    Option<Vec<TargetId>>,
+);
 
 struct Setup {
     deployer: FakeDeployer,
     gate: ScriptedGate,
+    router: FakeRouter,
+    /// Phases at which a person aborts while the gate is deciding.
+    aborts: Vec<usize>,
     request: RolloutRequest,
+}
+
+/// The scripted gate, plus a person who aborts during chosen gate calls
+/// (appending straight to the real store, as another process would).
+struct PersonAndGate {
+    gate: ScriptedGate,
+    aborts: Vec<usize>,
+    store: Arc<dyn StateStore>,
+}
+
+#[async_trait::async_trait]
+impl Gate for PersonAndGate {
+    async fn evaluate(&self, at: &GateContext) -> Result<Decision, Error> {
+        if self.aborts.contains(&at.phase) {
+            self.store
+                .append(
+                    at.rollout,
+                    Writer::Person("oncall"),
+                    &[Event::AbortRequested],
+                )
+                .await?;
+            return Ok(Decision::Hold(vec!["inconclusive".into()]));
+        }
+        self.gate.evaluate(at).await
+    }
 }
 
 fn setup(s: &Scenario) -> Setup {
@@ -64,7 +97,12 @@ fn setup(s: &Scenario) -> Setup {
         }
     }
     let mut gate = ScriptedGate::new();
+    let mut aborts = Vec::new();
     for (&phase, &d) in &s.gate {
+        if d == 4 {
+            aborts.push(phase);
+            continue;
+        }
         let reasons = vec![format!("scripted {d} at {phase}")];
         gate = match d {
             0 => gate.at(phase, Decision::Rollback(reasons)),
@@ -106,13 +144,26 @@ fn setup(s: &Scenario) -> Setup {
     Setup {
         deployer,
         gate,
+        router: FakeRouter::new(),
+        aborts,
         request,
     }
 }
 
-fn exec(store: Arc<dyn StateStore>, s: &Setup, owner: &str) -> Executor {
+fn exec(
+    store: Arc<dyn StateStore>,
+    real: &Arc<dyn StateStore>,
+    s: &Setup,
+    owner: &str,
+) -> Executor {
+    let gate = PersonAndGate {
+        gate: s.gate.clone(),
+        aborts: s.aborts.clone(),
+        store: real.clone(),
+    };
     Executor::new(store, Arc::new(s.deployer.clone()))
-        .with_gate(Arc::new(s.gate.clone()))
+        .with_gate(Arc::new(gate))
+        .with_router(Arc::new(s.router.clone()))
         .with_config(
             ExecutorConfig::default()
                 .with_owner(owner)
@@ -134,15 +185,24 @@ async fn run_to_end(exec: &Executor, id: RolloutId) -> Report {
 }
 
 fn end(s: &Setup, r: &Report) -> End {
-    (s.deployer.snapshot(), r.outcome, r.is_held())
+    (
+        s.deployer.snapshot(),
+        r.outcome,
+        r.is_held(),
+        s.router.active(),
+    )
 }
 
 /// Returns the crash-free end and the number of appends it made.
 async fn crash_free(sc: &Scenario) -> (End, u64) {
     let s = setup(sc);
     let inner: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
-    let counting = Arc::new(CrashingStore::new(inner, u64::MAX, CrashPoint::BeforeWrite));
-    let e = exec(counting.clone(), &s, "ctl-a");
+    let counting = Arc::new(CrashingStore::new(
+        inner.clone(),
+        u64::MAX,
+        CrashPoint::BeforeWrite,
+    ));
+    let e = exec(counting.clone(), &inner, &s, "ctl-a");
     let id = e.create(&s.request).await.unwrap().id;
     let r = e.run(id).await.unwrap();
     (end(&s, &r), counting.appends())
@@ -152,7 +212,7 @@ async fn crashed(sc: &Scenario, at: u64, point: CrashPoint) -> End {
     let s = setup(sc);
     let inner: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
     let crashing = Arc::new(CrashingStore::new(inner.clone(), at, point));
-    let first = exec(crashing.clone(), &s, "ctl-a");
+    let first = exec(crashing.clone(), &inner, &s, "ctl-a");
     let id = first.create(&s.request).await.unwrap().id;
     let result = first.run(id).await;
     assert!(
@@ -160,7 +220,7 @@ async fn crashed(sc: &Scenario, at: u64, point: CrashPoint) -> End {
         "append {at} should have crashed the controller"
     );
     drop(first);
-    let second = exec(inner.clone(), &s, "ctl-b");
+    let second = exec(inner.clone(), &inner, &s, "ctl-b");
     let r = run_to_end(&second, id).await;
     // Both controllers are in the audit history.
     let actors: Vec<String> = inner

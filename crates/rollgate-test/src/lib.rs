@@ -206,6 +206,35 @@ impl Gate for ScriptedGate {
     }
 }
 
+/// A router that remembers which set serves (blue-green).
+#[derive(Default, Clone)]
+pub struct FakeRouter {
+    active: Arc<Mutex<Option<Vec<TargetId>>>>,
+}
+
+impl FakeRouter {
+    /// No switch yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The set that serves now, if a switch happened.
+    pub fn active(&self) -> Option<Vec<TargetId>> {
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+#[async_trait]
+impl rollgate_deploy::Router for FakeRouter {
+    async fn switch(&self, _service: &str, active: &[TargetId]) -> Result<(), Error> {
+        *self.active.lock().unwrap_or_else(|e| e.into_inner()) = Some(active.to_vec());
+        Ok(())
+    }
+}
+
 /// When a [`CrashingStore`] fails its chosen append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashPoint {
