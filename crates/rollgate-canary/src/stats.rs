@@ -123,32 +123,26 @@ fn sorted_keys(v: &[f64]) -> Vec<u64> {
     const BITS: u32 = 10;
     const RADIX: usize = 1 << BITS;
     const MASK: u64 = RADIX as u64 - 1;
-    let (mut kmin, mut kmax) = (u64::MAX, 0u64);
+    // Digits of the absolute keys, counted while the keys are made (no
+    // second pass); digits every key shares are skipped below, so only the
+    // bits that vary are sorted.
+    const DIGITS: usize = 64usize.div_ceil(BITS as usize);
+    if v.len() < RADIX_MIN || v.len() > u32::MAX as usize {
+        let mut keys: Vec<u64> = v.iter().map(|&x| sort_key(x)).collect();
+        keys.sort_unstable();
+        return keys;
+    }
+    let mut counts = vec![[0u32; RADIX]; DIGITS];
     let mut keys: Vec<u64> = v
         .iter()
         .map(|&x| {
             let k = sort_key(x);
-            kmin = kmin.min(k);
-            kmax = kmax.max(k);
+            for (d, c) in counts.iter_mut().enumerate() {
+                c[((k >> (BITS as usize * d)) & MASK) as usize] += 1;
+            }
             k
         })
         .collect();
-    if keys.len() < RADIX_MIN || keys.len() > u32::MAX as usize {
-        keys.sort_unstable();
-        return keys;
-    }
-    // Digits of the key relative to the smallest: only the bits that vary
-    // are sorted (the keys themselves stay absolute, comparable across
-    // samples).
-    let width = 64 - (kmax - kmin).leading_zeros();
-    let passes = width.div_ceil(BITS) as usize;
-    let mut counts = vec![[0u32; RADIX]; passes];
-    for &k in &keys {
-        let k = k - kmin;
-        for (d, c) in counts.iter_mut().enumerate() {
-            c[((k >> (BITS as usize * d)) & MASK) as usize] += 1;
-        }
-    }
     let mut buf = vec![0u64; keys.len()];
     let n = keys.len() as u32;
     for (d, c) in counts.iter_mut().enumerate() {
@@ -163,7 +157,7 @@ fn sorted_keys(v: &[f64]) -> Vec<u64> {
         }
         let shift = BITS as usize * d;
         for &k in &keys {
-            let digit = (((k - kmin) >> shift) & MASK) as usize;
+            let digit = ((k >> shift) & MASK) as usize;
             buf[c[digit] as usize] = k;
             c[digit] += 1;
         }
@@ -298,24 +292,73 @@ fn untied_ranks<T: Copy + PartialOrd + Sync>(x: &[T], y: &[T]) -> Option<Ranks> 
 
 /// The number of pairs with `y[j] < x[i]`, and whether some `x[i]` equals
 /// some `y[j]`, for sorted `x` whose first value has exactly `j0` of `y`
-/// below it. A branch-free merge: for ascending x the number of y below
-/// x[i] only grows, so each step either admits one more y or closes x[i]
-/// (with `j` of them below); a closed x[i] can only equal y[j].
+/// below it.
 fn count_below<T: Copy + PartialOrd>(x: &[T], y: &[T], j0: usize) -> (u64, bool) {
-    let (n1, n2) = (x.len(), y.len());
-    let (mut i, mut j) = (0usize, j0);
-    let (mut below, mut shared) = (0u64, false);
-    while i < n1 && j < n2 {
-        let (a, b) = (x[i], y[j]);
-        let lt = b < a;
-        shared |= !lt & (a == b);
-        let step = usize::from(lt);
-        j += step;
-        below += ((1 - step) * j) as u64;
-        i += 1 - step;
+    // Each merge step waits for the previous one's index, so the loop runs
+    // at load latency; two independent merges over the halves of x,
+    // interleaved, keep twice as many loads in flight.
+    if x.is_empty() {
+        return (0, false);
     }
-    // Every remaining x lies above all y (or no x remains).
-    (below + (n1 - i) as u64 * j as u64, shared)
+    let mid = x.len() / 2;
+    let j1 = j0 + y[j0..].partition_point(|&v| v < x[mid]);
+    let mut a = BelowMerge::new(0, mid, j0);
+    let mut b = BelowMerge::new(mid, x.len(), j1);
+    while a.live(y) && b.live(y) {
+        a.step(x, y);
+        b.step(x, y);
+    }
+    let (below_a, shared_a) = a.finish(x, y);
+    let (below_b, shared_b) = b.finish(x, y);
+    (below_a + below_b, shared_a | shared_b)
+}
+
+/// A branch-free merge of `x[i..end]` against `y`: for ascending x the
+/// number of y below x[i] only grows, so each step either admits one more
+/// y or closes x[i] (with `j` of them below); a closed x[i] can only equal
+/// y[j], the first y not below it.
+struct BelowMerge {
+    i: usize,
+    end: usize,
+    j: usize,
+    below: u64,
+    shared: bool,
+}
+
+impl BelowMerge {
+    fn new(i: usize, end: usize, j: usize) -> Self {
+        Self {
+            i,
+            end,
+            j,
+            below: 0,
+            shared: false,
+        }
+    }
+
+    fn live<T>(&self, y: &[T]) -> bool {
+        self.i < self.end && self.j < y.len()
+    }
+
+    #[inline(always)]
+    fn step<T: Copy + PartialOrd>(&mut self, x: &[T], y: &[T]) {
+        let (a, b) = (x[self.i], y[self.j]);
+        let lt = b < a;
+        self.shared |= !lt & (a == b);
+        let step = usize::from(lt);
+        self.j += step;
+        self.below += ((1 - step) * self.j) as u64;
+        self.i += 1 - step;
+    }
+
+    fn finish<T: Copy + PartialOrd>(mut self, x: &[T], y: &[T]) -> (u64, bool) {
+        while self.live(y) {
+            self.step(x, y);
+        }
+        // Every remaining x lies above all y (or none remains).
+        let rest = (self.end - self.i) as u64 * self.j as u64;
+        (self.below + rest, self.shared)
+    }
 }
 
 /// Rank sums by walking the tie groups of the merged samples.
