@@ -289,26 +289,46 @@ impl Visit for EventVisitor<'_> {
 }
 
 /// Appends `s` as a JSON string literal.
+/// Bytes a JSON string must escape: `"`, `\\` and control characters.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 pub(crate) fn json_string(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let esc = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.push_str(esc);
+    let mut i = 0;
+    while i < bytes.len() {
+        // One table lookup per byte on the common, clean path.
+        if !NEEDS_ESCAPE[bytes[i] as usize] {
+            i += 1;
+            continue;
         }
-        start = i + 1;
+        let b = bytes[i];
+        // Escapable bytes are ASCII, so `start..i` falls on char boundaries.
+        out.push_str(&s[start..i]);
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
+        }
+        i += 1;
+        start = i;
     }
     out.push_str(&s[start..]);
     out.push('"');
@@ -633,6 +653,22 @@ impl LogLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_strings_escape_every_position_of_long_runs() {
+        // Each escapable byte at every offset of a run longer than a word.
+        for bad in ['"', '\\', '\n', '\u{1f}', '\u{0}'] {
+            for at in 0..20 {
+                let mut text: String = "abcdefghijklmnopqrs".into();
+                text.insert(at, bad);
+                text.push('é');
+                let mut out = String::new();
+                json_string(&mut out, &text);
+                let back: String = serde_json::from_str(&out).expect("valid json");
+                assert_eq!(back, text, "{out}");
+            }
+        }
+    }
 
     #[test]
     fn json_strings_escape_quotes_and_control_characters() {

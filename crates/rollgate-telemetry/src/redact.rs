@@ -47,6 +47,17 @@ const SENSITIVE_KEYS: &[&str] = &[
 ];
 
 /// Prefixes of well-known credential formats; the token that follows is masked.
+/// First bytes of [`TOKEN_PREFIXES`], so most positions skip the prefix scan.
+static TOKEN_FIRST_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < TOKEN_PREFIXES.len() {
+        t[TOKEN_PREFIXES[i].as_bytes()[0] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 const TOKEN_PREFIXES: &[&str] = &[
     "ghp_",
     "gho_",
@@ -235,8 +246,9 @@ fn secret_ranges(text: &str) -> Vec<(usize, usize)> {
                 continue;
             }
         }
-        // Well-known token prefixes
-        if (i == 0 || !is_key_char(b[i - 1]))
+        // Well-known token prefixes (only where a prefix can start)
+        if TOKEN_FIRST_BYTES[c as usize]
+            && (i == 0 || !is_key_char(b[i - 1]))
             && let Some(p) = TOKEN_PREFIXES
                 .iter()
                 .find(|p| b[i..].starts_with(p.as_bytes()))
