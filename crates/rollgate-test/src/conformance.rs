@@ -12,10 +12,15 @@ use rollgate_deploy::{
 
 use crate::{artifact, targets};
 
+/// Panics with the store's own message: a conformance failure names what broke.
+fn fail<T>(e: Error) -> T {
+    panic!("{e}")
+}
+
 fn request(service: &str, version: &str, key: Option<&str>) -> RolloutRequest {
     let plan = Strategy::AllAtOnce
         .compile(&targets(3), &PhaseDefaults::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(fail);
     let mut r = RolloutRequest::new(service, artifact(version), plan, "tester");
     if let Some(k) = key {
         r = r.with_idempotency_key(k);
@@ -46,12 +51,12 @@ pub async fn idempotency_key_returns_the_same_rollout(s: &dyn StateStore) {
     let a = s
         .create(&request("web", "v2", Some("k1")))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(fail);
     assert!(!a.existed);
     let b = s
         .create(&request("web", "v2", Some("k1")))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(fail);
     assert_eq!(
         a.id, b.id,
         "same idempotency key must return the same rollout"
@@ -60,7 +65,7 @@ pub async fn idempotency_key_returns_the_same_rollout(s: &dyn StateStore) {
     let c = s
         .create(&request("web", "v2", None))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(fail);
     assert_ne!(a.id, c.id);
     let err = s
         .create(&request("web", "v3", Some("k1")))
@@ -74,12 +79,9 @@ pub async fn append_needs_the_current_fence(s: &dyn StateStore) {
     let id = s
         .create(&request("web", "v2", None))
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(fail)
         .id;
-    let f1 = s
-        .lease(id, "a", Duration::ZERO)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let f1 = s.lease(id, "a", Duration::ZERO).await.unwrap_or_else(fail);
     s.append(
         id,
         Writer::Controller {
@@ -92,12 +94,12 @@ pub async fn append_needs_the_current_fence(s: &dyn StateStore) {
         }],
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap_or_else(fail);
     // The zero-length lease expired at once; b takes over with a higher fence.
     let f2 = s
         .lease(id, "b", Duration::from_secs(60))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(fail);
     assert!(f2 > f1, "a new owner must get a higher fence");
     let err = s
         .append(
@@ -112,10 +114,7 @@ pub async fn append_needs_the_current_fence(s: &dyn StateStore) {
         .expect_err("stale fence");
     assert!(matches!(err, Error::StaleFence { .. }), "{err}");
     assert_eq!(
-        s.events(id, 0)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .len(),
+        s.events(id, 0).await.unwrap_or_else(fail).len(),
         1,
         "a rejected append lands nothing"
     );
@@ -126,11 +125,11 @@ pub async fn people_append_only_requests(s: &dyn StateStore) {
     let id = s
         .create(&request("web", "v2", None))
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(fail)
         .id;
     s.append(id, Writer::Person("alice"), &[Event::PauseRequested])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(fail);
     let err = s
         .append(
             id,
@@ -143,7 +142,7 @@ pub async fn people_append_only_requests(s: &dyn StateStore) {
         .await
         .expect_err("people may not forge gate verdicts");
     assert!(err.to_string().contains("only controllers"), "{err}");
-    let evs = s.events(id, 0).await.unwrap_or_else(|e| panic!("{e}"));
+    let evs = s.events(id, 0).await.unwrap_or_else(fail);
     assert_eq!(evs.len(), 1);
     assert_eq!(evs[0].actor, "alice");
 }
@@ -153,12 +152,12 @@ pub async fn events_come_back_in_order_after_a_sequence(s: &dyn StateStore) {
     let id = s
         .create(&request("web", "v2", None))
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(fail)
         .id;
     let f = s
         .lease(id, "a", Duration::from_secs(60))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(fail);
     let w = Writer::Controller {
         owner: "a",
         fence: f,
@@ -176,7 +175,7 @@ pub async fn events_come_back_in_order_after_a_sequence(s: &dyn StateStore) {
             ],
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(fail);
     assert_eq!(last, 2);
     s.append(
         id,
@@ -187,10 +186,10 @@ pub async fn events_come_back_in_order_after_a_sequence(s: &dyn StateStore) {
         }],
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let all = s.events(id, 0).await.unwrap_or_else(|e| panic!("{e}"));
+    .unwrap_or_else(fail);
+    let all = s.events(id, 0).await.unwrap_or_else(fail);
     assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
-    let tail = s.events(id, 2).await.unwrap_or_else(|e| panic!("{e}"));
+    let tail = s.events(id, 2).await.unwrap_or_else(fail);
     assert_eq!(tail.len(), 1);
     assert_eq!(tail[0].event.action(), "phase_completed");
 }
@@ -200,16 +199,16 @@ pub async fn leases_fence_out_older_owners(s: &dyn StateStore) {
     let id = s
         .create(&request("web", "v2", None))
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(fail)
         .id;
     let f = s
         .lease(id, "a", Duration::from_secs(60))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(fail);
     assert_eq!(
         s.lease(id, "a", Duration::from_secs(60))
             .await
-            .unwrap_or_else(|e| panic!("{e}")),
+            .unwrap_or_else(fail),
         f
     );
     let err = s
@@ -223,24 +222,17 @@ pub async fn leases_fence_out_older_owners(s: &dyn StateStore) {
     let info = s
         .lease_info(id)
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(fail)
         .unwrap_or_else(|| panic!("lease info"));
     assert_eq!(info.owner, "a");
-    s.release(id, f).await.unwrap_or_else(|e| panic!("{e}"));
+    s.release(id, f).await.unwrap_or_else(fail);
     let g = s
         .lease(id, "b", Duration::from_secs(60))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(fail);
     assert!(g > f);
-    s.break_lease(id, "b")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        s.lease_info(id)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .is_none()
-    );
+    s.break_lease(id, "b").await.unwrap_or_else(fail);
+    assert!(s.lease_info(id).await.unwrap_or_else(fail).is_none());
 }
 
 /// A `Finished` event takes the rollout off the unfinished list.
@@ -248,17 +240,17 @@ pub async fn finished_rollouts_are_not_unfinished(s: &dyn StateStore) {
     let a = s
         .create(&request("web", "v2", None))
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(fail)
         .id;
     let b = s
         .create(&request("web", "v3", None))
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(fail)
         .id;
     let f = s
         .lease(a, "x", Duration::from_secs(60))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(fail);
     s.append(
         a,
         Writer::Controller {
@@ -270,12 +262,9 @@ pub async fn finished_rollouts_are_not_unfinished(s: &dyn StateStore) {
         }],
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        s.unfinished().await.unwrap_or_else(|e| panic!("{e}")),
-        vec![b]
-    );
-    let list = s.list(None).await.unwrap_or_else(|e| panic!("{e}"));
+    .unwrap_or_else(fail);
+    assert_eq!(s.unfinished().await.unwrap_or_else(fail), vec![b]);
+    let list = s.list(None).await.unwrap_or_else(fail);
     assert_eq!(
         list.iter().find(|r| r.id == a).and_then(|r| r.outcome),
         Some(Outcome::Succeeded)
@@ -287,20 +276,20 @@ pub async fn list_filters_by_service_newest_first(s: &dyn StateStore) {
     let a = s
         .create(&request("web", "v2", None))
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(fail)
         .id;
     s.create(&request("api", "v2", None))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(fail);
     let c = s
         .create(&request("web", "v3", None))
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(fail)
         .id;
     let ids: Vec<_> = s
         .list(Some("web"))
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(fail)
         .iter()
         .map(|r| r.id)
         .collect();
@@ -312,10 +301,10 @@ pub async fn a_digest_is_never_rebound(s: &dyn StateStore) {
     let d = Digest::of_bytes(b"build 7");
     s.register_artifact(&Artifact::new("v7", d.clone()))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(fail);
     s.register_artifact(&Artifact::new("v7", d.clone()))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(fail);
     let err = s
         .register_artifact(&Artifact::new("v8", d.clone()))
         .await
@@ -324,7 +313,7 @@ pub async fn a_digest_is_never_rebound(s: &dyn StateStore) {
     assert_eq!(
         s.artifact(&d)
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(fail)
             .map(|a| a.version)
             .as_deref(),
         Some("v7")
