@@ -1101,34 +1101,7 @@ pub fn binomial_sf(k: u64, n: u64, p: f64) -> f64 {
         libm::lgamma(nf + 1.0) - libm::lgamma(i as f64 + 1.0) - libm::lgamma((n - i) as f64 + 1.0)
     };
     let term = |i: u64| (lchoose(i) + i as f64 * lp + (n - i) as f64 * lq).exp();
-    let mean = nf * p;
-    if k as f64 >= mean {
-        // sum upward: terms decrease past the mode
-        let mut s = 0.0;
-        let mut i = k;
-        loop {
-            let t = term(i);
-            s += t;
-            if i == n || (t < s * 1e-18 && i as f64 > mean) {
-                break;
-            }
-            i += 1;
-        }
-        s.min(1.0)
-    } else {
-        // 1 - P(X <= k - 1), summing downward
-        let mut s = 0.0;
-        let mut i = k - 1;
-        loop {
-            let t = term(i);
-            s += t;
-            if i == 0 || (t < s * 1e-18 && (i as f64) < mean) {
-                break;
-            }
-            i -= 1;
-        }
-        (1.0 - s).clamp(0.0, 1.0)
-    }
+    tail_from(k, n, nf * p, term)
 }
 
 /// Exact tail of the exceedance statistic: with `n_b` baseline and `n_c`
@@ -1163,31 +1136,38 @@ pub fn exceedance_sf(m: u64, r: u64, n_b: u64, n_c: u64) -> f64 {
         let jf = j as f64;
         (lc(jf + rf - 1.0, jf) + lc(nc - jf + nb - rf, nc - jf) - total).exp()
     };
-    let mean = nc * rf / (nb + 1.0);
-    if m as f64 >= mean {
-        let mut sum = 0.0;
-        let mut j = m;
+    tail_from(m, n_c, nc * rf / (nb + 1.0), term)
+}
+
+/// `P(X >= k)` for a distribution on `0..=n` with probability mass `term`
+/// and mean `mean`, for `1 <= k <= n`: summed upward from `k` when `k` lies
+/// above the mean, else as `1 - P(X <= k - 1)` summed downward, so the sum
+/// always runs away from the mode and stops once terms no longer count.
+fn tail_from(k: u64, n: u64, mean: f64, term: impl Fn(u64) -> f64) -> f64 {
+    if k as f64 >= mean {
+        let mut s = 0.0;
+        let mut i = k;
         loop {
-            let t = term(j);
-            sum += t;
-            if j == n_c || (t < sum * 1e-18 && j as f64 > mean) {
+            let t = term(i);
+            s += t;
+            if i == n || (t < s * 1e-18 && i as f64 > mean) {
                 break;
             }
-            j += 1;
+            i += 1;
         }
-        sum.min(1.0)
+        s.min(1.0)
     } else {
-        let mut sum = 0.0;
-        let mut j = m - 1;
+        let mut s = 0.0;
+        let mut i = k - 1;
         loop {
-            let t = term(j);
-            sum += t;
-            if j == 0 || (t < sum * 1e-18 && (j as f64) < mean) {
+            let t = term(i);
+            s += t;
+            if i == 0 || (t < s * 1e-18 && (i as f64) < mean) {
                 break;
             }
-            j -= 1;
+            i -= 1;
         }
-        (1.0 - sum).clamp(0.0, 1.0)
+        (1.0 - s).clamp(0.0, 1.0)
     }
 }
 
