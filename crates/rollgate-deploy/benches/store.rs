@@ -65,6 +65,25 @@ fn setup(durability: Durability) -> Bench {
     }
 }
 
+/// One durable transition for `target`; returns how long the caller waited.
+async fn append_one(
+    store: &SqliteStore,
+    id: RolloutId,
+    fence: Fence,
+    target: &TargetId,
+) -> Duration {
+    let event = Event::TargetDeployed {
+        target: target.clone(),
+    };
+    let start = Instant::now();
+    let writer = Writer::Controller {
+        owner: "bench",
+        fence,
+    };
+    store.append(id, writer, &[event]).await.unwrap();
+    start.elapsed()
+}
+
 /// One round: every target appends one transition at once; returns each wait.
 async fn round(b: &Bench) -> Vec<Duration> {
     let mut tasks = Vec::with_capacity(IN_FLIGHT);
@@ -73,22 +92,7 @@ async fn round(b: &Bench) -> Vec<Duration> {
         let targets = b.targets.clone();
         let (id, fence) = (b.id, b.fence);
         tasks.push(tokio::spawn(async move {
-            let event = Event::TargetDeployed {
-                target: targets[i].clone(),
-            };
-            let start = Instant::now();
-            store
-                .append(
-                    id,
-                    Writer::Controller {
-                        owner: "bench",
-                        fence,
-                    },
-                    &[event],
-                )
-                .await
-                .unwrap();
-            start.elapsed()
+            append_one(&store, id, fence, &targets[i]).await
         }));
     }
     let mut waits = Vec::with_capacity(IN_FLIGHT);
@@ -118,22 +122,7 @@ async fn offered(b: &Bench, rate: f64, secs: f64) -> (Vec<Duration>, f64) {
             let mut waits = Vec::with_capacity(ticks);
             for _ in 0..ticks {
                 tick.tick().await;
-                let event = Event::TargetDeployed {
-                    target: targets[i].clone(),
-                };
-                let s = Instant::now();
-                store
-                    .append(
-                        id,
-                        Writer::Controller {
-                            owner: "bench",
-                            fence,
-                        },
-                        &[event],
-                    )
-                    .await
-                    .unwrap();
-                waits.push(s.elapsed());
+                waits.push(append_one(&store, id, fence, &targets[i]).await);
             }
             waits
         }));
