@@ -26,7 +26,7 @@ fn node(t: &T, depth: usize) -> Node {
         T::Bool(b) => Value::Bool(*b),
         T::Int(i) => Value::Number(Number::Int(i64::from(*i))),
         T::Float(f) => Value::Number(Number::Float(f64::from(*f) / 4.0)),
-        T::Str(s) => Value::String(WORDS[usize::from(*s) % WORDS.len()].to_owned()),
+        T::Str(s) => Value::String(WORDS[usize::from(*s) % WORDS.len()].into()),
         T::Arr(items) if depth < 32 => {
             Value::Array(items.iter().map(|i| node(i, depth + 1)).collect())
         }

@@ -250,7 +250,7 @@ fn parse_interval(text: &str) -> Result<Duration, Message> {
             "invalid --interval \"{text}\" (use 500ms, 30s, 5m or 1h)"
         ))
     };
-    match Normaliser::Duration.apply(&Value::String(text.to_owned())) {
+    match Normaliser::Duration.apply(&Value::String(text.into())) {
         Value::Number(n) if n.as_f64() > 0.0 && n.as_f64() < 1e9 => {
             Ok(Duration::from_secs_f64(n.as_f64()))
         }

@@ -8,7 +8,7 @@ use std::hash::{Hash, Hasher};
 
 use crate::patch::PatchOp;
 use crate::rules::{KeySpec, Resolved, Rules, Severity, is_secret_key};
-use crate::tree::{Node, Number, Value, escape_token};
+use crate::tree::{Node, Number, Str, Value, escape_token};
 
 /// The text every masked value is replaced by.
 pub const MASK: &str = "***";
@@ -313,7 +313,7 @@ impl<'a> Walk<'a> {
     /// A copy of `node` fit for printing: secret parts replaced by [`MASK`].
     fn masked(&self, node: &Node, secret: bool, side: Side) -> Node {
         if secret {
-            return Node::at(Value::String(MASK.to_owned()), node.pos);
+            return Node::at(Value::String(Str::const_new(MASK)), node.pos);
         }
         let mut toks = Self::tokens(match side {
             Side::Desired => &self.dpath,
@@ -325,7 +325,7 @@ impl<'a> Walk<'a> {
     fn mask_rec(&self, node: &Node, toks: &mut Vec<String>) -> Node {
         let rule_secret = !self.plain && self.rules.resolve(toks).secret;
         if rule_secret {
-            return Node::at(Value::String(MASK.to_owned()), node.pos);
+            return Node::at(Value::String(Str::const_new(MASK)), node.pos);
         }
         match &node.value {
             Value::Object(map) => {
@@ -334,9 +334,9 @@ impl<'a> Walk<'a> {
                     let value_secret =
                         e.key == "value" && self.rules.masks_secret_keys() && names_secret(map);
                     let child = if self.key_secret(&e.key) || value_secret {
-                        Node::at(Value::String(MASK.to_owned()), e.node.pos)
+                        Node::at(Value::String(Str::const_new(MASK)), e.node.pos)
                     } else {
-                        toks.push(e.key.clone());
+                        toks.push(e.key.to_string());
                         let c = self.mask_rec(&e.node, toks);
                         toks.pop();
                         c
@@ -778,7 +778,7 @@ fn selector(spec: &KeySpec, node: &Node) -> String {
         .iter()
         .map(|f| {
             let v = field(node, f).map_or_else(String::new, |n| match &n.value {
-                Value::String(s) => s.clone(),
+                Value::String(s) => s.to_string(),
                 other => Node::new(other.clone()).to_json(),
             });
             let name = if f.len() == 1 {

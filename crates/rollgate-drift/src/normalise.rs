@@ -43,7 +43,7 @@ impl Normaliser {
     #[must_use]
     pub fn apply(&self, value: &Value) -> Value {
         let out = match (self, value) {
-            (Normaliser::Trim, Value::String(s)) => Some(Value::String(s.trim().to_owned())),
+            (Normaliser::Trim, Value::String(s)) => Some(Value::String(s.trim().into())),
             (Normaliser::Case, Value::String(s)) => Some(Value::String(s.to_lowercase())),
             (Normaliser::Number, Value::String(s)) => parse_number(s.trim()).map(num),
             (Normaliser::Duration, Value::String(s)) => parse_duration(s.trim()).map(num),
@@ -172,7 +172,7 @@ mod tests {
     use super::*;
 
     fn s(x: &str) -> Value {
-        Value::String(x.to_owned())
+        Value::String(x.into())
     }
 
     #[test]

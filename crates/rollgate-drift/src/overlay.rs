@@ -139,7 +139,7 @@ impl Merger<'_> {
                     if e.key == DIRECTIVE {
                         continue;
                     }
-                    self.path.push(e.key.clone());
+                    self.path.push(e.key.to_string());
                     match self.directive(&e.node)? {
                         Some(Directive::Delete) => {
                             bm.remove(&e.key);

@@ -464,12 +464,12 @@ pub(crate) struct Resolved {
 /// A TOML value as a tree value (datetimes become their text).
 fn from_toml(v: &toml::Value) -> Value {
     match v {
-        toml::Value::String(s) => Value::String(s.clone()),
+        toml::Value::String(s) => Value::String(s.as_str().into()),
         toml::Value::Integer(i) => Value::Number(Number::Int(*i)),
         toml::Value::Float(f) if f.is_finite() => Value::Number(Number::Float(*f)),
-        toml::Value::Float(f) => Value::String(f.to_string()),
+        toml::Value::Float(f) => Value::String(f.to_string().into()),
         toml::Value::Boolean(b) => Value::Bool(*b),
-        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Datetime(d) => Value::String(d.to_string().into()),
         toml::Value::Array(items) => {
             Value::Array(items.iter().map(|i| Node::new(from_toml(i))).collect())
         }

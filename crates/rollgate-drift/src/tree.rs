@@ -3,6 +3,12 @@
 
 use std::fmt;
 
+/// The string type of keys and string values. Strings of up to 24 bytes (in
+/// real configurations nearly all of them) are stored inline, so loading a
+/// large document allocates once per container rather than once per string.
+/// It dereferences to `str` and converts from `&str` and `String`.
+pub type Str = compact_str::CompactString;
+
 /// A position in a source file: 1-based line and column (columns count bytes
 /// for JSON and TOML, characters for YAML).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -85,7 +91,7 @@ impl fmt::Display for Number {
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// The key.
-    pub key: String,
+    pub key: Str,
     /// Where the key was written.
     pub key_pos: Pos,
     /// The value.
@@ -163,7 +169,7 @@ impl Map {
     }
 
     /// Inserts or replaces `key`, returning the old value.
-    pub fn insert(&mut self, key: impl Into<String>, node: Node) -> Option<Node> {
+    pub fn insert(&mut self, key: impl Into<Str>, node: Node) -> Option<Node> {
         let key = key.into();
         match self.find(&key) {
             Ok(i) => Some(std::mem::replace(&mut self.entries[i].node, node)),
@@ -215,7 +221,7 @@ pub enum Value {
     /// A number.
     Number(Number),
     /// A string (TOML datetimes load as their RFC 3339 text).
-    String(String),
+    String(Str),
     /// A list.
     Array(Vec<Node>),
     /// An object.

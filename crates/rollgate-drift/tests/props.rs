@@ -62,7 +62,7 @@ proptest! {
         let list = |v: &[(String, Node)]| {
             Node::new(Value::Array(v.iter().map(|(k, n)| {
                 let mut m = Map::new();
-                m.insert(key, Node::new(Value::String(k.clone())));
+                m.insert(key, Node::new(Value::String(k.as_str().into())));
                 m.insert("spec", n.clone());
                 Node::new(Value::Object(m))
             }).collect()))
@@ -83,7 +83,7 @@ proptest! {
         let put = |t: &Node, value: &str| {
             let mut m = Map::new();
             m.insert("tree", t.clone());
-            let leaf = Node::new(Value::String(value.to_owned()));
+            let leaf = Node::new(Value::String(value.into()));
             let v = if nested {
                 let mut inner = Map::new();
                 inner.insert("inner", leaf);

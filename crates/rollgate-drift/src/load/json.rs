@@ -3,7 +3,7 @@
 
 use crate::error::Error;
 use crate::load::{Limits, to_u32};
-use crate::tree::{Entry, Map, Node, Number, Pos, Value};
+use crate::tree::{Entry, Map, Node, Number, Pos, Str, Value};
 
 pub(crate) fn parse(text: &str, source_name: &str, limits: &Limits) -> Result<Node, Error> {
     let mut p = Parser {
@@ -165,7 +165,7 @@ impl Parser<'_> {
         let entries: Vec<Entry> = self.entries.drain(start..).collect();
         Map::from_unsorted(entries).map_err(|(dup, first)| Error::DuplicateKey {
             source_name: self.source_name.to_owned(),
-            key: dup.key,
+            key: dup.key.into(),
             line: dup.key_pos.line,
             column: dup.key_pos.column,
             first_line: first.line,
@@ -198,13 +198,13 @@ impl Parser<'_> {
         Ok(self.items.drain(start..).collect())
     }
 
-    fn string(&mut self) -> Result<String, Error> {
+    fn string(&mut self) -> Result<Str, Error> {
         self.i += 1; // opening quote
         let start = self.i;
         // Fast path: no escapes.
         while let Some(&c) = self.b.get(self.i) {
             if c == b'"' {
-                let s = self.text[start..self.i].to_owned();
+                let s = Str::from(&self.text[start..self.i]);
                 self.i += 1;
                 return Ok(s);
             }
@@ -222,7 +222,7 @@ impl Parser<'_> {
             match c {
                 b'"' => {
                     self.i += 1;
-                    return Ok(out);
+                    return Ok(out.into());
                 }
                 b'\\' => {
                     self.i += 1;

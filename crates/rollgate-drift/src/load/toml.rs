@@ -7,7 +7,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::error::Error;
 use crate::load::{Limits, to_u32};
-use crate::tree::{Entry, Map, Node, Number, Pos, Value};
+use crate::tree::{Entry, Map, Node, Number, Pos, Str, Value};
 
 struct Lines {
     starts: Vec<usize>,
@@ -92,7 +92,7 @@ impl Conv<'_> {
             let key_pos = self.lines.pos(key.span().start);
             let node = self.value(value, depth + 1)?;
             entries.push(Entry {
-                key: key.get_ref().to_string(),
+                key: Str::from(key.get_ref().as_ref()),
                 key_pos,
                 node,
             });
@@ -100,7 +100,7 @@ impl Conv<'_> {
         // The TOML parser already rejects duplicate keys with a position.
         Map::from_unsorted(entries).map_err(|(dup, first)| Error::DuplicateKey {
             source_name: self.source_name.to_owned(),
-            key: dup.key,
+            key: dup.key.into(),
             line: dup.key_pos.line,
             column: dup.key_pos.column,
             first_line: first.line,
@@ -112,7 +112,7 @@ impl Conv<'_> {
         let pos = self.lines.pos(value.span().start);
         self.count(pos)?;
         let v = match value.get_ref() {
-            DeValue::String(s) => Value::String(s.to_string()),
+            DeValue::String(s) => Value::String(Str::from(s.as_ref())),
             DeValue::Integer(i) => {
                 let digits: String = i.as_str().chars().filter(|&c| c != '_').collect();
                 let parsed = i64::from_str_radix(&digits, i.radix())
@@ -124,11 +124,11 @@ impl Conv<'_> {
                 match digits.parse::<f64>() {
                     Ok(x) if x.is_finite() => Value::Number(Number::Float(x)),
                     // inf and nan have no place in a JSON-shaped tree: keep the text.
-                    _ => Value::String(digits),
+                    _ => Value::String(digits.into()),
                 }
             }
             DeValue::Boolean(b) => Value::Bool(*b),
-            DeValue::Datetime(d) => Value::String(d.to_string()),
+            DeValue::Datetime(d) => Value::String(compact_str::format_compact!("{d}")),
             DeValue::Array(items) => {
                 if depth >= self.limits.depth() {
                     return Err(self.too_deep(pos));

@@ -7,7 +7,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 use crate::error::Error;
 use crate::load::{Limits, to_u32};
-use crate::tree::{Entry, Map, Node, Number, Pos, Value};
+use crate::tree::{Entry, Map, Node, Number, Pos, Str, Value};
 
 enum Frame {
     Seq {
@@ -19,7 +19,7 @@ enum Frame {
         entries: Vec<Entry>,
         pos: Pos,
         anchor: usize,
-        key: Option<(String, Pos)>,
+        key: Option<(Str, Pos)>,
     },
 }
 
@@ -83,7 +83,7 @@ pub(crate) fn parse(text: &str, source_name: &str, limits: &Limits) -> Result<No
                 let value = if style == ScalarStyle::Plain && !is_str_tag {
                     resolve_plain(&text)
                 } else {
-                    Value::String(text.into_owned())
+                    Value::String(text.into())
                 };
                 loader.count(pos, 1)?;
                 loader.push(Node::at(value, pos), anchor)?;
@@ -187,9 +187,9 @@ impl Loader<'_> {
                 None => {
                     let k = match node.value {
                         Value::String(s) => s,
-                        Value::Null => String::new(),
-                        Value::Bool(b) => b.to_string(),
-                        Value::Number(n) => n.to_string(),
+                        Value::Null => Str::default(),
+                        Value::Bool(b) => Str::from(if b { "true" } else { "false" }),
+                        Value::Number(n) => compact_str::format_compact!("{n}"),
                         Value::Array(_) | Value::Object(_) => {
                             return Err(self.syntax(node.pos, "keys must be scalars"));
                         }
@@ -207,7 +207,7 @@ impl Loader<'_> {
             entries.into_iter().partition(|e| e.key == "<<");
         let map = Map::from_unsorted(own).map_err(|(dup, first)| Error::DuplicateKey {
             source_name: self.source_name.to_owned(),
-            key: dup.key,
+            key: dup.key.into(),
             line: dup.key_pos.line,
             column: dup.key_pos.column,
             first_line: first.line,
@@ -262,7 +262,7 @@ fn resolve_plain(text: &str) -> Value {
             return Value::Number(Number::Float(f));
         }
     }
-    Value::String(text.to_owned())
+    Value::String(text.into())
 }
 
 fn parse_int(text: &str) -> Option<i64> {

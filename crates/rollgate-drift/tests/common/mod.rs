@@ -11,7 +11,7 @@ pub fn leaf() -> impl Strategy<Value = Value> {
         (-3i64..4).prop_map(|i| Value::Number(Number::Int(i))),
         prop::sample::select(vec![0.5, -2.25, 1e300]).prop_map(|f| Value::Number(Number::Float(f))),
         prop::sample::select(vec!["a", "b", "c", "", "é\"/~", "x y"])
-            .prop_map(|s| Value::String(s.to_owned())),
+            .prop_map(|s| Value::String(s.into())),
     ]
 }
 
@@ -59,7 +59,7 @@ pub fn keyed_tree() -> impl Strategy<Value = Node> {
                         m.into_iter()
                             .map(|(name, v)| {
                                 object(vec![
-                                    ("name".to_owned(), Node::new(Value::String(name.to_owned()))),
+                                    ("name".to_owned(), Node::new(Value::String(name.into()))),
                                     ("v".to_owned(), v),
                                 ])
                             })
@@ -101,7 +101,7 @@ fn graft(node: &mut Node, other: &Node, seed: u64) {
             graft(&mut items[i], other, seed / 11);
         }
         (Value::Object(m), _) if !m.is_empty() && pick < 4 => {
-            let keys: Vec<String> = m.iter().map(|e| e.key.clone()).collect();
+            let keys: Vec<String> = m.iter().map(|e| e.key.to_string()).collect();
             let k = &keys[(seed as usize / 5) % keys.len()];
             if pick == 0 {
                 m.remove(k);
