@@ -75,22 +75,6 @@ impl Output {
     }
 }
 
-/// Keys written by the layer itself; event or span fields with these names
-/// are emitted as `field.<name>` so they never shadow them.
-const RESERVED: &[&str] = &[
-    "timestamp",
-    "level",
-    "target",
-    "message",
-    "service",
-    "version",
-    "environment",
-    "commit",
-    "cohort",
-    "trace_id",
-    "span_id",
-];
-
 /// Fields recorded on a span, already redacted and JSON-encoded, plus the
 /// `,"name":value...` fragment events append when no name collides.
 #[derive(Debug, Default)]
@@ -112,9 +96,7 @@ impl SpanFields {
     fn render(&mut self) {
         self.fragment.clear();
         for (name, json) in &self.fields {
-            self.fragment.push(',');
-            json_string(&mut self.fragment, &out_key(name));
-            self.fragment.push(':');
+            push_key(&mut self.fragment, name);
             self.fragment.push_str(json);
         }
     }
@@ -204,9 +186,7 @@ struct EventVisitor<'a> {
 
 impl EventVisitor<'_> {
     fn key(&mut self, name: &'static str) {
-        self.s.fields.push(',');
-        json_string(&mut self.s.fields, &out_key(name));
-        self.s.fields.push(':');
+        push_key(&mut self.s.fields, name);
         self.s.names.push(name);
     }
 
@@ -221,12 +201,13 @@ impl EventVisitor<'_> {
         json_string(&mut self.s.fields, &redacted);
     }
 
-    fn raw_value(&mut self, name: &'static str, value: impl fmt::Display) {
+    /// A number or boolean: written by `write` unless the name is sensitive.
+    fn raw_value(&mut self, name: &'static str, write: impl FnOnce(&mut String)) {
         self.key(name);
         if self.redactor.is_sensitive_field(name) {
             json_string(&mut self.s.fields, MASK);
         } else {
-            let _ = write!(self.s.fields, "{value}");
+            write(&mut self.s.fields);
         }
     }
 }
@@ -258,23 +239,31 @@ impl Visit for EventVisitor<'_> {
         self.s.tmp = tmp;
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.raw_value(field.name(), value);
+        self.raw_value(field.name(), |out| push_i64(out, value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.raw_value(field.name(), value);
+        self.raw_value(field.name(), |out| push_u64(out, value));
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
-        self.raw_value(field.name(), value);
+        self.raw_value(field.name(), |out| {
+            let _ = write!(out, "{value}");
+        });
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
-        self.raw_value(field.name(), value);
+        self.raw_value(field.name(), |out| {
+            let _ = write!(out, "{value}");
+        });
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.raw_value(field.name(), value);
+        self.raw_value(field.name(), |out| {
+            out.push_str(if value { "true" } else { "false" });
+        });
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
         if value.is_finite() {
-            self.raw_value(field.name(), value);
+            self.raw_value(field.name(), |out| {
+                let _ = write!(out, "{value}");
+            });
         } else {
             let name = field.name();
             self.key(name);
@@ -288,7 +277,6 @@ impl Visit for EventVisitor<'_> {
     }
 }
 
-/// Appends `s` as a JSON string literal.
 /// Bytes a JSON string must escape: `"`, `\\` and control characters.
 static NEEDS_ESCAPE: [bool; 256] = {
     let mut t = [false; 256];
@@ -302,21 +290,92 @@ static NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// Whether one of the 8 bytes in `w` needs escaping. Never false when one
+/// does (the classic "has a byte below n" and "has a zero byte" tests are
+/// exact as booleans), so clean text is checked a word at a time.
+fn word_needs_escape(w: u64) -> bool {
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w;
+    let q = w ^ (ONES * u64::from(b'"'));
+    let quote = q.wrapping_sub(ONES) & !q;
+    let bs = w ^ (ONES * u64::from(b'\\'));
+    let backslash = bs.wrapping_sub(ONES) & !bs;
+    (below_space | quote | backslash) & HIGHS != 0
+}
+
+/// Length of the longest prefix of `b` that needs no escaping.
+#[inline]
+fn clean_prefix(b: &[u8]) -> usize {
+    let n = b.len();
+    if n < 8 {
+        // 4..8 bytes: two overlapping 4-byte loads make one word.
+        if let (Some(lo), Some(hi)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+            let w = u64::from(u32::from_ne_bytes(*lo)) | (u64::from(u32::from_ne_bytes(*hi)) << 32);
+            if !word_needs_escape(w) {
+                return n;
+            }
+        }
+        return byte_clean_prefix(b);
+    }
+    let mut i = 0;
+    let mut words = b.chunks_exact(8);
+    for chunk in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        if word_needs_escape(u64::from_ne_bytes(w)) {
+            return i + byte_clean_prefix(chunk);
+        }
+        i += 8;
+    }
+    // The last 1..8 bytes: re-check the final word of `b` (it overlaps
+    // bytes already found clean).
+    let rest = words.remainder();
+    if rest.is_empty() {
+        return i;
+    }
+    if let Some(last) = b.last_chunk::<8>()
+        && !word_needs_escape(u64::from_ne_bytes(*last))
+    {
+        return n;
+    }
+    i + byte_clean_prefix(rest)
+}
+
+/// [`clean_prefix`] one byte at a time.
+fn byte_clean_prefix(b: &[u8]) -> usize {
+    let mut i = 0;
+    while i < b.len() && !NEEDS_ESCAPE[usize::from(b[i])] {
+        i += 1;
+    }
+    i
+}
+
+/// Appends `s` as a JSON string literal.
 pub(crate) fn json_string(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
+    json_body(out, s);
+    out.push('"');
+}
+
+/// Appends `s` escaped for the inside of a JSON string literal.
+#[inline]
+fn json_body(out: &mut String, s: &str) {
+    let clean = clean_prefix(s.as_bytes());
+    out.push_str(&s[..clean]);
+    if clean < s.len() {
+        json_body_escaping(out, s, clean);
+    }
+}
+
+/// [`json_body`] from the first byte that needs escaping, `s[start]`.
+#[inline(never)]
+fn json_body_escaping(out: &mut String, s: &str, mut start: usize) {
     let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // One table lookup per byte on the common, clean path.
-        if !NEEDS_ESCAPE[bytes[i] as usize] {
-            i += 1;
-            continue;
-        }
-        let b = bytes[i];
-        // Escapable bytes are ASCII, so `start..i` falls on char boundaries.
-        out.push_str(&s[start..i]);
+    // Escapable bytes are ASCII, so every `start` falls on a char boundary.
+    while let Some(&b) = bytes.get(start) {
         match b {
             b'"' => out.push_str("\\\""),
             b'\\' => out.push_str("\\\\"),
@@ -327,11 +386,47 @@ pub(crate) fn json_string(out: &mut String, s: &str) {
                 let _ = write!(out, "\\u{b:04x}");
             }
         }
-        i += 1;
-        start = i;
+        let rest = &s[start + 1..];
+        let clean = clean_prefix(rest.as_bytes());
+        out.push_str(&rest[..clean]);
+        start += 1 + clean;
     }
-    out.push_str(&s[start..]);
-    out.push('"');
+}
+
+/// Appends `,"name":`, with reserved names moved to `field.<name>`.
+fn push_key(out: &mut String, name: &str) {
+    out.reserve(name.len() + 10);
+    out.push_str(if is_reserved(name) {
+        ",\"field."
+    } else {
+        ",\""
+    });
+    json_body(out, name);
+    out.push_str("\":");
+}
+
+/// Appends the decimal digits of `v`.
+pub(crate) fn push_u64(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+}
+
+/// Appends `v` in decimal, with a leading `-` when negative.
+fn push_i64(out: &mut String, v: i64) {
+    if v < 0 {
+        out.push('-');
+    }
+    push_u64(out, v.unsigned_abs());
 }
 
 fn json_f64(out: &mut String, v: f64) {
@@ -429,12 +524,23 @@ fn level_str(level: &Level) -> &'static str {
     }
 }
 
-fn out_key(name: &str) -> std::borrow::Cow<'_, str> {
-    if RESERVED.contains(&name) {
-        std::borrow::Cow::Owned(format!("field.{name}"))
-    } else {
-        std::borrow::Cow::Borrowed(name)
-    }
+/// Keys written by the layer itself; event or span fields with these names
+/// are emitted as `field.<name>` so they never shadow them.
+fn is_reserved(name: &str) -> bool {
+    matches!(
+        name,
+        "timestamp"
+            | "level"
+            | "target"
+            | "message"
+            | "service"
+            | "version"
+            | "environment"
+            | "commit"
+            | "cohort"
+            | "trace_id"
+            | "span_id"
+    )
 }
 
 impl<S> Layer<S> for LogLayer
@@ -492,31 +598,44 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        SCRATCH.with(|cell| {
-            // Re-entrancy (a Debug impl that logs) falls back to fresh buffers.
-            let mut fresh = Scratch::default();
-            let mut guard = cell.try_borrow_mut();
-            let scratch: &mut Scratch = match guard.as_deref_mut() {
-                Ok(s) => s,
-                Err(_) => &mut fresh,
-            };
-            scratch.line.clear();
-            if self.human {
-                let mut line = std::mem::take(&mut scratch.line);
-                self.format_human(&mut line, event, &ctx);
-                scratch.line = line;
-            } else {
-                self.format_json(scratch, event, &ctx);
-            }
-            self.output.write_line(scratch.line.as_bytes());
-            if scratch.line.capacity() > 64 * 1024 || scratch.fields.capacity() > 64 * 1024 {
-                *scratch = Scratch::default();
-            }
-        });
+        let used_scratch = SCRATCH
+            .try_with(|cell| match cell.try_borrow_mut() {
+                Ok(mut scratch) => {
+                    self.emit(&mut scratch, event, &ctx);
+                    if scratch.line.capacity() > 64 * 1024 || scratch.fields.capacity() > 64 * 1024
+                    {
+                        *scratch = Scratch::default();
+                    }
+                    true
+                }
+                Err(_) => false,
+            })
+            .unwrap_or(false);
+        if !used_scratch {
+            // Re-entrancy (a Debug impl that logs) or a thread tearing down
+            // its locals: fresh buffers.
+            self.emit(&mut Scratch::default(), event, &ctx);
+        }
     }
 }
 
 impl LogLayer {
+    /// Formats `event` in `scratch` and writes the line with one call.
+    fn emit<S>(&self, scratch: &mut Scratch, event: &Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        scratch.line.clear();
+        if self.human {
+            let mut line = std::mem::take(&mut scratch.line);
+            self.format_human(&mut line, event, ctx);
+            scratch.line = line;
+        } else {
+            self.format_json(scratch, event, ctx);
+        }
+        self.output.write_line(scratch.line.as_bytes());
+    }
+
     /// The JSON line, built in reused buffers.
     fn format_json<S>(&self, s: &mut Scratch, event: &Event<'_>, ctx: &Context<'_, S>)
     where
@@ -574,9 +693,7 @@ impl LogLayer {
                     for (name, json) in &sf.fields {
                         if !s.names.contains(name) {
                             s.names.push(name);
-                            buf.push(',');
-                            json_string(buf, &out_key(name));
-                            buf.push(':');
+                            push_key(buf, name);
                             buf.push_str(json);
                         }
                     }
@@ -655,19 +772,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_strings_escape_every_position_of_long_runs() {
-        // Each escapable byte at every offset of a run longer than a word.
+    fn json_strings_escape_every_position_of_every_length() {
+        // Each escapable byte at every offset of texts shorter than, as long
+        // as and longer than the 4- and 8-byte words the scan checks at once,
+        // alone and twice.
         for bad in ['"', '\\', '\n', '\u{1f}', '\u{0}'] {
-            for at in 0..20 {
-                let mut text: String = "abcdefghijklmnopqrs".into();
-                text.insert(at, bad);
-                text.push('é');
-                let mut out = String::new();
-                json_string(&mut out, &text);
-                let back: String = serde_json::from_str(&out).expect("valid json");
-                assert_eq!(back, text, "{out}");
+            for len in 0..20 {
+                for at in 0..=len {
+                    let mut text: String = "abcdefghijklmnopqrs"[..len].into();
+                    text.insert(at, bad);
+                    for tail in ["", "é", "\"x"] {
+                        let text = format!("{text}{tail}");
+                        let mut out = String::new();
+                        json_string(&mut out, &text);
+                        let back: String = serde_json::from_str(&out).expect("valid json");
+                        assert_eq!(back, text, "{out}");
+                    }
+                }
             }
         }
+        for clean in ["", "a", "abcd", "abcdefg", "abcdefgh", "é~ü\u{7f}"] {
+            let mut out = String::new();
+            json_string(&mut out, clean);
+            assert_eq!(out, format!("\"{clean}\""));
+        }
+    }
+
+    #[test]
+    fn integers_and_keys_are_written_without_the_formatter() {
+        let mut out = String::new();
+        for v in [0, 7, 10, 1_234_567, u64::MAX] {
+            out.clear();
+            push_u64(&mut out, v);
+            assert_eq!(out, v.to_string());
+        }
+        for v in [i64::MIN, -10, -1, 0, 42, i64::MAX] {
+            out.clear();
+            push_i64(&mut out, v);
+            assert_eq!(out, v.to_string());
+        }
+        out.clear();
+        push_key(&mut out, "level");
+        push_key(&mut out, "user");
+        push_key(&mut out, "a\"b");
+        assert_eq!(out, ",\"field.level\":,\"user\":,\"a\\\"b\":");
     }
 
     #[test]

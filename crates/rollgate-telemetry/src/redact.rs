@@ -46,18 +46,50 @@ const SENSITIVE_KEYS: &[&str] = &[
     "credential",
 ];
 
-/// Prefixes of well-known credential formats; the token that follows is masked.
-/// First bytes of [`TOKEN_PREFIXES`], so most positions skip the prefix scan.
-static TOKEN_FIRST_BYTES: [bool; 256] = {
-    let mut t = [false; 256];
+/// Byte classes for the scan: only bytes with a class can start a secret
+/// shape, so every other byte is skipped with one table lookup.
+const SEPARATOR: u8 = 1;
+/// `b`/`B`, which can start `Bearer `.
+const BEARER_START: u8 = 2;
+/// The first byte of one of [`TOKEN_PREFIXES`].
+const TOKEN_START: u8 = 4;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b':' as usize] = SEPARATOR;
+    t[b'=' as usize] = SEPARATOR;
+    t[b'b' as usize] = BEARER_START;
+    t[b'B' as usize] = BEARER_START;
     let mut i = 0;
     while i < TOKEN_PREFIXES.len() {
-        t[TOKEN_PREFIXES[i].as_bytes()[0] as usize] = true;
+        t[TOKEN_PREFIXES[i].as_bytes()[0] as usize] |= TOKEN_START;
         i += 1;
     }
     t
 };
 
+/// Characters a well-known token needs after its prefix to be masked.
+const MIN_TOKEN_BODY: usize = 12;
+
+/// The shortest text from a token's first byte to its end: shortest prefix
+/// plus [`MIN_TOKEN_BODY`].
+const MIN_TOKEN_LEN: usize = {
+    let mut min = usize::MAX;
+    let mut i = 0;
+    while i < TOKEN_PREFIXES.len() {
+        if TOKEN_PREFIXES[i].len() < min {
+            min = TOKEN_PREFIXES[i].len();
+        }
+        i += 1;
+    }
+    min + MIN_TOKEN_BODY
+};
+
+/// The shortest `bearer x` that masks something: the scheme, a space and
+/// one token character.
+const MIN_BEARER_LEN: usize = "bearer ".len() + 1;
+
+/// Prefixes of well-known credential formats; the token that follows is masked.
 const TOKEN_PREFIXES: &[&str] = &[
     "ghp_",
     "gho_",
@@ -88,20 +120,36 @@ const TOKEN_PREFIXES: &[&str] = &[
 /// );
 /// assert_eq!(r.text("all good"), "all good");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Redactor {
     /// Lowercase words; a field whose lowercase name contains one is masked.
     fields: Vec<String>,
+    /// `first[b]`: some word in `fields` starts with the lowercase byte `b`,
+    /// so a field name is only compared at positions a word can start.
+    first: [bool; 256],
+    /// Length of the shortest word (`usize::MAX` with no words).
+    min_len: usize,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor")
+            .field("fields", &self.fields)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Redactor {
     fn default() -> Self {
-        Self {
-            fields: DEFAULT_SENSITIVE_FIELDS
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
+        let mut r = Self {
+            fields: Vec::new(),
+            first: [false; 256],
+            min_len: usize::MAX,
+        };
+        for w in DEFAULT_SENSITIVE_FIELDS {
+            r.add_field(w);
         }
+        r
     }
 }
 
@@ -122,15 +170,32 @@ impl Redactor {
     /// Adds a field-name word (matched case-insensitively, as a substring).
     pub fn add_field(&mut self, word: &str) {
         let w = word.to_ascii_lowercase();
-        if !w.is_empty() && !self.fields.contains(&w) {
+        if let Some(&b) = w.as_bytes().first()
+            && !self.fields.contains(&w)
+        {
+            self.first[usize::from(b)] = true;
+            self.min_len = self.min_len.min(w.len());
             self.fields.push(w);
         }
     }
 
     /// Whether a field with this name is masked whole.
     pub fn is_sensitive_field(&self, name: &str) -> bool {
-        // Field names are short; avoid allocating for the common case.
-        self.fields.iter().any(|w| contains_ignore_case(name, w))
+        // Field names are short: compare words only where one can start and
+        // still fit, so most names are rejected after a few table lookups.
+        let h = name.as_bytes();
+        let Some(last_start) = h.len().checked_sub(self.min_len) else {
+            return false;
+        };
+        (0..=last_start).any(|j| {
+            let first = h[j].to_ascii_lowercase();
+            self.first[usize::from(first)]
+                && self.fields.iter().any(|w| {
+                    w.as_bytes().first() == Some(&first)
+                        && h.len() - j >= w.len()
+                        && h[j..j + w.len()].eq_ignore_ascii_case(w.as_bytes())
+                })
+        })
     }
 
     /// The value to output for field `name`.
@@ -148,13 +213,6 @@ impl Redactor {
     }
 }
 
-fn contains_ignore_case(hay: &str, needle_lower: &str) -> bool {
-    let (h, n) = (hay.as_bytes(), needle_lower.as_bytes());
-    n.len() <= h.len()
-        && h.windows(n.len())
-            .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
-}
-
 fn is_token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'~' | b'+' | b'/' | b'=' | b'%')
 }
@@ -170,6 +228,10 @@ fn secret_ranges(text: &str) -> Vec<(usize, usize)> {
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
+        if CLASS[usize::from(c)] == 0 {
+            i += 1;
+            continue;
+        }
         // scheme://user:password@host
         if c == b':' && b.get(i + 1) == Some(&b'/') && b.get(i + 2) == Some(&b'/') {
             let start = i + 3;
@@ -247,7 +309,8 @@ fn secret_ranges(text: &str) -> Vec<(usize, usize)> {
             }
         }
         // Well-known token prefixes (only where a prefix can start)
-        if TOKEN_FIRST_BYTES[c as usize]
+        if CLASS[usize::from(c)] & TOKEN_START != 0
+            && b.len() - i >= MIN_TOKEN_LEN
             && (i == 0 || !is_key_char(b[i - 1]))
             && let Some(p) = TOKEN_PREFIXES
                 .iter()
@@ -257,7 +320,7 @@ fn secret_ranges(text: &str) -> Vec<(usize, usize)> {
             while e < b.len() && (b[e].is_ascii_alphanumeric() || b[e] == b'_') {
                 e += 1;
             }
-            if e - i - p.len() >= 12 {
+            if e - i - p.len() >= MIN_TOKEN_BODY {
                 ranges.push((i, e));
                 i = e;
                 continue;
@@ -270,7 +333,38 @@ fn secret_ranges(text: &str) -> Vec<(usize, usize)> {
     ranges
 }
 
+/// Whether `text` can hold any secret shape [`secret_ranges`] finds: a
+/// separator (`:` or `=`, which every `key=value` pair and URL needs), or a
+/// byte that starts `bearer ` or a token prefix with room for the rest.
+/// Never false when `secret_ranges` would find something, so most values
+/// (names, numbers, short words) skip the scan after one table lookup per byte.
+fn may_hold_secret(b: &[u8]) -> bool {
+    let n = b.len();
+    // Positions a token can start at, then those only `bearer x` fits after.
+    let token_end = (n + 1).saturating_sub(MIN_TOKEN_LEN);
+    let bearer_end = (n + 1).saturating_sub(MIN_BEARER_LEN).max(token_end);
+    for &c in &b[..token_end] {
+        if CLASS[usize::from(c)] != 0 {
+            return true;
+        }
+    }
+    for &c in &b[token_end..bearer_end] {
+        if CLASS[usize::from(c)] & (SEPARATOR | BEARER_START) != 0 {
+            return true;
+        }
+    }
+    for &c in &b[bearer_end..] {
+        if CLASS[usize::from(c)] & SEPARATOR != 0 {
+            return true;
+        }
+    }
+    false
+}
+
 fn redact_text(text: &str) -> Cow<'_, str> {
+    if !may_hold_secret(text.as_bytes()) {
+        return Cow::Borrowed(text);
+    }
     let ranges = secret_ranges(text);
     if ranges.is_empty() {
         return Cow::Borrowed(text);
@@ -323,11 +417,75 @@ mod tests {
         assert_eq!(t("ünïcödé token=é"), "ünïcödé token=é");
     }
 
+    /// Every shape at the shortest length that masks, alone and at the end
+    /// of a longer text: the prefilter's length cut-offs sit exactly there.
+    #[test]
+    fn every_secret_shape_at_its_shortest_is_masked() {
+        let mut cases: Vec<(String, String)> = TOKEN_PREFIXES
+            .iter()
+            .map(|p| {
+                (
+                    format!("{p}{}", "A".repeat(MIN_TOKEN_BODY)),
+                    MASK.to_owned(),
+                )
+            })
+            .collect();
+        cases.extend(
+            [
+                ("bearer x", "bearer [REDACTED]"),
+                ("Bearer x", "Bearer [REDACTED]"),
+                ("pwd=x", "pwd=[REDACTED]"),
+                ("sig:x", "sig:[REDACTED]"),
+                ("a://u:p@h", "a://u:[REDACTED]@h"),
+            ]
+            .map(|(a, b)| (a.to_owned(), b.to_owned())),
+        );
+        for (secret, masked) in cases {
+            assert_eq!(t(&secret), masked, "{secret}");
+            assert_eq!(t(&format!("seen {secret}")), format!("seen {masked}"));
+            assert!(may_hold_secret(secret.as_bytes()), "{secret}");
+        }
+        // One character short of a shape: nothing to mask, and the
+        // prefilter may skip the scan.
+        for p in TOKEN_PREFIXES {
+            let short = format!("{p}{}", "A".repeat(MIN_TOKEN_BODY - 1));
+            assert_eq!(t(&short), short);
+        }
+        assert_eq!(t("bearer "), "bearer ");
+        assert!(!may_hold_secret(b"bearer "));
+        assert!(!may_hold_secret(b"order placed"));
+    }
+
+    proptest::proptest! {
+        /// The prefilter never skips a text the full scan would mask.
+        #[test]
+        fn the_prefilter_never_skips_a_secret(
+            before in "[a-zA-Z0-9 _./-]{0,12}",
+            shape in proptest::sample::select(vec![
+                "ghp_", "github_pat_", "glpat-", "xoxb-", "sk_live_", "rk_live_", "AKIA", "ASIA",
+                "bearer ", "Bearer ", "token=", "pwd:", "sig=", "s://a:", "@",
+            ]),
+            after in "[a-zA-Z0-9 _:=@/-]{0,20}",
+        ) {
+            let text = format!("{before}{shape}{after}");
+            let found = !secret_ranges(&text).is_empty();
+            proptest::prop_assert!(!found || may_hold_secret(text.as_bytes()), "{}", text);
+        }
+    }
+
     #[test]
     fn masks_sensitive_field_names_case_insensitively() {
         let r = Redactor::with_fields(["ssn"]);
         assert!(r.is_sensitive_field("X-Api-Token"));
         assert!(r.is_sensitive_field("customer_SSN"));
         assert!(!r.is_sensitive_field("route"));
+        // Words match anywhere in the name, including at its very end, and
+        // names shorter than every word are never sensitive.
+        assert!(r.is_sensitive_field("ssn"));
+        assert!(r.is_sensitive_field("db_passwd"));
+        assert!(r.is_sensitive_field("TOKEN"));
+        assert!(!r.is_sensitive_field("tok"));
+        assert!(!r.is_sensitive_field(""));
+        assert!(!Redactor::default().is_sensitive_field("ssn"));
     }
 }

@@ -2,47 +2,66 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// `YYYY-MM-DDTHH:MM:SS`: the part of a timestamp that changes once a second.
+type SecondPrefix = [u8; 19];
+
+/// The first second of year 10000: later instants need more than four year
+/// digits and skip the fixed-width cache.
+const YEAR_10000: u64 = 253_402_300_800;
+
 thread_local! {
-    /// The formatted `YYYY-MM-DDTHH:MM:SS` of the last second seen on this thread.
-    static LAST_SECOND: std::cell::RefCell<(u64, String)> =
-        const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    /// The formatted prefix of the last second seen on this thread.
+    static LAST_SECOND: std::cell::Cell<(u64, SecondPrefix)> =
+        const { std::cell::Cell::new((u64::MAX, [0; 19])) };
 }
 
 /// Appends `t` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (microseconds, UTC).
-/// The date and time of day are formatted once per second per thread.
+/// The clock is read by the caller for every event; only the date and time
+/// of day are reused, per thread, while the second stays the same.
 pub(crate) fn write_rfc3339(out: &mut String, t: SystemTime) {
     // Log timestamps are wall-clock by definition; times before 1970 clamp to the epoch.
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
-    let micros = d.subsec_micros();
-    let cached = LAST_SECOND
-        .try_with(|cell| {
-            let Ok(mut c) = cell.try_borrow_mut() else {
-                return false;
-            };
-            if c.0 != secs {
-                c.1.clear();
-                write_seconds(&mut c.1, secs);
-                c.0 = secs;
-            }
-            out.push_str(&c.1);
-            true
-        })
-        .unwrap_or(false);
-    if !cached {
+    if secs >= YEAR_10000 {
         write_seconds(out, secs);
+        out.push('.');
+        push_num(out, u64::from(d.subsec_micros()), 6);
+        out.push('Z');
+        return;
     }
-    out.push('.');
-    let mut digits = [b'0'; 6];
-    let mut m = micros;
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (m % 10) as u8;
+    let prefix = LAST_SECOND
+        .try_with(|cell| {
+            let (cached, prefix) = cell.get();
+            if cached == secs {
+                return prefix;
+            }
+            let prefix = second_prefix(secs);
+            cell.set((secs, prefix));
+            prefix
+        })
+        .unwrap_or_else(|_| second_prefix(secs));
+    let mut ts = [0u8; 27];
+    ts[..19].copy_from_slice(&prefix);
+    ts[19] = b'.';
+    let mut m = d.subsec_micros();
+    for digit in ts[20..26].iter_mut().rev() {
+        *digit = b'0' + (m % 10) as u8;
         m /= 10;
     }
-    for d in digits {
-        out.push(char::from(d));
+    ts[26] = b'Z';
+    // Every byte is an ASCII digit or separator.
+    out.push_str(std::str::from_utf8(&ts).unwrap_or_default());
+}
+
+/// The fixed-width prefix for `secs` (before year 10000).
+fn second_prefix(secs: u64) -> SecondPrefix {
+    let mut s = String::with_capacity(19);
+    write_seconds(&mut s, secs);
+    let mut prefix = [b'0'; 19];
+    if s.len() == prefix.len() {
+        prefix.copy_from_slice(s.as_bytes());
     }
-    out.push('Z');
+    prefix
 }
 
 fn write_seconds(out: &mut String, secs: u64) {
@@ -108,6 +127,37 @@ mod tests {
         assert_eq!(fmt(59, 999_999), "1970-01-01T00:00:59.999999Z");
         assert_eq!(fmt(60, 0), "1970-01-01T00:01:00.000000Z");
         assert_eq!(fmt(59, 1), "1970-01-01T00:00:59.000001Z");
+    }
+
+    #[test]
+    fn the_per_second_cache_follows_every_second_boundary() {
+        // Alternate seconds so every call changes the cached second, then
+        // stay in one second; each result must match a fresh formatting.
+        let base = 1_795_446_245; // 2026-11-23T15:04:05Z
+        let mut expected = String::new();
+        for (secs, micros) in [
+            (base, 999_999),
+            (base + 1, 0),
+            (base + 2, 0),
+            (base + 3, 999_999),
+            (base, 1),
+            (base + 86_400, 42),
+            (base + 86_400, 43),
+            (base + 86_401, 0),
+        ] {
+            expected.clear();
+            write_seconds(&mut expected, secs);
+            expected.push('.');
+            push_num(&mut expected, micros, 6);
+            expected.push('Z');
+            assert_eq!(fmt(secs, micros), expected);
+        }
+        assert_eq!(fmt(base + 86_401, 7), "2026-11-24T15:04:06.000007Z");
+        // Year-end rollover, and a year past the four-digit range.
+        assert_eq!(fmt(1_798_761_599, 5), "2026-12-31T23:59:59.000005Z");
+        assert_eq!(fmt(1_798_761_600, 5), "2027-01-01T00:00:00.000005Z");
+        assert_eq!(fmt(YEAR_10000, 1), "10000-01-01T00:00:00.000001Z");
+        assert_eq!(fmt(YEAR_10000 - 1, 1), "9999-12-31T23:59:59.000001Z");
     }
 
     #[test]
