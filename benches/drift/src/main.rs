@@ -307,6 +307,10 @@ fn run_json_patch(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+// The allocator `rollgate drift` uses, so the harness measures what the CLI does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let dir = Path::new(args.get(2).map_or("target/drift-bench", String::as_str));

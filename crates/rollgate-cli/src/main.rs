@@ -33,6 +33,12 @@ enum Command {
     Telemetry(telemetry::TelemetryArgs),
 }
 
+// mimalloc rather than glibc malloc: loading two 100 MB documents allocates
+// millions of small containers, and mimalloc cuts that time and the page faults
+// (BENCHMARKS.md, rollgate-drift).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

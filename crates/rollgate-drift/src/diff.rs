@@ -220,7 +220,7 @@ enum HTok<'a> {
     Key(&'a str),
     Idx(usize),
     /// A keyed element, formatted only when a difference is recorded.
-    Sel(&'a Node, std::rc::Rc<KeySpec>),
+    Sel(&'a Node, SpecRef),
 }
 
 fn pointer(toks: &[Tok<'_>]) -> String {
@@ -247,7 +247,7 @@ fn label(toks: &[HTok<'_>]) -> String {
                 s.push('/');
                 s.push_str(&i.to_string());
             }
-            HTok::Sel(node, spec) => s.push_str(&selector(spec, node)),
+            HTok::Sel(node, spec) => s.push_str(&selector(spec.get(), node)),
         }
     }
     if s.starts_with('/') {
@@ -551,7 +551,6 @@ impl<'a> Walk<'a> {
 
     fn array(&mut self, da: &'a [Node], la: &'a [Node], res: &Resolved, secret: bool) {
         if let Some((spec, dk, lk)) = keyed(res.key.as_ref(), da, la) {
-            let spec = std::rc::Rc::new(spec);
             self.keyed(da, la, &spec, &dk, &lk, secret);
         } else if self.structure {
             for (i, (d, l)) in da.iter().zip(la).enumerate() {
@@ -570,44 +569,44 @@ impl<'a> Walk<'a> {
         self.hpath.push(HTok::Idx(i));
     }
 
-    fn keyed<'k>(
+    fn keyed(
         &mut self,
         da: &'a [Node],
         la: &'a [Node],
-        spec: &std::rc::Rc<KeySpec>,
-        dk: &'k [Key<'a>],
-        lk: &'k [Key<'a>],
+        spec: &SpecRef,
+        dk: &KeyTable<'a>,
+        lk: &KeyTable<'a>,
         secret: bool,
     ) {
-        // Sorted (key, index) tables: one allocation each, binary searched.
-        let table = |keys: &'k [Key<'a>]| {
-            let mut t: Vec<(&'k Key<'a>, usize)> = keys.iter().zip(0..).collect();
-            t.sort_unstable_by(|x, y| x.0.cmp(y.0));
-            t
-        };
-        let find = |t: &[(&Key<'a>, usize)], k: &Key<'a>| {
-            t.binary_search_by(|(x, _)| (*x).cmp(k))
-                .ok()
-                .map(|p| t[p].1)
-        };
-        let lmap = table(lk);
-        let dmap = table(dk);
-        let mut missing = Vec::new();
-        for (i, key) in dk.iter().enumerate() {
-            match find(&lmap, key) {
-                Some(j) => {
-                    self.dpath.push(Tok::Idx(i));
-                    self.lpath.push(Tok::Idx(j));
-                    self.hpath.push(HTok::Sel(&da[i], spec.clone()));
-                    self.node(&da[i], &la[j], secret);
-                    self.pop();
+        // One merge over the two key-sorted index tables pairs the elements.
+        let mut partner = vec![usize::MAX; da.len()];
+        let mut taken = vec![false; la.len()];
+        let (mut a, mut b) = (0, 0);
+        while let (Some(&i), Some(&j)) = (dk.order.get(a), lk.order.get(b)) {
+            match dk.keys[i].cmp(&lk.keys[j]) {
+                std::cmp::Ordering::Less => a += 1,
+                std::cmp::Ordering::Greater => b += 1,
+                std::cmp::Ordering::Equal => {
+                    partner[i] = j;
+                    taken[j] = true;
+                    a += 1;
+                    b += 1;
                 }
-                None => missing.push(i),
             }
         }
-        let extra: Vec<usize> = (0..la.len())
-            .filter(|&j| find(&dmap, &lk[j]).is_none())
-            .collect();
+        let mut missing = Vec::new();
+        for (i, &j) in partner.iter().enumerate() {
+            if j == usize::MAX {
+                missing.push(i);
+                continue;
+            }
+            self.dpath.push(Tok::Idx(i));
+            self.lpath.push(Tok::Idx(j));
+            self.hpath.push(HTok::Sel(&da[i], spec.clone()));
+            self.node(&da[i], &la[j], secret);
+            self.pop();
+        }
+        let extra: Vec<usize> = (0..la.len()).filter(|&j| !taken[j]).collect();
         for &j in &extra {
             self.dpath.push(Tok::Idx(j));
             self.lpath.push(Tok::Idx(j));
@@ -827,9 +826,17 @@ fn key_part(node: &Node) -> Option<KeyPart<'_>> {
     }
 }
 
+/// The keys of a list's elements, with the element indices sorted by key.
+pub(crate) struct KeyTable<'a> {
+    /// The key of element `i`.
+    pub(crate) keys: Vec<Key<'a>>,
+    /// Element indices in key order.
+    order: Vec<usize>,
+}
+
 /// The key of every element, or `None` when some element lacks a scalar key
 /// or two elements share one.
-fn keys_of<'a>(spec: &KeySpec, items: &'a [Node]) -> Option<Vec<Key<'a>>> {
+fn keys_of<'a>(spec: &KeySpec, items: &'a [Node]) -> Option<KeyTable<'a>> {
     let (first, rest) = spec.fields().split_first()?;
     let mut keys = Vec::with_capacity(items.len());
     for item in items {
@@ -840,15 +847,32 @@ fn keys_of<'a>(spec: &KeySpec, items: &'a [Node]) -> Option<Vec<Key<'a>>> {
         }
         keys.push(Key(head, tail));
     }
-    let mut sorted: Vec<&Key<'a>> = keys.iter().collect();
-    sorted.sort_unstable();
-    if sorted.windows(2).any(|w| w[0] == w[1]) {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_unstable_by(|&a, &b| keys[a].cmp(&keys[b]));
+    if order.windows(2).any(|w| keys[w[0]] == keys[w[1]]) {
         return None;
     }
-    Some(keys)
+    Some(KeyTable { keys, order })
 }
 
-type Keyed<'a> = (KeySpec, Vec<Key<'a>>, Vec<Key<'a>>);
+type Keyed<'a> = (SpecRef, KeyTable<'a>, KeyTable<'a>);
+
+/// The key a list is matched by: one of the built-in defaults (no copy) or a
+/// rule's (shared by every element's path label).
+#[derive(Debug, Clone)]
+enum SpecRef {
+    Default(&'static KeySpec),
+    Rule(std::rc::Rc<KeySpec>),
+}
+
+impl SpecRef {
+    fn get(&self) -> &KeySpec {
+        match self {
+            SpecRef::Default(spec) => spec,
+            SpecRef::Rule(spec) => spec,
+        }
+    }
+}
 
 /// The keys of both lists under the rule's key or the first default key that
 /// identifies every element (used by overlays).
@@ -857,7 +881,7 @@ pub(crate) fn keys_for<'a>(
     a: &'a [Node],
     b: &'a [Node],
 ) -> Option<(Vec<Key<'a>>, Vec<Key<'a>>)> {
-    keyed(rule, a, b).map(|(_, ka, kb)| (ka, kb))
+    keyed(rule, a, b).map(|(_, ka, kb)| (ka.keys, kb.keys))
 }
 
 static DEFAULT_KEYS: std::sync::LazyLock<[KeySpec; 4]> = std::sync::LazyLock::new(|| {
@@ -882,13 +906,14 @@ fn keyed<'a>(rule: Option<&KeySpec>, da: &'a [Node], la: &'a [Node]) -> Option<K
     if !all_objects {
         return None;
     }
-    let candidates: &[KeySpec] = match rule {
-        Some(spec) => std::slice::from_ref(spec),
-        None => &DEFAULT_KEYS[..],
-    };
-    for spec in candidates {
+    if let Some(spec) = rule {
+        let (dk, lk) = (keys_of(spec, da)?, keys_of(spec, la)?);
+        return Some((SpecRef::Rule(std::rc::Rc::new(spec.clone())), dk, lk));
+    }
+    let defaults: &'static [KeySpec; 4] = &DEFAULT_KEYS;
+    for spec in defaults {
         if let (Some(dk), Some(lk)) = (keys_of(spec, da), keys_of(spec, la)) {
-            return Some((spec.clone(), dk, lk));
+            return Some((SpecRef::Default(spec), dk, lk));
         }
     }
     None
