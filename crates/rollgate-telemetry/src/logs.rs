@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Subscriber};
+use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -103,6 +103,9 @@ impl SpanFields {
 }
 
 pub(crate) struct LogLayer {
+    /// Distinct for every layer made in this process, so per-thread caches
+    /// never serve one layer's keys (and redaction flags) to another.
+    id: u64,
     human: bool,
     /// `,"service":"..","version":"..",...` precomputed once.
     identity_json: String,
@@ -148,7 +151,9 @@ impl LogLayer {
             json_string(&mut identity_json, v);
             let _ = write!(identity_human, " {k}={v}");
         }
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Self {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             human,
             identity_json,
             identity_human,
@@ -172,107 +177,188 @@ struct Scratch {
     names: Vec<&'static str>,
     message: String,
     tmp: String,
+    keys: KeyCache,
+    timestamps: crate::time::Timestamps,
 }
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
+/// How many callsites' keys each thread keeps rendered.
+const KEY_SLOTS: usize = 16;
+
+/// Rendered keys of a few recent callsites, direct-mapped by callsite, so a
+/// hot log line renders its field names and checks them against the
+/// redactor once instead of at every event.
+#[derive(Default)]
+struct KeyCache {
+    slots: Vec<CallsiteKeys>,
+}
+
+/// The keys of one callsite's fields, as one layer writes them.
+#[derive(Default)]
+struct CallsiteKeys {
+    /// The layer (its [`LogLayer::id`]) and callsite these keys are for.
+    owner: Option<(u64, &'static Metadata<'static>)>,
+    /// `,"name":` of every field, back to back.
+    text: String,
+    /// By field index.
+    keys: Vec<Key>,
+}
+
+/// One field's key.
+struct Key {
+    name: &'static str,
+    /// Its `,"name":` is `text[start..end]`.
+    start: usize,
+    end: usize,
+    /// Whether the layer's redactor masks the field whole.
+    sensitive: bool,
+}
+
+impl KeyCache {
+    fn get(
+        &mut self,
+        layer: u64,
+        meta: &'static Metadata<'static>,
+        redactor: &Redactor,
+    ) -> &CallsiteKeys {
+        if self.slots.is_empty() {
+            self.slots.resize_with(KEY_SLOTS, CallsiteKeys::default);
+        }
+        // Callsite metadata is static: its address names the callsite.
+        let addr = std::ptr::from_ref(meta) as usize;
+        let slot = (addr.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (usize::BITS - 4)) % KEY_SLOTS;
+        let keys = &mut self.slots[slot];
+        if !keys
+            .owner
+            .is_some_and(|(l, m)| l == layer && std::ptr::eq(m, meta))
+        {
+            keys.owner = Some((layer, meta));
+            keys.text.clear();
+            keys.keys.clear();
+            for field in meta.fields() {
+                let start = keys.text.len();
+                push_key(&mut keys.text, field.name());
+                keys.keys.push(Key {
+                    name: field.name(),
+                    start,
+                    end: keys.text.len(),
+                    sensitive: redactor.is_sensitive_field(field.name()),
+                });
+            }
+        }
+        keys
+    }
+}
+
 /// Writes an event's fields straight into the scratch buffers.
 struct EventVisitor<'a> {
     redactor: &'a Redactor,
-    s: &'a mut Scratch,
+    keys: &'a CallsiteKeys,
+    fields: &'a mut String,
+    names: &'a mut Vec<&'static str>,
+    message: &'a mut String,
+    tmp: &'a mut String,
 }
 
 impl EventVisitor<'_> {
-    fn key(&mut self, name: &'static str) {
-        push_key(&mut self.s.fields, name);
-        self.s.names.push(name);
+    /// Writes `,"name":` and returns whether the value is masked whole.
+    fn key(&mut self, field: &Field) -> bool {
+        let name = field.name();
+        self.names.push(name);
+        // The cache is keyed by callsite; the name check is a second guard
+        // that a field of any other callsite never takes a cached key.
+        if let Some(k) = self.keys.keys.get(field.index())
+            && std::ptr::eq(k.name, name)
+        {
+            self.fields.push_str(&self.keys.text[k.start..k.end]);
+            return k.sensitive;
+        }
+        push_key(self.fields, name);
+        self.redactor.is_sensitive_field(name)
     }
 
-    fn str_value(&mut self, name: &'static str, value: &str) {
-        if name == "message" {
+    fn str_value(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
             let redacted = self.redactor.text(value);
-            self.s.message.push_str(&redacted);
+            self.message.push_str(&redacted);
             return;
         }
-        self.key(name);
-        let redacted = self.redactor.field(name, value);
-        json_string(&mut self.s.fields, &redacted);
+        if self.key(field) {
+            json_string(self.fields, MASK);
+        } else {
+            json_string(self.fields, &self.redactor.text(value));
+        }
     }
 
     /// A number or boolean: written by `write` unless the name is sensitive.
-    fn raw_value(&mut self, name: &'static str, write: impl FnOnce(&mut String)) {
-        self.key(name);
-        if self.redactor.is_sensitive_field(name) {
-            json_string(&mut self.s.fields, MASK);
+    fn raw_value(&mut self, field: &Field, write: impl FnOnce(&mut String)) {
+        if self.key(field) {
+            json_string(self.fields, MASK);
         } else {
-            write(&mut self.s.fields);
+            write(self.fields);
         }
     }
 }
 
 impl Visit for EventVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.str_value(field.name(), value);
+        self.str_value(field, value);
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" && self.s.message.is_empty() {
+        if field.name() == "message" && self.message.is_empty() {
             // Format straight into the message; copy only if redaction changed it.
-            let _ = write!(self.s.message, "{value:?}");
-            if let std::borrow::Cow::Owned(r) = self.redactor.text(&self.s.message) {
-                self.s.message = r;
+            let _ = write!(self.message, "{value:?}");
+            if let std::borrow::Cow::Owned(r) = self.redactor.text(self.message) {
+                *self.message = r;
             }
             return;
         }
-        let mut tmp = std::mem::take(&mut self.s.tmp);
+        let mut tmp = std::mem::take(self.tmp);
         tmp.clear();
         let _ = write!(tmp, "{value:?}");
-        self.str_value(field.name(), &tmp);
-        self.s.tmp = tmp;
+        self.str_value(field, &tmp);
+        *self.tmp = tmp;
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        let mut tmp = std::mem::take(&mut self.s.tmp);
+        let mut tmp = std::mem::take(self.tmp);
         tmp.clear();
         let _ = write!(tmp, "{value}");
-        self.str_value(field.name(), &tmp);
-        self.s.tmp = tmp;
+        self.str_value(field, &tmp);
+        *self.tmp = tmp;
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.raw_value(field.name(), |out| push_i64(out, value));
+        self.raw_value(field, |out| push_i64(out, value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.raw_value(field.name(), |out| push_u64(out, value));
+        self.raw_value(field, |out| push_u64(out, value));
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
-        self.raw_value(field.name(), |out| {
+        self.raw_value(field, |out| {
             let _ = write!(out, "{value}");
         });
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
-        self.raw_value(field.name(), |out| {
+        self.raw_value(field, |out| {
             let _ = write!(out, "{value}");
         });
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.raw_value(field.name(), |out| {
+        self.raw_value(field, |out| {
             out.push_str(if value { "true" } else { "false" });
         });
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
         if value.is_finite() {
-            self.raw_value(field.name(), |out| {
+            self.raw_value(field, |out| {
                 let _ = write!(out, "{value}");
             });
+        } else if self.key(field) {
+            json_string(self.fields, MASK);
         } else {
-            let name = field.name();
-            self.key(name);
-            let v = if self.redactor.is_sensitive_field(name) {
-                MASK.to_owned()
-            } else {
-                value.to_string()
-            };
-            json_string(&mut self.s.fields, &v);
+            json_string(self.fields, &value.to_string());
         }
     }
 }
@@ -405,20 +491,16 @@ fn push_key(out: &mut String, name: &str) {
     out.push_str("\":");
 }
 
-/// Appends the decimal digits of `v`.
-pub(crate) fn push_u64(out: &mut String, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+/// Appends the decimal digits of `v`, two at a time.
+pub(crate) fn push_u64(out: &mut String, v: u64) {
+    if v >= 100 {
+        push_u64(out, v / 100);
+        crate::time::push_pair(out, v % 100);
+    } else if v >= 10 {
+        crate::time::push_pair(out, v);
+    } else {
+        out.push(char::from(b'0' + v as u8));
     }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// Appends `v` in decimal, with a leading `-` when negative.
@@ -628,7 +710,7 @@ impl LogLayer {
         scratch.line.clear();
         if self.human {
             let mut line = std::mem::take(&mut scratch.line);
-            self.format_human(&mut line, event, ctx);
+            self.format_human(&mut line, &mut scratch.timestamps, event, ctx);
             scratch.line = line;
         } else {
             self.format_json(scratch, event, ctx);
@@ -644,11 +726,15 @@ impl LogLayer {
         s.fields.clear();
         s.names.clear();
         s.message.clear();
+        let meta = event.metadata();
         event.record(&mut EventVisitor {
             redactor: &self.redactor,
-            s,
+            keys: s.keys.get(self.id, meta, &self.redactor),
+            fields: &mut s.fields,
+            names: &mut s.names,
+            message: &mut s.message,
+            tmp: &mut s.tmp,
         });
-        let meta = event.metadata();
         let leaf = ctx.event_span(event);
         let mut context: Option<SpanContext> = None;
         #[cfg(feature = "otlp")]
@@ -665,7 +751,7 @@ impl LogLayer {
         }
         let buf = &mut s.line;
         buf.push_str("{\"timestamp\":\"");
-        crate::time::write_rfc3339(buf, SystemTime::now());
+        s.timestamps.write(buf, SystemTime::now());
         buf.push_str("\",\"level\":\"");
         buf.push_str(level_str(meta.level()));
         buf.push_str("\",\"target\":");
@@ -704,8 +790,13 @@ impl LogLayer {
     }
 
     /// The human line (not on the hot path of JSON pipelines).
-    fn format_human<S>(&self, buf: &mut String, event: &Event<'_>, ctx: &Context<'_, S>)
-    where
+    fn format_human<S>(
+        &self,
+        buf: &mut String,
+        timestamps: &mut crate::time::Timestamps,
+        event: &Event<'_>,
+        ctx: &Context<'_, S>,
+    ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let meta = event.metadata();
@@ -748,7 +839,7 @@ impl LogLayer {
             }
         }
 
-        crate::time::write_rfc3339(buf, SystemTime::now());
+        timestamps.write(buf, SystemTime::now());
         let _ = write!(
             buf,
             " {:>5} {}: {}",

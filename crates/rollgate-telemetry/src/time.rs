@@ -2,66 +2,62 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// `YYYY-MM-DDTHH:MM:SS`: the part of a timestamp that changes once a second.
-type SecondPrefix = [u8; 19];
+const PAIR_BYTES: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
 
-/// The first second of year 10000: later instants need more than four year
-/// digits and skip the fixed-width cache.
-const YEAR_10000: u64 = 253_402_300_800;
+/// `"00"` through `"99"` back to back, so two digits are one copy.
+const PAIRS: &str = match std::str::from_utf8(&PAIR_BYTES) {
+    Ok(s) => s,
+    Err(_) => panic!("digit pairs are ASCII"),
+};
 
-thread_local! {
-    /// The formatted prefix of the last second seen on this thread.
-    static LAST_SECOND: std::cell::Cell<(u64, SecondPrefix)> =
-        const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+/// Appends the two digits of `n % 100`.
+#[inline]
+pub(crate) fn push_pair(out: &mut String, n: u64) {
+    let i = 2 * (n % 100) as usize;
+    out.push_str(&PAIRS[i..i + 2]);
 }
 
-/// Appends `t` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (microseconds, UTC).
-/// The clock is read by the caller for every event; only the date and time
-/// of day are reused, per thread, while the second stays the same.
-pub(crate) fn write_rfc3339(out: &mut String, t: SystemTime) {
-    // Log timestamps are wall-clock by definition; times before 1970 clamp to the epoch.
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    if secs >= YEAR_10000 {
-        write_seconds(out, secs);
+/// Formats log timestamps as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (microseconds,
+/// UTC), reusing the formatted date and time of day while the second stays
+/// the same. The caller reads the clock for every event; only the text of
+/// the current second is reused.
+#[derive(Debug, Default)]
+pub(crate) struct Timestamps {
+    /// The second `prefix` shows.
+    second: Option<u64>,
+    /// `YYYY-MM-DDTHH:MM:SS` of `second`.
+    prefix: String,
+}
+
+impl Timestamps {
+    /// Appends `t`.
+    pub(crate) fn write(&mut self, out: &mut String, t: SystemTime) {
+        // Log timestamps are wall-clock by definition; times before 1970 clamp to the epoch.
+        let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = d.as_secs();
+        if self.second != Some(secs) {
+            self.prefix.clear();
+            write_seconds(&mut self.prefix, secs);
+            self.second = Some(secs);
+        }
+        out.reserve(self.prefix.len() + 8);
+        out.push_str(&self.prefix);
         out.push('.');
-        push_num(out, u64::from(d.subsec_micros()), 6);
+        let micros = u64::from(d.subsec_micros());
+        push_pair(out, micros / 10_000);
+        push_pair(out, micros / 100);
+        push_pair(out, micros);
         out.push('Z');
-        return;
     }
-    let prefix = LAST_SECOND
-        .try_with(|cell| {
-            let (cached, prefix) = cell.get();
-            if cached == secs {
-                return prefix;
-            }
-            let prefix = second_prefix(secs);
-            cell.set((secs, prefix));
-            prefix
-        })
-        .unwrap_or_else(|_| second_prefix(secs));
-    let mut ts = [0u8; 27];
-    ts[..19].copy_from_slice(&prefix);
-    ts[19] = b'.';
-    let mut m = d.subsec_micros();
-    for digit in ts[20..26].iter_mut().rev() {
-        *digit = b'0' + (m % 10) as u8;
-        m /= 10;
-    }
-    ts[26] = b'Z';
-    // Every byte is an ASCII digit or separator.
-    out.push_str(std::str::from_utf8(&ts).unwrap_or_default());
-}
-
-/// The fixed-width prefix for `secs` (before year 10000).
-fn second_prefix(secs: u64) -> SecondPrefix {
-    let mut s = String::with_capacity(19);
-    write_seconds(&mut s, secs);
-    let mut prefix = [b'0'; 19];
-    if s.len() == prefix.len() {
-        prefix.copy_from_slice(s.as_bytes());
-    }
-    prefix
 }
 
 fn write_seconds(out: &mut String, secs: u64) {
@@ -113,28 +109,36 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn at(secs: u64, micros: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros)
+    }
+
+    /// Formatted by a fresh formatter, with nothing cached.
     fn fmt(secs: u64, micros: u64) -> String {
         let mut s = String::new();
-        write_rfc3339(
-            &mut s,
-            UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros),
-        );
+        Timestamps::default().write(&mut s, at(secs, micros));
         s
     }
 
     #[test]
     fn the_per_second_cache_never_serves_a_stale_second() {
-        assert_eq!(fmt(59, 999_999), "1970-01-01T00:00:59.999999Z");
-        assert_eq!(fmt(60, 0), "1970-01-01T00:01:00.000000Z");
-        assert_eq!(fmt(59, 1), "1970-01-01T00:00:59.000001Z");
+        let mut ts = Timestamps::default();
+        let mut cached = |secs, micros| {
+            let mut s = String::new();
+            ts.write(&mut s, at(secs, micros));
+            s
+        };
+        assert_eq!(cached(59, 999_999), "1970-01-01T00:00:59.999999Z");
+        assert_eq!(cached(60, 0), "1970-01-01T00:01:00.000000Z");
+        assert_eq!(cached(59, 1), "1970-01-01T00:00:59.000001Z");
     }
 
     #[test]
     fn the_per_second_cache_follows_every_second_boundary() {
-        // Alternate seconds so every call changes the cached second, then
-        // stay in one second; each result must match a fresh formatting.
+        // One formatter across seconds that change at every call, then stay;
+        // each result must match a fresh formatter's.
         let base = 1_795_446_245; // 2026-11-23T15:04:05Z
-        let mut expected = String::new();
+        let mut ts = Timestamps::default();
         for (secs, micros) in [
             (base, 999_999),
             (base + 1, 0),
@@ -144,20 +148,17 @@ mod tests {
             (base + 86_400, 42),
             (base + 86_400, 43),
             (base + 86_401, 0),
+            (base + 86_401, 7),
+            (1_798_761_599, 5),
+            (1_798_761_600, 5),
         ] {
-            expected.clear();
-            write_seconds(&mut expected, secs);
-            expected.push('.');
-            push_num(&mut expected, micros, 6);
-            expected.push('Z');
-            assert_eq!(fmt(secs, micros), expected);
+            let mut s = String::new();
+            ts.write(&mut s, at(secs, micros));
+            assert_eq!(s, fmt(secs, micros));
         }
         assert_eq!(fmt(base + 86_401, 7), "2026-11-24T15:04:06.000007Z");
-        // Year-end rollover, and a year past the four-digit range.
         assert_eq!(fmt(1_798_761_599, 5), "2026-12-31T23:59:59.000005Z");
         assert_eq!(fmt(1_798_761_600, 5), "2027-01-01T00:00:00.000005Z");
-        assert_eq!(fmt(YEAR_10000, 1), "10000-01-01T00:00:00.000001Z");
-        assert_eq!(fmt(YEAR_10000 - 1, 1), "9999-12-31T23:59:59.000001Z");
     }
 
     #[test]
@@ -165,5 +166,17 @@ mod tests {
         assert_eq!(fmt(0, 0), "1970-01-01T00:00:00.000000Z");
         assert_eq!(fmt(951_782_400, 5), "2000-02-29T00:00:00.000005Z");
         assert_eq!(fmt(1_795_446_245, 123_456), "2026-11-23T15:04:05.123456Z");
+        assert_eq!(fmt(1_795_446_245, 10_203), "2026-11-23T15:04:05.010203Z");
+        assert_eq!(fmt(253_402_300_799, 1), "9999-12-31T23:59:59.000001Z");
+        assert_eq!(fmt(253_402_300_800, 1), "10000-01-01T00:00:00.000001Z");
+    }
+
+    #[test]
+    fn digit_pairs_cover_0_to_99() {
+        for n in 0..100 {
+            let mut s = String::new();
+            push_pair(&mut s, n);
+            assert_eq!(s, format!("{n:02}"));
+        }
     }
 }

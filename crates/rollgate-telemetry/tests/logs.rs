@@ -180,6 +180,75 @@ fn a_planted_secret_never_reaches_output() {
     assert_eq!(lines[6]["pin"], 1234);
 }
 
+/// One callsite logged through two layers that redact different fields,
+/// alternately on one thread: each line follows its own layer's rules.
+#[test]
+fn each_layer_applies_its_own_redaction_to_a_shared_callsite() {
+    fn order(n: u64) {
+        tracing::info!(ssn = "123-45-6789", n, "order");
+    }
+    let (plain, masked) = (Capture::default(), Capture::default());
+    let a = init("a")
+        .log_writer(plain.clone())
+        .build()
+        .expect("valid config");
+    let b = init("b")
+        .redact_field("ssn")
+        .log_writer(masked.clone())
+        .build()
+        .expect("valid config");
+    for n in 0..3 {
+        tracing::dispatcher::with_default(a.dispatch(), || order(n));
+        tracing::dispatcher::with_default(b.dispatch(), || order(n));
+    }
+    let (plain, masked) = (plain.lines(), masked.lines());
+    assert_eq!((plain.len(), masked.len()), (3, 3));
+    for (n, (p, m)) in plain.iter().zip(&masked).enumerate() {
+        assert_eq!(p["ssn"], "123-45-6789", "{p}");
+        assert_eq!(m["ssn"], "[REDACTED]", "{m}");
+        assert_eq!((&p["n"], &m["n"]), (&Value::from(n), &Value::from(n)));
+    }
+}
+
+/// More callsites than a thread keeps rendered keys for, interleaved: every
+/// line carries exactly its own fields.
+#[test]
+fn many_interleaved_callsites_each_keep_their_own_keys() {
+    macro_rules! sites {
+        ($($name:ident),*) => {
+            vec![$((
+                stringify!($name),
+                (|| tracing::info!($name = 1u64, level = 2u64, "x")) as fn(),
+            )),*]
+        };
+    }
+    let sites = sites!(
+        f00, f01, f02, f03, f04, f05, f06, f07, f08, f09, f10, f11, f12, f13, f14, f15, f16, f17,
+        f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31, f32, f33, f34, f35
+    );
+    let capture = Capture::default();
+    let t = telemetry(&capture);
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        for _ in 0..3 {
+            for (_, site) in &sites {
+                site();
+            }
+        }
+    });
+    let lines = capture.lines();
+    assert_eq!(lines.len(), 3 * sites.len());
+    for (i, l) in lines.iter().enumerate() {
+        let name = sites[i % sites.len()].0;
+        assert_eq!(l[name], 1, "{l}");
+        assert_eq!(l["level"], "INFO", "{l}");
+        assert_eq!(l["field.level"], 2, "{l}");
+        let own = l
+            .as_object()
+            .map_or(0, |o| o.keys().filter(|k| k.starts_with('f')).count());
+        assert_eq!(own, 2, "only its own field and field.level: {l}");
+    }
+}
+
 #[test]
 fn human_format_is_one_readable_line() {
     let capture = Capture::default();
