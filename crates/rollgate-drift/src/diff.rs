@@ -193,6 +193,7 @@ impl Differ {
             diffs: Vec::new(),
             ops: Vec::new(),
             severity: None,
+            fork: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
         };
         w.node(desired, live, false);
         Report {
@@ -268,7 +269,14 @@ struct Walk<'a> {
     ops: Vec<PatchOp>,
     /// Severity set by a rule on an ancestor.
     severity: Option<Severity>,
+    /// Whether a large keyed list may be split across two threads (only the
+    /// outermost one is, and only when the machine has two cores or more).
+    fork: bool,
 }
+
+/// Matched pairs a keyed list needs before its comparison is split across two
+/// threads: below this the thread costs more than it saves.
+const FORK_MIN_PAIRS: usize = 512;
 
 /// Which side(s) of the comparison a node exists on, for path bookkeeping.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -278,6 +286,79 @@ enum Side {
 }
 
 impl<'a> Walk<'a> {
+    /// A walk at the same place with no findings yet, for another thread.
+    fn branch(&self) -> Self {
+        Walk {
+            rules: self.rules,
+            plain: self.plain,
+            structure: self.structure,
+            dpath: self.dpath.clone(),
+            lpath: self.lpath.clone(),
+            hpath: self.hpath.clone(),
+            diffs: Vec::new(),
+            ops: Vec::new(),
+            severity: self.severity,
+            fork: false,
+        }
+    }
+
+    /// Compares the matched pairs `(i, partner[i])` of a keyed list, in `i`
+    /// order. Findings come out in the same order whether or not the work is
+    /// split across two threads.
+    fn matched(
+        &mut self,
+        da: &'a [Node],
+        la: &'a [Node],
+        spec: &SpecRef,
+        partner: &[usize],
+        secret: bool,
+    ) {
+        let pairs = partner.iter().filter(|&&j| j != usize::MAX).count();
+        if self.fork && pairs >= FORK_MIN_PAIRS {
+            let mid = partner.len() / 2;
+            let mut second = self.branch();
+            self.fork = false;
+            std::thread::scope(|scope| {
+                let job = scope.spawn(|| {
+                    second.matched_range(da, la, spec, partner, mid, secret);
+                    second
+                });
+                self.matched_range(da, la, spec, &partner[..mid], 0, secret);
+                match job.join() {
+                    Ok(second) => {
+                        self.diffs.extend(second.diffs);
+                        self.ops.extend(second.ops);
+                    }
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            });
+            self.fork = true;
+        } else {
+            self.matched_range(da, la, spec, partner, 0, secret);
+        }
+    }
+
+    fn matched_range(
+        &mut self,
+        da: &'a [Node],
+        la: &'a [Node],
+        spec: &SpecRef,
+        partner: &[usize],
+        from: usize,
+        secret: bool,
+    ) {
+        for (i, &j) in partner.iter().enumerate().skip(from) {
+            if j == usize::MAX {
+                continue;
+            }
+            self.dpath.push(Tok::Idx(i));
+            self.lpath.push(Tok::Idx(j));
+            self.hpath.push(HTok::Sel(&da[i], spec.clone()));
+            self.node(&da[i], &la[j], secret);
+            self.pop();
+        }
+    }
+
     fn tokens(toks: &[Tok<'_>]) -> Vec<String> {
         toks.iter()
             .map(|t| match t {
@@ -594,18 +675,10 @@ impl<'a> Walk<'a> {
                 }
             }
         }
-        let mut missing = Vec::new();
-        for (i, &j) in partner.iter().enumerate() {
-            if j == usize::MAX {
-                missing.push(i);
-                continue;
-            }
-            self.dpath.push(Tok::Idx(i));
-            self.lpath.push(Tok::Idx(j));
-            self.hpath.push(HTok::Sel(&da[i], spec.clone()));
-            self.node(&da[i], &la[j], secret);
-            self.pop();
-        }
+        self.matched(da, la, spec, &partner, secret);
+        let missing: Vec<usize> = (0..da.len())
+            .filter(|&i| partner[i] == usize::MAX)
+            .collect();
         let extra: Vec<usize> = (0..la.len()).filter(|&j| !taken[j]).collect();
         for &j in &extra {
             self.dpath.push(Tok::Idx(j));
@@ -862,7 +935,7 @@ type Keyed<'a> = (SpecRef, KeyTable<'a>, KeyTable<'a>);
 #[derive(Debug, Clone)]
 enum SpecRef {
     Default(&'static KeySpec),
-    Rule(std::rc::Rc<KeySpec>),
+    Rule(std::sync::Arc<KeySpec>),
 }
 
 impl SpecRef {
@@ -908,7 +981,7 @@ fn keyed<'a>(rule: Option<&KeySpec>, da: &'a [Node], la: &'a [Node]) -> Option<K
     }
     if let Some(spec) = rule {
         let (dk, lk) = (keys_of(spec, da)?, keys_of(spec, la)?);
-        return Some((SpecRef::Rule(std::rc::Rc::new(spec.clone())), dk, lk));
+        return Some((SpecRef::Rule(std::sync::Arc::new(spec.clone())), dk, lk));
     }
     let defaults: &'static [KeySpec; 4] = &DEFAULT_KEYS;
     for spec in defaults {
@@ -1027,4 +1100,89 @@ fn lcs(a: &[u64], b: &[u64]) -> Vec<(usize, usize)> {
     }
     out.extend((0..suf).map(|k| (a.len() - suf + k, b.len() - suf + k)));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::Map;
+
+    fn item(i: usize, image: &str, extra: bool) -> Node {
+        let mut env = Vec::new();
+        for k in 0..3 {
+            let mut m = Map::new();
+            m.insert("name", Node::new(Value::String(format!("VAR_{k}").into())));
+            m.insert("value", Node::new(Value::String(format!("{i}-{k}").into())));
+            env.push(Node::new(Value::Object(m)));
+        }
+        let mut m = Map::new();
+        m.insert(
+            "name",
+            Node::new(Value::String(format!("svc-{i:05}").into())),
+        );
+        m.insert("image", Node::new(Value::String(image.into())));
+        m.insert("env", Node::new(Value::Array(env)));
+        if extra {
+            m.insert("token", Node::new(Value::String("CANARY-SECRET".into())));
+        }
+        Node::new(Value::Object(m))
+    }
+
+    fn walk<'a>(rules: &'a Rules, fork: bool) -> Walk<'a> {
+        Walk {
+            rules,
+            plain: rules.is_empty(),
+            structure: false,
+            dpath: Vec::new(),
+            lpath: Vec::new(),
+            hpath: Vec::new(),
+            diffs: Vec::new(),
+            ops: Vec::new(),
+            severity: None,
+            fork,
+        }
+    }
+
+    #[test]
+    fn split_comparison_reports_exactly_what_one_thread_does() {
+        let n = 3 * FORK_MIN_PAIRS;
+        let desired: Vec<Node> = (0..n).map(|i| item(i, "app:2", false)).collect();
+        // LIVE: reversed order, every 5th image old, some elements gone and some extra.
+        let mut live: Vec<Node> = (0..n + 40)
+            .rev()
+            .filter(|i| i % 97 != 3)
+            .map(|i| item(i, if i % 5 == 0 { "app:1" } else { "app:2" }, i % 7 == 0))
+            .collect();
+        if let Value::Object(m) = &mut live[10].value {
+            m.remove("env");
+        }
+        let (d, l) = (
+            Node::new(Value::Array(desired)),
+            Node::new(Value::Array(live)),
+        );
+        let rules = Rules::new();
+        let mut one = walk(&rules, false);
+        one.node(&d, &l, false);
+        let mut two = walk(&rules, true);
+        two.node(&d, &l, false);
+        assert!(one.diffs.len() > n / 5, "{} differences", one.diffs.len());
+        let show = |w: &Walk<'_>| {
+            (
+                w.diffs
+                    .iter()
+                    .map(|x| format!("{} {} {:?} {:?}", x.kind, x.path, x.desired, x.live))
+                    .collect::<Vec<_>>(),
+                crate::patch::Patch::new(w.ops.clone()).to_json(),
+            )
+        };
+        assert_eq!(show(&one), show(&two));
+        // The patch still turns LIVE into DESIRED (keyed lists keep LIVE's
+        // order, which is no drift).
+        let mut patched = l.clone();
+        crate::patch::Patch::new(two.ops)
+            .apply(&mut patched)
+            .expect("patch applies");
+        assert_ne!(patched, l);
+        assert!(!diff(&d, &patched).has_drift());
+    }
 }
