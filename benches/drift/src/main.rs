@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! rollgate-drift-bench gen DIR [MB] [CHANGES] [SEED]
-//! rollgate-drift-bench rollgate DIR
+//! rollgate-drift-bench rollgate DIR [RULES.toml]
 //! rollgate-drift-bench json-patch DIR
 //! ```
 //!
@@ -232,9 +232,13 @@ fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-fn run_rollgate(dir: &Path) -> Result<(), String> {
+fn run_rollgate(dir: &Path, rules: Option<&Path>) -> Result<(), String> {
     use rollgate_drift::{Differ, Format, Limits, RenderOptions, Rules, load_bytes, render_json};
     let limits = Limits::default();
+    let rules = match rules {
+        Some(path) => Rules::from_file(path).map_err(|e| e.to_string())?,
+        None => Rules::new(),
+    };
     let t0 = Instant::now();
     let d_bytes = std::fs::read(dir.join("desired.json")).map_err(|e| e.to_string())?;
     let l_bytes = std::fs::read(dir.join("live.json")).map_err(|e| e.to_string())?;
@@ -250,7 +254,7 @@ fn run_rollgate(dir: &Path) -> Result<(), String> {
     let live = live?.map_err(|e| e.to_string())?;
     let parse = secs(t1);
     let t2 = Instant::now();
-    let report = Differ::new(Rules::new()).diff(&desired, &live);
+    let report = Differ::new(rules.clone()).diff(&desired, &live);
     let diff = secs(t2);
     let t3 = Instant::now();
     let json = render_json(&report, &RenderOptions::new("desired.json", "live.json"));
@@ -321,7 +325,7 @@ fn main() {
             let seed = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(42);
             generate(dir, mb, changes, seed).map_err(|e| e.to_string())
         }
-        Some("rollgate") => run_rollgate(dir),
+        Some("rollgate") => run_rollgate(dir, args.get(3).map(Path::new)),
         Some("json-patch") => run_json_patch(dir),
         _ => Err(
             "usage: rollgate-drift-bench gen|rollgate|json-patch DIR [MB] [CHANGES] [SEED]".into(),

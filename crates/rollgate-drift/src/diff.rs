@@ -210,10 +210,25 @@ pub fn diff(desired: &Node, live: &Node) -> Report {
     Differ::default().diff(desired, live)
 }
 
+/// One step of a path. An index keeps its decimal text (inline, no
+/// allocation) so rules match the path as it is, without building strings.
 #[derive(Debug, Clone)]
 enum Tok<'a> {
     Key(&'a str),
-    Idx(usize),
+    Idx(Str),
+}
+
+impl AsRef<str> for Tok<'_> {
+    fn as_ref(&self) -> &str {
+        match self {
+            Tok::Key(k) => k,
+            Tok::Idx(i) => i,
+        }
+    }
+}
+
+fn idx(i: usize) -> Tok<'static> {
+    Tok::Idx(compact_str::ToCompactString::to_compact_string(&i))
 }
 
 #[derive(Debug, Clone)]
@@ -230,7 +245,7 @@ fn pointer(toks: &[Tok<'_>]) -> String {
         s.push('/');
         match t {
             Tok::Key(k) => s.push_str(&escape_token(k)),
-            Tok::Idx(i) => s.push_str(&i.to_string()),
+            Tok::Idx(i) => s.push_str(i),
         }
     }
     s
@@ -351,8 +366,8 @@ impl<'a> Walk<'a> {
             if j == usize::MAX {
                 continue;
             }
-            self.dpath.push(Tok::Idx(i));
-            self.lpath.push(Tok::Idx(j));
+            self.dpath.push(idx(i));
+            self.lpath.push(idx(j));
             self.hpath.push(HTok::Sel(&da[i], spec.clone()));
             self.node(&da[i], &la[j], secret);
             self.pop();
@@ -360,12 +375,7 @@ impl<'a> Walk<'a> {
     }
 
     fn tokens(toks: &[Tok<'_>]) -> Vec<String> {
-        toks.iter()
-            .map(|t| match t {
-                Tok::Key(k) => (*k).to_owned(),
-                Tok::Idx(i) => i.to_string(),
-            })
-            .collect()
+        toks.iter().map(|t| t.as_ref().to_owned()).collect()
     }
 
     fn resolve(&self, side: Side) -> Resolved {
@@ -376,11 +386,10 @@ impl<'a> Walk<'a> {
                 ..Resolved::default()
             };
         }
-        let toks = match side {
-            Side::Desired => Self::tokens(&self.dpath),
-            Side::Live => Self::tokens(&self.lpath),
-        };
-        let mut res = self.rules.resolve(&toks);
+        let mut res = self.rules.resolve(match side {
+            Side::Desired => &self.dpath,
+            Side::Live => &self.lpath,
+        });
         if !res.severity_set {
             res.severity = inherited;
         }
@@ -645,8 +654,8 @@ impl<'a> Walk<'a> {
     }
 
     fn push_idx(&mut self, i: usize, j: usize) {
-        self.dpath.push(Tok::Idx(i));
-        self.lpath.push(Tok::Idx(j));
+        self.dpath.push(idx(i));
+        self.lpath.push(idx(j));
         self.hpath.push(HTok::Idx(i));
     }
 
@@ -681,8 +690,8 @@ impl<'a> Walk<'a> {
             .collect();
         let extra: Vec<usize> = (0..la.len()).filter(|&j| !taken[j]).collect();
         for &j in &extra {
-            self.dpath.push(Tok::Idx(j));
-            self.lpath.push(Tok::Idx(j));
+            self.dpath.push(idx(j));
+            self.lpath.push(idx(j));
             self.hpath.push(HTok::Sel(&la[j], spec.clone()));
             // Report from LIVE's side.
             let saved = std::mem::replace(&mut self.dpath, self.lpath.clone());
@@ -692,7 +701,7 @@ impl<'a> Walk<'a> {
         }
         if !self.structure {
             for &j in extra.iter().rev() {
-                self.lpath.push(Tok::Idx(j));
+                self.lpath.push(idx(j));
                 let path = pointer(&self.lpath);
                 self.lpath.pop();
                 self.ops.push(PatchOp::Remove { path });
@@ -702,8 +711,8 @@ impl<'a> Walk<'a> {
         // so the next one takes its place.
         let mut len = la.len() - extra.len();
         for i in missing {
-            self.dpath.push(Tok::Idx(i));
-            self.lpath.push(Tok::Idx(len));
+            self.dpath.push(idx(i));
+            self.lpath.push(idx(len));
             self.hpath.push(HTok::Sel(&da[i], spec.clone()));
             let at = pointer(&self.lpath);
             if self.only_desired(&da[i], secret, Some(at)) {
@@ -774,8 +783,8 @@ impl<'a> Walk<'a> {
             if moved_live[j] {
                 continue;
             }
-            self.dpath.push(Tok::Idx(j));
-            self.lpath.push(Tok::Idx(j));
+            self.dpath.push(idx(j));
+            self.lpath.push(idx(j));
             self.hpath.push(HTok::Idx(j));
             let saved = std::mem::replace(&mut self.dpath, self.lpath.clone());
             self.only_live(&la[j], secret);
@@ -800,14 +809,14 @@ impl<'a> Walk<'a> {
         // Patch: removals in descending order, then insertions ascending at
         // their DESIRED index; the kept elements keep their relative order.
         for &j in l_only.iter().rev() {
-            self.lpath.push(Tok::Idx(j));
+            self.lpath.push(idx(j));
             let path = pointer(&self.lpath);
             self.lpath.pop();
             self.ops.push(PatchOp::Remove { path });
         }
         for &i in &d_only {
-            self.dpath.push(Tok::Idx(i));
-            self.lpath.push(Tok::Idx(i));
+            self.dpath.push(idx(i));
+            self.lpath.push(idx(i));
             let path = pointer(&self.lpath);
             let res = self.resolve(Side::Desired);
             let value = self.masked(&da[i], secret || res.secret, Side::Desired);
