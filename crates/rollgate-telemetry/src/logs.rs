@@ -81,13 +81,19 @@ impl Output {
 struct SpanFields {
     fields: Vec<(&'static str, String)>,
     fragment: String,
+    /// `,"trace_id":"..","span_id":".."` of the context the span was made
+    /// with; events check the context is still that one before using it.
+    ids: Option<(SpanContext, String)>,
 }
 
 impl SpanFields {
-    fn new(fields: Vec<(&'static str, String)>) -> Self {
+    fn new(fields: Vec<(&'static str, String)>, context: SpanContext) -> Self {
+        let mut ids = String::new();
+        push_ids(&mut ids, &context);
         let mut s = Self {
             fields,
             fragment: String::new(),
+            ids: Some((context, ids)),
         };
         s.render();
         s
@@ -100,6 +106,31 @@ impl SpanFields {
             self.fragment.push_str(json);
         }
     }
+
+    /// Appends the fields no nearer span or the event already wrote.
+    fn push_new(&self, buf: &mut String, names: &mut Vec<&'static str>) {
+        if self.fields.iter().all(|(n, _)| !names.contains(n)) {
+            buf.push_str(&self.fragment);
+            names.extend(self.fields.iter().map(|(n, _)| *n));
+            return;
+        }
+        for (name, json) in &self.fields {
+            if !names.contains(name) {
+                names.push(name);
+                push_key(buf, name);
+                buf.push_str(json);
+            }
+        }
+    }
+}
+
+/// Appends `,"trace_id":"..","span_id":".."`.
+fn push_ids(buf: &mut String, c: &SpanContext) {
+    buf.push_str(",\"trace_id\":\"");
+    c.trace_id.push_hex(buf);
+    buf.push_str("\",\"span_id\":\"");
+    c.span_id.push_hex(buf);
+    buf.push('"');
 }
 
 pub(crate) struct LogLayer {
@@ -662,7 +693,7 @@ where
         });
         let mut ext = span.extensions_mut();
         ext.insert(context);
-        ext.insert(SpanFields::new(fields));
+        ext.insert(SpanFields::new(fields, context));
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -736,18 +767,14 @@ impl LogLayer {
             tmp: &mut s.tmp,
         });
         let leaf = ctx.event_span(event);
-        let mut context: Option<SpanContext> = None;
+        #[allow(unused_mut)]
+        let mut otel_context: Option<SpanContext> = None;
         #[cfg(feature = "otlp")]
         if self.otel
             && let Some(span) = &leaf
             && let Some(d) = self.dispatch.get().and_then(|w| w.upgrade())
         {
-            context = crate::otlp::otel_span_context(&span.id(), &d);
-        }
-        if context.is_none() {
-            context = leaf
-                .as_ref()
-                .and_then(|span| span.extensions().get::<SpanContext>().copied());
+            otel_context = crate::otlp::otel_span_context(&span.id(), &d);
         }
         let buf = &mut s.line;
         buf.push_str("{\"timestamp\":\"");
@@ -759,30 +786,30 @@ impl LogLayer {
         buf.push_str(",\"message\":");
         json_string(buf, &s.message);
         buf.push_str(&self.identity_json);
-        if let Some(c) = context {
-            buf.push_str(",\"trace_id\":\"");
-            c.trace_id.push_hex(buf);
-            buf.push_str("\",\"span_id\":\"");
-            c.span_id.push_hex(buf);
-            buf.push('"');
-        }
-        buf.push_str(&s.fields);
-        if let Some(leaf) = leaf {
-            for span in leaf.scope() {
-                let ext = span.extensions();
-                if let Some(sf) = ext.get::<SpanFields>() {
-                    if sf.fields.iter().all(|(n, _)| !s.names.contains(n)) {
-                        buf.push_str(&sf.fragment);
-                        s.names.extend(sf.fields.iter().map(|(n, _)| *n));
-                        continue;
-                    }
-                    for (name, json) in &sf.fields {
-                        if !s.names.contains(name) {
-                            s.names.push(name);
-                            push_key(buf, name);
-                            buf.push_str(json);
+        match leaf {
+            None => buf.push_str(&s.fields),
+            Some(leaf) => {
+                {
+                    // The leaf's ids and fields under one extensions lock.
+                    let ext = leaf.extensions();
+                    let fields = ext.get::<SpanFields>();
+                    if let Some(c) = otel_context.or_else(|| ext.get::<SpanContext>().copied()) {
+                        match fields.and_then(|f| f.ids.as_ref()) {
+                            Some((made_with, ids)) if *made_with == c => buf.push_str(ids),
+                            _ => push_ids(buf, &c),
                         }
                     }
+                    buf.push_str(&s.fields);
+                    if let Some(f) = fields {
+                        f.push_new(buf, &mut s.names);
+                    }
+                }
+                let mut next = leaf.parent();
+                while let Some(span) = next {
+                    if let Some(f) = span.extensions().get::<SpanFields>() {
+                        f.push_new(buf, &mut s.names);
+                    }
+                    next = span.parent();
                 }
             }
         }
