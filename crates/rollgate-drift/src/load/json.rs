@@ -2,16 +2,61 @@
 //! keys. Hand-written because it is the hot path of large comparisons.
 
 use crate::error::Error;
-use crate::load::{Limits, to_u32};
+use std::io::Read;
+
+use crate::load::{Limits, line_col, to_u32};
 use crate::tree::{Entry, Map, Node, Number, Pos, Str, Value};
 
 pub(crate) fn parse(text: &str, source_name: &str, limits: &Limits) -> Result<Node, Error> {
+    run(Whole(text), source_name, limits, 0)
+}
+
+/// Parses JSON read from `reader` a block of lines at a time, so the whole
+/// input is never held in memory: only the tree is. A raw line break never
+/// occurs inside a JSON token, so every block ends between tokens, inside
+/// whitespace, where the parser asks for the next one.
+pub(crate) fn parse_read(
+    reader: impl Read,
+    source_name: &str,
+    limits: &Limits,
+) -> Result<Node, Error> {
+    parse_blocks(reader, source_name, limits, BLOCK)
+}
+
+fn parse_blocks(
+    reader: impl Read,
+    source_name: &str,
+    limits: &Limits,
+    block: usize,
+) -> Result<Node, Error> {
+    let mut lines = Lines {
+        reader,
+        block,
+        chunk: String::new(),
+        spare: Vec::new(),
+        carry: Vec::new(),
+        eof: false,
+        total: 0,
+        limit: limits.max_bytes,
+    };
+    let mut bom = 0;
+    match lines.advance() {
+        Ok(_) => {
+            if lines.chunk.starts_with('\u{feff}') {
+                bom = '\u{feff}'.len_utf8();
+            }
+        }
+        Err(e) => return Err(e.into_error(source_name, 1)),
+    }
+    run(lines, source_name, limits, bom)
+}
+
+fn run<S: Source>(src: S, source_name: &str, limits: &Limits, skip: usize) -> Result<Node, Error> {
     let mut p = Parser {
-        text,
-        b: text.as_bytes(),
-        i: 0,
+        src,
+        i: skip,
         line: 1,
-        line_start: 0,
+        line_start: skip,
         source_name,
         max_depth: limits.depth(),
         max_nodes: limits.max_nodes,
@@ -19,18 +64,158 @@ pub(crate) fn parse(text: &str, source_name: &str, limits: &Limits) -> Result<No
         entries: Vec::new(),
         items: Vec::new(),
     };
-    p.skip_ws();
+    p.skip_ws()?;
     let node = p.value(0)?;
-    p.skip_ws();
-    if p.i < p.b.len() {
+    p.skip_ws()?;
+    if p.i < p.src.bytes().len() {
         return Err(p.syntax("trailing characters after the document"));
     }
     Ok(node)
 }
 
-struct Parser<'a> {
-    text: &'a str,
-    b: &'a [u8],
+/// Where the parser's text comes from: the current block (valid UTF-8, ending
+/// just after a line break or at the end of the input) and the way to the next.
+trait Source {
+    fn text(&self) -> &str;
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        self.text().as_bytes()
+    }
+    /// Replaces the block with the next one; `false` at the end of the input.
+    fn advance(&mut self) -> Result<bool, ChunkError>;
+}
+
+/// An input held whole in memory: one block.
+struct Whole<'a>(&'a str);
+
+impl Source for Whole<'_> {
+    #[inline]
+    fn text(&self) -> &str {
+        self.0
+    }
+    fn advance(&mut self) -> Result<bool, ChunkError> {
+        Ok(false)
+    }
+}
+
+enum ChunkError {
+    Io(std::io::Error),
+    /// Invalid UTF-8 `lines` line breaks into the new block, at `column`.
+    Utf8 {
+        lines: u32,
+        column: u32,
+    },
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
+}
+
+impl ChunkError {
+    /// The error for a failed read of the next block, which starts at `line`.
+    fn into_error(self, source_name: &str, line: usize) -> Error {
+        match self {
+            ChunkError::Io(source) => Error::Read {
+                path: source_name.into(),
+                source,
+            },
+            ChunkError::TooLarge { size, limit } => Error::TooLarge {
+                source_name: source_name.to_owned(),
+                size,
+                limit,
+            },
+            ChunkError::Utf8 { lines, column } => Error::Syntax {
+                source_name: source_name.to_owned(),
+                format: "json",
+                line: to_u32(line).saturating_add(lines),
+                column,
+                message: "invalid UTF-8".to_owned(),
+            },
+        }
+    }
+}
+
+/// How much to read before cutting a block at its last line break.
+const BLOCK: usize = 1 << 20;
+
+/// An input read a block of whole lines at a time.
+struct Lines<R> {
+    reader: R,
+    /// Bytes to read before cutting a block ([`BLOCK`]; small in tests).
+    block: usize,
+    chunk: String,
+    /// The buffer the next block is read into (the previous block's).
+    spare: Vec<u8>,
+    /// Bytes read after the current block's last line break.
+    carry: Vec<u8>,
+    eof: bool,
+    total: u64,
+    limit: u64,
+}
+
+impl<R: Read> Source for Lines<R> {
+    #[inline]
+    fn text(&self) -> &str {
+        &self.chunk
+    }
+
+    fn advance(&mut self) -> Result<bool, ChunkError> {
+        let mut raw = std::mem::take(&mut self.spare);
+        raw.clear();
+        raw.append(&mut self.carry);
+        let cut = loop {
+            if raw.len() >= self.block || self.eof {
+                if let Some(p) = raw.iter().rposition(|&b| b == b'\n') {
+                    break p + 1;
+                }
+                if self.eof {
+                    break raw.len();
+                }
+            }
+            let start = raw.len();
+            raw.resize(start + self.block, 0);
+            let n = loop {
+                match self.reader.read(&mut raw[start..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(ChunkError::Io(e)),
+                }
+            };
+            raw.truncate(start + n);
+            self.total += n as u64;
+            if self.total > self.limit {
+                return Err(ChunkError::TooLarge {
+                    size: self.total,
+                    limit: self.limit,
+                });
+            }
+            self.eof = n == 0;
+        };
+        if cut == 0 {
+            // Nothing left: the last block stays, as an in-memory input's does.
+            self.spare = raw;
+            return Ok(false);
+        }
+        self.carry.extend_from_slice(&raw[cut..]);
+        raw.truncate(cut);
+        match String::from_utf8(raw) {
+            Ok(chunk) => {
+                self.spare = std::mem::replace(&mut self.chunk, chunk).into_bytes();
+                Ok(true)
+            }
+            Err(e) => {
+                let (line, column) = line_col(e.as_bytes(), e.utf8_error().valid_up_to());
+                Err(ChunkError::Utf8 {
+                    lines: line - 1,
+                    column,
+                })
+            }
+        }
+    }
+}
+
+struct Parser<'a, S> {
+    src: S,
     i: usize,
     line: usize,
     line_start: usize,
@@ -44,7 +229,7 @@ struct Parser<'a> {
     items: Vec<Node>,
 }
 
-impl Parser<'_> {
+impl<S: Source> Parser<'_, S> {
     fn pos(&self) -> Pos {
         Pos::new(to_u32(self.line), to_u32(self.i - self.line_start + 1))
     }
@@ -61,16 +246,27 @@ impl Parser<'_> {
     }
 
     #[inline]
-    fn skip_ws(&mut self) {
-        while let Some(&c) = self.b.get(self.i) {
-            match c {
-                b' ' | b'\t' | b'\r' => self.i += 1,
-                b'\n' => {
-                    self.i += 1;
-                    self.line += 1;
-                    self.line_start = self.i;
+    fn skip_ws(&mut self) -> Result<(), Error> {
+        loop {
+            while let Some(&c) = self.src.bytes().get(self.i) {
+                match c {
+                    b' ' | b'\t' | b'\r' => self.i += 1,
+                    b'\n' => {
+                        self.i += 1;
+                        self.line += 1;
+                        self.line_start = self.i;
+                    }
+                    _ => return Ok(()),
                 }
-                _ => break,
+            }
+            // The end of a block, always between tokens: on to the next one.
+            match self.src.advance() {
+                Ok(true) => {
+                    self.i = 0;
+                    self.line_start = 0;
+                }
+                Ok(false) => return Ok(()),
+                Err(e) => return Err(e.into_error(self.source_name, self.line)),
             }
         }
     }
@@ -87,7 +283,7 @@ impl Parser<'_> {
             });
         }
         let pos = self.pos();
-        let value = match self.b.get(self.i) {
+        let value = match self.src.bytes().get(self.i) {
             None => return Err(self.syntax("unexpected end of input, expected a value")),
             Some(b'{') => {
                 self.enter(depth)?;
@@ -121,7 +317,7 @@ impl Parser<'_> {
     }
 
     fn literal(&mut self, word: &str, value: Value) -> Result<Value, Error> {
-        if self.b[self.i..].starts_with(word.as_bytes()) {
+        if self.src.bytes()[self.i..].starts_with(word.as_bytes()) {
             self.i += word.len();
             Ok(value)
         } else {
@@ -132,28 +328,28 @@ impl Parser<'_> {
     fn object(&mut self, depth: usize) -> Result<Map, Error> {
         self.i += 1; // '{'
         let start = self.entries.len();
-        self.skip_ws();
-        if self.b.get(self.i) == Some(&b'}') {
+        self.skip_ws()?;
+        if self.src.bytes().get(self.i) == Some(&b'}') {
             self.i += 1;
             return Ok(Map::new());
         }
         loop {
-            self.skip_ws();
-            if self.b.get(self.i) != Some(&b'"') {
+            self.skip_ws()?;
+            if self.src.bytes().get(self.i) != Some(&b'"') {
                 return Err(self.syntax("expected a string key"));
             }
             let key_pos = self.pos();
             let key = self.string()?;
-            self.skip_ws();
-            if self.b.get(self.i) != Some(&b':') {
+            self.skip_ws()?;
+            if self.src.bytes().get(self.i) != Some(&b':') {
                 return Err(self.syntax("expected ':' after the key"));
             }
             self.i += 1;
-            self.skip_ws();
+            self.skip_ws()?;
             let node = self.value(depth + 1)?;
             self.entries.push(Entry { key, key_pos, node });
-            self.skip_ws();
-            match self.b.get(self.i) {
+            self.skip_ws()?;
+            match self.src.bytes().get(self.i) {
                 Some(b',') => self.i += 1,
                 Some(b'}') => {
                     self.i += 1;
@@ -176,17 +372,17 @@ impl Parser<'_> {
     fn array(&mut self, depth: usize) -> Result<Vec<Node>, Error> {
         self.i += 1; // '['
         let start = self.items.len();
-        self.skip_ws();
-        if self.b.get(self.i) == Some(&b']') {
+        self.skip_ws()?;
+        if self.src.bytes().get(self.i) == Some(&b']') {
             self.i += 1;
             return Ok(Vec::new());
         }
         loop {
-            self.skip_ws();
+            self.skip_ws()?;
             let item = self.value(depth + 1)?;
             self.items.push(item);
-            self.skip_ws();
-            match self.b.get(self.i) {
+            self.skip_ws()?;
+            match self.src.bytes().get(self.i) {
                 Some(b',') => self.i += 1,
                 Some(b']') => {
                     self.i += 1;
@@ -202,9 +398,9 @@ impl Parser<'_> {
         self.i += 1; // opening quote
         let start = self.i;
         // Fast path: no escapes.
-        while let Some(&c) = self.b.get(self.i) {
+        while let Some(&c) = self.src.bytes().get(self.i) {
             if c == b'"' {
-                let s = Str::from(&self.text[start..self.i]);
+                let s = Str::from(&self.src.text()[start..self.i]);
                 self.i += 1;
                 return Ok(s);
             }
@@ -214,9 +410,9 @@ impl Parser<'_> {
             self.i += 1;
         }
         let mut out = String::with_capacity(self.i - start + 16);
-        out.push_str(&self.text[start..self.i]);
+        out.push_str(&self.src.text()[start..self.i]);
         loop {
-            let Some(&c) = self.b.get(self.i) else {
+            let Some(&c) = self.src.bytes().get(self.i) else {
                 return Err(self.syntax("unterminated string"));
             };
             match c {
@@ -226,7 +422,7 @@ impl Parser<'_> {
                 }
                 b'\\' => {
                     self.i += 1;
-                    let Some(&e) = self.b.get(self.i) else {
+                    let Some(&e) = self.src.bytes().get(self.i) else {
                         return Err(self.syntax("unterminated string"));
                     };
                     self.i += 1;
@@ -249,25 +445,26 @@ impl Parser<'_> {
                 c if c < 0x20 => return Err(self.syntax("control character in string")),
                 _ => {
                     let run = self.i;
-                    while let Some(&c) = self.b.get(self.i) {
+                    while let Some(&c) = self.src.bytes().get(self.i) {
                         if c == b'"' || c == b'\\' || c < 0x20 {
                             break;
                         }
                         self.i += 1;
                     }
-                    out.push_str(&self.text[run..self.i]);
+                    out.push_str(&self.src.text()[run..self.i]);
                 }
             }
         }
     }
 
     fn hex4(&mut self) -> Result<u32, Error> {
-        let digits = self
-            .b
-            .get(self.i..self.i + 4)
-            .ok_or_else(|| self.syntax("truncated \\u escape"))?;
+        // Byte by byte, so a line break (where a block may end) reads as an
+        // invalid digit, exactly as with the whole input in memory.
         let mut v = 0u32;
-        for &d in digits {
+        for k in 0..4 {
+            let Some(&d) = self.src.bytes().get(self.i + k) else {
+                return Err(self.syntax("truncated \\u escape"));
+            };
             let h = (d as char)
                 .to_digit(16)
                 .ok_or_else(|| self.syntax("invalid \\u escape"))?;
@@ -280,7 +477,7 @@ impl Parser<'_> {
     fn unicode_escape(&mut self) -> Result<char, Error> {
         let hi = self.hex4()?;
         let code = if (0xD800..0xDC00).contains(&hi) {
-            if self.b.get(self.i..self.i + 2) != Some(b"\\u") {
+            if self.src.bytes().get(self.i..self.i + 2) != Some(b"\\u") {
                 return Err(self.syntax("unpaired surrogate in \\u escape"));
             }
             self.i += 2;
@@ -297,15 +494,15 @@ impl Parser<'_> {
 
     fn number(&mut self) -> Result<Number, Error> {
         let start = self.i;
-        let neg = self.b[self.i] == b'-';
+        let neg = self.src.bytes()[self.i] == b'-';
         if neg {
             self.i += 1;
         }
         let int_start = self.i;
-        match self.b.get(self.i) {
+        match self.src.bytes().get(self.i) {
             Some(b'0') => self.i += 1,
             Some(b'1'..=b'9') => {
-                while matches!(self.b.get(self.i), Some(b'0'..=b'9')) {
+                while matches!(self.src.bytes().get(self.i), Some(b'0'..=b'9')) {
                     self.i += 1;
                 }
             }
@@ -313,37 +510,37 @@ impl Parser<'_> {
         }
         let int_end = self.i;
         let mut float = false;
-        if self.b.get(self.i) == Some(&b'.') {
+        if self.src.bytes().get(self.i) == Some(&b'.') {
             float = true;
             self.i += 1;
-            if !matches!(self.b.get(self.i), Some(b'0'..=b'9')) {
+            if !matches!(self.src.bytes().get(self.i), Some(b'0'..=b'9')) {
                 return Err(self.syntax("invalid number: digit expected after '.'"));
             }
-            while matches!(self.b.get(self.i), Some(b'0'..=b'9')) {
+            while matches!(self.src.bytes().get(self.i), Some(b'0'..=b'9')) {
                 self.i += 1;
             }
         }
-        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
+        if matches!(self.src.bytes().get(self.i), Some(b'e' | b'E')) {
             float = true;
             self.i += 1;
-            if matches!(self.b.get(self.i), Some(b'+' | b'-')) {
+            if matches!(self.src.bytes().get(self.i), Some(b'+' | b'-')) {
                 self.i += 1;
             }
-            if !matches!(self.b.get(self.i), Some(b'0'..=b'9')) {
+            if !matches!(self.src.bytes().get(self.i), Some(b'0'..=b'9')) {
                 return Err(self.syntax("invalid number: digit expected in exponent"));
             }
-            while matches!(self.b.get(self.i), Some(b'0'..=b'9')) {
+            while matches!(self.src.bytes().get(self.i), Some(b'0'..=b'9')) {
                 self.i += 1;
             }
         }
         if !float && int_end - int_start <= 18 {
             let mut v: i64 = 0;
-            for &d in &self.b[int_start..int_end] {
+            for &d in &self.src.bytes()[int_start..int_end] {
                 v = v * 10 + i64::from(d - b'0');
             }
             return Ok(Number::Int(if neg { -v } else { v }));
         }
-        let text = &self.text[start..self.i];
+        let text = &self.src.text()[start..self.i];
         if !float && let Ok(v) = text.parse::<i64>() {
             return Ok(Number::Int(v));
         }
@@ -354,5 +551,125 @@ impl Parser<'_> {
                 Err(self.syntax("number out of range"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn whole(text: &str) -> Result<Node, String> {
+        parse(text, "t.json", &Limits::default()).map_err(|e| e.to_string())
+    }
+
+    fn blocks(bytes: &[u8], block: usize, limits: &Limits) -> Result<Node, String> {
+        parse_blocks(bytes, "t.json", limits, block).map_err(|e| e.to_string())
+    }
+
+    /// Pretty JSON with every kind of token, escapes and non-ASCII text.
+    const DOC: &str = "{\n  \"items\": [\n    {\"name\": \"a\\n\\u00e9\", \"n\": -1.5e3},\n    {\"name\": \"caf\u{e9} \u{1f600}\", \"ok\": true, \"x\": null}\n  ],\r\n  \"count\": 2\n}\n";
+
+    #[test]
+    fn blocks_of_any_size_give_the_same_tree() {
+        let expected = whole(DOC).expect("valid");
+        for block in 1..=DOC.len() + 1 {
+            assert_eq!(
+                blocks(DOC.as_bytes(), block, &Limits::default()),
+                Ok(expected.clone()),
+                "block {block}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn errors_and_positions_match_the_whole_input_parser(
+            cut in 0usize..DOC.len(),
+            insert in prop::sample::select(vec!["", "\n", "}", ",", "x", "\"", "\n\n]", " 1"]),
+            block in 1usize..40,
+        ) {
+            let mut text = DOC.as_bytes()[..cut].to_vec();
+            text.extend_from_slice(insert.as_bytes());
+            text.extend_from_slice(&DOC.as_bytes()[cut..]);
+            let expected = match std::str::from_utf8(&text) {
+                Ok(t) => whole(t),
+                Err(_) => crate::load::load_bytes(&text, crate::load::Format::Json, "t.json", &Limits::default())
+                    .map_err(|e| e.to_string()),
+            };
+            prop_assert_eq!(blocks(&text, block, &Limits::default()), expected);
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_later_block_names_its_line_and_column() {
+        let mut text = b"[\n1,\n2,\n\"ab".to_vec();
+        text.push(0xff);
+        text.extend_from_slice(b"\"]\n");
+        let expected = crate::load::load_bytes(
+            &text,
+            crate::load::Format::Json,
+            "t.json",
+            &Limits::default(),
+        )
+        .expect_err("invalid UTF-8")
+        .to_string();
+        assert_eq!(expected, "t.json:4:4: invalid json: invalid UTF-8");
+        for block in 1..8 {
+            assert_eq!(
+                blocks(&text, block, &Limits::default()).unwrap_err(),
+                expected,
+                "block {block}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_and_columns_count_after_it() {
+        let text = "\u{feff}{\"a\": 1, \"a\": 2}";
+        let expected = crate::load::load(
+            text,
+            crate::load::Format::Json,
+            "t.json",
+            &Limits::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            blocks(text.as_bytes(), 4, &Limits::default()).unwrap_err(),
+            expected
+        );
+        assert!(blocks("\u{feff}[1]".as_bytes(), 2, &Limits::default()).is_ok());
+    }
+
+    #[test]
+    fn a_read_error_and_the_size_limit_are_reported() {
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(std::io::Error::other("disk on fire"));
+                }
+                self.0 -= 1;
+                buf[..2].copy_from_slice(b"[\n");
+                Ok(2)
+            }
+        }
+        let err = parse_blocks(Failing(3), "t.json", &Limits::default(), 4).unwrap_err();
+        assert!(matches!(err, Error::Read { .. }), "{err}");
+        assert!(err.to_string().contains("disk on fire"), "{err}");
+        let limits = Limits {
+            max_bytes: 10,
+            ..Limits::default()
+        };
+        let err = blocks(b"[1,\n2,\n3,\n4,\n5]\n", 4, &limits).unwrap_err();
+        assert!(err.contains("limit"), "{err}");
+        assert!(blocks(b"[1,\n2]\n", 4, &limits).is_ok());
+    }
+
+    #[test]
+    fn empty_input_is_an_error_at_the_start() {
+        assert_eq!(blocks(b"", 4, &Limits::default()), whole(""));
+        assert_eq!(blocks(b"\n\n", 1, &Limits::default()), whole("\n\n"));
     }
 }

@@ -135,7 +135,8 @@ pub fn load_file(path: &Path, limits: &Limits) -> Result<Node, Error> {
     load_file_as(path, format, limits)
 }
 
-/// Loads a file in an explicit format.
+/// Loads a file in an explicit format. JSON is parsed as it is read, a block
+/// of lines at a time, so only the tree is held in memory, not the text.
 pub fn load_file_as(path: &Path, format: Format, limits: &Limits) -> Result<Node, Error> {
     let name = path.display().to_string();
     let read_err = |source| Error::Read {
@@ -149,6 +150,11 @@ pub fn load_file_as(path: &Path, format: Format, limits: &Limits) -> Result<Node
             size: meta.len(),
             limit: limits.max_bytes,
         });
+    }
+    if format == Format::Json {
+        // Read a block of lines at a time: the text is never whole in memory.
+        let file = std::fs::File::open(path).map_err(read_err)?;
+        return json::parse_read(file, &name, limits);
     }
     let bytes = std::fs::read(path).map_err(read_err)?;
     load_bytes(&bytes, format, &name, limits)
