@@ -227,11 +227,14 @@ struct KeyCache {
     slots: Vec<CallsiteKeys>,
 }
 
-/// The keys of one callsite's fields, as one layer writes them.
+/// What one layer writes for one callsite that is the same at every event:
+/// level, target and the keys of its fields.
 #[derive(Default)]
 struct CallsiteKeys {
     /// The layer (its [`LogLayer::id`]) and callsite these keys are for.
     owner: Option<(u64, &'static Metadata<'static>)>,
+    /// `","level":"..","target":..` of the callsite (after the timestamp).
+    head: String,
     /// `,"name":` of every field, back to back.
     text: String,
     /// By field index.
@@ -267,6 +270,11 @@ impl KeyCache {
             .is_some_and(|(l, m)| l == layer && std::ptr::eq(m, meta))
         {
             keys.owner = Some((layer, meta));
+            keys.head.clear();
+            keys.head.push_str("\",\"level\":\"");
+            keys.head.push_str(level_str(meta.level()));
+            keys.head.push_str("\",\"target\":");
+            json_string(&mut keys.head, meta.target());
             keys.text.clear();
             keys.keys.clear();
             for field in meta.fields() {
@@ -758,9 +766,10 @@ impl LogLayer {
         s.names.clear();
         s.message.clear();
         let meta = event.metadata();
+        let keys = s.keys.get(self.id, meta, &self.redactor);
         event.record(&mut EventVisitor {
             redactor: &self.redactor,
-            keys: s.keys.get(self.id, meta, &self.redactor),
+            keys,
             fields: &mut s.fields,
             names: &mut s.names,
             message: &mut s.message,
@@ -779,10 +788,7 @@ impl LogLayer {
         let buf = &mut s.line;
         buf.push_str("{\"timestamp\":\"");
         s.timestamps.write(buf, SystemTime::now());
-        buf.push_str("\",\"level\":\"");
-        buf.push_str(level_str(meta.level()));
-        buf.push_str("\",\"target\":");
-        json_string(buf, meta.target());
+        buf.push_str(&keys.head);
         buf.push_str(",\"message\":");
         json_string(buf, &s.message);
         buf.push_str(&self.identity_json);

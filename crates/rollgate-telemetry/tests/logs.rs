@@ -222,10 +222,14 @@ fn many_interleaved_callsites_each_keep_their_own_keys() {
             )),*]
         };
     }
-    let sites = sites!(
+    let mut sites = sites!(
         f00, f01, f02, f03, f04, f05, f06, f07, f08, f09, f10, f11, f12, f13, f14, f15, f16, f17,
         f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31, f32, f33, f34, f35
     );
+    sites.push((
+        "f99",
+        || tracing::warn!(target: "custom::target", f99 = 1u64, level = 2u64, "x"),
+    ));
     let capture = Capture::default();
     let t = telemetry(&capture);
     tracing::dispatcher::with_default(t.dispatch(), || {
@@ -240,7 +244,15 @@ fn many_interleaved_callsites_each_keep_their_own_keys() {
     for (i, l) in lines.iter().enumerate() {
         let name = sites[i % sites.len()].0;
         assert_eq!(l[name], 1, "{l}");
-        assert_eq!(l["level"], "INFO", "{l}");
+        let (level, target) = match name {
+            "f99" => ("WARN", "custom::target"),
+            _ => ("INFO", "logs"),
+        };
+        assert_eq!(
+            (&l["level"], &l["target"]),
+            (&level.into(), &target.into()),
+            "{l}"
+        );
         assert_eq!(l["field.level"], 2, "{l}");
         let own = l
             .as_object()
