@@ -208,6 +208,7 @@ impl Redactor {
     }
 
     /// `text` with every secret shape masked.
+    #[inline]
     pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         redact_text(text)
     }
@@ -361,10 +362,18 @@ fn may_hold_secret(b: &[u8]) -> bool {
     false
 }
 
+#[inline]
 fn redact_text(text: &str) -> Cow<'_, str> {
-    if !may_hold_secret(text.as_bytes()) {
-        return Cow::Borrowed(text);
+    if may_hold_secret(text.as_bytes()) {
+        mask_ranges(text)
+    } else {
+        Cow::Borrowed(text)
     }
+}
+
+/// The full scan, kept out of line so the common path stays small.
+#[inline(never)]
+fn mask_ranges(text: &str) -> Cow<'_, str> {
     let ranges = secret_ranges(text);
     if ranges.is_empty() {
         return Cow::Borrowed(text);
