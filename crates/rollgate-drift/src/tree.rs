@@ -124,7 +124,12 @@ impl Map {
     pub(crate) fn from_unsorted(mut entries: Vec<Entry>) -> Result<Self, (Entry, Pos)> {
         // Stable sort keeps source order among equal keys, so the second of a
         // duplicate pair is the one reported.
-        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        if !entries
+            .windows(2)
+            .all(|w| key_cmp(&w[0].key, &w[1].key).is_lt())
+        {
+            entries.sort_by(|a, b| key_cmp(&a.key, &b.key));
+        }
         let dup = entries
             .windows(2)
             .enumerate()
@@ -199,7 +204,18 @@ impl Map {
     }
 
     fn find(&self, key: &str) -> Result<usize, usize> {
-        self.entries.binary_search_by(|e| e.key.as_str().cmp(key))
+        self.entries.binary_search_by(|e| key_cmp(&e.key, key))
+    }
+}
+
+/// Byte order of keys, deciding on the first byte when it differs (nearly
+/// always, in real configurations) before comparing the rest.
+#[inline]
+fn key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    match (a.first(), b.first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
     }
 }
 
