@@ -68,6 +68,30 @@ static CLASS: [u8; 256] = {
     t
 };
 
+/// `TOKEN_SECOND[b]`: some token prefix has `b` as its second byte.
+static TOKEN_SECOND: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < TOKEN_PREFIXES.len() {
+        t[TOKEN_PREFIXES[i].as_bytes()[1] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// `KEY_LAST[b]`: some sensitive key ends with the lowercase byte `b`, so
+/// only keys ending in one are compared word by word.
+static KEY_LAST: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < SENSITIVE_KEYS.len() {
+        let w = SENSITIVE_KEYS[i].as_bytes();
+        t[w[w.len() - 1] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// Characters a well-known token needs after its prefix to be masked.
 const MIN_TOKEN_BODY: usize = 12;
 
@@ -229,7 +253,8 @@ fn secret_ranges(text: &str) -> Vec<(usize, usize)> {
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
-        if CLASS[usize::from(c)] == 0 {
+        let class = CLASS[usize::from(c)];
+        if class == 0 {
             i += 1;
             continue;
         }
@@ -264,7 +289,10 @@ fn secret_ranges(text: &str) -> Vec<(usize, usize)> {
                 k -= 1;
             }
             let key = &text[k..key_end];
-            if !key.is_empty()
+            if key
+                .as_bytes()
+                .last()
+                .is_some_and(|l| KEY_LAST[usize::from(l.to_ascii_lowercase())])
                 && SENSITIVE_KEYS.iter().any(|w| {
                     key.len() >= w.len() && key[key.len() - w.len()..].eq_ignore_ascii_case(w)
                 })
@@ -293,10 +321,10 @@ fn secret_ranges(text: &str) -> Vec<(usize, usize)> {
             }
         }
         // Bearer <token> anywhere
-        if (c == b'B' || c == b'b')
+        if class & BEARER_START != 0
+            && (i == 0 || !is_key_char(b[i - 1]))
             && b.len() >= i + 7
             && b[i..i + 7].eq_ignore_ascii_case(b"bearer ")
-            && (i == 0 || !is_key_char(b[i - 1]))
         {
             let s = i + 7;
             let mut e = s;
@@ -310,8 +338,9 @@ fn secret_ranges(text: &str) -> Vec<(usize, usize)> {
             }
         }
         // Well-known token prefixes (only where a prefix can start)
-        if CLASS[usize::from(c)] & TOKEN_START != 0
+        if class & TOKEN_START != 0
             && b.len() - i >= MIN_TOKEN_LEN
+            && TOKEN_SECOND[usize::from(b[i + 1])]
             && (i == 0 || !is_key_char(b[i - 1]))
             && let Some(p) = TOKEN_PREFIXES
                 .iter()
@@ -453,6 +482,15 @@ mod tests {
             assert_eq!(t(&secret), masked, "{secret}");
             assert_eq!(t(&format!("seen {secret}")), format!("seen {masked}"));
             assert!(may_hold_secret(secret.as_bytes()), "{secret}");
+        }
+        // Every sensitive key, in any case and as the end of a longer key.
+        for w in SENSITIVE_KEYS {
+            assert_eq!(t(&format!("{w}=x")), format!("{w}=[REDACTED]"));
+            let upper = w.to_ascii_uppercase();
+            assert_eq!(
+                t(&format!("{{\"DB_{upper}\": \"x\"}}")),
+                format!("{{\"DB_{upper}\": \"[REDACTED]\"}}")
+            );
         }
         // One character short of a shape: nothing to mask, and the
         // prefilter may skip the scan.
