@@ -5,6 +5,7 @@
 #
 #   bash scripts/drift-bench.sh [MB] [CHANGES]
 #   PEERS="json-patch microdiff" bash scripts/drift-bench.sh 10
+#   REPEAT=3 bash scripts/drift-bench.sh       # rollgate and json-patch 3 times each
 #
 # Peers: the json-patch crate (built here), microdiff and jsondiffpatch
 # (npm), jsondiff and deepdiff (pip). Each peer gets PEER_TIMEOUT seconds
@@ -57,10 +58,19 @@ if [ -x /usr/bin/time ]; then
 fi
 
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); data: $(du -sh "$data" | cut -f1) in $data"
-"${timed[@]}" "$bin" rollgate "$data"
+# rollgate-drift and the json-patch crate (the fastest peer) run REPEAT times
+# each, alternating, so both see the same spread of machine states (on a VM,
+# memory the host has taken back costs far more to touch again).
+for _ in $(seq "${REPEAT:-1}"); do
+  "${timed[@]}" "$bin" rollgate "$data"
+  case " $peers " in *" json-patch "*)
+    "${timed[@]}" timeout "$timeout_s" "$bin" json-patch "$data" 2>&1 | grep -E "^(tool=|  cpu_)" ;;
+  esac
+done
+"${timed[@]}" "$bin" rollgate "$data" "$PWD/benches/drift/rules.toml" | sed 's/^tool=rollgate-drift/tool=rollgate-drift+rules/'
 for p in $peers; do
+  [ "$p" = json-patch ] && continue
   case "$p" in
-    json-patch) cmd=("$bin" json-patch "$data") ;;
     microdiff|jsondiffpatch) cmd=(node --max-old-space-size=$((mem_gb * 1024)) "$PWD/benches/drift/node/run.mjs" "$p" "$data") ;;
     jsondiff|deepdiff) cmd=(bash -c "ulimit -v $((mem_gb * 1024 * 1024)); exec python3 benches/drift/python/run.py $p $data") ;;
     *) echo "unknown peer $p" >&2; exit 2 ;;

@@ -124,12 +124,14 @@ impl Map {
     pub(crate) fn from_unsorted(mut entries: Vec<Entry>) -> Result<Self, (Entry, Pos)> {
         // Stable sort keeps source order among equal keys, so the second of a
         // duplicate pair is the one reported.
-        if !entries
+        if entries
             .windows(2)
             .all(|w| key_cmp(&w[0].key, &w[1].key).is_lt())
         {
-            entries.sort_by(|a, b| key_cmp(&a.key, &b.key));
+            // Strictly increasing: sorted, and no key twice.
+            return Ok(Self { entries });
         }
+        entries.sort_by(|a, b| key_cmp(&a.key, &b.key));
         let dup = entries
             .windows(2)
             .enumerate()

@@ -172,16 +172,12 @@ impl<R: Read> Source for Lines<R> {
                     break raw.len();
                 }
             }
-            let start = raw.len();
-            raw.resize(start + self.block, 0);
-            let n = loop {
-                match self.reader.read(&mut raw[start..]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(ChunkError::Io(e)),
-                }
-            };
-            raw.truncate(start + n);
+            // `read_to_end` fills the spare capacity without zeroing it first.
+            let want = self.block as u64;
+            let n = (&mut self.reader)
+                .take(want)
+                .read_to_end(&mut raw)
+                .map_err(ChunkError::Io)?;
             self.total += n as u64;
             if self.total > self.limit {
                 return Err(ChunkError::TooLarge {
@@ -189,7 +185,8 @@ impl<R: Read> Source for Lines<R> {
                     limit: self.limit,
                 });
             }
-            self.eof = n == 0;
+            // `take` reads until it has `want` bytes or the input ends.
+            self.eof = (n as u64) < want;
         };
         if cut == 0 {
             // Nothing left: the last block stays, as an in-memory input's does.
@@ -212,6 +209,38 @@ impl<R: Read> Source for Lines<R> {
             }
         }
     }
+}
+
+/// The index of the first byte at or after `i` that ends a string's fast
+/// path: a quote, a backslash, a control character, or the end of `b`. Eight
+/// bytes at a time: a byte `v` equal to zero sets the top bit of
+/// `(v - 1) & !v`, and a borrow can only mark bytes above the first match, so
+/// the lowest marked byte is exact.
+#[inline]
+fn string_stop(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const TOPS: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        let hit = (zero(x ^ (ONES * u64::from(b'"')))
+            | zero(x ^ (ONES * u64::from(b'\\')))
+            | (x.wrapping_sub(ONES * 0x20) & !x))
+            & TOPS;
+        if hit != 0 {
+            return i + (hit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 struct Parser<'a, S> {
@@ -245,8 +274,16 @@ impl<S: Source> Parser<'_, S> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn skip_ws(&mut self) -> Result<(), Error> {
+        // Compact JSON has no whitespace between tokens.
+        if self.src.bytes().get(self.i).is_some_and(|&c| c > b' ') {
+            return Ok(());
+        }
+        self.skip_ws_slow()
+    }
+
+    fn skip_ws_slow(&mut self) -> Result<(), Error> {
         loop {
             while let Some(&c) = self.src.bytes().get(self.i) {
                 match c {
@@ -358,7 +395,7 @@ impl<S: Source> Parser<'_, S> {
                 _ => return Err(self.syntax("expected ',' or '}'")),
             }
         }
-        let entries: Vec<Entry> = self.entries.drain(start..).collect();
+        let entries = self.entries.split_off(start);
         Map::from_unsorted(entries).map_err(|(dup, first)| Error::DuplicateKey {
             source_name: self.source_name.to_owned(),
             key: dup.key.into(),
@@ -391,24 +428,20 @@ impl<S: Source> Parser<'_, S> {
                 _ => return Err(self.syntax("expected ',' or ']'")),
             }
         }
-        Ok(self.items.drain(start..).collect())
+        Ok(self.items.split_off(start))
     }
 
     fn string(&mut self) -> Result<Str, Error> {
         self.i += 1; // opening quote
         let start = self.i;
         // Fast path: no escapes.
-        while let Some(&c) = self.src.bytes().get(self.i) {
-            if c == b'"' {
-                let s = Str::from(&self.src.text()[start..self.i]);
-                self.i += 1;
-                return Ok(s);
-            }
-            if c == b'\\' || c < 0x20 {
-                break;
-            }
-            self.i += 1;
+        let stop = string_stop(self.src.bytes(), start);
+        if self.src.bytes().get(stop) == Some(&b'"') {
+            let s = Str::from(&self.src.text()[start..stop]);
+            self.i = stop + 1;
+            return Ok(s);
         }
+        self.i = stop;
         let mut out = String::with_capacity(self.i - start + 16);
         out.push_str(&self.src.text()[start..self.i]);
         loop {
@@ -665,6 +698,33 @@ mod tests {
         let err = blocks(b"[1,\n2,\n3,\n4,\n5]\n", 4, &limits).unwrap_err();
         assert!(err.contains("limit"), "{err}");
         assert!(blocks(b"[1,\n2]\n", 4, &limits).is_ok());
+    }
+
+    #[test]
+    fn the_string_scan_stops_at_the_first_quote_backslash_or_control_byte() {
+        let slow = |b: &[u8], i: usize| {
+            (i..b.len())
+                .find(|&k| b[k] == b'"' || b[k] == b'\\' || b[k] < 0x20)
+                .unwrap_or(b.len())
+        };
+        let fill = b"abcdefghijklmnopqrstuvw\xc3\xa9\x7f~ ";
+        for stop in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+            for len in 0..24 {
+                for at in 0..=len {
+                    let mut b: Vec<u8> = fill.iter().copied().cycle().take(len).collect();
+                    if at < len {
+                        b[at] = stop;
+                        // A byte that can follow a match must not hide it.
+                        if at + 1 < len {
+                            b[at + 1] = 0x21;
+                        }
+                    }
+                    for from in 0..=at.min(len) {
+                        assert_eq!(string_stop(&b, from), slow(&b, from), "{b:?} from {from}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
