@@ -2,7 +2,8 @@
 # Runs rollgate-telemetry's side-by-side benches (vs metrics-exporter-prometheus,
 # prometheus, tracing-subscriber) in one run and prints "benchmark median" lines,
 # the numbers BENCHMARKS.md reports. Extra arguments are criterion filters,
-# e.g. `bash scripts/telemetry-bench.sh log_event`. Takes about 6 minutes in full.
+# e.g. `bash scripts/telemetry-bench.sh log_event`. Takes about 2 minutes in full
+# on a 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
