@@ -217,7 +217,8 @@ thread_local! {
 }
 
 /// How many callsites' keys each thread keeps rendered.
-const KEY_SLOTS: usize = 16;
+const KEY_SLOTS: usize = 1 << KEY_SLOT_BITS;
+const KEY_SLOT_BITS: u32 = 4;
 
 /// Rendered keys of a few recent callsites, direct-mapped by callsite, so a
 /// hot log line renders its field names and checks them against the
@@ -263,7 +264,10 @@ impl KeyCache {
         }
         // Callsite metadata is static: its address names the callsite.
         let addr = std::ptr::from_ref(meta) as usize;
-        let slot = (addr.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (usize::BITS - 4)) % KEY_SLOTS;
+        // Fibonacci hashing: the top bits of the product pick the slot.
+        let slot = ((addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - KEY_SLOT_BITS))
+            as usize
+            % KEY_SLOTS;
         let keys = &mut self.slots[slot];
         if !keys
             .owner
