@@ -378,13 +378,11 @@ impl<'a> Walk<'a> {
         toks.iter().map(|t| t.as_ref().to_owned()).collect()
     }
 
-    fn resolve(&self, side: Side) -> Resolved {
+    fn resolve(&self, side: Side) -> std::borrow::Cow<'static, Resolved> {
         let inherited = self.severity.unwrap_or(self.rules.default_severity());
         if self.plain {
-            return Resolved {
-                severity: inherited,
-                ..Resolved::default()
-            };
+            // No rules: the same answer everywhere, nothing to build or drop.
+            return std::borrow::Cow::Borrowed(Resolved::plain(inherited));
         }
         let mut res = self.rules.resolve(match side {
             Side::Desired => &self.dpath,
@@ -393,7 +391,7 @@ impl<'a> Walk<'a> {
         if !res.severity_set {
             res.severity = inherited;
         }
-        res
+        std::borrow::Cow::Owned(res)
     }
 
     fn key_secret(&self, key: &str) -> bool {

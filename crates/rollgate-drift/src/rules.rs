@@ -54,6 +54,10 @@ enum Seg {
 pub struct PathPattern {
     text: String,
     segs: Vec<Seg>,
+    /// Segments that match exactly one token (all but `**`).
+    fixed: usize,
+    /// Whether a `**` lets the pattern match longer paths.
+    open: bool,
 }
 
 impl PathPattern {
@@ -63,12 +67,14 @@ impl PathPattern {
             return Ok(Self {
                 text: String::new(),
                 segs: Vec::new(),
+                fixed: 0,
+                open: false,
             });
         }
         let rest = text
             .strip_prefix('/')
             .ok_or_else(|| format!("path pattern \"{text}\" must start with '/'"))?;
-        let segs = rest
+        let segs: Vec<Seg> = rest
             .split('/')
             .map(|s| match s {
                 "*" => Seg::Any,
@@ -76,15 +82,33 @@ impl PathPattern {
                 _ => Seg::Lit(unescape_token(s)),
             })
             .collect();
+        let fixed = segs.iter().filter(|s| **s != Seg::AnyDepth).count();
         Ok(Self {
             text: text.to_owned(),
+            open: fixed < segs.len(),
             segs,
+            fixed,
         })
     }
 
     /// Whether the pattern matches a path given as unescaped tokens.
     #[must_use]
     pub fn matches<S: AsRef<str>>(&self, path: &[S]) -> bool {
+        // Cheap rejections first (the differ asks at every node): the path's
+        // length, then the last and first segments when they are literal.
+        if path.len() < self.fixed || (!self.open && path.len() != self.fixed) {
+            return false;
+        }
+        for (seg, token) in [
+            (self.segs.last(), path.last()),
+            (self.segs.first(), path.first()),
+        ] {
+            if let (Some(Seg::Lit(l)), Some(t)) = (seg, token)
+                && l != t.as_ref()
+            {
+                return false;
+            }
+        }
         fn go<S: AsRef<str>>(p: &[Seg], path: &[S]) -> bool {
             match p.split_first() {
                 None => path.is_empty(),
@@ -461,6 +485,33 @@ pub(crate) struct Resolved {
     pub default: Option<Value>,
 }
 
+impl Resolved {
+    /// What holds at every path when there are no rules.
+    pub(crate) fn plain(severity: Severity) -> &'static Resolved {
+        const fn at(severity: Severity) -> Resolved {
+            Resolved {
+                key: None,
+                ignore: false,
+                normalise: Vec::new(),
+                severity,
+                severity_set: false,
+                secret: false,
+                default: None,
+            }
+        }
+        static PLAIN: [Resolved; 3] = [
+            at(Severity::Info),
+            at(Severity::Warning),
+            at(Severity::Critical),
+        ];
+        match severity {
+            Severity::Info => &PLAIN[0],
+            Severity::Warning => &PLAIN[1],
+            Severity::Critical => &PLAIN[2],
+        }
+    }
+}
+
 /// A TOML value as a tree value (datetimes become their text).
 fn from_toml(v: &toml::Value) -> Value {
     match v {
@@ -488,21 +539,24 @@ fn from_toml(v: &toml::Value) -> Value {
 /// (`apiKey`, `api_key`, `key`).
 #[must_use]
 pub fn is_secret_key(key: &str) -> bool {
-    // Called for every key the differ visits: one pass, no allocation; the
-    // first letter of each word picks the candidates to compare.
+    // Called for every key the differ visits: one pass, no allocation, ASCII
+    // case folded with `| 0x20` (exact for letters, and only letters are
+    // compared); a word is checked only where its first letter is.
     let k = key.as_bytes();
-    let at = |i: usize, word: &[u8]| {
-        k.get(i..i + word.len())
-            .is_some_and(|s| s.eq_ignore_ascii_case(word))
+    let n = k.len();
+    let folds = |at: usize, word: &[u8]| {
+        k.get(at..at + word.len())
+            .is_some_and(|s| s.iter().zip(word).all(|(&a, &b)| a | 0x20 == b))
     };
-    if k.len() >= 3 && k[k.len() - 3..].eq_ignore_ascii_case(b"key") {
+    if n >= 3 && folds(n - 3, b"key") {
         return true;
     }
-    (0..k.len()).any(|i| match k[i].to_ascii_lowercase() {
-        b'p' => at(i, b"password") || at(i, b"passwd") || at(i, b"private"),
-        b's' => at(i, b"secret"),
-        b't' => at(i, b"token"),
-        b'c' => at(i, b"credential"),
+    // The shortest word is five letters ("token").
+    (0..n.saturating_sub(4)).any(|i| match k[i] | 0x20 {
+        b'p' => folds(i, b"password") || folds(i, b"passwd") || folds(i, b"private"),
+        b's' => folds(i, b"secret"),
+        b't' => folds(i, b"token"),
+        b'c' => folds(i, b"credential"),
         _ => false,
     })
 }
@@ -524,6 +578,53 @@ mod tests {
     }
 
     #[test]
+    fn quick_rejections_never_change_a_match() {
+        // Every pattern of up to 4 segments over {a, b, *, **} against every
+        // path of up to 5 tokens over {a, b}, checked against a plain matcher.
+        fn reference(p: &[&str], path: &[&str]) -> bool {
+            match p.split_first() {
+                None => path.is_empty(),
+                Some((&"**", rest)) => (0..=path.len()).any(|i| reference(rest, &path[i..])),
+                Some((seg, rest)) => path
+                    .split_first()
+                    .is_some_and(|(h, t)| (*seg == "*" || seg == h) && reference(rest, t)),
+            }
+        }
+        fn all<'a>(alphabet: &[&'a str], max: usize) -> Vec<Vec<&'a str>> {
+            let mut out = vec![vec![]];
+            let mut last = vec![vec![]];
+            for _ in 0..max {
+                let mut next = Vec::new();
+                for v in &last {
+                    for a in alphabet {
+                        let mut w: Vec<&str> = v.clone();
+                        w.push(a);
+                        next.push(w);
+                    }
+                }
+                out.extend(next.iter().cloned());
+                last = next;
+            }
+            out
+        }
+        let paths = all(&["a", "b"], 5);
+        let mut checked = 0;
+        for pat in all(&["a", "b", "*", "**"], 4) {
+            let text = if pat.is_empty() {
+                String::new()
+            } else {
+                format!("/{}", pat.join("/"))
+            };
+            let p = PathPattern::parse(&text).unwrap();
+            for path in &paths {
+                assert_eq!(p.matches(path), reference(&pat, path), "{text} vs {path:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
+    }
+
+    #[test]
     fn secret_keys_are_recognised() {
         for k in [
             "password",
@@ -536,6 +637,38 @@ mod tests {
             assert!(is_secret_key(k), "{k}");
         }
         for k in ["name", "image", "keyboard", "replicas"] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+        // Case-insensitive, at the start, middle and end, and only whole words.
+        for k in [
+            "PASSWORD",
+            "x_Passwd",
+            "PrivateKey",
+            "my-SECRET",
+            "oauthToken",
+            "Credentials",
+            "KEY",
+            "monKey",
+            "tokens",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in [
+            "",
+            "k",
+            "ke",
+            "kez",
+            "toke",
+            "tokem",
+            "secre",
+            "passwor",
+            "privat",
+            "credentia",
+            "pass_word",
+            "keys",
+            "K\u{e9}y",
+            "@ASSWORD",
+        ] {
             assert!(!is_secret_key(k), "{k}");
         }
     }
