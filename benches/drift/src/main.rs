@@ -6,7 +6,11 @@
 //! rollgate-drift-bench gen DIR [MB] [CHANGES] [SEED]
 //! rollgate-drift-bench rollgate DIR [RULES.toml]
 //! rollgate-drift-bench json-patch DIR
+//! rollgate-drift-bench arena DIR
 //! ```
+//!
+//! `arena` only reads and parses both files into the compact arena tree of
+//! ADR 0004 (a prototype), on two threads, as `rollgate` does.
 //!
 //! `gen` writes `desired.json`, `live.json` (every keyed list shuffled, plus
 //! CHANGES real changes) and `expected.txt` (the JSON Pointers, in DESIRED,
@@ -284,6 +288,34 @@ fn run_rollgate(dir: &Path, rules: Option<&Path>) -> Result<(), String> {
     Ok(())
 }
 
+fn run_arena(dir: &Path) -> Result<(), String> {
+    use rollgate_drift::{Limits, arena};
+    let limits = Limits::default();
+    let t0 = Instant::now();
+    let (d_path, l_path) = (dir.join("desired.json"), dir.join("live.json"));
+    let (desired, live) = std::thread::scope(|scope| {
+        let l = scope.spawn(|| arena::load_file(&l_path, &limits));
+        let d = arena::load_file(&d_path, &limits);
+        (d, l.join().map_err(|_| "thread panicked".to_owned()))
+    });
+    let desired = desired.map_err(|e| e.to_string())?;
+    let live = live?.map_err(|e| e.to_string())?;
+    let parse = secs(t0);
+    let bytes = (std::fs::metadata(&d_path).map_err(|e| e.to_string())?.len()
+        + std::fs::metadata(&l_path).map_err(|e| e.to_string())?.len()) as f64;
+    let slots = desired.slot_count() + live.slot_count();
+    let text = desired.text_bytes() + live.text_bytes();
+    let lines = desired.line_count() + live.line_count();
+    let used = desired.used_bytes() + live.used_bytes();
+    println!(
+        "tool=arena read_parse_s={parse:.3} read_parse_mb_s={:.0} slots={slots} text_bytes={text} lines={lines} tree_bytes={used} tree_bytes_per_input_byte={:.3}",
+        bytes / 1e6 / parse,
+        used as f64 / bytes
+    );
+    drop((desired, live));
+    Ok(())
+}
+
 fn run_json_patch(dir: &Path) -> Result<(), String> {
     let t0 = Instant::now();
     let d_bytes = std::fs::read(dir.join("desired.json")).map_err(|e| e.to_string())?;
@@ -326,8 +358,10 @@ fn main() {
         }
         Some("rollgate") => run_rollgate(dir, args.get(3).map(Path::new)),
         Some("json-patch") => run_json_patch(dir),
+        Some("arena") => run_arena(dir),
         _ => Err(
-            "usage: rollgate-drift-bench gen|rollgate|json-patch DIR [MB] [CHANGES] [SEED]".into(),
+            "usage: rollgate-drift-bench gen|rollgate|json-patch|arena DIR [MB] [CHANGES] [SEED]"
+                .into(),
         ),
     };
     if let Err(e) = result {
