@@ -45,35 +45,88 @@ enum Kind {
     Object,
 }
 
-/// One value of a [`Tree`]: 16 bytes.
+/// One value of a [`Tree`]: 16 bytes, 4-aligned.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    /// The payload: a boolean (0/1), an `i64`, an `f64`'s bits, or two `u32`
-    /// halves (low: offset into `text` / first child; high: length / count).
-    data: u64,
     /// Byte offset of the value's first byte in the input.
     pos: u32,
-    kind: Kind,
+    /// A [`Kind`], or `INLINE + n` for a string of `n <= 11` bytes held in `b`.
+    tag: u8,
+    /// An inline string, or (in `b[3..11]`) the payload: a boolean (0/1), an
+    /// `i64`, an `f64`'s bits, or two `u32` halves (low: offset into `text` or
+    /// first child; high: length or child count).
+    b: [u8; 11],
 }
 
+/// Tags from `INLINE` to `INLINE + 11` are strings stored in the slot itself.
+const INLINE: u8 = 16;
+/// The longest string stored in its slot.
+const INLINE_MAX: usize = 11;
+
 impl Slot {
-    const fn new(kind: Kind, pos: u32, data: u64) -> Self {
-        Self { data, pos, kind }
+    fn new(kind: Kind, pos: u32, data: u64) -> Self {
+        let mut b = [0; 11];
+        b[3..].copy_from_slice(&data.to_le_bytes());
+        Self {
+            pos,
+            tag: kind as u8,
+            b,
+        }
     }
 
-    const fn pair(kind: Kind, pos: u32, lo: u32, hi: u32) -> Self {
-        Self::new(kind, pos, (lo as u64) | ((hi as u64) << 32))
+    fn pair(kind: Kind, pos: u32, lo: u32, hi: u32) -> Self {
+        Self::new(kind, pos, u64::from(lo) | (u64::from(hi) << 32))
+    }
+
+    /// A string of at most [`INLINE_MAX`] bytes, held in the slot.
+    #[allow(clippy::cast_possible_truncation)]
+    fn inline(pos: u32, s: &[u8]) -> Self {
+        let mut b = [0; 11];
+        b[..s.len()].copy_from_slice(s);
+        Self {
+            pos,
+            tag: INLINE + s.len() as u8,
+            b,
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self.tag {
+            0 => Kind::Null,
+            1 => Kind::Bool,
+            2 => Kind::Int,
+            3 => Kind::Float,
+            5 => Kind::Array,
+            6 => Kind::Object,
+            _ => Kind::String,
+        }
+    }
+
+    fn data(&self) -> u64 {
+        let mut w = [0; 8];
+        w.copy_from_slice(&self.b[3..]);
+        u64::from_le_bytes(w)
     }
 
     /// The low half: offset into `text` or index of the first child.
     #[allow(clippy::cast_possible_truncation)]
-    const fn lo(&self) -> usize {
-        (self.data as u32) as usize
+    fn lo(&self) -> usize {
+        (self.data() as u32) as usize
     }
 
     /// The high half: string length or child count.
-    const fn hi(&self) -> usize {
-        (self.data >> 32) as usize
+    fn hi(&self) -> usize {
+        (self.data() >> 32) as usize
+    }
+}
+
+/// The string a string slot holds, inline or in `text`.
+fn slot_str<'a>(text: &'a str, s: &'a Slot) -> &'a str {
+    if s.tag >= INLINE {
+        // Always a whole string's bytes: the check only guards the prototype.
+        std::str::from_utf8(&s.b[..usize::from(s.tag - INLINE)]).unwrap_or_default()
+    } else {
+        &text[s.lo()..s.lo() + s.hi()]
     }
 }
 
@@ -130,8 +183,8 @@ impl Tree {
         pos_in(&self.lines, offset)
     }
 
-    fn str_of(&self, slot: Slot) -> &str {
-        &self.text[slot.lo()..slot.lo() + slot.hi()]
+    fn str_of(&self, idx: usize) -> &str {
+        slot_str(&self.text, &self.slots[idx])
     }
 }
 
@@ -175,13 +228,13 @@ impl<'t> NodeRef<'t> {
     pub fn value(&self) -> ValueRef<'t> {
         let tree = self.tree;
         let s = self.slot();
-        match s.kind {
+        match s.kind() {
             Kind::Null => ValueRef::Null,
-            Kind::Bool => ValueRef::Bool(s.data != 0),
+            Kind::Bool => ValueRef::Bool(s.data() != 0),
             #[allow(clippy::cast_possible_wrap)]
-            Kind::Int => ValueRef::Number(Number::Int(s.data as i64)),
-            Kind::Float => ValueRef::Number(Number::Float(f64::from_bits(s.data))),
-            Kind::String => ValueRef::String(tree.str_of(s)),
+            Kind::Int => ValueRef::Number(Number::Int(s.data() as i64)),
+            Kind::Float => ValueRef::Number(Number::Float(f64::from_bits(s.data()))),
+            Kind::String => ValueRef::String(tree.str_of(self.idx)),
             Kind::Array => ValueRef::Array(ArrayRef {
                 tree,
                 first: s.lo(),
@@ -287,7 +340,7 @@ impl<'t> MapRef<'t> {
     }
 
     fn key(&self, k: usize) -> &'t str {
-        self.tree.str_of(self.tree.slots[self.first + 2 * k])
+        self.tree.str_of(self.first + 2 * k)
     }
 
     /// The value under `key` (a binary search).
@@ -315,10 +368,10 @@ impl<'t> MapRef<'t> {
         let tree = self.tree;
         let first = self.first;
         (0..self.len).map(move |k| {
-            let key = tree.slots[first + 2 * k];
+            let key = first + 2 * k;
             (
                 tree.str_of(key),
-                tree.pos_at(key.pos),
+                tree.pos_at(tree.slots[key].pos),
                 NodeRef {
                     tree,
                     idx: first + 2 * k + 1,
@@ -813,19 +866,18 @@ impl<S: Source> Parser<'_, S> {
     /// first equal pair in key order, with the earlier one's position.
     fn sort_entries(&mut self, start: usize) -> Result<(), Error> {
         let text = &self.text;
-        let key = |s: &Slot| &text[s.lo()..s.lo() + s.hi()];
         let (pairs, _) = self.stack[start..].as_chunks_mut::<2>();
         if pairs
             .windows(2)
-            .all(|w| key_cmp(key(&w[0][0]), key(&w[1][0])).is_lt())
+            .all(|w| key_cmp(slot_str(text, &w[0][0]), slot_str(text, &w[1][0])).is_lt())
         {
             return Ok(());
         }
         // Stable: equal keys stay in source order.
-        pairs.sort_by(|a, b| key_cmp(key(&a[0]), key(&b[0])));
+        pairs.sort_by(|a, b| key_cmp(slot_str(text, &a[0]), slot_str(text, &b[0])));
         let Some(i) = pairs
             .windows(2)
-            .position(|w| key(&w[0][0]) == key(&w[1][0]))
+            .position(|w| slot_str(text, &w[0][0]) == slot_str(text, &w[1][0]))
         else {
             return Ok(());
         };
@@ -833,7 +885,7 @@ impl<S: Source> Parser<'_, S> {
         let (dup_pos, first_pos) = (pos_in(&self.lines, dup.pos), pos_in(&self.lines, first.pos));
         Err(Error::DuplicateKey {
             source_name: self.source_name.to_owned(),
-            key: key(&dup).into(),
+            key: slot_str(text, &dup).into(),
             line: dup_pos.line,
             column: dup_pos.column,
             first_line: first_pos.line,
@@ -876,8 +928,11 @@ impl<S: Source> Parser<'_, S> {
         // Fast path: no escapes.
         let stop = string_stop(self.src.bytes(), start);
         if self.src.bytes().get(stop) == Some(&b'"') {
-            self.text.push_str(&self.src.text()[start..stop]);
             self.i = stop + 1;
+            if stop - start <= INLINE_MAX {
+                return Ok(Slot::inline(at, &self.src.bytes()[start..stop]));
+            }
+            self.text.push_str(&self.src.text()[start..stop]);
             return Ok(slot(&self.text));
         }
         self.i = stop;
@@ -889,6 +944,11 @@ impl<S: Source> Parser<'_, S> {
             match c {
                 b'"' => {
                     self.i += 1;
+                    if self.text.len() - off <= INLINE_MAX {
+                        let s = Slot::inline(at, &self.text.as_bytes()[off..]);
+                        self.text.truncate(off);
+                        return Ok(s);
+                    }
                     return Ok(slot(&self.text));
                 }
                 b'\\' => {
