@@ -55,7 +55,7 @@ struct Slot {
     /// An inline string, or (in `b[3..11]`) the payload: a boolean (0/1), an
     /// `i64`, an `f64`'s bits, or two `u32` halves (low: offset into `text` or
     /// first child; high: length or child count).
-    b: [u8; 11],
+    b: [u8; INLINE_MAX],
 }
 
 /// Tags from `INLINE` to `INLINE + 11` are strings stored in the slot itself.
@@ -90,6 +90,17 @@ impl Slot {
         }
     }
 
+    /// A string of `len <= INLINE_MAX` bytes, the first `len` of `window`
+    /// (a fixed-size copy; the bytes after the string are ignored).
+    #[allow(clippy::cast_possible_truncation)]
+    fn inline_window(pos: u32, window: [u8; INLINE_MAX], len: usize) -> Self {
+        Self {
+            pos,
+            tag: INLINE + len as u8,
+            b: window,
+        }
+    }
+
     fn kind(&self) -> Kind {
         match self.tag {
             0 => Kind::Null,
@@ -117,6 +128,16 @@ impl Slot {
     /// The high half: string length or child count.
     fn hi(&self) -> usize {
         (self.data() >> 32) as usize
+    }
+}
+
+/// The bytes of the string a string slot holds, inline or in `text`.
+#[inline]
+fn slot_bytes<'a>(text: &'a str, s: &'a Slot) -> &'a [u8] {
+    if s.tag >= INLINE {
+        &s.b[..usize::from(s.tag - INLINE)]
+    } else {
+        &text.as_bytes()[s.lo()..s.lo() + s.hi()]
     }
 }
 
@@ -339,8 +360,8 @@ impl<'t> MapRef<'t> {
         self.len == 0
     }
 
-    fn key(&self, k: usize) -> &'t str {
-        self.tree.str_of(self.first + 2 * k)
+    fn key(&self, k: usize) -> &'t [u8] {
+        slot_bytes(&self.tree.text, &self.tree.slots[self.first + 2 * k])
     }
 
     /// The value under `key` (a binary search).
@@ -349,7 +370,7 @@ impl<'t> MapRef<'t> {
         let (mut lo, mut hi) = (0, self.len);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match key_cmp(self.key(mid), key) {
+            match key_cmp(self.key(mid), key.as_bytes()) {
                 Ordering::Less => lo = mid + 1,
                 Ordering::Greater => hi = mid,
                 Ordering::Equal => {
@@ -384,8 +405,7 @@ impl<'t> MapRef<'t> {
 /// Byte order of keys, deciding on the first byte when it differs (as
 /// `tree::key_cmp`).
 #[inline]
-fn key_cmp(a: &str, b: &str) -> Ordering {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+fn key_cmp(a: &[u8], b: &[u8]) -> Ordering {
     match (a.first(), b.first()) {
         (Some(x), Some(y)) if x != y => x.cmp(y),
         _ => a.cmp(b),
@@ -869,15 +889,15 @@ impl<S: Source> Parser<'_, S> {
         let (pairs, _) = self.stack[start..].as_chunks_mut::<2>();
         if pairs
             .windows(2)
-            .all(|w| key_cmp(slot_str(text, &w[0][0]), slot_str(text, &w[1][0])).is_lt())
+            .all(|w| key_cmp(slot_bytes(text, &w[0][0]), slot_bytes(text, &w[1][0])).is_lt())
         {
             return Ok(());
         }
         // Stable: equal keys stay in source order.
-        pairs.sort_by(|a, b| key_cmp(slot_str(text, &a[0]), slot_str(text, &b[0])));
+        pairs.sort_by(|a, b| key_cmp(slot_bytes(text, &a[0]), slot_bytes(text, &b[0])));
         let Some(i) = pairs
             .windows(2)
-            .position(|w| slot_str(text, &w[0][0]) == slot_str(text, &w[1][0]))
+            .position(|w| slot_bytes(text, &w[0][0]) == slot_bytes(text, &w[1][0]))
         else {
             return Ok(());
         };
@@ -929,8 +949,17 @@ impl<S: Source> Parser<'_, S> {
         let stop = string_stop(self.src.bytes(), start);
         if self.src.bytes().get(stop) == Some(&b'"') {
             self.i = stop + 1;
-            if stop - start <= INLINE_MAX {
-                return Ok(Slot::inline(at, &self.src.bytes()[start..stop]));
+            let len = stop - start;
+            if len <= INLINE_MAX {
+                let bytes = self.src.bytes();
+                return Ok(match bytes.get(start..start + INLINE_MAX) {
+                    Some(w) => {
+                        let mut window = [0; INLINE_MAX];
+                        window.copy_from_slice(w);
+                        Slot::inline_window(at, window, len)
+                    }
+                    None => Slot::inline(at, &bytes[start..stop]),
+                });
             }
             self.text.push_str(&self.src.text()[start..stop]);
             return Ok(slot(&self.text));
