@@ -11,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use rollgate_drift::{
     CommandSource, Differ, DriftEvent, DriftWatcher, Error, FileSource, Format, HttpSource, Limits,
     LiveSource, Node, Normaliser, Notifier, RenderOptions, Report, Rules, Value, apply_overlay,
-    load_file, render_json, render_text,
+    load_file, load_file_as, load_reader, render_json, render_text,
 };
 
 /// Exit code: inputs agree.
@@ -32,9 +32,13 @@ pub struct DriftArgs {
     /// Desired configuration (.json, .yaml, .yml or .toml).
     #[arg(required = true)]
     desired: Option<PathBuf>,
-    /// Live configuration (.json, .yaml, .yml or .toml).
+    /// Live configuration (.json, .yaml, .yml or .toml), or `-` for standard
+    /// input, e.g. `kubectl get deploy web -o json | rollgate drift web.yaml -`.
     #[arg(required = true)]
     live: Option<PathBuf>,
+    /// Format of LIVE (default: from the file name; json for `-`).
+    #[arg(long, value_enum)]
+    live_format: Option<LiveFormat>,
     #[command(flatten)]
     common: Common,
     /// Output: text for people, json for tools, patch for the RFC 6902 patch
@@ -116,6 +120,30 @@ enum LiveFormat {
     Toml,
 }
 
+impl LiveFormat {
+    fn format(self) -> Format {
+        match self {
+            LiveFormat::Json => Format::Json,
+            LiveFormat::Yaml => Format::Yaml,
+            LiveFormat::Toml => Format::Toml,
+        }
+    }
+}
+
+/// Loads LIVE: a file (format from `--live-format`, else its name) or, for
+/// `-`, standard input (JSON unless `--live-format` says otherwise).
+fn load_live(live: &Path, format: Option<LiveFormat>, limits: &Limits) -> Result<Node, Error> {
+    let explicit = format.map(LiveFormat::format);
+    if live == Path::new("-") {
+        let format = explicit.unwrap_or(Format::Json);
+        return load_reader(std::io::stdin().lock(), format, "stdin", limits);
+    }
+    match explicit {
+        Some(format) => load_file_as(live, format, limits),
+        None => load_file(live, limits),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum OutputFormat {
     Text,
@@ -173,7 +201,9 @@ pub fn run(args: DriftArgs) -> ExitCode {
         }) => parity(&a, &b, &common, format),
         Some(DriftCommand::Watch(w)) => watch(&w),
         None => match (args.desired, args.live) {
-            (Some(desired), Some(live)) => compare(&desired, &live, &args.common, args.format),
+            (Some(desired), Some(live)) => {
+                compare(&desired, &live, args.live_format, &args.common, args.format)
+            }
             _ => Err(Message("drift needs DESIRED and LIVE files".to_owned())),
         },
     };
@@ -204,13 +234,14 @@ impl From<Error> for Message {
 fn compare(
     desired: &Path,
     live: &Path,
+    live_format: Option<LiveFormat>,
     common: &Common,
     format: OutputFormat,
 ) -> Result<u8, Message> {
     let rules = common.rules()?;
     // Parse both sides at once: on large documents parsing dominates.
     let (d, l) = std::thread::scope(|scope| {
-        let live_job = scope.spawn(|| load_file(live, &common.limits()));
+        let live_job = scope.spawn(|| load_live(live, live_format, &common.limits()));
         let d = common.desired(desired, &rules);
         let l = live_job.join().unwrap_or_else(|_| {
             Err(Error::Live {
@@ -222,7 +253,12 @@ fn compare(
     });
     let (d, l) = (d?, l?);
     let report = Differ::new(rules).diff(&d, &l);
-    emit(&report, &common.desired_name(desired), live, format)?;
+    let live_name = if live == Path::new("-") {
+        Path::new("stdin")
+    } else {
+        live
+    };
+    emit(&report, &common.desired_name(desired), live_name, format)?;
     // The process exits next: freeing two large trees node by node would only
     // add to the wall time.
     std::mem::forget((d, l));
@@ -259,11 +295,7 @@ fn parse_interval(text: &str) -> Result<Duration, Message> {
 }
 
 fn live_source(w: &WatchArgs) -> Result<Arc<dyn LiveSource>, Message> {
-    let explicit = w.live_format.map(|f| match f {
-        LiveFormat::Json => Format::Json,
-        LiveFormat::Yaml => Format::Yaml,
-        LiveFormat::Toml => Format::Toml,
-    });
+    let explicit = w.live_format.map(LiveFormat::format);
     let limits = w.common.limits();
     if let Some(path) = &w.live_file {
         let format = explicit
