@@ -238,6 +238,11 @@ fn compare(
     common: &Common,
     format: OutputFormat,
 ) -> Result<u8, Message> {
+    if desired == Path::new("-") {
+        return Err(Message(
+            "DESIRED must be a file (`-`, standard input, is for LIVE)".to_owned(),
+        ));
+    }
     let rules = common.rules()?;
     // Parse both sides at once: on large documents parsing dominates.
     let (d, l) = std::thread::scope(|scope| {
@@ -449,6 +454,16 @@ mod tests {
             }
         }));
         run(Wrap::parse_from(full).args)
+    }
+
+    #[test]
+    fn standard_input_is_for_live_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("l.json"), "{}").unwrap();
+        assert_eq!(
+            exit(dir.path(), &["-", "l.json"]),
+            ExitCode::from(BAD_INPUT)
+        );
     }
 
     #[test]
