@@ -17,6 +17,36 @@ use rollgate_deploy::{
 };
 use serde_json::{Value, json};
 
+/// `println!` that survives a closed pipe (`rollgate rollout history | head`):
+/// once standard output is gone, later lines are dropped instead of
+/// panicking, and the command finishes normally (a rollout in progress keeps
+/// going). Any other write error is reported once on standard error.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        crate::rollout::write_line(format_args!($($arg)*))
+    };
+}
+
+static STDOUT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    use std::sync::atomic::Ordering;
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+    {
+        STDOUT_GONE.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("rollgate: cannot write to standard output: {e}");
+        }
+    }
+}
+
 /// Exit code: the rollout succeeded (or the request was recorded).
 pub const SUCCESS: u8 = 0;
 /// Exit code: the rollout rolled back or was aborted.
@@ -440,6 +470,7 @@ fn status_json(r: &Rollout, existed: bool, driver: Option<&str>) -> Value {
         "targets": targets,
         "last_decision": r.last_decision,
         "existed": existed,
+        "requested_by": r.request.actor,
         "driven_by": driver,
     })
 }
@@ -471,30 +502,34 @@ fn status_reasons(r: &Rollout) -> Vec<String> {
 
 fn print_status(c: &Common, r: &Rollout, existed: bool, driver: Option<&str>) {
     if c.output == Output::Json {
-        println!("{}", status_json(r, existed, driver));
+        out!("{}", status_json(r, existed, driver));
         return;
     }
     let a = &r.request.artifact;
-    println!(
+    out!(
         "rollout {}: {} {} ({})",
-        r.id, r.request.service, a.version, a.digest
+        r.id,
+        r.request.service,
+        a.version,
+        a.digest
     );
+    out!("  requested by: {}", r.request.actor);
     if existed {
-        println!("  (existing rollout for this idempotency key; nothing new started)");
+        out!("  (existing rollout for this idempotency key; nothing new started)");
     }
     let phases = r.request.plan.phases.len();
     let phase = match r.request.plan.phases.get(r.phase) {
         Some(p) => format!("phase {}/{phases} ({})", r.phase + 1, p.name),
         None => format!("all {phases} phases done"),
     };
-    println!("  status: {}  {phase}", status_name(&r.status));
+    out!("  status: {}  {phase}", status_name(&r.status));
     for reason in status_reasons(r) {
-        println!("  why: {reason}");
+        out!("  why: {reason}");
     }
     if let Some(d) = driver {
-        println!("  driven by: {d}");
+        out!("  driven by: {d}");
     }
-    println!(
+    out!(
         "  targets on {}: {}/{}",
         a.version,
         r.on_artifact().len(),
@@ -514,7 +549,7 @@ fn print_status(c: &Common, r: &Rollout, existed: bool, driver: Option<&str>) {
         by_state.entry(key).or_default().push(t.to_string());
     }
     for (state, ts) in by_state {
-        println!("    {state}: {}", ts.join(", "));
+        out!("    {state}: {}", ts.join(", "));
     }
 }
 
@@ -620,18 +655,18 @@ async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
         .await?
         .filter(|l| !l.expires_in.is_zero() && !owner_is_dead(&l.owner));
     if c.output == Output::Json {
-        println!(
+        out!(
             "{}",
             json!({ "id": id.0, "requested": action, "seq": seq, "actor": r.actor, "driven_by": driven.as_ref().map(|l| &l.owner) })
         );
     } else {
-        println!(
+        out!(
             "rollout {id}: {action} recorded (event {seq}) for {}",
             r.actor
         );
         match driven {
-            Some(l) => println!("  {} will act on it within a second", l.owner),
-            None => println!(
+            Some(l) => out!("  {} will act on it within a second", l.owner),
+            None => out!(
                 "  no controller is driving it now; run `rollgate rollout resume-all` to act on it"
             ),
         }
@@ -643,7 +678,7 @@ async fn resume_all(c: &Common) -> Result<u8, Fail> {
     let store = open(c)?;
     let ids = store.unfinished().await?;
     if ids.is_empty() && c.output == Output::Text {
-        println!("no unfinished rollouts");
+        out!("no unfinished rollouts");
     }
     let mut worst = SUCCESS;
     let mut results = Vec::new();
@@ -653,7 +688,7 @@ async fn resume_all(c: &Common) -> Result<u8, Fail> {
             && !owner_is_dead(&l.owner)
         {
             if c.output == Output::Text {
-                println!(
+                out!(
                     "rollout {id}: driven by {} (lease expires in {}s); left alone",
                     l.owner,
                     l.expires_in.as_secs()
@@ -676,7 +711,7 @@ async fn resume_all(c: &Common) -> Result<u8, Fail> {
         worst = worse(worst, code);
     }
     if c.output == Output::Json && !results.is_empty() {
-        println!("{}", Value::Array(results));
+        out!("{}", Value::Array(results));
     }
     Ok(worst)
 }
@@ -819,7 +854,22 @@ async fn history(c: &Common, service: Option<&str>, only: Option<RolloutId>) -> 
     summaries.reverse(); // oldest first
     for s in summaries {
         let mut restoring: BTreeMap<String, String> = BTreeMap::new();
-        for e in store.events(s.id, 0).await? {
+        let request = store.request(s.id).await?;
+        let events = store.events(s.id, 0).await?;
+        // Who asked for the rollout (or the rollback) comes first; the
+        // controller that drove it writes the events after.
+        rows.push(json!({
+            "rollout": s.id.0,
+            "service": s.service,
+            "seq": 0,
+            "time": events.first().map(|e| rfc3339(e.at_ms)),
+            "actor": request.actor,
+            "action": "requested",
+            "target": null,
+            "artifact": s.artifact.version,
+            "outcome": request.idempotency_key.map(|k| format!("idempotency key {k}")),
+        }));
+        for e in events {
             let artifact = match &e.event {
                 Event::RestoreIntent { target, to } => {
                     restoring.insert(target.to_string(), to.version.clone());
@@ -844,15 +894,21 @@ async fn history(c: &Common, service: Option<&str>, only: Option<RolloutId>) -> 
         }
     }
     if c.output == Output::Json {
-        println!("{}", Value::Array(rows));
+        out!("{}", Value::Array(rows));
         return Ok(SUCCESS);
     }
-    println!(
+    out!(
         "{:<8} {:<4} {:<24} {:<28} {:<18} {:<10} {:<10} OUTCOME",
-        "ROLLOUT", "SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "ARTIFACT"
+        "ROLLOUT",
+        "SEQ",
+        "TIME",
+        "ACTOR",
+        "ACTION",
+        "TARGET",
+        "ARTIFACT"
     );
     for r in &rows {
-        println!(
+        out!(
             "{:<8} {:<4} {:<24} {:<28} {:<18} {:<10} {:<10} {}",
             r["rollout"],
             r["seq"],

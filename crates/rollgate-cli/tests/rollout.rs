@@ -538,3 +538,59 @@ fn the_plan_file_in_the_readme_is_valid() {
     assert_eq!(plan.request("doc", None).plan.phases.len(), 3);
     assert!(plan.gate(None).unwrap().is_some());
 }
+
+#[test]
+fn history_and_status_name_who_asked_and_survive_a_closed_pipe() {
+    let d = dir(2);
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(2, DEPLOY, "kind = \"all-at-once\"", ""),
+    );
+    let run = rollgate(&d, &["rollout", "run", &p, "--actor", "alice"]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let back = rollgate(&d, &["rollback", "--service", "web", "--actor", "bob"]);
+    assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
+    let rows = json(&rollgate(&d, &["rollout", "history", "--output", "json"]));
+    let requested: Vec<(u64, String)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "requested")
+        .map(|r| {
+            (
+                r["rollout"].as_u64().unwrap(),
+                r["actor"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(requested, [(1, "alice".to_owned()), (2, "bob".to_owned())]);
+    let status = json(&rollgate(
+        &d,
+        &["rollout", "status", "1", "--output", "json"],
+    ));
+    assert_eq!(status["requested_by"], "alice");
+    let text = rollgate(&d, &["rollout", "status", "2"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("requested by: bob"));
+
+    // `rollgate rollout history | head -1`: the reader is gone before
+    // rollgate writes; it must finish quietly, not panic.
+    for args in [["rollout", "history"], ["rollout", "status"]] {
+        let mut args = args.to_vec();
+        if args[1] == "status" {
+            args.push("1");
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+            .args(&args)
+            .current_dir(&d.path)
+            .env("ROLLGATE_STATE", d.path.join("state.db"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).is_empty(), "{args:?}: {}", stderr(&out));
+    }
+}
