@@ -55,12 +55,13 @@ pub const ROLLED_BACK: u8 = 1;
 pub const BAD_INPUT: u8 = 2;
 /// Exit code: held for a person (a gate said hold).
 pub const HELD: u8 = 3;
-/// Exit code: the state store is busy, locked, read-only or unreadable, or
-/// another controller drives the rollout.
+/// Exit code: the state store is busy, locked, read-only, unreadable or
+/// missing (for every command but `rollout run`), or another controller
+/// drives the rollout.
 pub const STORE_BUSY: u8 = 4;
 
 const EXIT_CODES: &str = "Exit codes: 0 success/promoted, 1 rolled back or aborted, 2 bad input, \
-3 held for a person, 4 state store busy/locked/unusable or rollout driven elsewhere.";
+3 held for a person, 4 state store busy/locked/unusable/missing or rollout driven elsewhere.";
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -228,6 +229,22 @@ pub fn run_rollback(args: RollbackArgs) -> ExitCode {
 fn open(c: &Common) -> Result<Arc<SqliteStore>, Fail> {
     let options = SqliteOptions::default().with_busy_timeout(c.busy_timeout);
     Ok(Arc::new(SqliteStore::open_with(&c.state, &options)?))
+}
+
+/// Opens a state file that must already exist: every command but `rollout
+/// run` reads or extends recorded rollouts, so a missing file means a wrong
+/// path, not an empty history (and no stray file is created).
+fn open_existing(c: &Common) -> Result<Arc<SqliteStore>, Fail> {
+    if !c.state.exists() {
+        return Err(Fail(
+            STORE_BUSY,
+            format!(
+                "state file {} does not exist: nothing was rolled out with it (check --state or ROLLGATE_STATE)",
+                c.state.display()
+            ),
+        ));
+    }
+    open(c)
 }
 
 fn parse_id(s: &str) -> Result<RolloutId, Fail> {
@@ -623,7 +640,7 @@ async fn drive(
 }
 
 async fn status(c: &Common, id: RolloutId) -> Result<u8, Fail> {
-    let store = open(c)?;
+    let store = open_existing(c)?;
     let req = store.request(id).await?;
     let log = store.events(id, 0).await?;
     let r = Rollout::replay(id, req, &log)?;
@@ -638,7 +655,7 @@ async fn status(c: &Common, id: RolloutId) -> Result<u8, Fail> {
 async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
     check_actor(&r.actor)?;
     let id = parse_id(&r.id)?;
-    let store = open(c)?;
+    let store = open_existing(c)?;
     let req = store.request(id).await?;
     let log = store.events(id, 0).await?;
     let rollout = Rollout::replay(id, req, &log)?;
@@ -675,7 +692,7 @@ async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
 }
 
 async fn resume_all(c: &Common) -> Result<u8, Fail> {
-    let store = open(c)?;
+    let store = open_existing(c)?;
     let ids = store.unfinished().await?;
     if ids.is_empty() && c.output == Output::Text {
         out!("no unfinished rollouts");
@@ -731,7 +748,7 @@ fn worse(a: u8, b: u8) -> u8 {
 async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
     let c = &args.common;
     check_actor(&args.actor)?;
-    let store = open(c)?;
+    let store = open_existing(c)?;
     let rollouts = store.list(Some(&args.service)).await?;
     if rollouts.is_empty() {
         return Err(Fail(
@@ -842,7 +859,7 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
 }
 
 async fn history(c: &Common, service: Option<&str>, only: Option<RolloutId>) -> Result<u8, Fail> {
-    let store = open(c)?;
+    let store = open_existing(c)?;
     let mut rows = Vec::new();
     let mut summaries = store.list(service).await?;
     if let Some(id) = only {

@@ -510,6 +510,8 @@ fn unusable_state_files_exit_4_with_the_path() {
         "{}",
         stderr(&out)
     );
+    let run = rollgate(&d, &["rollout", "run", &p, "--actor", "a"]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     let out = rollgate(&d, &["rollout", "status", "99"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -592,5 +594,29 @@ fn history_and_status_name_who_asked_and_survive_a_closed_pipe() {
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).is_empty(), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn commands_that_need_recorded_rollouts_refuse_a_missing_state_file_and_create_none() {
+    let d = dir(1);
+    for args in [
+        vec!["rollout", "history"],
+        vec!["rollout", "status", "1"],
+        vec!["rollout", "resume-all"],
+        vec!["rollout", "pause", "1", "--actor", "a"],
+        vec!["rollback", "--service", "web", "--actor", "a"],
+    ] {
+        let out = rollgate(&d, &args);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("state.db does not exist"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !d.path.join("state.db").exists(),
+            "{args:?} created the state file"
+        );
     }
 }
