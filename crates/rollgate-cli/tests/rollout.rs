@@ -620,3 +620,38 @@ fn commands_that_need_recorded_rollouts_refuse_a_missing_state_file_and_create_n
         );
     }
 }
+
+#[test]
+fn an_assumed_previous_artifact_is_marked_as_assumed_in_the_audit() {
+    let d = dir(2);
+    // web-2 runs a version nobody registered: the plan's `previous` stands
+    // in for it, and the history says so instead of stating it as fact.
+    std::fs::write(d.path.join("srv/web-2/current"), "v0\n").unwrap();
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(2, DEPLOY, "kind = \"all-at-once\"", ""),
+    );
+    let run = rollgate(&d, &["rollout", "run", &p, "--actor", "a"]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let rows = json(&rollgate(&d, &["rollout", "history", "--output", "json"]));
+    let intent = |target: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["action"] == "deploy_intent" && r["target"] == target)
+            .map(|r| r["outcome"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert!(
+        intent("web-1").starts_with("from v1"),
+        "{}",
+        intent("web-1")
+    );
+    assert!(!intent("web-1").contains("assumed"), "{}", intent("web-1"));
+    assert!(
+        intent("web-2").contains("assumed from the plan") && intent("web-2").contains("\"v0\""),
+        "{}",
+        intent("web-2")
+    );
+}
