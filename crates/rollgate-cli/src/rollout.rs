@@ -644,11 +644,16 @@ async fn status(c: &Common, id: RolloutId) -> Result<u8, Fail> {
     let req = store.request(id).await?;
     let log = store.events(id, 0).await?;
     let r = Rollout::replay(id, req, &log)?;
+    // A lease whose owner has expired or is a dead process on this host
+    // drives nothing: say so, and what to run.
     let lease = store
         .lease_info(id)
         .await?
-        .filter(|l| !l.expires_in.is_zero());
+        .filter(|l| !l.expires_in.is_zero() && !owner_is_dead(&l.owner));
     print_status(c, &r, false, lease.as_ref().map(|l| l.owner.as_str()));
+    if lease.is_none() && !matches!(r.status, Status::Finished(_)) && c.output != Output::Json {
+        out!("  no controller is driving it: `rollgate rollout resume-all` takes it on");
+    }
     Ok(SUCCESS)
 }
 

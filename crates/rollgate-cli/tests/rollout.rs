@@ -276,6 +276,12 @@ fn a_held_rollout_exits_3_and_promote_then_resume_all_finishes_it() {
     );
     let out = rollgate(&d, &["rollout", "run", &p, "--actor", "alice"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // The held run exited: status says nothing drives it, and what to run.
+    let status = rollgate(&d, &["rollout", "status", "1"]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(text.contains("status: held"), "{text}");
+    assert!(text.contains("no controller is driving it"), "{text}");
+    assert!(!text.contains("driven by"), "{text}");
     let out = rollgate(&d, &["rollout", "promote", "1", "--actor", "bob"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     std::fs::write(d.path.join("approved"), "").unwrap();
