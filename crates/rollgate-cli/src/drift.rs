@@ -316,7 +316,7 @@ fn live_source(w: &WatchArgs) -> Result<Arc<dyn LiveSource>, Message> {
     let format = explicit.unwrap_or(Format::Json);
     if let Some(cmd) = &w.live_command {
         return Ok(Arc::new(
-            CommandSource::new("sh", ["-c".to_owned(), cmd.clone()], format).limits(limits),
+            CommandSource::shell(cmd.clone(), format).limits(limits),
         ));
     }
     match &w.live_url {
@@ -327,10 +327,12 @@ fn live_source(w: &WatchArgs) -> Result<Arc<dyn LiveSource>, Message> {
     }
 }
 
-/// Prints each transition for people.
+/// Prints each transition for people (stdout), and when the live source
+/// fails or recovers (stderr).
 struct Printer {
     desired: String,
     live: String,
+    interval: Duration,
 }
 
 #[rollgate_drift::async_trait]
@@ -357,6 +359,25 @@ impl Notifier for Printer {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     }
+
+    async fn source_failed(&self, source: &str, error: &Error) {
+        // A live-source error already starts with the source's name.
+        let text = error.to_string();
+        let detail = text
+            .strip_prefix(&format!("live source {source}: "))
+            .unwrap_or(&text);
+        eprintln!(
+            "rollgate drift: cannot check against {source}: {detail}; retrying every {} (said again only if the error changes)",
+            humantime::format_duration(self.interval)
+        );
+    }
+
+    async fn source_recovered(&self, source: &str, failed_checks: u64, failed_for: Duration) {
+        eprintln!(
+            "rollgate drift: {source} is readable again after {failed_checks} failed check(s) over {:.1}s",
+            failed_for.as_secs_f64()
+        );
+    }
 }
 
 fn watch(w: &WatchArgs) -> Result<u8, Message> {
@@ -371,6 +392,7 @@ fn watch(w: &WatchArgs) -> Result<u8, Message> {
     let printer = Arc::new(Printer {
         desired: w.desired.display().to_string(),
         live: live_name.clone(),
+        interval,
     });
     let mut builder = DriftWatcher::builder(desired, source)
         .differ(Differ::new(rules))
@@ -399,11 +421,12 @@ fn watch(w: &WatchArgs) -> Result<u8, Message> {
         });
     }
     eprintln!(
-        "rollgate drift: watching {} against {live_name} every {interval:?}",
-        w.desired.display()
+        "rollgate drift: watching {} against {live_name} every {}",
+        w.desired.display(),
+        humantime::format_duration(interval)
     );
-    // Runs until the process is interrupted; a failing source is logged and
-    // retried at the next tick.
+    // Runs until the process is interrupted; a failing source is reported on
+    // stderr (once per distinct error) and retried at the next tick.
     rt.block_on(watcher.run(std::future::pending()));
     Ok(NO_DRIFT)
 }
