@@ -787,6 +787,22 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
         ));
     };
     let req = store.request(last.id).await?;
+    // Rolling back a rollback would put the bad artifact back: a repeated
+    // `rollgate rollback` is a no-op instead (going forward is `rollout run`).
+    if let Some(undone) = req.spec.as_ref().and_then(|s| s["rollback_of"].as_u64()) {
+        if c.output == Output::Json {
+            out!(
+                "{}",
+                json!({ "service": args.service, "nothing_to_do": true, "rolled_back_by": last.id.0, "undone": undone })
+            );
+        } else {
+            eprintln!(
+                "{} already runs what it ran before rollout {undone} (rollout {} rolled it back); nothing to do. To go forward again, run the plan.",
+                args.service, last.id
+            );
+        }
+        return Ok(SUCCESS);
+    }
     let log = store.events(last.id, 0).await?;
     let done = Rollout::replay(last.id, req.clone(), &log)?;
     // Each touched target goes back to what it ran before; one rollback
@@ -844,7 +860,8 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
     let plan = Strategy::AllAtOnce.compile(&targets, &PhaseDefaults::default())?;
     let mut back = RolloutRequest::new(&args.service, previous.clone(), plan, &args.actor)
         .with_previous(req.artifact.clone());
-    if let Some(spec) = req.spec.clone() {
+    if let Some(mut spec) = req.spec.clone() {
+        spec["rollback_of"] = json!(last.id.0);
         back = back.with_spec(spec);
     }
     let exec = executor_for(store.clone(), &back, None).await?;

@@ -320,6 +320,22 @@ fn abort_and_rollback_are_one_command_each() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(json(&out)["artifact"]["version"], "v1");
     assert_eq!(versions(&d, 3), ["v1"; 3]);
+    // Again: a rollback is not rolled back; nothing moves.
+    let again = rollgate(&d, &["rollback", "--service", "web", "--actor", "oncall"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("nothing to do"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(versions(&d, 3), ["v1"; 3]);
+    // Going forward again is a rollout, which can then be rolled back.
+    let fwd = rollgate(&d, &["rollout", "run", &p, "--actor", "a"]);
+    assert_eq!(fwd.status.code(), Some(0), "{}", stderr(&fwd));
+    assert_eq!(versions(&d, 3), ["v2"; 3]);
+    let back = rollgate(&d, &["rollback", "--service", "web", "--actor", "oncall"]);
+    assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
+    assert_eq!(versions(&d, 3), ["v1"; 3]);
     // Abort of a finished rollout is refused clearly.
     let out = rollgate(&d, &["rollout", "abort", "1", "--actor", "oncall"]);
     assert_eq!(out.status.code(), Some(2));
