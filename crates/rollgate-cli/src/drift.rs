@@ -79,9 +79,11 @@ enum DriftCommand {
         format: OutputFormat,
     },
     /// Compare DESIRED with a live source every interval and print each time
-    /// drift appears, changes or clears (with its detection time). Runs until
-    /// interrupted; with --once, checks once and exits 0 no drift, 1 drift,
-    /// 2 bad input or unreachable source.
+    /// drift appears, changes or clears (with its detection time). A live
+    /// source that cannot be read is retried every interval and reported on
+    /// stderr once per distinct error, and again when it can be read.
+    /// Runs until interrupted; with --once, checks once and exits 0 no drift,
+    /// 1 drift, 2 bad input or unreachable source.
     Watch(Box<WatchArgs>),
 }
 
