@@ -75,7 +75,8 @@ pub enum Output {
 /// Where state lives and how to print.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// The state file (SQLite; created if missing).
+    /// The state file (SQLite). `rollout run` creates it if missing; every
+    /// other command needs it to exist.
     #[arg(
         long,
         global = true,
