@@ -42,14 +42,40 @@ fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
+/// `e` about the file at `path`, given with `flag`. The library names a
+/// document it could not parse at all by its conventional name
+/// (`ANALYSIS.toml`, `SAMPLES.json`); say instead which of the user's files
+/// it is and what it should have been.
+fn in_file(flag: &str, path: &Path, e: CanaryError) -> String {
+    let path = path.display();
+    match e {
+        CanaryError::Config { at, why } if at == "ANALYSIS.toml" => {
+            format!("{path}: the {flag} file is not a valid analysis configuration (TOML): {why}")
+        }
+        CanaryError::Data { at, why } if at == "SAMPLES.json" => {
+            format!("{path}: the {flag} file is not a valid samples document (JSON): {why}")
+        }
+        other => format!("{path}: {other}"),
+    }
+}
+
 fn judge(args: &AnalyzeArgs) -> Result<Report, String> {
     let cfg_text = read(&args.config)?;
     let data_text = read(&args.data)?;
-    let in_file = |p: &Path, e: CanaryError| format!("{}: {e}", p.display());
-    let cfg = AnalysisConfig::from_toml_str(&cfg_text).map_err(|e| in_file(&args.config, e))?;
-    let analysis = Analysis::new(cfg).map_err(|e| in_file(&args.config, e))?;
-    let data = SampleSet::from_json_str(&data_text).map_err(|e| in_file(&args.data, e))?;
-    analysis.judge(&data).map_err(|e| in_file(&args.data, e))
+    let cfg = AnalysisConfig::from_toml_str(&cfg_text)
+        .map_err(|e| in_file("--config", &args.config, e))?;
+    if cfg.metrics.is_empty() {
+        return Err(format!(
+            "{}: the --config file configures no metrics; add at least one [[metrics]] table",
+            args.config.display()
+        ));
+    }
+    let analysis = Analysis::new(cfg).map_err(|e| in_file("--config", &args.config, e))?;
+    let data =
+        SampleSet::from_json_str(&data_text).map_err(|e| in_file("--data", &args.data, e))?;
+    analysis
+        .judge(&data)
+        .map_err(|e| in_file("--data", &args.data, e))
 }
 
 /// Runs `rollgate analyze`.
@@ -177,5 +203,67 @@ mod tests {
         let few = v.to_string();
         let (code, _) = run_with(MINIMAL, &few, Output::Json);
         assert_eq!(code, ExitCode::from(INCONCLUSIVE));
+    }
+
+    /// The error for `config` and `data` written to files named as a user
+    /// might (not the library's conventional names), and those paths.
+    fn error_for(config: &str, data: &str) -> (String, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (c, d) = (dir.path().join("web.toml"), dir.path().join("web.json"));
+        std::fs::write(&c, config).expect("write config");
+        std::fs::write(&d, data).expect("write data");
+        let args = AnalyzeArgs {
+            config: c.clone(),
+            data: d.clone(),
+            output: Output::Text,
+        };
+        let e = judge(&args).expect_err("rejected");
+        assert_eq!(run(args), ExitCode::from(BAD_INPUT));
+        (e, c, d)
+    }
+
+    #[test]
+    fn a_config_that_is_not_toml_is_named_by_its_flag_and_path() {
+        let (e, config, _) = error_for("{\"metrics\": {}}", &samples(1.0, (1, 1)));
+        let want = format!(
+            "{}: the --config file is not a valid analysis configuration (TOML): TOML parse error at line 1, column 1",
+            config.display()
+        );
+        assert!(e.starts_with(&want), "{e}");
+        assert!(!e.contains("ANALYSIS.toml"), "{e}");
+    }
+
+    #[test]
+    fn samples_that_are_not_a_samples_document_are_named_by_flag_and_path() {
+        let (e, _, data) = error_for(MINIMAL, "{}");
+        let want = format!(
+            "{}: the --data file is not a valid samples document (JSON): missing field `metrics`",
+            data.display()
+        );
+        assert!(e.starts_with(&want), "{e}");
+        assert!(!e.contains("SAMPLES.json"), "{e}");
+    }
+
+    #[test]
+    fn a_config_without_metrics_is_rejected_naming_the_config_file() {
+        for empty in ["", "alpha = 0.05\n"] {
+            let (e, config, _) = error_for(empty, &samples(1.0, (1, 1)));
+            assert_eq!(
+                e,
+                format!(
+                    "{}: the --config file configures no metrics; add at least one [[metrics]] table",
+                    config.display()
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn other_config_errors_keep_the_key_and_name_the_file() {
+        let (e, config, _) = error_for(&MINIMAL.replace("alpha = 0.01", "alpha = 0.7"), "{}");
+        assert!(
+            e.starts_with(&format!("{}: config alpha: 0.7", config.display())),
+            "{e}"
+        );
     }
 }

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use rollgate_drift::{
     CommandSource, Differ, DriftEvent, DriftWatcher, Error, FileSource, Format, HttpSource, Limits,
     LiveSource, Node, Normaliser, Notifier, RenderOptions, Report, Rules, Value, apply_overlay,
-    load_file, render_json, render_text,
+    load_file, load_file_as, load_reader, render_json, render_text,
 };
 
 /// Exit code: inputs agree.
@@ -32,9 +32,13 @@ pub struct DriftArgs {
     /// Desired configuration (.json, .yaml, .yml or .toml).
     #[arg(required = true)]
     desired: Option<PathBuf>,
-    /// Live configuration (.json, .yaml, .yml or .toml).
+    /// Live configuration (.json, .yaml, .yml or .toml), or `-` for standard
+    /// input, e.g. `kubectl get deploy web -o json | rollgate drift web.yaml -`.
     #[arg(required = true)]
     live: Option<PathBuf>,
+    /// Format of LIVE (default: from the file name; json for `-`).
+    #[arg(long, value_enum)]
+    live_format: Option<LiveFormat>,
     #[command(flatten)]
     common: Common,
     /// Output: text for people, json for tools, patch for the RFC 6902 patch
@@ -75,9 +79,11 @@ enum DriftCommand {
         format: OutputFormat,
     },
     /// Compare DESIRED with a live source every interval and print each time
-    /// drift appears, changes or clears (with its detection time). Runs until
-    /// interrupted; with --once, checks once and exits 0 no drift, 1 drift,
-    /// 2 bad input or unreachable source.
+    /// drift appears, changes or clears (with its detection time). A live
+    /// source that cannot be read is retried every interval and reported on
+    /// stderr once per distinct error, and again when it can be read.
+    /// Runs until interrupted; with --once, checks once and exits 0 no drift,
+    /// 1 drift, 2 bad input or unreachable source.
     Watch(Box<WatchArgs>),
 }
 
@@ -114,6 +120,30 @@ enum LiveFormat {
     Json,
     Yaml,
     Toml,
+}
+
+impl LiveFormat {
+    fn format(self) -> Format {
+        match self {
+            LiveFormat::Json => Format::Json,
+            LiveFormat::Yaml => Format::Yaml,
+            LiveFormat::Toml => Format::Toml,
+        }
+    }
+}
+
+/// Loads LIVE: a file (format from `--live-format`, else its name) or, for
+/// `-`, standard input (JSON unless `--live-format` says otherwise).
+fn load_live(live: &Path, format: Option<LiveFormat>, limits: &Limits) -> Result<Node, Error> {
+    let explicit = format.map(LiveFormat::format);
+    if live == Path::new("-") {
+        let format = explicit.unwrap_or(Format::Json);
+        return load_reader(std::io::stdin().lock(), format, "stdin", limits);
+    }
+    match explicit {
+        Some(format) => load_file_as(live, format, limits),
+        None => load_file(live, limits),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -173,7 +203,9 @@ pub fn run(args: DriftArgs) -> ExitCode {
         }) => parity(&a, &b, &common, format),
         Some(DriftCommand::Watch(w)) => watch(&w),
         None => match (args.desired, args.live) {
-            (Some(desired), Some(live)) => compare(&desired, &live, &args.common, args.format),
+            (Some(desired), Some(live)) => {
+                compare(&desired, &live, args.live_format, &args.common, args.format)
+            }
             _ => Err(Message("drift needs DESIRED and LIVE files".to_owned())),
         },
     };
@@ -204,13 +236,19 @@ impl From<Error> for Message {
 fn compare(
     desired: &Path,
     live: &Path,
+    live_format: Option<LiveFormat>,
     common: &Common,
     format: OutputFormat,
 ) -> Result<u8, Message> {
+    if desired == Path::new("-") {
+        return Err(Message(
+            "DESIRED must be a file (`-`, standard input, is for LIVE)".to_owned(),
+        ));
+    }
     let rules = common.rules()?;
     // Parse both sides at once: on large documents parsing dominates.
     let (d, l) = std::thread::scope(|scope| {
-        let live_job = scope.spawn(|| load_file(live, &common.limits()));
+        let live_job = scope.spawn(|| load_live(live, live_format, &common.limits()));
         let d = common.desired(desired, &rules);
         let l = live_job.join().unwrap_or_else(|_| {
             Err(Error::Live {
@@ -222,7 +260,12 @@ fn compare(
     });
     let (d, l) = (d?, l?);
     let report = Differ::new(rules).diff(&d, &l);
-    emit(&report, &common.desired_name(desired), live, format)?;
+    let live_name = if live == Path::new("-") {
+        Path::new("stdin")
+    } else {
+        live
+    };
+    emit(&report, &common.desired_name(desired), live_name, format)?;
     // The process exits next: freeing two large trees node by node would only
     // add to the wall time.
     std::mem::forget((d, l));
@@ -259,11 +302,7 @@ fn parse_interval(text: &str) -> Result<Duration, Message> {
 }
 
 fn live_source(w: &WatchArgs) -> Result<Arc<dyn LiveSource>, Message> {
-    let explicit = w.live_format.map(|f| match f {
-        LiveFormat::Json => Format::Json,
-        LiveFormat::Yaml => Format::Yaml,
-        LiveFormat::Toml => Format::Toml,
-    });
+    let explicit = w.live_format.map(LiveFormat::format);
     let limits = w.common.limits();
     if let Some(path) = &w.live_file {
         let format = explicit
@@ -279,7 +318,7 @@ fn live_source(w: &WatchArgs) -> Result<Arc<dyn LiveSource>, Message> {
     let format = explicit.unwrap_or(Format::Json);
     if let Some(cmd) = &w.live_command {
         return Ok(Arc::new(
-            CommandSource::new("sh", ["-c".to_owned(), cmd.clone()], format).limits(limits),
+            CommandSource::shell(cmd.clone(), format).limits(limits),
         ));
     }
     match &w.live_url {
@@ -290,10 +329,12 @@ fn live_source(w: &WatchArgs) -> Result<Arc<dyn LiveSource>, Message> {
     }
 }
 
-/// Prints each transition for people.
+/// Prints each transition for people (stdout), and when the live source
+/// fails or recovers (stderr).
 struct Printer {
     desired: String,
     live: String,
+    interval: Duration,
 }
 
 #[rollgate_drift::async_trait]
@@ -320,6 +361,25 @@ impl Notifier for Printer {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     }
+
+    async fn source_failed(&self, source: &str, error: &Error) {
+        // A live-source error already starts with the source's name.
+        let text = error.to_string();
+        let detail = text
+            .strip_prefix(&format!("live source {source}: "))
+            .unwrap_or(&text);
+        eprintln!(
+            "rollgate drift: cannot check against {source}: {detail}; retrying every {} (said again only if the error changes)",
+            humantime::format_duration(self.interval)
+        );
+    }
+
+    async fn source_recovered(&self, source: &str, failed_checks: u64, failed_for: Duration) {
+        eprintln!(
+            "rollgate drift: {source} is readable again after {failed_checks} failed check(s) over {:.1}s",
+            failed_for.as_secs_f64()
+        );
+    }
 }
 
 fn watch(w: &WatchArgs) -> Result<u8, Message> {
@@ -334,6 +394,7 @@ fn watch(w: &WatchArgs) -> Result<u8, Message> {
     let printer = Arc::new(Printer {
         desired: w.desired.display().to_string(),
         live: live_name.clone(),
+        interval,
     });
     let mut builder = DriftWatcher::builder(desired, source)
         .differ(Differ::new(rules))
@@ -362,11 +423,12 @@ fn watch(w: &WatchArgs) -> Result<u8, Message> {
         });
     }
     eprintln!(
-        "rollgate drift: watching {} against {live_name} every {interval:?}",
-        w.desired.display()
+        "rollgate drift: watching {} against {live_name} every {}",
+        w.desired.display(),
+        humantime::format_duration(interval)
     );
-    // Runs until the process is interrupted; a failing source is logged and
-    // retried at the next tick.
+    // Runs until the process is interrupted; a failing source is reported on
+    // stderr (once per distinct error) and retried at the next tick.
     rt.block_on(watcher.run(std::future::pending()));
     Ok(NO_DRIFT)
 }
@@ -417,6 +479,16 @@ mod tests {
             }
         }));
         run(Wrap::parse_from(full).args)
+    }
+
+    #[test]
+    fn standard_input_is_for_live_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("l.json"), "{}").unwrap();
+        assert_eq!(
+            exit(dir.path(), &["-", "l.json"]),
+            ExitCode::from(BAD_INPUT)
+        );
     }
 
     #[test]

@@ -17,6 +17,36 @@ use rollgate_deploy::{
 };
 use serde_json::{Value, json};
 
+/// `println!` that survives a closed pipe (`rollgate rollout history | head`):
+/// once standard output is gone, later lines are dropped instead of
+/// panicking, and the command finishes normally (a rollout in progress keeps
+/// going). Any other write error is reported once on standard error.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        crate::rollout::write_line(format_args!($($arg)*))
+    };
+}
+
+static STDOUT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    use std::sync::atomic::Ordering;
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+    {
+        STDOUT_GONE.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("rollgate: cannot write to standard output: {e}");
+        }
+    }
+}
+
 /// Exit code: the rollout succeeded (or the request was recorded).
 pub const SUCCESS: u8 = 0;
 /// Exit code: the rollout rolled back or was aborted.
@@ -25,12 +55,13 @@ pub const ROLLED_BACK: u8 = 1;
 pub const BAD_INPUT: u8 = 2;
 /// Exit code: held for a person (a gate said hold).
 pub const HELD: u8 = 3;
-/// Exit code: the state store is busy, locked, read-only or unreadable, or
-/// another controller drives the rollout.
+/// Exit code: the state store is busy, locked, read-only, unreadable or
+/// missing (for every command but `rollout run`), or another controller
+/// drives the rollout.
 pub const STORE_BUSY: u8 = 4;
 
 const EXIT_CODES: &str = "Exit codes: 0 success/promoted, 1 rolled back or aborted, 2 bad input, \
-3 held for a person, 4 state store busy/locked/unusable or rollout driven elsewhere.";
+3 held for a person, 4 state store busy/locked/unusable/missing or rollout driven elsewhere.";
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -44,7 +75,8 @@ pub enum Output {
 /// Where state lives and how to print.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// The state file (SQLite; created if missing).
+    /// The state file (SQLite). `rollout run` creates it if missing; every
+    /// other command needs it to exist.
     #[arg(
         long,
         global = true,
@@ -198,6 +230,22 @@ pub fn run_rollback(args: RollbackArgs) -> ExitCode {
 fn open(c: &Common) -> Result<Arc<SqliteStore>, Fail> {
     let options = SqliteOptions::default().with_busy_timeout(c.busy_timeout);
     Ok(Arc::new(SqliteStore::open_with(&c.state, &options)?))
+}
+
+/// Opens a state file that must already exist: every command but `rollout
+/// run` reads or extends recorded rollouts, so a missing file means a wrong
+/// path, not an empty history (and no stray file is created).
+fn open_existing(c: &Common) -> Result<Arc<SqliteStore>, Fail> {
+    if !c.state.exists() {
+        return Err(Fail(
+            STORE_BUSY,
+            format!(
+                "state file {} does not exist: nothing was rolled out with it (check --state or ROLLGATE_STATE)",
+                c.state.display()
+            ),
+        ));
+    }
+    open(c)
 }
 
 fn parse_id(s: &str) -> Result<RolloutId, Fail> {
@@ -440,6 +488,7 @@ fn status_json(r: &Rollout, existed: bool, driver: Option<&str>) -> Value {
         "targets": targets,
         "last_decision": r.last_decision,
         "existed": existed,
+        "requested_by": r.request.actor,
         "driven_by": driver,
     })
 }
@@ -471,30 +520,34 @@ fn status_reasons(r: &Rollout) -> Vec<String> {
 
 fn print_status(c: &Common, r: &Rollout, existed: bool, driver: Option<&str>) {
     if c.output == Output::Json {
-        println!("{}", status_json(r, existed, driver));
+        out!("{}", status_json(r, existed, driver));
         return;
     }
     let a = &r.request.artifact;
-    println!(
+    out!(
         "rollout {}: {} {} ({})",
-        r.id, r.request.service, a.version, a.digest
+        r.id,
+        r.request.service,
+        a.version,
+        a.digest
     );
+    out!("  requested by: {}", r.request.actor);
     if existed {
-        println!("  (existing rollout for this idempotency key; nothing new started)");
+        out!("  (existing rollout for this idempotency key; nothing new started)");
     }
     let phases = r.request.plan.phases.len();
     let phase = match r.request.plan.phases.get(r.phase) {
         Some(p) => format!("phase {}/{phases} ({})", r.phase + 1, p.name),
         None => format!("all {phases} phases done"),
     };
-    println!("  status: {}  {phase}", status_name(&r.status));
+    out!("  status: {}  {phase}", status_name(&r.status));
     for reason in status_reasons(r) {
-        println!("  why: {reason}");
+        out!("  why: {reason}");
     }
     if let Some(d) = driver {
-        println!("  driven by: {d}");
+        out!("  driven by: {d}");
     }
-    println!(
+    out!(
         "  targets on {}: {}/{}",
         a.version,
         r.on_artifact().len(),
@@ -514,7 +567,7 @@ fn print_status(c: &Common, r: &Rollout, existed: bool, driver: Option<&str>) {
         by_state.entry(key).or_default().push(t.to_string());
     }
     for (state, ts) in by_state {
-        println!("    {state}: {}", ts.join(", "));
+        out!("    {state}: {}", ts.join(", "));
     }
 }
 
@@ -588,22 +641,27 @@ async fn drive(
 }
 
 async fn status(c: &Common, id: RolloutId) -> Result<u8, Fail> {
-    let store = open(c)?;
+    let store = open_existing(c)?;
     let req = store.request(id).await?;
     let log = store.events(id, 0).await?;
     let r = Rollout::replay(id, req, &log)?;
+    // A lease whose owner has expired or is a dead process on this host
+    // drives nothing: say so, and what to run.
     let lease = store
         .lease_info(id)
         .await?
-        .filter(|l| !l.expires_in.is_zero());
+        .filter(|l| !l.expires_in.is_zero() && !owner_is_dead(&l.owner));
     print_status(c, &r, false, lease.as_ref().map(|l| l.owner.as_str()));
+    if lease.is_none() && !matches!(r.status, Status::Finished(_)) && c.output != Output::Json {
+        out!("  no controller is driving it: `rollgate rollout resume-all` takes it on");
+    }
     Ok(SUCCESS)
 }
 
 async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
     check_actor(&r.actor)?;
     let id = parse_id(&r.id)?;
-    let store = open(c)?;
+    let store = open_existing(c)?;
     let req = store.request(id).await?;
     let log = store.events(id, 0).await?;
     let rollout = Rollout::replay(id, req, &log)?;
@@ -620,18 +678,18 @@ async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
         .await?
         .filter(|l| !l.expires_in.is_zero() && !owner_is_dead(&l.owner));
     if c.output == Output::Json {
-        println!(
+        out!(
             "{}",
             json!({ "id": id.0, "requested": action, "seq": seq, "actor": r.actor, "driven_by": driven.as_ref().map(|l| &l.owner) })
         );
     } else {
-        println!(
+        out!(
             "rollout {id}: {action} recorded (event {seq}) for {}",
             r.actor
         );
         match driven {
-            Some(l) => println!("  {} will act on it within a second", l.owner),
-            None => println!(
+            Some(l) => out!("  {} will act on it within a second", l.owner),
+            None => out!(
                 "  no controller is driving it now; run `rollgate rollout resume-all` to act on it"
             ),
         }
@@ -640,10 +698,10 @@ async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
 }
 
 async fn resume_all(c: &Common) -> Result<u8, Fail> {
-    let store = open(c)?;
+    let store = open_existing(c)?;
     let ids = store.unfinished().await?;
     if ids.is_empty() && c.output == Output::Text {
-        println!("no unfinished rollouts");
+        out!("no unfinished rollouts");
     }
     let mut worst = SUCCESS;
     let mut results = Vec::new();
@@ -653,7 +711,7 @@ async fn resume_all(c: &Common) -> Result<u8, Fail> {
             && !owner_is_dead(&l.owner)
         {
             if c.output == Output::Text {
-                println!(
+                out!(
                     "rollout {id}: driven by {} (lease expires in {}s); left alone",
                     l.owner,
                     l.expires_in.as_secs()
@@ -676,7 +734,7 @@ async fn resume_all(c: &Common) -> Result<u8, Fail> {
         worst = worse(worst, code);
     }
     if c.output == Output::Json && !results.is_empty() {
-        println!("{}", Value::Array(results));
+        out!("{}", Value::Array(results));
     }
     Ok(worst)
 }
@@ -696,7 +754,7 @@ fn worse(a: u8, b: u8) -> u8 {
 async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
     let c = &args.common;
     check_actor(&args.actor)?;
-    let store = open(c)?;
+    let store = open_existing(c)?;
     let rollouts = store.list(Some(&args.service)).await?;
     if rollouts.is_empty() {
         return Err(Fail(
@@ -730,6 +788,22 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
         ));
     };
     let req = store.request(last.id).await?;
+    // Rolling back a rollback would put the bad artifact back: a repeated
+    // `rollgate rollback` is a no-op instead (going forward is `rollout run`).
+    if let Some(undone) = req.spec.as_ref().and_then(|s| s["rollback_of"].as_u64()) {
+        if c.output == Output::Json {
+            out!(
+                "{}",
+                json!({ "service": args.service, "nothing_to_do": true, "rolled_back_by": last.id.0, "undone": undone })
+            );
+        } else {
+            eprintln!(
+                "{} already runs what it ran before rollout {undone} (rollout {} rolled it back); nothing to do. To go forward again, run the plan.",
+                args.service, last.id
+            );
+        }
+        return Ok(SUCCESS);
+    }
     let log = store.events(last.id, 0).await?;
     let done = Rollout::replay(last.id, req.clone(), &log)?;
     // Each touched target goes back to what it ran before; one rollback
@@ -787,7 +861,8 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
     let plan = Strategy::AllAtOnce.compile(&targets, &PhaseDefaults::default())?;
     let mut back = RolloutRequest::new(&args.service, previous.clone(), plan, &args.actor)
         .with_previous(req.artifact.clone());
-    if let Some(spec) = req.spec.clone() {
+    if let Some(mut spec) = req.spec.clone() {
+        spec["rollback_of"] = json!(last.id.0);
         back = back.with_spec(spec);
     }
     let exec = executor_for(store.clone(), &back, None).await?;
@@ -807,7 +882,7 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
 }
 
 async fn history(c: &Common, service: Option<&str>, only: Option<RolloutId>) -> Result<u8, Fail> {
-    let store = open(c)?;
+    let store = open_existing(c)?;
     let mut rows = Vec::new();
     let mut summaries = store.list(service).await?;
     if let Some(id) = only {
@@ -819,7 +894,22 @@ async fn history(c: &Common, service: Option<&str>, only: Option<RolloutId>) -> 
     summaries.reverse(); // oldest first
     for s in summaries {
         let mut restoring: BTreeMap<String, String> = BTreeMap::new();
-        for e in store.events(s.id, 0).await? {
+        let request = store.request(s.id).await?;
+        let events = store.events(s.id, 0).await?;
+        // Who asked for the rollout (or the rollback) comes first; the
+        // controller that drove it writes the events after.
+        rows.push(json!({
+            "rollout": s.id.0,
+            "service": s.service,
+            "seq": 0,
+            "time": events.first().map(|e| rfc3339(e.at_ms)),
+            "actor": request.actor,
+            "action": "requested",
+            "target": null,
+            "artifact": s.artifact.version,
+            "outcome": request.idempotency_key.map(|k| format!("idempotency key {k}")),
+        }));
+        for e in events {
             let artifact = match &e.event {
                 Event::RestoreIntent { target, to } => {
                     restoring.insert(target.to_string(), to.version.clone());
@@ -844,15 +934,21 @@ async fn history(c: &Common, service: Option<&str>, only: Option<RolloutId>) -> 
         }
     }
     if c.output == Output::Json {
-        println!("{}", Value::Array(rows));
+        out!("{}", Value::Array(rows));
         return Ok(SUCCESS);
     }
-    println!(
+    out!(
         "{:<8} {:<4} {:<24} {:<28} {:<18} {:<10} {:<10} OUTCOME",
-        "ROLLOUT", "SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "ARTIFACT"
+        "ROLLOUT",
+        "SEQ",
+        "TIME",
+        "ACTOR",
+        "ACTION",
+        "TARGET",
+        "ARTIFACT"
     );
     for r in &rows {
-        println!(
+        out!(
             "{:<8} {:<4} {:<24} {:<28} {:<18} {:<10} {:<10} {}",
             r["rollout"],
             r["seq"],

@@ -43,29 +43,77 @@ struct AssetsArgs {
     for_minutes: u32,
 }
 
+/// Checks one threshold flag as the user typed it, so the message names the
+/// flag and its unit rather than the library's field.
+fn check_flag(flag: &str, value: f64, ok: bool, expected: &str) -> Result<(), String> {
+    if value.is_finite() && ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{flag} {value} is out of range: expected {expected}"
+        ))
+    }
+}
+
+/// The asset options from the flags, each flag checked in its own unit.
+fn options(a: &AssetsArgs) -> Result<AssetOptions, String> {
+    let percent = |flag: &str, v: f64| {
+        check_flag(
+            flag,
+            v,
+            v > 0.0 && v < 100.0,
+            "more than 0 and less than 100",
+        )
+    };
+    check_flag("--p99-ms", a.p99_ms, a.p99_ms > 0.0, "more than 0")?;
+    percent("--error-percent", a.error_percent)?;
+    percent("--slo-percent", a.slo_percent)?;
+    percent("--traffic-dip-percent", a.traffic_dip_percent)?;
+    if a.for_minutes == 0 {
+        return Err("--for-minutes 0 is out of range: expected at least 1".to_owned());
+    }
+    let mut opts = AssetOptions::default();
+    opts.p99_seconds = a.p99_ms / 1000.0;
+    opts.error_ratio = a.error_percent / 100.0;
+    opts.slo_target = a.slo_percent / 100.0;
+    opts.traffic_dip_fraction = a.traffic_dip_percent / 100.0;
+    opts.for_minutes = a.for_minutes;
+    Ok(opts)
+}
+
+/// The error and every cause under it, `: `-separated (an I/O error's
+/// cause is the OS error: "File exists", "Not a directory"...).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// Writes the assets and returns their paths, or what went wrong.
+fn assets(a: &AssetsArgs) -> Result<Vec<PathBuf>, String> {
+    options(a)?.write(&a.out).map_err(|e| with_causes(&e))
+}
+
 /// Runs `rollgate telemetry ...`.
 pub fn run(args: TelemetryArgs) -> ExitCode {
     match args.command {
-        TelemetryCommand::Assets(a) => {
-            let mut opts = AssetOptions::default();
-            opts.p99_seconds = a.p99_ms / 1000.0;
-            opts.error_ratio = a.error_percent / 100.0;
-            opts.slo_target = a.slo_percent / 100.0;
-            opts.traffic_dip_fraction = a.traffic_dip_percent / 100.0;
-            opts.for_minutes = a.for_minutes;
-            match opts.write(&a.out) {
-                Ok(paths) => {
-                    for p in paths {
-                        println!("{}", p.display());
-                    }
-                    ExitCode::SUCCESS
+        TelemetryCommand::Assets(a) => match assets(&a) {
+            Ok(paths) => {
+                for p in paths {
+                    println!("{}", p.display());
                 }
-                Err(e) => {
-                    eprintln!("rollgate telemetry assets: {e}");
-                    ExitCode::from(2)
-                }
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("rollgate telemetry assets: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 
@@ -116,5 +164,66 @@ mod tests {
         ]));
         assert_eq!(code, ExitCode::from(2));
         assert!(!dir.path().join("rollgate-alerts.yml").exists());
+    }
+
+    fn assets_error(argv: &[&str]) -> String {
+        match parse(argv).command {
+            TelemetryCommand::Assets(a) => assets(&a).expect_err("rejected"),
+        }
+    }
+
+    #[test]
+    fn threshold_errors_name_the_flag_and_its_unit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().to_string_lossy().into_owned();
+        let cases = [
+            (
+                ["--slo-percent", "100"],
+                "--slo-percent 100 is out of range: expected more than 0 and less than 100",
+            ),
+            (
+                ["--error-percent", "200"],
+                "--error-percent 200 is out of range: expected more than 0 and less than 100",
+            ),
+            (
+                ["--traffic-dip-percent", "0"],
+                "--traffic-dip-percent 0 is out of range: expected more than 0 and less than 100",
+            ),
+            (
+                ["--p99-ms", "0"],
+                "--p99-ms 0 is out of range: expected more than 0",
+            ),
+            (
+                ["--slo-percent", "NaN"],
+                "--slo-percent NaN is out of range: expected more than 0 and less than 100",
+            ),
+            (
+                ["--for-minutes", "0"],
+                "--for-minutes 0 is out of range: expected at least 1",
+            ),
+        ];
+        for ([flag, value], want) in cases {
+            let got = assets_error(&["assets", "--out", &out, flag, value]);
+            assert_eq!(got, want);
+        }
+        assert!(!dir.path().join("rollgate-alerts.yml").exists());
+    }
+
+    #[test]
+    fn an_out_path_that_is_a_file_gives_the_os_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("x.json");
+        std::fs::write(&file, "{}").expect("write");
+        let path = file.to_string_lossy().into_owned();
+        let got = assets_error(&["assets", "--out", &path]);
+        let want = format!(
+            "telemetry io: create asset directory {path}: {}",
+            std::io::Error::from_raw_os_error(17)
+        );
+        assert_eq!(got, want);
+        // Below a regular file: "Not a directory".
+        let below = file.join("assets").to_string_lossy().into_owned();
+        let got = assets_error(&["assets", "--out", &below]);
+        assert!(got.contains("Not a directory"), "{got}");
     }
 }

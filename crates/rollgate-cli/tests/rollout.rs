@@ -276,6 +276,12 @@ fn a_held_rollout_exits_3_and_promote_then_resume_all_finishes_it() {
     );
     let out = rollgate(&d, &["rollout", "run", &p, "--actor", "alice"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // The held run exited: status says nothing drives it, and what to run.
+    let status = rollgate(&d, &["rollout", "status", "1"]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(text.contains("status: held"), "{text}");
+    assert!(text.contains("no controller is driving it"), "{text}");
+    assert!(!text.contains("driven by"), "{text}");
     let out = rollgate(&d, &["rollout", "promote", "1", "--actor", "bob"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     std::fs::write(d.path.join("approved"), "").unwrap();
@@ -313,6 +319,22 @@ fn abort_and_rollback_are_one_command_each() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(json(&out)["artifact"]["version"], "v1");
+    assert_eq!(versions(&d, 3), ["v1"; 3]);
+    // Again: a rollback is not rolled back; nothing moves.
+    let again = rollgate(&d, &["rollback", "--service", "web", "--actor", "oncall"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("nothing to do"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(versions(&d, 3), ["v1"; 3]);
+    // Going forward again is a rollout, which can then be rolled back.
+    let fwd = rollgate(&d, &["rollout", "run", &p, "--actor", "a"]);
+    assert_eq!(fwd.status.code(), Some(0), "{}", stderr(&fwd));
+    assert_eq!(versions(&d, 3), ["v2"; 3]);
+    let back = rollgate(&d, &["rollback", "--service", "web", "--actor", "oncall"]);
+    assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
     assert_eq!(versions(&d, 3), ["v1"; 3]);
     // Abort of a finished rollout is refused clearly.
     let out = rollgate(&d, &["rollout", "abort", "1", "--actor", "oncall"]);
@@ -510,6 +532,8 @@ fn unusable_state_files_exit_4_with_the_path() {
         "{}",
         stderr(&out)
     );
+    let run = rollgate(&d, &["rollout", "run", &p, "--actor", "a"]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     let out = rollgate(&d, &["rollout", "status", "99"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -537,4 +561,119 @@ fn the_plan_file_in_the_readme_is_valid() {
     assert_eq!(plan.targets.len(), 10);
     assert_eq!(plan.request("doc", None).plan.phases.len(), 3);
     assert!(plan.gate(None).unwrap().is_some());
+}
+
+#[test]
+fn history_and_status_name_who_asked_and_survive_a_closed_pipe() {
+    let d = dir(2);
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(2, DEPLOY, "kind = \"all-at-once\"", ""),
+    );
+    let run = rollgate(&d, &["rollout", "run", &p, "--actor", "alice"]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let back = rollgate(&d, &["rollback", "--service", "web", "--actor", "bob"]);
+    assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
+    let rows = json(&rollgate(&d, &["rollout", "history", "--output", "json"]));
+    let requested: Vec<(u64, String)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "requested")
+        .map(|r| {
+            (
+                r["rollout"].as_u64().unwrap(),
+                r["actor"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(requested, [(1, "alice".to_owned()), (2, "bob".to_owned())]);
+    let status = json(&rollgate(
+        &d,
+        &["rollout", "status", "1", "--output", "json"],
+    ));
+    assert_eq!(status["requested_by"], "alice");
+    let text = rollgate(&d, &["rollout", "status", "2"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("requested by: bob"));
+
+    // `rollgate rollout history | head -1`: the reader is gone before
+    // rollgate writes; it must finish quietly, not panic.
+    for args in [["rollout", "history"], ["rollout", "status"]] {
+        let mut args = args.to_vec();
+        if args[1] == "status" {
+            args.push("1");
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+            .args(&args)
+            .current_dir(&d.path)
+            .env("ROLLGATE_STATE", d.path.join("state.db"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).is_empty(), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn commands_that_need_recorded_rollouts_refuse_a_missing_state_file_and_create_none() {
+    let d = dir(1);
+    for args in [
+        vec!["rollout", "history"],
+        vec!["rollout", "status", "1"],
+        vec!["rollout", "resume-all"],
+        vec!["rollout", "pause", "1", "--actor", "a"],
+        vec!["rollback", "--service", "web", "--actor", "a"],
+    ] {
+        let out = rollgate(&d, &args);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("state.db does not exist"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !d.path.join("state.db").exists(),
+            "{args:?} created the state file"
+        );
+    }
+}
+
+#[test]
+fn an_assumed_previous_artifact_is_marked_as_assumed_in_the_audit() {
+    let d = dir(2);
+    // web-2 runs a version nobody registered: the plan's `previous` stands
+    // in for it, and the history says so instead of stating it as fact.
+    std::fs::write(d.path.join("srv/web-2/current"), "v0\n").unwrap();
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(2, DEPLOY, "kind = \"all-at-once\"", ""),
+    );
+    let run = rollgate(&d, &["rollout", "run", &p, "--actor", "a"]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let rows = json(&rollgate(&d, &["rollout", "history", "--output", "json"]));
+    let intent = |target: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["action"] == "deploy_intent" && r["target"] == target)
+            .map(|r| r["outcome"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert!(
+        intent("web-1").starts_with("from v1"),
+        "{}",
+        intent("web-1")
+    );
+    assert!(!intent("web-1").contains("assumed"), "{}", intent("web-1"));
+    assert!(
+        intent("web-2").contains("assumed from the plan") && intent("web-2").contains("\"v0\""),
+        "{}",
+        intent("web-2")
+    );
 }

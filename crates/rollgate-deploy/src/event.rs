@@ -50,8 +50,10 @@ pub enum Event {
         /// The target.
         target: TargetId,
         /// What it ran before, when known: where a rollback returns it.
+        /// When the target could not say, the request's `previous` (if any).
         previous: Option<Artifact>,
-        /// Why `previous` is unknown, when it is.
+        /// Why the target could not say what it ran (then `previous` is the
+        /// request's, or unknown), so the audit shows what was seen.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
@@ -241,7 +243,8 @@ impl Event {
                 format!("driven by {owner} (fence {fence})")
             }
             Event::DeployIntent { previous, note, .. } => match (previous, note) {
-                (Some(p), _) => format!("from {p}"),
+                (Some(p), Some(n)) => format!("from {p}, assumed from the plan: {n}"),
+                (Some(p), None) => format!("from {p}"),
                 (None, Some(n)) => format!("previous unknown: {n}"),
                 (None, None) => "target ran nothing".into(),
             },

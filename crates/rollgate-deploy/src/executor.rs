@@ -569,10 +569,9 @@ impl Executor {
         r: &Rollout,
         target: &TargetId,
     ) -> (Option<Artifact>, Option<String>) {
-        let fallback = |note: String| match &r.request.previous {
-            Some(p) => (Some(p.clone()), None),
-            None => (None, Some(note)),
-        };
+        // The plan's `previous` stands in when a target cannot say what it
+        // runs, and the audit says so: the note keeps what was actually seen.
+        let fallback = |note: String| (r.request.previous.clone(), Some(note));
         match self.deployer.current(target).await {
             // Already on the new artifact: a rollback must leave it there.
             Ok(Some(d)) if d == r.request.artifact.digest => {

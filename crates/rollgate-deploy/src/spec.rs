@@ -492,8 +492,13 @@ impl PlanFile {
         if let Some(c) = &s.concurrency {
             defaults = defaults.with_concurrency(cx.count(c, "concurrency", 1)?);
         }
+        // A canary's steps are what compiling can reject: point at them.
+        let compile_span = s
+            .steps
+            .as_ref()
+            .map_or_else(|| raw.strategy.span(), |steps| steps.span());
         cx.wrap(
-            raw.strategy.span(),
+            compile_span,
             strategy.compile(&targets, &defaults).map(|_| ()),
         )?;
 
@@ -532,6 +537,14 @@ impl PlanFile {
             return cx.err(
                 raw.strategy.span(),
                 "blue-green needs a [router] section with a switch command",
+            );
+        }
+        if let Some(r) = &raw.router
+            && !matches!(strategy, Strategy::BlueGreen { .. })
+        {
+            return cx.err(
+                r.span(),
+                "[router] is only used by the blue-green strategy; remove it or use kind = \"blue-green\"",
             );
         }
         let (ready_timeout, ready_interval) = match &raw.readiness {
@@ -715,6 +728,23 @@ command = "./check.sh {{service}} {{version}} {{percent}}"
         );
         let e = err(&plan("kind = \"canary\"\nsteps = [-5]"));
         assert!(e.contains("outside 0-100"), "{e}");
+        // Steps that go down are pointed at on their own line, not the header.
+        let e = err(&plan("kind = \"canary\"\nsteps = [50, 10, 100]"));
+        assert!(e.contains("plan.toml:14:9: steps must increase"), "{e}");
+    }
+
+    #[test]
+    fn a_router_outside_blue_green_is_rejected_where_it_is() {
+        let text = format!(
+            "{}\n[router]\nkind = \"command\"\nswitch = \"true\"\n",
+            plan("kind = \"canary\"\nsteps = [10, 100]")
+        );
+        let e = err(&text);
+        assert!(
+            e.contains("[router] is only used by the blue-green strategy"),
+            "{e}"
+        );
+        assert!(e.starts_with("plan.toml:"), "{e}");
     }
 
     #[test]

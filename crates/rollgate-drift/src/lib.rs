@@ -18,7 +18,10 @@ mod watch;
 pub use async_trait::async_trait;
 pub use diff::{Differ, Difference, Kind, MASK, Report, diff};
 pub use error::Error;
-pub use load::{Format, Limits, MAX_DEPTH_CEILING, load, load_bytes, load_file, load_file_as};
+pub use load::{
+    Format, Limits, MAX_DEPTH_CEILING, load, load_bytes, load_file, load_file_as,
+    load_json_reader_blocks, load_reader,
+};
 pub use normalise::Normaliser;
 pub use overlay::apply_overlay;
 pub use patch::{Patch, PatchOp};

@@ -36,11 +36,28 @@ pub trait LiveSource: Send + Sync + 'static {
 
 const _: Option<&dyn LiveSource> = None;
 
-/// Receives drift transitions.
+/// Receives drift transitions, and changes in whether the live source can
+/// be read.
 #[async_trait]
 pub trait Notifier: Send + Sync + 'static {
     /// Called when drift appears, its set of differences changes, or it clears.
     async fn notify(&self, event: &DriftEvent);
+
+    /// Called when a check cannot read the live source (`source` is
+    /// [`LiveSource::describe`]): at the first failure, and again only when
+    /// the error differs from the previous failed check's, so a source that
+    /// stays down with the same error is reported once, not at every
+    /// interval. The default does nothing.
+    async fn source_failed(&self, source: &str, error: &Error) {
+        let _ = (source, error);
+    }
+
+    /// Called when a check reads the live source again after
+    /// `failed_checks` consecutive failed checks, the first of them
+    /// `failed_for` before this one. The default does nothing.
+    async fn source_recovered(&self, source: &str, failed_checks: u64, failed_for: Duration) {
+        let _ = (source, failed_checks, failed_for);
+    }
 }
 
 const _: Option<&dyn Notifier> = None;
@@ -150,6 +167,7 @@ impl DriftWatcherBuilder {
             last_clean: None,
             drift_since: None,
             last: None,
+            failing: None,
         })
     }
 }
@@ -193,6 +211,18 @@ pub struct DriftWatcher {
     last_clean: Option<Instant>,
     drift_since: Option<Instant>,
     last: Option<Report>,
+    failing: Option<Failing>,
+}
+
+/// The run of consecutive failed checks the source is in.
+#[derive(Debug)]
+struct Failing {
+    /// When the first of them ran.
+    since: Instant,
+    /// How many there were.
+    checks: u64,
+    /// The last one's error text, to report a different error again.
+    error: String,
 }
 
 impl fmt::Debug for DriftWatcher {
@@ -220,6 +250,11 @@ impl DriftWatcher {
     }
 
     /// Runs one check now: fetch, compare, record, notify on a transition.
+    ///
+    /// The notifier also hears when the source starts failing, fails with a
+    /// different error, or recovers ([`Notifier::source_failed`],
+    /// [`Notifier::source_recovered`]); [`CheckOutcome::event`] carries only
+    /// drift transitions.
     pub async fn check(&mut self) -> Result<CheckOutcome, Error> {
         let start = Instant::now();
         let name = self.name.clone();
@@ -229,10 +264,39 @@ impl DriftWatcher {
             Err(e) => {
                 metrics::counter!("rollgate_drift_check_errors_total", "config" => name.clone())
                     .increment(1);
-                tracing::warn!(config = %name, source = %self.source.describe(), error = %e, "drift check failed");
+                let source = self.source.describe();
+                tracing::warn!(config = %name, source = %source, error = %e, "drift check failed");
+                let text = e.to_string();
+                let changed = match &mut self.failing {
+                    Some(f) => {
+                        f.checks += 1;
+                        let changed = f.error != text;
+                        f.error = text;
+                        changed
+                    }
+                    None => {
+                        self.failing = Some(Failing {
+                            since: start,
+                            checks: 1,
+                            error: text,
+                        });
+                        true
+                    }
+                };
+                if let (true, Some(n)) = (changed, &self.notifier) {
+                    n.source_failed(&source, &e).await;
+                }
                 return Err(e);
             }
         };
+        if let Some(f) = self.failing.take() {
+            let source = self.source.describe();
+            let failed_for = start - f.since;
+            tracing::info!(config = %name, source = %source, failed_checks = f.checks, "drift live source recovered");
+            if let Some(n) = &self.notifier {
+                n.source_recovered(&source, f.checks, failed_for).await;
+            }
+        }
         let report = self.differ.diff(&self.desired, &live);
         let now = Instant::now();
         let took = now - start;
@@ -378,6 +442,8 @@ impl LiveSource for FileSource {
 pub struct CommandSource {
     program: String,
     args: Vec<String>,
+    /// What [`LiveSource::describe`] says, when not `command PROGRAM`.
+    description: Option<String>,
     format: Format,
     limits: Limits,
     timeout: Duration,
@@ -393,10 +459,27 @@ impl CommandSource {
         Self {
             program: program.into(),
             args: args.into_iter().map(Into::into).collect(),
+            description: None,
             format,
             limits: Limits::default(),
             timeout: Duration::from_secs(30),
         }
+    }
+
+    /// A shell command line, run with `sh -c`; output in `format`. Errors
+    /// and events name the command as given, so keep credentials out of it
+    /// (let the command read them from the environment or a file).
+    ///
+    /// ```
+    /// use rollgate_drift::{CommandSource, Format, LiveSource};
+    /// let source = CommandSource::shell("kubectl get deploy web -o json", Format::Json);
+    /// assert_eq!(source.describe(), r#"command "kubectl get deploy web -o json""#);
+    /// ```
+    pub fn shell(command: impl Into<String>, format: Format) -> Self {
+        let command = command.into();
+        let mut source = Self::new("sh", ["-c".to_owned(), command.clone()], format);
+        source.description = Some(format!("command {command:?}"));
+        source
     }
 
     /// Kills the command after `timeout`.
@@ -417,7 +500,10 @@ impl CommandSource {
 #[async_trait]
 impl LiveSource for CommandSource {
     fn describe(&self) -> String {
-        format!("command {}", self.program)
+        match &self.description {
+            Some(d) => d.clone(),
+            None => format!("command {}", self.program),
+        }
     }
 
     async fn fetch(&self) -> Result<Node, Error> {
@@ -621,7 +707,71 @@ impl LiveSource for HttpSource {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+    use crate::load::load;
+
+    /// Serves a scripted sequence of fetch results; the last one repeats.
+    struct Scripted(Mutex<Vec<Result<&'static str, &'static str>>>);
+
+    #[async_trait]
+    impl LiveSource for Scripted {
+        fn describe(&self) -> String {
+            "scripted".to_owned()
+        }
+        async fn fetch(&self) -> Result<Node, Error> {
+            let next = {
+                let mut docs = self.0.lock().unwrap();
+                if docs.len() > 1 {
+                    docs.remove(0)
+                } else {
+                    docs[0]
+                }
+            };
+            match next {
+                Ok(text) => load(text, Format::Json, "live.json", &Limits::default()),
+                Err(message) => Err(Error::Live {
+                    source_name: "scripted".to_owned(),
+                    message: message.to_owned(),
+                }),
+            }
+        }
+    }
+
+    /// Records every notification with its time on the (paused) clock.
+    struct Health {
+        start: Instant,
+        seen: Mutex<Vec<(u64, String)>>,
+    }
+
+    impl Health {
+        fn push(&self, line: String) {
+            let at = (Instant::now() - self.start).as_secs();
+            self.seen.lock().unwrap().push((at, line));
+        }
+    }
+
+    #[async_trait]
+    impl Notifier for Health {
+        async fn notify(&self, event: &DriftEvent) {
+            let kind = match event {
+                DriftEvent::Appeared { .. } => "appeared",
+                DriftEvent::Changed { .. } => "changed",
+                DriftEvent::Cleared { .. } => "cleared",
+            };
+            self.push(kind.to_owned());
+        }
+        async fn source_failed(&self, source: &str, error: &Error) {
+            self.push(format!("failed {source}: {error}"));
+        }
+        async fn source_recovered(&self, source: &str, failed_checks: u64, failed_for: Duration) {
+            self.push(format!(
+                "recovered {source} after {failed_checks} checks, {}s",
+                failed_for.as_secs()
+            ));
+        }
+    }
 
     #[test]
     fn http_responses_parse_with_length_chunks_or_close() {
@@ -648,5 +798,70 @@ mod tests {
         assert_eq!(s.describe(), "http://localhost:8080/config");
         let s = HttpSource::new("http://example", Format::Json).unwrap();
         assert_eq!(s.describe(), "http://example:80/");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_source_is_reported_once_per_distinct_error_and_on_recovery() {
+        let desired = load(r#"{"a": 1}"#, Format::Json, "d.json", &Limits::default()).unwrap();
+        let source = Arc::new(Scripted(Mutex::new(vec![
+            Err("connection refused"),
+            Err("connection refused"),
+            Err("connection refused"),
+            Err("server answered 503"),
+            Ok(r#"{"a": 2}"#),
+            Err("server answered 503"),
+            Err("server answered 503"),
+            Ok(r#"{"a": 1}"#),
+        ])));
+        let health = Arc::new(Health {
+            start: Instant::now(),
+            seen: Mutex::new(Vec::new()),
+        });
+        let watcher = DriftWatcher::builder(desired, source)
+            .interval(Duration::from_secs(10))
+            .notifier(health.clone())
+            .build()
+            .unwrap();
+        // Checks at 0, 10, ..., 70 s.
+        watcher
+            .run(tokio::time::sleep(Duration::from_secs(75)))
+            .await;
+        let seen = health.seen.lock().unwrap();
+        let want: Vec<(u64, String)> = [
+            (
+                0,
+                "failed scripted: live source scripted: connection refused",
+            ),
+            (
+                30,
+                "failed scripted: live source scripted: server answered 503",
+            ),
+            (40, "recovered scripted after 4 checks, 40s"),
+            (40, "appeared"),
+            (
+                50,
+                "failed scripted: live source scripted: server answered 503",
+            ),
+            (70, "recovered scripted after 2 checks, 20s"),
+            (70, "cleared"),
+        ]
+        .into_iter()
+        .map(|(at, line)| (at, line.to_owned()))
+        .collect();
+        assert_eq!(*seen, want);
+    }
+
+    #[tokio::test]
+    async fn a_shell_command_source_is_named_by_its_command_line() {
+        let s = CommandSource::shell("exit 3", Format::Json);
+        assert_eq!(s.describe(), r#"command "exit 3""#);
+        let e = s.fetch().await.unwrap_err().to_string();
+        assert!(
+            e.starts_with(r#"live source command "exit 3": exited with "#),
+            "{e}"
+        );
+        assert!(e.ends_with('3'), "{e}");
+        let s = CommandSource::shell(r#"echo '{"a": 1}'"#, Format::Json);
+        assert_eq!(s.fetch().await.unwrap().to_json(), r#"{"a":1}"#);
     }
 }

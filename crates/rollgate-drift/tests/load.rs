@@ -225,3 +225,28 @@ fn a_byte_order_mark_is_skipped() {
         );
     }
 }
+
+#[test]
+fn load_reader_streams_json_and_reads_other_formats_whole_within_the_size_limit() {
+    use rollgate_drift::{Error, Format, Limits, load, load_reader};
+    let limits = Limits::default();
+    let yaml = "a: 1\nb: [x, y]\n";
+    assert_eq!(
+        load_reader(yaml.as_bytes(), Format::Yaml, "in.yaml", &limits).unwrap(),
+        load(yaml, Format::Yaml, "in.yaml", &limits).unwrap()
+    );
+    let json = "{\"a\": 1,\n\"b\": [\"x\", \"y\"]}\n";
+    assert_eq!(
+        load_reader(json.as_bytes(), Format::Json, "in.json", &limits).unwrap(),
+        load(yaml, Format::Yaml, "in.yaml", &limits).unwrap()
+    );
+    let small = Limits {
+        max_bytes: 8,
+        ..Limits::default()
+    };
+    for format in [Format::Json, Format::Yaml, Format::Toml] {
+        let err = load_reader("[1,\n2,\n3,\n4]\n".as_bytes(), format, "big", &small).unwrap_err();
+        assert!(matches!(err, Error::TooLarge { .. }), "{format:?}: {err}");
+        assert!(err.to_string().starts_with("big"), "{err}");
+    }
+}

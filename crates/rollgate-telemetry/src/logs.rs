@@ -264,10 +264,12 @@ impl KeyCache {
         }
         // Callsite metadata is static: its address names the callsite.
         let addr = std::ptr::from_ref(meta) as usize;
-        // Fibonacci hashing: the top bits of the product pick the slot.
-        let slot = ((addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - KEY_SLOT_BITS))
-            as usize
-            % KEY_SLOTS;
+        // Fibonacci hashing of callsite and layer: the top bits of the
+        // product pick the slot, so two layers on one thread (each with its
+        // own redaction) keep their own slots instead of evicting each other.
+        let key = (addr as u64) ^ layer.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        let slot =
+            (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - KEY_SLOT_BITS)) as usize % KEY_SLOTS;
         let keys = &mut self.slots[slot];
         if !keys
             .owner

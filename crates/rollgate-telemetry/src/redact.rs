@@ -261,17 +261,25 @@ fn secret_ranges(text: &str) -> Vec<(usize, usize)> {
         // scheme://user:password@host
         if c == b':' && b.get(i + 1) == Some(&b'/') && b.get(i + 2) == Some(&b'/') {
             let start = i + 3;
+            // The user name ends at the first `:`; before it, a `/`, `?`,
+            // `#` or `@` means there is no password. The password runs to the
+            // last `@` before the URL ends: people write `/` and `@` in
+            // passwords unencoded (`postgres://app:pa/ss@db`), and masking
+            // too much is the safe mistake.
             let mut j = start;
-            while j < b.len() && !matches!(b[j], b'/' | b'?' | b'#' | b' ' | b'"' | b'\'' | b'\n') {
+            while j < b.len() && !matches!(b[j], b' ' | b'"' | b'\'' | b'\n' | b'\t' | b'\\') {
                 j += 1;
             }
-            if let Some(at) = b[start..j].iter().rposition(|x| *x == b'@') {
-                let userinfo = &b[start..start + at];
-                if let Some(colon) = userinfo.iter().position(|x| *x == b':') {
-                    let (s, e) = (start + colon + 1, start + at);
-                    if e > s {
-                        ranges.push((s, e));
-                    }
+            let user_end = b[start..j]
+                .iter()
+                .position(|x| matches!(x, b':' | b'/' | b'?' | b'#' | b'@'))
+                .filter(|&p| b[start + p] == b':');
+            if let (Some(colon), Some(at)) =
+                (user_end, b[start..j].iter().rposition(|x| *x == b'@'))
+            {
+                let (s, e) = (start + colon + 1, start + at);
+                if e > s {
+                    ranges.push((s, e));
                 }
             }
             i = start;
@@ -280,9 +288,17 @@ fn secret_ranges(text: &str) -> Vec<(usize, usize)> {
         // key=value / key: value / "key": "value"
         if c == b'=' || c == b':' {
             let mut k = i;
-            // allow a closing quote between key and separator: "password": "x"
-            if k > 0 && b[k - 1] == b'"' {
+            // Spaces before the separator: `password = x`.
+            while k > 0 && b[k - 1] == b' ' {
                 k -= 1;
+            }
+            // A closing quote, plain or escaped, between key and separator:
+            // `"password": "x"`, and `{\"password\": \"x\"}` in `Debug` output.
+            if k > 0 && matches!(b[k - 1], b'"' | b'\'') {
+                k -= 1;
+                if k > 0 && b[k - 1] == b'\\' {
+                    k -= 1;
+                }
             }
             let key_end = k;
             while k > 0 && is_key_char(b[k - 1]) {
@@ -298,9 +314,20 @@ fn secret_ranges(text: &str) -> Vec<(usize, usize)> {
                 })
             {
                 let mut s = i + 1;
-                while s < b.len() && matches!(b[s], b' ' | b'"' | b'\'') {
+                while s < b.len() && b[s] == b' ' {
                     s += 1;
                 }
+                // A quoted value ends at the same quote (escaped in `Debug`
+                // output); a bare one at a space or a list separator. Any other
+                // byte, quotes and `@`/`!`/`#` included, is part of the secret.
+                let quote: &[u8] = if b[s..].starts_with(b"\\\"") {
+                    b"\\\""
+                } else if matches!(b.get(s), Some(b'"' | b'\'')) {
+                    &b[s..=s]
+                } else {
+                    b""
+                };
+                s += quote.len();
                 // "Authorization: Bearer xyz" masks the credential after the scheme.
                 for scheme in ["bearer ", "basic ", "token "] {
                     if b.len() >= s + scheme.len()
@@ -309,10 +336,24 @@ fn secret_ranges(text: &str) -> Vec<(usize, usize)> {
                         s += scheme.len();
                     }
                 }
-                let mut e = s;
-                while e < b.len() && is_token_char(b[e]) && b[e] != b'&' {
-                    e += 1;
-                }
+                let e = if quote.is_empty() {
+                    b[s..]
+                        .iter()
+                        .position(|&x| x.is_ascii_whitespace() || matches!(x, b'&' | b',' | b';'))
+                        .map_or(b.len(), |p| s + p)
+                } else {
+                    // A doubled quote (`'it''s'`) is one quote inside the value.
+                    let mut e = s;
+                    loop {
+                        match b[e..].windows(quote.len()).position(|w| w == quote) {
+                            None => break b.len(),
+                            Some(p) if b[e + p + quote.len()..].starts_with(quote) => {
+                                e += p + 2 * quote.len();
+                            }
+                            Some(p) => break e + p,
+                        }
+                    }
+                };
                 if e > s {
                     ranges.push((s, e));
                     i = e;
@@ -452,7 +493,61 @@ mod tests {
         );
         assert_eq!(t("https://example.com/a?b=1"), "https://example.com/a?b=1");
         assert_eq!(t("at 12:30 ratio=0.5"), "at 12:30 ratio=0.5");
-        assert_eq!(t("ünïcödé token=é"), "ünïcödé token=é");
+        // Whatever follows a sensitive key is secret, in any alphabet.
+        assert_eq!(t("ünïcödé token=é"), "ünïcödé token=[REDACTED]");
+    }
+
+    /// Shapes that leaked before: a JSON key inside `Debug` output, spaces
+    /// around `=`, quotes and symbols inside a value, `/` in a URL password.
+    #[test]
+    fn escaped_spaced_and_symbol_laden_secrets_are_masked() {
+        let cases = [
+            (
+                format!("{:?}", r#"{"password": "hunter2", "user": "bob"}"#),
+                r#""{\"password\": \"[REDACTED]\", \"user\": \"bob\"}""#.to_owned(),
+            ),
+            (
+                "password = hunter2 next".to_owned(),
+                "password = [REDACTED] next".to_owned(),
+            ),
+            (
+                format!("{:?}", "password=hun\"ter2"),
+                "\"password=[REDACTED]".to_owned(),
+            ),
+            (
+                "pwd=p@ss!w#rd,ok".to_owned(),
+                "pwd=[REDACTED],ok".to_owned(),
+            ),
+            (
+                "secret: 'it''s' x".to_owned(),
+                "secret: '[REDACTED]' x".to_owned(),
+            ),
+            (
+                "https://bob:pa/ss@host/x".to_owned(),
+                "https://bob:[REDACTED]@host/x".to_owned(),
+            ),
+            (
+                "postgres://app:p@ss@db:5432/x".to_owned(),
+                "postgres://app:[REDACTED]@db:5432/x".to_owned(),
+            ),
+            // No password: nothing to mask, even with `@` and `:` later on.
+            (
+                "https://host/x?q=a:b@c".to_owned(),
+                "https://host/x?q=a:b@c".to_owned(),
+            ),
+            (
+                "https://bob@host:8080/x".to_owned(),
+                "https://bob@host:8080/x".to_owned(),
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(t(&input), want, "{input}");
+            for secret in ["hunter2", "ter2", "p@ss", "w#rd", "pa/ss", "s'"] {
+                if !want.contains(secret) {
+                    assert!(!t(&input).contains(secret), "{input} leaks {secret}");
+                }
+            }
+        }
     }
 
     /// Every shape at the shortest length that masks, alone and at the end
@@ -518,6 +613,58 @@ mod tests {
             let found = !secret_ranges(&text).is_empty();
             proptest::prop_assert!(!found || may_hold_secret(text.as_bytes()), "{}", text);
         }
+    }
+
+    /// The prefilter's length cut-offs, checked exhaustively where they
+    /// bite: every token prefix with a body one shorter than, as long as and
+    /// one longer than the minimum, and `bearer` in every case with 0–2
+    /// characters after it, each at the very end of texts with no separator
+    /// (the random inputs above nearly always hold a `:` or `=`).
+    #[test]
+    fn the_prefilter_agrees_with_the_scan_at_every_length_boundary() {
+        let mut texts = Vec::new();
+        for before in ["", "x ", "ab", "-", "é "] {
+            for after in ["", " ", "!", "é"] {
+                for p in TOKEN_PREFIXES {
+                    for body in MIN_TOKEN_BODY - 1..=MIN_TOKEN_BODY + 1 {
+                        for fill in ["A", "z", "9", "_"] {
+                            texts.push(format!("{before}{p}{}{after}", fill.repeat(body)));
+                        }
+                    }
+                }
+                for mask in 0u32..64 {
+                    let word: String = "bearer"
+                        .chars()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            if mask >> i & 1 == 1 {
+                                c.to_ascii_uppercase()
+                            } else {
+                                c
+                            }
+                        })
+                        .collect();
+                    for tail in ["", "x", "xy", "-."] {
+                        texts.push(format!("{before}{word} {tail}{after}"));
+                    }
+                }
+            }
+        }
+        let mut masked = 0;
+        for text in &texts {
+            let found = !secret_ranges(text).is_empty();
+            masked += usize::from(found);
+            assert!(
+                !found || may_hold_secret(text.as_bytes()),
+                "prefilter skips {text:?}"
+            );
+        }
+        // Both sides of each boundary occur.
+        assert!(
+            masked > 1000 && masked < texts.len(),
+            "{masked} of {}",
+            texts.len()
+        );
     }
 
     #[test]

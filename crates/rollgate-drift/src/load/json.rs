@@ -23,7 +23,7 @@ pub(crate) fn parse_read(
     parse_blocks(reader, source_name, limits, BLOCK)
 }
 
-fn parse_blocks(
+pub(crate) fn parse_blocks(
     reader: impl Read,
     source_name: &str,
     limits: &Limits,

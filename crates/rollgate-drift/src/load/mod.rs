@@ -6,6 +6,7 @@ mod json;
 mod toml;
 mod yaml;
 
+use std::io::Read;
 use std::path::Path;
 
 use crate::error::Error;
@@ -127,6 +128,51 @@ pub fn load_bytes(
     load(text, format, source_name, limits)
 }
 
+/// Loads from any reader (standard input, a pipe, a response body). JSON is
+/// parsed as it is read, a block of lines at a time, so only the tree is held
+/// in memory; YAML and TOML are read whole first. The size limit counts the
+/// bytes read.
+///
+/// ```
+/// use rollgate_drift::{Format, Limits, load_reader};
+/// let text = "{\"replicas\": 3,\n \"image\": \"app:2\"}\n";
+/// let node = load_reader(text.as_bytes(), Format::Json, "stdin", &Limits::default())?;
+/// assert_eq!(node.pointer("/image").map(|n| n.pos.line), Some(2));
+/// # Ok::<(), rollgate_drift::Error>(())
+/// ```
+pub fn load_reader(
+    reader: impl Read,
+    format: Format,
+    source_name: &str,
+    limits: &Limits,
+) -> Result<Node, Error> {
+    if format == Format::Json {
+        return json::parse_read(reader, source_name, limits);
+    }
+    let mut bytes = Vec::new();
+    let read = reader
+        .take(limits.max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|source| Error::Read {
+            path: source_name.into(),
+            source,
+        })?;
+    check_size(read, source_name, limits)?;
+    load_bytes(&bytes, format, source_name, limits)
+}
+
+/// [`load_reader`] for JSON with a chosen block size, so the fuzz target can
+/// put block boundaries anywhere. Not part of the API.
+#[doc(hidden)]
+pub fn load_json_reader_blocks(
+    reader: impl Read,
+    source_name: &str,
+    limits: &Limits,
+    block: usize,
+) -> Result<Node, Error> {
+    json::parse_blocks(reader, source_name, limits, block.max(1))
+}
+
 /// Loads a file; its extension names the format.
 pub fn load_file(path: &Path, limits: &Limits) -> Result<Node, Error> {
     let format = Format::from_path(path).ok_or_else(|| Error::UnknownFormat {
@@ -154,7 +200,7 @@ pub fn load_file_as(path: &Path, format: Format, limits: &Limits) -> Result<Node
     if format == Format::Json {
         // Read a block of lines at a time: the text is never whole in memory.
         let file = std::fs::File::open(path).map_err(read_err)?;
-        return json::parse_read(file, &name, limits);
+        return load_reader(file, format, &name, limits);
     }
     let bytes = std::fs::read(path).map_err(read_err)?;
     load_bytes(&bytes, format, &name, limits)
