@@ -1112,6 +1112,80 @@ impl<S: Source> Parser<'_, S> {
     }
 }
 
+impl<'t> crate::view::View<'t> for NodeRef<'t> {
+    type List = ArrayRef<'t>;
+    type Obj = MapRef<'t>;
+
+    #[inline]
+    fn shape(self) -> crate::view::Shape<'t, Self> {
+        use crate::view::{Scalar, Shape};
+        match self.value() {
+            ValueRef::Null => Shape::Scalar(Scalar::Null),
+            ValueRef::Bool(b) => Shape::Scalar(Scalar::Bool(b)),
+            ValueRef::Number(n) => Shape::Scalar(Scalar::Number(n)),
+            ValueRef::String(s) => Shape::Scalar(Scalar::String(s)),
+            ValueRef::Array(a) => Shape::Array(a),
+            ValueRef::Object(m) => Shape::Object(m),
+        }
+    }
+
+    #[inline]
+    fn is_object(self) -> bool {
+        self.slot().kind() == Kind::Object
+    }
+
+    fn pos(self) -> Pos {
+        NodeRef::pos(&self)
+    }
+
+    fn to_node(self) -> Node {
+        NodeRef::to_node(&self)
+    }
+}
+
+impl<'t> crate::view::ListView<'t> for ArrayRef<'t> {
+    type Item = NodeRef<'t>;
+
+    #[inline]
+    fn len(self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn at(self, i: usize) -> NodeRef<'t> {
+        debug_assert!(i < self.len);
+        NodeRef {
+            tree: self.tree,
+            idx: self.first + i,
+        }
+    }
+}
+
+impl<'t> crate::view::ObjView<'t> for MapRef<'t> {
+    type Item = NodeRef<'t>;
+
+    #[inline]
+    fn len(self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn entry(self, k: usize) -> (&'t str, NodeRef<'t>) {
+        let key = self.first + 2 * k;
+        (
+            self.tree.str_of(key),
+            NodeRef {
+                tree: self.tree,
+                idx: key + 1,
+            },
+        )
+    }
+
+    fn get(self, key: &str) -> Option<NodeRef<'t>> {
+        MapRef::get(&self, key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,8 @@ use std::hash::{Hash, Hasher};
 
 use crate::patch::PatchOp;
 use crate::rules::{KeySpec, Resolved, Rules, Severity, is_secret_key};
-use crate::tree::{Node, Number, Str, Value, escape_token};
+use crate::tree::{Node, Str, Value, escape_token};
+use crate::view::{ListView, ObjView, Scalar, Shape, View};
 
 /// The text every masked value is replaced by.
 pub const MASK: &str = "***";
@@ -182,8 +183,16 @@ impl Differ {
         self.run(a, b, true)
     }
 
-    fn run(&self, desired: &Node, live: &Node, structure: bool) -> Report {
-        let mut w = Walk {
+    /// Compares DESIRED with LIVE loaded as arena trees (ADR 0004): the same
+    /// report and patch as [`Differ::diff`] on the owned trees.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn diff_trees(&self, desired: &crate::arena::Tree, live: &crate::arena::Tree) -> Report {
+        self.run(desired.root(), live.root(), false)
+    }
+
+    fn run<'a, V: View<'a>>(&'a self, desired: V, live: V, structure: bool) -> Report {
+        let mut w = Walk::<'a, V> {
             rules: &self.rules,
             plain: self.rules.is_empty(),
             structure,
@@ -232,11 +241,11 @@ fn idx(i: usize) -> Tok<'static> {
 }
 
 #[derive(Debug, Clone)]
-enum HTok<'a> {
+enum HTok<'a, V> {
     Key(&'a str),
     Idx(usize),
     /// A keyed element, formatted only when a difference is recorded.
-    Sel(&'a Node, SpecRef),
+    Sel(V, SpecRef),
 }
 
 fn pointer(toks: &[Tok<'_>]) -> String {
@@ -251,7 +260,7 @@ fn pointer(toks: &[Tok<'_>]) -> String {
     s
 }
 
-fn label(toks: &[HTok<'_>]) -> String {
+fn label<'a, V: View<'a>>(toks: &[HTok<'a, V>]) -> String {
     let mut s = String::new();
     for t in toks {
         match t {
@@ -263,7 +272,7 @@ fn label(toks: &[HTok<'_>]) -> String {
                 s.push('/');
                 s.push_str(&i.to_string());
             }
-            HTok::Sel(node, spec) => s.push_str(&selector(spec.get(), node)),
+            HTok::Sel(node, spec) => s.push_str(&selector(spec.get(), *node)),
         }
     }
     if s.starts_with('/') {
@@ -273,13 +282,13 @@ fn label(toks: &[HTok<'_>]) -> String {
     }
 }
 
-struct Walk<'a> {
+struct Walk<'a, V> {
     rules: &'a Rules,
     plain: bool,
     structure: bool,
     dpath: Vec<Tok<'a>>,
     lpath: Vec<Tok<'a>>,
-    hpath: Vec<HTok<'a>>,
+    hpath: Vec<HTok<'a, V>>,
     diffs: Vec<Difference>,
     ops: Vec<PatchOp>,
     /// Severity set by a rule on an ancestor.
@@ -300,7 +309,7 @@ enum Side {
     Live,
 }
 
-impl<'a> Walk<'a> {
+impl<'a, V: View<'a>> Walk<'a, V> {
     /// A walk at the same place with no findings yet, for another thread.
     fn branch(&self) -> Self {
         Walk {
@@ -322,8 +331,8 @@ impl<'a> Walk<'a> {
     /// split across two threads.
     fn matched(
         &mut self,
-        da: &'a [Node],
-        la: &'a [Node],
+        da: V::List,
+        la: V::List,
         spec: &SpecRef,
         partner: &[usize],
         secret: bool,
@@ -355,8 +364,8 @@ impl<'a> Walk<'a> {
 
     fn matched_range(
         &mut self,
-        da: &'a [Node],
-        la: &'a [Node],
+        da: V::List,
+        la: V::List,
         spec: &SpecRef,
         partner: &[usize],
         from: usize,
@@ -368,8 +377,8 @@ impl<'a> Walk<'a> {
             }
             self.dpath.push(idx(i));
             self.lpath.push(idx(j));
-            self.hpath.push(HTok::Sel(&da[i], spec.clone()));
-            self.node(&da[i], &la[j], secret);
+            self.hpath.push(HTok::Sel(da.at(i), spec.clone()));
+            self.node(da.at(i), la.at(j), secret);
             self.pop();
         }
     }
@@ -399,9 +408,9 @@ impl<'a> Walk<'a> {
     }
 
     /// A copy of `node` fit for printing: secret parts replaced by [`MASK`].
-    fn masked(&self, node: &Node, secret: bool, side: Side) -> Node {
+    fn masked(&self, node: V, secret: bool, side: Side) -> Node {
         if secret {
-            return Node::at(Value::String(Str::const_new(MASK)), node.pos);
+            return Node::at(Value::String(Str::const_new(MASK)), node.pos());
         }
         let mut toks = Self::tokens(match side {
             Side::Desired => &self.dpath,
@@ -410,47 +419,48 @@ impl<'a> Walk<'a> {
         self.mask_rec(node, &mut toks)
     }
 
-    fn mask_rec(&self, node: &Node, toks: &mut Vec<String>) -> Node {
+    fn mask_rec<W: View<'a>>(&self, node: W, toks: &mut Vec<String>) -> Node {
         let rule_secret = !self.plain && self.rules.resolve(toks).secret;
         if rule_secret {
-            return Node::at(Value::String(Str::const_new(MASK)), node.pos);
+            return Node::at(Value::String(Str::const_new(MASK)), node.pos());
         }
-        match &node.value {
-            Value::Object(map) => {
+        match node.shape() {
+            Shape::Object(map) => {
                 let mut out = crate::tree::Map::new();
-                for e in map {
+                for k in 0..map.len() {
+                    let (key, child) = map.entry(k);
                     let value_secret =
-                        e.key == "value" && self.rules.masks_secret_keys() && names_secret(map);
-                    let child = if self.key_secret(&e.key) || value_secret {
-                        Node::at(Value::String(Str::const_new(MASK)), e.node.pos)
+                        key == "value" && self.rules.masks_secret_keys() && names_secret(map);
+                    let child = if self.key_secret(key) || value_secret {
+                        Node::at(Value::String(Str::const_new(MASK)), child.pos())
                     } else {
-                        toks.push(e.key.to_string());
-                        let c = self.mask_rec(&e.node, toks);
+                        toks.push(key.to_owned());
+                        let c = self.mask_rec(child, toks);
                         toks.pop();
                         c
                     };
-                    out.insert(e.key.clone(), child);
+                    out.insert(key, child);
                 }
-                Node::at(Value::Object(out), node.pos)
+                Node::at(Value::Object(out), node.pos())
             }
-            Value::Array(items) => {
+            Shape::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
+                for i in 0..items.len() {
                     toks.push(i.to_string());
-                    out.push(self.mask_rec(item, toks));
+                    out.push(self.mask_rec(items.at(i), toks));
                     toks.pop();
                 }
-                Node::at(Value::Array(out), node.pos)
+                Node::at(Value::Array(out), node.pos())
             }
-            _ => node.clone(),
+            Shape::Scalar(_) => node.to_node(),
         }
     }
 
     fn record(
         &mut self,
         kind: Kind,
-        desired: Option<&Node>,
-        live: Option<&Node>,
+        desired: Option<V>,
+        live: Option<V>,
         severity: Severity,
         secret: bool,
     ) {
@@ -475,7 +485,7 @@ impl<'a> Walk<'a> {
         });
     }
 
-    fn node(&mut self, d: &'a Node, l: &'a Node, inherited_secret: bool) {
+    fn node(&mut self, d: V, l: V, inherited_secret: bool) {
         let res = self.resolve(Side::Desired);
         if res.ignore {
             return;
@@ -489,32 +499,36 @@ impl<'a> Walk<'a> {
         self.severity = saved;
     }
 
-    fn compare(&mut self, d: &'a Node, l: &'a Node, inherited_secret: bool, res: &Resolved) {
+    fn compare(&mut self, d: V, l: V, inherited_secret: bool, res: &Resolved) {
         let secret = inherited_secret || res.secret;
-        match (&d.value, &l.value) {
-            (Value::Object(dm), Value::Object(lm)) => self.object(dm, lm, secret),
-            (Value::Array(da), Value::Array(la)) => self.array(da, la, res, secret),
-            (dv, lv) if dv.is_scalar() && lv.is_scalar() => {
-                let (nd, nl) = if res.normalise.is_empty() {
-                    (None, None)
+        match (d.shape(), l.shape()) {
+            (Shape::Object(dm), Shape::Object(lm)) => self.object(dm, lm, secret),
+            (Shape::Array(da), Shape::Array(la)) => self.array(da, la, res, secret),
+            (Shape::Scalar(dv), Shape::Scalar(lv)) => {
+                let (same_type, equal) = if res.normalise.is_empty() {
+                    (
+                        std::mem::discriminant(&dv) == std::mem::discriminant(&lv),
+                        dv == lv,
+                    )
                 } else {
-                    let mut a = dv.clone();
-                    let mut b = lv.clone();
+                    let mut a = dv.to_value();
+                    let mut b = lv.to_value();
                     for n in &res.normalise {
                         a = n.apply(&a);
                         b = n.apply(&b);
                     }
-                    (Some(a), Some(b))
+                    (
+                        std::mem::discriminant(&a) == std::mem::discriminant(&b),
+                        a == b,
+                    )
                 };
-                let (a, b) = (nd.as_ref().unwrap_or(dv), nl.as_ref().unwrap_or(lv));
-                let same_type = std::mem::discriminant(a) == std::mem::discriminant(b);
                 if self.structure {
                     if !same_type {
                         self.record(Kind::TypeChanged, Some(d), Some(l), res.severity, secret);
                     }
                     return;
                 }
-                if scalar_eq(a, b) {
+                if equal {
                     return;
                 }
                 let kind = if same_type {
@@ -534,7 +548,7 @@ impl<'a> Walk<'a> {
         }
     }
 
-    fn replace(&mut self, d: &Node, secret: bool) {
+    fn replace(&mut self, d: V, secret: bool) {
         let value = self.masked(d, secret, Side::Desired);
         self.ops.push(PatchOp::Replace {
             path: pointer(&self.lpath),
@@ -542,7 +556,7 @@ impl<'a> Walk<'a> {
         });
     }
 
-    fn object(&mut self, dm: &'a crate::tree::Map, lm: &'a crate::tree::Map, secret: bool) {
+    fn object(&mut self, dm: V::Obj, lm: V::Obj, secret: bool) {
         // `{name: DB_PASSWORD, value: ...}` (Kubernetes env, many list forms):
         // the secret is named by a sibling.
         // Checked only when a `value` key is met: most objects have none.
@@ -553,39 +567,41 @@ impl<'a> Walk<'a> {
                     && w.rules.masks_secret_keys()
                     && (names_secret(dm) || names_secret(lm)))
         };
-        let mut di = dm.iter().peekable();
-        let mut li = lm.iter().peekable();
-        loop {
-            let order = match (di.peek(), li.peek()) {
-                (None, None) => break,
+        let (dn, ln) = (dm.len(), lm.len());
+        let (mut di, mut li) = (0, 0);
+        while di < dn || li < ln {
+            let a = (di < dn).then(|| dm.entry(di));
+            let b = (li < ln).then(|| lm.entry(li));
+            let order = match (a, b) {
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some(a), Some(b)) => a.key.cmp(&b.key),
+                (Some((ka, _)), Some((kb, _))) => ka.cmp(kb),
+                (None, None) => break,
             };
-            match order {
-                std::cmp::Ordering::Equal => {
-                    let (Some(a), Some(b)) = (di.next(), li.next()) else {
-                        break;
-                    };
-                    let s = secret_of(self, &a.key);
-                    self.push_key(&a.key);
-                    self.node(&a.node, &b.node, s);
+            match (order, a, b) {
+                (std::cmp::Ordering::Equal, Some((key, dv)), Some((_, lv))) => {
+                    di += 1;
+                    li += 1;
+                    let s = secret_of(self, key);
+                    self.push_key(key);
+                    self.node(dv, lv, s);
                     self.pop();
                 }
-                std::cmp::Ordering::Less => {
-                    let Some(a) = di.next() else { break };
-                    let s = secret_of(self, &a.key);
-                    self.push_key(&a.key);
-                    let _ = self.only_desired(&a.node, s, None);
+                (std::cmp::Ordering::Less, Some((key, dv)), _) => {
+                    di += 1;
+                    let s = secret_of(self, key);
+                    self.push_key(key);
+                    let _ = self.only_desired(dv, s, None);
                     self.pop();
                 }
-                std::cmp::Ordering::Greater => {
-                    let Some(b) = li.next() else { break };
-                    let s = secret_of(self, &b.key);
-                    self.push_key(&b.key);
-                    self.only_live(&b.node, s);
+                (std::cmp::Ordering::Greater, _, Some((key, lv))) => {
+                    li += 1;
+                    let s = secret_of(self, key);
+                    self.push_key(key);
+                    self.only_live(lv, s);
                     self.pop();
                 }
+                _ => break,
             }
         }
     }
@@ -605,9 +621,9 @@ impl<'a> Walk<'a> {
     /// A node missing from LIVE. `insert_at` is the live path to add it at
     /// (defaults to the current live path).
     /// Returns whether a patch operation was emitted.
-    fn only_desired(&mut self, d: &Node, secret: bool, insert_at: Option<String>) -> bool {
+    fn only_desired(&mut self, d: V, secret: bool, insert_at: Option<String>) -> bool {
         let res = self.resolve(Side::Desired);
-        if res.ignore || equals_default(&res, &d.value) {
+        if res.ignore || equals_default(&res, d) {
             return false;
         }
         let secret = secret || res.secret;
@@ -623,9 +639,9 @@ impl<'a> Walk<'a> {
 
     /// A node present only in LIVE. The patch removal is emitted by the caller
     /// for list elements (they must go in descending order).
-    fn only_live(&mut self, l: &Node, secret: bool) {
+    fn only_live(&mut self, l: V, secret: bool) {
         let res = self.resolve(Side::Live);
-        if res.ignore || equals_default(&res, &l.value) {
+        if res.ignore || equals_default(&res, l) {
             return;
         }
         let secret = secret || res.secret;
@@ -637,13 +653,13 @@ impl<'a> Walk<'a> {
         }
     }
 
-    fn array(&mut self, da: &'a [Node], la: &'a [Node], res: &Resolved, secret: bool) {
+    fn array(&mut self, da: V::List, la: V::List, res: &Resolved, secret: bool) {
         if let Some((spec, dk, lk)) = keyed(res.key.as_ref(), da, la) {
             self.keyed(da, la, &spec, &dk, &lk, secret);
         } else if self.structure {
-            for (i, (d, l)) in da.iter().zip(la).enumerate() {
+            for i in 0..da.len().min(la.len()) {
                 self.push_idx(i, i);
-                self.node(d, l, secret);
+                self.node(da.at(i), la.at(i), secret);
                 self.pop();
             }
         } else {
@@ -659,8 +675,8 @@ impl<'a> Walk<'a> {
 
     fn keyed(
         &mut self,
-        da: &'a [Node],
-        la: &'a [Node],
+        da: V::List,
+        la: V::List,
         spec: &SpecRef,
         dk: &KeyTable<'a>,
         lk: &KeyTable<'a>,
@@ -690,10 +706,10 @@ impl<'a> Walk<'a> {
         for &j in &extra {
             self.dpath.push(idx(j));
             self.lpath.push(idx(j));
-            self.hpath.push(HTok::Sel(&la[j], spec.clone()));
+            self.hpath.push(HTok::Sel(la.at(j), spec.clone()));
             // Report from LIVE's side.
             let saved = std::mem::replace(&mut self.dpath, self.lpath.clone());
-            self.only_live(&la[j], secret);
+            self.only_live(la.at(j), secret);
             self.dpath = saved;
             self.pop();
         }
@@ -711,18 +727,18 @@ impl<'a> Walk<'a> {
         for i in missing {
             self.dpath.push(idx(i));
             self.lpath.push(idx(len));
-            self.hpath.push(HTok::Sel(&da[i], spec.clone()));
+            self.hpath.push(HTok::Sel(da.at(i), spec.clone()));
             let at = pointer(&self.lpath);
-            if self.only_desired(&da[i], secret, Some(at)) {
+            if self.only_desired(da.at(i), secret, Some(at)) {
                 len += 1;
             }
             self.pop();
         }
     }
 
-    fn aligned(&mut self, da: &'a [Node], la: &'a [Node], secret: bool) {
-        let hd: Vec<u64> = da.iter().map(hash_node).collect();
-        let hl: Vec<u64> = la.iter().map(hash_node).collect();
+    fn aligned(&mut self, da: V::List, la: V::List, secret: bool) {
+        let hd: Vec<u64> = (0..da.len()).map(|i| hash_view(da.at(i))).collect();
+        let hl: Vec<u64> = (0..la.len()).map(|j| hash_view(la.at(j))).collect();
         let anchors = lcs(&hd, &hl);
         // Kept pairs: LCS anchors plus positional pairs inside each gap.
         let mut kept: Vec<(usize, usize, bool)> = Vec::new();
@@ -753,7 +769,7 @@ impl<'a> Walk<'a> {
         let mut moved_desired = vec![false; da.len()];
         for &i in &d_only {
             if let Some(js) = moved_from.get_mut(&hd[i])
-                && let Some(pos) = js.iter().position(|&j| la[j] == da[i])
+                && let Some(pos) = js.iter().position(|&j| crate::view::equal(la.at(j), da.at(i)))
             {
                 let j = js.remove(pos);
                 moved_live[j] = true;
@@ -763,18 +779,18 @@ impl<'a> Walk<'a> {
                     let res = self.resolve(Side::Desired);
                     if !res.ignore {
                         let s = secret || res.secret;
-                        self.record(Kind::Moved, Some(&da[i]), Some(&la[j]), res.severity, s);
+                        self.record(Kind::Moved, Some(da.at(i)), Some(la.at(j)), res.severity, s);
                     }
                     self.pop();
                 }
             }
         }
         for &(i, j, anchor) in &kept {
-            if anchor && da[i] == la[j] {
+            if anchor && crate::view::equal(da.at(i), la.at(j)) {
                 continue;
             }
             self.push_idx(i, j);
-            self.node(&da[i], &la[j], secret);
+            self.node(da.at(i), la.at(j), secret);
             self.pop();
         }
         for &j in &l_only {
@@ -785,7 +801,7 @@ impl<'a> Walk<'a> {
             self.lpath.push(idx(j));
             self.hpath.push(HTok::Idx(j));
             let saved = std::mem::replace(&mut self.dpath, self.lpath.clone());
-            self.only_live(&la[j], secret);
+            self.only_live(la.at(j), secret);
             self.dpath = saved;
             self.pop();
         }
@@ -797,7 +813,7 @@ impl<'a> Walk<'a> {
             let res = self.resolve(Side::Desired);
             if !res.ignore {
                 let s = secret || res.secret;
-                self.record(Kind::Removed, Some(&da[i]), None, res.severity, s);
+                self.record(Kind::Removed, Some(da.at(i)), None, res.severity, s);
             }
             self.pop();
         }
@@ -817,7 +833,7 @@ impl<'a> Walk<'a> {
             self.lpath.push(idx(i));
             let path = pointer(&self.lpath);
             let res = self.resolve(Side::Desired);
-            let value = self.masked(&da[i], secret || res.secret, Side::Desired);
+            let value = self.masked(da.at(i), secret || res.secret, Side::Desired);
             self.dpath.pop();
             self.lpath.pop();
             self.ops.push(PatchOp::Add { path, value });
@@ -827,38 +843,36 @@ impl<'a> Walk<'a> {
 
 /// Whether a value present on one side only equals the declared default
 /// (compared after the path's normalisers).
-fn equals_default(res: &Resolved, value: &Value) -> bool {
+fn equals_default<'a, V: View<'a>>(res: &Resolved, node: V) -> bool {
     let Some(default) = &res.default else {
         return false;
     };
+    let value = node.to_node().value;
     let norm = |v: &Value| res.normalise.iter().fold(v.clone(), |acc, n| n.apply(&acc));
     if res.normalise.is_empty() {
-        default == value
+        *default == value
     } else {
-        norm(default) == norm(value)
+        norm(default) == norm(&value)
     }
 }
 
 /// Whether an object names a secret through its `name` or `key` field.
-fn names_secret(map: &crate::tree::Map) -> bool {
-    ["name", "key"]
-        .iter()
-        .any(|f| matches!(map.get(f).map(|n| &n.value), Some(Value::String(s)) if is_secret_key(s)))
-}
-
-fn scalar_eq(a: &Value, b: &Value) -> bool {
-    a == b
+fn names_secret<'a, O: ObjView<'a>>(map: O) -> bool {
+    ["name", "key"].iter().any(|f| {
+        map.get(f)
+            .is_some_and(|n| matches!(n.shape(), Shape::Scalar(Scalar::String(s)) if is_secret_key(s)))
+    })
 }
 
 /// `[name=web]` for an element matched by key.
-fn selector(spec: &KeySpec, node: &Node) -> String {
+fn selector<'a, V: View<'a>>(spec: &KeySpec, node: V) -> String {
     let parts: Vec<String> = spec
         .fields()
         .iter()
         .map(|f| {
-            let v = field(node, f).map_or_else(String::new, |n| match &n.value {
-                Value::String(s) => s.to_string(),
-                other => Node::new(other.clone()).to_json(),
+            let v = field(node, f).map_or_else(String::new, |n| match n.shape() {
+                Shape::Scalar(Scalar::String(s)) => s.to_owned(),
+                _ => n.to_node().to_json(),
             });
             let name = if f.len() == 1 {
                 f[0].clone()
@@ -871,11 +885,11 @@ fn selector(spec: &KeySpec, node: &Node) -> String {
     format!("[{}]", parts.join(","))
 }
 
-fn field<'n>(node: &'n Node, path: &[String]) -> Option<&'n Node> {
+fn field<'a, V: View<'a>>(node: V, path: &[String]) -> Option<V> {
     let mut cur = node;
     for t in path {
-        match &cur.value {
-            Value::Object(m) => cur = m.get(t)?,
+        match cur.shape() {
+            Shape::Object(m) => cur = m.get(t)?,
             _ => return None,
         }
     }
@@ -894,14 +908,14 @@ enum KeyPart<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Key<'a>(KeyPart<'a>, Vec<KeyPart<'a>>);
 
-fn key_part(node: &Node) -> Option<KeyPart<'_>> {
-    match &node.value {
-        Value::String(s) => Some(KeyPart::Str(s)),
-        Value::Number(n) => {
+fn key_part<'a, V: View<'a>>(node: V) -> Option<KeyPart<'a>> {
+    match node.shape() {
+        Shape::Scalar(Scalar::String(s)) => Some(KeyPart::Str(s)),
+        Shape::Scalar(Scalar::Number(n)) => {
             let x = n.as_f64();
             Some(KeyPart::Num(if x == 0.0 { 0 } else { x.to_bits() }))
         }
-        Value::Bool(b) => Some(KeyPart::Bool(*b)),
+        Shape::Scalar(Scalar::Bool(b)) => Some(KeyPart::Bool(b)),
         _ => None,
     }
 }
@@ -916,10 +930,11 @@ pub(crate) struct KeyTable<'a> {
 
 /// The key of every element, or `None` when some element lacks a scalar key
 /// or two elements share one.
-fn keys_of<'a>(spec: &KeySpec, items: &'a [Node]) -> Option<KeyTable<'a>> {
+fn keys_of<'a, L: ListView<'a>>(spec: &KeySpec, items: L) -> Option<KeyTable<'a>> {
     let (first, rest) = spec.fields().split_first()?;
     let mut keys = Vec::with_capacity(items.len());
-    for item in items {
+    for i in 0..items.len() {
+        let item = items.at(i);
         let head = key_part(field(item, first)?)?;
         let mut tail = Vec::new();
         for f in rest {
@@ -975,14 +990,12 @@ static DEFAULT_KEYS: std::sync::LazyLock<[KeySpec; 4]> = std::sync::LazyLock::ne
 
 /// Picks the list key: the rule's, else the first of `name`, `id`, `key`,
 /// `kind`+`/metadata/name` that identifies every element on both sides.
-fn keyed<'a>(rule: Option<&KeySpec>, da: &'a [Node], la: &'a [Node]) -> Option<Keyed<'a>> {
-    if da.is_empty() && la.is_empty() {
+fn keyed<'a, L: ListView<'a>>(rule: Option<&KeySpec>, da: L, la: L) -> Option<Keyed<'a>> {
+    if da.len() == 0 && la.len() == 0 {
         return None;
     }
-    let all_objects = da
-        .iter()
-        .chain(la)
-        .all(|n| matches!(n.value, Value::Object(_)));
+    let all_objects =
+        (0..da.len()).all(|i| da.at(i).is_object()) && (0..la.len()).all(|j| la.at(j).is_object());
     if !all_objects {
         return None;
     }
@@ -999,48 +1012,46 @@ fn keyed<'a>(rule: Option<&KeySpec>, da: &'a [Node], la: &'a [Node]) -> Option<K
     None
 }
 
-/// A structural hash that agrees with [`Node`] equality (`1` and `1.0` hash
-/// alike). `DefaultHasher::new()` uses fixed keys, so it is deterministic.
-pub(crate) fn hash_node(node: &Node) -> u64 {
+/// A structural hash that agrees with [`crate::view::equal`] (`1` and `1.0`
+/// hash alike). `DefaultHasher::new()` uses fixed keys, so it is
+/// deterministic, and both tree models hash alike.
+fn hash_view<'a, V: View<'a>>(node: V) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
-    hash_value(&node.value, &mut h);
+    hash_value(node, &mut h);
     h.finish()
 }
 
-fn hash_value<H: Hasher>(v: &Value, h: &mut H) {
-    match v {
-        Value::Null => 0u8.hash(h),
-        Value::Bool(b) => {
+fn hash_value<'a, V: View<'a>, H: Hasher>(v: V, h: &mut H) {
+    match v.shape() {
+        Shape::Scalar(Scalar::Null) => 0u8.hash(h),
+        Shape::Scalar(Scalar::Bool(b)) => {
             1u8.hash(h);
             b.hash(h);
         }
-        Value::Number(n) => {
+        Shape::Scalar(Scalar::Number(n)) => {
             2u8.hash(h);
-            let x = match n {
-                #[allow(clippy::cast_precision_loss)]
-                Number::Int(i) => *i as f64,
-                Number::Float(f) => *f,
-            };
+            let x = n.as_f64();
             let x = if x == 0.0 { 0.0 } else { x };
             x.to_bits().hash(h);
         }
-        Value::String(s) => {
+        Shape::Scalar(Scalar::String(s)) => {
             3u8.hash(h);
             s.hash(h);
         }
-        Value::Array(items) => {
+        Shape::Array(items) => {
             4u8.hash(h);
             items.len().hash(h);
-            for i in items {
-                hash_value(&i.value, h);
+            for i in 0..items.len() {
+                hash_value(items.at(i), h);
             }
         }
-        Value::Object(m) => {
+        Shape::Object(m) => {
             5u8.hash(h);
             m.len().hash(h);
-            for e in m {
-                e.key.hash(h);
-                hash_value(&e.node.value, h);
+            for k in 0..m.len() {
+                let (key, value) = m.entry(k);
+                key.hash(h);
+                hash_value(value, h);
             }
         }
     }
@@ -1135,7 +1146,7 @@ mod tests {
         Node::new(Value::Object(m))
     }
 
-    fn walk<'a>(rules: &'a Rules, fork: bool) -> Walk<'a> {
+    fn walk<'a>(rules: &'a Rules, fork: bool) -> Walk<'a, &'a Node> {
         Walk {
             rules,
             plain: rules.is_empty(),
@@ -1173,7 +1184,7 @@ mod tests {
         let mut two = walk(&rules, true);
         two.node(&d, &l, false);
         assert!(one.diffs.len() > n / 5, "{} differences", one.diffs.len());
-        let show = |w: &Walk<'_>| {
+        let show = |w: &Walk<'_, &Node>| {
             (
                 w.diffs
                     .iter()

@@ -11,6 +11,7 @@ mod patch;
 mod render;
 mod rules;
 mod tree;
+mod view;
 mod watch;
 
 /// Re-exported so implementors of [`LiveSource`] and [`Notifier`] need no

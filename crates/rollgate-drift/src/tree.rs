@@ -193,6 +193,11 @@ impl Map {
         self.find(key).ok().map(|i| self.entries.remove(i).node)
     }
 
+    /// The entries in key order, as a slice.
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
     /// The entries in key order.
     pub fn iter(&self) -> std::slice::Iter<'_, Entry> {
         self.entries.iter()
@@ -213,7 +218,7 @@ impl Map {
 /// Byte order of keys, deciding on the first byte when it differs (nearly
 /// always, in real configurations) before comparing the rest.
 #[inline]
-fn key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+pub(crate) fn key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     match (a.first(), b.first()) {
         (Some(x), Some(y)) if x != y => x.cmp(y),
