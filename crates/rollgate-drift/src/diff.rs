@@ -769,7 +769,9 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         let mut moved_desired = vec![false; da.len()];
         for &i in &d_only {
             if let Some(js) = moved_from.get_mut(&hd[i])
-                && let Some(pos) = js.iter().position(|&j| crate::view::equal(la.at(j), da.at(i)))
+                && let Some(pos) = js
+                    .iter()
+                    .position(|&j| crate::view::equal(la.at(j), da.at(i)))
             {
                 let j = js.remove(pos);
                 moved_live[j] = true;
@@ -859,8 +861,9 @@ fn equals_default<'a, V: View<'a>>(res: &Resolved, node: V) -> bool {
 /// Whether an object names a secret through its `name` or `key` field.
 fn names_secret<'a, O: ObjView<'a>>(map: O) -> bool {
     ["name", "key"].iter().any(|f| {
-        map.get(f)
-            .is_some_and(|n| matches!(n.shape(), Shape::Scalar(Scalar::String(s)) if is_secret_key(s)))
+        map.get(f).is_some_and(
+            |n| matches!(n.shape(), Shape::Scalar(Scalar::String(s)) if is_secret_key(s)),
+        )
     })
 }
 
