@@ -7,10 +7,13 @@
 //! rollgate-drift-bench rollgate DIR [RULES.toml]
 //! rollgate-drift-bench json-patch DIR
 //! rollgate-drift-bench arena DIR
+//! rollgate-drift-bench arena-diff DIR [RULES.toml]
 //! ```
 //!
 //! `arena` only reads and parses both files into the compact arena tree of
-//! ADR 0004 (a prototype), on two threads, as `rollgate` does.
+//! ADR 0004 (a prototype), on two threads, as `rollgate` does. `arena-diff`
+//! is `rollgate` on arena trees: the same parse, then `Differ::diff_trees`,
+//! the same report and patch rendering and the same false-drift check.
 //!
 //! `gen` writes `desired.json`, `live.json` (every keyed list shuffled, plus
 //! CHANGES real changes) and `expected.txt` (the JSON Pointers, in DESIRED,
@@ -316,6 +319,56 @@ fn run_arena(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+fn run_arena_diff(dir: &Path, rules: Option<&Path>) -> Result<(), String> {
+    use rollgate_drift::{Differ, Limits, RenderOptions, Rules, arena, render_json};
+    let limits = Limits::default();
+    let rules = match rules {
+        Some(path) => Rules::from_file(path).map_err(|e| e.to_string())?,
+        None => Rules::new(),
+    };
+    let t0 = Instant::now();
+    let (d_path, l_path) = (dir.join("desired.json"), dir.join("live.json"));
+    let (desired, live) = std::thread::scope(|scope| {
+        let l = scope.spawn(|| arena::load_file(&l_path, &limits));
+        let d = arena::load_file(&d_path, &limits);
+        (d, l.join().map_err(|_| "thread panicked".to_owned()))
+    });
+    let desired = desired.map_err(|e| e.to_string())?;
+    let live = live?.map_err(|e| e.to_string())?;
+    let parse = secs(t0);
+    let bytes = (std::fs::metadata(&d_path).map_err(|e| e.to_string())?.len()
+        + std::fs::metadata(&l_path).map_err(|e| e.to_string())?.len()) as f64;
+    let t2 = Instant::now();
+    let report = Differ::new(rules.clone()).diff_trees(&desired, &live);
+    let diff = secs(t2);
+    let t3 = Instant::now();
+    let json = render_json(&report, &RenderOptions::new("desired.json", "live.json"));
+    let patch = report.patch().to_json();
+    let render = secs(t3);
+    let total = secs(t0);
+    let expected: BTreeSet<String> = std::fs::read_to_string(dir.join("expected.txt"))
+        .map_err(|e| e.to_string())?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let found: BTreeSet<String> = report
+        .differences()
+        .iter()
+        .map(|d| d.path.clone())
+        .collect();
+    let false_drifts = found.difference(&expected).count();
+    let missed = expected.difference(&found).count();
+    println!(
+        "tool=rollgate-drift-arena total_s={total:.3} read_parse_s={parse:.3} read_parse_mb_s={:.0} diff_s={diff:.3} render_s={render:.3} differences={} false_drifts={false_drifts} missed={missed} report_bytes={} patch_bytes={}",
+        bytes / 1e6 / parse,
+        report.differences().len(),
+        json.len(),
+        patch.len()
+    );
+    drop((desired, live));
+    Ok(())
+}
+
 fn run_json_patch(dir: &Path) -> Result<(), String> {
     let t0 = Instant::now();
     let d_bytes = std::fs::read(dir.join("desired.json")).map_err(|e| e.to_string())?;
@@ -359,8 +412,9 @@ fn main() {
         Some("rollgate") => run_rollgate(dir, args.get(3).map(Path::new)),
         Some("json-patch") => run_json_patch(dir),
         Some("arena") => run_arena(dir),
+        Some("arena-diff") => run_arena_diff(dir, args.get(3).map(Path::new)),
         _ => Err(
-            "usage: rollgate-drift-bench gen|rollgate|json-patch|arena DIR [MB] [CHANGES] [SEED]"
+            "usage: rollgate-drift-bench gen|rollgate|json-patch|arena|arena-diff DIR [MB] [CHANGES] [SEED]"
                 .into(),
         ),
     };
