@@ -367,6 +367,22 @@ impl<'t> MapRef<'t> {
     /// The value under `key` (a binary search).
     #[must_use]
     pub fn get(&self, key: &str) -> Option<NodeRef<'t>> {
+        let key_bytes = key.as_bytes();
+        if self.len <= 8 {
+            // Small objects (nearly all): a scan on the length and the first
+            // byte before any byte comparison.
+            let first = key_bytes.first();
+            for k in 0..self.len {
+                let kb = self.key(k);
+                if kb.len() == key_bytes.len() && kb.first() == first && kb == key_bytes {
+                    return Some(NodeRef {
+                        tree: self.tree,
+                        idx: self.first + 2 * k + 1,
+                    });
+                }
+            }
+            return None;
+        }
         let (mut lo, mut hi) = (0, self.len);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -1132,6 +1148,23 @@ impl<'t> crate::view::View<'t> for NodeRef<'t> {
     #[inline]
     fn is_object(self) -> bool {
         self.slot().kind() == Kind::Object
+    }
+
+    #[inline]
+    fn quick_equal(self, other: Self) -> bool {
+        let (a, b) = (self.slot(), other.slot());
+        if a.tag != b.tag {
+            // Different kinds or string lengths (`1` against `1.0` is left
+            // to the full comparison).
+            return false;
+        }
+        match a.kind() {
+            Kind::Null => true,
+            Kind::Bool | Kind::Int => a.data() == b.data(),
+            Kind::Float => f64::from_bits(a.data()) == f64::from_bits(b.data()),
+            Kind::String => slot_bytes(&self.tree.text, &a) == slot_bytes(&other.tree.text, &b),
+            Kind::Array | Kind::Object => false,
+        }
     }
 
     fn pos(self) -> Pos {

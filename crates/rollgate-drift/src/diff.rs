@@ -501,6 +501,10 @@ impl<'a, V: View<'a>> Walk<'a, V> {
 
     fn compare(&mut self, d: V, l: V, inherited_secret: bool, res: &Resolved) {
         let secret = inherited_secret || res.secret;
+        if res.normalise.is_empty() && d.quick_equal(l) {
+            // Equal scalars: nothing to report in either mode.
+            return;
+        }
         match (d.shape(), l.shape()) {
             (Shape::Object(dm), Shape::Object(lm)) => self.object(dm, lm, secret),
             (Shape::Array(da), Shape::Array(la)) => self.array(da, la, res, secret),
@@ -569,37 +573,42 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         };
         let (dn, ln) = (dm.len(), lm.len());
         let (mut di, mut li) = (0, 0);
-        while di < dn || li < ln {
-            let a = (di < dn).then(|| dm.entry(di));
-            let b = (li < ln).then(|| lm.entry(li));
+        // The current entry of each side, fetched once per step.
+        let mut a = (dn > 0).then(|| dm.entry(0));
+        let mut b = (ln > 0).then(|| lm.entry(0));
+        loop {
             let order = match (a, b) {
+                (None, None) => break,
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some((ka, _)), Some((kb, _))) => ka.cmp(kb),
-                (None, None) => break,
+                (Some((ka, _)), Some((kb, _))) => crate::tree::key_cmp(ka, kb),
             };
             match (order, a, b) {
                 (std::cmp::Ordering::Equal, Some((key, dv)), Some((_, lv))) => {
-                    di += 1;
-                    li += 1;
                     let s = secret_of(self, key);
                     self.push_key(key);
                     self.node(dv, lv, s);
                     self.pop();
+                    di += 1;
+                    li += 1;
+                    a = (di < dn).then(|| dm.entry(di));
+                    b = (li < ln).then(|| lm.entry(li));
                 }
                 (std::cmp::Ordering::Less, Some((key, dv)), _) => {
-                    di += 1;
                     let s = secret_of(self, key);
                     self.push_key(key);
                     let _ = self.only_desired(dv, s, None);
                     self.pop();
+                    di += 1;
+                    a = (di < dn).then(|| dm.entry(di));
                 }
                 (std::cmp::Ordering::Greater, _, Some((key, lv))) => {
-                    li += 1;
                     let s = secret_of(self, key);
                     self.push_key(key);
                     self.only_live(lv, s);
                     self.pop();
+                    li += 1;
+                    b = (li < ln).then(|| lm.entry(li));
                 }
                 _ => break,
             }

@@ -47,6 +47,12 @@ pub(crate) trait View<'a>: Copy + Send + Sync + 'a {
     fn pos(self) -> Pos;
     /// The subtree in the owned model, positions included.
     fn to_node(self) -> Node;
+    /// A cheap check that two values are equal scalars, without building
+    /// them: `true` only when they certainly are (`false` means "compare").
+    #[inline]
+    fn quick_equal(self, _other: Self) -> bool {
+        false
+    }
     /// Whether the value is an object.
     fn is_object(self) -> bool {
         matches!(self.shape(), Shape::Object(_))
