@@ -1214,6 +1214,19 @@ impl<'t> crate::view::ObjView<'t> for MapRef<'t> {
         )
     }
 
+    #[inline]
+    fn key_bytes(self, k: usize) -> &'t [u8] {
+        self.key(k)
+    }
+
+    #[inline]
+    fn value(self, k: usize) -> NodeRef<'t> {
+        NodeRef {
+            tree: self.tree,
+            idx: self.first + 2 * k + 1,
+        }
+    }
+
     fn get(self, key: &str) -> Option<NodeRef<'t>> {
         MapRef::get(&self, key)
     }

@@ -573,44 +573,42 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         };
         let (dn, ln) = (dm.len(), lm.len());
         let (mut di, mut li) = (0, 0);
-        // The current entry of each side, fetched once per step.
-        let mut a = (dn > 0).then(|| dm.entry(0));
-        let mut b = (ln > 0).then(|| lm.entry(0));
+        // Keys are compared as bytes; only the key taken into the path is
+        // made a `&str` (once per step).
         loop {
-            let order = match (a, b) {
-                (None, None) => break,
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some((ka, _)), Some((kb, _))) => crate::tree::key_cmp(ka, kb),
+            let order = match (di < dn, li < ln) {
+                (false, false) => break,
+                (true, false) => std::cmp::Ordering::Less,
+                (false, true) => std::cmp::Ordering::Greater,
+                (true, true) => crate::view::key_order(dm.key_bytes(di), lm.key_bytes(li)),
             };
-            match (order, a, b) {
-                (std::cmp::Ordering::Equal, Some((key, dv)), Some((_, lv))) => {
+            match order {
+                std::cmp::Ordering::Equal => {
+                    let (key, dv) = dm.entry(di);
+                    let lv = lm.value(li);
                     let s = secret_of(self, key);
                     self.push_key(key);
                     self.node(dv, lv, s);
                     self.pop();
                     di += 1;
                     li += 1;
-                    a = (di < dn).then(|| dm.entry(di));
-                    b = (li < ln).then(|| lm.entry(li));
                 }
-                (std::cmp::Ordering::Less, Some((key, dv)), _) => {
+                std::cmp::Ordering::Less => {
+                    let (key, dv) = dm.entry(di);
                     let s = secret_of(self, key);
                     self.push_key(key);
                     let _ = self.only_desired(dv, s, None);
                     self.pop();
                     di += 1;
-                    a = (di < dn).then(|| dm.entry(di));
                 }
-                (std::cmp::Ordering::Greater, _, Some((key, lv))) => {
+                std::cmp::Ordering::Greater => {
+                    let (key, lv) = lm.entry(li);
                     let s = secret_of(self, key);
                     self.push_key(key);
                     self.only_live(lv, s);
                     self.pop();
                     li += 1;
-                    b = (li < ln).then(|| lm.entry(li));
                 }
-                _ => break,
             }
         }
     }

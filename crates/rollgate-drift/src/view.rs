@@ -73,6 +73,10 @@ pub(crate) trait ObjView<'a>: Copy + Send + Sync + 'a {
     fn len(self) -> usize;
     /// The key and value of entry `k < len()`.
     fn entry(self, k: usize) -> (&'a str, Self::Item);
+    /// The key of entry `k < len()` as bytes (no UTF-8 check).
+    fn key_bytes(self, k: usize) -> &'a [u8];
+    /// The value of entry `k < len()`.
+    fn value(self, k: usize) -> Self::Item;
     /// The value under `key`.
     fn get(self, key: &str) -> Option<Self::Item>;
 }
@@ -130,6 +134,16 @@ impl<'a> ObjView<'a> for &'a [Entry] {
         (&e.key, &e.node)
     }
 
+    #[inline]
+    fn key_bytes(self, k: usize) -> &'a [u8] {
+        self[k].key.as_bytes()
+    }
+
+    #[inline]
+    fn value(self, k: usize) -> &'a Node {
+        &self[k].node
+    }
+
     fn get(self, key: &str) -> Option<&'a Node> {
         self.binary_search_by(|e| crate::tree::key_cmp(&e.key, key))
             .ok()
@@ -152,5 +166,50 @@ pub(crate) fn equal<'a, V: View<'a>>(a: V, b: V) -> bool {
                 })
         }
         _ => false,
+    }
+}
+
+/// Byte order of two keys (the order objects are sorted in) without a call
+/// to `memcmp` for keys of up to 16 bytes (nearly all): both are compared as
+/// zero-padded big-endian integers, the length deciding a tie.
+#[inline]
+pub(crate) fn key_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    if a.len() <= 16 && b.len() <= 16 {
+        let (mut x, mut y) = ([0u8; 16], [0u8; 16]);
+        x[..a.len()].copy_from_slice(a);
+        y[..b.len()].copy_from_slice(b);
+        u128::from_be_bytes(x)
+            .cmp(&u128::from_be_bytes(y))
+            .then(a.len().cmp(&b.len()))
+    } else {
+        a.cmp(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_order;
+
+    #[test]
+    fn key_order_is_byte_order() {
+        let keys: [&[u8]; 12] = [
+            b"",
+            b"\0",
+            b"a",
+            b"a\0",
+            b"ab",
+            b"abcdefghijklmnop",
+            b"abcdefghijklmnopq",
+            b"abcdefghijklmnoq",
+            b"b",
+            b"\xff",
+            b"\xff\xff",
+            b"zzzzzzzzzzzzzzzzzzzz",
+        ];
+        for a in keys {
+            for b in keys {
+                assert_eq!(key_order(a, b), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
     }
 }
