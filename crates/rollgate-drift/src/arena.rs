@@ -1171,6 +1171,12 @@ impl<'t> crate::view::View<'t> for NodeRef<'t> {
         NodeRef::pos(&self)
     }
 
+    #[inline]
+    fn str_bytes(self) -> Option<&'t [u8]> {
+        let s = &self.tree.slots[self.idx];
+        (s.kind() == Kind::String).then(|| slot_bytes(&self.tree.text, s))
+    }
+
     fn to_node(self) -> Node {
         NodeRef::to_node(&self)
     }

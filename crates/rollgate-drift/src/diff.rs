@@ -868,9 +868,9 @@ fn equals_default<'a, V: View<'a>>(res: &Resolved, node: V) -> bool {
 /// Whether an object names a secret through its `name` or `key` field.
 fn names_secret<'a, O: ObjView<'a>>(map: O) -> bool {
     ["name", "key"].iter().any(|f| {
-        map.get(f).is_some_and(
-            |n| matches!(n.shape(), Shape::Scalar(Scalar::String(s)) if is_secret_key(s)),
-        )
+        map.get(f)
+            .and_then(View::str_bytes)
+            .is_some_and(crate::rules::is_secret_key_bytes)
     })
 }
 
@@ -911,7 +911,7 @@ fn field<'a, V: View<'a>>(node: V, path: &[String]) -> Option<V> {
 enum KeyPart<'a> {
     Bool(bool),
     Num(u64),
-    Str(&'a str),
+    Str(&'a [u8]),
 }
 
 /// A list element's key: the first field plus any further ones.
@@ -919,8 +919,10 @@ enum KeyPart<'a> {
 pub(crate) struct Key<'a>(KeyPart<'a>, Vec<KeyPart<'a>>);
 
 fn key_part<'a, V: View<'a>>(node: V) -> Option<KeyPart<'a>> {
+    if let Some(s) = node.str_bytes() {
+        return Some(KeyPart::Str(s));
+    }
     match node.shape() {
-        Shape::Scalar(Scalar::String(s)) => Some(KeyPart::Str(s)),
         Shape::Scalar(Scalar::Number(n)) => {
             let x = n.as_f64();
             Some(KeyPart::Num(if x == 0.0 { 0 } else { x.to_bits() }))

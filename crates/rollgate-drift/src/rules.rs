@@ -539,10 +539,15 @@ fn from_toml(v: &toml::Value) -> Value {
 /// (`apiKey`, `api_key`, `key`).
 #[must_use]
 pub fn is_secret_key(key: &str) -> bool {
+    is_secret_key_bytes(key.as_bytes())
+}
+
+/// [`is_secret_key`] on the key's bytes (the arena's strings need no UTF-8
+/// check for it).
+pub(crate) fn is_secret_key_bytes(k: &[u8]) -> bool {
     // Called for every key the differ visits: one pass, no allocation, ASCII
     // case folded with `| 0x20` (exact for letters, and only letters are
     // compared); a word is checked only where its first letter is.
-    let k = key.as_bytes();
     let n = k.len();
     let folds = |at: usize, word: &[u8]| {
         k.get(at..at + word.len())

@@ -53,6 +53,8 @@ pub(crate) trait View<'a>: Copy + Send + Sync + 'a {
     fn quick_equal(self, _other: Self) -> bool {
         false
     }
+    /// A string's bytes, without building a `&str` (`None` for other kinds).
+    fn str_bytes(self) -> Option<&'a [u8]>;
     /// Whether the value is an object.
     fn is_object(self) -> bool {
         matches!(self.shape(), Shape::Object(_))
@@ -99,6 +101,14 @@ impl<'a> View<'a> for &'a Node {
 
     fn pos(self) -> Pos {
         self.pos
+    }
+
+    #[inline]
+    fn str_bytes(self) -> Option<&'a [u8]> {
+        match &self.value {
+            Value::String(s) => Some(s.as_bytes()),
+            _ => None,
+        }
     }
 
     fn to_node(self) -> Node {
