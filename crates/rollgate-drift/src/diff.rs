@@ -573,14 +573,14 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         };
         let (dn, ln) = (dm.len(), lm.len());
         let (mut di, mut li) = (0, 0);
-        // Keys are compared as bytes; only the key taken into the path is
-        // made a `&str` (once per step).
+        // Keys are compared as bytes (the order objects are sorted in); only
+        // the key taken into the path is made a `&str` (once per step).
         loop {
             let order = match (di < dn, li < ln) {
                 (false, false) => break,
                 (true, false) => std::cmp::Ordering::Less,
                 (false, true) => std::cmp::Ordering::Greater,
-                (true, true) => crate::view::key_order(dm.key_bytes(di), lm.key_bytes(li)),
+                (true, true) => dm.key_bytes(di).cmp(lm.key_bytes(li)),
             };
             match order {
                 std::cmp::Ordering::Equal => {
