@@ -11,8 +11,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use rollgate_deploy::spec::PlanFile;
 use rollgate_deploy::{
-    Artifact, Error, Event, EventRecord, Executor, Outcome, PhaseDefaults, Report, Rollout,
-    RolloutId, RolloutRequest, SqliteOptions, SqliteStore, StateStore, Status, Strategy,
+    Artifact, Error, Event, EventRecord, Executor, LeaseInfo, Outcome, PhaseDefaults, Report,
+    Rollout, RolloutId, RolloutRequest, SqliteOptions, SqliteStore, StateStore, Status, Strategy,
     TargetState, Writer,
 };
 use serde_json::{Value, json};
@@ -341,6 +341,15 @@ fn owner_is_dead(owner: &str) -> bool {
     }
 }
 
+/// The controller that drives rollout `id` now: a lease that has not expired
+/// and whose owner is not a dead process on this host.
+async fn live_driver(store: &SqliteStore, id: RolloutId) -> Result<Option<LeaseInfo>, Fail> {
+    Ok(store
+        .lease_info(id)
+        .await?
+        .filter(|l| !l.expires_in.is_zero() && !owner_is_dead(&l.owner)))
+}
+
 /// What the CLI keeps in `RolloutRequest::spec` to rebuild deployer, gate and
 /// router when it resumes the rollout from any directory.
 fn spec_of(plan: &PlanFile, cwd: &Path) -> Value {
@@ -591,10 +600,7 @@ async fn run_plan(
         let existing = store.request(id).await?;
         let log = store.events(id, 0).await?;
         let r = Rollout::replay(id, existing, &log)?;
-        let lease = store
-            .lease_info(id)
-            .await?
-            .filter(|l| !l.expires_in.is_zero() && !owner_is_dead(&l.owner));
+        let lease = live_driver(&store, id).await?;
         if r.is_finished() || matches!(r.status, Status::Held(_)) {
             print_status(c, &r, true, None);
             return Ok(exit_code(&r));
@@ -647,10 +653,7 @@ async fn status(c: &Common, id: RolloutId) -> Result<u8, Fail> {
     let r = Rollout::replay(id, req, &log)?;
     // A lease whose owner has expired or is a dead process on this host
     // drives nothing: say so, and what to run.
-    let lease = store
-        .lease_info(id)
-        .await?
-        .filter(|l| !l.expires_in.is_zero() && !owner_is_dead(&l.owner));
+    let lease = live_driver(&store, id).await?;
     print_status(c, &r, false, lease.as_ref().map(|l| l.owner.as_str()));
     if lease.is_none() && !matches!(r.status, Status::Finished(_)) && c.output != Output::Json {
         out!("  no controller is driving it: `rollgate rollout resume-all` takes it on");
@@ -673,10 +676,7 @@ async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
     }
     let action = event.action();
     let seq = store.append(id, Writer::Person(&r.actor), &[event]).await?;
-    let driven = store
-        .lease_info(id)
-        .await?
-        .filter(|l| !l.expires_in.is_zero() && !owner_is_dead(&l.owner));
+    let driven = live_driver(&store, id).await?;
     if c.output == Output::Json {
         out!(
             "{}",
@@ -706,10 +706,7 @@ async fn resume_all(c: &Common) -> Result<u8, Fail> {
     let mut worst = SUCCESS;
     let mut results = Vec::new();
     for id in ids {
-        if let Some(l) = store.lease_info(id).await?
-            && !l.expires_in.is_zero()
-            && !owner_is_dead(&l.owner)
-        {
+        if let Some(l) = live_driver(&store, id).await? {
             if c.output == Output::Text {
                 out!(
                     "rollout {id}: driven by {} (lease expires in {}s); left alone",

@@ -689,22 +689,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         lk: &KeyTable<'a>,
         secret: bool,
     ) {
-        // One merge over the two key-sorted index tables pairs the elements.
-        let mut partner = vec![usize::MAX; da.len()];
-        let mut taken = vec![false; la.len()];
-        let (mut a, mut b) = (0, 0);
-        while let (Some(&i), Some(&j)) = (dk.order.get(a), lk.order.get(b)) {
-            match dk.keys[i].cmp(&lk.keys[j]) {
-                std::cmp::Ordering::Less => a += 1,
-                std::cmp::Ordering::Greater => b += 1,
-                std::cmp::Ordering::Equal => {
-                    partner[i] = j;
-                    taken[j] = true;
-                    a += 1;
-                    b += 1;
-                }
-            }
-        }
+        let (partner, taken) = dk.pair(lk);
         self.matched(da, la, spec, &partner, secret);
         let missing: Vec<usize> = (0..da.len())
             .filter(|&i| partner[i] == usize::MAX)
@@ -916,7 +901,7 @@ enum KeyPart<'a> {
 
 /// A list element's key: the first field plus any further ones.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Key<'a>(KeyPart<'a>, Vec<KeyPart<'a>>);
+struct Key<'a>(KeyPart<'a>, Vec<KeyPart<'a>>);
 
 fn key_part<'a, V: View<'a>>(node: V) -> Option<KeyPart<'a>> {
     if let Some(s) = node.str_bytes() {
@@ -933,11 +918,36 @@ fn key_part<'a, V: View<'a>>(node: V) -> Option<KeyPart<'a>> {
 }
 
 /// The keys of a list's elements, with the element indices sorted by key.
-pub(crate) struct KeyTable<'a> {
+struct KeyTable<'a> {
     /// The key of element `i`.
-    pub(crate) keys: Vec<Key<'a>>,
+    keys: Vec<Key<'a>>,
     /// Element indices in key order.
     order: Vec<usize>,
+}
+
+impl KeyTable<'_> {
+    /// Pairs this list's elements with `other`'s by key, in one merge over
+    /// both key orders: `partner[i]` is the index in `other` of element
+    /// `i`'s key (`usize::MAX` when it has none there), and `taken[j]` says
+    /// whether `other`'s element `j` was paired.
+    fn pair(&self, other: &KeyTable<'_>) -> (Vec<usize>, Vec<bool>) {
+        let mut partner = vec![usize::MAX; self.keys.len()];
+        let mut taken = vec![false; other.keys.len()];
+        let (mut a, mut b) = (0, 0);
+        while let (Some(&i), Some(&j)) = (self.order.get(a), other.order.get(b)) {
+            match self.keys[i].cmp(&other.keys[j]) {
+                std::cmp::Ordering::Less => a += 1,
+                std::cmp::Ordering::Greater => b += 1,
+                std::cmp::Ordering::Equal => {
+                    partner[i] = j;
+                    taken[j] = true;
+                    a += 1;
+                    b += 1;
+                }
+            }
+        }
+        (partner, taken)
+    }
 }
 
 /// The key of every element, or `None` when some element lacks a scalar key
@@ -981,14 +991,23 @@ impl SpecRef {
     }
 }
 
-/// The keys of both lists under the rule's key or the first default key that
-/// identifies every element (used by overlays).
-pub(crate) fn keys_for<'a>(
+/// For each element of `a`, the index of the element of `b` with the same
+/// key, under the rule's key or the first default key that identifies every
+/// element of both lists; `None` when the lists are not keyed (used by
+/// overlays, paired as the differ pairs).
+pub(crate) fn partners(
     rule: Option<&KeySpec>,
-    a: &'a [Node],
-    b: &'a [Node],
-) -> Option<(Vec<Key<'a>>, Vec<Key<'a>>)> {
-    keyed(rule, a, b).map(|(_, ka, kb)| (ka.keys, kb.keys))
+    a: &[Node],
+    b: &[Node],
+) -> Option<Vec<Option<usize>>> {
+    let (_, ka, kb) = keyed(rule, a, b)?;
+    let (partner, _) = ka.pair(&kb);
+    Some(
+        partner
+            .into_iter()
+            .map(|j| (j != usize::MAX).then_some(j))
+            .collect(),
+    )
 }
 
 static DEFAULT_KEYS: std::sync::LazyLock<[KeySpec; 4]> = std::sync::LazyLock::new(|| {

@@ -3,7 +3,7 @@
 //! when their elements have one and are replaced otherwise, and `$patch`
 //! directives delete or replace explicitly.
 
-use crate::diff::keys_for;
+use crate::diff::partners;
 use crate::error::Error;
 use crate::rules::Rules;
 use crate::tree::{Map, Node, Value, escape_token};
@@ -176,14 +176,9 @@ impl Merger<'_> {
                 // content and the base together.
                 // Resolve each overlay element to its base index before
                 // mutating the base (the keys borrow it).
-                let matches: Vec<Option<usize>> = {
-                    let Some((bk, ok)) = keys_for(rule_key.as_ref(), bl, &content) else {
-                        *base = strip(over);
-                        return Ok(());
-                    };
-                    let index: std::collections::BTreeMap<_, usize> =
-                        bk.iter().enumerate().map(|(i, k)| (k, i)).collect();
-                    ok.iter().map(|k| index.get(k).copied()).collect()
+                let Some(matches) = partners(rule_key.as_ref(), &content, bl) else {
+                    *base = strip(over);
+                    return Ok(());
                 };
                 let mut appended = Vec::new();
                 let mut delete = Vec::new();

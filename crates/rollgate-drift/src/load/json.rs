@@ -39,15 +39,13 @@ pub(crate) fn parse_blocks(
         total: 0,
         limit: limits.max_bytes,
     };
-    let mut bom = 0;
-    match lines.advance() {
-        Ok(_) => {
-            if lines.chunk.starts_with('\u{feff}') {
-                bom = '\u{feff}'.len_utf8();
-            }
-        }
-        Err(e) => return Err(e.into_error(source_name, 1)),
-    }
+    lines.advance().map_err(|e| e.into_error(source_name, 1))?;
+    // A UTF-8 byte order mark carries no content (as `load` strips it).
+    let bom = if lines.chunk.starts_with('\u{feff}') {
+        '\u{feff}'.len_utf8()
+    } else {
+        0
+    };
     run(lines, source_name, limits, bom)
 }
 

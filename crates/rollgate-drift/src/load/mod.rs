@@ -149,15 +149,15 @@ pub fn load_reader(
     if format == Format::Json {
         return json::parse_read(reader, source_name, limits);
     }
+    // One byte past the limit is enough for `load_bytes` to reject the size.
     let mut bytes = Vec::new();
-    let read = reader
+    reader
         .take(limits.max_bytes.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|source| Error::Read {
             path: source_name.into(),
             source,
         })?;
-    check_size(read, source_name, limits)?;
     load_bytes(&bytes, format, source_name, limits)
 }
 
