@@ -1,11 +1,13 @@
 //! Two arbitrary trees: the differ's patch turns LIVE into DESIRED exactly
-//! (no list keys, no secret-looking keys), diff(x, x) is empty, and the patch
-//! JSON loads back as JSON.
+//! (no list keys, no secret-looking keys), diff(x, x) is empty, the patch
+//! JSON loads back as JSON, and the compact trees (converted, and parsed
+//! from the JSON text) give the same report as the owned ones.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use rollgate_drift::{Format, Limits, Map, Node, Number, Value, diff, load};
+use rollgate_drift::arena::Tree;
+use rollgate_drift::{Differ, Format, Limits, Map, Node, Number, Value, diff, load, load_tree};
 
 #[derive(Debug, Arbitrary)]
 enum T {
@@ -54,6 +56,16 @@ fuzz_target!(|pair: (T, T)| {
     assert_eq!(patched, desired, "patch: {}", report.patch().to_json());
     assert_eq!(report.has_drift(), desired != live);
     assert!(!diff(&desired, &desired).has_drift());
+    let differ = Differ::default();
+    let converted = differ.diff_trees(&Tree::from_node(&desired), &Tree::from_node(&live));
+    assert_eq!(converted, report);
+    let parse = |n: &Node, name| load_tree(&n.to_json(), Format::Json, name, &Limits::default());
+    let (d, l) = (parse(&desired, "d.json").unwrap(), parse(&live, "l.json").unwrap());
+    // Positions differ (the parsed trees have them); paths and kinds do not.
+    let shape = |r: &rollgate_drift::Report| -> Vec<(String, rollgate_drift::Kind)> {
+        r.differences().iter().map(|x| (x.path.clone(), x.kind)).collect()
+    };
+    assert_eq!(shape(&differ.diff_trees(&d, &l)), shape(&report));
     load(
         &report.patch().to_json(),
         Format::Json,

@@ -5,15 +5,16 @@
 //! ```text
 //! rollgate-drift-bench gen DIR [MB] [CHANGES] [SEED]
 //! rollgate-drift-bench rollgate DIR [RULES.toml]
+//! rollgate-drift-bench owned DIR [RULES.toml]
+//! rollgate-drift-bench parse DIR
 //! rollgate-drift-bench json-patch DIR
-//! rollgate-drift-bench arena DIR
-//! rollgate-drift-bench arena-diff DIR [RULES.toml]
 //! ```
 //!
-//! `arena` only reads and parses both files into the compact arena tree of
-//! ADR 0004 (a prototype), on two threads, as `rollgate` does. `arena-diff`
-//! is `rollgate` on arena trees: the same parse, then `Differ::diff_trees`,
-//! the same report and patch rendering and the same false-drift check.
+//! `rollgate` does what `rollgate drift` does: both files read and parsed at
+//! once into compact trees (ADR 0004), `Differ::diff_trees`, the JSON report
+//! and patch rendered, the differences checked. `owned` is the same on the
+//! owned `Node` model (`load_file`, `Differ::diff`), for comparison. `parse`
+//! only reads and parses, and prints the trees' size.
 //!
 //! `gen` writes `desired.json`, `live.json` (every keyed list shuffled, plus
 //! CHANGES real changes) and `expected.txt` (the JSON Pointers, in DESIRED,
@@ -239,20 +240,18 @@ fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-fn run_rollgate(dir: &Path, rules: Option<&Path>) -> Result<(), String> {
-    use rollgate_drift::{Differ, Limits, RenderOptions, Rules, load_file, render_json};
-    let limits = Limits::default();
-    let rules = match rules {
-        Some(path) => Rules::from_file(path).map_err(|e| e.to_string())?,
-        None => Rules::new(),
-    };
+/// Reads and parses both files at once, as `rollgate drift` does: each
+/// streamed a block of lines at a time (the text is never whole in memory),
+/// on two threads. Returns the documents, the seconds taken and the bytes.
+fn load_both<T: Send>(
+    dir: &Path,
+    load: impl Fn(&Path) -> Result<T, rollgate_drift::Error> + Sync,
+) -> Result<(T, T, f64, f64), String> {
     let t0 = Instant::now();
-    // As `rollgate drift` does: both files are read and parsed at once, each
-    // streamed a block of lines at a time (the text is never whole in memory).
     let (d_path, l_path) = (dir.join("desired.json"), dir.join("live.json"));
     let (desired, live) = std::thread::scope(|scope| {
-        let l = scope.spawn(|| load_file(&l_path, &limits));
-        let d = load_file(&d_path, &limits);
+        let l = scope.spawn(|| load(&l_path));
+        let d = load(&d_path);
         (d, l.join().map_err(|_| "thread panicked".to_owned()))
     });
     let desired = desired.map_err(|e| e.to_string())?;
@@ -260,8 +259,27 @@ fn run_rollgate(dir: &Path, rules: Option<&Path>) -> Result<(), String> {
     let parse = secs(t0);
     let bytes = (std::fs::metadata(&d_path).map_err(|e| e.to_string())?.len()
         + std::fs::metadata(&l_path).map_err(|e| e.to_string())?.len()) as f64;
+    Ok((desired, live, parse, bytes))
+}
+
+/// End to end: read + parse, diff, JSON report and patch, then the
+/// differences checked against `expected.txt`.
+fn run_diff<T: Send>(
+    dir: &Path,
+    rules: Option<&Path>,
+    tool: &str,
+    load: impl Fn(&Path) -> Result<T, rollgate_drift::Error> + Sync,
+    diff: impl Fn(&rollgate_drift::Differ, &T, &T) -> rollgate_drift::Report,
+) -> Result<(), String> {
+    use rollgate_drift::{Differ, RenderOptions, Rules, render_json};
+    let rules = match rules {
+        Some(path) => Rules::from_file(path).map_err(|e| e.to_string())?,
+        None => Rules::new(),
+    };
+    let t0 = Instant::now();
+    let (desired, live, parse, bytes) = load_both(dir, load)?;
     let t2 = Instant::now();
-    let report = Differ::new(rules.clone()).diff(&desired, &live);
+    let report = diff(&Differ::new(rules), &desired, &live);
     let diff = secs(t2);
     let t3 = Instant::now();
     let json = render_json(&report, &RenderOptions::new("desired.json", "live.json"));
@@ -281,7 +299,7 @@ fn run_rollgate(dir: &Path, rules: Option<&Path>) -> Result<(), String> {
     let false_drifts = found.difference(&expected).count();
     let missed = expected.difference(&found).count();
     println!(
-        "tool=rollgate-drift total_s={total:.3} read_parse_s={parse:.3} read_parse_mb_s={:.0} diff_s={diff:.3} render_s={render:.3} differences={} false_drifts={false_drifts} missed={missed} report_bytes={} patch_bytes={}",
+        "tool={tool} total_s={total:.3} read_parse_s={parse:.3} read_parse_mb_s={:.0} diff_s={diff:.3} render_s={render:.3} differences={} false_drifts={false_drifts} missed={missed} report_bytes={} patch_bytes={}",
         bytes / 1e6 / parse,
         report.differences().len(),
         json.len(),
@@ -291,79 +309,20 @@ fn run_rollgate(dir: &Path, rules: Option<&Path>) -> Result<(), String> {
     Ok(())
 }
 
-fn run_arena(dir: &Path) -> Result<(), String> {
-    use rollgate_drift::{Limits, arena};
-    let limits = Limits::default();
-    let t0 = Instant::now();
-    let (d_path, l_path) = (dir.join("desired.json"), dir.join("live.json"));
-    let (desired, live) = std::thread::scope(|scope| {
-        let l = scope.spawn(|| arena::load_file(&l_path, &limits));
-        let d = arena::load_file(&d_path, &limits);
-        (d, l.join().map_err(|_| "thread panicked".to_owned()))
-    });
-    let desired = desired.map_err(|e| e.to_string())?;
-    let live = live?.map_err(|e| e.to_string())?;
-    let parse = secs(t0);
-    let bytes = (std::fs::metadata(&d_path).map_err(|e| e.to_string())?.len()
-        + std::fs::metadata(&l_path).map_err(|e| e.to_string())?.len()) as f64;
+/// Read + parse only, into the trees `rollgate drift` compares, with their
+/// size.
+fn run_parse(dir: &Path) -> Result<(), String> {
+    let limits = rollgate_drift::Limits::default();
+    let (desired, live, parse, bytes) =
+        load_both(dir, |p| rollgate_drift::load_tree_file(p, &limits))?;
     let slots = desired.slot_count() + live.slot_count();
     let text = desired.text_bytes() + live.text_bytes();
     let lines = desired.line_count() + live.line_count();
     let used = desired.used_bytes() + live.used_bytes();
     println!(
-        "tool=arena read_parse_s={parse:.3} read_parse_mb_s={:.0} slots={slots} text_bytes={text} lines={lines} tree_bytes={used} tree_bytes_per_input_byte={:.3}",
+        "tool=parse read_parse_s={parse:.3} read_parse_mb_s={:.0} slots={slots} text_bytes={text} lines={lines} tree_bytes={used} tree_bytes_per_input_byte={:.3}",
         bytes / 1e6 / parse,
         used as f64 / bytes
-    );
-    drop((desired, live));
-    Ok(())
-}
-
-fn run_arena_diff(dir: &Path, rules: Option<&Path>) -> Result<(), String> {
-    use rollgate_drift::{Differ, Limits, RenderOptions, Rules, arena, render_json};
-    let limits = Limits::default();
-    let rules = match rules {
-        Some(path) => Rules::from_file(path).map_err(|e| e.to_string())?,
-        None => Rules::new(),
-    };
-    let t0 = Instant::now();
-    let (d_path, l_path) = (dir.join("desired.json"), dir.join("live.json"));
-    let (desired, live) = std::thread::scope(|scope| {
-        let l = scope.spawn(|| arena::load_file(&l_path, &limits));
-        let d = arena::load_file(&d_path, &limits);
-        (d, l.join().map_err(|_| "thread panicked".to_owned()))
-    });
-    let desired = desired.map_err(|e| e.to_string())?;
-    let live = live?.map_err(|e| e.to_string())?;
-    let parse = secs(t0);
-    let bytes = (std::fs::metadata(&d_path).map_err(|e| e.to_string())?.len()
-        + std::fs::metadata(&l_path).map_err(|e| e.to_string())?.len()) as f64;
-    let t2 = Instant::now();
-    let report = Differ::new(rules.clone()).diff_trees(&desired, &live);
-    let diff = secs(t2);
-    let t3 = Instant::now();
-    let json = render_json(&report, &RenderOptions::new("desired.json", "live.json"));
-    let patch = report.patch().to_json();
-    let render = secs(t3);
-    let total = secs(t0);
-    let expected: BTreeSet<String> = std::fs::read_to_string(dir.join("expected.txt"))
-        .map_err(|e| e.to_string())?
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    let found: BTreeSet<String> = report
-        .differences()
-        .iter()
-        .map(|d| d.path.clone())
-        .collect();
-    let false_drifts = found.difference(&expected).count();
-    let missed = expected.difference(&found).count();
-    println!(
-        "tool=rollgate-drift-arena total_s={total:.3} read_parse_s={parse:.3} read_parse_mb_s={:.0} diff_s={diff:.3} render_s={render:.3} differences={} false_drifts={false_drifts} missed={missed} report_bytes={} patch_bytes={}",
-        bytes / 1e6 / parse,
-        report.differences().len(),
-        json.len(),
-        patch.len()
     );
     drop((desired, live));
     Ok(())
@@ -409,12 +368,30 @@ fn main() {
             let seed = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(42);
             generate(dir, mb, changes, seed).map_err(|e| e.to_string())
         }
-        Some("rollgate") => run_rollgate(dir, args.get(3).map(Path::new)),
+        Some("rollgate") => {
+            let limits = rollgate_drift::Limits::default();
+            run_diff(
+                dir,
+                args.get(3).map(Path::new),
+                "rollgate-drift",
+                |p| rollgate_drift::load_tree_file(p, &limits),
+                |differ, d, l| differ.diff_trees(d, l),
+            )
+        }
+        Some("owned") => {
+            let limits = rollgate_drift::Limits::default();
+            run_diff(
+                dir,
+                args.get(3).map(Path::new),
+                "rollgate-drift-owned",
+                |p| rollgate_drift::load_file(p, &limits),
+                |differ, d, l| differ.diff(d, l),
+            )
+        }
         Some("json-patch") => run_json_patch(dir),
-        Some("arena") => run_arena(dir),
-        Some("arena-diff") => run_arena_diff(dir, args.get(3).map(Path::new)),
+        Some("parse") => run_parse(dir),
         _ => Err(
-            "usage: rollgate-drift-bench gen|rollgate|json-patch|arena|arena-diff DIR [MB] [CHANGES] [SEED]"
+            "usage: rollgate-drift-bench gen|rollgate|owned|parse|json-patch DIR [MB] [CHANGES] [SEED]"
                 .into(),
         ),
     };

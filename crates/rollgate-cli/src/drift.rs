@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
+use rollgate_drift::arena::Tree;
 use rollgate_drift::{
     CommandSource, Differ, DriftEvent, DriftWatcher, Error, FileSource, Format, HttpSource, Limits,
-    LiveSource, Node, Normaliser, Notifier, RenderOptions, Report, Rules, Value, apply_overlay,
-    load_file, load_file_as, load_reader, render_json, render_text,
+    LiveSource, Normaliser, Notifier, RenderOptions, Report, Rules, Value, apply_overlay,
+    load_file, load_tree_file, load_tree_file_as, load_tree_reader, render_json, render_text,
 };
 
 /// Exit code: inputs agree.
@@ -134,15 +135,15 @@ impl LiveFormat {
 
 /// Loads LIVE: a file (format from `--live-format`, else its name) or, for
 /// `-`, standard input (JSON unless `--live-format` says otherwise).
-fn load_live(live: &Path, format: Option<LiveFormat>, limits: &Limits) -> Result<Node, Error> {
+fn load_live(live: &Path, format: Option<LiveFormat>, limits: &Limits) -> Result<Tree, Error> {
     let explicit = format.map(LiveFormat::format);
     if live == Path::new("-") {
         let format = explicit.unwrap_or(Format::Json);
-        return load_reader(std::io::stdin().lock(), format, "stdin", limits);
+        return load_tree_reader(std::io::stdin().lock(), format, "stdin", limits);
     }
     match explicit {
-        Some(format) => load_file_as(live, format, limits),
-        None => load_file(live, limits),
+        Some(format) => load_tree_file_as(live, format, limits),
+        None => load_tree_file(live, limits),
     }
 }
 
@@ -180,15 +181,20 @@ impl Common {
         PathBuf::from(name)
     }
 
-    /// Loads `path` and merges every overlay onto it.
-    fn desired(&self, path: &Path, rules: &Rules) -> Result<Node, Error> {
+    /// Loads `path` and merges every overlay onto it. Without overlays the
+    /// file is parsed straight into the compact tree; overlays merge on the
+    /// owned model, converted once at the end.
+    fn desired(&self, path: &Path, rules: &Rules) -> Result<Tree, Error> {
         let limits = self.limits();
+        if self.overlays.is_empty() {
+            return load_tree_file(path, &limits);
+        }
         let mut node = load_file(path, &limits)?;
         for overlay in &self.overlays {
             let o = load_file(overlay, &limits)?;
             apply_overlay(&mut node, &o, rules, &overlay.display().to_string())?;
         }
-        Ok(node)
+        Ok(Tree::from_node(&node))
     }
 }
 
@@ -259,16 +265,13 @@ fn compare(
         (d, l)
     });
     let (d, l) = (d?, l?);
-    let report = Differ::new(rules).diff(&d, &l);
+    let report = Differ::new(rules).diff_trees(&d, &l);
     let live_name = if live == Path::new("-") {
         Path::new("stdin")
     } else {
         live
     };
     emit(&report, &common.desired_name(desired), live_name, format)?;
-    // The process exits next: freeing two large trees node by node would only
-    // add to the wall time.
-    std::mem::forget((d, l));
     Ok(if report.has_drift() { DRIFT } else { NO_DRIFT })
 }
 
@@ -280,9 +283,9 @@ fn parity(a: &Path, b: &Path, common: &Common, format: OutputFormat) -> Result<u
     }
     let rules = common.rules()?;
     let limits = common.limits();
-    let na = common.desired(a, &rules)?;
-    let nb = load_file(b, &limits)?;
-    let report = Differ::new(rules).parity(&na, &nb);
+    let ta = common.desired(a, &rules)?;
+    let tb = load_tree_file(b, &limits)?;
+    let report = Differ::new(rules).parity_trees(&ta, &tb);
     emit(&report, &common.desired_name(a), b, format)?;
     Ok(if report.has_drift() { DRIFT } else { NO_DRIFT })
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
+use crate::arena::Tree;
 use crate::patch::PatchOp;
 use crate::rules::{KeySpec, Resolved, Rules, Severity, is_secret_key};
 use crate::tree::{Node, Str, Value, escape_token};
@@ -183,12 +184,30 @@ impl Differ {
         self.run(a, b, true)
     }
 
-    /// Compares DESIRED with LIVE loaded as arena trees (ADR 0004): the same
-    /// report and patch as [`Differ::diff`] on the owned trees.
-    #[doc(hidden)]
+    /// Compares DESIRED with LIVE loaded as compact trees ([`crate::load_tree`],
+    /// [`crate::load_tree_file`], or [`Tree::from_node`]): the same report
+    /// and patch as [`Differ::diff`] on the owned trees, faster and in about
+    /// half the memory on large documents.
+    ///
+    /// ```
+    /// use rollgate_drift::{Differ, Format, Kind, Limits, load_tree};
+    /// let limits = Limits::default();
+    /// let desired = load_tree(r#"{"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}"#, Format::Json, "d.json", &limits)?;
+    /// let live = load_tree(r#"{"env": [{"name": "B", "value": "3"}, {"name": "A", "value": "1"}]}"#, Format::Json, "l.json", &limits)?;
+    /// let report = Differ::default().diff_trees(&desired, &live);
+    /// let found: Vec<_> = report.differences().iter().map(|d| (d.kind, d.path.as_str())).collect();
+    /// assert_eq!(found, [(Kind::Changed, "/env/1/value")]);
+    /// # Ok::<(), rollgate_drift::Error>(())
+    /// ```
     #[must_use]
-    pub fn diff_trees(&self, desired: &crate::arena::Tree, live: &crate::arena::Tree) -> Report {
+    pub fn diff_trees(&self, desired: &Tree, live: &Tree) -> Report {
         self.run(desired.root(), live.root(), false)
+    }
+
+    /// [`Differ::parity`] on compact trees.
+    #[must_use]
+    pub fn parity_trees(&self, a: &Tree, b: &Tree) -> Report {
+        self.run(a.root(), b.root(), true)
     }
 
     fn run<'a, V: View<'a>>(&'a self, desired: V, live: V, structure: bool) -> Report {

@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-#[doc(hidden)]
 pub mod arena;
 mod diff;
 mod error;
@@ -20,8 +19,9 @@ pub use async_trait::async_trait;
 pub use diff::{Differ, Difference, Kind, MASK, Report, diff};
 pub use error::Error;
 pub use load::{
-    Format, Limits, MAX_DEPTH_CEILING, load, load_bytes, load_file, load_file_as,
-    load_json_reader_blocks, load_reader,
+    Format, Limits, MAX_BYTES_CEILING, MAX_DEPTH_CEILING, load, load_bytes, load_file,
+    load_file_as, load_json_reader_blocks, load_reader, load_tree, load_tree_bytes, load_tree_file,
+    load_tree_file_as, load_tree_reader,
 };
 pub use normalise::Normaliser;
 pub use overlay::apply_overlay;

@@ -12,10 +12,12 @@ use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
+use crate::arena::Tree;
 use crate::diff::{Differ, Report};
 use crate::error::Error;
-use crate::load::{Format, Limits, load_bytes};
+use crate::load::{Format, Limits, load_tree_bytes};
 use crate::rules::Severity;
+#[cfg(doc)]
 use crate::tree::Node;
 
 /// Where the live configuration comes from.
@@ -30,8 +32,9 @@ use crate::tree::Node;
 pub trait LiveSource: Send + Sync + 'static {
     /// A description for logs and errors (never includes credentials).
     fn describe(&self) -> String;
-    /// Reads the live configuration now.
-    async fn fetch(&self) -> Result<Node, Error>;
+    /// Reads the live configuration now, as a compact tree (a source that
+    /// builds a [`Node`] returns `Tree::from(node)`).
+    async fn fetch(&self) -> Result<Tree, Error>;
 }
 
 const _: Option<&dyn LiveSource> = None;
@@ -100,7 +103,7 @@ pub struct CheckOutcome {
 
 /// Builds a [`DriftWatcher`].
 pub struct DriftWatcherBuilder {
-    desired: Node,
+    desired: Tree,
     source: Arc<dyn LiveSource>,
     differ: Differ,
     interval: Duration,
@@ -201,7 +204,7 @@ impl DriftWatcherBuilder {
 /// # }
 /// ```
 pub struct DriftWatcher {
-    desired: Node,
+    desired: Tree,
     source: Arc<dyn LiveSource>,
     differ: Differ,
     interval: Duration,
@@ -236,11 +239,12 @@ impl fmt::Debug for DriftWatcher {
 }
 
 impl DriftWatcher {
-    /// Starts building a watcher of `desired` against `source`.
+    /// Starts building a watcher of `desired` (a [`Node`] or a [`Tree`];
+    /// it is kept as a compact tree for the watcher's life) against `source`.
     #[must_use]
-    pub fn builder(desired: Node, source: Arc<dyn LiveSource>) -> DriftWatcherBuilder {
+    pub fn builder(desired: impl Into<Tree>, source: Arc<dyn LiveSource>) -> DriftWatcherBuilder {
         DriftWatcherBuilder {
-            desired,
+            desired: desired.into(),
             source,
             differ: Differ::default(),
             interval: Duration::from_secs(30),
@@ -297,7 +301,7 @@ impl DriftWatcher {
                 n.source_recovered(&source, f.checks, failed_for).await;
             }
         }
-        let report = self.differ.diff(&self.desired, &live);
+        let report = self.differ.diff_trees(&self.desired, &live);
         let now = Instant::now();
         let took = now - start;
         self.record_metrics(&report, took);
@@ -420,14 +424,14 @@ impl LiveSource for FileSource {
         format!("file {}", self.path.display())
     }
 
-    async fn fetch(&self) -> Result<Node, Error> {
+    async fn fetch(&self) -> Result<Tree, Error> {
         let bytes = tokio::fs::read(&self.path)
             .await
             .map_err(|source| Error::Read {
                 path: self.path.clone(),
                 source,
             })?;
-        load_bytes(
+        load_tree_bytes(
             &bytes,
             self.format,
             &self.path.display().to_string(),
@@ -506,7 +510,7 @@ impl LiveSource for CommandSource {
         }
     }
 
-    async fn fetch(&self) -> Result<Node, Error> {
+    async fn fetch(&self) -> Result<Tree, Error> {
         let err = |message: String| Error::Live {
             source_name: self.describe(),
             message,
@@ -527,7 +531,7 @@ impl LiveSource for CommandSource {
             // stderr is not shown: it may echo credentials.
             return Err(err(format!("exited with {}", out.status)));
         }
-        load_bytes(&out.stdout, self.format, &self.describe(), &self.limits)
+        load_tree_bytes(&out.stdout, self.format, &self.describe(), &self.limits)
     }
 }
 
@@ -692,7 +696,7 @@ impl LiveSource for HttpSource {
         )
     }
 
-    async fn fetch(&self) -> Result<Node, Error> {
+    async fn fetch(&self) -> Result<Tree, Error> {
         let body = tokio::time::timeout(self.timeout, self.get())
             .await
             .map_err(|_| format!("no response within {:?}", self.timeout))
@@ -701,7 +705,7 @@ impl LiveSource for HttpSource {
                 source_name: self.describe(),
                 message,
             })?;
-        load_bytes(&body, self.format, &self.describe(), &self.limits)
+        load_tree_bytes(&body, self.format, &self.describe(), &self.limits)
     }
 }
 
@@ -710,7 +714,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::load::load;
+    use crate::load::{load, load_tree};
 
     /// Serves a scripted sequence of fetch results; the last one repeats.
     struct Scripted(Mutex<Vec<Result<&'static str, &'static str>>>);
@@ -720,7 +724,7 @@ mod tests {
         fn describe(&self) -> String {
             "scripted".to_owned()
         }
-        async fn fetch(&self) -> Result<Node, Error> {
+        async fn fetch(&self) -> Result<Tree, Error> {
             let next = {
                 let mut docs = self.0.lock().unwrap();
                 if docs.len() > 1 {
@@ -730,7 +734,7 @@ mod tests {
                 }
             };
             match next {
-                Ok(text) => load(text, Format::Json, "live.json", &Limits::default()),
+                Ok(text) => load_tree(text, Format::Json, "live.json", &Limits::default()),
                 Err(message) => Err(Error::Live {
                     source_name: "scripted".to_owned(),
                     message: message.to_owned(),
@@ -862,6 +866,6 @@ mod tests {
         );
         assert!(e.ends_with('3'), "{e}");
         let s = CommandSource::shell(r#"echo '{"a": 1}'"#, Format::Json);
-        assert_eq!(s.fetch().await.unwrap().to_json(), r#"{"a":1}"#);
+        assert_eq!(s.fetch().await.unwrap().to_node().to_json(), r#"{"a":1}"#);
     }
 }

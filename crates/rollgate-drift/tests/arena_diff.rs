@@ -1,12 +1,14 @@
-//! The differ on arena trees (ADR 0004) gives exactly the report and patch it
-//! gives on the owned trees: every field of every difference (positions
-//! included), in order, and the same patch.
+//! The differ on arena trees (ADR 0004), parsed or converted from owned
+//! nodes, gives exactly the report and patch it gives on the owned trees:
+//! every field of every difference (positions included), in order, and the
+//! same patch.
 
 mod common;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
-use rollgate_drift::{Differ, Format, Limits, Map, Node, Report, Rules, Value, arena, load};
+use rollgate_drift::arena::Tree;
+use rollgate_drift::{Differ, Format, Limits, Map, Node, Report, Rules, Value, load, load_tree};
 
 fn config() -> Config {
     Config {
@@ -207,14 +209,18 @@ fn both(differ: &Differ, desired: &str, live: &str) -> Result<(), TestCaseError>
             .map_err(|e| TestCaseError::fail(e.to_string()))?,
     );
     let (da, la) = (
-        arena::parse_str(desired, "desired.json", &limits)
+        load_tree(desired, Format::Json, "desired.json", &limits)
             .map_err(|e| TestCaseError::fail(e.to_string()))?,
-        arena::parse_str(live, "live.json", &limits)
+        load_tree(live, Format::Json, "live.json", &limits)
             .map_err(|e| TestCaseError::fail(e.to_string()))?,
     );
     let owned = differ.diff(&d, &l);
     let views = differ.diff_trees(&da, &la);
     prop_assert_eq!(show(&owned), show(&views));
+    // Trees converted from the owned nodes (as YAML, TOML and overlay
+    // results reach the differ) hold positions in a table instead.
+    let converted = differ.diff_trees(&Tree::from_node(&d), &Tree::from_node(&l));
+    prop_assert_eq!(show(&owned), show(&converted));
     prop_assert_eq!(owned, views);
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rollgate_drift::arena::Tree;
 use rollgate_drift::{
     CommandSource, DriftEvent, DriftWatcher, Error, FileSource, Format, HttpSource, Limits,
     LiveSource, Node, Notifier, load,
@@ -25,14 +26,14 @@ impl LiveSource for Scripted {
     fn describe(&self) -> String {
         "scripted".to_owned()
     }
-    async fn fetch(&self) -> Result<Node, Error> {
+    async fn fetch(&self) -> Result<Tree, Error> {
         let mut docs = self.docs.lock().unwrap();
         let next = if docs.len() > 1 {
             docs.remove(0)
         } else {
             docs[0].clone()
         };
-        next.map_err(|message| Error::Live {
+        next.map(Tree::from).map_err(|message| Error::Live {
             source_name: "scripted".to_owned(),
             message,
         })
@@ -174,7 +175,7 @@ fn checks_record_metrics_by_severity() {
 async fn command_source_reads_stdout_and_reports_failures() {
     let s = CommandSource::new("sh", ["-c", "echo '{\"replicas\": 3}'"], Format::Json);
     let node = s.fetch().await.unwrap();
-    assert_eq!(node.to_json(), r#"{"replicas":3}"#);
+    assert_eq!(node.to_node().to_json(), r#"{"replicas":3}"#);
     let s = CommandSource::new("sh", ["-c", "echo secret-output >&2; exit 3"], Format::Json);
     let e = s.fetch().await.unwrap_err().to_string();
     assert_eq!(e, "live source command sh: exited with exit status: 3");
@@ -219,7 +220,10 @@ async fn http_source_gets_a_document_from_a_real_server() {
         }
     });
     let s = HttpSource::new(&format!("http://127.0.0.1:{port}/config"), Format::Yaml).unwrap();
-    assert_eq!(s.fetch().await.unwrap().to_json(), r#"{"replicas":3}"#);
+    assert_eq!(
+        s.fetch().await.unwrap().to_node().to_json(),
+        r#"{"replicas":3}"#
+    );
     let e = s.fetch().await.unwrap_err().to_string();
     assert_eq!(
         e,

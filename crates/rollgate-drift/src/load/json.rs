@@ -1,26 +1,45 @@
-//! A JSON parser that keeps positions, enforces limits and rejects duplicate
-//! keys. Hand-written because it is the hot path of large comparisons.
+//! The JSON parser: keeps positions, enforces limits, rejects duplicate keys,
+//! and builds the compact [`Tree`] directly (ADR 0004). Hand-written because
+//! it is the hot path of large comparisons; the owned [`crate::Node`] of a
+//! JSON document is converted from the tree.
+//!
+//! Building. The parser pushes every finished value onto a stack of pending
+//! children. When a container closes, its children are the top of that stack:
+//! an object's pairs are sorted there (and checked for duplicate keys), then
+//! the children are copied once, contiguously, to the end of the tree's
+//! slots, and the container's own slot replaces them on the stack. Each slot
+//! is thus written twice (stack, then tree) and never moved again; nothing is
+//! allocated per container, and the stack only ever holds the open
+//! containers' children.
+//!
+//! Streaming. Input read from a file or a pipe is parsed a block of lines at
+//! a time, so the whole text is never held in memory: only the tree is. A raw
+//! line break never occurs inside a JSON token, so every block ends between
+//! tokens, inside whitespace, where the parser asks for the next one.
 
-use crate::error::Error;
 use std::io::Read;
 
+use crate::arena::{INLINE_MAX, Kind, Slot, Tree, key_cmp, pos_in, slot_bytes, slot_str};
+use crate::error::Error;
 use crate::load::{Limits, line_col, to_u32};
-use crate::tree::{Entry, Map, Node, Number, Pos, Str, Value};
+use crate::tree::{Number, Pos};
 
-pub(crate) fn parse(text: &str, source_name: &str, limits: &Limits) -> Result<Node, Error> {
-    run(Whole(text), source_name, limits, 0)
+/// Parses JSON text held in memory (the caller has checked its size and
+/// stripped a byte order mark).
+pub(crate) fn parse(text: &str, source_name: &str, limits: &Limits) -> Result<Tree, Error> {
+    run(Whole(text), source_name, limits, 0, text.len())
 }
 
-/// Parses JSON read from `reader` a block of lines at a time, so the whole
-/// input is never held in memory: only the tree is. A raw line break never
-/// occurs inside a JSON token, so every block ends between tokens, inside
-/// whitespace, where the parser asks for the next one.
+/// Parses JSON read from `reader` a block of lines at a time. `size_hint`,
+/// the input's size when known, sizes the tree up front so it is not copied
+/// while it grows.
 pub(crate) fn parse_read(
     reader: impl Read,
     source_name: &str,
     limits: &Limits,
-) -> Result<Node, Error> {
-    parse_blocks(reader, source_name, limits, BLOCK)
+    size_hint: usize,
+) -> Result<Tree, Error> {
+    parse_blocks(reader, source_name, limits, BLOCK, size_hint)
 }
 
 pub(crate) fn parse_blocks(
@@ -28,7 +47,8 @@ pub(crate) fn parse_blocks(
     source_name: &str,
     limits: &Limits,
     block: usize,
-) -> Result<Node, Error> {
+    size_hint: usize,
+) -> Result<Tree, Error> {
     let mut lines = Lines {
         reader,
         block,
@@ -37,38 +57,60 @@ pub(crate) fn parse_blocks(
         carry: Vec::new(),
         eof: false,
         total: 0,
-        limit: limits.max_bytes,
+        limit: limits.bytes(),
     };
-    lines.advance().map_err(|e| e.into_error(source_name, 1))?;
-    // A UTF-8 byte order mark carries no content (as `load` strips it).
-    let bom = if lines.chunk.starts_with('\u{feff}') {
-        '\u{feff}'.len_utf8()
-    } else {
-        0
-    };
-    run(lines, source_name, limits, bom)
+    let mut bom = 0;
+    match lines.advance() {
+        Ok(_) => {
+            if lines.chunk.starts_with('\u{feff}') {
+                bom = '\u{feff}'.len_utf8();
+            }
+        }
+        Err(e) => return Err(e.into_error(source_name, 1)),
+    }
+    run(lines, source_name, limits, bom, size_hint)
 }
 
-fn run<S: Source>(src: S, source_name: &str, limits: &Limits, skip: usize) -> Result<Node, Error> {
+fn run<S: Source>(
+    src: S,
+    source_name: &str,
+    limits: &Limits,
+    skip: usize,
+    size_hint: usize,
+) -> Result<Tree, Error> {
+    // Room for the whole tree up to a slot per 8 input bytes and all of the
+    // input as text; capacity never written is never resident.
+    let mut slots = Vec::with_capacity(size_hint / 8 + 1);
+    slots.push(Slot::new(Kind::Null, 0, 0));
     let mut p = Parser {
         src,
         i: skip,
+        base: 0,
         line: 1,
         line_start: skip,
         source_name,
         max_depth: limits.depth(),
         max_nodes: limits.max_nodes,
         nodes: 0,
-        entries: Vec::new(),
-        items: Vec::new(),
+        stack: Vec::new(),
+        slots,
+        text: String::with_capacity(size_hint),
+        lines: vec![to_u32(skip)],
     };
     p.skip_ws()?;
-    let node = p.value(0)?;
+    p.value(0)?;
     p.skip_ws()?;
     if p.i < p.src.bytes().len() {
         return Err(p.syntax("trailing characters after the document"));
     }
-    Ok(node)
+    let root = p.stack.pop().unwrap_or(Slot::new(Kind::Null, 0, 0));
+    p.slots[0] = root;
+    Ok(Tree {
+        slots: p.slots,
+        text: p.text,
+        lines: p.lines,
+        table: Vec::new(),
+    })
 }
 
 /// Where the parser's text comes from: the current block (valid UTF-8, ending
@@ -210,10 +252,8 @@ impl<R: Read> Source for Lines<R> {
 }
 
 /// The index of the first byte at or after `i` that ends a string's fast
-/// path: a quote, a backslash, a control character, or the end of `b`. Eight
-/// bytes at a time: a byte `v` equal to zero sets the top bit of
-/// `(v - 1) & !v`, and a borrow can only mark bytes above the first match, so
-/// the lowest marked byte is exact.
+/// path: a quote, a backslash, a control character, or the end of `b` (as
+/// `load::json::string_stop`, eight bytes at a time).
 #[inline]
 fn string_stop(b: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -243,22 +283,32 @@ fn string_stop(b: &[u8], mut i: usize) -> usize {
 
 struct Parser<'a, S> {
     src: S,
+    /// Index into the current block.
     i: usize,
+    /// Offset of the current block's first byte in the input.
+    base: usize,
     line: usize,
     line_start: usize,
     source_name: &'a str,
     max_depth: usize,
     max_nodes: usize,
     nodes: usize,
-    // Shared stacks for the children of the objects and arrays being parsed:
-    // each container is then allocated once, at its exact size.
-    entries: Vec<Entry>,
-    items: Vec<Node>,
+    /// Finished values whose container is still open.
+    stack: Vec<Slot>,
+    slots: Vec<Slot>,
+    text: String,
+    lines: Vec<u32>,
 }
 
 impl<S: Source> Parser<'_, S> {
     fn pos(&self) -> Pos {
         Pos::new(to_u32(self.line), to_u32(self.i - self.line_start + 1))
+    }
+
+    /// The input offset of the current byte (below `u32::MAX`: checked).
+    #[allow(clippy::cast_possible_truncation)]
+    fn offset(&self) -> u32 {
+        (self.base + self.i) as u32
     }
 
     fn syntax(&self, message: &str) -> Error {
@@ -290,13 +340,16 @@ impl<S: Source> Parser<'_, S> {
                         self.i += 1;
                         self.line += 1;
                         self.line_start = self.i;
+                        self.lines.push(self.offset());
                     }
                     _ => return Ok(()),
                 }
             }
             // The end of a block, always between tokens: on to the next one.
+            let len = self.src.bytes().len();
             match self.src.advance() {
                 Ok(true) => {
+                    self.base += len;
                     self.i = 0;
                     self.line_start = 0;
                 }
@@ -306,7 +359,8 @@ impl<S: Source> Parser<'_, S> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Node, Error> {
+    /// Parses one value and pushes its slot onto the stack.
+    fn value(&mut self, depth: usize) -> Result<(), Error> {
         self.nodes += 1;
         if self.nodes > self.max_nodes {
             let pos = self.pos();
@@ -317,25 +371,30 @@ impl<S: Source> Parser<'_, S> {
                 limit: self.max_nodes,
             });
         }
-        let pos = self.pos();
-        let value = match self.src.bytes().get(self.i) {
+        let at = self.offset();
+        let slot = match self.src.bytes().get(self.i) {
             None => return Err(self.syntax("unexpected end of input, expected a value")),
             Some(b'{') => {
                 self.enter(depth)?;
-                Value::Object(self.object(depth)?)
+                self.object(depth, at)?
             }
             Some(b'[') => {
                 self.enter(depth)?;
-                Value::Array(self.array(depth)?)
+                self.array(depth, at)?
             }
-            Some(b'"') => Value::String(self.string()?),
-            Some(b't') => self.literal("true", Value::Bool(true))?,
-            Some(b'f') => self.literal("false", Value::Bool(false))?,
-            Some(b'n') => self.literal("null", Value::Null)?,
-            Some(b'-' | b'0'..=b'9') => Value::Number(self.number()?),
+            Some(b'"') => self.string(at)?,
+            Some(b't') => self.literal("true", Slot::new(Kind::Bool, at, 1))?,
+            Some(b'f') => self.literal("false", Slot::new(Kind::Bool, at, 0))?,
+            Some(b'n') => self.literal("null", Slot::new(Kind::Null, at, 0))?,
+            Some(b'-' | b'0'..=b'9') => match self.number()? {
+                #[allow(clippy::cast_sign_loss)]
+                Number::Int(v) => Slot::new(Kind::Int, at, v as u64),
+                Number::Float(f) => Slot::new(Kind::Float, at, f.to_bits()),
+            },
             Some(_) => return Err(self.syntax("expected a value")),
         };
-        Ok(Node::at(value, pos))
+        self.stack.push(slot);
+        Ok(())
     }
 
     fn enter(&self, depth: usize) -> Result<(), Error> {
@@ -351,38 +410,46 @@ impl<S: Source> Parser<'_, S> {
         Ok(())
     }
 
-    fn literal(&mut self, word: &str, value: Value) -> Result<Value, Error> {
+    fn literal(&mut self, word: &str, slot: Slot) -> Result<Slot, Error> {
         if self.src.bytes()[self.i..].starts_with(word.as_bytes()) {
             self.i += word.len();
-            Ok(value)
+            Ok(slot)
         } else {
             Err(self.syntax("invalid literal"))
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<Map, Error> {
+    /// Moves the children on the stack above `start` to the end of the arena
+    /// and returns the container's slot.
+    fn close(&mut self, kind: Kind, at: u32, start: usize, count: usize) -> Slot {
+        let first = self.slots.len();
+        self.slots.extend_from_slice(&self.stack[start..]);
+        self.stack.truncate(start);
+        Slot::pair(kind, at, to_u32(first), to_u32(count))
+    }
+
+    fn object(&mut self, depth: usize, at: u32) -> Result<Slot, Error> {
         self.i += 1; // '{'
-        let start = self.entries.len();
+        let start = self.stack.len();
         self.skip_ws()?;
         if self.src.bytes().get(self.i) == Some(&b'}') {
             self.i += 1;
-            return Ok(Map::new());
+            return Ok(Slot::pair(Kind::Object, at, 0, 0));
         }
         loop {
             self.skip_ws()?;
             if self.src.bytes().get(self.i) != Some(&b'"') {
                 return Err(self.syntax("expected a string key"));
             }
-            let key_pos = self.pos();
-            let key = self.string()?;
+            let key = self.string(self.offset())?;
+            self.stack.push(key);
             self.skip_ws()?;
             if self.src.bytes().get(self.i) != Some(&b':') {
                 return Err(self.syntax("expected ':' after the key"));
             }
             self.i += 1;
             self.skip_ws()?;
-            let node = self.value(depth + 1)?;
-            self.entries.push(Entry { key, key_pos, node });
+            self.value(depth + 1)?;
             self.skip_ws()?;
             match self.src.bytes().get(self.i) {
                 Some(b',') => self.i += 1,
@@ -393,29 +460,54 @@ impl<S: Source> Parser<'_, S> {
                 _ => return Err(self.syntax("expected ',' or '}'")),
             }
         }
-        let entries = self.entries.split_off(start);
-        Map::from_unsorted(entries).map_err(|(dup, first)| Error::DuplicateKey {
+        self.sort_entries(start)?;
+        let count = (self.stack.len() - start) / 2;
+        Ok(self.close(Kind::Object, at, start, count))
+    }
+
+    /// Sorts the (key, value) pairs on the stack above `start` by key, and
+    /// rejects a duplicate key as `Map::from_unsorted` does: the later of the
+    /// first equal pair in key order, with the earlier one's position.
+    fn sort_entries(&mut self, start: usize) -> Result<(), Error> {
+        let text = &self.text;
+        let (pairs, _) = self.stack[start..].as_chunks_mut::<2>();
+        if pairs
+            .windows(2)
+            .all(|w| key_cmp(slot_bytes(text, &w[0][0]), slot_bytes(text, &w[1][0])).is_lt())
+        {
+            return Ok(());
+        }
+        // Stable: equal keys stay in source order.
+        pairs.sort_by(|a, b| key_cmp(slot_bytes(text, &a[0]), slot_bytes(text, &b[0])));
+        let Some(i) = pairs
+            .windows(2)
+            .position(|w| slot_bytes(text, &w[0][0]) == slot_bytes(text, &w[1][0]))
+        else {
+            return Ok(());
+        };
+        let (dup, first) = (pairs[i + 1][0], pairs[i][0]);
+        let (dup_pos, first_pos) = (pos_in(&self.lines, dup.pos), pos_in(&self.lines, first.pos));
+        Err(Error::DuplicateKey {
             source_name: self.source_name.to_owned(),
-            key: dup.key.into(),
-            line: dup.key_pos.line,
-            column: dup.key_pos.column,
-            first_line: first.line,
-            first_column: first.column,
+            key: slot_str(text, &dup).into(),
+            line: dup_pos.line,
+            column: dup_pos.column,
+            first_line: first_pos.line,
+            first_column: first_pos.column,
         })
     }
 
-    fn array(&mut self, depth: usize) -> Result<Vec<Node>, Error> {
+    fn array(&mut self, depth: usize, at: u32) -> Result<Slot, Error> {
         self.i += 1; // '['
-        let start = self.items.len();
+        let start = self.stack.len();
         self.skip_ws()?;
         if self.src.bytes().get(self.i) == Some(&b']') {
             self.i += 1;
-            return Ok(Vec::new());
+            return Ok(Slot::pair(Kind::Array, at, 0, 0));
         }
         loop {
             self.skip_ws()?;
-            let item = self.value(depth + 1)?;
-            self.items.push(item);
+            self.value(depth + 1)?;
             self.skip_ws()?;
             match self.src.bytes().get(self.i) {
                 Some(b',') => self.i += 1,
@@ -426,22 +518,38 @@ impl<S: Source> Parser<'_, S> {
                 _ => return Err(self.syntax("expected ',' or ']'")),
             }
         }
-        Ok(self.items.split_off(start))
+        let count = self.stack.len() - start;
+        Ok(self.close(Kind::Array, at, start, count))
     }
 
-    fn string(&mut self) -> Result<Str, Error> {
+    /// Parses a string into `text` and returns its slot.
+    fn string(&mut self, at: u32) -> Result<Slot, Error> {
         self.i += 1; // opening quote
         let start = self.i;
+        let off = self.text.len();
+        let slot =
+            |text: &String| Slot::pair(Kind::String, at, to_u32(off), to_u32(text.len() - off));
         // Fast path: no escapes.
         let stop = string_stop(self.src.bytes(), start);
         if self.src.bytes().get(stop) == Some(&b'"') {
-            let s = Str::from(&self.src.text()[start..stop]);
             self.i = stop + 1;
-            return Ok(s);
+            let len = stop - start;
+            if len <= INLINE_MAX {
+                let bytes = self.src.bytes();
+                return Ok(match bytes.get(start..start + INLINE_MAX) {
+                    Some(w) => {
+                        let mut window = [0; INLINE_MAX];
+                        window.copy_from_slice(w);
+                        Slot::inline_window(at, window, len)
+                    }
+                    None => Slot::inline(at, &bytes[start..stop]),
+                });
+            }
+            self.text.push_str(&self.src.text()[start..stop]);
+            return Ok(slot(&self.text));
         }
         self.i = stop;
-        let mut out = String::with_capacity(self.i - start + 16);
-        out.push_str(&self.src.text()[start..self.i]);
+        self.text.push_str(&self.src.text()[start..self.i]);
         loop {
             let Some(&c) = self.src.bytes().get(self.i) else {
                 return Err(self.syntax("unterminated string"));
@@ -449,7 +557,12 @@ impl<S: Source> Parser<'_, S> {
             match c {
                 b'"' => {
                     self.i += 1;
-                    return Ok(out.into());
+                    if self.text.len() - off <= INLINE_MAX {
+                        let s = Slot::inline(at, &self.text.as_bytes()[off..]);
+                        self.text.truncate(off);
+                        return Ok(s);
+                    }
+                    return Ok(slot(&self.text));
                 }
                 b'\\' => {
                     self.i += 1;
@@ -458,15 +571,18 @@ impl<S: Source> Parser<'_, S> {
                     };
                     self.i += 1;
                     match e {
-                        b'"' => out.push('"'),
-                        b'\\' => out.push('\\'),
-                        b'/' => out.push('/'),
-                        b'b' => out.push('\u{8}'),
-                        b'f' => out.push('\u{c}'),
-                        b'n' => out.push('\n'),
-                        b'r' => out.push('\r'),
-                        b't' => out.push('\t'),
-                        b'u' => out.push(self.unicode_escape()?),
+                        b'"' => self.text.push('"'),
+                        b'\\' => self.text.push('\\'),
+                        b'/' => self.text.push('/'),
+                        b'b' => self.text.push('\u{8}'),
+                        b'f' => self.text.push('\u{c}'),
+                        b'n' => self.text.push('\n'),
+                        b'r' => self.text.push('\r'),
+                        b't' => self.text.push('\t'),
+                        b'u' => {
+                            let c = self.unicode_escape()?;
+                            self.text.push(c);
+                        }
                         _ => {
                             self.i -= 1;
                             return Err(self.syntax("invalid escape"));
@@ -476,13 +592,8 @@ impl<S: Source> Parser<'_, S> {
                 c if c < 0x20 => return Err(self.syntax("control character in string")),
                 _ => {
                     let run = self.i;
-                    while let Some(&c) = self.src.bytes().get(self.i) {
-                        if c == b'"' || c == b'\\' || c < 0x20 {
-                            break;
-                        }
-                        self.i += 1;
-                    }
-                    out.push_str(&self.src.text()[run..self.i]);
+                    self.i = string_stop(self.src.bytes(), run);
+                    self.text.push_str(&self.src.text()[run..self.i]);
                 }
             }
         }
@@ -588,14 +699,20 @@ impl<S: Source> Parser<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::Format;
+    use crate::tree::{Node, Value};
     use proptest::prelude::*;
 
     fn whole(text: &str) -> Result<Node, String> {
-        parse(text, "t.json", &Limits::default()).map_err(|e| e.to_string())
+        parse(text, "t.json", &Limits::default())
+            .map(|t| t.to_node())
+            .map_err(|e| e.to_string())
     }
 
     fn blocks(bytes: &[u8], block: usize, limits: &Limits) -> Result<Node, String> {
-        parse_blocks(bytes, "t.json", limits, block).map_err(|e| e.to_string())
+        parse_blocks(bytes, "t.json", limits, block, 0)
+            .map(|t| t.to_node())
+            .map_err(|e| e.to_string())
     }
 
     /// Pretty JSON with every kind of token, escapes and non-ASCII text.
@@ -686,7 +803,7 @@ mod tests {
                 Ok(2)
             }
         }
-        let err = parse_blocks(Failing(3), "t.json", &Limits::default(), 4).unwrap_err();
+        let err = parse_blocks(Failing(3), "t.json", &Limits::default(), 4, 0).unwrap_err();
         assert!(matches!(err, Error::Read { .. }), "{err}");
         assert!(err.to_string().contains("disk on fire"), "{err}");
         let limits = Limits {
@@ -729,5 +846,257 @@ mod tests {
     fn empty_input_is_an_error_at_the_start() {
         assert_eq!(blocks(b"", 4, &Limits::default()), whole(""));
         assert_eq!(blocks(b"\n\n", 1, &Limits::default()), whole("\n\n"));
+    }
+
+    /// Node equality with positions (the owned model's `==` ignores them).
+    fn same(a: &Node, b: &Node) -> bool {
+        a.pos == b.pos
+            && match (&a.value, &b.value) {
+                (Value::Array(x), Value::Array(y)) => {
+                    x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+                }
+                (Value::Object(x), Value::Object(y)) => {
+                    x.len() == y.len()
+                        && x.iter().zip(y).all(|(p, q)| {
+                            p.key == q.key && p.key_pos == q.key_pos && same(&p.node, &q.node)
+                        })
+                }
+                (x, y) => x == y,
+            }
+    }
+
+    fn arena(text: &str, limits: &Limits) -> Result<Node, String> {
+        crate::load::load_tree(text, Format::Json, "t.json", limits)
+            .map(|t| t.to_node())
+            .map_err(|e| e.to_string())
+    }
+
+    fn arena_blocks(bytes: &[u8], block: usize, limits: &Limits) -> Result<Node, String> {
+        parse_blocks(bytes, "t.json", limits, block, 0)
+            .map(|t| t.to_node())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The whole input parsed at once (`load_bytes`: size check, UTF-8
+    /// check, byte order mark), the reference for streaming.
+    fn owned(bytes: &[u8], limits: &Limits) -> Result<Node, String> {
+        crate::load::load_bytes(bytes, Format::Json, "t.json", limits).map_err(|e| e.to_string())
+    }
+
+    fn check(bytes: &[u8], block: usize, limits: &Limits) -> Result<(), TestCaseError> {
+        let expected = owned(bytes, limits);
+        let streamed = arena_blocks(bytes, block, limits);
+        if expected
+            .as_ref()
+            .is_err_and(|e| e.contains("exceed the size limit"))
+        {
+            // A stream knows only how much it has read when it passes the
+            // limit (as `load::json`'s); `load_file` checks the size first.
+            prop_assert!(
+                streamed
+                    .as_ref()
+                    .is_err_and(|e| e.contains("exceed the size limit"))
+            );
+        } else {
+            match (&streamed, &expected) {
+                (Ok(a), Ok(b)) => prop_assert!(same(a, b), "{a:?}\n!=\n{b:?}"),
+                _ => prop_assert_eq!(&streamed, &expected),
+            }
+        }
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            let got = arena(text, limits);
+            match (&got, &expected) {
+                (Ok(a), Ok(b)) => prop_assert!(same(a, b), "{a:?}\n!=\n{b:?}"),
+                _ => prop_assert_eq!(&got, &expected),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a loaded tree holds the values `serde_json` reads from the
+    /// same text (an independent parser; numbers compared as `f64`).
+    fn agrees(node: &Node, v: &serde_json::Value) -> bool {
+        match (&node.value, v) {
+            (Value::Null, serde_json::Value::Null) => true,
+            (Value::Bool(a), serde_json::Value::Bool(b)) => a == b,
+            #[allow(clippy::float_cmp)]
+            (Value::Number(a), serde_json::Value::Number(b)) => Some(a.as_f64()) == b.as_f64(),
+            (Value::String(a), serde_json::Value::String(b)) => a == b,
+            (Value::Array(a), serde_json::Value::Array(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| agrees(x, y))
+            }
+            (Value::Object(a), serde_json::Value::Object(b)) => {
+                a.len() == b.len()
+                    && b.iter()
+                        .all(|(k, y)| a.get(k).is_some_and(|x| agrees(x, y)))
+            }
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn fixtures_load_to_the_same_tree_streamed_or_whole_as_serde_json_reads_them() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut seen = 0;
+        let mut stack = vec![dir];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "json") {
+                    // Streamed from the file (tree sized from the file's
+                    // size) against the text parsed whole.
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    let expected = arena(&text, &Limits::default()).unwrap();
+                    let got = crate::load_tree_file(&path, &Limits::default())
+                        .unwrap()
+                        .to_node();
+                    assert!(same(&got, &expected), "{}", path.display());
+                    let oracle: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    assert!(agrees(&got, &oracle), "{}", path.display());
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen >= 4, "{seen} fixtures");
+    }
+
+    #[test]
+    fn limits_and_hostile_inputs_give_the_same_errors() {
+        let small = Limits {
+            max_depth: 3,
+            max_nodes: 5,
+            max_bytes: 40,
+        };
+        let cases: &[&[u8]] = &[
+            b"[[[[1]]]]",
+            b"[1,2,3,4,5,6]",
+            b"[1,2,\n3,4]",
+            b"\"0123456789012345678901234567890123456789\"",
+            b"{\"a\": 1, \"b\": {\"c\": 2,\n \"c\": 3}}",
+            b"{\"b\":1,\"a\":2,\"b\":3,\"a\":4}",
+            b"\xef\xbb\xbf{\"a\": 1, \"a\": 2}",
+            b"\xef\xbb\xbf[1]",
+            b"",
+            b"\n\n",
+            b"[\n1,\n2,\n\"ab\xff\"]\n",
+            b"[1e400]",
+            b"[\"\\ud800\"]",
+            b"[\"\\ud800\\u0041\"]",
+            b"[\"\\u12\n\"]",
+            b"[\"a\\x\"]",
+            b"[\"a\tb\"]",
+            b"[tru]",
+            b"{\"a\" 1}",
+            b"{1: 2}",
+            b"[1 2]",
+            b"[-]",
+            b"[1.]",
+            b"[1e]",
+            b"[01]",
+            b"[1] x",
+            b"[1,]",
+        ];
+        for case in cases {
+            for limits in [Limits::default(), small] {
+                for block in [1, 3, 64] {
+                    check(case, block, &limits).unwrap();
+                }
+            }
+        }
+    }
+
+    /// JSON text with every kind of token, escapes, whitespace and line
+    /// breaks between tokens, and (sometimes) duplicate keys.
+    fn json() -> impl Strategy<Value = String> {
+        let ws = prop::sample::select(vec!["", "", "", " ", "\n", "\r\n  ", "\t"]);
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            any::<i64>().prop_map(|i| i.to_string()),
+            prop::sample::select(vec![
+                "0",
+                "-0",
+                "1.5",
+                "-2.25e-3",
+                "1E+2",
+                "12345678901234567890",
+                "1e300",
+                "0.1"
+            ])
+            .prop_map(str::to_owned),
+            prop::sample::select(vec![
+                "\"\"",
+                "\"a\"",
+                "\"long string value beyond eight\"",
+                "\"\\u00e9\\n\\\"q\\\"\"",
+                "\"\\ud83d\\ude00 \u{e9}\"",
+                "\"tab\\tx\\/y\\\\z\\b\\f\\r\"",
+            ])
+            .prop_map(str::to_owned),
+        ];
+        leaf.prop_recursive(5, 64, 6, move |inner| {
+            let ws = ws.clone();
+            prop_oneof![
+                prop::collection::vec((inner.clone(), ws.clone()), 0..6).prop_map(|items| {
+                    let body: Vec<String> = items
+                        .into_iter()
+                        .map(|(v, w)| format!("{w}{v}{w}"))
+                        .collect();
+                    format!("[{}]", body.join(","))
+                }),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec![
+                            "a", "b", "c", "ab", "", "\\u0061", "zz", "k\\n"
+                        ]),
+                        inner,
+                        ws.clone(),
+                    ),
+                    0..6
+                )
+                .prop_map(|entries| {
+                    let body: Vec<String> = entries
+                        .into_iter()
+                        .map(|(k, v, w)| format!("{w}\"{k}\"{w}:{w}{v}{w}"))
+                        .collect();
+                    format!("{{{}}}", body.join(","))
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn generated_json_loads_to_the_same_tree_or_error_streamed_or_whole(
+            doc in json(),
+            block in 1usize..64,
+        ) {
+            check(doc.as_bytes(), block, &Limits::default())?;
+            if let Ok(node) = arena(&doc, &Limits::default()) {
+                let oracle: serde_json::Value = serde_json::from_str(&doc).unwrap();
+                prop_assert!(agrees(&node, &oracle), "{doc}");
+            }
+            let tight = Limits { max_depth: 3, max_nodes: 20, ..Limits::default() };
+            check(doc.as_bytes(), block, &tight)?;
+        }
+
+        #[test]
+        fn damaged_json_gives_the_same_error(
+            doc in json(),
+            cut in any::<prop::sample::Index>(),
+            insert in prop::sample::select(vec!["", "\n", "}", "]", ",", ":", "x", "\"", "\\", "\n\n]", " 1", "\u{0}", "\u{e9}"]),
+            remove in 0usize..3,
+            block in 1usize..40,
+        ) {
+            let bytes = doc.as_bytes();
+            let at = cut.index(bytes.len() + 1);
+            let mut text = bytes[..at].to_vec();
+            text.extend_from_slice(insert.as_bytes());
+            text.extend_from_slice(&bytes[(at + remove).min(bytes.len())..]);
+            check(&text, block, &Limits::default())?;
+        }
     }
 }
