@@ -359,6 +359,10 @@ fn run_json_patch(dir: &Path) -> Result<(), String> {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    // As `rollgate` does (see its `no_huge_pages`), for every tool measured
+    // here alike: mimalloc's transparent huge pages are slow to fault in on
+    // this VM.
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let args: Vec<String> = std::env::args().collect();
     let dir = Path::new(args.get(2).map_or("target/drift-bench", String::as_str));
     let result = match args.get(1).map(String::as_str) {
