@@ -5,7 +5,8 @@
 #
 #   bash scripts/drift-bench.sh [MB] [CHANGES]
 #   PEERS="json-patch microdiff" bash scripts/drift-bench.sh 10
-#   REPEAT=3 bash scripts/drift-bench.sh       # rollgate and json-patch 3 times each
+#   REPEAT=3 bash scripts/drift-bench.sh       # the rollgate / json-patch rounds 3 times
+#   IDLE=0 bash scripts/drift-bench.sh         # no idle wait before each cold run
 #
 # Peers: the json-patch crate (built here), microdiff and jsondiffpatch
 # (npm), jsondiff and deepdiff (pip). Each peer gets PEER_TIMEOUT seconds
@@ -58,14 +59,32 @@ if [ -x /usr/bin/time ]; then
 fi
 
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); data: $(du -sh "$data" | cut -f1) in $data"
-# rollgate-drift and the json-patch crate (the fastest peer) run REPEAT times
-# each, alternating, so both see the same spread of machine states (on a VM,
-# memory the host has taken back costs far more to touch again).
+# rollgate-drift and the json-patch crate (the fastest peer) in every process
+# setting, like for like: after IDLE seconds with nothing running (on a VM
+# the host takes idle memory back, and a fresh process then pays to fault it
+# in again: "cold"), then once more at once ("warm"). Configurations:
+#   rollgate           mimalloc, transparent huge pages off (what `rollgate` does)
+#   json-patch         the same process settings as rollgate
+#   json-patch-peer    the system allocator, as the crate's users build it
+#   ... thp-on         mimalloc with its transparent huge pages left on
+peer_bin="$CARGO_TARGET_DIR/release/json-patch-peer"
+run_pair() { # label, command...
+  local label="$1"; shift
+  sleep "${IDLE:-12}"
+  echo "# $label cold"
+  "${timed[@]}" "$@" 2>&1 | grep -E "^(tool=|  cpu_)" || echo "tool=$label failed"
+  echo "# $label warm"
+  "${timed[@]}" "$@" 2>&1 | grep -E "^(tool=|  cpu_)" || echo "tool=$label failed"
+}
 for _ in $(seq "${REPEAT:-1}"); do
-  "${timed[@]}" "$bin" rollgate "$data"
+  run_pair "rollgate" "$bin" rollgate "$data"
   case " $peers " in *" json-patch "*)
-    "${timed[@]}" timeout "$timeout_s" "$bin" json-patch "$data" 2>&1 | grep -E "^(tool=|  cpu_)" ;;
+    run_pair "json-patch" timeout "$timeout_s" "$bin" json-patch "$data"
+    run_pair "json-patch-peer" timeout "$timeout_s" "$peer_bin" "$data"
+    run_pair "json-patch thp-on" env DRIFT_BENCH_THP=on timeout "$timeout_s" "$bin" json-patch "$data"
+    ;;
   esac
+  run_pair "rollgate thp-on" env DRIFT_BENCH_THP=on "$bin" rollgate "$data"
 done
 "${timed[@]}" "$bin" rollgate "$data" "$PWD/benches/drift/rules.toml" | sed 's/^tool=rollgate-drift/tool=rollgate-drift+rules/'
 for p in $peers; do

@@ -20,6 +20,8 @@
 //! CHANGES real changes) and `expected.txt` (the JSON Pointers, in DESIRED,
 //! of the real changes). The runners print one line of `key=value` pairs.
 
+mod peer;
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -328,32 +330,6 @@ fn run_parse(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn run_json_patch(dir: &Path) -> Result<(), String> {
-    let t0 = Instant::now();
-    let d_bytes = std::fs::read(dir.join("desired.json")).map_err(|e| e.to_string())?;
-    let l_bytes = std::fs::read(dir.join("live.json")).map_err(|e| e.to_string())?;
-    let read = secs(t0);
-    let t1 = Instant::now();
-    let desired: serde_json::Value = serde_json::from_slice(&d_bytes).map_err(|e| e.to_string())?;
-    let live: serde_json::Value = serde_json::from_slice(&l_bytes).map_err(|e| e.to_string())?;
-    let parse = secs(t1);
-    let t2 = Instant::now();
-    let patch = json_patch::diff(&live, &desired);
-    let diff = secs(t2);
-    let t3 = Instant::now();
-    let out = serde_json::to_string(&patch).map_err(|e| e.to_string())?;
-    let render = secs(t3);
-    let total = secs(t0);
-    let bytes = (d_bytes.len() + l_bytes.len()) as f64;
-    println!(
-        "tool=json-patch total_s={total:.3} read_s={read:.3} parse_s={parse:.3} parse_mb_s={:.0} diff_s={diff:.3} render_s={render:.3} differences={} report_bytes={}",
-        bytes / 1e6 / parse,
-        patch.0.len(),
-        out.len()
-    );
-    Ok(())
-}
-
 // The allocator `rollgate drift` uses, so the harness measures what the CLI does.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -361,8 +337,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     // As `rollgate` does (see its `no_huge_pages`), for every tool measured
     // here alike: mimalloc's transparent huge pages are slow to fault in on
-    // this VM.
-    let _ = rustix::thread::disable_transparent_huge_pages(true);
+    // this VM. `DRIFT_BENCH_THP=on` keeps them, to measure that case.
+    let thp_off = std::env::var("DRIFT_BENCH_THP").map_or(true, |v| v != "on");
+    if thp_off {
+        let _ = rustix::thread::disable_transparent_huge_pages(true);
+    }
     let args: Vec<String> = std::env::args().collect();
     let dir = Path::new(args.get(2).map_or("target/drift-bench", String::as_str));
     let result = match args.get(1).map(String::as_str) {
@@ -377,7 +356,11 @@ fn main() {
             run_diff(
                 dir,
                 args.get(3).map(Path::new),
-                "rollgate-drift",
+                if thp_off {
+                    "rollgate-drift config=mimalloc,thp-off"
+                } else {
+                    "rollgate-drift config=mimalloc,thp-on"
+                },
                 |p| rollgate_drift::load_tree_file(p, &limits),
                 |differ, d, l| differ.diff_trees(d, l),
             )
@@ -392,7 +375,14 @@ fn main() {
                 |differ, d, l| differ.diff(d, l),
             )
         }
-        Some("json-patch") => run_json_patch(dir),
+        Some("json-patch") => peer::run(
+            dir,
+            if thp_off {
+                "mimalloc,thp-off"
+            } else {
+                "mimalloc,thp-on"
+            },
+        ),
         Some("parse") => run_parse(dir),
         _ => Err(
             "usage: rollgate-drift-bench gen|rollgate|owned|parse|json-patch DIR [MB] [CHANGES] [SEED]"
