@@ -243,6 +243,9 @@ fn idx(i: usize) -> Tok<'static> {
 #[derive(Debug, Clone)]
 enum HTok<'a, V> {
     Key(&'a str),
+    /// The key `value` of the objects `(DESIRED, LIVE)`: secret when a
+    /// sibling names a secret (see [`Walk::keys_secret`]).
+    Value(V, V),
     Idx(usize),
     /// A keyed element, formatted only when a difference is recorded.
     Sel(V, SpecRef),
@@ -268,6 +271,7 @@ fn label<'a, V: View<'a>>(toks: &[HTok<'a, V>]) -> String {
                 s.push('/');
                 s.push_str(&escape_token(k));
             }
+            HTok::Value(..) => s.push_str("/value"),
             HTok::Idx(i) => {
                 s.push('/');
                 s.push_str(&i.to_string());
@@ -407,7 +411,30 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         self.rules.masks_secret_keys() && is_secret_key(key)
     }
 
-    /// A copy of `node` fit for printing: secret parts replaced by [`MASK`].
+    /// Whether a key on the current path makes it secret: a secret-looking
+    /// key, or `value` beside a `name`/`key` naming a secret (Kubernetes
+    /// env). Asked only when a difference is recorded or a value printed, so
+    /// the walk tests no key it merely passes; a node is secret when any
+    /// ancestor's key is, so the answer is the same as testing each key on
+    /// the way down.
+    fn keys_secret(&self) -> bool {
+        self.rules.masks_secret_keys()
+            && self.hpath.iter().any(|t| match t {
+                HTok::Key(k) => is_secret_key(k),
+                // `value` itself is no secret-looking key.
+                HTok::Value(d, l) => names_secret_in(*d) || names_secret_in(*l),
+                HTok::Idx(_) | HTok::Sel(..) => false,
+            })
+    }
+
+    /// Whether a value at the current path is secret, given the secrecy set
+    /// by rules here or above (`by_rule`).
+    fn is_secret(&self, by_rule: bool) -> bool {
+        by_rule || self.keys_secret()
+    }
+
+    /// A copy of `node` fit for printing: secret parts replaced by [`MASK`]
+    /// (`secret`: the whole value is, see [`Walk::is_secret`]).
     fn masked(&self, node: V, secret: bool, side: Side) -> Node {
         if secret {
             return Node::at(Value::String(Str::const_new(MASK)), node.pos());
@@ -464,6 +491,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         severity: Severity,
         secret: bool,
     ) {
+        let secret = self.is_secret(secret);
         let desired_path = pointer(&self.dpath);
         let live_path = pointer(&self.lpath);
         let path = if desired.is_some() {
@@ -506,7 +534,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             return;
         }
         match (d.shape(), l.shape()) {
-            (Shape::Object(dm), Shape::Object(lm)) => self.object(dm, lm, secret),
+            (Shape::Object(dm), Shape::Object(lm)) => self.object(d, l, dm, lm, secret),
             (Shape::Array(da), Shape::Array(la)) => self.array(da, la, res, secret),
             (Shape::Scalar(dv), Shape::Scalar(lv)) => {
                 let (same_type, equal) = if res.normalise.is_empty() {
@@ -553,24 +581,16 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     }
 
     fn replace(&mut self, d: V, secret: bool) {
-        let value = self.masked(d, secret, Side::Desired);
+        let value = self.masked(d, self.is_secret(secret), Side::Desired);
         self.ops.push(PatchOp::Replace {
             path: pointer(&self.lpath),
             value,
         });
     }
 
-    fn object(&mut self, dm: V::Obj, lm: V::Obj, secret: bool) {
-        // `{name: DB_PASSWORD, value: ...}` (Kubernetes env, many list forms):
-        // the secret is named by a sibling.
-        // Checked only when a `value` key is met: most objects have none.
-        let secret_of = |w: &Self, key: &str| {
-            secret
-                || w.key_secret(key)
-                || (key == "value"
-                    && w.rules.masks_secret_keys()
-                    && (names_secret(dm) || names_secret(lm)))
-        };
+    /// `secret` is the secrecy rules set; secret-looking keys are tested
+    /// only when a difference is found ([`Walk::keys_secret`]).
+    fn object(&mut self, d: V, l: V, dm: V::Obj, lm: V::Obj, secret: bool) {
         let (dn, ln) = (dm.len(), lm.len());
         let (mut di, mut li) = (0, 0);
         // Keys are compared as bytes (the order objects are sorted in); only
@@ -586,26 +606,23 @@ impl<'a, V: View<'a>> Walk<'a, V> {
                 std::cmp::Ordering::Equal => {
                     let (key, dv) = dm.entry(di);
                     let lv = lm.value(li);
-                    let s = secret_of(self, key);
-                    self.push_key(key);
-                    self.node(dv, lv, s);
+                    self.push_key(key, d, l);
+                    self.node(dv, lv, secret);
                     self.pop();
                     di += 1;
                     li += 1;
                 }
                 std::cmp::Ordering::Less => {
                     let (key, dv) = dm.entry(di);
-                    let s = secret_of(self, key);
-                    self.push_key(key);
-                    let _ = self.only_desired(dv, s, None);
+                    self.push_key(key, d, l);
+                    let _ = self.only_desired(dv, secret, None);
                     self.pop();
                     di += 1;
                 }
                 std::cmp::Ordering::Greater => {
                     let (key, lv) = lm.entry(li);
-                    let s = secret_of(self, key);
-                    self.push_key(key);
-                    self.only_live(lv, s);
+                    self.push_key(key, d, l);
+                    self.only_live(lv, secret);
                     self.pop();
                     li += 1;
                 }
@@ -613,10 +630,15 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         }
     }
 
-    fn push_key(&mut self, key: &'a str) {
+    /// Steps into `key` of the objects `d` and `l`.
+    fn push_key(&mut self, key: &'a str, d: V, l: V) {
         self.dpath.push(Tok::Key(key));
         self.lpath.push(Tok::Key(key));
-        self.hpath.push(HTok::Key(key));
+        self.hpath.push(if key == "value" {
+            HTok::Value(d, l)
+        } else {
+            HTok::Key(key)
+        });
     }
 
     fn pop(&mut self) {
@@ -638,7 +660,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         if self.structure {
             return false;
         }
-        let value = self.masked(d, secret, Side::Desired);
+        let value = self.masked(d, self.is_secret(secret), Side::Desired);
         let path = insert_at.unwrap_or_else(|| pointer(&self.lpath));
         self.ops.push(PatchOp::Add { path, value });
         true
@@ -827,7 +849,11 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             self.lpath.push(idx(i));
             let path = pointer(&self.lpath);
             let res = self.resolve(Side::Desired);
-            let value = self.masked(da.at(i), secret || res.secret, Side::Desired);
+            let value = self.masked(
+                da.at(i),
+                self.is_secret(secret || res.secret),
+                Side::Desired,
+            );
             self.dpath.pop();
             self.lpath.pop();
             self.ops.push(PatchOp::Add { path, value });
@@ -847,6 +873,14 @@ fn equals_default<'a, V: View<'a>>(res: &Resolved, node: V) -> bool {
         *default == value
     } else {
         norm(default) == norm(&value)
+    }
+}
+
+/// [`names_secret`] of a value that is an object (`false` for others).
+fn names_secret_in<'a, V: View<'a>>(node: V) -> bool {
+    match node.shape() {
+        Shape::Object(map) => names_secret(map),
+        _ => false,
     }
 }
 
@@ -1233,5 +1267,65 @@ mod tests {
             .expect("patch applies");
         assert_ne!(patched, l);
         assert!(!diff(&d, &patched).has_drift());
+    }
+
+    /// Both models' reports for two JSON texts, checked to agree.
+    fn both(rules: &Rules, d: &str, l: &str) -> Report {
+        let limits = crate::Limits::default();
+        let owned = |t: &str| crate::load(t, crate::Format::Json, "x.json", &limits).unwrap();
+        let tree = |t: &str| crate::arena::parse_str(t, "x.json", &limits).unwrap();
+        let differ = Differ::new(rules.clone());
+        let a = differ.diff(&owned(d), &owned(l));
+        let b = differ.diff_trees(&tree(d), &tree(l));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        a
+    }
+
+    /// Secret-looking keys are tested only when a difference is recorded
+    /// (`Walk::keys_secret`): every difference below such a key, at any
+    /// depth and through keyed and unkeyed lists, must still be secret and
+    /// masked, and none elsewhere.
+    #[test]
+    fn differences_anywhere_below_a_secret_key_are_masked() {
+        const CANARY: &str = "canary-5ecret";
+        let d = format!(
+            r#"{{"db":{{"password":{{"a":[1,{{"b":"{CANARY}"}}],"c":"{CANARY}"}},"host":"h"}},
+            "env":[{{"name":"DB_PASSWORD","value":{{"x":["{CANARY}",2],"y":"{CANARY}"}}}},
+                   {{"name":"HOST","value":"h1"}},
+                   {{"name":"api_token","value":"{CANARY}"}}],
+            "vaultKey":[{{"name":"a","v":"{CANARY}"}},{{"name":"b","v":"{CANARY}"}}],
+            "tokens":["{CANARY}","{CANARY}-2",{{"n":"{CANARY}"}}],
+            "list":[{{"key":"private_thing","value":["{CANARY}"]}}],
+            "plain":{{"value":"v1","name":"n"}}}}"#
+        );
+        let l = r#"{"db":{"password":{"a":[1,{"b":"o"},3],"c":5},"host":"h2"},
+            "env":[{"name":"DB_PASSWORD","value":{"x":["o"],"z":1}},
+                   {"name":"HOST","value":"h2"},
+                   {"name":"api_token"}],
+            "vaultKey":[{"name":"b","v":"o"},{"name":"c","v":"o"}],
+            "tokens":[{"n":"o"},"x"],
+            "list":[{"key":"private_thing","value":[]}],
+            "plain":{"value":"v2","name":"n"}}"#;
+        for rules in [
+            Rules::new(),
+            Rules::new().with_rule(
+                crate::Rule::new("/db/host")
+                    .unwrap()
+                    .severity(Severity::Info),
+            ),
+        ] {
+            let r = both(&rules, &d, l);
+            let shown = format!("{r:?}{}", r.patch().to_json());
+            assert!(!shown.contains(CANARY), "{shown}");
+            let public = ["/db/host", "/env/1/value", "/plain/value"];
+            assert!(r.differences().len() > 12, "{:#?}", r.differences());
+            for x in r.differences() {
+                assert_eq!(x.secret, !public.contains(&x.path.as_str()), "{x:?}");
+            }
+            // Without masking nothing is secret, and the values show.
+            let r = both(&rules.clone().with_secret_key_masking(false), &d, l);
+            assert!(r.differences().iter().all(|x| !x.secret));
+            assert!(format!("{r:?}").contains(CANARY));
+        }
     }
 }
