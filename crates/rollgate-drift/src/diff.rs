@@ -7,7 +7,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use crate::patch::PatchOp;
-use crate::rules::{KeySpec, Resolved, Rules, Severity, is_secret_key};
+use crate::rules::{KeySpec, Resolved, Rules, Severity, is_secret_key, is_secret_key_bytes};
 use crate::tree::{Node, Str, Value, escape_token};
 use crate::view::{ListView, ObjView, Scalar, Shape, View};
 
@@ -219,30 +219,58 @@ pub fn diff(desired: &Node, live: &Node) -> Report {
     Differ::default().diff(desired, live)
 }
 
-/// One step of a path. An index keeps its decimal text (inline, no
-/// allocation) so rules match the path as it is, without building strings.
-#[derive(Debug, Clone)]
+/// One step of a path: a key's bytes as the document holds them (no UTF-8
+/// check on the way down) or an index (no decimal text on the way down).
+/// Both become text only for a report, a patch or a rule's literal.
+#[derive(Debug, Clone, Copy)]
 enum Tok<'a> {
-    Key(&'a str),
-    Idx(Str),
+    Key(&'a [u8]),
+    Idx(usize),
 }
 
-impl AsRef<str> for Tok<'_> {
-    fn as_ref(&self) -> &str {
+impl Tok<'_> {
+    /// The step as text (pointers escape it).
+    fn text(self) -> String {
         match self {
-            Tok::Key(k) => k,
-            Tok::Idx(i) => i,
+            Tok::Key(k) => key_text(k).into_owned(),
+            Tok::Idx(i) => i.to_string(),
         }
     }
 }
 
-fn idx(i: usize) -> Tok<'static> {
-    Tok::Idx(compact_str::ToCompactString::to_compact_string(&i))
+impl crate::rules::PathToken for Tok<'_> {
+    #[inline]
+    fn is(&self, lit: &str) -> bool {
+        match *self {
+            Tok::Key(k) => k == lit.as_bytes(),
+            Tok::Idx(i) => {
+                // The decimal text of `i`, without allocating.
+                let mut buf = [0u8; 20];
+                let mut at = buf.len();
+                let mut n = i;
+                loop {
+                    at -= 1;
+                    buf[at] = b'0' + (n % 10) as u8;
+                    n /= 10;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                &buf[at..] == lit.as_bytes()
+            }
+        }
+    }
+}
+
+/// A key's text. Every document's keys are UTF-8 (the loaders check it), so
+/// this borrows; the walk itself carries keys as bytes.
+fn key_text(k: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(k)
 }
 
 #[derive(Debug, Clone)]
 enum HTok<'a, V> {
-    Key(&'a str),
+    Key(&'a [u8]),
     /// The key `value` of the objects `(DESIRED, LIVE)`: secret when a
     /// sibling names a secret (see [`Walk::keys_secret`]).
     Value(V, V),
@@ -255,9 +283,12 @@ fn pointer(toks: &[Tok<'_>]) -> String {
     let mut s = String::new();
     for t in toks {
         s.push('/');
-        match t {
-            Tok::Key(k) => s.push_str(&escape_token(k)),
-            Tok::Idx(i) => s.push_str(i),
+        match *t {
+            Tok::Key(k) => s.push_str(&escape_token(&key_text(k))),
+            Tok::Idx(i) => {
+                use std::fmt::Write as _;
+                let _ = write!(s, "{i}");
+            }
         }
     }
     s
@@ -269,7 +300,7 @@ fn label<'a, V: View<'a>>(toks: &[HTok<'a, V>]) -> String {
         match t {
             HTok::Key(k) => {
                 s.push('/');
-                s.push_str(&escape_token(k));
+                s.push_str(&escape_token(&key_text(k)));
             }
             HTok::Value(..) => s.push_str("/value"),
             HTok::Idx(i) => {
@@ -379,8 +410,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             if j == usize::MAX {
                 continue;
             }
-            self.dpath.push(idx(i));
-            self.lpath.push(idx(j));
+            self.dpath.push(Tok::Idx(i));
+            self.lpath.push(Tok::Idx(j));
             self.hpath.push(HTok::Sel(da.at(i), spec.clone()));
             self.node(da.at(i), la.at(j), secret);
             self.pop();
@@ -388,7 +419,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     }
 
     fn tokens(toks: &[Tok<'_>]) -> Vec<String> {
-        toks.iter().map(|t| t.as_ref().to_owned()).collect()
+        toks.iter().map(|t| t.text()).collect()
     }
 
     fn resolve(&self, side: Side) -> std::borrow::Cow<'static, Resolved> {
@@ -420,7 +451,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     fn keys_secret(&self) -> bool {
         self.rules.masks_secret_keys()
             && self.hpath.iter().any(|t| match t {
-                HTok::Key(k) => is_secret_key(k),
+                HTok::Key(k) => is_secret_key_bytes(k),
                 // `value` itself is no secret-looking key.
                 HTok::Value(d, l) => names_secret_in(*d) || names_secret_in(*l),
                 HTok::Idx(_) | HTok::Sel(..) => false,
@@ -593,8 +624,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     fn object(&mut self, d: V, l: V, dm: V::Obj, lm: V::Obj, secret: bool) {
         let (dn, ln) = (dm.len(), lm.len());
         let (mut di, mut li) = (0, 0);
-        // Keys are compared as bytes (the order objects are sorted in); only
-        // the key taken into the path is made a `&str` (once per step).
+        // Keys are compared and taken into the path as bytes (the order
+        // objects are sorted in); they become text only in reports.
         loop {
             let order = match (di < dn, li < ln) {
                 (false, false) => break,
@@ -604,25 +635,21 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             };
             match order {
                 std::cmp::Ordering::Equal => {
-                    let (key, dv) = dm.entry(di);
-                    let lv = lm.value(li);
-                    self.push_key(key, d, l);
-                    self.node(dv, lv, secret);
+                    self.push_key(dm.key_bytes(di), d, l);
+                    self.node(dm.value(di), lm.value(li), secret);
                     self.pop();
                     di += 1;
                     li += 1;
                 }
                 std::cmp::Ordering::Less => {
-                    let (key, dv) = dm.entry(di);
-                    self.push_key(key, d, l);
-                    let _ = self.only_desired(dv, secret, None);
+                    self.push_key(dm.key_bytes(di), d, l);
+                    let _ = self.only_desired(dm.value(di), secret, None);
                     self.pop();
                     di += 1;
                 }
                 std::cmp::Ordering::Greater => {
-                    let (key, lv) = lm.entry(li);
-                    self.push_key(key, d, l);
-                    self.only_live(lv, secret);
+                    self.push_key(lm.key_bytes(li), d, l);
+                    self.only_live(lm.value(li), secret);
                     self.pop();
                     li += 1;
                 }
@@ -631,10 +658,10 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     }
 
     /// Steps into `key` of the objects `d` and `l`.
-    fn push_key(&mut self, key: &'a str, d: V, l: V) {
+    fn push_key(&mut self, key: &'a [u8], d: V, l: V) {
         self.dpath.push(Tok::Key(key));
         self.lpath.push(Tok::Key(key));
-        self.hpath.push(if key == "value" {
+        self.hpath.push(if key == b"value" {
             HTok::Value(d, l)
         } else {
             HTok::Key(key)
@@ -697,8 +724,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     }
 
     fn push_idx(&mut self, i: usize, j: usize) {
-        self.dpath.push(idx(i));
-        self.lpath.push(idx(j));
+        self.dpath.push(Tok::Idx(i));
+        self.lpath.push(Tok::Idx(j));
         self.hpath.push(HTok::Idx(i));
     }
 
@@ -718,8 +745,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             .collect();
         let extra: Vec<usize> = (0..la.len()).filter(|&j| !taken[j]).collect();
         for &j in &extra {
-            self.dpath.push(idx(j));
-            self.lpath.push(idx(j));
+            self.dpath.push(Tok::Idx(j));
+            self.lpath.push(Tok::Idx(j));
             self.hpath.push(HTok::Sel(la.at(j), spec.clone()));
             // Report from LIVE's side.
             let saved = std::mem::replace(&mut self.dpath, self.lpath.clone());
@@ -729,7 +756,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         }
         if !self.structure {
             for &j in extra.iter().rev() {
-                self.lpath.push(idx(j));
+                self.lpath.push(Tok::Idx(j));
                 let path = pointer(&self.lpath);
                 self.lpath.pop();
                 self.ops.push(PatchOp::Remove { path });
@@ -739,8 +766,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         // so the next one takes its place.
         let mut len = la.len() - extra.len();
         for i in missing {
-            self.dpath.push(idx(i));
-            self.lpath.push(idx(len));
+            self.dpath.push(Tok::Idx(i));
+            self.lpath.push(Tok::Idx(len));
             self.hpath.push(HTok::Sel(da.at(i), spec.clone()));
             let at = pointer(&self.lpath);
             if self.only_desired(da.at(i), secret, Some(at)) {
@@ -813,8 +840,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             if moved_live[j] {
                 continue;
             }
-            self.dpath.push(idx(j));
-            self.lpath.push(idx(j));
+            self.dpath.push(Tok::Idx(j));
+            self.lpath.push(Tok::Idx(j));
             self.hpath.push(HTok::Idx(j));
             let saved = std::mem::replace(&mut self.dpath, self.lpath.clone());
             self.only_live(la.at(j), secret);
@@ -839,14 +866,14 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         // Patch: removals in descending order, then insertions ascending at
         // their DESIRED index; the kept elements keep their relative order.
         for &j in l_only.iter().rev() {
-            self.lpath.push(idx(j));
+            self.lpath.push(Tok::Idx(j));
             let path = pointer(&self.lpath);
             self.lpath.pop();
             self.ops.push(PatchOp::Remove { path });
         }
         for &i in &d_only {
-            self.dpath.push(idx(i));
-            self.lpath.push(idx(i));
+            self.dpath.push(Tok::Idx(i));
+            self.lpath.push(Tok::Idx(i));
             let path = pointer(&self.lpath);
             let res = self.resolve(Side::Desired);
             let value = self.masked(
@@ -1327,5 +1354,40 @@ mod tests {
             assert!(r.differences().iter().all(|x| !x.secret));
             assert!(format!("{r:?}").contains(CANARY));
         }
+    }
+
+    /// Path steps are key bytes and plain indices (`Tok`): rules with literal
+    /// indices and non-ASCII or escaped keys still match, and pointers and
+    /// labels show the same text.
+    #[test]
+    fn rules_and_pointers_see_steps_as_text() {
+        let d = r#"{"l":[0,1,2,3,4,5,6,7,8,9,10,{"ключ/~":1,"x":1}],"m":{"ключ/~":{"é":1}}}"#;
+        let l = r#"{"l":[0,1,2,3,4,5,6,7,8,9,10,{"ключ/~":2,"x":2}],"m":{"ключ/~":{"é":2}}}"#;
+        let rules = Rules::new()
+            .with_rule(
+                crate::Rule::new("/l/11/x")
+                    .unwrap()
+                    .severity(Severity::Critical),
+            )
+            .with_rule(crate::Rule::new("/l/011/ключ~1~0").unwrap().ignore())
+            .with_rule(
+                crate::Rule::new("/m/ключ~1~0/é")
+                    .unwrap()
+                    .severity(Severity::Info),
+            );
+        let r = both(&rules, d, l);
+        let got: Vec<_> = r
+            .differences()
+            .iter()
+            .map(|x| (x.path.as_str(), x.label.as_str(), x.severity))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/l/11/x", "/l/11/x", Severity::Critical),
+                ("/l/11/ключ~1~0", "/l/11/ключ~1~0", Severity::Warning),
+                ("/m/ключ~1~0/é", "/m/ключ~1~0/é", Severity::Info),
+            ]
+        );
     }
 }

@@ -94,6 +94,12 @@ impl PathPattern {
     /// Whether the pattern matches a path given as unescaped tokens.
     #[must_use]
     pub fn matches<S: AsRef<str>>(&self, path: &[S]) -> bool {
+        self.matches_tokens(path)
+    }
+
+    /// [`PathPattern::matches`] on any kind of path step (the differ's steps
+    /// are key bytes and list indices, turned into text only for reports).
+    pub(crate) fn matches_tokens<S: PathToken>(&self, path: &[S]) -> bool {
         // Cheap rejections first (the differ asks at every node): the path's
         // length, then the last and first segments when they are literal.
         if path.len() < self.fixed || (!self.open && path.len() != self.fixed) {
@@ -104,12 +110,12 @@ impl PathPattern {
             (self.segs.first(), path.first()),
         ] {
             if let (Some(Seg::Lit(l)), Some(t)) = (seg, token)
-                && l != t.as_ref()
+                && !t.is(l)
             {
                 return false;
             }
         }
-        fn go<S: AsRef<str>>(p: &[Seg], path: &[S]) -> bool {
+        fn go<S: PathToken>(p: &[Seg], path: &[S]) -> bool {
             match p.split_first() {
                 None => path.is_empty(),
                 Some((Seg::AnyDepth, rest)) => (0..=path.len()).any(|i| go(rest, &path[i..])),
@@ -117,7 +123,7 @@ impl PathPattern {
                     None => false,
                     Some((head, tail)) => {
                         let ok = match seg {
-                            Seg::Lit(l) => l == head.as_ref(),
+                            Seg::Lit(l) => head.is(l),
                             _ => true,
                         };
                         ok && go(rest, tail)
@@ -132,6 +138,19 @@ impl PathPattern {
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+}
+
+/// One step of a path matched against patterns.
+pub(crate) trait PathToken {
+    /// Whether the step is the unescaped token `lit`.
+    fn is(&self, lit: &str) -> bool;
+}
+
+impl<S: AsRef<str>> PathToken for S {
+    #[inline]
+    fn is(&self, lit: &str) -> bool {
+        self.as_ref() == lit
     }
 }
 
@@ -439,13 +458,13 @@ impl Rules {
     }
 
     /// The merged attributes of every rule matching `path`.
-    pub(crate) fn resolve<S: AsRef<str>>(&self, path: &[S]) -> Resolved {
+    pub(crate) fn resolve<S: PathToken>(&self, path: &[S]) -> Resolved {
         let mut out = Resolved {
             severity: self.default_severity,
             ..Resolved::default()
         };
         for r in &self.rules {
-            if !r.path.matches(path) {
+            if !r.path.matches_tokens(path) {
                 continue;
             }
             if let Some(k) = &r.key {
