@@ -978,12 +978,77 @@ fn key_part<'a, V: View<'a>>(node: V) -> Option<KeyPart<'a>> {
     }
 }
 
+/// A digest of a key that orders as the key does: `rank(a) < rank(b)`
+/// implies `a < b`, and equal ranks mean equal keys when [`exact`] says so
+/// (else the keys are compared in full). Big-endian bytes: the part's kind,
+/// 14 bytes of payload (a number's bits, a string's first bytes padded with
+/// zeros), then a string's length, or [`INEXACT`] for a longer string or a
+/// key with further fields. Sorting and pairing keyed lists thus compares
+/// integers, not byte strings.
+///
+/// For strings of at most 14 bytes (padded bytes, then length) is exactly
+/// byte order: where the padded bytes first differ, either both strings have
+/// a byte there or the shorter one ended and is a prefix of the other; where
+/// they are all equal, the shorter string is a prefix of the longer.
+fn rank(head: &KeyPart<'_>, single: bool) -> u128 {
+    let mut b = [0u8; 16];
+    match *head {
+        KeyPart::Bool(x) => b[1] = u8::from(x),
+        KeyPart::Num(n) => {
+            b[0] = 1;
+            b[1..9].copy_from_slice(&n.to_be_bytes());
+        }
+        KeyPart::Str(s) => {
+            b[0] = 2;
+            let n = s.len().min(RANK_BYTES);
+            for (to, from) in b[1..=n].iter_mut().zip(s) {
+                *to = *from;
+            }
+            #[allow(clippy::cast_possible_truncation)]
+            if s.len() <= RANK_BYTES {
+                b[15] = s.len() as u8;
+            } else {
+                b[15] = INEXACT;
+            }
+        }
+    }
+    if !single {
+        b[15] = INEXACT;
+    }
+    u128::from_be_bytes(b)
+}
+
+/// The string bytes a [`rank`] holds.
+const RANK_BYTES: usize = 14;
+/// The last byte of a [`rank`] that does not decide equality.
+const INEXACT: u8 = 15;
+
+/// Whether keys with this (same) rank are equal.
+#[inline]
+fn exact(rank: u128) -> bool {
+    rank as u8 != INEXACT
+}
+
 /// The keys of a list's elements, with the element indices sorted by key.
 struct KeyTable<'a> {
     /// The key of element `i`.
     keys: Vec<Key<'a>>,
-    /// Element indices in key order.
-    order: Vec<usize>,
+    /// `(rank, element index)` in key order.
+    order: Vec<(u128, usize)>,
+}
+
+/// Key order of the ranked elements `a` (keys `ka`) and `b` (keys `kb`).
+#[inline]
+fn ranked_cmp(
+    ka: &[Key<'_>],
+    a: (u128, usize),
+    kb: &[Key<'_>],
+    b: (u128, usize),
+) -> std::cmp::Ordering {
+    match a.0.cmp(&b.0) {
+        std::cmp::Ordering::Equal if !exact(a.0) => ka[a.1].cmp(&kb[b.1]),
+        o => o,
+    }
 }
 
 impl KeyTable<'_> {
@@ -995,13 +1060,13 @@ impl KeyTable<'_> {
         let mut partner = vec![usize::MAX; self.keys.len()];
         let mut taken = vec![false; other.keys.len()];
         let (mut a, mut b) = (0, 0);
-        while let (Some(&i), Some(&j)) = (self.order.get(a), other.order.get(b)) {
-            match self.keys[i].cmp(&other.keys[j]) {
+        while let (Some(&x), Some(&y)) = (self.order.get(a), other.order.get(b)) {
+            match ranked_cmp(&self.keys, x, &other.keys, y) {
                 std::cmp::Ordering::Less => a += 1,
                 std::cmp::Ordering::Greater => b += 1,
                 std::cmp::Ordering::Equal => {
-                    partner[i] = j;
-                    taken[j] = true;
+                    partner[x.1] = y.1;
+                    taken[y.1] = true;
                     a += 1;
                     b += 1;
                 }
@@ -1012,23 +1077,41 @@ impl KeyTable<'_> {
 }
 
 /// The key of every element, or `None` when some element lacks a scalar key
-/// or two elements share one.
+/// or two elements share one. A list already in strictly increasing key
+/// order (a generated or sorted document) is not sorted again.
 fn keys_of<'a, L: ListView<'a>>(spec: &KeySpec, items: L) -> Option<KeyTable<'a>> {
     let (first, rest) = spec.fields().split_first()?;
-    let mut keys = Vec::with_capacity(items.len());
-    for i in 0..items.len() {
+    let n = items.len();
+    let mut keys = Vec::with_capacity(n);
+    let mut order = Vec::with_capacity(n);
+    let mut increasing = true;
+    for i in 0..n {
         let item = items.at(i);
         let head = key_part(field(item, first)?)?;
         let mut tail = Vec::new();
         for f in rest {
             tail.push(key_part(field(item, f)?)?);
         }
+        let r = rank(&head, rest.is_empty());
         keys.push(Key(head, tail));
+        if increasing && let Some(&(prev, _)) = order.last() {
+            increasing = match u128::cmp(&prev, &r) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Equal if !exact(r) => keys[i - 1] < keys[i],
+                _ => false,
+            };
+        }
+        order.push((r, i));
     }
-    let mut order: Vec<usize> = (0..keys.len()).collect();
-    order.sort_unstable_by(|&a, &b| keys[a].cmp(&keys[b]));
-    if order.windows(2).any(|w| keys[w[0]] == keys[w[1]]) {
-        return None;
+    if !increasing {
+        let k = &keys;
+        order.sort_unstable_by(|&a, &b| ranked_cmp(k, a, k, b));
+        if order
+            .windows(2)
+            .any(|w| ranked_cmp(k, w[0], k, w[1]).is_eq())
+        {
+            return None;
+        }
     }
     Some(KeyTable { keys, order })
 }
@@ -1389,5 +1472,120 @@ mod tests {
                 ("/m/ключ~1~0/é", "/m/ключ~1~0/é", Severity::Info),
             ]
         );
+    }
+
+    fn part(x: &(u8, Vec<u8>, u64)) -> KeyPart<'_> {
+        match x.0 % 3 {
+            0 => KeyPart::Bool(x.2 % 2 == 1),
+            1 => KeyPart::Num(x.2),
+            _ => KeyPart::Str(&x.1),
+        }
+    }
+
+    /// Byte strings with shared prefixes, zero bytes and lengths around the
+    /// 14 bytes a rank holds.
+    fn bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        (
+            prop::collection::vec(prop::sample::select(vec![0u8, 1, b'a', 0xff]), 0..20),
+            0usize..3,
+        )
+            .prop_map(|(mut v, prefix)| {
+                let head: &[u8] = [&b""[..], b"svc-000000", b"VAR_00_LEVEL_X"][prefix];
+                v.splice(0..0, head.iter().copied());
+                v
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 1024,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x4a7e_5eed),
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// `rank` orders as `KeyPart` does and, when exact, decides equality.
+        #[test]
+        fn ranks_order_as_keys_do(
+            a in (0u8..3, bytes(), proptest::prelude::any::<u64>()),
+            b in (0u8..3, bytes(), proptest::prelude::any::<u64>()),
+            single in proptest::prelude::any::<bool>(),
+        ) {
+            let (pa, pb) = (part(&a), part(&b));
+            let (ra, rb) = (rank(&pa, single), rank(&pb, single));
+            match ra.cmp(&rb) {
+                std::cmp::Ordering::Equal => {
+                    if exact(ra) {
+                        proptest::prop_assert!(single);
+                        proptest::prop_assert_eq!(pa, pb);
+                    }
+                }
+                o => proptest::prop_assert_eq!(o, pa.cmp(&pb)),
+            }
+            let short = match pa {
+                KeyPart::Str(s) => s.len() <= RANK_BYTES,
+                _ => true,
+            };
+            // Exact for every single-field key but long strings.
+            proptest::prop_assert_eq!(exact(ra), single && short);
+        }
+
+        /// Key tables (already-sorted lists skip the sort) pair elements as
+        /// a plain map from key to index does, and refuse duplicate keys.
+        #[test]
+        fn key_tables_pair_as_a_map_does(
+            da in proptest::collection::vec(bytes(), 0..12),
+            la in proptest::collection::vec(bytes(), 0..12),
+            sort_d in proptest::prelude::any::<bool>(),
+            two in proptest::prelude::any::<bool>(),
+        ) {
+            let mut da = da;
+            if sort_d {
+                da.sort();
+            }
+            let spec = if two { KeySpec::new(&["k", "n"]) } else { KeySpec::new(&["k"]) };
+            let items = |v: &[Vec<u8>]| -> Vec<Node> {
+                v.iter()
+                    .enumerate()
+                    .map(|(i, k)| {
+                        let mut m = Map::new();
+                        m.insert("k", Node::new(Value::String(String::from_utf8_lossy(k).as_ref().into())));
+                        m.insert("n", Node::new(Value::Number(crate::Number::Int(i64::try_from(i % 2).unwrap()))));
+                        Node::new(Value::Object(m))
+                    })
+                    .collect()
+            };
+            let (dn, ln) = (items(&da), items(&la));
+            // The reference: the keys as owned values in a map.
+            let key_of = |n: &Node, i: usize| -> (String, i64) {
+                let Value::Object(m) = &n.value else { unreachable!() };
+                let Some(Value::String(k)) = m.get("k").map(|x| &x.value) else { unreachable!() };
+                (k.to_string(), if two { i64::try_from(i % 2).unwrap() } else { 0 })
+            };
+            let index = |v: &[Node]| {
+                let mut map = BTreeMap::new();
+                for (i, n) in v.iter().enumerate() {
+                    if map.insert(key_of(n, i), i).is_some() {
+                        return None;
+                    }
+                }
+                Some(map)
+            };
+            let (Some(dm), Some(lm)) = (index(&dn), index(&ln)) else {
+                proptest::prop_assert!(
+                    keys_of(&spec, dn.as_slice()).is_none() || keys_of(&spec, ln.as_slice()).is_none()
+                );
+                return Ok(());
+            };
+            let (dk, lk) = (keys_of(&spec, dn.as_slice()).unwrap(), keys_of(&spec, ln.as_slice()).unwrap());
+            let (partner, taken) = dk.pair(&lk);
+            for (key, &i) in &dm {
+                proptest::prop_assert_eq!(partner[i], lm.get(key).copied().unwrap_or(usize::MAX));
+            }
+            for (key, &j) in &lm {
+                proptest::prop_assert_eq!(taken[j], dm.contains_key(key));
+            }
+        }
     }
 }
