@@ -631,7 +631,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
                 (false, false) => break,
                 (true, false) => std::cmp::Ordering::Less,
                 (false, true) => std::cmp::Ordering::Greater,
-                (true, true) => dm.key_bytes(di).cmp(lm.key_bytes(li)),
+                (true, true) => dm.key_cmp(di, lm, li),
             };
             match order {
                 std::cmp::Ordering::Equal => {
@@ -734,8 +734,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         da: V::List,
         la: V::List,
         spec: &SpecRef,
-        dk: &KeyTable<'a>,
-        lk: &KeyTable<'a>,
+        dk: &KeyTable<'_, V::List>,
+        lk: &KeyTable<'_, V::List>,
         secret: bool,
     ) {
         let (partner, taken) = dk.pair(lk);
@@ -1029,39 +1029,65 @@ fn exact(rank: u128) -> bool {
     rank as u8 != INEXACT
 }
 
-/// The keys of a list's elements, with the element indices sorted by key.
-struct KeyTable<'a> {
-    /// The key of element `i`.
-    keys: Vec<Key<'a>>,
-    /// `(rank, element index)` in key order.
+/// A list's elements in key order, as `(rank, element index)`. Full keys
+/// are not kept: they are read again from the list for the rare ties of
+/// inexact ranks (keys longer than the rank holds, composite keys).
+struct KeyTable<'s, L> {
+    spec: &'s KeySpec,
+    items: L,
     order: Vec<(u128, usize)>,
 }
 
-/// Key order of the ranked elements `a` (keys `ka`) and `b` (keys `kb`).
+/// The full key of element `i` (`None` when it has none; a table is only
+/// built when every element has one).
+fn key_at<'a, L: ListView<'a>>(spec: &KeySpec, items: L, i: usize) -> Option<Key<'a>> {
+    let item = items.at(i);
+    let (first, rest) = spec.fields().split_first()?;
+    let head = key_part(field(item, first)?)?;
+    let tail = rest
+        .iter()
+        .map(|f| field(item, f).and_then(key_part))
+        .collect::<Option<Vec<_>>>()?;
+    Some(Key(head, tail))
+}
+
+/// Key order of element `a` of `ta` and element `b` of `tb` (ranked).
 #[inline]
-fn ranked_cmp(
-    ka: &[Key<'_>],
+fn ranked_cmp<'a, L: ListView<'a>>(
+    ta: &KeyTable<'_, L>,
     a: (u128, usize),
-    kb: &[Key<'_>],
+    tb: &KeyTable<'_, L>,
     b: (u128, usize),
 ) -> std::cmp::Ordering {
     match a.0.cmp(&b.0) {
-        std::cmp::Ordering::Equal if !exact(a.0) => ka[a.1].cmp(&kb[b.1]),
+        std::cmp::Ordering::Equal if !exact(a.0) => full_cmp(ta, a.1, tb, b.1),
         o => o,
     }
 }
 
-impl KeyTable<'_> {
+/// [`ranked_cmp`] on a tie of inexact ranks: the full keys.
+#[cold]
+#[inline(never)]
+fn full_cmp<'a, L: ListView<'a>>(
+    ta: &KeyTable<'_, L>,
+    a: usize,
+    tb: &KeyTable<'_, L>,
+    b: usize,
+) -> std::cmp::Ordering {
+    key_at(ta.spec, ta.items, a).cmp(&key_at(tb.spec, tb.items, b))
+}
+
+impl<'a, L: ListView<'a>> KeyTable<'_, L> {
     /// Pairs this list's elements with `other`'s by key, in one merge over
     /// both key orders: `partner[i]` is the index in `other` of element
     /// `i`'s key (`usize::MAX` when it has none there), and `taken[j]` says
     /// whether `other`'s element `j` was paired.
-    fn pair(&self, other: &KeyTable<'_>) -> (Vec<usize>, Vec<bool>) {
-        let mut partner = vec![usize::MAX; self.keys.len()];
-        let mut taken = vec![false; other.keys.len()];
+    fn pair(&self, other: &KeyTable<'_, L>) -> (Vec<usize>, Vec<bool>) {
+        let mut partner = vec![usize::MAX; self.order.len()];
+        let mut taken = vec![false; other.order.len()];
         let (mut a, mut b) = (0, 0);
         while let (Some(&x), Some(&y)) = (self.order.get(a), other.order.get(b)) {
-            match ranked_cmp(&self.keys, x, &other.keys, y) {
+            match ranked_cmp(self, x, other, y) {
                 std::cmp::Ordering::Less => a += 1,
                 std::cmp::Ordering::Greater => b += 1,
                 std::cmp::Ordering::Equal => {
@@ -1076,47 +1102,60 @@ impl KeyTable<'_> {
     }
 }
 
-/// The key of every element, or `None` when some element lacks a scalar key
-/// or two elements share one. A list already in strictly increasing key
-/// order (a generated or sorted document) is not sorted again.
-fn keys_of<'a, L: ListView<'a>>(spec: &KeySpec, items: L) -> Option<KeyTable<'a>> {
+/// The elements of `items` in key order, or `None` when some element lacks
+/// a scalar key or two elements share one. A list already in strictly
+/// increasing key order (a generated or sorted document) is not sorted.
+fn keys_of<'s, 'a, L: ListView<'a>>(spec: &'s KeySpec, items: L) -> Option<KeyTable<'s, L>> {
     let (first, rest) = spec.fields().split_first()?;
     let n = items.len();
-    let mut keys = Vec::with_capacity(n);
-    let mut order = Vec::with_capacity(n);
+    let mut table = KeyTable {
+        spec,
+        items,
+        order: Vec::with_capacity(n),
+    };
+    // The head field is looked up in every element: a plain field name is
+    // prepared once.
+    type Obj<'a, L> = <<L as ListView<'a>>::Item as View<'a>>::Obj;
+    let probe = match first.as_slice() {
+        [name] => Some((Obj::<L>::probe(name), name.as_str())),
+        _ => None,
+    };
     let mut increasing = true;
     for i in 0..n {
         let item = items.at(i);
-        let head = key_part(field(item, first)?)?;
-        let mut tail = Vec::new();
+        let head = match probe {
+            Some((probe, name)) => match item.shape() {
+                Shape::Object(m) => m.find(probe, name),
+                _ => None,
+            },
+            None => field(item, first),
+        };
+        let head = key_part(head?)?;
         for f in rest {
-            tail.push(key_part(field(item, f)?)?);
+            key_part(field(item, f)?)?;
         }
-        let r = rank(&head, rest.is_empty());
-        keys.push(Key(head, tail));
-        if increasing && let Some(&(prev, _)) = order.last() {
-            increasing = match u128::cmp(&prev, &r) {
-                std::cmp::Ordering::Less => true,
-                std::cmp::Ordering::Equal if !exact(r) => keys[i - 1] < keys[i],
-                _ => false,
-            };
+        let r = (rank(&head, rest.is_empty()), i);
+        if increasing && let Some(&prev) = table.order.last() {
+            increasing = ranked_cmp(&table, prev, &table, r).is_lt();
         }
-        order.push((r, i));
+        table.order.push(r);
     }
     if !increasing {
-        let k = &keys;
-        order.sort_unstable_by(|&a, &b| ranked_cmp(k, a, k, b));
+        let mut order = std::mem::take(&mut table.order);
+        let t = &table;
+        order.sort_unstable_by(|&a, &b| ranked_cmp(t, a, t, b));
         if order
             .windows(2)
-            .any(|w| ranked_cmp(k, w[0], k, w[1]).is_eq())
+            .any(|w| ranked_cmp(t, w[0], t, w[1]).is_eq())
         {
             return None;
         }
+        table.order = order;
     }
-    Some(KeyTable { keys, order })
+    Some(table)
 }
 
-type Keyed<'a> = (SpecRef, KeyTable<'a>, KeyTable<'a>);
+type Keyed<'s, L> = (SpecRef, KeyTable<'s, L>, KeyTable<'s, L>);
 
 /// The key a list is matched by: one of the built-in defaults (no copy) or a
 /// rule's (shared by every element's path label).
@@ -1165,7 +1204,7 @@ static DEFAULT_KEYS: std::sync::LazyLock<[KeySpec; 4]> = std::sync::LazyLock::ne
 
 /// Picks the list key: the rule's, else the first of `name`, `id`, `key`,
 /// `kind`+`/metadata/name` that identifies every element on both sides.
-fn keyed<'a, L: ListView<'a>>(rule: Option<&KeySpec>, da: L, la: L) -> Option<Keyed<'a>> {
+fn keyed<'s, 'a, L: ListView<'a>>(rule: Option<&'s KeySpec>, da: L, la: L) -> Option<Keyed<'s, L>> {
     if da.len() == 0 && la.len() == 0 {
         return None;
     }

@@ -77,10 +77,25 @@ pub(crate) trait ObjView<'a>: Copy + Send + Sync + 'a {
     fn entry(self, k: usize) -> (&'a str, Self::Item);
     /// The key of entry `k < len()` as bytes (no UTF-8 check).
     fn key_bytes(self, k: usize) -> &'a [u8];
+    /// Byte order of this object's key `k` and `other`'s key `j`.
+    #[inline]
+    fn key_cmp(self, k: usize, other: Self, j: usize) -> std::cmp::Ordering {
+        self.key_bytes(k).cmp(other.key_bytes(j))
+    }
     /// The value of entry `k < len()`.
     fn value(self, k: usize) -> Self::Item;
     /// The value under `key`.
     fn get(self, key: &str) -> Option<Self::Item>;
+    /// `key` prepared for looking it up in many objects ([`ObjView::find`]).
+    type Probe: Copy;
+    /// Prepares `key` for [`ObjView::find`].
+    fn probe(key: &str) -> Self::Probe;
+    /// The value under `key`, which `probe` was made from.
+    #[inline]
+    fn find(self, probe: Self::Probe, key: &str) -> Option<Self::Item> {
+        let _ = probe;
+        self.get(key)
+    }
 }
 
 impl<'a> View<'a> for &'a Node {
@@ -159,6 +174,10 @@ impl<'a> ObjView<'a> for &'a [Entry] {
             .ok()
             .map(|i| &self[i].node)
     }
+
+    type Probe = ();
+
+    fn probe(_key: &str) {}
 }
 
 /// Deep equality of two values, as the owned model's `==` (positions ignored).
