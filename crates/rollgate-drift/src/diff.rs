@@ -7,7 +7,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use crate::patch::PatchOp;
-use crate::rules::{KeySpec, Resolved, Rules, Severity, is_secret_key, is_secret_key_bytes};
+use crate::rules::{KeySpec, Res, Rules, Severity, is_secret_key, is_secret_key_bytes};
 use crate::tree::{Node, Str, Value, escape_token};
 use crate::view::{ListView, ObjView, Scalar, Shape, View};
 
@@ -243,6 +243,8 @@ impl crate::rules::PathToken for Tok<'_> {
     fn is(&self, lit: &str) -> bool {
         match *self {
             Tok::Key(k) => k == lit.as_bytes(),
+            // Most literals are names: no decimal text to build.
+            Tok::Idx(_) if !lit.as_bytes().first().is_some_and(u8::is_ascii_digit) => false,
             Tok::Idx(i) => {
                 // The decimal text of `i`, without allocating.
                 let mut buf = [0u8; 20];
@@ -276,7 +278,7 @@ enum HTok<'a, V> {
     Value(V, V),
     Idx(usize),
     /// A keyed element, formatted only when a difference is recorded.
-    Sel(V, SpecRef),
+    Sel(V, &'a KeySpec),
 }
 
 fn pointer(toks: &[Tok<'_>]) -> String {
@@ -307,7 +309,7 @@ fn label<'a, V: View<'a>>(toks: &[HTok<'a, V>]) -> String {
                 s.push('/');
                 s.push_str(&i.to_string());
             }
-            HTok::Sel(node, spec) => s.push_str(&selector(spec.get(), *node)),
+            HTok::Sel(node, spec) => s.push_str(&selector(spec, *node)),
         }
     }
     if s.starts_with('/') {
@@ -368,7 +370,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         &mut self,
         da: V::List,
         la: V::List,
-        spec: &SpecRef,
+        spec: &'a KeySpec,
         partner: &[usize],
         secret: bool,
     ) {
@@ -401,7 +403,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         &mut self,
         da: V::List,
         la: V::List,
-        spec: &SpecRef,
+        spec: &'a KeySpec,
         partner: &[usize],
         from: usize,
         secret: bool,
@@ -412,7 +414,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             }
             self.dpath.push(Tok::Idx(i));
             self.lpath.push(Tok::Idx(j));
-            self.hpath.push(HTok::Sel(da.at(i), spec.clone()));
+            self.hpath.push(HTok::Sel(da.at(i), spec));
             self.node(da.at(i), la.at(j), secret);
             self.pop();
         }
@@ -422,20 +424,22 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         toks.iter().map(|t| t.text()).collect()
     }
 
-    fn resolve(&self, side: Side) -> std::borrow::Cow<'static, Resolved> {
+    /// What the rules say at the current path (borrowed from them: nothing
+    /// is built or dropped per node).
+    fn resolve(&self, side: Side) -> Res<'a> {
         let inherited = self.severity.unwrap_or(self.rules.default_severity());
         if self.plain {
-            // No rules: the same answer everywhere, nothing to build or drop.
-            return std::borrow::Cow::Borrowed(Resolved::plain(inherited));
+            // No rules: the same answer everywhere.
+            return Res::plain(inherited);
         }
-        let mut res = self.rules.resolve(match side {
+        let mut res = self.rules.resolve_ref(match side {
             Side::Desired => &self.dpath,
             Side::Live => &self.lpath,
         });
         if !res.severity_set {
             res.severity = inherited;
         }
-        std::borrow::Cow::Owned(res)
+        res
     }
 
     fn key_secret(&self, key: &str) -> bool {
@@ -478,7 +482,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     }
 
     fn mask_rec<W: View<'a>>(&self, node: W, toks: &mut Vec<String>) -> Node {
-        let rule_secret = !self.plain && self.rules.resolve(toks).secret;
+        let rule_secret = !self.plain && self.rules.resolve_ref(toks).secret;
         if rule_secret {
             return Node::at(Value::String(Str::const_new(MASK)), node.pos());
         }
@@ -558,7 +562,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         self.severity = saved;
     }
 
-    fn compare(&mut self, d: V, l: V, inherited_secret: bool, res: &Resolved) {
+    fn compare(&mut self, d: V, l: V, inherited_secret: bool, res: &Res<'a>) {
         let secret = inherited_secret || res.secret;
         if res.normalise.is_empty() && d.quick_equal(l) {
             // Equal scalars: nothing to report in either mode.
@@ -576,7 +580,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
                 } else {
                     let mut a = dv.to_value();
                     let mut b = lv.to_value();
-                    for n in &res.normalise {
+                    for n in res.normalise {
                         a = n.apply(&a);
                         b = n.apply(&b);
                     }
@@ -709,9 +713,9 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         }
     }
 
-    fn array(&mut self, da: V::List, la: V::List, res: &Resolved, secret: bool) {
-        if let Some((spec, dk, lk)) = keyed(res.key.as_ref(), da, la) {
-            self.keyed(da, la, &spec, &dk, &lk, secret);
+    fn array(&mut self, da: V::List, la: V::List, res: &Res<'a>, secret: bool) {
+        if let Some((spec, dk, lk)) = keyed(res.key, da, la) {
+            self.keyed(da, la, spec, &dk, &lk, secret);
         } else if self.structure {
             for i in 0..da.len().min(la.len()) {
                 self.push_idx(i, i);
@@ -733,7 +737,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         &mut self,
         da: V::List,
         la: V::List,
-        spec: &SpecRef,
+        spec: &'a KeySpec,
         dk: &KeyTable<'_, V::List>,
         lk: &KeyTable<'_, V::List>,
         secret: bool,
@@ -747,7 +751,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         for &j in &extra {
             self.dpath.push(Tok::Idx(j));
             self.lpath.push(Tok::Idx(j));
-            self.hpath.push(HTok::Sel(la.at(j), spec.clone()));
+            self.hpath.push(HTok::Sel(la.at(j), spec));
             // Report from LIVE's side.
             let saved = std::mem::replace(&mut self.dpath, self.lpath.clone());
             self.only_live(la.at(j), secret);
@@ -768,7 +772,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         for i in missing {
             self.dpath.push(Tok::Idx(i));
             self.lpath.push(Tok::Idx(len));
-            self.hpath.push(HTok::Sel(da.at(i), spec.clone()));
+            self.hpath.push(HTok::Sel(da.at(i), spec));
             let at = pointer(&self.lpath);
             if self.only_desired(da.at(i), secret, Some(at)) {
                 len += 1;
@@ -890,8 +894,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
 
 /// Whether a value present on one side only equals the declared default
 /// (compared after the path's normalisers).
-fn equals_default<'a, V: View<'a>>(res: &Resolved, node: V) -> bool {
-    let Some(default) = &res.default else {
+fn equals_default<'a, V: View<'a>>(res: &Res<'_>, node: V) -> bool {
+    let Some(default) = res.default else {
         return false;
     };
     let value = node.to_node().value;
@@ -1155,24 +1159,9 @@ fn keys_of<'s, 'a, L: ListView<'a>>(spec: &'s KeySpec, items: L) -> Option<KeyTa
     Some(table)
 }
 
-type Keyed<'s, L> = (SpecRef, KeyTable<'s, L>, KeyTable<'s, L>);
-
-/// The key a list is matched by: one of the built-in defaults (no copy) or a
-/// rule's (shared by every element's path label).
-#[derive(Debug, Clone)]
-enum SpecRef {
-    Default(&'static KeySpec),
-    Rule(std::sync::Arc<KeySpec>),
-}
-
-impl SpecRef {
-    fn get(&self) -> &KeySpec {
-        match self {
-            SpecRef::Default(spec) => spec,
-            SpecRef::Rule(spec) => spec,
-        }
-    }
-}
+/// The key a list is matched by (a rule's or a built-in default, borrowed:
+/// every element's path label shares it) and both lists' key tables.
+type Keyed<'s, L> = (&'s KeySpec, KeyTable<'s, L>, KeyTable<'s, L>);
 
 /// For each element of `a`, the index of the element of `b` with the same
 /// key, under the rule's key or the first default key that identifies every
@@ -1215,12 +1204,12 @@ fn keyed<'s, 'a, L: ListView<'a>>(rule: Option<&'s KeySpec>, da: L, la: L) -> Op
     }
     if let Some(spec) = rule {
         let (dk, lk) = (keys_of(spec, da)?, keys_of(spec, la)?);
-        return Some((SpecRef::Rule(std::sync::Arc::new(spec.clone())), dk, lk));
+        return Some((spec, dk, lk));
     }
     let defaults: &'static [KeySpec; 4] = &DEFAULT_KEYS;
     for spec in defaults {
         if let (Some(dk), Some(lk)) = (keys_of(spec, da), keys_of(spec, la)) {
-            return Some((SpecRef::Default(spec), dk, lk));
+            return Some((spec, dk, lk));
         }
     }
     None

@@ -457,24 +457,30 @@ impl Rules {
         self.rules.is_empty()
     }
 
-    /// The merged attributes of every rule matching `path`.
+    /// What overlays need of the rules matching `path` (an owned copy).
     pub(crate) fn resolve<S: PathToken>(&self, path: &[S]) -> Resolved {
-        let mut out = Resolved {
-            severity: self.default_severity,
-            ..Resolved::default()
-        };
+        Resolved {
+            key: self.resolve_ref(path).key.cloned(),
+        }
+    }
+
+    /// The merged attributes of every rule matching `path`, borrowed from
+    /// the rules: nothing is cloned, allocated or dropped (the differ asks
+    /// at every node).
+    pub(crate) fn resolve_ref<S: PathToken>(&self, path: &[S]) -> Res<'_> {
+        let mut out = Res::plain(self.default_severity);
         for r in &self.rules {
             if !r.path.matches_tokens(path) {
                 continue;
             }
             if let Some(k) = &r.key {
-                out.key = Some(k.clone());
+                out.key = Some(k);
             }
             if let Some(i) = r.ignore {
                 out.ignore = i;
             }
             if let Some(n) = &r.normalise {
-                out.normalise.clone_from(n);
+                out.normalise = n;
             }
             if let Some(s) = r.severity {
                 out.severity = s;
@@ -484,49 +490,43 @@ impl Rules {
                 out.secret = s;
             }
             if let Some(d) = &r.default {
-                out.default = Some(d.clone());
+                out.default = Some(d);
             }
         }
         out
     }
 }
 
-/// The attributes in force at one path.
+/// The attributes overlays read at one path ([`Rules::resolve`]).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Resolved {
     pub key: Option<KeySpec>,
+}
+
+/// The attributes in force at one path ([`Rules::resolve_ref`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Res<'r> {
+    pub key: Option<&'r KeySpec>,
     pub ignore: bool,
-    pub normalise: Vec<Normaliser>,
+    pub normalise: &'r [Normaliser],
     pub severity: Severity,
     /// Whether a rule set the severity here (it then holds for the subtree).
     pub severity_set: bool,
     pub secret: bool,
-    pub default: Option<Value>,
+    pub default: Option<&'r Value>,
 }
 
-impl Resolved {
-    /// What holds at every path when there are no rules.
-    pub(crate) fn plain(severity: Severity) -> &'static Resolved {
-        const fn at(severity: Severity) -> Resolved {
-            Resolved {
-                key: None,
-                ignore: false,
-                normalise: Vec::new(),
-                severity,
-                severity_set: false,
-                secret: false,
-                default: None,
-            }
-        }
-        static PLAIN: [Resolved; 3] = [
-            at(Severity::Info),
-            at(Severity::Warning),
-            at(Severity::Critical),
-        ];
-        match severity {
-            Severity::Info => &PLAIN[0],
-            Severity::Warning => &PLAIN[1],
-            Severity::Critical => &PLAIN[2],
+impl Res<'_> {
+    /// What holds at every path when no rule matches.
+    pub(crate) const fn plain(severity: Severity) -> Self {
+        Res {
+            key: None,
+            ignore: false,
+            normalise: &[],
+            severity,
+            severity_set: false,
+            secret: false,
+            default: None,
         }
     }
 }
