@@ -245,23 +245,26 @@ impl crate::rules::PathToken for Tok<'_> {
             Tok::Key(k) => k == lit.as_bytes(),
             // Most literals are names: no decimal text to build.
             Tok::Idx(_) if !lit.as_bytes().first().is_some_and(u8::is_ascii_digit) => false,
-            Tok::Idx(i) => {
-                // The decimal text of `i`, without allocating.
-                let mut buf = [0u8; 20];
-                let mut at = buf.len();
-                let mut n = i;
-                loop {
-                    at -= 1;
-                    buf[at] = b'0' + (n % 10) as u8;
-                    n /= 10;
-                    if n == 0 {
-                        break;
-                    }
-                }
-                &buf[at..] == lit.as_bytes()
-            }
+            Tok::Idx(i) => index_is(i, lit),
         }
     }
+}
+
+/// Whether `lit` is the decimal text of `i` (without allocating).
+#[cold]
+fn index_is(i: usize, lit: &str) -> bool {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    let mut n = i;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[at..] == lit.as_bytes()
 }
 
 /// A key's text. Every document's keys are UTF-8 (the loaders check it), so

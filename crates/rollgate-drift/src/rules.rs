@@ -58,6 +58,8 @@ pub struct PathPattern {
     fixed: usize,
     /// Whether a `**` lets the pattern match longer paths.
     open: bool,
+    /// The index of the first `**` (`segs.len()` when there is none).
+    split: usize,
 }
 
 impl PathPattern {
@@ -69,6 +71,7 @@ impl PathPattern {
                 segs: Vec::new(),
                 fixed: 0,
                 open: false,
+                split: 0,
             });
         }
         let rest = text
@@ -86,6 +89,10 @@ impl PathPattern {
         Ok(Self {
             text: text.to_owned(),
             open: fixed < segs.len(),
+            split: segs
+                .iter()
+                .position(|s| *s == Seg::AnyDepth)
+                .unwrap_or(segs.len()),
             segs,
             fixed,
         })
@@ -101,7 +108,29 @@ impl PathPattern {
     /// are key bytes and list indices, turned into text only for reports).
     pub(crate) fn matches_tokens<S: PathToken>(&self, path: &[S]) -> bool {
         // Cheap rejections first (the differ asks at every node): the path's
-        // length, then the last and first segments when they are literal.
+        // length, then the literal segments.
+        if path.len() < self.fixed || (!self.open && path.len() != self.fixed) {
+            return false;
+        }
+        if self.fixed + 1 >= self.segs.len() {
+            // At most one `**` (nearly every pattern): the segments before
+            // it match the path's first tokens and those after it the last
+            // ones, the `**` taking what lies between (the length check
+            // keeps the two apart). The last tokens first: they differ most.
+            let (before, after) = self.segs.split_at(self.split);
+            let after = after.get(1..).unwrap_or_default();
+            let lit = |(seg, token): (&Seg, &S)| match seg {
+                Seg::Lit(l) => token.is(l),
+                _ => true,
+            };
+            return after.iter().rev().zip(path.iter().rev()).all(lit)
+                && before.iter().zip(path).all(lit);
+        }
+        self.matches_general(path)
+    }
+
+    /// [`PathPattern::matches_tokens`] for any number of `**`.
+    fn matches_general<S: PathToken>(&self, path: &[S]) -> bool {
         if path.len() < self.fixed || (!self.open && path.len() != self.fixed) {
             return false;
         }
@@ -707,5 +736,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("must start with '/'"), "{err}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 4096,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5e9_7a7),
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// The prefix/suffix check for patterns with at most one `**`
+        /// decides as the general (backtracking) matcher does.
+        #[test]
+        fn patterns_match_as_the_general_matcher_does(
+            segs in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "b", "0", "*", "**"]), 0..6),
+            path in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "b", "0", "1"]), 0..8),
+        ) {
+            let text = if segs.is_empty() { String::new() } else { format!("/{}", segs.join("/")) };
+            let p = PathPattern::parse(&text).unwrap();
+            proptest::prop_assert_eq!(p.matches(&path), p.matches_general(&path), "{} {:?}", text, path);
+        }
     }
 }
