@@ -1233,13 +1233,29 @@ impl<'t> crate::view::View<'t> for NodeRef<'t> {
     #[inline]
     fn shape(self) -> crate::view::Shape<'t, Self> {
         use crate::view::{Scalar, Shape};
-        match self.value() {
-            ValueRef::Null => Shape::Scalar(Scalar::Null),
-            ValueRef::Bool(b) => Shape::Scalar(Scalar::Bool(b)),
-            ValueRef::Number(n) => Shape::Scalar(Scalar::Number(n)),
-            ValueRef::String(s) => Shape::Scalar(Scalar::String(s)),
-            ValueRef::Array(a) => Shape::Array(a),
-            ValueRef::Object(m) => Shape::Object(m),
+        // The slot read once and matched on its tag directly (the differ
+        // asks at every node; containers are the common case).
+        let tree = self.tree;
+        let s = &tree.slots[self.idx];
+        match s.tag {
+            t if t == Kind::Object as u8 => Shape::Object(MapRef {
+                tree,
+                first: s.lo(),
+                len: s.hi(),
+            }),
+            t if t == Kind::Array as u8 => Shape::Array(ArrayRef {
+                tree,
+                first: s.lo(),
+                len: s.hi(),
+            }),
+            _ => match self.value() {
+                ValueRef::Null => Shape::Scalar(Scalar::Null),
+                ValueRef::Bool(b) => Shape::Scalar(Scalar::Bool(b)),
+                ValueRef::Number(n) => Shape::Scalar(Scalar::Number(n)),
+                ValueRef::String(s) => Shape::Scalar(Scalar::String(s)),
+                ValueRef::Array(a) => Shape::Array(a),
+                ValueRef::Object(m) => Shape::Object(m),
+            },
         }
     }
 
