@@ -196,9 +196,7 @@ impl Differ {
             rules: &self.rules,
             plain: self.rules.is_empty(),
             structure,
-            dpath: Vec::new(),
-            lpath: Vec::new(),
-            hpath: Vec::new(),
+            path: Vec::new(),
             diffs: Vec::new(),
             ops: Vec::new(),
             severity: None,
@@ -273,22 +271,67 @@ fn key_text(k: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(k)
 }
 
-#[derive(Debug, Clone)]
-enum HTok<'a, V> {
+/// One step of the walk, on both sides at once: the DESIRED and LIVE
+/// path tokens and the step of the label people read.
+#[derive(Debug, Clone, Copy)]
+enum Step<'a, V> {
+    /// A key, the same on both sides.
     Key(&'a [u8]),
     /// The key `value` of the objects `(DESIRED, LIVE)`: secret when a
     /// sibling names a secret (see [`Walk::keys_secret`]).
     Value(V, V),
-    Idx(usize),
-    /// A keyed element, formatted only when a difference is recorded.
-    Sel(V, &'a KeySpec),
+    /// Element `i` of DESIRED's list and `j` of LIVE's, labelled `/i`.
+    Idx(usize, usize),
+    /// Elements `i` and `j` matched by key, labelled by the element's key
+    /// (formatted only when a difference is recorded).
+    Sel(usize, usize, V, &'a KeySpec),
 }
 
-fn pointer(toks: &[Tok<'_>]) -> String {
+impl<'a, V> Step<'a, V> {
+    /// The step in DESIRED.
+    #[inline]
+    fn desired(&self) -> Tok<'a> {
+        match *self {
+            Step::Key(k) => Tok::Key(k),
+            Step::Value(..) => Tok::Key(b"value"),
+            Step::Idx(i, _) | Step::Sel(i, ..) => Tok::Idx(i),
+        }
+    }
+
+    /// The step in LIVE.
+    #[inline]
+    fn live(&self) -> Tok<'a> {
+        match *self {
+            Step::Key(k) => Tok::Key(k),
+            Step::Value(..) => Tok::Key(b"value"),
+            Step::Idx(_, j) | Step::Sel(_, j, ..) => Tok::Idx(j),
+        }
+    }
+
+    /// The step on `side`.
+    #[inline]
+    fn on(&self, side: Side) -> Tok<'a> {
+        match side {
+            Side::Desired => self.desired(),
+            Side::Live => self.live(),
+        }
+    }
+}
+
+/// Rules see DESIRED's path.
+impl<V> crate::rules::PathToken for Step<'_, V> {
+    #[inline]
+    fn is(&self, lit: &str) -> bool {
+        self.desired().is(lit)
+    }
+}
+
+/// The JSON Pointer of `path` on `side`, plus `extra` (an index) if given.
+fn pointer<V>(path: &[Step<'_, V>], side: Side, extra: Option<usize>) -> String {
     let mut s = String::new();
-    for t in toks {
+    for t in path.iter().map(|t| t.on(side)).chain(extra.map(Tok::Idx)) {
         s.push('/');
-        match *t {
+        match t {
             Tok::Key(k) => s.push_str(&escape_token(&key_text(k))),
             Tok::Idx(i) => {
                 use std::fmt::Write as _;
@@ -299,20 +342,20 @@ fn pointer(toks: &[Tok<'_>]) -> String {
     s
 }
 
-fn label<'a, V: View<'a>>(toks: &[HTok<'a, V>]) -> String {
+fn label<'a, V: View<'a>>(path: &[Step<'a, V>]) -> String {
     let mut s = String::new();
-    for t in toks {
+    for t in path {
         match t {
-            HTok::Key(k) => {
+            Step::Key(k) => {
                 s.push('/');
                 s.push_str(&escape_token(&key_text(k)));
             }
-            HTok::Value(..) => s.push_str("/value"),
-            HTok::Idx(i) => {
+            Step::Value(..) => s.push_str("/value"),
+            Step::Idx(i, _) => {
                 s.push('/');
                 s.push_str(&i.to_string());
             }
-            HTok::Sel(node, spec) => s.push_str(&selector(spec, *node)),
+            Step::Sel(_, _, node, spec) => s.push_str(&selector(spec, *node)),
         }
     }
     if s.starts_with('/') {
@@ -326,9 +369,8 @@ struct Walk<'a, V> {
     rules: &'a Rules,
     plain: bool,
     structure: bool,
-    dpath: Vec<Tok<'a>>,
-    lpath: Vec<Tok<'a>>,
-    hpath: Vec<HTok<'a, V>>,
+    /// Where the walk is, on both sides.
+    path: Vec<Step<'a, V>>,
     diffs: Vec<Difference>,
     ops: Vec<PatchOp>,
     /// Severity set by a rule on an ancestor.
@@ -356,9 +398,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             rules: self.rules,
             plain: self.plain,
             structure: self.structure,
-            dpath: self.dpath.clone(),
-            lpath: self.lpath.clone(),
-            hpath: self.hpath.clone(),
+            path: self.path.clone(),
             diffs: Vec::new(),
             ops: Vec::new(),
             severity: self.severity,
@@ -415,16 +455,14 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             if j == usize::MAX {
                 continue;
             }
-            self.dpath.push(Tok::Idx(i));
-            self.lpath.push(Tok::Idx(j));
-            self.hpath.push(HTok::Sel(da.at(i), spec));
+            self.path.push(Step::Sel(i, j, da.at(i), spec));
             self.node(da.at(i), la.at(j), secret);
             self.pop();
         }
     }
 
-    fn tokens(toks: &[Tok<'_>]) -> Vec<String> {
-        toks.iter().map(|t| t.text()).collect()
+    fn tokens(&self, side: Side) -> Vec<String> {
+        self.path.iter().map(|t| t.on(side).text()).collect()
     }
 
     /// What the rules say at the current path (borrowed from them: nothing
@@ -435,10 +473,14 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             // No rules: the same answer everywhere.
             return Res::plain(inherited);
         }
-        let mut res = self.rules.resolve_ref(match side {
-            Side::Desired => &self.dpath,
-            Side::Live => &self.lpath,
-        });
+        let mut res = match side {
+            Side::Desired => self.rules.resolve_ref(&self.path),
+            // Only for nodes present in LIVE alone: rare.
+            Side::Live => {
+                let live: Vec<Tok<'_>> = self.path.iter().map(Step::live).collect();
+                self.rules.resolve_ref(&live)
+            }
+        };
         if !res.severity_set {
             res.severity = inherited;
         }
@@ -457,11 +499,11 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     /// the way down.
     fn keys_secret(&self) -> bool {
         self.rules.masks_secret_keys()
-            && self.hpath.iter().any(|t| match t {
-                HTok::Key(k) => is_secret_key_bytes(k),
+            && self.path.iter().any(|t| match t {
+                Step::Key(k) => is_secret_key_bytes(k),
                 // `value` itself is no secret-looking key.
-                HTok::Value(d, l) => names_secret_in(*d) || names_secret_in(*l),
-                HTok::Idx(_) | HTok::Sel(..) => false,
+                Step::Value(d, l) => names_secret_in(*d) || names_secret_in(*l),
+                Step::Idx(..) | Step::Sel(..) => false,
             })
     }
 
@@ -477,10 +519,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         if secret {
             return Node::at(Value::String(Str::const_new(MASK)), node.pos());
         }
-        let mut toks = Self::tokens(match side {
-            Side::Desired => &self.dpath,
-            Side::Live => &self.lpath,
-        });
+        let mut toks = self.tokens(side);
         self.mask_rec(node, &mut toks)
     }
 
@@ -530,8 +569,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         secret: bool,
     ) {
         let secret = self.is_secret(secret);
-        let desired_path = pointer(&self.dpath);
-        let live_path = pointer(&self.lpath);
+        let desired_path = pointer(&self.path, Side::Desired, None);
+        let live_path = pointer(&self.path, Side::Live, None);
         let path = if desired.is_some() {
             desired_path
         } else {
@@ -543,7 +582,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             kind,
             path,
             live_path: live.map(|_| live_path),
-            label: label(&self.hpath),
+            label: label(&self.path),
             desired: d,
             live: l,
             severity,
@@ -621,7 +660,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     fn replace(&mut self, d: V, secret: bool) {
         let value = self.masked(d, self.is_secret(secret), Side::Desired);
         self.ops.push(PatchOp::Replace {
-            path: pointer(&self.lpath),
+            path: pointer(&self.path, Side::Live, None),
             value,
         });
     }
@@ -666,19 +705,15 @@ impl<'a, V: View<'a>> Walk<'a, V> {
 
     /// Steps into `key` of the objects `d` and `l`.
     fn push_key(&mut self, key: &'a [u8], d: V, l: V) {
-        self.dpath.push(Tok::Key(key));
-        self.lpath.push(Tok::Key(key));
-        self.hpath.push(if key == b"value" {
-            HTok::Value(d, l)
+        self.path.push(if key == b"value" {
+            Step::Value(d, l)
         } else {
-            HTok::Key(key)
+            Step::Key(key)
         });
     }
 
     fn pop(&mut self) {
-        self.dpath.pop();
-        self.lpath.pop();
-        self.hpath.pop();
+        self.path.pop();
     }
 
     /// A node missing from LIVE. `insert_at` is the live path to add it at
@@ -695,7 +730,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             return false;
         }
         let value = self.masked(d, self.is_secret(secret), Side::Desired);
-        let path = insert_at.unwrap_or_else(|| pointer(&self.lpath));
+        let path = insert_at.unwrap_or_else(|| pointer(&self.path, Side::Live, None));
         self.ops.push(PatchOp::Add { path, value });
         true
     }
@@ -709,9 +744,9 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         }
         let secret = secret || res.secret;
         self.record(Kind::Added, None, Some(l), res.severity, secret);
-        if !self.structure && matches!(self.lpath.last(), Some(Tok::Key(_))) {
+        if !self.structure && matches!(self.path.last(), Some(Step::Key(_) | Step::Value(..))) {
             self.ops.push(PatchOp::Remove {
-                path: pointer(&self.lpath),
+                path: pointer(&self.path, Side::Live, None),
             });
         }
     }
@@ -731,9 +766,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     }
 
     fn push_idx(&mut self, i: usize, j: usize) {
-        self.dpath.push(Tok::Idx(i));
-        self.lpath.push(Tok::Idx(j));
-        self.hpath.push(HTok::Idx(i));
+        self.path.push(Step::Idx(i, j));
     }
 
     fn keyed(
@@ -752,20 +785,14 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             .collect();
         let extra: Vec<usize> = (0..la.len()).filter(|&j| !taken[j]).collect();
         for &j in &extra {
-            self.dpath.push(Tok::Idx(j));
-            self.lpath.push(Tok::Idx(j));
-            self.hpath.push(HTok::Sel(la.at(j), spec));
-            // Report from LIVE's side.
-            let saved = std::mem::replace(&mut self.dpath, self.lpath.clone());
+            // Reported from LIVE's side.
+            self.path.push(Step::Sel(j, j, la.at(j), spec));
             self.only_live(la.at(j), secret);
-            self.dpath = saved;
             self.pop();
         }
         if !self.structure {
             for &j in extra.iter().rev() {
-                self.lpath.push(Tok::Idx(j));
-                let path = pointer(&self.lpath);
-                self.lpath.pop();
+                let path = pointer(&self.path, Side::Live, Some(j));
                 self.ops.push(PatchOp::Remove { path });
             }
         }
@@ -773,10 +800,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         // so the next one takes its place.
         let mut len = la.len() - extra.len();
         for i in missing {
-            self.dpath.push(Tok::Idx(i));
-            self.lpath.push(Tok::Idx(len));
-            self.hpath.push(HTok::Sel(da.at(i), spec));
-            let at = pointer(&self.lpath);
+            self.path.push(Step::Sel(i, len, da.at(i), spec));
+            let at = pointer(&self.path, Side::Live, None);
             if self.only_desired(da.at(i), secret, Some(at)) {
                 len += 1;
             }
@@ -847,12 +872,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             if moved_live[j] {
                 continue;
             }
-            self.dpath.push(Tok::Idx(j));
-            self.lpath.push(Tok::Idx(j));
-            self.hpath.push(HTok::Idx(j));
-            let saved = std::mem::replace(&mut self.dpath, self.lpath.clone());
+            self.path.push(Step::Idx(j, j));
             self.only_live(la.at(j), secret);
-            self.dpath = saved;
             self.pop();
         }
         for &i in &d_only {
@@ -873,23 +894,19 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         // Patch: removals in descending order, then insertions ascending at
         // their DESIRED index; the kept elements keep their relative order.
         for &j in l_only.iter().rev() {
-            self.lpath.push(Tok::Idx(j));
-            let path = pointer(&self.lpath);
-            self.lpath.pop();
+            let path = pointer(&self.path, Side::Live, Some(j));
             self.ops.push(PatchOp::Remove { path });
         }
         for &i in &d_only {
-            self.dpath.push(Tok::Idx(i));
-            self.lpath.push(Tok::Idx(i));
-            let path = pointer(&self.lpath);
+            self.path.push(Step::Idx(i, i));
+            let path = pointer(&self.path, Side::Live, None);
             let res = self.resolve(Side::Desired);
             let value = self.masked(
                 da.at(i),
                 self.is_secret(secret || res.secret),
                 Side::Desired,
             );
-            self.dpath.pop();
-            self.lpath.pop();
+            self.path.pop();
             self.ops.push(PatchOp::Add { path, value });
         }
     }
@@ -1357,9 +1374,7 @@ mod tests {
             rules,
             plain: rules.is_empty(),
             structure: false,
-            dpath: Vec::new(),
-            lpath: Vec::new(),
-            hpath: Vec::new(),
+            path: Vec::new(),
             diffs: Vec::new(),
             ops: Vec::new(),
             severity: None,
