@@ -613,41 +613,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         match (d.shape(), l.shape()) {
             (Shape::Object(dm), Shape::Object(lm)) => self.object(d, l, dm, lm, secret),
             (Shape::Array(da), Shape::Array(la)) => self.array(da, la, res, secret),
-            (Shape::Scalar(dv), Shape::Scalar(lv)) => {
-                let (same_type, equal) = if res.normalise.is_empty() {
-                    (
-                        std::mem::discriminant(&dv) == std::mem::discriminant(&lv),
-                        dv == lv,
-                    )
-                } else {
-                    let mut a = dv.to_value();
-                    let mut b = lv.to_value();
-                    for n in res.normalise {
-                        a = n.apply(&a);
-                        b = n.apply(&b);
-                    }
-                    (
-                        std::mem::discriminant(&a) == std::mem::discriminant(&b),
-                        a == b,
-                    )
-                };
-                if self.structure {
-                    if !same_type {
-                        self.record(Kind::TypeChanged, Some(d), Some(l), res.severity, secret);
-                    }
-                    return;
-                }
-                if equal {
-                    return;
-                }
-                let kind = if same_type {
-                    Kind::Changed
-                } else {
-                    Kind::TypeChanged
-                };
-                self.record(kind, Some(d), Some(l), res.severity, secret);
-                self.replace(d, secret);
-            }
+            (Shape::Scalar(dv), Shape::Scalar(lv)) => self.scalars(d, l, dv, lv, res, secret),
             _ => {
                 self.record(Kind::TypeChanged, Some(d), Some(l), res.severity, secret);
                 if !self.structure {
@@ -655,6 +621,37 @@ impl<'a, V: View<'a>> Walk<'a, V> {
                 }
             }
         }
+    }
+
+    /// Two scalars that are not plainly equal (out of line: the walk's
+    /// recursion stays small).
+    #[cold]
+    #[inline(never)]
+    fn scalars(&mut self, d: V, l: V, dv: Scalar<'a>, lv: Scalar<'a>, res: &Res<'a>, secret: bool) {
+        let (same_type, equal) = if res.normalise.is_empty() {
+            (
+                std::mem::discriminant(&dv) == std::mem::discriminant(&lv),
+                dv == lv,
+            )
+        } else {
+            normalised_eq(dv, lv, res.normalise)
+        };
+        if self.structure {
+            if !same_type {
+                self.record(Kind::TypeChanged, Some(d), Some(l), res.severity, secret);
+            }
+            return;
+        }
+        if equal {
+            return;
+        }
+        let kind = if same_type {
+            Kind::Changed
+        } else {
+            Kind::TypeChanged
+        };
+        self.record(kind, Some(d), Some(l), res.severity, secret);
+        self.replace(d, secret);
     }
 
     fn replace(&mut self, d: V, secret: bool) {
@@ -909,6 +906,50 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             self.path.pop();
             self.ops.push(PatchOp::Add { path, value });
         }
+    }
+}
+
+/// Whether two scalars have the same type and are equal once normalised
+/// (out of line: the walk's recursion stays small).
+#[inline(never)]
+fn normalised_eq(dv: Scalar<'_>, lv: Scalar<'_>, normalise: &[crate::Normaliser]) -> (bool, bool) {
+    if identical(dv, lv) {
+        // The same scalar on both sides (nearly always): it is normalised
+        // once, normalisers being functions of the value. Compared with
+        // itself all the same: a value not equal to itself (NaN) stays a
+        // difference.
+        let mut a = dv.to_value();
+        for n in normalise {
+            a = n.apply(&a);
+        }
+        #[allow(clippy::eq_op)]
+        return (true, a == a);
+    }
+    let mut a = dv.to_value();
+    let mut b = lv.to_value();
+    for n in normalise {
+        a = n.apply(&a);
+        b = n.apply(&b);
+    }
+    (
+        std::mem::discriminant(&a) == std::mem::discriminant(&b),
+        a == b,
+    )
+}
+
+/// Whether two scalars are the same, bit for bit (`1` and `1.0`, or `0.0`
+/// and `-0.0`, are not).
+fn identical(a: Scalar<'_>, b: Scalar<'_>) -> bool {
+    use crate::tree::Number;
+    match (a, b) {
+        (Scalar::Null, Scalar::Null) => true,
+        (Scalar::Bool(x), Scalar::Bool(y)) => x == y,
+        (Scalar::Number(Number::Int(x)), Scalar::Number(Number::Int(y))) => x == y,
+        (Scalar::Number(Number::Float(x)), Scalar::Number(Number::Float(y))) => {
+            x.to_bits() == y.to_bits()
+        }
+        (Scalar::String(x), Scalar::String(y)) => x == y,
+        _ => false,
     }
 }
 
@@ -1633,5 +1674,27 @@ mod tests {
                 proptest::prop_assert_eq!(taken[j], dm.contains_key(key));
             }
         }
+    }
+
+    /// A scalar the same on both sides is normalised once (`normalised_eq`):
+    /// equal after normalising unless the result is not equal to itself
+    /// (a duration summing to NaN), which stays a difference as before.
+    #[test]
+    fn identical_scalars_are_normalised_once_and_still_compared() {
+        let nan = format!("-1{z}h1{z}h", z = "0".repeat(308));
+        let rules = Rules::new().with_rule(
+            crate::Rule::new("/d/*")
+                .unwrap()
+                .normalise(&[crate::Normaliser::Duration]),
+        );
+        let d = format!(r#"{{"d":{{"a":"{nan}","b":"90m","c":"1h","e":1.5,"f":"x"}}}}"#);
+        let l = format!(r#"{{"d":{{"a":"{nan}","b":"90m","c":"60m","e":1.5,"f":"y"}}}}"#);
+        let r = both(&rules, &d, &l);
+        let got: Vec<_> = r
+            .differences()
+            .iter()
+            .map(|x| (x.kind, x.path.as_str()))
+            .collect();
+        assert_eq!(got, [(Kind::Changed, "/d/a"), (Kind::Changed, "/d/f")]);
     }
 }
