@@ -1290,6 +1290,25 @@ impl<'t> crate::view::View<'t> for NodeRef<'t> {
     }
 
     #[inline]
+    fn short_str_rank(self) -> Option<u128> {
+        let s = &self.tree.slots[self.idx];
+        if s.tag < INLINE {
+            return None;
+        }
+        let n = usize::from(s.tag - INLINE).min(INLINE_MAX);
+        let (m_lo, m_hi) = INLINE_MASKS[n];
+        let (lo, hi) = s.words();
+        // Big-endian: the kind (2, a string), bytes 0..8, bytes 8..11 (in
+        // `hi`, which holds bytes 7..11), zeros, the length.
+        Some(
+            (2u128 << 120)
+                | (u128::from((lo & m_lo).swap_bytes()) << 56)
+                | (u128::from(((hi & m_hi) >> 8).swap_bytes()) << 24)
+                | n as u128,
+        )
+    }
+
+    #[inline]
     fn str_bytes(self) -> Option<&'t [u8]> {
         let s = &self.tree.slots[self.idx];
         (s.kind() == Kind::String).then(|| slot_bytes(&self.tree.text, s))

@@ -1195,11 +1195,16 @@ fn keys_of<'s, 'a, L: ListView<'a>>(spec: &'s KeySpec, items: L) -> Option<KeyTa
             },
             None => field(item, first),
         };
-        let head = key_part(head?)?;
+        let head = head?;
         for f in rest {
             key_part(field(item, f)?)?;
         }
-        let r = (rank(&head, rest.is_empty()), i);
+        let single = rest.is_empty();
+        let r = match head.short_str_rank() {
+            Some(r) if single => r,
+            _ => rank(&key_part(head)?, single),
+        };
+        let r = (r, i);
         if increasing && let Some(&prev) = table.order.last() {
             increasing = ranked_cmp(&table, prev, &table, r).is_lt();
         }
@@ -1696,5 +1701,52 @@ mod tests {
             .map(|x| (x.kind, x.path.as_str()))
             .collect();
         assert_eq!(got, [(Kind::Changed, "/d/a"), (Kind::Changed, "/d/f")]);
+    }
+
+    /// The arena's rank of a short string read from its slot (the bytes
+    /// after the string in the slot are the document's next bytes) is
+    /// `rank` of its bytes.
+    #[test]
+    fn short_string_ranks_are_ranks() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghij",
+            "abcdefghijk",
+            "\u{e9}t\u{e9}",
+            "\u{0}",
+            "a\u{0}b",
+            "\u{10ffff}",
+            "abcdefghijkl",
+            "x y z",
+            "\u{7f}\u{ff}",
+        ];
+        // JSON text: NUL escaped, everything else as is.
+        let doc = format!(
+            "[{}]",
+            words
+                .iter()
+                .map(|w| format!("\"{}\"", w.replace('\0', "\\u0000")))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let tree = crate::arena::parse_str(&doc, "x.json", &crate::Limits::default()).unwrap();
+        let Shape::Array(items) = tree.root().shape() else {
+            panic!("an array")
+        };
+        assert_eq!(items.len(), words.len());
+        for (i, w) in words.iter().enumerate() {
+            let node = items.at(i);
+            assert_eq!(node.str_bytes(), Some(w.as_bytes()));
+            let expected = rank(&KeyPart::Str(w.as_bytes()), true);
+            match node.short_str_rank() {
+                Some(r) => assert_eq!(r, expected, "{w:?}"),
+                None => assert!(w.len() > 11, "{w:?}"),
+            }
+        }
     }
 }

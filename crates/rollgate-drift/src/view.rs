@@ -55,6 +55,13 @@ pub(crate) trait View<'a>: Copy + Send + Sync + 'a {
     }
     /// A string's bytes, without building a `&str` (`None` for other kinds).
     fn str_bytes(self) -> Option<&'a [u8]>;
+    /// For a short string held in compact form, its single-field list key
+    /// rank (`diff::rank`), computed without copying bytes (`None`: use
+    /// `rank`).
+    #[inline]
+    fn short_str_rank(self) -> Option<u128> {
+        None
+    }
     /// Whether the value is an object.
     fn is_object(self) -> bool {
         matches!(self.shape(), Shape::Object(_))
