@@ -197,6 +197,7 @@ impl Differ {
             plain: self.rules.is_empty(),
             structure,
             path: Vec::new(),
+            scratch: Scratch::default(),
             diffs: Vec::new(),
             ops: Vec::new(),
             severity: None,
@@ -371,6 +372,8 @@ struct Walk<'a, V> {
     structure: bool,
     /// Where the walk is, on both sides.
     path: Vec<Step<'a, V>>,
+    /// Buffers of keyed lists already compared, for the next ones.
+    scratch: Scratch,
     diffs: Vec<Difference>,
     ops: Vec<PatchOp>,
     /// Severity set by a rule on an ancestor.
@@ -378,6 +381,16 @@ struct Walk<'a, V> {
     /// Whether a large keyed list may be split across two threads (only the
     /// outermost one is, and only when the machine has two cores or more).
     fork: bool,
+}
+
+/// Buffers of keyed lists already compared, reused by the next ones (a walk
+/// meets tens of thousands of small keyed lists; nested lists take their
+/// own).
+#[derive(Default)]
+struct Scratch {
+    orders: Vec<Vec<(u128, usize)>>,
+    partners: Vec<Vec<usize>>,
+    taken: Vec<Vec<bool>>,
 }
 
 /// Matched pairs a keyed list needs before its comparison is split across two
@@ -399,6 +412,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             plain: self.plain,
             structure: self.structure,
             path: self.path.clone(),
+            scratch: Scratch::default(),
             diffs: Vec::new(),
             ops: Vec::new(),
             severity: self.severity,
@@ -749,8 +763,9 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     }
 
     fn array(&mut self, da: V::List, la: V::List, res: &Res<'a>, secret: bool) {
-        if let Some((spec, dk, lk)) = keyed(res.key, da, la) {
+        if let Some((spec, dk, lk)) = keyed(res.key, da, la, &mut self.scratch.orders) {
             self.keyed(da, la, spec, &dk, &lk, secret);
+            self.scratch.orders.extend([dk.order, lk.order]);
         } else if self.structure {
             for i in 0..da.len().min(la.len()) {
                 self.push_idx(i, i);
@@ -775,12 +790,18 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         lk: &KeyTable<'_, V::List>,
         secret: bool,
     ) {
-        let (partner, taken) = dk.pair(lk);
+        let (partner, taken) = dk.pair(
+            lk,
+            self.scratch.partners.pop().unwrap_or_default(),
+            self.scratch.taken.pop().unwrap_or_default(),
+        );
         self.matched(da, la, spec, &partner, secret);
         let missing: Vec<usize> = (0..da.len())
             .filter(|&i| partner[i] == usize::MAX)
             .collect();
         let extra: Vec<usize> = (0..la.len()).filter(|&j| !taken[j]).collect();
+        self.scratch.partners.push(partner);
+        self.scratch.taken.push(taken);
         for &j in &extra {
             // Reported from LIVE's side.
             self.path.push(Step::Sel(j, j, la.at(j), spec));
@@ -1147,9 +1168,17 @@ impl<'a, L: ListView<'a>> KeyTable<'_, L> {
     /// both key orders: `partner[i]` is the index in `other` of element
     /// `i`'s key (`usize::MAX` when it has none there), and `taken[j]` says
     /// whether `other`'s element `j` was paired.
-    fn pair(&self, other: &KeyTable<'_, L>) -> (Vec<usize>, Vec<bool>) {
-        let mut partner = vec![usize::MAX; self.order.len()];
-        let mut taken = vec![false; other.order.len()];
+    /// `partner` and `taken` are buffers to fill (their contents ignored).
+    fn pair(
+        &self,
+        other: &KeyTable<'_, L>,
+        mut partner: Vec<usize>,
+        mut taken: Vec<bool>,
+    ) -> (Vec<usize>, Vec<bool>) {
+        partner.clear();
+        partner.resize(self.order.len(), usize::MAX);
+        taken.clear();
+        taken.resize(other.order.len(), false);
         let (mut a, mut b) = (0, 0);
         while let (Some(&x), Some(&y)) = (self.order.get(a), other.order.get(b)) {
             match ranked_cmp(self, x, other, y) {
@@ -1170,14 +1199,17 @@ impl<'a, L: ListView<'a>> KeyTable<'_, L> {
 /// The elements of `items` in key order, or `None` when some element lacks
 /// a scalar key or two elements share one. A list already in strictly
 /// increasing key order (a generated or sorted document) is not sorted.
-fn keys_of<'s, 'a, L: ListView<'a>>(spec: &'s KeySpec, items: L) -> Option<KeyTable<'s, L>> {
+/// `order` is a buffer to fill (its contents ignored).
+fn keys_of<'s, 'a, L: ListView<'a>>(
+    spec: &'s KeySpec,
+    items: L,
+    mut order: Vec<(u128, usize)>,
+) -> Option<KeyTable<'s, L>> {
     let (first, rest) = spec.fields().split_first()?;
     let n = items.len();
-    let mut table = KeyTable {
-        spec,
-        items,
-        order: Vec::with_capacity(n),
-    };
+    order.clear();
+    order.reserve(n);
+    let mut table = KeyTable { spec, items, order };
     // The head field is looked up in every element: a plain field name is
     // prepared once.
     type Obj<'a, L> = <<L as ListView<'a>>::Item as View<'a>>::Obj;
@@ -1238,8 +1270,8 @@ pub(crate) fn partners(
     a: &[Node],
     b: &[Node],
 ) -> Option<Vec<Option<usize>>> {
-    let (_, ka, kb) = keyed(rule, a, b)?;
-    let (partner, _) = ka.pair(&kb);
+    let (_, ka, kb) = keyed(rule, a, b, &mut Vec::new())?;
+    let (partner, _) = ka.pair(&kb, Vec::new(), Vec::new());
     Some(
         partner
             .into_iter()
@@ -1259,7 +1291,13 @@ static DEFAULT_KEYS: std::sync::LazyLock<[KeySpec; 4]> = std::sync::LazyLock::ne
 
 /// Picks the list key: the rule's, else the first of `name`, `id`, `key`,
 /// `kind`+`/metadata/name` that identifies every element on both sides.
-fn keyed<'s, 'a, L: ListView<'a>>(rule: Option<&'s KeySpec>, da: L, la: L) -> Option<Keyed<'s, L>> {
+/// `pool` holds buffers for the key tables (those of failed tries go back).
+fn keyed<'s, 'a, L: ListView<'a>>(
+    rule: Option<&'s KeySpec>,
+    da: L,
+    la: L,
+    pool: &mut Vec<Vec<(u128, usize)>>,
+) -> Option<Keyed<'s, L>> {
     if da.len() == 0 && la.len() == 0 {
         return None;
     }
@@ -1268,17 +1306,22 @@ fn keyed<'s, 'a, L: ListView<'a>>(rule: Option<&'s KeySpec>, da: L, la: L) -> Op
     if !all_objects {
         return None;
     }
+    let mut tables = |spec: &'s KeySpec| {
+        let dk = keys_of(spec, da, pool.pop().unwrap_or_default());
+        let lk = keys_of(spec, la, pool.pop().unwrap_or_default());
+        match (dk, lk) {
+            (Some(dk), Some(lk)) => Some((spec, dk, lk)),
+            (dk, lk) => {
+                pool.extend(dk.into_iter().chain(lk).map(|t| t.order));
+                None
+            }
+        }
+    };
     if let Some(spec) = rule {
-        let (dk, lk) = (keys_of(spec, da)?, keys_of(spec, la)?);
-        return Some((spec, dk, lk));
+        return tables(spec);
     }
     let defaults: &'static [KeySpec; 4] = &DEFAULT_KEYS;
-    for spec in defaults {
-        if let (Some(dk), Some(lk)) = (keys_of(spec, da), keys_of(spec, la)) {
-            return Some((spec, dk, lk));
-        }
-    }
-    None
+    defaults.iter().find_map(tables)
 }
 
 /// A structural hash that agrees with [`crate::view::equal`] (`1` and `1.0`
@@ -1421,6 +1464,7 @@ mod tests {
             plain: rules.is_empty(),
             structure: false,
             path: Vec::new(),
+            scratch: Scratch::default(),
             diffs: Vec::new(),
             ops: Vec::new(),
             severity: None,
@@ -1666,12 +1710,16 @@ mod tests {
             };
             let (Some(dm), Some(lm)) = (index(&dn), index(&ln)) else {
                 proptest::prop_assert!(
-                    keys_of(&spec, dn.as_slice()).is_none() || keys_of(&spec, ln.as_slice()).is_none()
+                    keys_of(&spec, dn.as_slice(), vec![(5, 9); 4]).is_none()
+                        || keys_of(&spec, ln.as_slice(), Vec::new()).is_none()
                 );
                 return Ok(());
             };
-            let (dk, lk) = (keys_of(&spec, dn.as_slice()).unwrap(), keys_of(&spec, ln.as_slice()).unwrap());
-            let (partner, taken) = dk.pair(&lk);
+            let (dk, lk) = (
+                keys_of(&spec, dn.as_slice(), vec![(5, 9); 4]).unwrap(),
+                keys_of(&spec, ln.as_slice(), Vec::new()).unwrap(),
+            );
+            let (partner, taken) = dk.pair(&lk, vec![7; 3], vec![true; 20]);
             for (key, &i) in &dm {
                 proptest::prop_assert_eq!(partner[i], lm.get(key).copied().unwrap_or(usize::MAX));
             }
