@@ -198,6 +198,7 @@ impl Differ {
             structure,
             path: Vec::new(),
             scratch: Scratch::default(),
+            by_length: self.rules.by_length().into(),
             diffs: Vec::new(),
             ops: Vec::new(),
             severity: None,
@@ -374,6 +375,8 @@ struct Walk<'a, V> {
     path: Vec<Step<'a, V>>,
     /// Buffers of keyed lists already compared, for the next ones.
     scratch: Scratch,
+    /// The rules that can match a path of each length (`Rules::by_length`).
+    by_length: std::sync::Arc<[u64]>,
     diffs: Vec<Difference>,
     ops: Vec<PatchOp>,
     /// Severity set by a rule on an ancestor.
@@ -413,6 +416,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             structure: self.structure,
             path: self.path.clone(),
             scratch: Scratch::default(),
+            by_length: self.by_length.clone(),
             diffs: Vec::new(),
             ops: Vec::new(),
             severity: self.severity,
@@ -488,7 +492,11 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             return Res::plain(inherited);
         }
         let mut res = match side {
-            Side::Desired => self.rules.resolve_ref(&self.path),
+            Side::Desired => {
+                let candidates = self.by_length.get(self.path.len()).copied();
+                self.rules
+                    .resolve_among(&self.path, candidates.unwrap_or(u64::MAX))
+            }
             // Only for nodes present in LIVE alone: rare.
             Side::Live => {
                 let live: Vec<Tok<'_>> = self.path.iter().map(Step::live).collect();
@@ -1465,6 +1473,7 @@ mod tests {
             structure: false,
             path: Vec::new(),
             scratch: Scratch::default(),
+            by_length: rules.by_length().into(),
             diffs: Vec::new(),
             ops: Vec::new(),
             severity: None,

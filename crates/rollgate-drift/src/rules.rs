@@ -123,10 +123,16 @@ impl PathPattern {
                 Seg::Lit(l) => token.is(l),
                 _ => true,
             };
+            // The deepest segments first: they differ most.
             return after.iter().rev().zip(path.iter().rev()).all(lit)
-                && before.iter().zip(path).all(lit);
+                && before.iter().zip(path).rev().all(lit);
         }
         self.matches_general(path)
+    }
+
+    /// Whether the pattern can match a path of `len` tokens.
+    pub(crate) fn fits_len(&self, len: usize) -> bool {
+        len >= self.fixed && (self.open || len == self.fixed)
     }
 
     /// [`PathPattern::matches_tokens`] for any number of `**`.
@@ -497,9 +503,35 @@ impl Rules {
     /// the rules: nothing is cloned, allocated or dropped (the differ asks
     /// at every node).
     pub(crate) fn resolve_ref<S: PathToken>(&self, path: &[S]) -> Res<'_> {
+        self.resolve_among(path, u64::MAX)
+    }
+
+    /// For each path length below [`DEPTHS`], the rules whose pattern can
+    /// match a path that long, as a bit set over the first 64 rules (the
+    /// others are always tried), for [`Rules::resolve_among`].
+    pub(crate) fn by_length(&self) -> Vec<u64> {
+        (0..DEPTHS)
+            .map(|len| {
+                self.rules
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| match i {
+                        0..64 if !r.path.fits_len(len) => 0,
+                        0..64 => 1 << i,
+                        _ => 0,
+                    })
+                    .fold(0, |a, b| a | b)
+            })
+            .collect()
+    }
+
+    /// [`Rules::resolve_ref`] trying among the first 64 rules only those in
+    /// `candidates` (the rules the others cannot match are left out; see
+    /// [`Rules::by_length`]).
+    pub(crate) fn resolve_among<S: PathToken>(&self, path: &[S], candidates: u64) -> Res<'_> {
         let mut out = Res::plain(self.default_severity);
-        for r in &self.rules {
-            if !r.path.matches_tokens(path) {
+        for (i, r) in self.rules.iter().enumerate() {
+            if (i < 64 && candidates & (1 << i) == 0) || !r.path.matches_tokens(path) {
                 continue;
             }
             if let Some(k) = &r.key {
@@ -525,6 +557,9 @@ impl Rules {
         out
     }
 }
+
+/// The path lengths [`Rules::by_length`] covers.
+pub(crate) const DEPTHS: usize = 64;
 
 /// The attributes overlays read at one path ([`Rules::resolve`]).
 #[derive(Debug, Clone, Default)]
@@ -758,6 +793,32 @@ mod tests {
             let text = if segs.is_empty() { String::new() } else { format!("/{}", segs.join("/")) };
             let p = PathPattern::parse(&text).unwrap();
             proptest::prop_assert_eq!(p.matches(&path), p.matches_general(&path), "{} {:?}", text, path);
+        }
+
+        /// Leaving out the rules that cannot match a path that long
+        /// (`by_length`) resolves as trying every rule does.
+        #[test]
+        fn rules_left_out_by_length_cannot_match(
+            pats in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::sample::select(vec!["a", "b", "*", "**"]), 0..5),
+                0..70),
+            path in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "b", "0"]), 0..8),
+        ) {
+            let mut rules = Rules::new();
+            for (i, segs) in pats.iter().enumerate() {
+                let text = if segs.is_empty() { String::new() } else { format!("/{}", segs.join("/")) };
+                let rule = Rule::new(&text).unwrap();
+                rules = rules.with_rule(match i % 3 {
+                    0 => rule.severity(Severity::Critical),
+                    1 => rule.secret(),
+                    _ => rule.key(&[format!("k{i}")]),
+                });
+            }
+            let by_length = rules.by_length();
+            let among = rules.resolve_among(&path, by_length.get(path.len()).copied().unwrap_or(u64::MAX));
+            proptest::prop_assert_eq!(format!("{among:?}"), format!("{:?}", rules.resolve_ref(&path)));
         }
     }
 }
