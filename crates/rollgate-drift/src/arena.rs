@@ -1264,7 +1264,7 @@ impl<'t> crate::view::View<'t> for NodeRef<'t> {
         self.slot().kind() == Kind::Object
     }
 
-    #[inline]
+    #[inline(always)]
     fn quick_equal(self, other: Self) -> bool {
         let (a, b) = (self.slot(), other.slot());
         if a.tag != b.tag {

@@ -689,6 +689,9 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     fn object(&mut self, d: V, l: V, dm: V::Obj, lm: V::Obj, secret: bool) {
         let (dn, ln) = (dm.len(), lm.len());
         let (mut di, mut li) = (0, 0);
+        // Equal scalars with no rules: nothing to report (as `compare` would
+        // find), so no step into them.
+        let skip_equal = self.plain;
         // Keys are compared and taken into the path as bytes (the order
         // objects are sorted in); they become text only in reports.
         loop {
@@ -700,9 +703,12 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             };
             match order {
                 std::cmp::Ordering::Equal => {
-                    self.push_key(dm.key_bytes(di), d, l);
-                    self.node(dm.value(di), lm.value(li), secret);
-                    self.pop();
+                    let (dv, lv) = (dm.value(di), lm.value(li));
+                    if !(skip_equal && dv.quick_equal(lv)) {
+                        self.push_key(dm.key_bytes(di), d, l);
+                        self.node(dv, lv, secret);
+                        self.pop();
+                    }
                     di += 1;
                     li += 1;
                 }
