@@ -433,9 +433,9 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         la: V::List,
         spec: &'a KeySpec,
         partner: &[usize],
+        pairs: usize,
         secret: bool,
     ) {
-        let pairs = partner.iter().filter(|&&j| j != usize::MAX).count();
         if self.fork && pairs >= FORK_MIN_PAIRS {
             let mid = partner.len() / 2;
             let mut second = self.branch();
@@ -804,16 +804,25 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         lk: &KeyTable<'_, V::List>,
         secret: bool,
     ) {
-        let (partner, taken) = dk.pair(
+        let (partner, taken, pairs) = dk.pair(
             lk,
             self.scratch.partners.pop().unwrap_or_default(),
             self.scratch.taken.pop().unwrap_or_default(),
         );
-        self.matched(da, la, spec, &partner, secret);
-        let missing: Vec<usize> = (0..da.len())
-            .filter(|&i| partner[i] == usize::MAX)
-            .collect();
-        let extra: Vec<usize> = (0..la.len()).filter(|&j| !taken[j]).collect();
+        self.matched(da, la, spec, &partner, pairs, secret);
+        // Nearly always every element has its partner: no scan for none.
+        let missing: Vec<usize> = if pairs == da.len() {
+            Vec::new()
+        } else {
+            (0..da.len())
+                .filter(|&i| partner[i] == usize::MAX)
+                .collect()
+        };
+        let extra: Vec<usize> = if pairs == la.len() {
+            Vec::new()
+        } else {
+            (0..la.len()).filter(|&j| !taken[j]).collect()
+        };
         self.scratch.partners.push(partner);
         self.scratch.taken.push(taken);
         for &j in &extra {
@@ -1182,18 +1191,19 @@ impl<'a, L: ListView<'a>> KeyTable<'_, L> {
     /// both key orders: `partner[i]` is the index in `other` of element
     /// `i`'s key (`usize::MAX` when it has none there), and `taken[j]` says
     /// whether `other`'s element `j` was paired.
-    /// `partner` and `taken` are buffers to fill (their contents ignored).
+    /// `partner` and `taken` are buffers to fill (their contents ignored);
+    /// the third result is the number of pairs.
     fn pair(
         &self,
         other: &KeyTable<'_, L>,
         mut partner: Vec<usize>,
         mut taken: Vec<bool>,
-    ) -> (Vec<usize>, Vec<bool>) {
+    ) -> (Vec<usize>, Vec<bool>, usize) {
         partner.clear();
         partner.resize(self.order.len(), usize::MAX);
         taken.clear();
         taken.resize(other.order.len(), false);
-        let (mut a, mut b) = (0, 0);
+        let (mut a, mut b, mut pairs) = (0, 0, 0);
         while let (Some(&x), Some(&y)) = (self.order.get(a), other.order.get(b)) {
             match ranked_cmp(self, x, other, y) {
                 std::cmp::Ordering::Less => a += 1,
@@ -1203,10 +1213,11 @@ impl<'a, L: ListView<'a>> KeyTable<'_, L> {
                     taken[y.1] = true;
                     a += 1;
                     b += 1;
+                    pairs += 1;
                 }
             }
         }
-        (partner, taken)
+        (partner, taken, pairs)
     }
 }
 
@@ -1285,7 +1296,7 @@ pub(crate) fn partners(
     b: &[Node],
 ) -> Option<Vec<Option<usize>>> {
     let (_, ka, kb) = keyed(rule, a, b, &mut Vec::new())?;
-    let (partner, _) = ka.pair(&kb, Vec::new(), Vec::new());
+    let (partner, _, _) = ka.pair(&kb, Vec::new(), Vec::new());
     Some(
         partner
             .into_iter()
@@ -1734,7 +1745,8 @@ mod tests {
                 keys_of(&spec, dn.as_slice(), vec![(5, 9); 4]).unwrap(),
                 keys_of(&spec, ln.as_slice(), Vec::new()).unwrap(),
             );
-            let (partner, taken) = dk.pair(&lk, vec![7; 3], vec![true; 20]);
+            let (partner, taken, pairs) = dk.pair(&lk, vec![7; 3], vec![true; 20]);
+            proptest::prop_assert_eq!(pairs, dm.keys().filter(|k| lm.contains_key(*k)).count());
             for (key, &i) in &dm {
                 proptest::prop_assert_eq!(partner[i], lm.get(key).copied().unwrap_or(usize::MAX));
             }
