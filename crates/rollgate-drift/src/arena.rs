@@ -135,6 +135,104 @@ impl Slot {
     fn hi(&self) -> usize {
         (self.data() >> 32) as usize
     }
+
+    /// The payload bytes as two overlapping little-endian words (bytes
+    /// 0..8 and 7..11); an inline string's are compared under
+    /// [`INLINE_MASKS`] (the bytes after it are not defined).
+    #[inline]
+    fn words(&self) -> (u64, u32) {
+        let mut lo = [0; 8];
+        lo.copy_from_slice(&self.b[..8]);
+        let mut hi = [0; 4];
+        hi.copy_from_slice(&self.b[7..]);
+        (u64::from_le_bytes(lo), u32::from_le_bytes(hi))
+    }
+
+    /// Whether two slots hold the same inline string (`false` when either
+    /// is something else; strings stored in `text` are compared by bytes).
+    #[inline]
+    fn same_inline(&self, other: &Slot) -> bool {
+        if self.tag != other.tag || self.tag < INLINE {
+            return false;
+        }
+        let (m_lo, m_hi) = INLINE_MASKS[usize::from(self.tag - INLINE).min(INLINE_MAX)];
+        let ((a_lo, a_hi), (b_lo, b_hi)) = (self.words(), other.words());
+        (a_lo ^ b_lo) & m_lo == 0 && (a_hi ^ b_hi) & m_hi == 0
+    }
+}
+
+/// For each inline length `n`, the masks keeping an inline string's first
+/// `n` bytes in its two [`Slot::words`].
+const INLINE_MASKS: [(u64, u32); INLINE_MAX + 1] = {
+    let mut out = [(0, 0); INLINE_MAX + 1];
+    let mut n = 0;
+    while n <= INLINE_MAX {
+        let lo = if n >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * n)) - 1
+        };
+        let m = n.saturating_sub(7);
+        let hi = if m >= 4 {
+            u32::MAX
+        } else {
+            (1u32 << (8 * m)) - 1
+        };
+        out[n] = (lo, hi);
+        n += 1;
+    }
+    out
+};
+
+/// A key looked up in small objects: matched against inline keys as two
+/// masked words (no byte-slice comparison), and against keys held in
+/// `text` by bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Needle {
+    tag: u8,
+    /// The key's words, masked.
+    words: (u64, u32),
+    masks: (u64, u32),
+}
+
+impl Needle {
+    /// `None` for keys too long to be held inline.
+    #[inline]
+    #[allow(clippy::cast_possible_truncation)]
+    fn new(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() > INLINE_MAX {
+            return None;
+        }
+        let mut b = [0; INLINE_MAX];
+        for (to, from) in b.iter_mut().zip(bytes) {
+            *to = *from;
+        }
+        let slot = Slot {
+            pos: 0,
+            tag: INLINE + bytes.len() as u8,
+            b,
+        };
+        let masks = INLINE_MASKS[bytes.len()];
+        let (lo, hi) = slot.words();
+        Some(Self {
+            tag: slot.tag,
+            words: (lo & masks.0, hi & masks.1),
+            masks,
+        })
+    }
+
+    /// Whether `s` is the key `bytes` this needle was made from.
+    #[inline]
+    fn matches(&self, text: &str, s: &Slot, bytes: &[u8]) -> bool {
+        if s.tag == self.tag {
+            let (lo, hi) = s.words();
+            (lo & self.masks.0, hi & self.masks.1) == self.words
+        } else {
+            // The parser holds every string of up to 11 bytes inline; this
+            // keeps the lookup right if a key of that length is in `text`.
+            s.tag == Kind::String as u8 && slot_bytes(text, s) == bytes
+        }
+    }
 }
 
 /// The bytes of the string a string slot holds, inline or in `text`.
@@ -549,13 +647,29 @@ impl<'t> crate::view::View<'t> for NodeRef<'t> {
     #[inline]
     fn shape(self) -> crate::view::Shape<'t, Self> {
         use crate::view::{Scalar, Shape};
-        match self.value() {
-            ValueRef::Null => Shape::Scalar(Scalar::Null),
-            ValueRef::Bool(b) => Shape::Scalar(Scalar::Bool(b)),
-            ValueRef::Number(n) => Shape::Scalar(Scalar::Number(n)),
-            ValueRef::String(s) => Shape::Scalar(Scalar::String(s)),
-            ValueRef::Array(a) => Shape::Array(a),
-            ValueRef::Object(m) => Shape::Object(m),
+        // The slot read once and matched on its tag directly (the differ
+        // asks at every node; containers are the common case).
+        let tree = self.tree;
+        let s = &tree.slots[self.idx];
+        match s.tag {
+            t if t == Kind::Object as u8 => Shape::Object(MapRef {
+                tree,
+                first: s.lo(),
+                len: s.hi(),
+            }),
+            t if t == Kind::Array as u8 => Shape::Array(ArrayRef {
+                tree,
+                first: s.lo(),
+                len: s.hi(),
+            }),
+            _ => match self.value() {
+                ValueRef::Null => Shape::Scalar(Scalar::Null),
+                ValueRef::Bool(b) => Shape::Scalar(Scalar::Bool(b)),
+                ValueRef::Number(n) => Shape::Scalar(Scalar::Number(n)),
+                ValueRef::String(s) => Shape::Scalar(Scalar::String(s)),
+                ValueRef::Array(a) => Shape::Array(a),
+                ValueRef::Object(m) => Shape::Object(m),
+            },
         }
     }
 
@@ -564,7 +678,7 @@ impl<'t> crate::view::View<'t> for NodeRef<'t> {
         self.slot().kind() == Kind::Object
     }
 
-    #[inline]
+    #[inline(always)]
     fn quick_equal(self, other: Self) -> bool {
         let (a, b) = (self.slot(), other.slot());
         if a.tag != b.tag {
@@ -576,13 +690,36 @@ impl<'t> crate::view::View<'t> for NodeRef<'t> {
             Kind::Null => true,
             Kind::Bool | Kind::Int => a.data() == b.data(),
             Kind::Float => f64::from_bits(a.data()) == f64::from_bits(b.data()),
-            Kind::String => slot_bytes(&self.tree.text, &a) == slot_bytes(&other.tree.text, &b),
+            Kind::String => {
+                a.same_inline(&b)
+                    || (a.tag < INLINE
+                        && slot_bytes(&self.tree.text, &a) == slot_bytes(&other.tree.text, &b))
+            }
             Kind::Array | Kind::Object => false,
         }
     }
 
     fn pos(self) -> Pos {
         NodeRef::pos(&self)
+    }
+
+    #[inline]
+    fn short_str_rank(self) -> Option<u128> {
+        let s = &self.tree.slots[self.idx];
+        if s.tag < INLINE {
+            return None;
+        }
+        let n = usize::from(s.tag - INLINE).min(INLINE_MAX);
+        let (m_lo, m_hi) = INLINE_MASKS[n];
+        let (lo, hi) = s.words();
+        // Big-endian: the kind (2, a string), bytes 0..8, bytes 8..11 (in
+        // `hi`, which holds bytes 7..11), zeros, the length.
+        Some(
+            (2u128 << 120)
+                | (u128::from((lo & m_lo).swap_bytes()) << 56)
+                | (u128::from(((hi & m_hi) >> 8).swap_bytes()) << 24)
+                | n as u128,
+        )
     }
 
     #[inline]
@@ -640,6 +777,19 @@ impl<'t> crate::view::ObjView<'t> for MapRef<'t> {
     }
 
     #[inline]
+    fn key_cmp(self, k: usize, other: Self, j: usize) -> Ordering {
+        let (a, b) = (
+            &self.tree.slots[self.first + 2 * k],
+            &other.tree.slots[other.first + 2 * j],
+        );
+        if a.same_inline(b) {
+            // Most keys are short and on both sides.
+            return Ordering::Equal;
+        }
+        slot_bytes(&self.tree.text, a).cmp(slot_bytes(&other.tree.text, b))
+    }
+
+    #[inline]
     fn value(self, k: usize) -> NodeRef<'t> {
         NodeRef {
             tree: self.tree,
@@ -649,6 +799,31 @@ impl<'t> crate::view::ObjView<'t> for MapRef<'t> {
 
     fn get(self, key: &str) -> Option<NodeRef<'t>> {
         MapRef::get(&self, key)
+    }
+
+    type Probe = Option<Needle>;
+
+    #[inline]
+    fn probe(key: &str) -> Option<Needle> {
+        Needle::new(key.as_bytes())
+    }
+
+    #[inline]
+    fn find(self, probe: Option<Needle>, key: &str) -> Option<NodeRef<'t>> {
+        match probe {
+            // Small objects (nearly all) and short keys (nearly all): a scan
+            // comparing the inline keys as words.
+            Some(needle) if self.len <= 8 => {
+                let slots = &self.tree.slots[self.first..self.first + 2 * self.len];
+                (0..self.len)
+                    .find(|&k| needle.matches(&self.tree.text, &slots[2 * k], key.as_bytes()))
+                    .map(|k| NodeRef {
+                        tree: self.tree,
+                        idx: self.first + 2 * k + 1,
+                    })
+            }
+            _ => MapRef::get(&self, key),
+        }
     }
 }
 
@@ -678,6 +853,52 @@ mod tests {
     #[test]
     fn a_slot_is_16_bytes() {
         assert_eq!(size_of::<Slot>(), 16);
+    }
+
+    /// The word comparisons of inline strings (`same_inline`, `Needle`) see
+    /// only a string's own bytes, never the undefined ones after it, and a
+    /// needle still finds a short key held in `text`.
+    #[test]
+    fn inline_strings_compare_by_their_own_bytes() {
+        let words: Vec<&[u8]> = vec![
+            b"",
+            b"a",
+            b"\0",
+            b"a\0",
+            b"ab",
+            b"ac",
+            b"abcdefg",
+            b"abcdefh",
+            b"abcdefgh",
+            b"abcdefgi",
+            b"abcdefgh\0",
+            b"abcdefghi",
+            b"abcdefghij",
+            b"abcdefghijk",
+            b"abcdefghijl",
+            b"bbcdefghijk",
+        ];
+        let slot = |w: &[u8], garbage: u8| {
+            let mut window = [garbage; INLINE_MAX];
+            window[..w.len()].copy_from_slice(w);
+            Slot::inline_window(0, window, w.len())
+        };
+        let mut text = String::new();
+        for x in &words {
+            for y in &words {
+                let same = x == y;
+                let (sx, sy) = (slot(x, 0xaa), slot(y, 0x55));
+                assert_eq!(sx.same_inline(&sy), same, "{x:?} {y:?}");
+                let needle = Needle::new(x).unwrap();
+                assert_eq!(needle.matches("", &sy, x), same, "{x:?} {y:?}");
+                text.clear();
+                text.push_str(std::str::from_utf8(y).unwrap());
+                let held = Slot::pair(Kind::String, 0, 0, to_u32(y.len()));
+                assert_eq!(needle.matches(&text, &held, x), same, "{x:?} {y:?}");
+                assert!(!sx.same_inline(&held));
+            }
+        }
+        assert!(Needle::new(b"abcdefghijkl").is_none());
     }
 
     const DOC: &str = "{\n  \"items\": [\n    {\"name\": \"a\\n\\u00e9\", \"n\": -1.5e3},\n    {\"name\": \"caf\u{e9} \u{1f600}\", \"ok\": true, \"x\": null}\n  ],\r\n  \"count\": 2, \"big\": 123456789012345678901, \"neg\": -9223372036854775808\n}\n";

@@ -8,7 +8,7 @@ use std::hash::{Hash, Hasher};
 
 use crate::arena::Tree;
 use crate::patch::PatchOp;
-use crate::rules::{KeySpec, Resolved, Rules, Severity, is_secret_key};
+use crate::rules::{KeySpec, Res, Rules, Severity, is_secret_key, is_secret_key_bytes};
 use crate::tree::{Node, Str, Value, escape_token};
 use crate::view::{ListView, ObjView, Scalar, Shape, View};
 
@@ -215,9 +215,9 @@ impl Differ {
             rules: &self.rules,
             plain: self.rules.is_empty(),
             structure,
-            dpath: Vec::new(),
-            lpath: Vec::new(),
-            hpath: Vec::new(),
+            path: Vec::new(),
+            scratch: Scratch::default(),
+            by_length: self.rules.by_length().into(),
             diffs: Vec::new(),
             ops: Vec::new(),
             severity: None,
@@ -238,60 +238,145 @@ pub fn diff(desired: &Node, live: &Node) -> Report {
     Differ::default().diff(desired, live)
 }
 
-/// One step of a path. An index keeps its decimal text (inline, no
-/// allocation) so rules match the path as it is, without building strings.
-#[derive(Debug, Clone)]
+/// One step of a path: a key's bytes as the document holds them (no UTF-8
+/// check on the way down) or an index (no decimal text on the way down).
+/// Both become text only for a report, a patch or a rule's literal.
+#[derive(Debug, Clone, Copy)]
 enum Tok<'a> {
-    Key(&'a str),
-    Idx(Str),
+    Key(&'a [u8]),
+    Idx(usize),
 }
 
-impl AsRef<str> for Tok<'_> {
-    fn as_ref(&self) -> &str {
+impl Tok<'_> {
+    /// The step as text (pointers escape it).
+    fn text(self) -> String {
         match self {
-            Tok::Key(k) => k,
-            Tok::Idx(i) => i,
+            Tok::Key(k) => key_text(k).into_owned(),
+            Tok::Idx(i) => i.to_string(),
         }
     }
 }
 
-fn idx(i: usize) -> Tok<'static> {
-    Tok::Idx(compact_str::ToCompactString::to_compact_string(&i))
+impl crate::rules::PathToken for Tok<'_> {
+    #[inline]
+    fn is(&self, lit: &str) -> bool {
+        match *self {
+            Tok::Key(k) => k == lit.as_bytes(),
+            // Most literals are names: no decimal text to build.
+            Tok::Idx(_) if !lit.as_bytes().first().is_some_and(u8::is_ascii_digit) => false,
+            Tok::Idx(i) => index_is(i, lit),
+        }
+    }
 }
 
-#[derive(Debug, Clone)]
-enum HTok<'a, V> {
-    Key(&'a str),
-    Idx(usize),
-    /// A keyed element, formatted only when a difference is recorded.
-    Sel(V, SpecRef),
+/// Whether `lit` is the decimal text of `i` (without allocating).
+#[cold]
+fn index_is(i: usize, lit: &str) -> bool {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    let mut n = i;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[at..] == lit.as_bytes()
 }
 
-fn pointer(toks: &[Tok<'_>]) -> String {
+/// A key's text. Every document's keys are UTF-8 (the loaders check it), so
+/// this borrows; the walk itself carries keys as bytes.
+fn key_text(k: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(k)
+}
+
+/// One step of the walk, on both sides at once: the DESIRED and LIVE
+/// path tokens and the step of the label people read.
+#[derive(Debug, Clone, Copy)]
+enum Step<'a, V> {
+    /// A key, the same on both sides.
+    Key(&'a [u8]),
+    /// The key `value` of the objects `(DESIRED, LIVE)`: secret when a
+    /// sibling names a secret (see [`Walk::keys_secret`]).
+    Value(V, V),
+    /// Element `i` of DESIRED's list and `j` of LIVE's, labelled `/i`.
+    Idx(usize, usize),
+    /// Elements `i` and `j` matched by key, labelled by the element's key
+    /// (formatted only when a difference is recorded).
+    Sel(usize, usize, V, &'a KeySpec),
+}
+
+impl<'a, V> Step<'a, V> {
+    /// The step in DESIRED.
+    #[inline]
+    fn desired(&self) -> Tok<'a> {
+        match *self {
+            Step::Key(k) => Tok::Key(k),
+            Step::Value(..) => Tok::Key(b"value"),
+            Step::Idx(i, _) | Step::Sel(i, ..) => Tok::Idx(i),
+        }
+    }
+
+    /// The step in LIVE.
+    #[inline]
+    fn live(&self) -> Tok<'a> {
+        match *self {
+            Step::Key(k) => Tok::Key(k),
+            Step::Value(..) => Tok::Key(b"value"),
+            Step::Idx(_, j) | Step::Sel(_, j, ..) => Tok::Idx(j),
+        }
+    }
+
+    /// The step on `side`.
+    #[inline]
+    fn on(&self, side: Side) -> Tok<'a> {
+        match side {
+            Side::Desired => self.desired(),
+            Side::Live => self.live(),
+        }
+    }
+}
+
+/// Rules see DESIRED's path.
+impl<V> crate::rules::PathToken for Step<'_, V> {
+    #[inline]
+    fn is(&self, lit: &str) -> bool {
+        self.desired().is(lit)
+    }
+}
+
+/// The JSON Pointer of `path` on `side`, plus `extra` (an index) if given.
+fn pointer<V>(path: &[Step<'_, V>], side: Side, extra: Option<usize>) -> String {
     let mut s = String::new();
-    for t in toks {
+    for t in path.iter().map(|t| t.on(side)).chain(extra.map(Tok::Idx)) {
         s.push('/');
         match t {
-            Tok::Key(k) => s.push_str(&escape_token(k)),
-            Tok::Idx(i) => s.push_str(i),
+            Tok::Key(k) => s.push_str(&escape_token(&key_text(k))),
+            Tok::Idx(i) => {
+                use std::fmt::Write as _;
+                let _ = write!(s, "{i}");
+            }
         }
     }
     s
 }
 
-fn label<'a, V: View<'a>>(toks: &[HTok<'a, V>]) -> String {
+fn label<'a, V: View<'a>>(path: &[Step<'a, V>]) -> String {
     let mut s = String::new();
-    for t in toks {
+    for t in path {
         match t {
-            HTok::Key(k) => {
+            Step::Key(k) => {
                 s.push('/');
-                s.push_str(&escape_token(k));
+                s.push_str(&escape_token(&key_text(k)));
             }
-            HTok::Idx(i) => {
+            Step::Value(..) => s.push_str("/value"),
+            Step::Idx(i, _) => {
                 s.push('/');
                 s.push_str(&i.to_string());
             }
-            HTok::Sel(node, spec) => s.push_str(&selector(spec.get(), *node)),
+            Step::Sel(_, _, node, spec) => s.push_str(&selector(spec, *node)),
         }
     }
     if s.starts_with('/') {
@@ -305,9 +390,12 @@ struct Walk<'a, V> {
     rules: &'a Rules,
     plain: bool,
     structure: bool,
-    dpath: Vec<Tok<'a>>,
-    lpath: Vec<Tok<'a>>,
-    hpath: Vec<HTok<'a, V>>,
+    /// Where the walk is, on both sides.
+    path: Vec<Step<'a, V>>,
+    /// Buffers of keyed lists already compared, for the next ones.
+    scratch: Scratch,
+    /// The rules that can match a path of each length (`Rules::by_length`).
+    by_length: std::sync::Arc<[u64]>,
     diffs: Vec<Difference>,
     ops: Vec<PatchOp>,
     /// Severity set by a rule on an ancestor.
@@ -315,6 +403,16 @@ struct Walk<'a, V> {
     /// Whether a large keyed list may be split across two threads (only the
     /// outermost one is, and only when the machine has two cores or more).
     fork: bool,
+}
+
+/// Buffers of keyed lists already compared, reused by the next ones (a walk
+/// meets tens of thousands of small keyed lists; nested lists take their
+/// own).
+#[derive(Default)]
+struct Scratch {
+    orders: Vec<Vec<(u128, usize)>>,
+    partners: Vec<Vec<usize>>,
+    taken: Vec<Vec<bool>>,
 }
 
 /// Matched pairs a keyed list needs before its comparison is split across two
@@ -335,9 +433,9 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             rules: self.rules,
             plain: self.plain,
             structure: self.structure,
-            dpath: self.dpath.clone(),
-            lpath: self.lpath.clone(),
-            hpath: self.hpath.clone(),
+            path: self.path.clone(),
+            scratch: Scratch::default(),
+            by_length: self.by_length.clone(),
             diffs: Vec::new(),
             ops: Vec::new(),
             severity: self.severity,
@@ -352,11 +450,11 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         &mut self,
         da: V::List,
         la: V::List,
-        spec: &SpecRef,
+        spec: &'a KeySpec,
         partner: &[usize],
+        pairs: usize,
         secret: bool,
     ) {
-        let pairs = partner.iter().filter(|&&j| j != usize::MAX).count();
         if self.fork && pairs >= FORK_MIN_PAIRS {
             let mid = partner.len() / 2;
             let mut second = self.branch();
@@ -385,7 +483,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         &mut self,
         da: V::List,
         la: V::List,
-        spec: &SpecRef,
+        spec: &'a KeySpec,
         partner: &[usize],
         from: usize,
         secret: bool,
@@ -394,52 +492,80 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             if j == usize::MAX {
                 continue;
             }
-            self.dpath.push(idx(i));
-            self.lpath.push(idx(j));
-            self.hpath.push(HTok::Sel(da.at(i), spec.clone()));
+            self.path.push(Step::Sel(i, j, da.at(i), spec));
             self.node(da.at(i), la.at(j), secret);
             self.pop();
         }
     }
 
-    fn tokens(toks: &[Tok<'_>]) -> Vec<String> {
-        toks.iter().map(|t| t.as_ref().to_owned()).collect()
+    fn tokens(&self, side: Side) -> Vec<String> {
+        self.path.iter().map(|t| t.on(side).text()).collect()
     }
 
-    fn resolve(&self, side: Side) -> std::borrow::Cow<'static, Resolved> {
+    /// What the rules say at the current path (borrowed from them: nothing
+    /// is built or dropped per node).
+    fn resolve(&self, side: Side) -> Res<'a> {
         let inherited = self.severity.unwrap_or(self.rules.default_severity());
         if self.plain {
-            // No rules: the same answer everywhere, nothing to build or drop.
-            return std::borrow::Cow::Borrowed(Resolved::plain(inherited));
+            // No rules: the same answer everywhere.
+            return Res::plain(inherited);
         }
-        let mut res = self.rules.resolve(match side {
-            Side::Desired => &self.dpath,
-            Side::Live => &self.lpath,
-        });
+        let mut res = match side {
+            Side::Desired => {
+                let candidates = self.by_length.get(self.path.len()).copied();
+                self.rules
+                    .resolve_among(&self.path, candidates.unwrap_or(u64::MAX))
+            }
+            // Only for nodes present in LIVE alone: rare.
+            Side::Live => {
+                let live: Vec<Tok<'_>> = self.path.iter().map(Step::live).collect();
+                self.rules.resolve_ref(&live)
+            }
+        };
         if !res.severity_set {
             res.severity = inherited;
         }
-        std::borrow::Cow::Owned(res)
+        res
     }
 
     fn key_secret(&self, key: &str) -> bool {
         self.rules.masks_secret_keys() && is_secret_key(key)
     }
 
-    /// A copy of `node` fit for printing: secret parts replaced by [`MASK`].
+    /// Whether a key on the current path makes it secret: a secret-looking
+    /// key, or `value` beside a `name`/`key` naming a secret (Kubernetes
+    /// env). Asked only when a difference is recorded or a value printed, so
+    /// the walk tests no key it merely passes; a node is secret when any
+    /// ancestor's key is, so the answer is the same as testing each key on
+    /// the way down.
+    fn keys_secret(&self) -> bool {
+        self.rules.masks_secret_keys()
+            && self.path.iter().any(|t| match t {
+                Step::Key(k) => is_secret_key_bytes(k),
+                // `value` itself is no secret-looking key.
+                Step::Value(d, l) => names_secret_in(*d) || names_secret_in(*l),
+                Step::Idx(..) | Step::Sel(..) => false,
+            })
+    }
+
+    /// Whether a value at the current path is secret, given the secrecy set
+    /// by rules here or above (`by_rule`).
+    fn is_secret(&self, by_rule: bool) -> bool {
+        by_rule || self.keys_secret()
+    }
+
+    /// A copy of `node` fit for printing: secret parts replaced by [`MASK`]
+    /// (`secret`: the whole value is, see [`Walk::is_secret`]).
     fn masked(&self, node: V, secret: bool, side: Side) -> Node {
         if secret {
             return Node::at(Value::String(Str::const_new(MASK)), node.pos());
         }
-        let mut toks = Self::tokens(match side {
-            Side::Desired => &self.dpath,
-            Side::Live => &self.lpath,
-        });
+        let mut toks = self.tokens(side);
         self.mask_rec(node, &mut toks)
     }
 
     fn mask_rec<W: View<'a>>(&self, node: W, toks: &mut Vec<String>) -> Node {
-        let rule_secret = !self.plain && self.rules.resolve(toks).secret;
+        let rule_secret = !self.plain && self.rules.resolve_ref(toks).secret;
         if rule_secret {
             return Node::at(Value::String(Str::const_new(MASK)), node.pos());
         }
@@ -483,8 +609,9 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         severity: Severity,
         secret: bool,
     ) {
-        let desired_path = pointer(&self.dpath);
-        let live_path = pointer(&self.lpath);
+        let secret = self.is_secret(secret);
+        let desired_path = pointer(&self.path, Side::Desired, None);
+        let live_path = pointer(&self.path, Side::Live, None);
         let path = if desired.is_some() {
             desired_path
         } else {
@@ -496,7 +623,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             kind,
             path,
             live_path: live.map(|_| live_path),
-            label: label(&self.hpath),
+            label: label(&self.path),
             desired: d,
             live: l,
             severity,
@@ -518,50 +645,16 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         self.severity = saved;
     }
 
-    fn compare(&mut self, d: V, l: V, inherited_secret: bool, res: &Resolved) {
+    fn compare(&mut self, d: V, l: V, inherited_secret: bool, res: &Res<'a>) {
         let secret = inherited_secret || res.secret;
         if res.normalise.is_empty() && d.quick_equal(l) {
             // Equal scalars: nothing to report in either mode.
             return;
         }
         match (d.shape(), l.shape()) {
-            (Shape::Object(dm), Shape::Object(lm)) => self.object(dm, lm, secret),
+            (Shape::Object(dm), Shape::Object(lm)) => self.object(d, l, dm, lm, secret),
             (Shape::Array(da), Shape::Array(la)) => self.array(da, la, res, secret),
-            (Shape::Scalar(dv), Shape::Scalar(lv)) => {
-                let (same_type, equal) = if res.normalise.is_empty() {
-                    (
-                        std::mem::discriminant(&dv) == std::mem::discriminant(&lv),
-                        dv == lv,
-                    )
-                } else {
-                    let mut a = dv.to_value();
-                    let mut b = lv.to_value();
-                    for n in &res.normalise {
-                        a = n.apply(&a);
-                        b = n.apply(&b);
-                    }
-                    (
-                        std::mem::discriminant(&a) == std::mem::discriminant(&b),
-                        a == b,
-                    )
-                };
-                if self.structure {
-                    if !same_type {
-                        self.record(Kind::TypeChanged, Some(d), Some(l), res.severity, secret);
-                    }
-                    return;
-                }
-                if equal {
-                    return;
-                }
-                let kind = if same_type {
-                    Kind::Changed
-                } else {
-                    Kind::TypeChanged
-                };
-                self.record(kind, Some(d), Some(l), res.severity, secret);
-                self.replace(d, secret);
-            }
+            (Shape::Scalar(dv), Shape::Scalar(lv)) => self.scalars(d, l, dv, lv, res, secret),
             _ => {
                 self.record(Kind::TypeChanged, Some(d), Some(l), res.severity, secret);
                 if !self.structure {
@@ -571,60 +664,82 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         }
     }
 
+    /// Two scalars that are not plainly equal (out of line: the walk's
+    /// recursion stays small).
+    #[cold]
+    #[inline(never)]
+    fn scalars(&mut self, d: V, l: V, dv: Scalar<'a>, lv: Scalar<'a>, res: &Res<'a>, secret: bool) {
+        let (same_type, equal) = if res.normalise.is_empty() {
+            (
+                std::mem::discriminant(&dv) == std::mem::discriminant(&lv),
+                dv == lv,
+            )
+        } else {
+            normalised_eq(dv, lv, res.normalise)
+        };
+        if self.structure {
+            if !same_type {
+                self.record(Kind::TypeChanged, Some(d), Some(l), res.severity, secret);
+            }
+            return;
+        }
+        if equal {
+            return;
+        }
+        let kind = if same_type {
+            Kind::Changed
+        } else {
+            Kind::TypeChanged
+        };
+        self.record(kind, Some(d), Some(l), res.severity, secret);
+        self.replace(d, secret);
+    }
+
     fn replace(&mut self, d: V, secret: bool) {
-        let value = self.masked(d, secret, Side::Desired);
+        let value = self.masked(d, self.is_secret(secret), Side::Desired);
         self.ops.push(PatchOp::Replace {
-            path: pointer(&self.lpath),
+            path: pointer(&self.path, Side::Live, None),
             value,
         });
     }
 
-    fn object(&mut self, dm: V::Obj, lm: V::Obj, secret: bool) {
-        // `{name: DB_PASSWORD, value: ...}` (Kubernetes env, many list forms):
-        // the secret is named by a sibling.
-        // Checked only when a `value` key is met: most objects have none.
-        let secret_of = |w: &Self, key: &str| {
-            secret
-                || w.key_secret(key)
-                || (key == "value"
-                    && w.rules.masks_secret_keys()
-                    && (names_secret(dm) || names_secret(lm)))
-        };
+    /// `secret` is the secrecy rules set; secret-looking keys are tested
+    /// only when a difference is found ([`Walk::keys_secret`]).
+    fn object(&mut self, d: V, l: V, dm: V::Obj, lm: V::Obj, secret: bool) {
         let (dn, ln) = (dm.len(), lm.len());
         let (mut di, mut li) = (0, 0);
-        // Keys are compared as bytes (the order objects are sorted in); only
-        // the key taken into the path is made a `&str` (once per step).
+        // Equal scalars with no rules: nothing to report (as `compare` would
+        // find), so no step into them.
+        let skip_equal = self.plain;
+        // Keys are compared and taken into the path as bytes (the order
+        // objects are sorted in); they become text only in reports.
         loop {
             let order = match (di < dn, li < ln) {
                 (false, false) => break,
                 (true, false) => std::cmp::Ordering::Less,
                 (false, true) => std::cmp::Ordering::Greater,
-                (true, true) => dm.key_bytes(di).cmp(lm.key_bytes(li)),
+                (true, true) => dm.key_cmp(di, lm, li),
             };
             match order {
                 std::cmp::Ordering::Equal => {
-                    let (key, dv) = dm.entry(di);
-                    let lv = lm.value(li);
-                    let s = secret_of(self, key);
-                    self.push_key(key);
-                    self.node(dv, lv, s);
-                    self.pop();
+                    let (dv, lv) = (dm.value(di), lm.value(li));
+                    if !(skip_equal && dv.quick_equal(lv)) {
+                        self.push_key(dm.key_bytes(di), d, l);
+                        self.node(dv, lv, secret);
+                        self.pop();
+                    }
                     di += 1;
                     li += 1;
                 }
                 std::cmp::Ordering::Less => {
-                    let (key, dv) = dm.entry(di);
-                    let s = secret_of(self, key);
-                    self.push_key(key);
-                    let _ = self.only_desired(dv, s, None);
+                    self.push_key(dm.key_bytes(di), d, l);
+                    let _ = self.only_desired(dm.value(di), secret, None);
                     self.pop();
                     di += 1;
                 }
                 std::cmp::Ordering::Greater => {
-                    let (key, lv) = lm.entry(li);
-                    let s = secret_of(self, key);
-                    self.push_key(key);
-                    self.only_live(lv, s);
+                    self.push_key(lm.key_bytes(li), d, l);
+                    self.only_live(lm.value(li), secret);
                     self.pop();
                     li += 1;
                 }
@@ -632,16 +747,17 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         }
     }
 
-    fn push_key(&mut self, key: &'a str) {
-        self.dpath.push(Tok::Key(key));
-        self.lpath.push(Tok::Key(key));
-        self.hpath.push(HTok::Key(key));
+    /// Steps into `key` of the objects `d` and `l`.
+    fn push_key(&mut self, key: &'a [u8], d: V, l: V) {
+        self.path.push(if key == b"value" {
+            Step::Value(d, l)
+        } else {
+            Step::Key(key)
+        });
     }
 
     fn pop(&mut self) {
-        self.dpath.pop();
-        self.lpath.pop();
-        self.hpath.pop();
+        self.path.pop();
     }
 
     /// A node missing from LIVE. `insert_at` is the live path to add it at
@@ -657,8 +773,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         if self.structure {
             return false;
         }
-        let value = self.masked(d, secret, Side::Desired);
-        let path = insert_at.unwrap_or_else(|| pointer(&self.lpath));
+        let value = self.masked(d, self.is_secret(secret), Side::Desired);
+        let path = insert_at.unwrap_or_else(|| pointer(&self.path, Side::Live, None));
         self.ops.push(PatchOp::Add { path, value });
         true
     }
@@ -672,16 +788,17 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         }
         let secret = secret || res.secret;
         self.record(Kind::Added, None, Some(l), res.severity, secret);
-        if !self.structure && matches!(self.lpath.last(), Some(Tok::Key(_))) {
+        if !self.structure && matches!(self.path.last(), Some(Step::Key(_) | Step::Value(..))) {
             self.ops.push(PatchOp::Remove {
-                path: pointer(&self.lpath),
+                path: pointer(&self.path, Side::Live, None),
             });
         }
     }
 
-    fn array(&mut self, da: V::List, la: V::List, res: &Resolved, secret: bool) {
-        if let Some((spec, dk, lk)) = keyed(res.key.as_ref(), da, la) {
-            self.keyed(da, la, &spec, &dk, &lk, secret);
+    fn array(&mut self, da: V::List, la: V::List, res: &Res<'a>, secret: bool) {
+        if let Some((spec, dk, lk)) = keyed(res.key, da, la, &mut self.scratch.orders) {
+            self.keyed(da, la, spec, &dk, &lk, secret);
+            self.scratch.orders.extend([dk.order, lk.order]);
         } else if self.structure {
             for i in 0..da.len().min(la.len()) {
                 self.push_idx(i, i);
@@ -694,41 +811,48 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     }
 
     fn push_idx(&mut self, i: usize, j: usize) {
-        self.dpath.push(idx(i));
-        self.lpath.push(idx(j));
-        self.hpath.push(HTok::Idx(i));
+        self.path.push(Step::Idx(i, j));
     }
 
     fn keyed(
         &mut self,
         da: V::List,
         la: V::List,
-        spec: &SpecRef,
-        dk: &KeyTable<'a>,
-        lk: &KeyTable<'a>,
+        spec: &'a KeySpec,
+        dk: &KeyTable<'_, V::List>,
+        lk: &KeyTable<'_, V::List>,
         secret: bool,
     ) {
-        let (partner, taken) = dk.pair(lk);
-        self.matched(da, la, spec, &partner, secret);
-        let missing: Vec<usize> = (0..da.len())
-            .filter(|&i| partner[i] == usize::MAX)
-            .collect();
-        let extra: Vec<usize> = (0..la.len()).filter(|&j| !taken[j]).collect();
+        let (partner, taken, pairs) = dk.pair(
+            lk,
+            self.scratch.partners.pop().unwrap_or_default(),
+            self.scratch.taken.pop().unwrap_or_default(),
+        );
+        self.matched(da, la, spec, &partner, pairs, secret);
+        // Nearly always every element has its partner: no scan for none.
+        let missing: Vec<usize> = if pairs == da.len() {
+            Vec::new()
+        } else {
+            (0..da.len())
+                .filter(|&i| partner[i] == usize::MAX)
+                .collect()
+        };
+        let extra: Vec<usize> = if pairs == la.len() {
+            Vec::new()
+        } else {
+            (0..la.len()).filter(|&j| !taken[j]).collect()
+        };
+        self.scratch.partners.push(partner);
+        self.scratch.taken.push(taken);
         for &j in &extra {
-            self.dpath.push(idx(j));
-            self.lpath.push(idx(j));
-            self.hpath.push(HTok::Sel(la.at(j), spec.clone()));
-            // Report from LIVE's side.
-            let saved = std::mem::replace(&mut self.dpath, self.lpath.clone());
+            // Reported from LIVE's side.
+            self.path.push(Step::Sel(j, j, la.at(j), spec));
             self.only_live(la.at(j), secret);
-            self.dpath = saved;
             self.pop();
         }
         if !self.structure {
             for &j in extra.iter().rev() {
-                self.lpath.push(idx(j));
-                let path = pointer(&self.lpath);
-                self.lpath.pop();
+                let path = pointer(&self.path, Side::Live, Some(j));
                 self.ops.push(PatchOp::Remove { path });
             }
         }
@@ -736,10 +860,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         // so the next one takes its place.
         let mut len = la.len() - extra.len();
         for i in missing {
-            self.dpath.push(idx(i));
-            self.lpath.push(idx(len));
-            self.hpath.push(HTok::Sel(da.at(i), spec.clone()));
-            let at = pointer(&self.lpath);
+            self.path.push(Step::Sel(i, len, da.at(i), spec));
+            let at = pointer(&self.path, Side::Live, None);
             if self.only_desired(da.at(i), secret, Some(at)) {
                 len += 1;
             }
@@ -810,12 +932,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             if moved_live[j] {
                 continue;
             }
-            self.dpath.push(idx(j));
-            self.lpath.push(idx(j));
-            self.hpath.push(HTok::Idx(j));
-            let saved = std::mem::replace(&mut self.dpath, self.lpath.clone());
+            self.path.push(Step::Idx(j, j));
             self.only_live(la.at(j), secret);
-            self.dpath = saved;
             self.pop();
         }
         for &i in &d_only {
@@ -836,28 +954,72 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         // Patch: removals in descending order, then insertions ascending at
         // their DESIRED index; the kept elements keep their relative order.
         for &j in l_only.iter().rev() {
-            self.lpath.push(idx(j));
-            let path = pointer(&self.lpath);
-            self.lpath.pop();
+            let path = pointer(&self.path, Side::Live, Some(j));
             self.ops.push(PatchOp::Remove { path });
         }
         for &i in &d_only {
-            self.dpath.push(idx(i));
-            self.lpath.push(idx(i));
-            let path = pointer(&self.lpath);
+            self.path.push(Step::Idx(i, i));
+            let path = pointer(&self.path, Side::Live, None);
             let res = self.resolve(Side::Desired);
-            let value = self.masked(da.at(i), secret || res.secret, Side::Desired);
-            self.dpath.pop();
-            self.lpath.pop();
+            let value = self.masked(
+                da.at(i),
+                self.is_secret(secret || res.secret),
+                Side::Desired,
+            );
+            self.path.pop();
             self.ops.push(PatchOp::Add { path, value });
         }
     }
 }
 
+/// Whether two scalars have the same type and are equal once normalised
+/// (out of line: the walk's recursion stays small).
+#[inline(never)]
+fn normalised_eq(dv: Scalar<'_>, lv: Scalar<'_>, normalise: &[crate::Normaliser]) -> (bool, bool) {
+    if identical(dv, lv) {
+        // The same scalar on both sides (nearly always): it is normalised
+        // once, normalisers being functions of the value. Compared with
+        // itself all the same: a value not equal to itself (NaN) stays a
+        // difference.
+        let mut a = dv.to_value();
+        for n in normalise {
+            a = n.apply(&a);
+        }
+        #[allow(clippy::eq_op)]
+        return (true, a == a);
+    }
+    let mut a = dv.to_value();
+    let mut b = lv.to_value();
+    for n in normalise {
+        a = n.apply(&a);
+        b = n.apply(&b);
+    }
+    (
+        std::mem::discriminant(&a) == std::mem::discriminant(&b),
+        a == b,
+    )
+}
+
+/// Whether two scalars are the same, bit for bit (`1` and `1.0`, or `0.0`
+/// and `-0.0`, are not).
+fn identical(a: Scalar<'_>, b: Scalar<'_>) -> bool {
+    use crate::tree::Number;
+    match (a, b) {
+        (Scalar::Null, Scalar::Null) => true,
+        (Scalar::Bool(x), Scalar::Bool(y)) => x == y,
+        (Scalar::Number(Number::Int(x)), Scalar::Number(Number::Int(y))) => x == y,
+        (Scalar::Number(Number::Float(x)), Scalar::Number(Number::Float(y))) => {
+            x.to_bits() == y.to_bits()
+        }
+        (Scalar::String(x), Scalar::String(y)) => x == y,
+        _ => false,
+    }
+}
+
 /// Whether a value present on one side only equals the declared default
 /// (compared after the path's normalisers).
-fn equals_default<'a, V: View<'a>>(res: &Resolved, node: V) -> bool {
-    let Some(default) = &res.default else {
+fn equals_default<'a, V: View<'a>>(res: &Res<'_>, node: V) -> bool {
+    let Some(default) = res.default else {
         return false;
     };
     let value = node.to_node().value;
@@ -866,6 +1028,14 @@ fn equals_default<'a, V: View<'a>>(res: &Resolved, node: V) -> bool {
         *default == value
     } else {
         norm(default) == norm(&value)
+    }
+}
+
+/// [`names_secret`] of a value that is an object (`false` for others).
+fn names_secret_in<'a, V: View<'a>>(node: V) -> bool {
+    match node.shape() {
+        Shape::Object(map) => names_secret(map),
+        _ => false,
     }
 }
 
@@ -936,79 +1106,204 @@ fn key_part<'a, V: View<'a>>(node: V) -> Option<KeyPart<'a>> {
     }
 }
 
-/// The keys of a list's elements, with the element indices sorted by key.
-struct KeyTable<'a> {
-    /// The key of element `i`.
-    keys: Vec<Key<'a>>,
-    /// Element indices in key order.
-    order: Vec<usize>,
+/// A digest of a key that orders as the key does: `rank(a) < rank(b)`
+/// implies `a < b`, and equal ranks mean equal keys when [`exact`] says so
+/// (else the keys are compared in full). Big-endian bytes: the part's kind,
+/// 14 bytes of payload (a number's bits, a string's first bytes padded with
+/// zeros), then a string's length, or [`INEXACT`] for a longer string or a
+/// key with further fields. Sorting and pairing keyed lists thus compares
+/// integers, not byte strings.
+///
+/// For strings of at most 14 bytes (padded bytes, then length) is exactly
+/// byte order: where the padded bytes first differ, either both strings have
+/// a byte there or the shorter one ended and is a prefix of the other; where
+/// they are all equal, the shorter string is a prefix of the longer.
+fn rank(head: &KeyPart<'_>, single: bool) -> u128 {
+    let mut b = [0u8; 16];
+    match *head {
+        KeyPart::Bool(x) => b[1] = u8::from(x),
+        KeyPart::Num(n) => {
+            b[0] = 1;
+            b[1..9].copy_from_slice(&n.to_be_bytes());
+        }
+        KeyPart::Str(s) => {
+            b[0] = 2;
+            let n = s.len().min(RANK_BYTES);
+            for (to, from) in b[1..=n].iter_mut().zip(s) {
+                *to = *from;
+            }
+            #[allow(clippy::cast_possible_truncation)]
+            if s.len() <= RANK_BYTES {
+                b[15] = s.len() as u8;
+            } else {
+                b[15] = INEXACT;
+            }
+        }
+    }
+    if !single {
+        b[15] = INEXACT;
+    }
+    u128::from_be_bytes(b)
 }
 
-impl KeyTable<'_> {
+/// The string bytes a [`rank`] holds.
+const RANK_BYTES: usize = 14;
+/// The last byte of a [`rank`] that does not decide equality.
+const INEXACT: u8 = 15;
+
+/// Whether keys with this (same) rank are equal.
+#[inline]
+fn exact(rank: u128) -> bool {
+    rank as u8 != INEXACT
+}
+
+/// A list's elements in key order, as `(rank, element index)`. Full keys
+/// are not kept: they are read again from the list for the rare ties of
+/// inexact ranks (keys longer than the rank holds, composite keys).
+struct KeyTable<'s, L> {
+    spec: &'s KeySpec,
+    items: L,
+    order: Vec<(u128, usize)>,
+}
+
+/// The full key of element `i` (`None` when it has none; a table is only
+/// built when every element has one).
+fn key_at<'a, L: ListView<'a>>(spec: &KeySpec, items: L, i: usize) -> Option<Key<'a>> {
+    let item = items.at(i);
+    let (first, rest) = spec.fields().split_first()?;
+    let head = key_part(field(item, first)?)?;
+    let tail = rest
+        .iter()
+        .map(|f| field(item, f).and_then(key_part))
+        .collect::<Option<Vec<_>>>()?;
+    Some(Key(head, tail))
+}
+
+/// Key order of element `a` of `ta` and element `b` of `tb` (ranked).
+#[inline]
+fn ranked_cmp<'a, L: ListView<'a>>(
+    ta: &KeyTable<'_, L>,
+    a: (u128, usize),
+    tb: &KeyTable<'_, L>,
+    b: (u128, usize),
+) -> std::cmp::Ordering {
+    match a.0.cmp(&b.0) {
+        std::cmp::Ordering::Equal if !exact(a.0) => full_cmp(ta, a.1, tb, b.1),
+        o => o,
+    }
+}
+
+/// [`ranked_cmp`] on a tie of inexact ranks: the full keys.
+#[cold]
+#[inline(never)]
+fn full_cmp<'a, L: ListView<'a>>(
+    ta: &KeyTable<'_, L>,
+    a: usize,
+    tb: &KeyTable<'_, L>,
+    b: usize,
+) -> std::cmp::Ordering {
+    key_at(ta.spec, ta.items, a).cmp(&key_at(tb.spec, tb.items, b))
+}
+
+impl<'a, L: ListView<'a>> KeyTable<'_, L> {
     /// Pairs this list's elements with `other`'s by key, in one merge over
     /// both key orders: `partner[i]` is the index in `other` of element
     /// `i`'s key (`usize::MAX` when it has none there), and `taken[j]` says
     /// whether `other`'s element `j` was paired.
-    fn pair(&self, other: &KeyTable<'_>) -> (Vec<usize>, Vec<bool>) {
-        let mut partner = vec![usize::MAX; self.keys.len()];
-        let mut taken = vec![false; other.keys.len()];
-        let (mut a, mut b) = (0, 0);
-        while let (Some(&i), Some(&j)) = (self.order.get(a), other.order.get(b)) {
-            match self.keys[i].cmp(&other.keys[j]) {
+    /// `partner` and `taken` are buffers to fill (their contents ignored);
+    /// the third result is the number of pairs.
+    fn pair(
+        &self,
+        other: &KeyTable<'_, L>,
+        mut partner: Vec<usize>,
+        mut taken: Vec<bool>,
+    ) -> (Vec<usize>, Vec<bool>, usize) {
+        partner.clear();
+        partner.resize(self.order.len(), usize::MAX);
+        taken.clear();
+        taken.resize(other.order.len(), false);
+        let (mut a, mut b, mut pairs) = (0, 0, 0);
+        while let (Some(&x), Some(&y)) = (self.order.get(a), other.order.get(b)) {
+            match ranked_cmp(self, x, other, y) {
                 std::cmp::Ordering::Less => a += 1,
                 std::cmp::Ordering::Greater => b += 1,
                 std::cmp::Ordering::Equal => {
-                    partner[i] = j;
-                    taken[j] = true;
+                    partner[x.1] = y.1;
+                    taken[y.1] = true;
                     a += 1;
                     b += 1;
+                    pairs += 1;
                 }
             }
         }
-        (partner, taken)
+        (partner, taken, pairs)
     }
 }
 
-/// The key of every element, or `None` when some element lacks a scalar key
-/// or two elements share one.
-fn keys_of<'a, L: ListView<'a>>(spec: &KeySpec, items: L) -> Option<KeyTable<'a>> {
+/// The elements of `items` in key order, or `None` when some element lacks
+/// a scalar key or two elements share one. A list already in strictly
+/// increasing key order (a generated or sorted document) is not sorted.
+/// `order` is a buffer to fill (its contents ignored).
+fn keys_of<'s, 'a, L: ListView<'a>>(
+    spec: &'s KeySpec,
+    items: L,
+    mut order: Vec<(u128, usize)>,
+) -> Option<KeyTable<'s, L>> {
     let (first, rest) = spec.fields().split_first()?;
-    let mut keys = Vec::with_capacity(items.len());
-    for i in 0..items.len() {
+    let n = items.len();
+    order.clear();
+    order.reserve(n);
+    let mut table = KeyTable { spec, items, order };
+    // The head field is looked up in every element: a plain field name is
+    // prepared once.
+    type Obj<'a, L> = <<L as ListView<'a>>::Item as View<'a>>::Obj;
+    let probe = match first.as_slice() {
+        [name] => Some((Obj::<L>::probe(name), name.as_str())),
+        _ => None,
+    };
+    let mut increasing = true;
+    for i in 0..n {
         let item = items.at(i);
-        let head = key_part(field(item, first)?)?;
-        let mut tail = Vec::new();
+        let head = match probe {
+            Some((probe, name)) => match item.shape() {
+                Shape::Object(m) => m.find(probe, name),
+                _ => None,
+            },
+            None => field(item, first),
+        };
+        let head = head?;
         for f in rest {
-            tail.push(key_part(field(item, f)?)?);
+            key_part(field(item, f)?)?;
         }
-        keys.push(Key(head, tail));
-    }
-    let mut order: Vec<usize> = (0..keys.len()).collect();
-    order.sort_unstable_by(|&a, &b| keys[a].cmp(&keys[b]));
-    if order.windows(2).any(|w| keys[w[0]] == keys[w[1]]) {
-        return None;
-    }
-    Some(KeyTable { keys, order })
-}
-
-type Keyed<'a> = (SpecRef, KeyTable<'a>, KeyTable<'a>);
-
-/// The key a list is matched by: one of the built-in defaults (no copy) or a
-/// rule's (shared by every element's path label).
-#[derive(Debug, Clone)]
-enum SpecRef {
-    Default(&'static KeySpec),
-    Rule(std::sync::Arc<KeySpec>),
-}
-
-impl SpecRef {
-    fn get(&self) -> &KeySpec {
-        match self {
-            SpecRef::Default(spec) => spec,
-            SpecRef::Rule(spec) => spec,
+        let single = rest.is_empty();
+        let r = match head.short_str_rank() {
+            Some(r) if single => r,
+            _ => rank(&key_part(head)?, single),
+        };
+        let r = (r, i);
+        if increasing && let Some(&prev) = table.order.last() {
+            increasing = ranked_cmp(&table, prev, &table, r).is_lt();
         }
+        table.order.push(r);
     }
+    if !increasing {
+        let mut order = std::mem::take(&mut table.order);
+        let t = &table;
+        order.sort_unstable_by(|&a, &b| ranked_cmp(t, a, t, b));
+        if order
+            .windows(2)
+            .any(|w| ranked_cmp(t, w[0], t, w[1]).is_eq())
+        {
+            return None;
+        }
+        table.order = order;
+    }
+    Some(table)
 }
+
+/// The key a list is matched by (a rule's or a built-in default, borrowed:
+/// every element's path label shares it) and both lists' key tables.
+type Keyed<'s, L> = (&'s KeySpec, KeyTable<'s, L>, KeyTable<'s, L>);
 
 /// For each element of `a`, the index of the element of `b` with the same
 /// key, under the rule's key or the first default key that identifies every
@@ -1019,8 +1314,8 @@ pub(crate) fn partners(
     a: &[Node],
     b: &[Node],
 ) -> Option<Vec<Option<usize>>> {
-    let (_, ka, kb) = keyed(rule, a, b)?;
-    let (partner, _) = ka.pair(&kb);
+    let (_, ka, kb) = keyed(rule, a, b, &mut Vec::new())?;
+    let (partner, _, _) = ka.pair(&kb, Vec::new(), Vec::new());
     Some(
         partner
             .into_iter()
@@ -1040,7 +1335,13 @@ static DEFAULT_KEYS: std::sync::LazyLock<[KeySpec; 4]> = std::sync::LazyLock::ne
 
 /// Picks the list key: the rule's, else the first of `name`, `id`, `key`,
 /// `kind`+`/metadata/name` that identifies every element on both sides.
-fn keyed<'a, L: ListView<'a>>(rule: Option<&KeySpec>, da: L, la: L) -> Option<Keyed<'a>> {
+/// `pool` holds buffers for the key tables (those of failed tries go back).
+fn keyed<'s, 'a, L: ListView<'a>>(
+    rule: Option<&'s KeySpec>,
+    da: L,
+    la: L,
+    pool: &mut Vec<Vec<(u128, usize)>>,
+) -> Option<Keyed<'s, L>> {
     if da.len() == 0 && la.len() == 0 {
         return None;
     }
@@ -1049,17 +1350,22 @@ fn keyed<'a, L: ListView<'a>>(rule: Option<&KeySpec>, da: L, la: L) -> Option<Ke
     if !all_objects {
         return None;
     }
+    let mut tables = |spec: &'s KeySpec| {
+        let dk = keys_of(spec, da, pool.pop().unwrap_or_default());
+        let lk = keys_of(spec, la, pool.pop().unwrap_or_default());
+        match (dk, lk) {
+            (Some(dk), Some(lk)) => Some((spec, dk, lk)),
+            (dk, lk) => {
+                pool.extend(dk.into_iter().chain(lk).map(|t| t.order));
+                None
+            }
+        }
+    };
     if let Some(spec) = rule {
-        let (dk, lk) = (keys_of(spec, da)?, keys_of(spec, la)?);
-        return Some((SpecRef::Rule(std::sync::Arc::new(spec.clone())), dk, lk));
+        return tables(spec);
     }
     let defaults: &'static [KeySpec; 4] = &DEFAULT_KEYS;
-    for spec in defaults {
-        if let (Some(dk), Some(lk)) = (keys_of(spec, da), keys_of(spec, la)) {
-            return Some((SpecRef::Default(spec), dk, lk));
-        }
-    }
-    None
+    defaults.iter().find_map(tables)
 }
 
 /// A structural hash that agrees with [`crate::view::equal`] (`1` and `1.0`
@@ -1201,9 +1507,9 @@ mod tests {
             rules,
             plain: rules.is_empty(),
             structure: false,
-            dpath: Vec::new(),
-            lpath: Vec::new(),
-            hpath: Vec::new(),
+            path: Vec::new(),
+            scratch: Scratch::default(),
+            by_length: rules.by_length().into(),
             diffs: Vec::new(),
             ops: Vec::new(),
             severity: None,
@@ -1252,5 +1558,295 @@ mod tests {
             .expect("patch applies");
         assert_ne!(patched, l);
         assert!(!diff(&d, &patched).has_drift());
+    }
+
+    /// Both models' reports for two JSON texts, checked to agree.
+    fn both(rules: &Rules, d: &str, l: &str) -> Report {
+        let limits = crate::Limits::default();
+        let owned = |t: &str| crate::load(t, crate::Format::Json, "x.json", &limits).unwrap();
+        let tree = |t: &str| crate::load_tree(t, crate::Format::Json, "x.json", &limits).unwrap();
+        let differ = Differ::new(rules.clone());
+        let a = differ.diff(&owned(d), &owned(l));
+        let b = differ.diff_trees(&tree(d), &tree(l));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        a
+    }
+
+    /// Secret-looking keys are tested only when a difference is recorded
+    /// (`Walk::keys_secret`): every difference below such a key, at any
+    /// depth and through keyed and unkeyed lists, must still be secret and
+    /// masked, and none elsewhere.
+    #[test]
+    fn differences_anywhere_below_a_secret_key_are_masked() {
+        const CANARY: &str = "canary-5ecret";
+        let d = format!(
+            r#"{{"db":{{"password":{{"a":[1,{{"b":"{CANARY}"}}],"c":"{CANARY}"}},"host":"h"}},
+            "env":[{{"name":"DB_PASSWORD","value":{{"x":["{CANARY}",2],"y":"{CANARY}"}}}},
+                   {{"name":"HOST","value":"h1"}},
+                   {{"name":"api_token","value":"{CANARY}"}}],
+            "vaultKey":[{{"name":"a","v":"{CANARY}"}},{{"name":"b","v":"{CANARY}"}}],
+            "tokens":["{CANARY}","{CANARY}-2",{{"n":"{CANARY}"}}],
+            "list":[{{"key":"private_thing","value":["{CANARY}"]}}],
+            "plain":{{"value":"v1","name":"n"}}}}"#
+        );
+        let l = r#"{"db":{"password":{"a":[1,{"b":"o"},3],"c":5},"host":"h2"},
+            "env":[{"name":"DB_PASSWORD","value":{"x":["o"],"z":1}},
+                   {"name":"HOST","value":"h2"},
+                   {"name":"api_token"}],
+            "vaultKey":[{"name":"b","v":"o"},{"name":"c","v":"o"}],
+            "tokens":[{"n":"o"},"x"],
+            "list":[{"key":"private_thing","value":[]}],
+            "plain":{"value":"v2","name":"n"}}"#;
+        for rules in [
+            Rules::new(),
+            Rules::new().with_rule(
+                crate::Rule::new("/db/host")
+                    .unwrap()
+                    .severity(Severity::Info),
+            ),
+        ] {
+            let r = both(&rules, &d, l);
+            let shown = format!("{r:?}{}", r.patch().to_json());
+            assert!(!shown.contains(CANARY), "{shown}");
+            let public = ["/db/host", "/env/1/value", "/plain/value"];
+            assert!(r.differences().len() > 12, "{:#?}", r.differences());
+            for x in r.differences() {
+                assert_eq!(x.secret, !public.contains(&x.path.as_str()), "{x:?}");
+            }
+            // Without masking nothing is secret, and the values show.
+            let r = both(&rules.clone().with_secret_key_masking(false), &d, l);
+            assert!(r.differences().iter().all(|x| !x.secret));
+            assert!(format!("{r:?}").contains(CANARY));
+        }
+    }
+
+    /// Path steps are key bytes and plain indices (`Tok`): rules with literal
+    /// indices and non-ASCII or escaped keys still match, and pointers and
+    /// labels show the same text.
+    #[test]
+    fn rules_and_pointers_see_steps_as_text() {
+        let d = r#"{"l":[0,1,2,3,4,5,6,7,8,9,10,{"ключ/~":1,"x":1}],"m":{"ключ/~":{"é":1}}}"#;
+        let l = r#"{"l":[0,1,2,3,4,5,6,7,8,9,10,{"ключ/~":2,"x":2}],"m":{"ключ/~":{"é":2}}}"#;
+        let rules = Rules::new()
+            .with_rule(
+                crate::Rule::new("/l/11/x")
+                    .unwrap()
+                    .severity(Severity::Critical),
+            )
+            .with_rule(crate::Rule::new("/l/011/ключ~1~0").unwrap().ignore())
+            .with_rule(
+                crate::Rule::new("/m/ключ~1~0/é")
+                    .unwrap()
+                    .severity(Severity::Info),
+            );
+        let r = both(&rules, d, l);
+        let got: Vec<_> = r
+            .differences()
+            .iter()
+            .map(|x| (x.path.as_str(), x.label.as_str(), x.severity))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/l/11/x", "/l/11/x", Severity::Critical),
+                ("/l/11/ключ~1~0", "/l/11/ключ~1~0", Severity::Warning),
+                ("/m/ключ~1~0/é", "/m/ключ~1~0/é", Severity::Info),
+            ]
+        );
+    }
+
+    fn part(x: &(u8, Vec<u8>, u64)) -> KeyPart<'_> {
+        match x.0 % 3 {
+            0 => KeyPart::Bool(x.2 % 2 == 1),
+            1 => KeyPart::Num(x.2),
+            _ => KeyPart::Str(&x.1),
+        }
+    }
+
+    /// Byte strings with shared prefixes, zero bytes and lengths around the
+    /// 14 bytes a rank holds.
+    fn bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        (
+            prop::collection::vec(prop::sample::select(vec![0u8, 1, b'a', 0xff]), 0..20),
+            0usize..3,
+        )
+            .prop_map(|(mut v, prefix)| {
+                let head: &[u8] = [&b""[..], b"svc-000000", b"VAR_00_LEVEL_X"][prefix];
+                v.splice(0..0, head.iter().copied());
+                v
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 1024,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x4a7e_5eed),
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// `rank` orders as `KeyPart` does and, when exact, decides equality.
+        #[test]
+        fn ranks_order_as_keys_do(
+            a in (0u8..3, bytes(), proptest::prelude::any::<u64>()),
+            b in (0u8..3, bytes(), proptest::prelude::any::<u64>()),
+            single in proptest::prelude::any::<bool>(),
+        ) {
+            let (pa, pb) = (part(&a), part(&b));
+            let (ra, rb) = (rank(&pa, single), rank(&pb, single));
+            match ra.cmp(&rb) {
+                std::cmp::Ordering::Equal => {
+                    if exact(ra) {
+                        proptest::prop_assert!(single);
+                        proptest::prop_assert_eq!(pa, pb);
+                    }
+                }
+                o => proptest::prop_assert_eq!(o, pa.cmp(&pb)),
+            }
+            let short = match pa {
+                KeyPart::Str(s) => s.len() <= RANK_BYTES,
+                _ => true,
+            };
+            // Exact for every single-field key but long strings.
+            proptest::prop_assert_eq!(exact(ra), single && short);
+        }
+
+        /// Key tables (already-sorted lists skip the sort) pair elements as
+        /// a plain map from key to index does, and refuse duplicate keys.
+        #[test]
+        fn key_tables_pair_as_a_map_does(
+            da in proptest::collection::vec(bytes(), 0..12),
+            la in proptest::collection::vec(bytes(), 0..12),
+            sort_d in proptest::prelude::any::<bool>(),
+            two in proptest::prelude::any::<bool>(),
+        ) {
+            let mut da = da;
+            if sort_d {
+                da.sort();
+            }
+            let spec = if two { KeySpec::new(&["k", "n"]) } else { KeySpec::new(&["k"]) };
+            let items = |v: &[Vec<u8>]| -> Vec<Node> {
+                v.iter()
+                    .enumerate()
+                    .map(|(i, k)| {
+                        let mut m = Map::new();
+                        m.insert("k", Node::new(Value::String(String::from_utf8_lossy(k).as_ref().into())));
+                        m.insert("n", Node::new(Value::Number(crate::Number::Int(i64::try_from(i % 2).unwrap()))));
+                        Node::new(Value::Object(m))
+                    })
+                    .collect()
+            };
+            let (dn, ln) = (items(&da), items(&la));
+            // The reference: the keys as owned values in a map.
+            let key_of = |n: &Node, i: usize| -> (String, i64) {
+                let Value::Object(m) = &n.value else { unreachable!() };
+                let Some(Value::String(k)) = m.get("k").map(|x| &x.value) else { unreachable!() };
+                (k.to_string(), if two { i64::try_from(i % 2).unwrap() } else { 0 })
+            };
+            let index = |v: &[Node]| {
+                let mut map = BTreeMap::new();
+                for (i, n) in v.iter().enumerate() {
+                    if map.insert(key_of(n, i), i).is_some() {
+                        return None;
+                    }
+                }
+                Some(map)
+            };
+            let (Some(dm), Some(lm)) = (index(&dn), index(&ln)) else {
+                proptest::prop_assert!(
+                    keys_of(&spec, dn.as_slice(), vec![(5, 9); 4]).is_none()
+                        || keys_of(&spec, ln.as_slice(), Vec::new()).is_none()
+                );
+                return Ok(());
+            };
+            let (dk, lk) = (
+                keys_of(&spec, dn.as_slice(), vec![(5, 9); 4]).unwrap(),
+                keys_of(&spec, ln.as_slice(), Vec::new()).unwrap(),
+            );
+            let (partner, taken, pairs) = dk.pair(&lk, vec![7; 3], vec![true; 20]);
+            proptest::prop_assert_eq!(pairs, dm.keys().filter(|k| lm.contains_key(*k)).count());
+            for (key, &i) in &dm {
+                proptest::prop_assert_eq!(partner[i], lm.get(key).copied().unwrap_or(usize::MAX));
+            }
+            for (key, &j) in &lm {
+                proptest::prop_assert_eq!(taken[j], dm.contains_key(key));
+            }
+        }
+    }
+
+    /// A scalar the same on both sides is normalised once (`normalised_eq`):
+    /// equal after normalising unless the result is not equal to itself
+    /// (a duration summing to NaN), which stays a difference as before.
+    #[test]
+    fn identical_scalars_are_normalised_once_and_still_compared() {
+        let nan = format!("-1{z}h1{z}h", z = "0".repeat(308));
+        let rules = Rules::new().with_rule(
+            crate::Rule::new("/d/*")
+                .unwrap()
+                .normalise(&[crate::Normaliser::Duration]),
+        );
+        let d = format!(r#"{{"d":{{"a":"{nan}","b":"90m","c":"1h","e":1.5,"f":"x"}}}}"#);
+        let l = format!(r#"{{"d":{{"a":"{nan}","b":"90m","c":"60m","e":1.5,"f":"y"}}}}"#);
+        let r = both(&rules, &d, &l);
+        let got: Vec<_> = r
+            .differences()
+            .iter()
+            .map(|x| (x.kind, x.path.as_str()))
+            .collect();
+        assert_eq!(got, [(Kind::Changed, "/d/a"), (Kind::Changed, "/d/f")]);
+    }
+
+    /// The arena's rank of a short string read from its slot (the bytes
+    /// after the string in the slot are the document's next bytes) is
+    /// `rank` of its bytes.
+    #[test]
+    fn short_string_ranks_are_ranks() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghij",
+            "abcdefghijk",
+            "\u{e9}t\u{e9}",
+            "\u{0}",
+            "a\u{0}b",
+            "\u{10ffff}",
+            "abcdefghijkl",
+            "x y z",
+            "\u{7f}\u{ff}",
+        ];
+        // JSON text: NUL escaped, everything else as is.
+        let doc = format!(
+            "[{}]",
+            words
+                .iter()
+                .map(|w| format!("\"{}\"", w.replace('\0', "\\u0000")))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let tree = crate::load_tree(
+            &doc,
+            crate::Format::Json,
+            "x.json",
+            &crate::Limits::default(),
+        )
+        .unwrap();
+        let Shape::Array(items) = tree.root().shape() else {
+            panic!("an array")
+        };
+        assert_eq!(items.len(), words.len());
+        for (i, w) in words.iter().enumerate() {
+            let node = items.at(i);
+            assert_eq!(node.str_bytes(), Some(w.as_bytes()));
+            let expected = rank(&KeyPart::Str(w.as_bytes()), true);
+            match node.short_str_rank() {
+                Some(r) => assert_eq!(r, expected, "{w:?}"),
+                None => assert!(w.len() > 11, "{w:?}"),
+            }
+        }
     }
 }

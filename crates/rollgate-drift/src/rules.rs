@@ -58,6 +58,8 @@ pub struct PathPattern {
     fixed: usize,
     /// Whether a `**` lets the pattern match longer paths.
     open: bool,
+    /// The index of the first `**` (`segs.len()` when there is none).
+    split: usize,
 }
 
 impl PathPattern {
@@ -69,6 +71,7 @@ impl PathPattern {
                 segs: Vec::new(),
                 fixed: 0,
                 open: false,
+                split: 0,
             });
         }
         let rest = text
@@ -86,6 +89,10 @@ impl PathPattern {
         Ok(Self {
             text: text.to_owned(),
             open: fixed < segs.len(),
+            split: segs
+                .iter()
+                .position(|s| *s == Seg::AnyDepth)
+                .unwrap_or(segs.len()),
             segs,
             fixed,
         })
@@ -94,8 +101,42 @@ impl PathPattern {
     /// Whether the pattern matches a path given as unescaped tokens.
     #[must_use]
     pub fn matches<S: AsRef<str>>(&self, path: &[S]) -> bool {
+        self.matches_tokens(path)
+    }
+
+    /// [`PathPattern::matches`] on any kind of path step (the differ's steps
+    /// are key bytes and list indices, turned into text only for reports).
+    pub(crate) fn matches_tokens<S: PathToken>(&self, path: &[S]) -> bool {
         // Cheap rejections first (the differ asks at every node): the path's
-        // length, then the last and first segments when they are literal.
+        // length, then the literal segments.
+        if path.len() < self.fixed || (!self.open && path.len() != self.fixed) {
+            return false;
+        }
+        if self.fixed + 1 >= self.segs.len() {
+            // At most one `**` (nearly every pattern): the segments before
+            // it match the path's first tokens and those after it the last
+            // ones, the `**` taking what lies between (the length check
+            // keeps the two apart). The last tokens first: they differ most.
+            let (before, after) = self.segs.split_at(self.split);
+            let after = after.get(1..).unwrap_or_default();
+            let lit = |(seg, token): (&Seg, &S)| match seg {
+                Seg::Lit(l) => token.is(l),
+                _ => true,
+            };
+            // The deepest segments first: they differ most.
+            return after.iter().rev().zip(path.iter().rev()).all(lit)
+                && before.iter().zip(path).rev().all(lit);
+        }
+        self.matches_general(path)
+    }
+
+    /// Whether the pattern can match a path of `len` tokens.
+    pub(crate) fn fits_len(&self, len: usize) -> bool {
+        len >= self.fixed && (self.open || len == self.fixed)
+    }
+
+    /// [`PathPattern::matches_tokens`] for any number of `**`.
+    fn matches_general<S: PathToken>(&self, path: &[S]) -> bool {
         if path.len() < self.fixed || (!self.open && path.len() != self.fixed) {
             return false;
         }
@@ -104,12 +145,12 @@ impl PathPattern {
             (self.segs.first(), path.first()),
         ] {
             if let (Some(Seg::Lit(l)), Some(t)) = (seg, token)
-                && l != t.as_ref()
+                && !t.is(l)
             {
                 return false;
             }
         }
-        fn go<S: AsRef<str>>(p: &[Seg], path: &[S]) -> bool {
+        fn go<S: PathToken>(p: &[Seg], path: &[S]) -> bool {
             match p.split_first() {
                 None => path.is_empty(),
                 Some((Seg::AnyDepth, rest)) => (0..=path.len()).any(|i| go(rest, &path[i..])),
@@ -117,7 +158,7 @@ impl PathPattern {
                     None => false,
                     Some((head, tail)) => {
                         let ok = match seg {
-                            Seg::Lit(l) => l == head.as_ref(),
+                            Seg::Lit(l) => head.is(l),
                             _ => true,
                         };
                         ok && go(rest, tail)
@@ -132,6 +173,19 @@ impl PathPattern {
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+}
+
+/// One step of a path matched against patterns.
+pub(crate) trait PathToken {
+    /// Whether the step is the unescaped token `lit`.
+    fn is(&self, lit: &str) -> bool;
+}
+
+impl<S: AsRef<str>> PathToken for S {
+    #[inline]
+    fn is(&self, lit: &str) -> bool {
+        self.as_ref() == lit
     }
 }
 
@@ -438,24 +492,56 @@ impl Rules {
         self.rules.is_empty()
     }
 
-    /// The merged attributes of every rule matching `path`.
-    pub(crate) fn resolve<S: AsRef<str>>(&self, path: &[S]) -> Resolved {
-        let mut out = Resolved {
-            severity: self.default_severity,
-            ..Resolved::default()
-        };
-        for r in &self.rules {
-            if !r.path.matches(path) {
+    /// What overlays need of the rules matching `path` (an owned copy).
+    pub(crate) fn resolve<S: PathToken>(&self, path: &[S]) -> Resolved {
+        Resolved {
+            key: self.resolve_ref(path).key.cloned(),
+        }
+    }
+
+    /// The merged attributes of every rule matching `path`, borrowed from
+    /// the rules: nothing is cloned, allocated or dropped (the differ asks
+    /// at every node).
+    pub(crate) fn resolve_ref<S: PathToken>(&self, path: &[S]) -> Res<'_> {
+        self.resolve_among(path, u64::MAX)
+    }
+
+    /// For each path length below [`DEPTHS`], the rules whose pattern can
+    /// match a path that long, as a bit set over the first 64 rules (the
+    /// others are always tried), for [`Rules::resolve_among`].
+    pub(crate) fn by_length(&self) -> Vec<u64> {
+        (0..DEPTHS)
+            .map(|len| {
+                self.rules
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| match i {
+                        0..64 if !r.path.fits_len(len) => 0,
+                        0..64 => 1 << i,
+                        _ => 0,
+                    })
+                    .fold(0, |a, b| a | b)
+            })
+            .collect()
+    }
+
+    /// [`Rules::resolve_ref`] trying among the first 64 rules only those in
+    /// `candidates` (the rules the others cannot match are left out; see
+    /// [`Rules::by_length`]).
+    pub(crate) fn resolve_among<S: PathToken>(&self, path: &[S], candidates: u64) -> Res<'_> {
+        let mut out = Res::plain(self.default_severity);
+        for (i, r) in self.rules.iter().enumerate() {
+            if (i < 64 && candidates & (1 << i) == 0) || !r.path.matches_tokens(path) {
                 continue;
             }
             if let Some(k) = &r.key {
-                out.key = Some(k.clone());
+                out.key = Some(k);
             }
             if let Some(i) = r.ignore {
                 out.ignore = i;
             }
             if let Some(n) = &r.normalise {
-                out.normalise.clone_from(n);
+                out.normalise = n;
             }
             if let Some(s) = r.severity {
                 out.severity = s;
@@ -465,49 +551,46 @@ impl Rules {
                 out.secret = s;
             }
             if let Some(d) = &r.default {
-                out.default = Some(d.clone());
+                out.default = Some(d);
             }
         }
         out
     }
 }
 
-/// The attributes in force at one path.
+/// The path lengths [`Rules::by_length`] covers.
+pub(crate) const DEPTHS: usize = 64;
+
+/// The attributes overlays read at one path ([`Rules::resolve`]).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Resolved {
     pub key: Option<KeySpec>,
+}
+
+/// The attributes in force at one path ([`Rules::resolve_ref`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Res<'r> {
+    pub key: Option<&'r KeySpec>,
     pub ignore: bool,
-    pub normalise: Vec<Normaliser>,
+    pub normalise: &'r [Normaliser],
     pub severity: Severity,
     /// Whether a rule set the severity here (it then holds for the subtree).
     pub severity_set: bool,
     pub secret: bool,
-    pub default: Option<Value>,
+    pub default: Option<&'r Value>,
 }
 
-impl Resolved {
-    /// What holds at every path when there are no rules.
-    pub(crate) fn plain(severity: Severity) -> &'static Resolved {
-        const fn at(severity: Severity) -> Resolved {
-            Resolved {
-                key: None,
-                ignore: false,
-                normalise: Vec::new(),
-                severity,
-                severity_set: false,
-                secret: false,
-                default: None,
-            }
-        }
-        static PLAIN: [Resolved; 3] = [
-            at(Severity::Info),
-            at(Severity::Warning),
-            at(Severity::Critical),
-        ];
-        match severity {
-            Severity::Info => &PLAIN[0],
-            Severity::Warning => &PLAIN[1],
-            Severity::Critical => &PLAIN[2],
+impl Res<'_> {
+    /// What holds at every path when no rule matches.
+    pub(crate) const fn plain(severity: Severity) -> Self {
+        Res {
+            key: None,
+            ignore: false,
+            normalise: &[],
+            severity,
+            severity_set: false,
+            secret: false,
+            default: None,
         }
     }
 }
@@ -688,5 +771,54 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("must start with '/'"), "{err}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 4096,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5e9_7a7),
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// The prefix/suffix check for patterns with at most one `**`
+        /// decides as the general (backtracking) matcher does.
+        #[test]
+        fn patterns_match_as_the_general_matcher_does(
+            segs in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "b", "0", "*", "**"]), 0..6),
+            path in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "b", "0", "1"]), 0..8),
+        ) {
+            let text = if segs.is_empty() { String::new() } else { format!("/{}", segs.join("/")) };
+            let p = PathPattern::parse(&text).unwrap();
+            proptest::prop_assert_eq!(p.matches(&path), p.matches_general(&path), "{} {:?}", text, path);
+        }
+
+        /// Leaving out the rules that cannot match a path that long
+        /// (`by_length`) resolves as trying every rule does.
+        #[test]
+        fn rules_left_out_by_length_cannot_match(
+            pats in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::sample::select(vec!["a", "b", "*", "**"]), 0..5),
+                0..70),
+            path in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "b", "0"]), 0..8),
+        ) {
+            let mut rules = Rules::new();
+            for (i, segs) in pats.iter().enumerate() {
+                let text = if segs.is_empty() { String::new() } else { format!("/{}", segs.join("/")) };
+                let rule = Rule::new(&text).unwrap();
+                rules = rules.with_rule(match i % 3 {
+                    0 => rule.severity(Severity::Critical),
+                    1 => rule.secret(),
+                    _ => rule.key(&[format!("k{i}")]),
+                });
+            }
+            let by_length = rules.by_length();
+            let among = rules.resolve_among(&path, by_length.get(path.len()).copied().unwrap_or(u64::MAX));
+            proptest::prop_assert_eq!(format!("{among:?}"), format!("{:?}", rules.resolve_ref(&path)));
+        }
     }
 }

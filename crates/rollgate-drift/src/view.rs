@@ -55,6 +55,13 @@ pub(crate) trait View<'a>: Copy + Send + Sync + 'a {
     }
     /// A string's bytes, without building a `&str` (`None` for other kinds).
     fn str_bytes(self) -> Option<&'a [u8]>;
+    /// For a short string held in compact form, its single-field list key
+    /// rank (`diff::rank`), computed without copying bytes (`None`: use
+    /// `rank`).
+    #[inline]
+    fn short_str_rank(self) -> Option<u128> {
+        None
+    }
     /// Whether the value is an object.
     fn is_object(self) -> bool {
         matches!(self.shape(), Shape::Object(_))
@@ -77,10 +84,25 @@ pub(crate) trait ObjView<'a>: Copy + Send + Sync + 'a {
     fn entry(self, k: usize) -> (&'a str, Self::Item);
     /// The key of entry `k < len()` as bytes (no UTF-8 check).
     fn key_bytes(self, k: usize) -> &'a [u8];
+    /// Byte order of this object's key `k` and `other`'s key `j`.
+    #[inline]
+    fn key_cmp(self, k: usize, other: Self, j: usize) -> std::cmp::Ordering {
+        self.key_bytes(k).cmp(other.key_bytes(j))
+    }
     /// The value of entry `k < len()`.
     fn value(self, k: usize) -> Self::Item;
     /// The value under `key`.
     fn get(self, key: &str) -> Option<Self::Item>;
+    /// `key` prepared for looking it up in many objects ([`ObjView::find`]).
+    type Probe: Copy;
+    /// Prepares `key` for [`ObjView::find`].
+    fn probe(key: &str) -> Self::Probe;
+    /// The value under `key`, which `probe` was made from.
+    #[inline]
+    fn find(self, probe: Self::Probe, key: &str) -> Option<Self::Item> {
+        let _ = probe;
+        self.get(key)
+    }
 }
 
 impl<'a> View<'a> for &'a Node {
@@ -159,6 +181,10 @@ impl<'a> ObjView<'a> for &'a [Entry] {
             .ok()
             .map(|i| &self[i].node)
     }
+
+    type Probe = ();
+
+    fn probe(_key: &str) {}
 }
 
 /// Deep equality of two values, as the owned model's `==` (positions ignored).

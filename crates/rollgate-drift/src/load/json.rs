@@ -897,6 +897,17 @@ mod tests {
                     .as_ref()
                     .is_err_and(|e| e.contains("exceed the size limit"))
             );
+        } else if let Err(e) = &expected
+            && e.ends_with("invalid UTF-8")
+        {
+            // The whole input is checked for UTF-8 before it is parsed; a
+            // stream checks each block as it arrives, so it may meet a syntax
+            // error in an earlier block first. Either way it fails, and never
+            // after the invalid byte.
+            let Err(got) = &streamed else {
+                return Err(TestCaseError::fail(format!("loaded despite {e}")));
+            };
+            prop_assert!(got == e || err_pos(got) <= err_pos(e), "{got} after {e}");
         } else {
             match (&streamed, &expected) {
                 (Ok(a), Ok(b)) => prop_assert!(same(a, b), "{a:?}\n!=\n{b:?}"),
@@ -911,6 +922,44 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    /// The line and column of an error message `t.json:LINE:COLUMN: ...`.
+    fn err_pos(message: &str) -> (u32, u32) {
+        let mut parts = message
+            .split(':')
+            .skip(1)
+            .map(|p| p.parse().unwrap_or(u32::MAX));
+        (
+            parts.next().unwrap_or(u32::MAX),
+            parts.next().unwrap_or(u32::MAX),
+        )
+    }
+
+    #[test]
+    fn a_stream_may_report_a_syntax_error_before_later_invalid_utf8() {
+        // Found by `damaged_json_gives_the_same_error`: line breaks inserted
+        // inside the two bytes of a letter, the rest of the string after them.
+        // Every cut, removal and block size; at least one must show a stream
+        // stopping at a syntax error before the broken letter.
+        let doc = "[-2.25e-3,\"\\ud83d\\ude00 \u{e9}\"]".as_bytes();
+        let mut earlier = 0;
+        for at in 0..=doc.len() {
+            for remove in 0..3 {
+                let mut text = doc[..at].to_vec();
+                text.extend_from_slice(b"\n\n]");
+                text.extend_from_slice(&doc[(at + remove).min(doc.len())..]);
+                for block in 1..8 {
+                    check(&text, block, &Limits::default()).unwrap();
+                    let whole = owned(&text, &Limits::default());
+                    let streamed = arena_blocks(&text, block, &Limits::default());
+                    if let (Err(w), Err(s)) = (whole, streamed) {
+                        earlier += usize::from(w != s && w.ends_with("invalid UTF-8"));
+                    }
+                }
+            }
+        }
+        assert!(earlier > 0);
     }
 
     /// Whether a loaded tree holds the values `serde_json` reads from the
