@@ -38,18 +38,7 @@ enum Command {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Turns transparent huge pages off for this process. mimalloc asks for them
-/// on its arenas; on a VM whose host has taken memory back, a fresh huge page
-/// costs about 2 ns a byte to fault in against 0.7 ns for 4 KiB pages, which
-/// more than halved the speed of loading large documents in a fresh process
-/// (BENCHMARKS.md, rollgate-drift). Failing (an old kernel) changes nothing.
-fn no_huge_pages() {
-    #[cfg(target_os = "linux")]
-    let _ = rustix::thread::disable_transparent_huge_pages(true);
-}
-
 fn main() -> ExitCode {
-    no_huge_pages();
     let cli = Cli::parse();
     match cli.command {
         Command::Version => {

@@ -4,9 +4,9 @@
 //! A [`Tree`] is what the loaders build for comparison: JSON is parsed
 //! straight into it; YAML, TOML and overlay results are converted from the
 //! owned [`Node`] with [`Tree::from_node`]. It takes about 2 bytes per byte
-//! of compact JSON (the owned model takes about 4.5) and one allocation per
-//! document instead of one per container, so large documents load faster and
-//! in half the memory. [`crate::Differ::diff_trees`] compares two trees.
+//! of compact JSON (the owned model takes about 4.5) and three buffers per
+//! document (slots, text, line starts) instead of an allocation per
+//! container, so large documents load faster and in half the memory. [`crate::Differ::diff_trees`] compares two trees.
 //!
 //! Layout. Every value is a slot: its kind, where it starts in the source,
 //! and 11 bytes of payload (the number itself, a string of up to 11 bytes,
@@ -28,12 +28,15 @@
 //! let replicas = root.get("replicas").unwrap();
 //! assert!(matches!(replicas.value(), ValueRef::Number(n) if n.as_f64() == 3.0));
 //! assert_eq!(replicas.pos().to_string(), "2:14");
+//! // The same values as the owned model (`Node`'s `==` compares values, not
+//! // positions, so the key order and layout of the text do not matter).
 //! assert_eq!(tree.to_node(), rollgate_drift::load("{\"replicas\": 3, \"image\": \"app:2\"}", Format::Json, "d.json", &Limits::default())?);
 //! # Ok::<(), rollgate_drift::Error>(())
 //! ```
 
 use std::cmp::Ordering;
 
+use crate::error::Error;
 use crate::load::to_u32;
 use crate::tree::{Entry, Map, Node, Number, Pos, Str, Value};
 
@@ -255,8 +258,8 @@ pub(crate) fn slot_str<'a>(text: &'a str, s: &'a Slot) -> &'a str {
     }
 }
 
-/// A JSON document loaded as an arena (ADR 0004). Read it through
-/// [`Tree::root`].
+/// A document (JSON, YAML or TOML) in compact form (ADR 0004). Read it
+/// through [`Tree::root`].
 #[derive(Debug, Clone)]
 pub struct Tree {
     pub(crate) slots: Vec<Slot>,
@@ -281,14 +284,15 @@ impl Tree {
         self.slots.len()
     }
 
-    /// The bytes of unescaped string text (keys and values).
+    /// The bytes of unescaped string text held beside the slots (keys and
+    /// values longer than 11 bytes; shorter ones live in their slot).
     #[must_use]
     pub fn text_bytes(&self) -> usize {
         self.text.len()
     }
 
-    /// The number of lines of the input (0 for a tree converted from a
-    /// [`Node`]).
+    /// The number of line starts recorded: the input's line breaks plus one
+    /// (0 for a tree converted from a [`Node`]).
     #[must_use]
     pub fn line_count(&self) -> usize {
         self.lines.len()
@@ -324,78 +328,92 @@ impl Tree {
     }
 
     /// Converts an owned tree (positions included), as YAML, TOML and
-    /// overlay results reach the differ.
+    /// overlay results reach the differ. Fails only when the document holds
+    /// more than a tree's 32-bit offsets reach: 4 GiB - 1 bytes of string
+    /// text (say, a YAML alias repeating a long string), or as many values.
     ///
     /// ```
     /// use rollgate_drift::{Format, Limits, arena::Tree, load};
     /// let node = load("replicas: 3\nports: [80, 443]\n", Format::Yaml, "v.yaml", &Limits::default())?;
-    /// let tree = Tree::from_node(&node);
+    /// let tree = Tree::from_node(&node)?;
     /// assert_eq!(tree.to_node(), node);
     /// assert_eq!(tree.root().to_node().pointer("/ports/1").map(|n| n.pos), node.pointer("/ports/1").map(|n| n.pos));
     /// # Ok::<(), rollgate_drift::Error>(())
     /// ```
-    #[must_use]
-    pub fn from_node(node: &Node) -> Self {
+    pub fn from_node(node: &Node) -> Result<Self, Error> {
         let mut tree = Tree {
             slots: vec![Slot::new(Kind::Null, 0, 0)],
             text: String::new(),
             lines: Vec::new(),
             table: Vec::new(),
         };
-        tree.fill(0, node);
-        tree
+        tree.fill(0, node)?;
+        Ok(tree)
     }
 
     /// Writes `node` into slot `idx`, its children after the current end.
-    fn fill(&mut self, idx: usize, node: &Node) {
-        let at = self.place(node.pos);
+    fn fill(&mut self, idx: usize, node: &Node) -> Result<(), Error> {
+        let at = self.place(node.pos)?;
         self.slots[idx] = match &node.value {
             Value::Null => Slot::new(Kind::Null, at, 0),
             Value::Bool(b) => Slot::new(Kind::Bool, at, u64::from(*b)),
             #[allow(clippy::cast_sign_loss)]
             Value::Number(Number::Int(i)) => Slot::new(Kind::Int, at, *i as u64),
             Value::Number(Number::Float(f)) => Slot::new(Kind::Float, at, f.to_bits()),
-            Value::String(s) => self.string(at, s),
+            Value::String(s) => self.string(at, s)?,
             Value::Array(items) => {
-                let first = self.slots.len();
-                self.grow(items.len());
+                let first = self.grow(items.len())?;
                 for (k, item) in items.iter().enumerate() {
-                    self.fill(first + k, item);
+                    self.fill(first as usize + k, item)?;
                 }
-                Slot::pair(Kind::Array, at, to_u32(first), to_u32(items.len()))
+                Slot::pair(Kind::Array, at, first, to_u32(items.len()))
             }
             Value::Object(map) => {
-                let first = self.slots.len();
-                self.grow(2 * map.len());
+                let first = self.grow(2 * map.len())?;
                 for (k, entry) in map.iter().enumerate() {
-                    let key_at = self.place(entry.key_pos);
-                    self.slots[first + 2 * k] = self.string(key_at, &entry.key);
-                    self.fill(first + 2 * k + 1, &entry.node);
+                    let key_at = self.place(entry.key_pos)?;
+                    self.slots[first as usize + 2 * k] = self.string(key_at, &entry.key)?;
+                    self.fill(first as usize + 2 * k + 1, &entry.node)?;
                 }
-                Slot::pair(Kind::Object, at, to_u32(first), to_u32(map.len()))
+                Slot::pair(Kind::Object, at, first, to_u32(map.len()))
             }
         };
+        Ok(())
     }
 
-    fn grow(&mut self, n: usize) {
-        self.slots
-            .resize(self.slots.len() + n, Slot::new(Kind::Null, 0, 0));
+    /// Appends `n` empty slots and returns the index of the first.
+    fn grow(&mut self, n: usize) -> Result<u32, Error> {
+        let first = self.slots.len();
+        fits(first + n, "values and keys")?;
+        self.slots.resize(first + n, Slot::new(Kind::Null, 0, 0));
+        Ok(to_u32(first))
     }
 
     /// Records a position; the slot keeps its index in the table.
-    fn place(&mut self, pos: Pos) -> u32 {
+    fn place(&mut self, pos: Pos) -> Result<u32, Error> {
+        fits(self.table.len() + 1, "values and keys")?;
         self.table.push(pos);
-        to_u32(self.table.len() - 1)
+        Ok(to_u32(self.table.len() - 1))
     }
 
-    fn string(&mut self, at: u32, s: &str) -> Slot {
+    fn string(&mut self, at: u32, s: &str) -> Result<Slot, Error> {
         if s.len() <= INLINE_MAX {
-            Slot::inline(at, s.as_bytes())
-        } else {
-            let off = self.text.len();
-            self.text.push_str(s);
-            Slot::pair(Kind::String, at, to_u32(off), to_u32(s.len()))
+            return Ok(Slot::inline(at, s.as_bytes()));
         }
+        let off = self.text.len();
+        fits(off + s.len(), "bytes of string text")?;
+        self.text.push_str(s);
+        Ok(Slot::pair(Kind::String, at, to_u32(off), to_u32(s.len())))
+    }
+
+    /// Gives back the buffers' spare capacity. A parsed tree reserves room
+    /// for the largest tree its input could make; keep one for long (as
+    /// [`crate::DriftWatcher`] keeps its desired document) after shrinking.
+    pub fn shrink_to_fit(&mut self) {
+        self.slots.shrink_to_fit();
+        self.text.shrink_to_fit();
+        self.lines.shrink_to_fit();
+        self.table.shrink_to_fit();
     }
 
     /// The whole document in the owned model, positions included.
@@ -409,16 +427,22 @@ impl Tree {
     }
 }
 
-impl From<&Node> for Tree {
-    fn from(node: &Node) -> Self {
+impl TryFrom<&Node> for Tree {
+    type Error = Error;
+    fn try_from(node: &Node) -> Result<Self, Error> {
         Tree::from_node(node)
     }
 }
 
-impl From<Node> for Tree {
-    fn from(node: Node) -> Self {
-        Tree::from_node(&node)
+/// Fails when `count` is past what a tree's 32-bit offsets reach.
+fn fits(count: usize, what: &'static str) -> Result<(), Error> {
+    if count > u32::MAX as usize {
+        return Err(Error::TreeTooLarge {
+            what,
+            limit: u64::from(u32::MAX),
+        });
     }
+    Ok(())
 }
 
 /// The 1-based line and byte column of `offset`, given every line's start.
@@ -949,7 +973,7 @@ mod tests {
                 let Ok(node) = load_file(&path, &Limits::default()) else {
                     continue;
                 };
-                let tree = Tree::from_node(&node);
+                let tree = Tree::from_node(&node).unwrap();
                 assert!(same(&tree.to_node(), &node), "{}", path.display());
                 assert_eq!(tree.line_count(), 0);
                 seen.insert(Format::from_path(&path).unwrap().name());
@@ -959,10 +983,33 @@ mod tests {
     }
 
     #[test]
+    fn conversion_refuses_what_32_bit_offsets_cannot_reach() {
+        // A 4 GiB document is too big for a test; the one check every
+        // conversion step goes through is tested at its edge.
+        assert!(fits(u32::MAX as usize, "bytes of string text").is_ok());
+        let err = fits(u32::MAX as usize + 1, "bytes of string text").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the document holds more than 4294967295 bytes of string text, the most a compact tree can hold"
+        );
+    }
+
+    #[test]
+    fn shrinking_keeps_the_document() {
+        let text = r#"{"a long key beyond eleven": "a string longer than eleven bytes"}"#;
+        let mut tree = load_tree(text, Format::Json, "t.json", &Limits::default()).unwrap();
+        let before = tree.to_node();
+        assert!(tree.allocated_bytes() > tree.used_bytes());
+        tree.shrink_to_fit();
+        assert!(same(&tree.to_node(), &before));
+        assert!(tree.allocated_bytes() <= tree.used_bytes() + 64);
+    }
+
+    #[test]
     fn long_strings_keys_and_extreme_numbers_survive_conversion() {
         let text = r#"{"a long key beyond eleven": ["a string longer than eleven bytes", "short", -9223372036854775808, 1.5e300, true, null, {}, []], "": 0}"#;
         let node = crate::load(text, Format::Json, "t.json", &Limits::default()).unwrap();
-        let tree = Tree::from_node(&node);
+        let tree = Tree::from_node(&node).unwrap();
         assert!(same(&tree.to_node(), &node));
         let parsed = load_tree(text, Format::Json, "t.json", &Limits::default()).unwrap();
         assert!(same(&parsed.to_node(), &node));

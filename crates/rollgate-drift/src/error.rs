@@ -33,6 +33,15 @@ pub enum Error {
         /// The configured limit.
         limit: usize,
     },
+    /// A document holds more than a compact [`crate::arena::Tree`] can
+    /// address (4 GiB - 1 bytes of string text, or as many values).
+    #[error("the document holds more than {limit} {what}, the most a compact tree can hold")]
+    TreeTooLarge {
+        /// What overflowed.
+        what: &'static str,
+        /// The most a tree holds.
+        limit: u64,
+    },
     /// The input is larger than the limit.
     #[error("{source_name}: {size} bytes exceed the size limit of {limit} bytes")]
     TooLarge {

@@ -33,7 +33,7 @@ pub trait LiveSource: Send + Sync + 'static {
     /// A description for logs and errors (never includes credentials).
     fn describe(&self) -> String;
     /// Reads the live configuration now, as a compact tree (a source that
-    /// builds a [`Node`] returns `Tree::from(node)`).
+    /// builds a [`Node`] returns `Tree::from_node(&node)`).
     async fn fetch(&self) -> Result<Tree, Error>;
 }
 
@@ -152,13 +152,15 @@ impl DriftWatcherBuilder {
     }
 
     /// Validates and builds.
-    pub fn build(self) -> Result<DriftWatcher, Error> {
+    pub fn build(mut self) -> Result<DriftWatcher, Error> {
         if self.interval.is_zero() {
             return Err(Error::Live {
                 source_name: self.source.describe(),
                 message: "watch interval must be greater than zero".to_owned(),
             });
         }
+        // Kept for the watcher's life: without the parser's spare room.
+        self.desired.shrink_to_fit();
         Ok(DriftWatcher {
             desired: self.desired,
             source: self.source,
@@ -188,13 +190,13 @@ impl DriftWatcherBuilder {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use rollgate_drift::{DriftWatcher, FileSource, Format, Limits, load};
+/// use rollgate_drift::{DriftWatcher, FileSource, Format, Limits, load_tree};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), rollgate_drift::Error> {
 /// let dir = tempfile::tempdir().unwrap();
 /// let live = dir.path().join("live.json");
 /// std::fs::write(&live, r#"{"replicas": 2}"#).unwrap();
-/// let desired = load("replicas: 3\n", Format::Yaml, "desired.yaml", &Limits::default())?;
+/// let desired = load_tree("replicas: 3\n", Format::Yaml, "desired.yaml", &Limits::default())?;
 /// let mut watcher = DriftWatcher::builder(desired, Arc::new(FileSource::new(&live, Format::Json)))
 ///     .name("web")
 ///     .build()?;
@@ -239,12 +241,14 @@ impl fmt::Debug for DriftWatcher {
 }
 
 impl DriftWatcher {
-    /// Starts building a watcher of `desired` (a [`Node`] or a [`Tree`];
-    /// it is kept as a compact tree for the watcher's life) against `source`.
+    /// Starts building a watcher of `desired` against `source`. The desired
+    /// document is kept for the watcher's life, compactly (load it with
+    /// [`crate::load_tree_file`], or convert a [`Node`] with
+    /// [`Tree::from_node`]).
     #[must_use]
-    pub fn builder(desired: impl Into<Tree>, source: Arc<dyn LiveSource>) -> DriftWatcherBuilder {
+    pub fn builder(desired: Tree, source: Arc<dyn LiveSource>) -> DriftWatcherBuilder {
         DriftWatcherBuilder {
-            desired: desired.into(),
+            desired,
             source,
             differ: Differ::default(),
             interval: Duration::from_secs(30),
@@ -714,7 +718,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::load::{load, load_tree};
+    use crate::load::load_tree;
 
     /// Serves a scripted sequence of fetch results; the last one repeats.
     struct Scripted(Mutex<Vec<Result<&'static str, &'static str>>>);
@@ -806,7 +810,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failing_source_is_reported_once_per_distinct_error_and_on_recovery() {
-        let desired = load(r#"{"a": 1}"#, Format::Json, "d.json", &Limits::default()).unwrap();
+        let desired = load_tree(r#"{"a": 1}"#, Format::Json, "d.json", &Limits::default()).unwrap();
         let source = Arc::new(Scripted(Mutex::new(vec![
             Err("connection refused"),
             Err("connection refused"),

@@ -33,10 +33,11 @@ impl LiveSource for Scripted {
         } else {
             docs[0].clone()
         };
-        next.map(Tree::from).map_err(|message| Error::Live {
+        let node = next.map_err(|message| Error::Live {
             source_name: "scripted".to_owned(),
             message,
-        })
+        })?;
+        Tree::from_node(&node)
     }
 }
 
@@ -73,7 +74,7 @@ async fn notifies_when_drift_appears_changes_and_clears_with_detection_time() {
         ]),
     });
     let recorder = Arc::new(Recorder::default());
-    let watcher = DriftWatcher::builder(desired, source)
+    let watcher = DriftWatcher::builder(Tree::from_node(&desired).unwrap(), source)
         .interval(Duration::from_secs(10))
         .notifier(recorder.clone())
         .name("web")
@@ -130,7 +131,7 @@ fn checks_record_metrics_by_severity() {
             .unwrap();
         rt.block_on(async {
             let mut w = DriftWatcher::builder(
-                y("a: 1\nb: 1\n"),
+                Tree::from_node(&y("a: 1\nb: 1\n")).unwrap(),
                 Arc::new(FileSource::new(&live, Format::Json)),
             )
             .name("svc")
@@ -234,10 +235,13 @@ async fn http_source_gets_a_document_from_a_real_server() {
 
 #[test]
 fn zero_interval_is_rejected() {
-    let e = DriftWatcher::builder(y("a: 1"), Arc::new(FileSource::new("x.json", Format::Json)))
-        .interval(Duration::ZERO)
-        .build()
-        .unwrap_err();
+    let e = DriftWatcher::builder(
+        Tree::from_node(&y("a: 1")).unwrap(),
+        Arc::new(FileSource::new("x.json", Format::Json)),
+    )
+    .interval(Duration::ZERO)
+    .build()
+    .unwrap_err();
     assert_eq!(
         e.to_string(),
         "live source file x.json: watch interval must be greater than zero"

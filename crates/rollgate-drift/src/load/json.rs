@@ -203,11 +203,16 @@ impl<R: Read> Source for Lines<R> {
         let mut raw = std::mem::take(&mut self.spare);
         raw.clear();
         raw.append(&mut self.carry);
+        // The carry holds no line break, nor do bytes already searched: each
+        // byte is searched once, however long the line (a whole input with no
+        // line break was searched again after every read: quadratic).
+        let mut searched = raw.len();
         let cut = loop {
             if raw.len() >= self.block || self.eof {
-                if let Some(p) = raw.iter().rposition(|&b| b == b'\n') {
-                    break p + 1;
+                if let Some(p) = raw[searched..].iter().rposition(|&b| b == b'\n') {
+                    break searched + p + 1;
                 }
+                searched = raw.len();
                 if self.eof {
                     break raw.len();
                 }

@@ -138,7 +138,7 @@ pub fn load_tree(
         let text = checked(text, source_name, limits)?;
         return json::parse(text, source_name, limits);
     }
-    load(text, format, source_name, limits).map(|node| Tree::from_node(&node))
+    Tree::from_node(&load(text, format, source_name, limits)?)
 }
 
 /// The text without a byte order mark, if its size is within the limit.
