@@ -462,10 +462,13 @@ fn emit(report: &Report, desired: &Path, live: &Path, format: OutputFormat) -> R
         OutputFormat::Text => render_text(report, &opts),
         OutputFormat::Json => render_json(report, &opts),
         OutputFormat::Patch => {
-            let secrets = report.differences().iter().filter(|d| d.secret).count();
-            if secrets > 0 {
+            let withheld = report.withheld();
+            if !withheld.is_empty() {
+                // Paths only: a patch never carries a secret's value.
                 eprintln!(
-                    "rollgate drift: the patch masks {secrets} secret value(s) as \"***\"; take them from your secret store"
+                    "rollgate drift: the patch leaves out {} change(s) that would write a secret; apply them from your secret store: {}",
+                    withheld.len(),
+                    withheld.join(", ")
                 );
             }
             report.patch().to_json_lines()

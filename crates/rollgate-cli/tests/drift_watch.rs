@@ -10,10 +10,42 @@ use std::time::Duration;
 /// Generous: only a broken build or a hung binary should hit it.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The running watcher and its stderr, line by line.
+/// The running watcher, its stderr and its stdout, line by line.
 struct Watch {
     child: Child,
     lines: Receiver<String>,
+    out: Receiver<String>,
+}
+
+/// Lines from `rx` up to and including the first that contains `needle`.
+fn until(rx: &Receiver<String>, needle: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(PATIENCE) {
+            Ok(line) => {
+                let done = line.contains(needle);
+                seen.push(line);
+                if done {
+                    return seen;
+                }
+            }
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                panic!("no line containing {needle:?}; so far: {seen:#?}")
+            }
+        }
+    }
+}
+
+fn line_by_line(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 impl Watch {
@@ -23,39 +55,18 @@ impl Watch {
             .arg("watch")
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("rollgate runs");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self { child, lines }
+        let lines = line_by_line(child.stderr.take().expect("stderr is piped"));
+        let out = line_by_line(child.stdout.take().expect("stdout is piped"));
+        Self { child, lines, out }
     }
 
-    /// Lines up to and including the first that contains `needle`.
+    /// Stderr lines up to and including the first that contains `needle`.
     fn until(&self, needle: &str) -> Vec<String> {
-        let mut seen = Vec::new();
-        loop {
-            match self.lines.recv_timeout(PATIENCE) {
-                Ok(line) => {
-                    let done = line.contains(needle);
-                    seen.push(line);
-                    if done {
-                        return seen;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                    panic!("no line containing {needle:?}; stderr so far: {seen:#?}")
-                }
-            }
-        }
+        until(&self.lines, needle)
     }
 }
 
@@ -139,4 +150,143 @@ fn a_failing_live_command_is_named_as_given() {
             .contains("cannot check against command \"exit 7\": exited with"),
         "{lines:#?}"
     );
+}
+
+/// A real HTTP server on loopback answering every GET with the current body.
+fn serve(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/live.json", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = body.lock().unwrap().clone();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn watching_an_http_source_reports_drift_appearing_and_clearing() {
+    let dir = tempfile::tempdir().unwrap();
+    let desired = dir.path().join("desired.yaml");
+    std::fs::write(
+        &desired,
+        "replicas: 3\nenv:\n- name: A\n  value: '1'\n- name: B\n  value: '2'\n",
+    )
+    .unwrap();
+    let in_sync = r#"{"env":[{"name":"B","value":"2"},{"name":"A","value":"1"}],"replicas":3}"#;
+    let body = std::sync::Arc::new(std::sync::Mutex::new(in_sync.to_owned()));
+    let url = serve(body.clone());
+
+    // --once: the drift exit codes, through the real HTTP source.
+    let once = |expect: i32| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+            .args(["drift", "watch", desired.to_str().unwrap()])
+            .args(["--live-url", &url, "--once"])
+            .output()
+            .expect("rollgate runs");
+        assert_eq!(
+            out.status.code(),
+            Some(expect),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    once(0);
+    *body.lock().unwrap() = in_sync.replace("\"replicas\":3", "\"replicas\":5");
+    let report = once(1);
+    assert!(
+        report.contains("/replicas") && report.contains('5'),
+        "{report}"
+    );
+
+    // The running watcher: drift appears, with its detection time, then clears.
+    *body.lock().unwrap() = in_sync.to_owned();
+    let watch = Watch::start(&[
+        desired.to_str().unwrap(),
+        "--live-url",
+        &url,
+        "--interval",
+        "50ms",
+    ]);
+    watch.until("watching");
+    *body.lock().unwrap() = in_sync.replace("\"value\":\"1\"", "\"value\":\"9\"");
+    let appeared = until(&watch.out, "live     \"9\"");
+    assert!(
+        appeared.iter().any(|l| l == "/env[name=A]"),
+        "{appeared:#?}"
+    );
+    let head = appeared
+        .iter()
+        .find(|l| l.starts_with("drift appeared (detected within "))
+        .unwrap_or_else(|| panic!("{appeared:#?}"));
+    let secs: f64 = head
+        .trim_start_matches("drift appeared (detected within ")
+        .trim_end_matches("s)")
+        .parse()
+        .unwrap_or_else(|e| panic!("{head}: {e}"));
+    assert!(secs >= 0.0, "{head}");
+    *body.lock().unwrap() = in_sync.to_owned();
+    let cleared = until(&watch.out, "drift cleared after");
+    assert!(cleared.last().unwrap().ends_with('s'), "{cleared:#?}");
+}
+
+#[test]
+fn the_patch_format_withholds_secrets_and_names_them_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let desired = dir.path().join("desired.json");
+    let live = dir.path().join("live.json");
+    std::fs::write(
+        &desired,
+        r#"{"db":{"host":"db-2","password":"canary-pw-new"},"replicas":3}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        &live,
+        r#"{"db":{"host":"db-1","password":"canary-pw-old"},"replicas":3}"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(["drift", desired.to_str().unwrap(), live.to_str().unwrap()])
+        .args(["--format", "patch"])
+        .output()
+        .expect("rollgate runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
+    assert_eq!(
+        lines,
+        [
+            "[",
+            r#"{"op":"replace","path":"/db/host","value":"db-2"}"#,
+            "]"
+        ]
+    );
+    assert!(
+        stderr.contains("leaves out 1 change(s) that would write a secret")
+            && stderr.contains("/db/password"),
+        "{stderr}"
+    );
+    for text in [&stdout, &stderr] {
+        assert!(
+            !text.contains("canary-pw") && !text.contains("***"),
+            "{text}"
+        );
+    }
 }

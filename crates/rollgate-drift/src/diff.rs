@@ -97,6 +97,7 @@ pub struct Difference {
 pub struct Report {
     differences: Vec<Difference>,
     patch: crate::patch::Patch,
+    withheld: Vec<String>,
     parity: bool,
 }
 
@@ -113,10 +114,33 @@ impl Report {
         !self.differences.is_empty()
     }
 
-    /// The RFC 6902 patch that turns LIVE into DESIRED (secret values masked).
+    /// The RFC 6902 patch that turns LIVE into DESIRED, less the operations
+    /// that would write a secret (see [`Report::withheld`]): a patch never
+    /// carries a secret, masked or not, so applying it never overwrites one
+    /// with `***`.
     #[must_use]
     pub fn patch(&self) -> &crate::patch::Patch {
         &self.patch
+    }
+
+    /// The LIVE paths (JSON Pointers) of the operations left out of
+    /// [`Report::patch`] because their value holds a secret: apply those
+    /// from the secret store. Each is still reported as a [`Difference`].
+    ///
+    /// ```
+    /// use rollgate_drift::{Format, Limits, Differ, load_tree};
+    /// let limits = Limits::default();
+    /// let desired = load_tree(r#"{"db": {"host": "db-2", "password": "new"}}"#, Format::Json, "d.json", &limits)?;
+    /// let live = load_tree(r#"{"db": {"host": "db-1", "password": "old"}}"#, Format::Json, "l.json", &limits)?;
+    /// let report = Differ::default().diff_trees(&desired, &live);
+    /// assert_eq!(report.differences().len(), 2);
+    /// assert_eq!(report.patch().to_json(), r#"[{"op":"replace","path":"/db/host","value":"db-2"}]"#);
+    /// assert_eq!(report.withheld(), ["/db/password"]);
+    /// # Ok::<(), rollgate_drift::Error>(())
+    /// ```
+    #[must_use]
+    pub fn withheld(&self) -> &[String] {
+        &self.withheld
     }
 
     /// The number of differences of each severity.
@@ -220,6 +244,8 @@ impl Differ {
             by_length: self.rules.by_length().into(),
             diffs: Vec::new(),
             ops: Vec::new(),
+            withheld: Vec::new(),
+            wrote_mask: std::cell::Cell::new(false),
             severity: None,
             fork: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
         };
@@ -227,6 +253,7 @@ impl Differ {
         Report {
             differences: w.diffs,
             patch: crate::patch::Patch::new(w.ops),
+            withheld: w.withheld,
             parity: structure,
         }
     }
@@ -398,6 +425,11 @@ struct Walk<'a, V> {
     by_length: std::sync::Arc<[u64]>,
     diffs: Vec<Difference>,
     ops: Vec<PatchOp>,
+    /// Live paths of the operations left out of the patch because their value
+    /// would carry a secret (see [`Report::withheld`]).
+    withheld: Vec<String>,
+    /// Set when [`Walk::masked`] put a [`MASK`] into the value it built.
+    wrote_mask: std::cell::Cell<bool>,
     /// Severity set by a rule on an ancestor.
     severity: Option<Severity>,
     /// Whether a large keyed list may be split across two threads (only the
@@ -438,6 +470,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             by_length: self.by_length.clone(),
             diffs: Vec::new(),
             ops: Vec::new(),
+            withheld: Vec::new(),
+            wrote_mask: std::cell::Cell::new(false),
             severity: self.severity,
             fork: false,
         }
@@ -469,6 +503,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
                     Ok(second) => {
                         self.diffs.extend(second.diffs);
                         self.ops.extend(second.ops);
+                        self.withheld.extend(second.withheld);
                     }
                     Err(panic) => std::panic::resume_unwind(panic),
                 }
@@ -558,6 +593,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     /// (`secret`: the whole value is, see [`Walk::is_secret`]).
     fn masked(&self, node: V, secret: bool, side: Side) -> Node {
         if secret {
+            self.wrote_mask.set(true);
             return Node::at(Value::String(Str::const_new(MASK)), node.pos());
         }
         let mut toks = self.tokens(side);
@@ -567,6 +603,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     fn mask_rec<W: View<'a>>(&self, node: W, toks: &mut Vec<String>) -> Node {
         let rule_secret = !self.plain && self.rules.resolve_ref(toks).secret;
         if rule_secret {
+            self.wrote_mask.set(true);
             return Node::at(Value::String(Str::const_new(MASK)), node.pos());
         }
         match node.shape() {
@@ -577,6 +614,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
                     let value_secret =
                         key == "value" && self.rules.masks_secret_keys() && names_secret(map);
                     let child = if self.key_secret(key) || value_secret {
+                        self.wrote_mask.set(true);
                         Node::at(Value::String(Str::const_new(MASK)), child.pos())
                     } else {
                         toks.push(key.to_owned());
@@ -696,11 +734,24 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     }
 
     fn replace(&mut self, d: V, secret: bool) {
+        let path = pointer(&self.path, Side::Live, None);
+        if let Some(value) = self.patch_value(d, secret, &path) {
+            self.ops.push(PatchOp::Replace { path, value });
+        }
+    }
+
+    /// The value a patch operation at `path` writes, or `None` when it would
+    /// carry a secret: then the path is recorded as withheld instead (a patch
+    /// that wrote `***` would overwrite the real secret when applied).
+    fn patch_value(&mut self, d: V, secret: bool, path: &str) -> Option<Node> {
+        self.wrote_mask.set(false);
         let value = self.masked(d, self.is_secret(secret), Side::Desired);
-        self.ops.push(PatchOp::Replace {
-            path: pointer(&self.path, Side::Live, None),
-            value,
-        });
+        if self.wrote_mask.get() {
+            self.withheld.push(path.to_owned());
+            None
+        } else {
+            Some(value)
+        }
     }
 
     /// `secret` is the secrecy rules set; secret-looking keys are tested
@@ -773,10 +824,14 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         if self.structure {
             return false;
         }
-        let value = self.masked(d, self.is_secret(secret), Side::Desired);
         let path = insert_at.unwrap_or_else(|| pointer(&self.path, Side::Live, None));
-        self.ops.push(PatchOp::Add { path, value });
-        true
+        match self.patch_value(d, secret, &path) {
+            Some(value) => {
+                self.ops.push(PatchOp::Add { path, value });
+                true
+            }
+            None => false,
+        }
     }
 
     /// A node present only in LIVE. The patch removal is emitted by the caller
@@ -957,17 +1012,18 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             let path = pointer(&self.path, Side::Live, Some(j));
             self.ops.push(PatchOp::Remove { path });
         }
+        // An insertion withheld for a secret shifts the later ones down.
+        let mut withheld = 0;
         for &i in &d_only {
-            self.path.push(Step::Idx(i, i));
+            self.path.push(Step::Idx(i, i - withheld));
             let path = pointer(&self.path, Side::Live, None);
             let res = self.resolve(Side::Desired);
-            let value = self.masked(
-                da.at(i),
-                self.is_secret(secret || res.secret),
-                Side::Desired,
-            );
+            let value = self.patch_value(da.at(i), secret || res.secret, &path);
             self.path.pop();
-            self.ops.push(PatchOp::Add { path, value });
+            match value {
+                Some(value) => self.ops.push(PatchOp::Add { path, value }),
+                None => withheld += 1,
+            }
         }
     }
 }
@@ -1054,7 +1110,14 @@ fn selector<'a, V: View<'a>>(spec: &KeySpec, node: V) -> String {
         .fields()
         .iter()
         .map(|f| {
+            // A list keyed by a secret-looking field would print the secret
+            // in every label: its value is masked. A field called `key`
+            // names its element (`{key: env, value: prod}`), as `name` does.
+            let secret = f
+                .last()
+                .is_some_and(|k| !k.eq_ignore_ascii_case("key") && crate::rules::is_secret_key(k));
             let v = field(node, f).map_or_else(String::new, |n| match n.shape() {
+                _ if secret => MASK.to_owned(),
                 Shape::Scalar(Scalar::String(s)) => s.to_owned(),
                 _ => n.to_node().to_json(),
             });
@@ -1512,6 +1575,8 @@ mod tests {
             by_length: rules.by_length().into(),
             diffs: Vec::new(),
             ops: Vec::new(),
+            withheld: Vec::new(),
+            wrote_mask: std::cell::Cell::new(false),
             severity: None,
             fork,
         }

@@ -619,7 +619,7 @@ fn from_toml(v: &toml::Value) -> Value {
 
 /// Whether a key name looks like it holds a secret: it contains `password`,
 /// `passwd`, `secret`, `token`, `credential` or `private`, or ends in `key`
-/// (`apiKey`, `api_key`, `key`).
+/// or `keys` (`apiKey`, `api_key`, `key`, `ssh_keys`).
 #[must_use]
 pub fn is_secret_key(key: &str) -> bool {
     is_secret_key_bytes(key.as_bytes())
@@ -636,7 +636,7 @@ pub(crate) fn is_secret_key_bytes(k: &[u8]) -> bool {
         k.get(at..at + word.len())
             .is_some_and(|s| s.iter().zip(word).all(|(&a, &b)| a | 0x20 == b))
     };
-    if n >= 3 && folds(n - 3, b"key") {
+    if (n >= 3 && folds(n - 3, b"key")) || (n >= 4 && folds(n - 4, b"keys")) {
         return true;
     }
     // The shortest word is five letters ("token").
@@ -738,6 +738,9 @@ mod tests {
             "KEY",
             "monKey",
             "tokens",
+            "keys",
+            "apiKeys",
+            "ssh_keys",
         ] {
             assert!(is_secret_key(k), "{k}");
         }
@@ -753,7 +756,7 @@ mod tests {
             "privat",
             "credentia",
             "pass_word",
-            "keys",
+            "keysym",
             "K\u{e9}y",
             "@ASSWORD",
         ] {

@@ -163,11 +163,64 @@ fn secrets_never_reach_any_output() {
     for out in [
         render_text(&r, &opts),
         render_json(&r, &opts),
-        r.patch().to_json(),
         format!("{r:?}"),
     ] {
         assert!(!out.contains(CANARY), "{out}");
         assert!(out.contains("***"));
+    }
+    // The patch carries no secret, masked or not: the operations that would
+    // write one are withheld, by path.
+    let patch = r.patch().to_json();
+    assert_eq!(patch, r#"[{"op":"replace","path":"/db/host","value":"a"}]"#);
+    let mut withheld = r.withheld().to_vec();
+    withheld.sort();
+    assert_eq!(withheld, ["/apiKey", "/db/password", "/extra", "/vault"]);
+}
+
+#[test]
+fn withheld_secret_insertions_do_not_shift_the_rest_of_the_patch() {
+    // An unkeyed list (LCS): the second element holds a secret, the third
+    // does not; the third must still land right after the first.
+    let d = j(r#"{"l":[{"x":1},{"password":"p"},{"x":3}]}"#);
+    let l = j(r#"{"l":[{"x":1}]}"#);
+    let r = diff(&d, &l);
+    assert_eq!(r.withheld(), ["/l/1"]);
+    let mut patched = l.clone();
+    r.patch().apply(&mut patched).unwrap();
+    assert_eq!(patched, j(r#"{"l":[{"x":1},{"x":3}]}"#));
+    // A keyed list: a new container with a secret env value is withheld,
+    // the next new one is appended after LIVE's.
+    let d = j(
+        r#"{"c":[{"name":"a"},{"name":"b","env":[{"name":"DB_PASSWORD","value":"p"}]},{"name":"c"}]}"#,
+    );
+    let l = j(r#"{"c":[{"name":"a"}]}"#);
+    let r = diff(&d, &l);
+    assert_eq!(r.withheld(), ["/c/1"]);
+    let mut patched = l.clone();
+    r.patch().apply(&mut patched).unwrap();
+    assert_eq!(patched, j(r#"{"c":[{"name":"a"},{"name":"c"}]}"#));
+    assert!(!r.patch().to_json().contains("***"));
+}
+
+#[test]
+fn lists_keyed_by_a_secret_looking_field_mask_it_in_labels() {
+    let rules = Rules::new().with_rule(Rule::new("/creds").unwrap().key(&["token"]));
+    let d = j(
+        r#"{"creds":[{"token":"canary-tok-1","scope":"read"}],"tags":[{"key":"env","value":"prod"}]}"#,
+    );
+    let l = j(
+        r#"{"creds":[{"token":"canary-tok-1","scope":"write"}],"tags":[{"key":"env","value":"dev"}]}"#,
+    );
+    let r = Differ::new(rules).diff(&d, &l);
+    let labels: Vec<&str> = r.differences().iter().map(|d| d.label.as_str()).collect();
+    assert_eq!(labels, ["/creds[token=***]/scope", "/tags[key=env]/value"]);
+    let opts = RenderOptions::new("d", "l");
+    for out in [
+        render_text(&r, &opts),
+        render_json(&r, &opts),
+        format!("{r:?}"),
+    ] {
+        assert!(!out.contains("canary-tok-1"), "{out}");
     }
 }
 

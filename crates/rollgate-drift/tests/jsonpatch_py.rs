@@ -9,20 +9,20 @@ use std::process::{Command, Stdio};
 
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use rollgate_drift::diff;
+use rollgate_drift::{Format, Limits, Node, Value, diff, load};
 
+// Python applies each patch and prints the result; the comparison is done
+// here, on our tree model, so that Python's `True == 1` cannot hide a
+// type change.
 const SCRIPT: &str = r#"
 import json, sys, jsonpatch
-bad = 0
-n = 0
 for line in sys.stdin:
     case = json.loads(line)
-    n += 1
-    out = jsonpatch.apply_patch(case["live"], case["patch"])
-    if out != case["desired"]:
-        bad += 1
-        print("mismatch:", json.dumps(case), "got", json.dumps(out), file=sys.stderr)
-print(n, bad)
+    try:
+        out = jsonpatch.apply_patch(case["live"], case["patch"])
+        print(json.dumps({"ok": out}))
+    except Exception as e:
+        print(json.dumps({"error": str(e)}))
 "#;
 
 #[test]
@@ -31,23 +31,38 @@ fn python_jsonpatch_applies_our_patches() {
         Config::default(),
         TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
     );
-    let strategy = (common::tree(), common::tree(), common::related_pair());
+    let strategy = (
+        common::tree(),
+        common::tree(),
+        common::related_pair(),
+        common::keyed_tree(),
+        common::keyed_tree(),
+    );
+    let mut cases: Vec<(Node, bool)> = Vec::new();
     let mut input = String::new();
-    let mut ops = 0;
+    let (mut ops, mut keyed_ops) = (0, 0);
     for _ in 0..300 {
-        let (a, b, (c, d)) = strategy.new_tree(&mut runner).unwrap().current();
-        for (desired, live) in [(a, b), (c, d)] {
+        let (a, b, (c, d), e, f) = strategy.new_tree(&mut runner).unwrap().current();
+        for (desired, live, keyed) in [(a, b, false), (c, d, false), (e, f, true)] {
             let patch = diff(&desired, &live).patch().clone();
-            ops += patch.ops().len();
+            if keyed {
+                keyed_ops += patch.ops().len();
+            } else {
+                ops += patch.ops().len();
+            }
             input.push_str(&format!(
-                "{{\"desired\":{},\"live\":{},\"patch\":{}}}\n",
-                desired.to_json(),
+                "{{\"live\":{},\"patch\":{}}}\n",
                 live.to_json(),
                 patch.to_json()
             ));
+            cases.push((desired, keyed));
         }
     }
     assert!(ops > 600, "cases too easy: {ops} operations");
+    assert!(
+        keyed_ops > 300,
+        "keyed cases too easy: {keyed_ops} operations"
+    );
     let mut child = Command::new("python3")
         .args(["-c", SCRIPT])
         .stdin(Stdio::piped())
@@ -55,21 +70,41 @@ fn python_jsonpatch_applies_our_patches() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3 must be installed (scripts/install-test-deps.sh)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Written from another thread: Python answers while it reads.
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
         "python failed (is jsonpatch installed?): {stderr}"
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "600 0",
-        "{stderr}"
-    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let answers: Vec<&str> = stdout.lines().collect();
+    assert_eq!(answers.len(), cases.len(), "{stderr}");
+    let limits = Limits::default();
+    for (n, (answer, (desired, keyed))) in answers.iter().zip(&cases).enumerate() {
+        let answer = load(answer, Format::Json, "python", &limits).unwrap();
+        let Value::Object(m) = &answer.value else {
+            panic!("case {n}: {}", answer.to_json())
+        };
+        let patched = m.get("ok").unwrap_or_else(|| {
+            panic!(
+                "case {n}: jsonpatch refused the patch: {}",
+                answer.to_json()
+            )
+        });
+        if *keyed {
+            // Keyed lists keep LIVE's order: equal as far as drift is concerned.
+            assert!(
+                !diff(desired, patched).has_drift(),
+                "case {n}: {} != {}",
+                patched.to_json(),
+                desired.to_json()
+            );
+        } else {
+            assert_eq!(patched, desired, "case {n}");
+        }
+    }
 }
