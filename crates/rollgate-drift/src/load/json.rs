@@ -387,7 +387,7 @@ impl<S: Source> Parser<'_, S> {
                 self.enter(depth)?;
                 self.array(depth, at)?
             }
-            Some(b'"') => self.string(at)?,
+            Some(b'"') => return self.string(at),
             Some(b't') => self.literal("true", Slot::new(Kind::Bool, at, 1))?,
             Some(b'f') => self.literal("false", Slot::new(Kind::Bool, at, 0))?,
             Some(b'n') => self.literal("null", Slot::new(Kind::Null, at, 0))?,
@@ -446,8 +446,7 @@ impl<S: Source> Parser<'_, S> {
             if self.src.bytes().get(self.i) != Some(&b'"') {
                 return Err(self.syntax("expected a string key"));
             }
-            let key = self.string(self.offset())?;
-            self.stack.push(key);
+            self.string(self.offset())?;
             self.skip_ws()?;
             if self.src.bytes().get(self.i) != Some(&b':') {
                 return Err(self.syntax("expected ':' after the key"));
@@ -527,8 +526,11 @@ impl<S: Source> Parser<'_, S> {
         Ok(self.close(Kind::Array, at, start, count))
     }
 
-    /// Parses a string into `text` and returns its slot.
-    fn string(&mut self, at: u32) -> Result<Slot, Error> {
+    /// Parses a string into `text` and pushes its slot onto the stack. (The
+    /// slot is written where it stays: returned through memory, its bytes
+    /// were read back right after being written piecewise, which stalls the
+    /// store buffer; this was a tenth of the parse.)
+    fn string(&mut self, at: u32) -> Result<(), Error> {
         self.i += 1; // opening quote
         let start = self.i;
         let off = self.text.len();
@@ -541,17 +543,26 @@ impl<S: Source> Parser<'_, S> {
             let len = stop - start;
             if len <= INLINE_MAX {
                 let bytes = self.src.bytes();
-                return Ok(match bytes.get(start..start + INLINE_MAX) {
+                let s = match bytes.get(start..start + INLINE_MAX) {
+                    // As two words (bytes 0..8 and 7..11): held in registers,
+                    // or spilled to separate places, never an 11-byte array
+                    // written in two overlapping pieces and read back.
                     Some(w) => {
-                        let mut window = [0; INLINE_MAX];
-                        window.copy_from_slice(w);
-                        Slot::inline_window(at, window, len)
+                        let mut lo = [0; 8];
+                        lo.copy_from_slice(&w[..8]);
+                        let mut hi = [0; 4];
+                        hi.copy_from_slice(&w[7..]);
+                        Slot::inline_words(at, u64::from_le_bytes(lo), u32::from_le_bytes(hi), len)
                     }
                     None => Slot::inline(at, &bytes[start..stop]),
-                });
+                };
+                self.stack.push(s);
+                return Ok(());
             }
             self.text.push_str(&self.src.text()[start..stop]);
-            return Ok(slot(&self.text));
+            let s = slot(&self.text);
+            self.stack.push(s);
+            return Ok(());
         }
         self.i = stop;
         self.text.push_str(&self.src.text()[start..self.i]);
@@ -562,12 +573,15 @@ impl<S: Source> Parser<'_, S> {
             match c {
                 b'"' => {
                     self.i += 1;
-                    if self.text.len() - off <= INLINE_MAX {
+                    let s = if self.text.len() - off <= INLINE_MAX {
                         let s = Slot::inline(at, &self.text.as_bytes()[off..]);
                         self.text.truncate(off);
-                        return Ok(s);
-                    }
-                    return Ok(slot(&self.text));
+                        s
+                    } else {
+                        slot(&self.text)
+                    };
+                    self.stack.push(s);
+                    return Ok(());
                 }
                 b'\\' => {
                     self.i += 1;
