@@ -1,6 +1,9 @@
 //! `rollgate drift watch`: a live source that cannot be read is reported on
 //! stderr, once per distinct error, and again when it recovers; a failing
-//! `--live-command` is named by the command the user gave.
+//! `--live-command` is named by the command the user gave; against a real
+//! loopback HTTP source, `--once` exits 0 or 1 and the running watcher
+//! reports drift appearing (with its detection time) and clearing. Also
+//! `rollgate drift --format patch` with a secret that differs.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

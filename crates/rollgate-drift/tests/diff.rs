@@ -256,6 +256,12 @@ fn overlays_merge_maps_replace_scalars_and_merge_keyed_lists() {
     let over = y("a: {$patch: replace, z: 1}\nl: [{$patch: replace}, {name: c}]\n");
     apply_overlay(&mut base, &over, &rules, "o.yaml").unwrap();
     assert_eq!(base.to_json(), r#"{"a":{"z":1},"l":[{"name":"c"}]}"#);
+    // A key whose value is {$patch: delete} is removed, at any depth; a
+    // key the base does not have is no error.
+    let mut base = y("a: {x: 1, y: {z: 2, w: 3}}\nb: 4\n");
+    let over = y("a: {y: {w: {$patch: delete}}}\nb: {$patch: delete}\nc: {$patch: delete}\n");
+    apply_overlay(&mut base, &over, &rules, "o.yaml").unwrap();
+    assert_eq!(base.to_json(), r#"{"a":{"x":1,"y":{"z":2}}}"#);
     let bad = y("a: {$patch: explode}\n");
     let e = apply_overlay(&mut base, &bad, &rules, "o.yaml").unwrap_err();
     assert_eq!(
