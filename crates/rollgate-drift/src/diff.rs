@@ -123,9 +123,11 @@ impl Report {
         &self.patch
     }
 
-    /// The LIVE paths (JSON Pointers) of the operations left out of
-    /// [`Report::patch`] because their value holds a secret: apply those
-    /// from the secret store. Each is still reported as a [`Difference`].
+    /// The DESIRED paths (JSON Pointers, as in [`Difference::path`]) of the
+    /// values left out of [`Report::patch`] because they hold a secret:
+    /// apply those from the secret store. An unkeyed list in which a secret
+    /// only moved is left out whole (removing it to put it back would need
+    /// the secret), under the list's path.
     ///
     /// ```
     /// use rollgate_drift::{Format, Limits, Differ, load_tree};
@@ -390,9 +392,12 @@ fn pointer<V>(path: &[Step<'_, V>], side: Side, extra: Option<usize>) -> String 
     s
 }
 
-fn label<'a, V: View<'a>>(path: &[Step<'a, V>]) -> String {
+fn label<'a, V: View<'a>>(
+    path: &[Step<'a, V>],
+    masked: impl Fn(usize, &[String]) -> bool,
+) -> String {
     let mut s = String::new();
-    for t in path {
+    for (at, t) in path.iter().enumerate() {
         match t {
             Step::Key(k) => {
                 s.push('/');
@@ -403,7 +408,9 @@ fn label<'a, V: View<'a>>(path: &[Step<'a, V>]) -> String {
                 s.push('/');
                 s.push_str(&i.to_string());
             }
-            Step::Sel(_, _, node, spec) => s.push_str(&selector(spec, *node)),
+            Step::Sel(_, _, node, spec) => {
+                s.push_str(&selector(spec, *node, |field| masked(at, field)));
+            }
         }
     }
     if s.starts_with('/') {
@@ -425,8 +432,8 @@ struct Walk<'a, V> {
     by_length: std::sync::Arc<[u64]>,
     diffs: Vec<Difference>,
     ops: Vec<PatchOp>,
-    /// Live paths of the operations left out of the patch because their value
-    /// would carry a secret (see [`Report::withheld`]).
+    /// DESIRED paths of the values left out of the patch because they would
+    /// carry a secret (see [`Report::withheld`]).
     withheld: Vec<String>,
     /// Set when [`Walk::masked`] put a [`MASK`] into the value it built.
     wrote_mask: std::cell::Cell<bool>,
@@ -583,6 +590,32 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             })
     }
 
+    /// Whether the key `field` of the list element at `self.path[at]` is to
+    /// be masked in labels: its name looks secret, a key above the list
+    /// does, or a rule makes the list, the element or the field secret.
+    fn selector_secret(&self, at: usize, field: &[String]) -> bool {
+        let named = self.rules.masks_secret_keys()
+            && (field.last().is_some_and(|f| is_secret_key(f))
+                || self.path[..at].iter().any(|t| match t {
+                    Step::Key(k) => is_secret_key_bytes(k),
+                    Step::Value(d, l) => names_secret_in(*d) || names_secret_in(*l),
+                    Step::Idx(..) | Step::Sel(..) => false,
+                }));
+        if named || self.plain {
+            return named;
+        }
+        let mut toks: Vec<Tok<'_>> = self.path[..=at].iter().map(Step::desired).collect();
+        let by_rule =
+            |toks: &[Tok<'_>]| (1..=toks.len()).any(|n| self.rules.resolve_ref(&toks[..n]).secret);
+        if by_rule(&toks) {
+            return true;
+        }
+        for part in field {
+            toks.push(Tok::Key(part.as_bytes()));
+        }
+        self.rules.resolve_ref(&toks).secret
+    }
+
     /// Whether a value at the current path is secret, given the secrecy set
     /// by rules here or above (`by_rule`).
     fn is_secret(&self, by_rule: bool) -> bool {
@@ -661,7 +694,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             kind,
             path,
             live_path: live.map(|_| live_path),
-            label: label(&self.path),
+            label: label(&self.path, |at, field| self.selector_secret(at, field)),
             desired: d,
             live: l,
             severity,
@@ -734,24 +767,29 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     }
 
     fn replace(&mut self, d: V, secret: bool) {
-        let path = pointer(&self.path, Side::Live, None);
-        if let Some(value) = self.patch_value(d, secret, &path) {
+        if let Some(value) = self.patch_value(d, secret) {
+            let path = pointer(&self.path, Side::Live, None);
             self.ops.push(PatchOp::Replace { path, value });
         }
     }
 
-    /// The value a patch operation at `path` writes, or `None` when it would
-    /// carry a secret: then the path is recorded as withheld instead (a patch
-    /// that wrote `***` would overwrite the real secret when applied).
-    fn patch_value(&mut self, d: V, secret: bool, path: &str) -> Option<Node> {
+    /// The value a patch operation writes for DESIRED's `d` at the current
+    /// path, or `None` when it would carry a secret: then the DESIRED path is
+    /// recorded as withheld instead (a patch that wrote `***` would
+    /// overwrite the real secret when applied).
+    fn patch_value(&mut self, d: V, secret: bool) -> Option<Node> {
+        let value = self.secret_free(d, secret);
+        if value.is_none() {
+            self.withheld.push(pointer(&self.path, Side::Desired, None));
+        }
+        value
+    }
+
+    /// DESIRED's `d` as a patch may carry it: `None` when any part is secret.
+    fn secret_free(&self, d: V, secret: bool) -> Option<Node> {
         self.wrote_mask.set(false);
         let value = self.masked(d, self.is_secret(secret), Side::Desired);
-        if self.wrote_mask.get() {
-            self.withheld.push(path.to_owned());
-            None
-        } else {
-            Some(value)
-        }
+        (!self.wrote_mask.get()).then_some(value)
     }
 
     /// `secret` is the secrecy rules set; secret-looking keys are tested
@@ -824,9 +862,9 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         if self.structure {
             return false;
         }
-        let path = insert_at.unwrap_or_else(|| pointer(&self.path, Side::Live, None));
-        match self.patch_value(d, secret, &path) {
+        match self.patch_value(d, secret) {
             Some(value) => {
+                let path = insert_at.unwrap_or_else(|| pointer(&self.path, Side::Live, None));
                 self.ops.push(PatchOp::Add { path, value });
                 true
             }
@@ -1008,21 +1046,49 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         }
         // Patch: removals in descending order, then insertions ascending at
         // their DESIRED index; the kept elements keep their relative order.
+        // An insertion left out (ignored, or withheld for a secret) shifts the
+        // later ones down.
+        let mut adds = Vec::with_capacity(d_only.len());
+        for &i in &d_only {
+            self.push_idx(i, i);
+            let res = self.resolve(Side::Desired);
+            let value = if res.ignore {
+                None
+            } else {
+                Some(self.secret_free(da.at(i), secret || res.secret).ok_or(()))
+            };
+            self.pop();
+            adds.push((i, value));
+        }
+        // A secret that only moved would be removed and not put back: the
+        // list is then left as it is, whole, for the secret store.
+        if adds
+            .iter()
+            .any(|&(i, ref v)| moved_desired[i] && matches!(v, Some(Err(()))))
+        {
+            self.withheld.push(pointer(&self.path, Side::Desired, None));
+            return;
+        }
         for &j in l_only.iter().rev() {
             let path = pointer(&self.path, Side::Live, Some(j));
             self.ops.push(PatchOp::Remove { path });
         }
-        // An insertion withheld for a secret shifts the later ones down.
-        let mut withheld = 0;
-        for &i in &d_only {
-            self.path.push(Step::Idx(i, i - withheld));
-            let path = pointer(&self.path, Side::Live, None);
-            let res = self.resolve(Side::Desired);
-            let value = self.patch_value(da.at(i), secret || res.secret, &path);
-            self.path.pop();
+        let mut skipped = 0;
+        for (i, value) in adds {
             match value {
-                Some(value) => self.ops.push(PatchOp::Add { path, value }),
-                None => withheld += 1,
+                Some(Ok(value)) => {
+                    self.path.push(Step::Idx(i, i - skipped));
+                    let path = pointer(&self.path, Side::Live, None);
+                    self.path.pop();
+                    self.ops.push(PatchOp::Add { path, value });
+                }
+                Some(Err(())) => {
+                    self.push_idx(i, i);
+                    self.withheld.push(pointer(&self.path, Side::Desired, None));
+                    self.pop();
+                    skipped += 1;
+                }
+                None => skipped += 1,
             }
         }
     }
@@ -1105,17 +1171,18 @@ fn names_secret<'a, O: ObjView<'a>>(map: O) -> bool {
 }
 
 /// `[name=web]` for an element matched by key.
-fn selector<'a, V: View<'a>>(spec: &KeySpec, node: V) -> String {
+fn selector<'a, V: View<'a>>(
+    spec: &KeySpec,
+    node: V,
+    masked: impl Fn(&[String]) -> bool,
+) -> String {
     let parts: Vec<String> = spec
         .fields()
         .iter()
         .map(|f| {
-            // A list keyed by a secret-looking field would print the secret
-            // in every label: its value is masked. A field called `key`
-            // names its element (`{key: env, value: prod}`), as `name` does.
-            let secret = f
-                .last()
-                .is_some_and(|k| !k.eq_ignore_ascii_case("key") && crate::rules::is_secret_key(k));
+            // A list keyed by a secret field (by its name, by a rule, or
+            // under a secret) would print the secret in every label.
+            let secret = masked(f);
             let v = field(node, f).map_or_else(String::new, |n| match n.shape() {
                 _ if secret => MASK.to_owned(),
                 Shape::Scalar(Scalar::String(s)) => s.to_owned(),

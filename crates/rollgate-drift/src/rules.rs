@@ -619,7 +619,9 @@ fn from_toml(v: &toml::Value) -> Value {
 
 /// Whether a key name looks like it holds a secret: it contains `password`,
 /// `passwd`, `secret`, `token`, `credential` or `private`, or ends in `key`
-/// or `keys` (`apiKey`, `api_key`, `key`, `ssh_keys`).
+/// or `keys` (`apiKey`, `api_key`, `ssh_keys`, `keys`). A key named just
+/// `key` is not: it names something (Kubernetes tolerations,
+/// `configMapKeyRef`, selector expressions, `{key, value}` tag lists).
 #[must_use]
 pub fn is_secret_key(key: &str) -> bool {
     is_secret_key_bytes(key.as_bytes())
@@ -636,7 +638,12 @@ pub(crate) fn is_secret_key_bytes(k: &[u8]) -> bool {
         k.get(at..at + word.len())
             .is_some_and(|s| s.iter().zip(word).all(|(&a, &b)| a | 0x20 == b))
     };
-    if (n >= 3 && folds(n - 3, b"key")) || (n >= 4 && folds(n - 4, b"keys")) {
+    // A field named just `key` names something (Kubernetes tolerations,
+    // `configMapKeyRef`, selector expressions, tag lists): not a secret.
+    if n == 3 {
+        return false;
+    }
+    if (n > 3 && folds(n - 3, b"key")) || (n >= 4 && folds(n - 4, b"keys")) {
         return true;
     }
     // The shortest word is five letters ("token").
@@ -735,7 +742,6 @@ mod tests {
             "my-SECRET",
             "oauthToken",
             "Credentials",
-            "KEY",
             "monKey",
             "tokens",
             "keys",
@@ -757,6 +763,8 @@ mod tests {
             "credentia",
             "pass_word",
             "keysym",
+            "key",
+            "KEY",
             "K\u{e9}y",
             "@ASSWORD",
         ] {

@@ -320,3 +320,71 @@ normalise = ["duration"]
         ]
     );
 }
+
+#[test]
+fn a_secret_that_only_moved_is_left_in_place() {
+    // Removing it to put it back would need the secret: the list is
+    // withheld whole, and the patch leaves LIVE's secrets where they are.
+    let d = j(r#"{"tokens":["s1","s2"],"a":1}"#);
+    let l = j(r#"{"tokens":["s2","s1"],"a":2}"#);
+    let r = diff(&d, &l);
+    assert_eq!(r.withheld(), ["/tokens"]);
+    assert_eq!(
+        r.patch().to_json(),
+        r#"[{"op":"replace","path":"/a","value":1}]"#
+    );
+    // Two secret insertions in a row are told apart by their DESIRED index.
+    let d = j(r#"{"l":[{"x":1},{"token":"a"},{"token":"b"},{"x":2}]}"#);
+    let l = j(r#"{"l":[{"x":1},{"x":2}]}"#);
+    let r = diff(&d, &l);
+    assert_eq!(r.withheld(), ["/l/1", "/l/2"]);
+    assert_eq!(r.patch().to_json(), "[]");
+}
+
+#[test]
+fn labels_mask_keys_under_a_secret_or_marked_by_a_rule() {
+    let d = j(
+        r#"{"api_keys":[{"id":"sk_live_1","scope":"a"}],"users":[{"name":"u-canary","role":"x"}]}"#,
+    );
+    let l = j(
+        r#"{"api_keys":[{"id":"sk_live_1","scope":"b"}],"users":[{"name":"u-canary","role":"y"}]}"#,
+    );
+    let labels = |r: &rollgate_drift::Report| -> Vec<String> {
+        r.differences().iter().map(|d| d.label.clone()).collect()
+    };
+    let r = diff(&d, &l);
+    assert_eq!(
+        labels(&r),
+        ["/api_keys[id=***]/scope", "/users[name=u-canary]/role"]
+    );
+    // A rule marks the users' names secret.
+    let rules = Rules::new().with_rule(Rule::new("/users/*/name").unwrap().secret());
+    let r = Differ::new(rules).diff(&d, &l);
+    assert_eq!(
+        labels(&r),
+        ["/api_keys[id=***]/scope", "/users[name=***]/role"]
+    );
+    // With name-based masking off, only rules mask.
+    let r = Differ::new(Rules::new().with_secret_key_masking(false)).diff(&d, &l);
+    assert_eq!(
+        labels(&r),
+        [
+            "/api_keys[id=sk_live_1]/scope",
+            "/users[name=u-canary]/role"
+        ]
+    );
+}
+
+#[test]
+fn a_field_named_key_is_no_secret() {
+    // Kubernetes tolerations: added whole by the patch, printed as they are.
+    let d = j(r#"{"tolerations":[{"key":"node.kubernetes.io/unreachable","operator":"Exists"}]}"#);
+    let l = j(r#"{"tolerations":[]}"#);
+    let r = diff(&d, &l);
+    assert!(r.withheld().is_empty());
+    assert!(
+        r.patch()
+            .to_json()
+            .contains("node.kubernetes.io/unreachable")
+    );
+}

@@ -73,6 +73,27 @@ proptest! {
         prop_assert!(r.patch().is_empty());
     }
 
+    /// With secrets about: the patch never writes the mask, applies, and
+    /// leaves only secret drift (masked values, or what lies under a
+    /// withheld path).
+    #[test]
+    fn the_patch_withholds_secrets_and_fixes_the_rest(d in common::secret_tree(), l in common::secret_tree()) {
+        let r = diff(&d, &l);
+        let text = r.patch().to_json();
+        prop_assert!(!text.contains("***"), "{}", text);
+        let mut patched = l.clone();
+        r.patch().apply(&mut patched).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+        let under = |p: &str| r.withheld().iter().any(|w| p == w || p.starts_with(&format!("{w}/")));
+        for x in diff(&d, &patched).differences() {
+            let masked = x.secret
+                || [&x.desired, &x.live].iter().any(|v| v.as_ref().is_some_and(|n| n.to_json().contains("***")));
+            prop_assert!(
+                masked || under(&x.path) || x.live_path.as_deref().is_some_and(under),
+                "{} {} left by the patch {}; withheld {:?}", x.kind, x.path, text, r.withheld()
+            );
+        }
+    }
+
     #[test]
     fn masked_values_never_appear_in_any_output(
         d in common::tree(), l in common::tree(),

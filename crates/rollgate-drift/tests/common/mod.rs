@@ -112,3 +112,23 @@ fn graft(node: &mut Node, other: &Node, seed: u64) {
         _ => *node = other.clone(),
     }
 }
+
+/// Trees like [`tree`] whose objects may also hold secret-looking keys
+/// (`token`, `apiKey`): the patch must withhold what would write them.
+pub fn secret_tree() -> impl Strategy<Value = Node> {
+    leaf()
+        .prop_map(Node::new)
+        .prop_recursive(4, 40, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(|v| Node::new(Value::Array(v))),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec!["a", "b", "token", "apiKey"]),
+                        inner
+                    ),
+                    0..5
+                )
+                .prop_map(|kv| object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+            ]
+        })
+}
