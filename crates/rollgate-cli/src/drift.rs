@@ -464,11 +464,16 @@ fn emit(report: &Report, desired: &Path, live: &Path, format: OutputFormat) -> R
         OutputFormat::Patch => {
             let withheld = report.withheld();
             if !withheld.is_empty() {
-                // Paths only: a patch never carries a secret's value.
+                // Paths only: a patch never carries a secret's value. The
+                // first few, then how many more.
+                const SHOWN: usize = 10;
+                let mut paths = withheld[..withheld.len().min(SHOWN)].join(", ");
+                if withheld.len() > SHOWN {
+                    paths.push_str(&format!(" and {} more", withheld.len() - SHOWN));
+                }
                 eprintln!(
-                    "rollgate drift: the patch leaves out {} change(s) that would write a secret; apply them from your secret store: {}",
-                    withheld.len(),
-                    withheld.join(", ")
+                    "rollgate drift: the patch leaves out {} change(s) that would write a secret; apply them from your secret store: {paths}",
+                    withheld.len()
                 );
             }
             report.patch().to_json_lines()

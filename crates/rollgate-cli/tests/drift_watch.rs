@@ -111,7 +111,10 @@ fn an_unreadable_live_file_is_reported_once_per_error_and_on_recovery() {
     assert!(second[0].contains("cannot read"), "{second:#?}");
 
     std::thread::sleep(Duration::from_millis(400));
-    std::fs::write(&live, "{\"replicas\": 3}").unwrap();
+    // Written aside and renamed: a check must never see the file half-written.
+    let aside = dir.path().join("live.json.new");
+    std::fs::write(&aside, "{\"replicas\": 3}").unwrap();
+    std::fs::rename(&aside, &live).unwrap();
     let third = watch.until("readable again");
     assert_eq!(third.len(), 1, "the same error was repeated: {third:#?}");
     assert!(
@@ -156,7 +159,10 @@ fn a_failing_live_command_is_named_as_given() {
 }
 
 /// A real HTTP server on loopback answering every GET with the current body.
-fn serve(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+fn serve(
+    body: std::sync::Arc<std::sync::Mutex<String>>,
+    served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> String {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/live.json", listener.local_addr().unwrap());
@@ -172,6 +178,7 @@ fn serve(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
                 }
             }
             let body = body.lock().unwrap().clone();
+            served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let _ = write!(
                 stream,
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -193,7 +200,8 @@ fn watching_an_http_source_reports_drift_appearing_and_clearing() {
     .unwrap();
     let in_sync = r#"{"env":[{"name":"B","value":"2"},{"name":"A","value":"1"}],"replicas":3}"#;
     let body = std::sync::Arc::new(std::sync::Mutex::new(in_sync.to_owned()));
-    let url = serve(body.clone());
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let url = serve(body.clone(), served.clone());
 
     // --once: the drift exit codes, through the real HTTP source.
     let once = |expect: i32| {
@@ -214,12 +222,15 @@ fn watching_an_http_source_reports_drift_appearing_and_clearing() {
     *body.lock().unwrap() = in_sync.replace("\"replicas\":3", "\"replicas\":5");
     let report = once(1);
     assert!(
-        report.contains("/replicas") && report.contains('5'),
+        report
+            .lines()
+            .any(|l| l.trim_start().starts_with("live") && l.contains(" 5  (")),
         "{report}"
     );
 
     // The running watcher: drift appears, with its detection time, then clears.
     *body.lock().unwrap() = in_sync.to_owned();
+    let before = served.load(std::sync::atomic::Ordering::SeqCst);
     let watch = Watch::start(&[
         desired.to_str().unwrap(),
         "--live-url",
@@ -228,6 +239,10 @@ fn watching_an_http_source_reports_drift_appearing_and_clearing() {
         "50ms",
     ]);
     watch.until("watching");
+    // The watcher's first check has been served LIVE in sync before it drifts.
+    while served.load(std::sync::atomic::Ordering::SeqCst) <= before {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     *body.lock().unwrap() = in_sync.replace("\"value\":\"1\"", "\"value\":\"9\"");
     let appeared = until(&watch.out, "live     \"9\"");
     assert!(
@@ -243,7 +258,7 @@ fn watching_an_http_source_reports_drift_appearing_and_clearing() {
         .trim_end_matches("s)")
         .parse()
         .unwrap_or_else(|e| panic!("{head}: {e}"));
-    assert!(secs >= 0.0, "{head}");
+    assert!(secs.is_finite(), "{head}");
     *body.lock().unwrap() = in_sync.to_owned();
     let cleared = until(&watch.out, "drift cleared after");
     assert!(cleared.last().unwrap().ends_with('s'), "{cleared:#?}");
