@@ -170,15 +170,17 @@ impl Common {
         }
     }
 
-    /// DESIRED's name in reports: the base and its overlays joined by `+`
-    /// (a position may then point into any of them).
-    fn desired_name(&self, base: &Path) -> PathBuf {
-        let mut name = base.display().to_string();
-        for o in &self.overlays {
-            name.push('+');
-            name.push_str(&o.display().to_string());
+    /// How reports name the inputs: DESIRED as the base and its overlays
+    /// joined by `+`, each DESIRED position in the file it came from.
+    fn render_options(&self, base: &Path, live: &str) -> RenderOptions {
+        let mut sources = vec![base.display().to_string()];
+        sources.extend(self.overlays.iter().map(|o| o.display().to_string()));
+        let opts = RenderOptions::new(sources.join("+"), live);
+        if self.overlays.is_empty() {
+            opts
+        } else {
+            opts.desired_sources(sources)
         }
-        PathBuf::from(name)
     }
 
     /// Loads `path` and merges every overlay onto it. Without overlays the
@@ -190,8 +192,10 @@ impl Common {
             return load_tree_file(path, &limits);
         }
         let mut node = load_file(path, &limits)?;
-        for overlay in &self.overlays {
-            let o = load_file(overlay, &limits)?;
+        for (k, overlay) in (1u32..).zip(&self.overlays) {
+            let mut o = load_file(overlay, &limits)?;
+            // Positions from this overlay are reported in its own file.
+            o.set_source(k);
             apply_overlay(&mut node, &o, rules, &overlay.display().to_string())?;
         }
         Tree::from_node(&node)
@@ -288,7 +292,8 @@ fn compare(
     } else {
         live
     };
-    emit(&report, &common.desired_name(desired), live_name, format)?;
+    let opts = common.render_options(desired, &live_name.display().to_string());
+    emit(&report, opts, format)?;
     Ok(if report.has_drift() { DRIFT } else { NO_DRIFT })
 }
 
@@ -303,7 +308,11 @@ fn parity(a: &Path, b: &Path, common: &Common, format: OutputFormat) -> Result<u
     let ta = common.desired(a, &rules)?;
     let tb = load_tree_file(b, &limits)?;
     let report = Differ::new(rules).parity_trees(&ta, &tb);
-    emit(&report, &common.desired_name(a), b, format)?;
+    emit(
+        &report,
+        common.render_options(a, &b.display().to_string()),
+        format,
+    )?;
     Ok(if report.has_drift() { DRIFT } else { NO_DRIFT })
 }
 
@@ -352,15 +361,14 @@ fn live_source(w: &WatchArgs) -> Result<Arc<dyn LiveSource>, Message> {
 /// Prints each transition for people (stdout), and when the live source
 /// fails or recovers (stderr).
 struct Printer {
-    desired: String,
-    live: String,
+    opts: RenderOptions,
     interval: Duration,
 }
 
 #[rollgate_drift::async_trait]
 impl Notifier for Printer {
     async fn notify(&self, event: &DriftEvent) {
-        let opts = RenderOptions::new(self.desired.clone(), self.live.clone());
+        let opts = &self.opts;
         let text = match event {
             DriftEvent::Appeared {
                 report,
@@ -368,10 +376,10 @@ impl Notifier for Printer {
             } => format!(
                 "drift appeared (detected within {:.1}s)\n{}",
                 detected_within.as_secs_f64(),
-                render_text(report, &opts)
+                render_text(report, opts)
             ),
             DriftEvent::Changed { report } => {
-                format!("drift changed\n{}", render_text(report, &opts))
+                format!("drift changed\n{}", render_text(report, opts))
             }
             DriftEvent::Cleared { lasted } => {
                 format!("drift cleared after {:.1}s\n", lasted.as_secs_f64())
@@ -411,9 +419,9 @@ fn watch(w: &WatchArgs) -> Result<u8, Message> {
         .live_file
         .as_ref()
         .map_or_else(|| source.describe(), |p| p.display().to_string());
+    let opts = w.common.render_options(&w.desired, &live_name);
     let printer = Arc::new(Printer {
-        desired: w.desired.display().to_string(),
-        live: live_name.clone(),
+        opts: opts.clone(),
         interval,
     });
     let mut builder = DriftWatcher::builder(desired, source)
@@ -430,12 +438,7 @@ fn watch(w: &WatchArgs) -> Result<u8, Message> {
         .map_err(|e| Message(format!("cannot start the runtime: {e}")))?;
     if w.once {
         let outcome = rt.block_on(watcher.check())?;
-        emit(
-            &outcome.report,
-            &w.desired,
-            Path::new(&live_name),
-            OutputFormat::Text,
-        )?;
+        emit(&outcome.report, opts, OutputFormat::Text)?;
         return Ok(if outcome.report.has_drift() {
             DRIFT
         } else {
@@ -453,11 +456,10 @@ fn watch(w: &WatchArgs) -> Result<u8, Message> {
     Ok(NO_DRIFT)
 }
 
-fn emit(report: &Report, desired: &Path, live: &Path, format: OutputFormat) -> Result<(), Message> {
+fn emit(report: &Report, opts: RenderOptions, format: OutputFormat) -> Result<(), Message> {
     let stdout = std::io::stdout();
     let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let opts =
-        RenderOptions::new(desired.display().to_string(), live.display().to_string()).color(color);
+    let opts = opts.color(color);
     let text = match format {
         OutputFormat::Text => render_text(report, &opts),
         OutputFormat::Json => render_json(report, &opts),

@@ -308,3 +308,27 @@ fn the_patch_format_withholds_secrets_and_names_them_on_stderr() {
         );
     }
 }
+
+#[test]
+fn positions_from_an_overlay_name_the_overlay_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.yaml");
+    let prod = dir.path().join("prod.yaml");
+    let live = dir.path().join("live.json");
+    std::fs::write(&base, "replicas: 2\nimage: web:1\n").unwrap();
+    std::fs::write(&prod, "\nimage: web:2\n").unwrap();
+    std::fs::write(&live, r#"{"replicas": 3, "image": "web:1"}"#).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(["drift", base.to_str().unwrap(), live.to_str().unwrap()])
+        .args(["--overlay", prod.to_str().unwrap()])
+        .output()
+        .expect("rollgate runs");
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    // The image comes from the overlay, the replicas from the base.
+    assert!(
+        text.contains(&format!("({}:2:8)", prod.display()))
+            && text.contains(&format!("({}:1:11)", base.display())),
+        "{text}"
+    );
+}

@@ -17,6 +17,10 @@ pub struct RenderOptions {
     pub live_name: String,
     /// Use ANSI colours (for a terminal).
     pub color: bool,
+    /// The files DESIRED was merged from, by [`crate::Pos::source`]: the
+    /// base, then each overlay. Empty: every DESIRED position is in
+    /// `desired_name`.
+    pub desired_sources: Vec<String>,
 }
 
 impl RenderOptions {
@@ -27,7 +31,39 @@ impl RenderOptions {
             desired_name: desired_name.into(),
             live_name: live_name.into(),
             color: false,
+            desired_sources: Vec::new(),
         }
+    }
+
+    /// Names the files DESIRED was merged from (the base, then each overlay
+    /// in order), so each DESIRED position is shown in its own file.
+    ///
+    /// ```
+    /// use rollgate_drift::{Format, Limits, Rules, apply_overlay, diff, load, render_text, RenderOptions};
+    /// let limits = Limits::default();
+    /// let mut desired = load("replicas: 2\nimage: web:1\n", Format::Yaml, "base.yaml", &limits)?;
+    /// let mut prod = load("image: web:2\n", Format::Yaml, "prod.yaml", &limits)?;
+    /// prod.set_source(1);
+    /// apply_overlay(&mut desired, &prod, &Rules::new(), "prod.yaml")?;
+    /// let live = load(r#"{"replicas": 2, "image": "web:1"}"#, Format::Json, "live.json", &limits)?;
+    /// let opts = RenderOptions::new("base.yaml+prod.yaml", "live.json")
+    ///     .desired_sources(["base.yaml", "prod.yaml"]);
+    /// let text = render_text(&diff(&desired, &live), &opts);
+    /// assert!(text.contains("(prod.yaml:1:8)"), "{text}");
+    /// # Ok::<(), rollgate_drift::Error>(())
+    /// ```
+    #[must_use]
+    pub fn desired_sources<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.desired_sources = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The file a DESIRED position is in.
+    fn desired_file(&self, source: u32) -> &str {
+        usize::try_from(source)
+            .ok()
+            .and_then(|k| self.desired_sources.get(k))
+            .map_or(self.desired_name.as_str(), String::as_str)
     }
 
     /// Turns colour on or off.
@@ -177,7 +213,9 @@ pub fn render_text(report: &Report, opts: &RenderOptions) -> String {
             &mut out,
             "desired",
             d.desired.as_ref(),
-            &opts.desired_name,
+            d.desired.as_ref().map_or(opts.desired_name.as_str(), |n| {
+                opts.desired_file(n.pos.source)
+            }),
             Some(&d.path),
         );
         let live_path = d.live_path.as_deref();
@@ -223,8 +261,8 @@ fn split_label(label: &str) -> (&str, &str) {
 ///
 /// Shape: `{"drift": bool, "desired": name, "live": name, "summary":
 /// {"total", "critical", "warning", "info"}, "differences": [{"kind", "path",
-/// "live_path", "label", "severity", "secret", "desired": {"value", "line",
-/// "column"} | null, "live": ... }]}`.
+/// "live_path", "label", "severity", "secret", "desired": {"value", "file",
+/// "line", "column"} | null, "live": ... }]}`.
 #[must_use]
 pub fn render_json(report: &Report, opts: &RenderOptions) -> String {
     let mut out = String::new();
@@ -250,7 +288,7 @@ pub fn render_json(report: &Report, opts: &RenderOptions) -> String {
             out.push(',');
         }
         out.push_str("\n  ");
-        write_difference(&mut out, d);
+        write_difference(&mut out, d, opts);
     }
     if report.has_drift() {
         out.push('\n');
@@ -259,7 +297,7 @@ pub fn render_json(report: &Report, opts: &RenderOptions) -> String {
     out
 }
 
-fn write_difference(out: &mut String, d: &Difference) {
+fn write_difference(out: &mut String, d: &Difference, opts: &RenderOptions) {
     out.push_str("{\"kind\":");
     write_str(out, d.kind.as_str());
     out.push_str(",\"path\":");
@@ -280,6 +318,13 @@ fn write_difference(out: &mut String, d: &Difference) {
             Some(n) => {
                 out.push_str("{\"value\":");
                 write_json(out, n, None);
+                out.push_str(",\"file\":");
+                let file = if name == "desired" {
+                    opts.desired_file(n.pos.source)
+                } else {
+                    &opts.live_name
+                };
+                write_str(out, file);
                 let _ = write!(
                     out,
                     ",\"line\":{},\"column\":{}}}",

@@ -10,20 +10,35 @@ use std::fmt;
 pub type Str = compact_str::CompactString;
 
 /// A position in a source file: 1-based line and column (columns count bytes
-/// for JSON and TOML, characters for YAML).
+/// for JSON and TOML, characters for YAML), and which source file when a
+/// document was merged from several (a base and its overlays).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Pos {
     /// Line, starting at 1; 0 means "unknown" (a node built in code).
     pub line: u32,
     /// Column, starting at 1; 0 means "unknown".
     pub column: u32,
+    /// Which of the merged sources the node came from: 0 for the base (and
+    /// any single file), `k` for the `k`-th overlay (see
+    /// [`Node::set_source`] and `RenderOptions::desired_sources`).
+    pub source: u32,
 }
 
 impl Pos {
-    /// A position at `line`:`column`.
+    /// A position at `line`:`column` of source 0.
     #[must_use]
     pub const fn new(line: u32, column: u32) -> Self {
-        Self { line, column }
+        Self {
+            line,
+            column,
+            source: 0,
+        }
+    }
+
+    /// The same position in source `source`.
+    #[must_use]
+    pub const fn in_source(self, source: u32) -> Self {
+        Self { source, ..self }
     }
 
     /// Whether the position is known (the node came from a source file).
@@ -312,6 +327,29 @@ impl Node {
     #[must_use]
     pub fn at(value: Value, pos: Pos) -> Self {
         Self { value, pos }
+    }
+
+    /// Marks this node and everything under it as coming from source
+    /// `source` (an overlay's index, from 1, before it is merged onto its
+    /// base), so reports name the right file for each position.
+    ///
+    /// ```
+    /// use rollgate_drift::{Format, Limits, load};
+    /// let mut overlay = load("a: {b: 1}\n", Format::Yaml, "prod.yaml", &Limits::default())?;
+    /// overlay.set_source(1);
+    /// assert_eq!(overlay.pointer("/a/b").map(|n| (n.pos.source, n.pos.line)), Some((1, 1)));
+    /// # Ok::<(), rollgate_drift::Error>(())
+    /// ```
+    pub fn set_source(&mut self, source: u32) {
+        let mut stack = vec![self];
+        while let Some(n) = stack.pop() {
+            n.pos.source = source;
+            match &mut n.value {
+                Value::Array(items) => stack.extend(items.iter_mut()),
+                Value::Object(m) => stack.extend(m.iter_mut().map(|(_, v)| v)),
+                _ => {}
+            }
+        }
     }
 
     /// The node at a JSON Pointer (RFC 6901), if any.

@@ -26,7 +26,11 @@ fn compare(desired: &Node, live: &str, rules: &str) -> Report {
 }
 
 fn check(name: &str, report: &Report, desired: &str, live: &str) {
-    let opts = RenderOptions::new(desired, live);
+    let mut opts = RenderOptions::new(desired, live);
+    if desired.contains('+') {
+        // A base and its overlays: each position in its own file.
+        opts = opts.desired_sources(desired.split('+'));
+    }
     let text = render_text(report, &opts);
     let json = render_json(report, &opts);
     let patch = report.patch().to_json_lines();
@@ -54,13 +58,9 @@ fn kubernetes_deployment_with_reordered_containers_and_env() {
 fn helm_values_with_prod_overlay() {
     let mut desired = load("values.base.yaml");
     let rules = Rules::from_file(&fixture("values.rules.toml")).unwrap();
-    apply_overlay(
-        &mut desired,
-        &load("values.prod.yaml"),
-        &rules,
-        "values.prod.yaml",
-    )
-    .unwrap();
+    let mut prod = load("values.prod.yaml");
+    prod.set_source(1);
+    apply_overlay(&mut desired, &prod, &rules, "values.prod.yaml").unwrap();
     let report = compare(&desired, "values.live.json", "values.rules.toml");
     check(
         "helm_values",
