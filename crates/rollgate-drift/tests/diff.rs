@@ -388,3 +388,54 @@ fn a_field_named_key_is_no_secret() {
             .contains("node.kubernetes.io/unreachable")
     );
 }
+
+#[test]
+fn colour_only_adds_escapes() {
+    let d = j(r#"{"a":1,"b":[{"name":"x","v":1}],"c":"k"}"#);
+    let l = j(r#"{"a":2,"b":[{"name":"x","v":2}],"d":true}"#);
+    let r = diff(&d, &l);
+    let plain = render_text(&r, &RenderOptions::new("d", "l"));
+    let coloured = render_text(&r, &RenderOptions::new("d", "l").color(true));
+    assert!(coloured.contains("\x1b[") && !plain.contains('\x1b'));
+    // Stripping the escapes gives the plain text back.
+    let mut stripped = String::new();
+    let mut rest = coloured.as_str();
+    while let Some(at) = rest.find("\x1b[") {
+        stripped.push_str(&rest[..at]);
+        let end = rest[at..].find('m').expect("an escape ends with m");
+        rest = &rest[at + end + 1..];
+    }
+    stripped.push_str(rest);
+    assert_eq!(stripped, plain);
+}
+
+#[test]
+fn a_large_input_over_the_size_limit_stops_with_a_clear_error() {
+    // 24 MB streamed through the reader with an 8 MB limit: refused, naming
+    // the source and the limit, without reading on to the end.
+    let mut doc = String::from("[");
+    while doc.len() < 24 << 20 {
+        doc.push_str("{\"name\":\"svc\",\"replicas\":3,\"image\":\"registry.example.com/a:1\"},\n");
+    }
+    doc.push_str("null]");
+    let limits = Limits {
+        max_bytes: 8 << 20,
+        ..Limits::default()
+    };
+    let err = rollgate_drift::load_tree_reader(doc.as_bytes(), Format::Json, "big.json", &limits)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("big.json") && err.contains(&(8u64 << 20).to_string()),
+        "{err}"
+    );
+    // Under the default limit the same document loads.
+    let tree = rollgate_drift::load_tree_reader(
+        doc.as_bytes(),
+        Format::Json,
+        "big.json",
+        &Limits::default(),
+    )
+    .unwrap();
+    assert!(tree.used_bytes() > 24 << 20);
+}

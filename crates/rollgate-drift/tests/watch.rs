@@ -247,3 +247,67 @@ fn zero_interval_is_rejected() {
         "live source file x.json: watch interval must be greater than zero"
     );
 }
+
+/// A `MakeWriter` keeping every formatted event in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn tracing_events_tell_each_transition_and_never_a_secret() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .without_time()
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let desired = y("replicas: 3\npassword: canary-tr4ce\n");
+    let source = Arc::new(Scripted {
+        docs: Mutex::new(vec![
+            Ok(desired.clone()),
+            Ok(y("replicas: 2\npassword: other-canary-tr4ce\n")),
+            Err("connection refused".to_owned()),
+            Ok(desired.clone()),
+        ]),
+    });
+    let watcher = DriftWatcher::builder(Tree::from_node(&desired).unwrap(), source)
+        .interval(Duration::from_secs(10))
+        .name("web")
+        .build()
+        .unwrap();
+    watcher
+        .run(tokio::time::sleep(Duration::from_secs(35)))
+        .await;
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for needle in [
+        "drift check",
+        "drift appeared",
+        "detected_within_ms=10000",
+        "drift check failed",
+        "connection refused",
+        "drift live source recovered",
+        "drift cleared",
+        "config=web",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    }
+    assert!(!text.contains("tr4ce"), "a secret reached the log:\n{text}");
+}
