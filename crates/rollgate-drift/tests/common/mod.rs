@@ -26,19 +26,19 @@ fn object(entries: Vec<(String, Node)>) -> Node {
 /// Trees without list keys or secret-looking keys: every list is aligned by
 /// LCS, so a patch reproduces DESIRED exactly.
 pub fn tree() -> impl Strategy<Value = Node> {
+    tree_with_keys(vec!["a", "b", "c", "d", "e/f", "g~h"])
+}
+
+/// Trees of leaves, lists and objects whose keys are drawn from `keys`.
+fn tree_with_keys(keys: Vec<&'static str>) -> impl Strategy<Value = Node> {
     leaf()
         .prop_map(Node::new)
-        .prop_recursive(4, 40, 5, |inner| {
+        .prop_recursive(4, 40, 5, move |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..6).prop_map(|v| Node::new(Value::Array(v))),
-                prop::collection::vec(
-                    (
-                        prop::sample::select(vec!["a", "b", "c", "d", "e/f", "g~h"]),
-                        inner
-                    ),
-                    0..5
-                )
-                .prop_map(|kv| object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+                prop::collection::vec((prop::sample::select(keys.clone()), inner), 0..5).prop_map(
+                    |kv| object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                ),
             ]
         })
 }
@@ -116,19 +116,5 @@ fn graft(node: &mut Node, other: &Node, seed: u64) {
 /// Trees like [`tree`] whose objects may also hold secret-looking keys
 /// (`token`, `apiKey`): the patch must withhold what would write them.
 pub fn secret_tree() -> impl Strategy<Value = Node> {
-    leaf()
-        .prop_map(Node::new)
-        .prop_recursive(4, 40, 5, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..6).prop_map(|v| Node::new(Value::Array(v))),
-                prop::collection::vec(
-                    (
-                        prop::sample::select(vec!["a", "b", "token", "apiKey"]),
-                        inner
-                    ),
-                    0..5
-                )
-                .prop_map(|kv| object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
-            ]
-        })
+    tree_with_keys(vec!["a", "b", "token", "apiKey"])
 }
