@@ -582,6 +582,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     /// the way down.
     fn keys_secret(&self) -> bool {
         self.rules.masks_secret_keys()
+            && !(!self.plain && self.resolve(Side::Desired).not_secret)
             && self.path.iter().any(|t| match t {
                 Step::Key(k) => is_secret_key_bytes(k),
                 // `value` itself is no secret-looking key.
@@ -616,10 +617,16 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         self.rules.resolve_ref(&toks).secret
     }
 
-    /// Whether a value at the current path is secret, given the secrecy set
-    /// by rules here or above (`by_rule`).
-    fn is_secret(&self, by_rule: bool) -> bool {
-        by_rule || self.keys_secret()
+    /// Whether a rule says `secret = false` for `key` under the path `toks`
+    /// (a secret-looking name that holds no secret).
+    fn rule_unmasks(&self, toks: &mut Vec<String>, key: &str) -> bool {
+        if self.plain {
+            return false;
+        }
+        toks.push(key.to_owned());
+        let unmasked = self.rules.resolve_ref(toks).not_secret;
+        toks.pop();
+        unmasked
     }
 
     /// A copy of `node` fit for printing: secret parts replaced by [`MASK`]
@@ -642,11 +649,16 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         match node.shape() {
             Shape::Object(map) => {
                 let mut out = crate::tree::Map::new();
+                let secret_kind = self.rules.masks_secret_keys() && is_kubernetes_secret(map);
                 for k in 0..map.len() {
                     let (key, child) = map.entry(k);
                     let value_secret =
                         key == "value" && self.rules.masks_secret_keys() && names_secret(map);
-                    let child = if self.key_secret(key) || value_secret {
+                    let kube = secret_kind && (key == "data" || key == "stringData");
+                    let by_name = (self.key_secret(key) || value_secret)
+                        && !is_flag(child)
+                        && !self.rule_unmasks(toks, key);
+                    let child = if kube || by_name {
                         self.wrote_mask.set(true);
                         Node::at(Value::String(Str::const_new(MASK)), child.pos())
                     } else {
@@ -680,7 +692,9 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         severity: Severity,
         secret: bool,
     ) {
-        let secret = self.is_secret(secret);
+        let by_name = !secret && self.keys_secret();
+        let secret =
+            secret || (by_name && [desired, live].into_iter().flatten().any(|n| !is_flag(n)));
         let desired_path = pointer(&self.path, Side::Desired, None);
         let live_path = pointer(&self.path, Side::Live, None);
         let path = if desired.is_some() {
@@ -788,7 +802,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     /// DESIRED's `d` as a patch may carry it: `None` when any part is secret.
     fn secret_free(&self, d: V, secret: bool) -> Option<Node> {
         self.wrote_mask.set(false);
-        let value = self.masked(d, self.is_secret(secret), Side::Desired);
+        let secret = secret || (!is_flag(d) && self.keys_secret());
+        let value = self.masked(d, secret, Side::Desired);
         (!self.wrote_mask.get()).then_some(value)
     }
 
@@ -796,6 +811,11 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     /// only when a difference is found ([`Walk::keys_secret`]).
     fn object(&mut self, d: V, l: V, dm: V::Obj, lm: V::Obj, secret: bool) {
         let (dn, ln) = (dm.len(), lm.len());
+        // A Kubernetes Secret's `data` and `stringData` are secret, whatever
+        // their keys are called.
+        let kube = self.rules.masks_secret_keys()
+            && (is_kubernetes_secret(dm) || is_kubernetes_secret(lm));
+        let secret_at = |key: &[u8]| secret || (kube && (key == b"data" || key == b"stringData"));
         let (mut di, mut li) = (0, 0);
         // Equal scalars with no rules: nothing to report (as `compare` would
         // find), so no step into them.
@@ -814,7 +834,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
                     let (dv, lv) = (dm.value(di), lm.value(li));
                     if !(skip_equal && dv.quick_equal(lv)) {
                         self.push_key(dm.key_bytes(di), d, l);
-                        self.node(dv, lv, secret);
+                        self.node(dv, lv, secret_at(dm.key_bytes(di)));
                         self.pop();
                     }
                     di += 1;
@@ -822,13 +842,13 @@ impl<'a, V: View<'a>> Walk<'a, V> {
                 }
                 std::cmp::Ordering::Less => {
                     self.push_key(dm.key_bytes(di), d, l);
-                    let _ = self.only_desired(dm.value(di), secret, None);
+                    let _ = self.only_desired(dm.value(di), secret_at(dm.key_bytes(di)), None);
                     self.pop();
                     di += 1;
                 }
                 std::cmp::Ordering::Greater => {
                     self.push_key(lm.key_bytes(li), d, l);
-                    self.only_live(lm.value(li), secret);
+                    self.only_live(lm.value(li), secret_at(lm.key_bytes(li)));
                     self.pop();
                     li += 1;
                 }
@@ -1159,6 +1179,19 @@ fn names_secret_in<'a, V: View<'a>>(node: V) -> bool {
         Shape::Object(map) => names_secret(map),
         _ => false,
     }
+}
+
+/// A boolean or null: never a secret by its key's name alone
+/// (`automountServiceAccountToken: false`).
+fn is_flag<'a, V: View<'a>>(node: V) -> bool {
+    matches!(node.shape(), Shape::Scalar(Scalar::Bool(_) | Scalar::Null))
+}
+
+/// Whether an object is a Kubernetes Secret (`kind: Secret`).
+fn is_kubernetes_secret<'a, O: ObjView<'a>>(map: O) -> bool {
+    map.get("kind")
+        .and_then(View::str_bytes)
+        .is_some_and(|k| k == b"Secret")
 }
 
 /// Whether an object names a secret through its `name` or `key` field.

@@ -308,6 +308,26 @@ impl Rule {
         self
     }
 
+    /// Marks the paths as holding no secret, though their key looks like it
+    /// (`secret = false` in a rules file): values there are printed and
+    /// patched.
+    ///
+    /// ```
+    /// use rollgate_drift::{Differ, Format, Limits, Rule, Rules, load};
+    /// let d = load(r#"{"tokenTtl": "1h"}"#, Format::Json, "d.json", &Limits::default())?;
+    /// let l = load(r#"{"tokenTtl": "2h"}"#, Format::Json, "l.json", &Limits::default())?;
+    /// let rules = Rules::new().with_rule(Rule::new("/tokenTtl")?.not_secret());
+    /// let report = Differ::new(rules).diff(&d, &l);
+    /// assert!(!report.differences()[0].secret);
+    /// assert!(report.withheld().is_empty());
+    /// # Ok::<(), rollgate_drift::Error>(())
+    /// ```
+    #[must_use]
+    pub fn not_secret(mut self) -> Self {
+        self.secret = Some(false);
+        self
+    }
+
     /// Declares the value an absent key has.
     #[must_use]
     pub fn default_value(mut self, value: Value) -> Self {
@@ -549,6 +569,7 @@ impl Rules {
             }
             if let Some(s) = r.secret {
                 out.secret = s;
+                out.not_secret = !s;
             }
             if let Some(d) = &r.default {
                 out.default = Some(d);
@@ -577,6 +598,9 @@ pub(crate) struct Res<'r> {
     /// Whether a rule set the severity here (it then holds for the subtree).
     pub severity_set: bool,
     pub secret: bool,
+    /// Whether a rule said `secret = false` here: a secret-looking name is
+    /// then not masked.
+    pub not_secret: bool,
     pub default: Option<&'r Value>,
 }
 
@@ -590,6 +614,7 @@ impl Res<'_> {
             severity,
             severity_set: false,
             secret: false,
+            not_secret: false,
             default: None,
         }
     }
@@ -621,7 +646,10 @@ fn from_toml(v: &toml::Value) -> Value {
 /// `passwd`, `secret`, `token`, `credential` or `private`, or ends in `key`
 /// or `keys` (`apiKey`, `api_key`, `ssh_keys`, `keys`). A key named just
 /// `key` is not: it names something (Kubernetes tolerations,
-/// `configMapKeyRef`, selector expressions, `{key, value}` tag lists).
+/// `configMapKeyRef`, selector expressions, `{key, value}` tag lists); nor
+/// is one ending in `name`, `ref`, `path` or `file` (`secretName`,
+/// `secretKeyRef`, `tokenPath`, `ssl_keyfile`): it refers to a secret kept
+/// elsewhere.
 #[must_use]
 pub fn is_secret_key(key: &str) -> bool {
     is_secret_key_bytes(key.as_bytes())
@@ -641,6 +669,15 @@ pub(crate) fn is_secret_key_bytes(k: &[u8]) -> bool {
     // A field named just `key` names something (Kubernetes tolerations,
     // `configMapKeyRef`, selector expressions, tag lists): not a secret.
     if n == 3 {
+        return false;
+    }
+    // Nor does one that refers to a secret kept elsewhere: `secretName`,
+    // `secretKeyRef`, `tokenPath`, `ssl_keyfile`, `passwordFile`.
+    const REFERENCE: [&[u8]; 6] = [b"name", b"names", b"ref", b"refs", b"path", b"file"];
+    if REFERENCE
+        .iter()
+        .any(|w| n > w.len() && folds(n - w.len(), w))
+    {
         return false;
     }
     if (n > 3 && folds(n - 3, b"key")) || (n >= 4 && folds(n - 4, b"keys")) {
@@ -765,6 +802,11 @@ mod tests {
             "keysym",
             "key",
             "KEY",
+            "secretName",
+            "secretKeyRef",
+            "tokenPath",
+            "ssl_keyfile",
+            "passwordFile",
             "K\u{e9}y",
             "@ASSWORD",
         ] {

@@ -439,3 +439,75 @@ fn a_large_input_over_the_size_limit_stops_with_a_clear_error() {
     .unwrap();
     assert!(tree.used_bytes() > 24 << 20);
 }
+
+#[test]
+fn kubernetes_names_flags_and_secrets_are_masked_as_they_should_be() {
+    let d = j(
+        r#"{"spec":{"automountServiceAccountToken":false,"volumes":[{"name":"v","secret":{"secretName":"db-new"}}],
+        "env":[{"name":"DB","valueFrom":{"secretKeyRef":{"name":"creds-new","key":"password"}}}]},
+        "kind":"Secret","data":{"url":"cG9zdGdyZXM6Ly9hcHA6Y2FuYXJ5"},"stringData":{"dsn":"canary-dsn"}}"#,
+    );
+    let l = j(
+        r#"{"spec":{"automountServiceAccountToken":true,"volumes":[{"name":"v","secret":{"secretName":"db-old"}}],
+        "env":[{"name":"DB","valueFrom":{"secretKeyRef":{"name":"creds-old","key":"password"}}}]},
+        "kind":"Secret","data":{"url":"b3RoZXI="},"stringData":{}}"#,
+    );
+    let r = diff(&d, &l);
+    let found: Vec<(&str, bool)> = r
+        .differences()
+        .iter()
+        .map(|d| (d.path.as_str(), d.secret))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("/data/url", true),
+            ("/spec/automountServiceAccountToken", false),
+            ("/spec/env/0/valueFrom/secretKeyRef/name", false),
+            // Under a key named `secret` (a secret volume): masked, as a
+            // rule with `secret = false` can undo (below).
+            ("/spec/volumes/0/secret/secretName", true),
+            ("/stringData/dsn", true),
+        ]
+    );
+    let mut withheld = r.withheld().to_vec();
+    withheld.sort();
+    assert_eq!(
+        withheld,
+        [
+            "/data/url",
+            "/spec/volumes/0/secret/secretName",
+            "/stringData/dsn"
+        ]
+    );
+    let rules = Rules::from_toml(
+        "[[rule]]\npath = \"/**/volumes/*/secret/secretName\"\nsecret = false\n",
+        "r.toml",
+    )
+    .unwrap();
+    let r2 = Differ::new(rules).diff(&d, &l);
+    assert!(r2.patch().to_json().contains("db-new"));
+    let opts = RenderOptions::new("d", "l");
+    for out in [
+        render_text(&r, &opts),
+        render_json(&r, &opts),
+        r.patch().to_json(),
+    ] {
+        assert!(
+            !out.contains("cG9zdGdy") && !out.contains("canary"),
+            "{out}"
+        );
+    }
+    assert!(r.patch().to_json().contains("creds-new"));
+    // A rule says a secret-looking name holds no secret.
+    let d = j(r#"{"tokenTtl":"1h","password":"canary"}"#);
+    let l = j(r#"{"tokenTtl":"2h","password":"other"}"#);
+    let rules =
+        Rules::from_toml("[[rule]]\npath = \"/tokenTtl\"\nsecret = false\n", "r.toml").unwrap();
+    let r = Differ::new(rules).diff(&d, &l);
+    assert_eq!(r.withheld(), ["/password"]);
+    assert_eq!(
+        r.patch().to_json(),
+        r#"[{"op":"replace","path":"/tokenTtl","value":"1h"}]"#
+    );
+}
