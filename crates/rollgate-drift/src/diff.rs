@@ -582,7 +582,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     /// the way down.
     fn keys_secret(&self) -> bool {
         self.rules.masks_secret_keys()
-            && !(!self.plain && self.resolve(Side::Desired).not_secret)
+            && (self.plain || !self.resolve(Side::Desired).not_secret)
             && self.path.iter().any(|t| match t {
                 Step::Key(k) => is_secret_key_bytes(k),
                 // `value` itself is no secret-looking key.
