@@ -464,7 +464,8 @@ fn emit(report: &Report, opts: RenderOptions, format: OutputFormat) -> Result<()
         OutputFormat::Text => render_text(report, &opts),
         OutputFormat::Json => render_json(report, &opts),
         OutputFormat::Patch => {
-            let withheld = report.withheld();
+            // Labels: a keyed list element by its key, right in LIVE too.
+            let withheld = report.withheld_labels();
             if !withheld.is_empty() {
                 // Paths only: a patch never carries a secret's value. The
                 // first few, then how many more.

@@ -98,6 +98,7 @@ pub struct Report {
     differences: Vec<Difference>,
     patch: crate::patch::Patch,
     withheld: Vec<String>,
+    withheld_labels: Vec<String>,
     parity: bool,
 }
 
@@ -143,6 +144,15 @@ impl Report {
     #[must_use]
     pub fn withheld(&self) -> &[String] {
         &self.withheld
+    }
+
+    /// The same places as [`Report::withheld`], in the same order, as
+    /// labels for people: keyed list elements shown by their key
+    /// (`/containers[name=web]/env[name=DB_PASSWORD]/value`), which name
+    /// the place in LIVE as well as in DESIRED.
+    #[must_use]
+    pub fn withheld_labels(&self) -> &[String] {
+        &self.withheld_labels
     }
 
     /// The number of differences of each severity.
@@ -247,6 +257,7 @@ impl Differ {
             diffs: Vec::new(),
             ops: Vec::new(),
             withheld: Vec::new(),
+            withheld_labels: Vec::new(),
             wrote_mask: std::cell::Cell::new(false),
             severity: None,
             fork: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
@@ -256,6 +267,7 @@ impl Differ {
             differences: w.diffs,
             patch: crate::patch::Patch::new(w.ops),
             withheld: w.withheld,
+            withheld_labels: w.withheld_labels,
             parity: structure,
         }
     }
@@ -435,6 +447,8 @@ struct Walk<'a, V> {
     /// DESIRED paths of the values left out of the patch because they would
     /// carry a secret (see [`Report::withheld`]).
     withheld: Vec<String>,
+    /// Their labels (see [`Report::withheld_labels`]).
+    withheld_labels: Vec<String>,
     /// Set when [`Walk::masked`] put a [`MASK`] into the value it built.
     wrote_mask: std::cell::Cell<bool>,
     /// Severity set by a rule on an ancestor.
@@ -478,6 +492,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             diffs: Vec::new(),
             ops: Vec::new(),
             withheld: Vec::new(),
+            withheld_labels: Vec::new(),
             wrote_mask: std::cell::Cell::new(false),
             severity: self.severity,
             fork: false,
@@ -511,6 +526,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
                         self.diffs.extend(second.diffs);
                         self.ops.extend(second.ops);
                         self.withheld.extend(second.withheld);
+                        self.withheld_labels.extend(second.withheld_labels);
                     }
                     Err(panic) => std::panic::resume_unwind(panic),
                 }
@@ -794,9 +810,16 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     fn patch_value(&mut self, d: V, secret: bool) -> Option<Node> {
         let value = self.secret_free(d, secret);
         if value.is_none() {
-            self.withheld.push(pointer(&self.path, Side::Desired, None));
+            self.withhold();
         }
         value
+    }
+
+    /// Records the current path as withheld from the patch.
+    fn withhold(&mut self) {
+        self.withheld.push(pointer(&self.path, Side::Desired, None));
+        let label = label(&self.path, |at, field| self.selector_secret(at, field));
+        self.withheld_labels.push(label);
     }
 
     /// DESIRED's `d` as a patch may carry it: `None` when any part is secret.
@@ -1086,7 +1109,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             .iter()
             .any(|&(i, ref v)| moved_desired[i] && matches!(v, Some(Err(()))))
         {
-            self.withheld.push(pointer(&self.path, Side::Desired, None));
+            self.withhold();
             return;
         }
         for &j in l_only.iter().rev() {
@@ -1104,7 +1127,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
                 }
                 Some(Err(())) => {
                     self.push_idx(i, i);
-                    self.withheld.push(pointer(&self.path, Side::Desired, None));
+                    self.withhold();
                     self.pop();
                     skipped += 1;
                 }
@@ -1676,6 +1699,7 @@ mod tests {
             diffs: Vec::new(),
             ops: Vec::new(),
             withheld: Vec::new(),
+            withheld_labels: Vec::new(),
             wrote_mask: std::cell::Cell::new(false),
             severity: None,
             fork,

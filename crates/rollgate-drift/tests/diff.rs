@@ -196,6 +196,7 @@ fn withheld_secret_insertions_do_not_shift_the_rest_of_the_patch() {
     let l = j(r#"{"c":[{"name":"a"}]}"#);
     let r = diff(&d, &l);
     assert_eq!(r.withheld(), ["/c/1"]);
+    assert_eq!(r.withheld_labels(), ["/c[name=b]"]);
     let mut patched = l.clone();
     r.patch().apply(&mut patched).unwrap();
     assert_eq!(patched, j(r#"{"c":[{"name":"a"},{"name":"c"}]}"#));
