@@ -250,3 +250,18 @@ fn load_reader_streams_json_and_reads_other_formats_whole_within_the_size_limit(
         assert!(err.to_string().starts_with("big"), "{err}");
     }
 }
+
+#[test]
+fn yaml_integers_with_a_leading_zero_are_octal_as_kubernetes_reads_them() {
+    let t = load(
+        "a: 0644\nb: -010\nc: 0\nd: 0o17\ne: 09\nf: '0644'\ng: 0x1F\n",
+        Format::Yaml,
+        "m.yaml",
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        t.to_json(),
+        r#"{"a":420,"b":-8,"c":0,"d":15,"e":9,"f":"0644","g":31}"#
+    );
+}

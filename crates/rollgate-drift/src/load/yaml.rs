@@ -241,8 +241,10 @@ impl Loader<'_> {
     }
 }
 
-/// Resolves a plain scalar with the YAML 1.2 core schema. `.inf` and `.nan`
-/// stay strings: the tree model only holds finite numbers.
+/// Resolves a plain scalar with the YAML 1.2 core schema, except that an
+/// integer with a leading zero is octal as in YAML 1.1 (`0644` = 420, as
+/// Kubernetes reads file modes). `.inf` and `.nan` stay strings: the tree
+/// model only holds finite numbers.
 fn resolve_plain(text: &str) -> Value {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
@@ -275,6 +277,12 @@ fn parse_int(text: &str) -> Option<i64> {
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
+    }
+    // YAML 1.1 octal, as Kubernetes, Helm and PyYAML read it: `0644` is
+    // 420 (file modes), not six hundred and forty-four.
+    if digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| b < b'8') {
+        let n = i64::from_str_radix(digits, 8).ok()?;
+        return Some(if text.starts_with('-') { -n } else { n });
     }
     text.parse().ok()
 }
