@@ -182,7 +182,10 @@ pub fn render_text(report: &Report, opts: &RenderOptions) -> String {
     }
     let mut group: Option<String> = None;
     for d in report.differences() {
-        let (parent, leaf) = split_label(&d.label);
+        // Keys come from the inputs: a line break or an escape sequence in
+        // one must not forge a line of the report.
+        let label = printable(&d.label);
+        let (parent, leaf) = split_label(&label);
         if group.as_deref() != Some(parent) {
             out.push('\n');
             paint(&mut out, opts.color, "1", parent);
@@ -230,6 +233,26 @@ pub fn render_text(report: &Report, opts: &RenderOptions) -> String {
     out
 }
 
+/// `text` with control characters written as escapes (`\n`, `\u001b`).
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn side(out: &mut String, name: &str, node: Option<&Node>, file: &str, path: Option<&str>) {
     match node {
         Some(n) => {
@@ -238,7 +261,7 @@ fn side(out: &mut String, name: &str, node: Option<&Node>, file: &str, path: Opt
                 let _ = write!(out, "  ({file}:{})", n.pos);
             }
             if let Some(p) = path {
-                let _ = write!(out, "  {p}");
+                let _ = write!(out, "  {}", printable(p));
             }
             out.push('\n');
         }

@@ -475,18 +475,23 @@ impl CommandSource {
     }
 
     /// A shell command line, run with `sh -c`; output in `format`. Errors
-    /// and events name the command as given, so keep credentials out of it
-    /// (let the command read them from the environment or a file).
+    /// and events name the command as given, with the values of
+    /// secret-looking options masked (`--token=***`, `--password ***`,
+    /// `Bearer ***`); better still, let the command read credentials from
+    /// the environment or a file.
     ///
     /// ```
     /// use rollgate_drift::{CommandSource, Format, LiveSource};
     /// let source = CommandSource::shell("kubectl get deploy web -o json", Format::Json);
     /// assert_eq!(source.describe(), r#"command "kubectl get deploy web -o json""#);
+    /// let source = CommandSource::shell("kubectl --token=eyJhbGci get deploy web -o json", Format::Json);
+    /// assert_eq!(source.describe(), r#"command "kubectl --token=*** get deploy web -o json""#);
     /// ```
     pub fn shell(command: impl Into<String>, format: Format) -> Self {
         let command = command.into();
-        let mut source = Self::new("sh", ["-c".to_owned(), command.clone()], format);
-        source.description = Some(format!("command {command:?}"));
+        let shown = redact_command(&command);
+        let mut source = Self::new("sh", ["-c".to_owned(), command], format);
+        source.description = Some(format!("command {shown:?}"));
         source
     }
 
@@ -623,6 +628,50 @@ impl HttpSource {
     }
 }
 
+/// A command line fit for messages: the value of an option or assignment
+/// with a secret-looking name (`--token=X`, `--password X`, `TOKEN=X`,
+/// `-p X` is not guessed) and the word after `Bearer` or `Basic` become
+/// `***`. Words are split on whitespace; the spacing is kept.
+fn redact_command(command: &str) -> String {
+    let mut out = String::with_capacity(command.len());
+    let mut hide_next = false;
+    let mut rest = command;
+    while !rest.is_empty() {
+        let ws = rest.len() - rest.trim_start().len();
+        out.push_str(&rest[..ws]);
+        rest = &rest[ws..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word = &rest[..end];
+        rest = &rest[end..];
+        if word.is_empty() {
+            break;
+        }
+        if hide_next && !word.starts_with('-') {
+            out.push_str(crate::MASK);
+            hide_next = false;
+            continue;
+        }
+        hide_next = false;
+        let bare = word.trim_start_matches('-').trim_start_matches(['"', '\'']);
+        if let Some((name, _)) = bare.split_once('=')
+            && crate::rules::is_secret_key(name)
+        {
+            out.push_str(&word[..word.len() - bare.len() + name.len() + 1]);
+            out.push_str(crate::MASK);
+            continue;
+        }
+        let plain = bare.trim_end_matches(':');
+        if (word.starts_with('-') && crate::rules::is_secret_key(plain))
+            || plain.eq_ignore_ascii_case("bearer")
+            || plain.eq_ignore_ascii_case("basic")
+        {
+            hide_next = true;
+        }
+        out.push_str(word);
+    }
+    out
+}
+
 fn redact_url(url: &str) -> String {
     // Never echo a query string: it may hold a token.
     url.split('?').next().unwrap_or(url).to_owned()
@@ -718,6 +767,36 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+
+    #[test]
+    fn command_lines_are_shown_with_their_secrets_masked() {
+        for (given, shown) in [
+            (
+                "kubectl get deploy web -o json",
+                "kubectl get deploy web -o json",
+            ),
+            (
+                "kubectl --token=eyJhbGci get deploy",
+                "kubectl --token=*** get deploy",
+            ),
+            (
+                "kubectl --token eyJhbGci get deploy",
+                "kubectl --token *** get deploy",
+            ),
+            (
+                "API_TOKEN=abc curl -s http://x",
+                "API_TOKEN=*** curl -s http://x",
+            ),
+            (
+                "curl -H 'Authorization: Bearer abc.def' http://x",
+                "curl -H 'Authorization: Bearer *** http://x",
+            ),
+            ("tool --password  hunter2  -v", "tool --password  ***  -v"),
+            ("tool --verbose --name web", "tool --verbose --name web"),
+        ] {
+            assert_eq!(redact_command(given), shown, "{given}");
+        }
+    }
     use crate::load::load_tree;
 
     /// Serves a scripted sequence of fetch results; the last one repeats.

@@ -512,3 +512,18 @@ fn kubernetes_names_flags_and_secrets_are_masked_as_they_should_be() {
         r#"[{"op":"replace","path":"/tokenTtl","value":"1h"}]"#
     );
 }
+
+#[test]
+fn a_key_cannot_forge_a_line_of_the_text_report() {
+    let d = j(r#"{"k\nwarning  changed      image":1,"e\u001b[31m":1}"#);
+    let l = j(r#"{"k\nwarning  changed      image":2,"e\u001b[31m":2}"#);
+    let text = render_text(&diff(&d, &l), &RenderOptions::new("d", "l"));
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("warning  changed      image")),
+        "{text}"
+    );
+    assert!(text.contains(r"k\nwarning"), "{text}");
+}
