@@ -103,7 +103,7 @@ struct WatchArgs {
     /// Live configuration fetched with HTTP GET (http:// only).
     #[arg(long, value_name = "URL")]
     live_url: Option<String>,
-    /// Format of the live document (default: from the file name, else json).
+    /// Format of the live document (default: from the file or URL name, else json).
     #[arg(long, value_enum)]
     live_format: Option<LiveFormat>,
     /// Time between checks: 500ms, 30s, 5m, 1h.
@@ -139,7 +139,26 @@ fn load_live(live: &Path, format: Option<LiveFormat>, limits: &Limits) -> Result
     let explicit = format.map(LiveFormat::format);
     if live == Path::new("-") {
         let format = explicit.unwrap_or(Format::Json);
-        return load_tree_reader(std::io::stdin().lock(), format, "stdin", limits);
+        let loaded = load_tree_reader(std::io::stdin().lock(), format, "stdin", limits);
+        return match loaded {
+            // Read as JSON by default: say how to read YAML or TOML.
+            Err(Error::Syntax {
+                source_name,
+                format,
+                line,
+                column,
+                message,
+            }) if explicit.is_none() => Err(Error::Syntax {
+                source_name,
+                format,
+                line,
+                column,
+                message: format!(
+                    "{message} (standard input is read as JSON; pass --live-format yaml or toml for those)"
+                ),
+            }),
+            other => other,
+        };
     }
     match explicit {
         Some(format) => load_tree_file_as(live, format, limits),
@@ -351,7 +370,14 @@ fn live_source(w: &WatchArgs) -> Result<Arc<dyn LiveSource>, Message> {
         ));
     }
     match &w.live_url {
-        Some(url) => Ok(Arc::new(HttpSource::new(url, format)?.limits(limits))),
+        Some(url) => {
+            // A URL ending in .yaml, .yml or .toml says its format.
+            let path = url.split(['?', '#']).next().unwrap_or(url);
+            let format = explicit
+                .or_else(|| Format::from_path(Path::new(path)))
+                .unwrap_or(Format::Json);
+            Ok(Arc::new(HttpSource::new(url, format)?.limits(limits)))
+        }
         None => Err(Message(
             "watch needs --live-file, --live-command or --live-url".to_owned(),
         )),

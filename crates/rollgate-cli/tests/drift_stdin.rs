@@ -62,4 +62,12 @@ fn live_from_standard_input_in_json_yaml_and_with_errors() {
     let (code, _, err) = drift_with_stdin(&[d, "-"], "{\"replicas\": 3,\n \"containers\": [}\n");
     assert_eq!(code, 2);
     assert!(err.contains("stdin:2:"), "{err}");
+
+    // YAML without --live-format: the error says how to read it.
+    let (code, _, err) = drift_with_stdin(&[d, "-"], "replicas: 3\n");
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("stdin:1:1") && err.contains("--live-format yaml"),
+        "{err}"
+    );
 }

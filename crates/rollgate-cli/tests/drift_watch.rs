@@ -162,10 +162,11 @@ fn a_failing_live_command_is_named_as_given() {
 fn serve(
     body: std::sync::Arc<std::sync::Mutex<String>>,
     served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    name: &str,
 ) -> String {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/live.json", listener.local_addr().unwrap());
+    let url = format!("http://{}/{name}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
@@ -201,7 +202,7 @@ fn watching_an_http_source_reports_drift_appearing_and_clearing() {
     let in_sync = r#"{"env":[{"name":"B","value":"2"},{"name":"A","value":"1"}],"replicas":3}"#;
     let body = std::sync::Arc::new(std::sync::Mutex::new(in_sync.to_owned()));
     let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let url = serve(body.clone(), served.clone());
+    let url = serve(body.clone(), served.clone(), "live.json");
 
     // --once: the drift exit codes, through the real HTTP source.
     let once = |expect: i32| {
@@ -330,5 +331,26 @@ fn positions_from_an_overlay_name_the_overlay_file() {
         text.contains(&format!("({}:2:8)", prod.display()))
             && text.contains(&format!("({}:1:11)", base.display())),
         "{text}"
+    );
+}
+
+#[test]
+fn a_url_ending_in_yaml_is_read_as_yaml() {
+    let dir = tempfile::tempdir().unwrap();
+    let desired = dir.path().join("desired.json");
+    std::fs::write(&desired, r#"{"replicas": 3}"#).unwrap();
+    let body = std::sync::Arc::new(std::sync::Mutex::new("replicas: 3\n".to_owned()));
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let url = serve(body, served, "values-prod.yaml?rev=2");
+    let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(["drift", "watch", desired.to_str().unwrap()])
+        .args(["--live-url", &url, "--once"])
+        .output()
+        .expect("rollgate runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
