@@ -836,9 +836,14 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         let (dn, ln) = (dm.len(), lm.len());
         // A Kubernetes Secret's `data` and `stringData` are secret, whatever
         // their keys are called.
-        let kube = self.rules.masks_secret_keys()
-            && (is_kubernetes_secret(dm) || is_kubernetes_secret(lm));
-        let secret_at = |key: &[u8]| secret || (kube && (key == b"data" || key == b"stringData"));
+        // (Asked only at those two keys: the walk meets millions of objects.)
+        let masks = self.rules.masks_secret_keys();
+        let secret_at = |key: &[u8]| {
+            secret
+                || ((key == b"data" || key == b"stringData")
+                    && masks
+                    && (is_kubernetes_secret(dm) || is_kubernetes_secret(lm)))
+        };
         let (mut di, mut li) = (0, 0);
         // Equal scalars with no rules: nothing to report (as `compare` would
         // find), so no step into them.
