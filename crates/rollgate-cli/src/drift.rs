@@ -496,7 +496,13 @@ fn emit(report: &Report, opts: RenderOptions, format: OutputFormat) -> Result<()
                 // Paths only: a patch never carries a secret's value. The
                 // first few, then how many more.
                 const SHOWN: usize = 10;
-                let mut paths = withheld[..withheld.len().min(SHOWN)].join(", ");
+                // Keys come from the inputs: no control character reaches
+                // the terminal.
+                let mut paths = withheld[..withheld.len().min(SHOWN)]
+                    .iter()
+                    .map(|l| l.escape_debug().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 if withheld.len() > SHOWN {
                     paths.push_str(&format!(" and {} more", withheld.len() - SHOWN));
                 }

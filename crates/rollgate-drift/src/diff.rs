@@ -598,13 +598,14 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     /// the way down.
     fn keys_secret(&self) -> bool {
         self.rules.masks_secret_keys()
-            && (self.plain || !self.resolve(Side::Desired).not_secret)
             && self.path.iter().any(|t| match t {
                 Step::Key(k) => is_secret_key_bytes(k),
                 // `value` itself is no secret-looking key.
                 Step::Value(d, l) => names_secret_in(*d) || names_secret_in(*l),
                 Step::Idx(..) | Step::Sel(..) => false,
             })
+            // A rule's `secret = false` here (rare: asked last).
+            && (self.plain || !self.resolve(Side::Desired).not_secret)
     }
 
     /// Whether the key `field` of the list element at `self.path[at]` is to

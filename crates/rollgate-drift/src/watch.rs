@@ -446,7 +446,7 @@ impl LiveSource for FileSource {
 
 /// Runs a command and reads its standard output (for example
 /// `kubectl get deploy web -o json`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CommandSource {
     program: String,
     args: Vec<String>,
@@ -455,6 +455,18 @@ pub struct CommandSource {
     format: Format,
     limits: Limits,
     timeout: Duration,
+}
+
+/// Shows the command as [`LiveSource::describe`] does, never its raw
+/// arguments (they may hold a credential).
+impl std::fmt::Debug for CommandSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandSource")
+            .field("command", &self.describe())
+            .field("format", &self.format)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CommandSource {
@@ -628,47 +640,126 @@ impl HttpSource {
     }
 }
 
-/// A command line fit for messages: the value of an option or assignment
-/// with a secret-looking name (`--token=X`, `--password X`, `TOKEN=X`,
-/// `-p X` is not guessed) and the word after `Bearer` or `Basic` become
-/// `***`. Words are split on whitespace; the spacing is kept.
+/// A command line fit for messages. Masked as `***`: the value of an
+/// assignment anywhere in a word whose name looks secret (`--token=X`,
+/// `TOKEN=X`, `?token=X&`, `--from-literal=password=X`), a URL's password
+/// (`https://u:X@host`), and the next argument after a secret-looking option
+/// or header name (`--password X`, `-H 'X-Api-Key: X'`), after `Bearer`,
+/// `Basic` or `token`, and after `-u`/`--user` (`name:X`). A masked argument
+/// that opens a quote is masked to its closing quote.
 fn redact_command(command: &str) -> String {
+    let words: Vec<&str> = command.split_inclusive(char::is_whitespace).collect();
     let mut out = String::with_capacity(command.len());
-    let mut hide_next = false;
-    let mut rest = command;
-    while !rest.is_empty() {
-        let ws = rest.len() - rest.trim_start().len();
-        out.push_str(&rest[..ws]);
-        rest = &rest[ws..];
-        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-        let word = &rest[..end];
-        rest = &rest[end..];
+    let mut hide = Hide::No;
+    let mut quote: Option<char> = None;
+    for piece in words {
+        let word = piece.trim_end();
+        let space = &piece[word.len()..];
         if word.is_empty() {
-            break;
-        }
-        if hide_next && !word.starts_with('-') {
-            out.push_str(crate::MASK);
-            hide_next = false;
+            out.push_str(space);
             continue;
         }
-        hide_next = false;
-        let bare = word.trim_start_matches('-').trim_start_matches(['"', '\'']);
-        if let Some((name, _)) = bare.split_once('=')
-            && crate::rules::is_secret_key(name)
-        {
-            out.push_str(&word[..word.len() - bare.len() + name.len() + 1]);
-            out.push_str(crate::MASK);
+        if let Some(q) = quote {
+            // Inside a masked quoted argument: drop up to the closing quote.
+            if word.ends_with(q) {
+                out.push(q);
+                quote = None;
+            }
+            if quote.is_none() {
+                out.push_str(space);
+            }
             continue;
         }
-        let plain = bare.trim_end_matches(':');
-        if (word.starts_with('-') && crate::rules::is_secret_key(plain))
-            || plain.eq_ignore_ascii_case("bearer")
-            || plain.eq_ignore_ascii_case("basic")
-        {
-            hide_next = true;
+        match std::mem::replace(&mut hide, Hide::No) {
+            Hide::Whole => {
+                let open = word.chars().next().filter(|c| matches!(c, '\'' | '"'));
+                if let Some(q) = open {
+                    out.push(q);
+                }
+                out.push_str(crate::MASK);
+                match open {
+                    Some(q) if word.len() == 1 || !word.ends_with(q) => quote = Some(q),
+                    Some(q) => out.push(q),
+                    None => {}
+                }
+                if quote.is_none() {
+                    out.push_str(space);
+                }
+                continue;
+            }
+            Hide::AfterColon if word.contains(':') => {
+                let at = word.find(':').unwrap_or(0);
+                out.push_str(&word[..=at]);
+                out.push_str(crate::MASK);
+                out.push_str(space);
+                continue;
+            }
+            _ => {}
         }
-        out.push_str(word);
+        out.push_str(&redact_word(word));
+        out.push_str(space);
+        let bare = word.trim_matches(|c| matches!(c, '-' | '\'' | '"'));
+        let name = bare.strip_suffix(':').unwrap_or(bare);
+        hide = if word == "-u" || word == "--user" {
+            Hide::AfterColon
+        } else if bare.contains('=') {
+            Hide::No
+        } else if (word.starts_with('-') || bare.ends_with(':'))
+            && (crate::rules::is_secret_key(name) || name.eq_ignore_ascii_case("authorization"))
+            || ["bearer", "basic", "token"]
+                .iter()
+                .any(|w| name.eq_ignore_ascii_case(w))
+        {
+            Hide::Whole
+        } else {
+            Hide::No
+        };
+        // `Authorization: Bearer X`: the scheme word passes, its value not.
+        if name.eq_ignore_ascii_case("authorization") {
+            hide = Hide::No;
+        }
     }
+    out
+}
+
+/// What to do with the next argument in [`redact_command`].
+enum Hide {
+    No,
+    Whole,
+    AfterColon,
+}
+
+/// One argument with secret assignments and URL passwords masked.
+fn redact_word(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    let mut rest = word;
+    // A URL's password: scheme://user:PASSWORD@host.
+    if let Some(s) = rest.find("://") {
+        let after = &rest[s + 3..];
+        let host_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+        if let Some(at) = after[..host_end].rfind('@')
+            && let Some(colon) = after[..at].find(':')
+        {
+            out.push_str(&rest[..s + 3 + colon + 1]);
+            out.push_str(crate::MASK);
+            rest = &rest[s + 3 + at..];
+        }
+    }
+    // name=VALUE anywhere, names ending at `-`, `?`, `&`, `=`, quotes.
+    while let Some(eq) = rest.find('=') {
+        let start = rest[..eq]
+            .rfind(['-', '?', '&', '=', '\'', '"', ';', ','])
+            .map_or(0, |i| i + 1);
+        let name = &rest[start..eq];
+        out.push_str(&rest[..=eq]);
+        rest = &rest[eq + 1..];
+        if !name.is_empty() && crate::rules::is_secret_key(name) {
+            let end = rest.find(['&', '\'', '"', ';', ',']).unwrap_or(rest.len());
+            out.push_str(crate::MASK);
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
     out
 }
 
@@ -793,6 +884,27 @@ mod tests {
             ),
             ("tool --password  hunter2  -v", "tool --password  ***  -v"),
             ("tool --verbose --name web", "tool --verbose --name web"),
+            (
+                "curl -H 'X-Api-Key: abc' http://x",
+                "curl -H 'X-Api-Key: *** http://x",
+            ),
+            (
+                "curl -H 'PRIVATE-TOKEN: abc' x",
+                "curl -H 'PRIVATE-TOKEN: *** x",
+            ),
+            (
+                "curl -u admin:hunter2 http://x",
+                "curl -u admin:*** http://x",
+            ),
+            ("tool --password 'two words' -v", "tool --password '***' -v"),
+            (
+                "curl https://u:pw@host/x?a=1&token=t9&b=2",
+                "curl https://u:***@host/x?a=1&token=***&b=2",
+            ),
+            (
+                "kubectl create secret generic s --from-literal=password=x",
+                "kubectl create secret generic s --from-literal=password=***",
+            ),
         ] {
             assert_eq!(redact_command(given), shown, "{given}");
         }

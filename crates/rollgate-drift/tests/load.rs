@@ -254,7 +254,7 @@ fn load_reader_streams_json_and_reads_other_formats_whole_within_the_size_limit(
 #[test]
 fn yaml_integers_with_a_leading_zero_are_octal_as_kubernetes_reads_them() {
     let t = load(
-        "a: 0644\nb: -010\nc: 0\nd: 0o17\ne: 09\nf: '0644'\ng: 0x1F\n",
+        "a: 0644\nb: -010\nc: 0\nd: 0o17\ne: 09\nf: '0644'\ng: 0x1F\nh: 0777777777777777777777777\n",
         Format::Yaml,
         "m.yaml",
         &Limits::default(),
@@ -262,6 +262,6 @@ fn yaml_integers_with_a_leading_zero_are_octal_as_kubernetes_reads_them() {
     .unwrap();
     assert_eq!(
         t.to_json(),
-        r#"{"a":420,"b":-8,"c":0,"d":15,"e":9,"f":"0644","g":31}"#
+        r#"{"a":420,"b":-8,"c":0,"d":15,"e":9,"f":"0644","g":31,"h":"0777777777777777777777777"}"#
     );
 }

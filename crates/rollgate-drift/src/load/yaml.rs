@@ -257,6 +257,10 @@ fn resolve_plain(text: &str) -> Value {
         if let Some(n) = parse_int(text) {
             return Value::Number(Number::Int(n));
         }
+        // An octal integer too large for 64 bits is no decimal float.
+        if is_octal(text) {
+            return Value::String(text.into());
+        }
         if is_core_float(text)
             && let Ok(f) = text.parse::<f64>()
             && f.is_finite()
@@ -280,11 +284,17 @@ fn parse_int(text: &str) -> Option<i64> {
     }
     // YAML 1.1 octal, as Kubernetes, Helm and PyYAML read it: `0644` is
     // 420 (file modes), not six hundred and forty-four.
-    if digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| b < b'8') {
+    if is_octal(text) {
         let n = i64::from_str_radix(digits, 8).ok()?;
         return Some(if text.starts_with('-') { -n } else { n });
     }
     text.parse().ok()
+}
+
+/// `[-+]? 0 [0-7]+`: a YAML 1.1 octal integer.
+fn is_octal(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| (b'0'..b'8').contains(&b))
 }
 
 /// `[-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?`
