@@ -205,20 +205,7 @@ fn watching_an_http_source_reports_drift_appearing_and_clearing() {
     let url = serve(body.clone(), served.clone(), "live.json");
 
     // --once: the drift exit codes, through the real HTTP source.
-    let once = |expect: i32| {
-        let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
-            .args(["drift", "watch", desired.to_str().unwrap()])
-            .args(["--live-url", &url, "--once"])
-            .output()
-            .expect("rollgate runs");
-        assert_eq!(
-            out.status.code(),
-            Some(expect),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let once = |expect: i32| watch_once(&desired, &url, expect);
     once(0);
     *body.lock().unwrap() = in_sync.replace("\"replicas\":3", "\"replicas\":5");
     let report = once(1);
@@ -342,15 +329,22 @@ fn a_url_ending_in_yaml_is_read_as_yaml() {
     let body = std::sync::Arc::new(std::sync::Mutex::new("replicas: 3\n".to_owned()));
     let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let url = serve(body, served, "values-prod.yaml?rev=2");
+    watch_once(&desired, &url, 0);
+}
+
+/// `rollgate drift watch DESIRED --live-url URL --once`: checks the exit
+/// code and returns the report.
+fn watch_once(desired: &std::path::Path, url: &str, expect: i32) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
         .args(["drift", "watch", desired.to_str().unwrap()])
-        .args(["--live-url", &url, "--once"])
+        .args(["--live-url", url, "--once"])
         .output()
         .expect("rollgate runs");
     assert_eq!(
         out.status.code(),
-        Some(0),
+        Some(expect),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).unwrap()
 }
