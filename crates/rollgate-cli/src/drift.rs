@@ -56,11 +56,13 @@ struct Common {
     /// Rules file (TOML): list keys, ignores, normalisers, severities, secrets.
     #[arg(long, value_name = "RULES.toml")]
     rules: Option<PathBuf>,
-    /// Maximum nesting depth of any input.
-    #[arg(long, default_value_t = 128)]
+    /// Maximum nesting depth of any input (1 to 1000).
+    #[arg(long, default_value_t = 128,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
     max_depth: usize,
     /// Maximum size of any input in bytes (at most 4294967295, 4 GiB - 1).
-    #[arg(long, default_value_t = 1 << 30)]
+    #[arg(long, default_value_t = 1 << 30,
+          value_parser = clap::value_parser!(u64).range(1..=4_294_967_295))]
     max_bytes: u64,
 }
 

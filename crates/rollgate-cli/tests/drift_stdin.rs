@@ -71,3 +71,15 @@ fn live_from_standard_input_in_json_yaml_and_with_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn limits_out_of_range_are_refused_not_clamped() {
+    for (flag, value, range) in [
+        ("--max-depth", "5000", "1..=1000"),
+        ("--max-bytes", "5000000000", "1..=4294967295"),
+    ] {
+        let (code, _, err) = drift_with_stdin(&["a.json", "-", flag, value], "{}");
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(range), "{err}");
+    }
+}

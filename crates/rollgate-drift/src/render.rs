@@ -180,6 +180,12 @@ pub fn render_text(report: &Report, opts: &RenderOptions) -> String {
             opts.live_name
         );
     }
+    // A parity check compares two environments, neither of them "desired".
+    let (a, b) = if report.is_parity() {
+        ("a", "b")
+    } else {
+        ("desired", "live")
+    };
     let mut group: Option<String> = None;
     for d in report.differences() {
         // Keys come from the inputs: a line break or an escape sequence in
@@ -214,7 +220,7 @@ pub fn render_text(report: &Report, opts: &RenderOptions) -> String {
         out.push('\n');
         side(
             &mut out,
-            "desired",
+            a,
             d.desired.as_ref(),
             d.desired.as_ref().map_or(opts.desired_name.as_str(), |n| {
                 opts.desired_file(n.pos.source)
@@ -222,13 +228,7 @@ pub fn render_text(report: &Report, opts: &RenderOptions) -> String {
             Some(&d.path),
         );
         let live_path = d.live_path.as_deref();
-        side(
-            &mut out,
-            "live",
-            d.live.as_ref(),
-            &opts.live_name,
-            live_path,
-        );
+        side(&mut out, b, d.live.as_ref(), &opts.live_name, live_path);
     }
     out
 }

@@ -44,12 +44,20 @@ pub(crate) fn parse(text: &str, source_name: &str, limits: &Limits) -> Result<No
     prescan(text, source_name, limits, &lines)?;
     let doc = DeTable::parse(text).map_err(|e| {
         let pos = lines.pos(e.span().map_or(0, |s| s.start));
+        let mut message = e.message().trim_end().to_owned();
+        // The parser says only "duplicate key": name it, as JSON and YAML do.
+        if message == "duplicate key"
+            && let Some(key) = e.span().and_then(|s| text.get(s))
+        {
+            let key = key.trim().trim_matches(['"', '\'']);
+            message = format!("duplicate key {key:?}");
+        }
         Error::Syntax {
             source_name: source_name.to_owned(),
             format: "toml",
             line: pos.line,
             column: pos.column,
-            message: e.message().trim_end().to_owned(),
+            message,
         }
     })?;
     let mut conv = Conv {
