@@ -141,26 +141,16 @@ fn load_live(live: &Path, format: Option<LiveFormat>, limits: &Limits) -> Result
     let explicit = format.map(LiveFormat::format);
     if live == Path::new("-") {
         let format = explicit.unwrap_or(Format::Json);
-        let loaded = load_tree_reader(std::io::stdin().lock(), format, "stdin", limits);
-        return match loaded {
-            // Read as JSON by default: say how to read YAML or TOML.
-            Err(Error::Syntax {
-                source_name,
-                format,
-                line,
-                column,
-                message,
-            }) if explicit.is_none() => Err(Error::Syntax {
-                source_name,
-                format,
-                line,
-                column,
-                message: format!(
-                    "{message} (standard input is read as JSON; pass --live-format yaml or toml for those)"
-                ),
-            }),
-            other => other,
-        };
+        let mut loaded = load_tree_reader(std::io::stdin().lock(), format, "stdin", limits);
+        // Read as JSON by default: say how to read YAML or TOML.
+        if let Err(Error::Syntax { message, .. }) = &mut loaded
+            && explicit.is_none()
+        {
+            message.push_str(
+                " (standard input is read as JSON; pass --live-format yaml or toml for those)",
+            );
+        }
+        return loaded;
     }
     match explicit {
         Some(format) => load_tree_file_as(live, format, limits),

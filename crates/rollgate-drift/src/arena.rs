@@ -99,15 +99,19 @@ impl Slot {
         }
     }
 
-    /// A string of `len <= INLINE_MAX` bytes, the first `len` of an 11-byte
-    /// window given as its bytes 0..8 (`lo`) and 7..11 (`hi`), little-endian
-    /// (a fixed-size copy; the bytes after the string are ignored).
+    /// A string of `len <= INLINE_MAX` bytes, the first `len` of the
+    /// [`INLINE_MAX`]-byte `window` (a fixed-size copy, as two words: bytes
+    /// 0..8 and 7..11; the bytes after the string are ignored).
     #[allow(clippy::cast_possible_truncation)]
     #[inline]
-    pub(crate) fn inline_words(pos: u32, lo: u64, hi: u32, len: usize) -> Self {
+    pub(crate) fn inline_window(pos: u32, window: &[u8], len: usize) -> Self {
+        let mut lo = [0; 8];
+        lo.copy_from_slice(&window[..8]);
+        let mut hi = [0; 4];
+        hi.copy_from_slice(&window[7..INLINE_MAX]);
         let mut b = [0; INLINE_MAX];
-        b[..8].copy_from_slice(&lo.to_le_bytes());
-        b[7..].copy_from_slice(&hi.to_le_bytes());
+        b[..8].copy_from_slice(&lo);
+        b[7..].copy_from_slice(&hi);
         Self {
             pos,
             tag: INLINE + len as u8,
@@ -910,11 +914,7 @@ mod tests {
         let slot = |w: &[u8], garbage: u8| {
             let mut window = [garbage; INLINE_MAX];
             window[..w.len()].copy_from_slice(w);
-            let mut lo = [0; 8];
-            lo.copy_from_slice(&window[..8]);
-            let mut hi = [0; 4];
-            hi.copy_from_slice(&window[7..]);
-            Slot::inline_words(0, u64::from_le_bytes(lo), u32::from_le_bytes(hi), w.len())
+            Slot::inline_window(0, &window, w.len())
         };
         let mut text = String::new();
         for x in &words {

@@ -380,6 +380,20 @@ impl<'a, V> Step<'a, V> {
     }
 }
 
+impl<'a, V: View<'a>> Step<'a, V> {
+    /// Whether this step's key makes what lies below it secret by name: a
+    /// secret-looking key, or `value` beside a `name`/`key` naming a secret
+    /// (Kubernetes env).
+    fn names_secret(&self) -> bool {
+        match self {
+            Step::Key(k) => is_secret_key_bytes(k),
+            // `value` itself is no secret-looking key.
+            Step::Value(d, l) => names_secret_in(*d) || names_secret_in(*l),
+            Step::Idx(..) | Step::Sel(..) => false,
+        }
+    }
+}
+
 /// Rules see DESIRED's path.
 impl<V> crate::rules::PathToken for Step<'_, V> {
     #[inline]
@@ -598,14 +612,14 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     /// the way down.
     fn keys_secret(&self) -> bool {
         self.rules.masks_secret_keys()
-            && self.path.iter().any(|t| match t {
-                Step::Key(k) => is_secret_key_bytes(k),
-                // `value` itself is no secret-looking key.
-                Step::Value(d, l) => names_secret_in(*d) || names_secret_in(*l),
-                Step::Idx(..) | Step::Sel(..) => false,
-            })
+            && self.path.iter().any(Step::names_secret)
             // A rule's `secret = false` here (rare: asked last).
             && (self.plain || !self.resolve(Side::Desired).not_secret)
+    }
+
+    /// The current path for people, list keys masked where secret.
+    fn label(&self) -> String {
+        label(&self.path, |at, field| self.selector_secret(at, field))
     }
 
     /// Whether the key `field` of the list element at `self.path[at]` is to
@@ -614,11 +628,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     fn selector_secret(&self, at: usize, field: &[String]) -> bool {
         let named = self.rules.masks_secret_keys()
             && (field.last().is_some_and(|f| is_secret_key(f))
-                || self.path[..at].iter().any(|t| match t {
-                    Step::Key(k) => is_secret_key_bytes(k),
-                    Step::Value(d, l) => names_secret_in(*d) || names_secret_in(*l),
-                    Step::Idx(..) | Step::Sel(..) => false,
-                }));
+                || self.path[..at].iter().any(Step::names_secret));
         if named || self.plain {
             return named;
         }
@@ -647,7 +657,8 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     }
 
     /// A copy of `node` fit for printing: secret parts replaced by [`MASK`]
-    /// (`secret`: the whole value is, see [`Walk::is_secret`]).
+    /// (`secret`: the whole value is, by a rule or a secret-looking key on
+    /// the path, see [`Walk::keys_secret`]).
     fn masked(&self, node: V, secret: bool, side: Side) -> Node {
         if secret {
             self.wrote_mask.set(true);
@@ -725,7 +736,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             kind,
             path,
             live_path: live.map(|_| live_path),
-            label: label(&self.path, |at, field| self.selector_secret(at, field)),
+            label: self.label(),
             desired: d,
             live: l,
             severity,
@@ -819,7 +830,7 @@ impl<'a, V: View<'a>> Walk<'a, V> {
     /// Records the current path as withheld from the patch.
     fn withhold(&mut self) {
         self.withheld.push(pointer(&self.path, Side::Desired, None));
-        let label = label(&self.path, |at, field| self.selector_secret(at, field));
+        let label = self.label();
         self.withheld_labels.push(label);
     }
 
@@ -1101,19 +1112,20 @@ impl<'a, V: View<'a>> Walk<'a, V> {
         for &i in &d_only {
             self.push_idx(i, i);
             let res = self.resolve(Side::Desired);
-            let value = if res.ignore {
-                None
+            let insert = if res.ignore {
+                Insert::Ignored
             } else {
-                Some(self.secret_free(da.at(i), secret || res.secret).ok_or(()))
+                self.secret_free(da.at(i), secret || res.secret)
+                    .map_or(Insert::Secret, Insert::Value)
             };
             self.pop();
-            adds.push((i, value));
+            adds.push((i, insert));
         }
         // A secret that only moved would be removed and not put back: the
         // list is then left as it is, whole, for the secret store.
         if adds
             .iter()
-            .any(|&(i, ref v)| moved_desired[i] && matches!(v, Some(Err(()))))
+            .any(|(i, insert)| moved_desired[*i] && matches!(insert, Insert::Secret))
         {
             self.withhold();
             return;
@@ -1123,21 +1135,21 @@ impl<'a, V: View<'a>> Walk<'a, V> {
             self.ops.push(PatchOp::Remove { path });
         }
         let mut skipped = 0;
-        for (i, value) in adds {
-            match value {
-                Some(Ok(value)) => {
+        for (i, insert) in adds {
+            match insert {
+                Insert::Value(value) => {
                     self.path.push(Step::Idx(i, i - skipped));
                     let path = pointer(&self.path, Side::Live, None);
                     self.path.pop();
                     self.ops.push(PatchOp::Add { path, value });
                 }
-                Some(Err(())) => {
+                Insert::Secret => {
                     self.push_idx(i, i);
                     self.withhold();
                     self.pop();
                     skipped += 1;
                 }
-                None => skipped += 1,
+                Insert::Ignored => skipped += 1,
             }
         }
     }
@@ -1208,6 +1220,16 @@ fn names_secret_in<'a, V: View<'a>>(node: V) -> bool {
         Shape::Object(map) => names_secret(map),
         _ => false,
     }
+}
+
+/// What an unkeyed list's patch does with an element only DESIRED has.
+enum Insert {
+    /// Inserts it.
+    Value(Node),
+    /// Leaves it out: it holds a secret (withheld).
+    Secret,
+    /// Leaves it out: a rule ignores it.
+    Ignored,
 }
 
 /// A boolean or null: never a secret by its key's name alone

@@ -35,12 +35,6 @@ impl Pos {
         }
     }
 
-    /// The same position in source `source`.
-    #[must_use]
-    pub const fn in_source(self, source: u32) -> Self {
-        Self { source, ..self }
-    }
-
     /// Whether the position is known (the node came from a source file).
     #[must_use]
     pub const fn is_known(&self) -> bool {

@@ -648,11 +648,10 @@ impl HttpSource {
 /// `Basic` or `token`, and after `-u`/`--user` (`name:X`). A masked argument
 /// that opens a quote is masked to its closing quote.
 fn redact_command(command: &str) -> String {
-    let words: Vec<&str> = command.split_inclusive(char::is_whitespace).collect();
     let mut out = String::with_capacity(command.len());
     let mut hide = Hide::No;
     let mut quote: Option<char> = None;
-    for piece in words {
+    for piece in command.split_inclusive(char::is_whitespace) {
         let word = piece.trim_end();
         let space = &piece[word.len()..];
         if word.is_empty() {
@@ -704,8 +703,8 @@ fn redact_command(command: &str) -> String {
             Hide::AfterColon
         } else if bare.contains('=') {
             Hide::No
-        } else if (word.starts_with('-') || bare.ends_with(':'))
-            && (crate::rules::is_secret_key(name) || name.eq_ignore_ascii_case("authorization"))
+        } else if (word.starts_with('-') || bare.ends_with(':')) && crate::rules::is_secret_key(name)
+            // `Authorization: Bearer X`: the scheme word passes, its value not.
             || ["bearer", "basic", "token"]
                 .iter()
                 .any(|w| name.eq_ignore_ascii_case(w))
@@ -714,10 +713,6 @@ fn redact_command(command: &str) -> String {
         } else {
             Hide::No
         };
-        // `Authorization: Bearer X`: the scheme word passes, its value not.
-        if name.eq_ignore_ascii_case("authorization") {
-            hide = Hide::No;
-        }
     }
     out
 }

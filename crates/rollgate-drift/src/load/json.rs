@@ -544,16 +544,7 @@ impl<S: Source> Parser<'_, S> {
             if len <= INLINE_MAX {
                 let bytes = self.src.bytes();
                 let s = match bytes.get(start..start + INLINE_MAX) {
-                    // As two words (bytes 0..8 and 7..11): held in registers,
-                    // or spilled to separate places, never an 11-byte array
-                    // written in two overlapping pieces and read back.
-                    Some(w) => {
-                        let mut lo = [0; 8];
-                        lo.copy_from_slice(&w[..8]);
-                        let mut hi = [0; 4];
-                        hi.copy_from_slice(&w[7..]);
-                        Slot::inline_words(at, u64::from_le_bytes(lo), u32::from_le_bytes(hi), len)
-                    }
+                    Some(w) => Slot::inline_window(at, w, len),
                     None => Slot::inline(at, &bytes[start..stop]),
                 };
                 self.stack.push(s);
