@@ -69,6 +69,48 @@ pub trait Router: Send + Sync + 'static {
 
 const _: Option<&dyn Router> = None;
 
+/// Each target's attributes (`addr = "127.0.0.1:18081"`, ...): a plan file's
+/// targets written as tables. Every attribute is a placeholder of the
+/// command templates: per target in the deployer's, the values of the
+/// targets concerned (space separated) in a router's or a gate's.
+pub type TargetAttributes = BTreeMap<TargetId, BTreeMap<String, String>>;
+
+/// Whether `value` may be spliced into a shell command as an attribute:
+/// non-empty, at most 256 bytes, only ASCII letters, digits and `. _ - : / @ + = , %`.
+pub fn attribute_value_ok(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 256
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:/@+=,%".contains(&b))
+}
+
+/// The values of attribute `name` of `targets`, space separated (targets
+/// without it are skipped).
+pub(crate) fn joined_attribute(
+    attrs: &TargetAttributes,
+    targets: &[TargetId],
+    name: &str,
+) -> String {
+    targets
+        .iter()
+        .filter_map(|t| attrs.get(t).and_then(|a| a.get(name)))
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The attribute names of `attrs`, sorted, each once.
+pub(crate) fn attribute_names(attrs: &TargetAttributes) -> Vec<&str> {
+    let mut names: Vec<&str> = attrs
+        .values()
+        .flat_map(|a| a.keys().map(String::as_str))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// The placeholders a [`CommandDeployer`] template may use.
 pub const DEPLOYER_PLACEHOLDERS: &[&str] = &["service", "target", "version", "digest", "artifact"];
 
@@ -104,6 +146,7 @@ pub struct CommandDeployer {
     timeout: Duration,
     env: CommandEnv,
     catalog: BTreeMap<String, Digest>,
+    attributes: TargetAttributes,
 }
 
 impl CommandDeployer {
@@ -115,23 +158,63 @@ impl CommandDeployer {
         ready: CommandTemplate,
         timeout: Duration,
     ) -> Result<Self, Error> {
+        Self::new_with_attributes(
+            service,
+            deploy,
+            current,
+            ready,
+            timeout,
+            TargetAttributes::new(),
+        )
+    }
+
+    /// A deployer whose templates may also use the targets' attributes
+    /// (`{addr}`); every target must have each attribute a template uses.
+    ///
+    /// ```
+    /// use rollgate_deploy::{CommandDeployer, CommandTemplate, TargetAttributes};
+    /// use std::time::Duration;
+    /// let mut attrs = TargetAttributes::new();
+    /// attrs.insert("dns-1".parse()?, [("addr".to_string(), "127.0.0.1:18081".to_string())].into());
+    /// let d = CommandDeployer::new_with_attributes(
+    ///     "dns",
+    ///     CommandTemplate::new("./start.sh {target} {addr} {version}")?,
+    ///     CommandTemplate::new("cat /srv/{target}/current")?,
+    ///     CommandTemplate::new("./probe.sh {addr}")?,
+    ///     Duration::from_secs(30),
+    ///     attrs,
+    /// )?;
+    /// # Ok::<(), rollgate_deploy::Error>(())
+    /// ```
+    pub fn new_with_attributes(
+        service: impl Into<String>,
+        deploy: CommandTemplate,
+        current: CommandTemplate,
+        ready: CommandTemplate,
+        timeout: Duration,
+        attributes: TargetAttributes,
+    ) -> Result<Self, Error> {
+        let names = attribute_names(&attributes);
+        let mut allowed: Vec<&str> = DEPLOYER_PLACEHOLDERS.to_vec();
+        allowed.extend(names.iter().copied());
         for t in [&deploy, &current, &ready] {
-            t.check_placeholders(DEPLOYER_PLACEHOLDERS)?;
+            t.check_placeholders(&allowed)?;
         }
         for t in [&current, &ready] {
             if t.placeholders()
                 .iter()
-                .any(|p| *p != "target" && *p != "service")
+                .any(|p| *p != "target" && *p != "service" && !names.contains(p))
             {
                 return Err(Error::invalid(
                     "deployer",
                     format!(
-                        "{:?}: only {{target}} and {{service}} are known here",
+                        "{:?}: only {{target}}, {{service}} and target attributes are known here",
                         t.as_str()
                     ),
                 ));
             }
         }
+        check_attributes_everywhere(&attributes, &[&deploy, &current, &ready])?;
         if timeout.is_zero() {
             return Err(Error::invalid("deployer", "timeout must be above zero"));
         }
@@ -143,6 +226,7 @@ impl CommandDeployer {
             timeout,
             env: CommandEnv::default(),
             catalog: BTreeMap::new(),
+            attributes,
         })
     }
 
@@ -171,6 +255,11 @@ impl CommandDeployer {
         let mut vars: BTreeMap<&str, &str> = BTreeMap::new();
         vars.insert("service", &self.service);
         vars.insert("target", target.as_str());
+        if let Some(attrs) = self.attributes.get(target) {
+            for (k, v) in attrs {
+                vars.insert(k, v);
+            }
+        }
         if let Some(a) = artifact {
             full = format!("{}@{}", a.version, a.digest);
             vars.insert("version", &a.version);
@@ -257,6 +346,32 @@ impl Deployer for CommandDeployer {
     }
 }
 
+/// Every attribute a template uses is set on every target that has
+/// attributes at all (plain-named targets have none).
+fn check_attributes_everywhere(
+    attrs: &TargetAttributes,
+    templates: &[&CommandTemplate],
+) -> Result<(), Error> {
+    let names = attribute_names(attrs);
+    for t in templates {
+        for p in t.placeholders() {
+            if !names.contains(&p) {
+                continue;
+            }
+            if let Some((target, _)) = attrs.iter().find(|(_, a)| !a.contains_key(p)) {
+                return Err(Error::invalid(
+                    "command",
+                    format!(
+                        "{:?}: target {target} has no attribute {p:?} for {{{p}}}",
+                        t.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A router whose switch is a shell command template with `{service}`,
 /// `{targets}` (space separated) and `{color}` (`green` when switching to the
 /// new set, `blue` when switching back).
@@ -266,6 +381,7 @@ pub struct CommandRouter {
     green: Vec<TargetId>,
     timeout: Duration,
     env: CommandEnv,
+    attributes: TargetAttributes,
 }
 
 impl CommandRouter {
@@ -275,12 +391,27 @@ impl CommandRouter {
         green: Vec<TargetId>,
         timeout: Duration,
     ) -> Result<Self, Error> {
-        switch.check_placeholders(&["service", "targets", "color"])?;
+        Self::new_with_attributes(switch, green, timeout, TargetAttributes::new())
+    }
+
+    /// A router whose template may also use the targets' attributes: each
+    /// expands to the values of the targets switched to, space separated.
+    pub fn new_with_attributes(
+        switch: CommandTemplate,
+        green: Vec<TargetId>,
+        timeout: Duration,
+        attributes: TargetAttributes,
+    ) -> Result<Self, Error> {
+        let mut allowed = vec!["service", "targets", "color"];
+        allowed.extend(attribute_names(&attributes));
+        switch.check_placeholders(&allowed)?;
+        check_attributes_everywhere(&attributes, &[&switch])?;
         Ok(Self {
             switch,
             green,
             timeout,
             env: CommandEnv::default(),
+            attributes,
         })
     }
 
@@ -304,13 +435,20 @@ impl Router for CommandRouter {
         } else {
             "blue"
         };
-        let vars = [
+        let joined: Vec<(&str, String)> = attribute_names(&self.attributes)
+            .into_iter()
+            .map(|n| (n, joined_attribute(&self.attributes, active, n)))
+            .collect();
+        let mut vars: BTreeMap<&str, &str> = [
             ("service", service),
             ("targets", targets.as_str()),
             ("color", color),
         ]
         .into_iter()
         .collect();
+        for (n, v) in &joined {
+            vars.insert(n, v);
+        }
         let line = self.switch.render(&vars)?;
         let out = run_shell(&line, &self.env, self.timeout)
             .await

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{CommandEnv, CommandTemplate, run_shell};
+use crate::deployer::{TargetAttributes, attribute_names, joined_attribute};
 use crate::{Artifact, Error, Percent, RolloutId, TargetId};
 
 /// What a gate sees when it is asked.
@@ -128,16 +129,30 @@ pub struct CommandGate {
     command: CommandTemplate,
     timeout: Duration,
     env: CommandEnv,
+    attributes: TargetAttributes,
 }
 
 impl CommandGate {
     /// A gate running `command` with `timeout`.
     pub fn new(command: CommandTemplate, timeout: Duration) -> Result<Self, Error> {
-        command.check_placeholders(GATE_PLACEHOLDERS)?;
+        Self::new_with_attributes(command, timeout, TargetAttributes::new())
+    }
+
+    /// A gate whose command may also use the targets' attributes: each
+    /// expands to the values of the canary targets, space separated.
+    pub fn new_with_attributes(
+        command: CommandTemplate,
+        timeout: Duration,
+        attributes: TargetAttributes,
+    ) -> Result<Self, Error> {
+        let mut allowed = GATE_PLACEHOLDERS.to_vec();
+        allowed.extend(attribute_names(&attributes));
+        command.check_placeholders(&allowed)?;
         Ok(Self {
             command,
             timeout,
             env: CommandEnv::default(),
+            attributes,
         })
     }
 
@@ -164,6 +179,13 @@ impl Gate for CommandGate {
         if let Some(p) = &at.previous {
             vars.insert("previous_version", &p.version);
             vars.insert("previous_digest", p.digest.as_str());
+        }
+        let joined: Vec<(&str, String)> = attribute_names(&self.attributes)
+            .into_iter()
+            .map(|n| (n, joined_attribute(&self.attributes, &at.canary_targets, n)))
+            .collect();
+        for (n, v) in &joined {
+            vars.insert(n, v);
         }
         let line = self.command.render(&vars)?;
         let out = run_shell(&line, &self.env, self.timeout)

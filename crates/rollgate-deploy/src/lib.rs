@@ -18,6 +18,7 @@ mod types;
 pub use command::{CommandEnv, CommandOutput, CommandTemplate, run_shell};
 pub use deployer::{
     CommandDeployer, CommandRouter, DEPLOYER_PLACEHOLDERS, Deployer, Readiness, Router,
+    TargetAttributes, attribute_value_ok,
 };
 pub use error::Error;
 pub use event::{Event, EventRecord, GatePolicy, Outcome, RolloutRequest};

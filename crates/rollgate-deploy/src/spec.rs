@@ -36,7 +36,7 @@ use toml::Spanned;
 use crate::{
     Artifact, CommandDeployer, CommandEnv, CommandGate, CommandRouter, CommandTemplate, Digest,
     Error, ExecutorConfig, GatePolicy, Percent, PhaseDefaults, RetryPolicy, Ring, RolloutRequest,
-    Strategy, TargetId,
+    Strategy, TargetAttributes, TargetId,
 };
 
 #[derive(Debug, Deserialize)]
@@ -46,11 +46,12 @@ struct RawPlan {
     artifact: Spanned<RawArtifact>,
     #[serde(default)]
     previous: Option<Spanned<RawArtifact>>,
-    targets: Spanned<Vec<Spanned<String>>>,
+    targets: Spanned<Vec<Spanned<RawTarget>>>,
     deployer: Spanned<RawDeployer>,
     strategy: Spanned<RawStrategy>,
+    /// Read again by kind (see [`PlanFile::parse_with_gate_kinds`]).
     #[serde(default)]
-    gate: Option<Spanned<RawGate>>,
+    gate: Option<Spanned<toml::Value>>,
     #[serde(default)]
     router: Option<Spanned<RawRouter>>,
     #[serde(default)]
@@ -58,6 +59,84 @@ struct RawPlan {
     #[serde(default)]
     retry: Option<RawRetry>,
 }
+
+/// A target: a plain name, or a table with `name` and string attributes.
+#[derive(Debug)]
+struct RawTarget {
+    name: String,
+    attributes: std::collections::BTreeMap<String, String>,
+}
+
+impl<'de> Deserialize<'de> for RawTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawTarget;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a target name or a table { name = \"...\", attribute = \"...\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawTarget, E> {
+                Ok(RawTarget {
+                    name: v.to_string(),
+                    attributes: Default::default(),
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawTarget, A::Error> {
+                use serde::de::Error as _;
+                let mut name = None;
+                let mut attributes = std::collections::BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value: String = map.next_value().map_err(|e| {
+                        A::Error::custom(format!(
+                            "target attribute {key:?}: {e} (attributes are strings)"
+                        ))
+                    })?;
+                    if key == "name" {
+                        name = Some(value);
+                    } else if RESERVED.contains(&key.as_str()) {
+                        return Err(A::Error::custom(format!(
+                            "target attribute {key:?} would shadow the placeholder {{{key}}}; rename it"
+                        )));
+                    } else if key.is_empty()
+                        || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    {
+                        return Err(A::Error::custom(format!(
+                            "target attribute {key:?}: names are letters, digits and _"
+                        )));
+                    } else if !crate::attribute_value_ok(&value) {
+                        return Err(A::Error::custom(format!(
+                            "target attribute {key} = {value:?}: values are 1 to 256 ASCII letters, digits or . _ - : / @ + = , % (they are spliced into shell commands)"
+                        )));
+                    } else {
+                        attributes.insert(key, value);
+                    }
+                }
+                let name = name.ok_or_else(|| A::Error::missing_field("name"))?;
+                Ok(RawTarget { name, attributes })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Placeholder names of the command templates: no attribute may take one.
+const RESERVED: &[&str] = &[
+    "service",
+    "target",
+    "targets",
+    "version",
+    "digest",
+    "artifact",
+    "rollout",
+    "percent",
+    "phase",
+    "previous_version",
+    "previous_digest",
+    "color",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,8 +195,37 @@ struct RawRing {
     targets: Vec<Spanned<String>>,
 }
 
+/// The plan read again for its `[gate]` table alone (other keys ignored),
+/// so a gate kind's own fields keep their positions.
+#[derive(Debug, Deserialize)]
+struct GateDoc<G> {
+    gate: Spanned<G>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawGateKind {
+    kind: Spanned<String>,
+}
+
+/// What every gate kind shares; the kind's own fields are read by whoever
+/// builds it.
+#[derive(Debug, Deserialize)]
+struct RawGateCommon {
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    max_errors: Option<Spanned<i64>>,
+    #[serde(default)]
+    max_continues: Option<Spanned<i64>>,
+    #[serde(default)]
+    retry_after: Option<Spanned<String>>,
+}
+
+/// A command gate. The shared fields are listed so that unknown ones are
+/// refused; [`RawGateCommon`] reads them.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 struct RawGate {
     kind: Spanned<String>,
     command: Spanned<String>,
@@ -174,6 +282,10 @@ pub struct PlanFile {
     pub previous: Option<Artifact>,
     /// The targets, in order.
     pub targets: Vec<TargetId>,
+    /// Attributes of the targets written as tables (`{ name = "dns-1", addr = "..." }`).
+    pub attributes: TargetAttributes,
+    /// The `[gate]` kind, when the plan has a gate.
+    pub gate_kind: Option<String>,
     /// The strategy.
     pub strategy: Strategy,
     /// Per-phase settings.
@@ -182,6 +294,7 @@ pub struct PlanFile {
     pub gate_policy: GatePolicy,
     deployer: (CommandTemplate, CommandTemplate, CommandTemplate, Duration),
     gate: Option<(CommandTemplate, Duration)>,
+    gate_timeout: Duration,
     router: Option<(CommandTemplate, Duration)>,
     ready_timeout: Duration,
     ready_interval: Duration,
@@ -202,6 +315,8 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 struct Ctx<'a> {
     path: &'a str,
     text: &'a str,
+    attributes: TargetAttributes,
+    targets: Vec<TargetId>,
 }
 
 impl Ctx<'_> {
@@ -211,6 +326,14 @@ impl Ctx<'_> {
             path: format!("{}:{l}:{c}", self.path),
             reason: reason.into(),
         })
+    }
+
+    fn toml_error(&self, e: &toml::de::Error) -> Error {
+        let (l, c) = line_col(self.text, e.span().unwrap_or(0..0).start);
+        Error::PlanFile {
+            path: format!("{}:{l}:{c}", self.path),
+            reason: e.message().trim().to_string(),
+        }
     }
 
     fn wrap<T>(&self, span: std::ops::Range<usize>, r: Result<T, Error>) -> Result<T, Error> {
@@ -255,6 +378,12 @@ impl Ctx<'_> {
         self.wrap(v.span(), Percent::new(*v.get_ref()))
     }
 
+    fn target_specs(&self, list: &[Spanned<RawTarget>]) -> Result<Vec<TargetId>, Error> {
+        list.iter()
+            .map(|t| self.wrap(t.span(), t.get_ref().name.parse()))
+            .collect()
+    }
+
     fn targets(&self, list: &[Spanned<String>]) -> Result<Vec<TargetId>, Error> {
         list.iter()
             .map(|t| self.wrap(t.span(), t.get_ref().parse()))
@@ -263,7 +392,25 @@ impl Ctx<'_> {
 
     fn template(&self, s: &Spanned<String>, allowed: &[&str]) -> Result<CommandTemplate, Error> {
         let t = self.wrap(s.span(), CommandTemplate::new(s.get_ref().clone()))?;
-        self.wrap(s.span(), t.check_placeholders(allowed))?;
+        let names = crate::deployer::attribute_names(&self.attributes);
+        let mut all = allowed.to_vec();
+        all.extend(names.iter().copied());
+        self.wrap(s.span(), t.check_placeholders(&all))?;
+        for p in t.placeholders() {
+            if !names.contains(&p) {
+                continue;
+            }
+            if let Some(target) = self
+                .targets
+                .iter()
+                .find(|t| !self.attributes.get(*t).is_some_and(|a| a.contains_key(p)))
+            {
+                return self.err(
+                    s.span(),
+                    format!("{{{p}}}: target {target} has no attribute {p:?}"),
+                );
+            }
+        }
         Ok(t)
     }
 
@@ -307,9 +454,28 @@ impl PlanFile {
         Self::parse(&text, &path.display().to_string())
     }
 
-    /// Validates plan text; `path` is used in messages.
+    /// Validates plan text; `path` is used in messages. The only gate kind is `command`.
     pub fn parse(text: &str, path: &str) -> Result<Self, Error> {
-        let cx = Ctx { path, text };
+        Self::parse_with_gate_kinds(text, path, &[])
+    }
+
+    /// Validates plan text whose `[gate]` may also be one of `extra_kinds`,
+    /// built by the caller (the umbrella crate builds `canary`). For those,
+    /// this crate reads only what every gate shares (`timeout`,
+    /// `max_errors`, `max_continues`, `retry_after`) and leaves the rest of
+    /// the table, unchecked, to the caller ([`gate_kind`](Self::gate_kind),
+    /// [`text`](Self::text)); [`gate`](Self::gate) then returns `None`.
+    pub fn parse_with_gate_kinds(
+        text: &str,
+        path: &str,
+        extra_kinds: &[&str],
+    ) -> Result<Self, Error> {
+        let mut cx = Ctx {
+            path,
+            text,
+            attributes: TargetAttributes::new(),
+            targets: Vec::new(),
+        };
         let raw: RawPlan = toml::from_str(text).or_else(|e: toml::de::Error| {
             let span = e.span().unwrap_or(0..0);
             cx.err(span, e.message().trim().to_string())
@@ -332,7 +498,15 @@ impl PlanFile {
                 "previous is the same artifact as artifact",
             );
         }
-        let targets = cx.targets(raw.targets.get_ref())?;
+        let targets = cx.target_specs(raw.targets.get_ref())?;
+        for (t, raw_t) in targets.iter().zip(raw.targets.get_ref()) {
+            if !raw_t.get_ref().attributes.is_empty() {
+                cx.attributes
+                    .insert(t.clone(), raw_t.get_ref().attributes.clone());
+            }
+        }
+        cx.targets = targets.clone();
+        let cx = cx;
         if targets.is_empty() {
             return cx.err(raw.targets.span(), "the target list is empty");
         }
@@ -503,23 +677,49 @@ impl PlanFile {
         )?;
 
         let mut gate_policy = GatePolicy::default();
+        let mut gate_kind = None;
+        let mut gate_timeout = Duration::from_secs(300);
         let gate = match &raw.gate {
             None => None,
-            Some(g) => {
-                let g = g.get_ref();
-                cx.kind(&g.kind, "gate")?;
-                if let Some(m) = &g.max_errors {
+            Some(_) => {
+                let reread = |e: toml::de::Error| cx.toml_error(&e);
+                let kind: GateDoc<RawGateKind> = toml::from_str(text).map_err(reread)?;
+                let kind = kind.gate.into_inner().kind;
+                let is_command = kind.get_ref() == "command";
+                if !is_command && !extra_kinds.contains(&kind.get_ref().as_str()) {
+                    let mut known = vec!["\"command\"".to_string()];
+                    known.extend(extra_kinds.iter().map(|k| format!("{k:?}")));
+                    return cx.err(
+                        kind.span(),
+                        format!(
+                            "unknown gate kind {:?} (known: {})",
+                            kind.get_ref(),
+                            known.join(", ")
+                        ),
+                    );
+                }
+                gate_kind = Some(kind.get_ref().clone());
+                let common: GateDoc<RawGateCommon> = toml::from_str(text).map_err(reread)?;
+                let common = common.gate.into_inner();
+                if let Some(m) = &common.max_errors {
                     gate_policy.max_errors = cx.count(m, "max_errors", 1)? as u32;
                 }
-                if let Some(m) = &g.max_continues {
+                if let Some(m) = &common.max_continues {
                     gate_policy.max_continues = cx.count(m, "max_continues", 1)? as u32;
                 }
                 gate_policy.retry_after =
-                    cx.opt_duration(&g.retry_after, gate_policy.retry_after)?;
-                Some((
-                    cx.template(&g.command, crate::GATE_PLACEHOLDERS)?,
-                    cx.opt_duration(&g.timeout, Duration::from_secs(300))?,
-                ))
+                    cx.opt_duration(&common.retry_after, gate_policy.retry_after)?;
+                gate_timeout = cx.opt_duration(&common.timeout, gate_timeout)?;
+                if is_command {
+                    let g: GateDoc<RawGate> = toml::from_str(text).map_err(reread)?;
+                    let g = g.gate.into_inner();
+                    Some((
+                        cx.template(&g.command, crate::GATE_PLACEHOLDERS)?,
+                        gate_timeout,
+                    ))
+                } else {
+                    None
+                }
             }
         };
         let router = match &raw.router {
@@ -568,11 +768,14 @@ impl PlanFile {
             artifact,
             previous,
             targets,
+            attributes: cx.attributes,
+            gate_kind,
             strategy,
             defaults,
             gate_policy,
             deployer,
             gate,
+            gate_timeout,
             router,
             ready_timeout,
             ready_interval,
@@ -610,11 +813,16 @@ impl PlanFile {
         let mut all: Vec<Artifact> = vec![self.artifact.clone()];
         all.extend(self.previous.clone());
         all.extend(known);
-        Ok(
-            CommandDeployer::new(&self.service, deploy, current, ready, timeout)?
-                .with_env(CommandEnv { cwd })
-                .with_known(all),
-        )
+        Ok(CommandDeployer::new_with_attributes(
+            &self.service,
+            deploy,
+            current,
+            ready,
+            timeout,
+            self.attributes.clone(),
+        )?
+        .with_env(CommandEnv { cwd })
+        .with_known(all))
     }
 
     /// The command gate, if the plan has one.
@@ -622,7 +830,12 @@ impl PlanFile {
         self.gate
             .as_ref()
             .map(|(cmd, timeout)| {
-                Ok(CommandGate::new(cmd.clone(), *timeout)?.with_env(CommandEnv { cwd }))
+                Ok(CommandGate::new_with_attributes(
+                    cmd.clone(),
+                    *timeout,
+                    self.attributes.clone(),
+                )?
+                .with_env(CommandEnv { cwd }))
             })
             .transpose()
     }
@@ -636,8 +849,13 @@ impl PlanFile {
         self.router
             .as_ref()
             .map(|(cmd, timeout)| {
-                Ok(CommandRouter::new(cmd.clone(), green.clone(), *timeout)?
-                    .with_env(CommandEnv { cwd }))
+                Ok(CommandRouter::new_with_attributes(
+                    cmd.clone(),
+                    green.clone(),
+                    *timeout,
+                    self.attributes.clone(),
+                )?
+                .with_env(CommandEnv { cwd }))
             })
             .transpose()
     }
@@ -648,7 +866,7 @@ impl PlanFile {
             .with_owner(owner)
             .with_retry(self.retry.clone())
             .with_readiness(self.ready_timeout, self.ready_interval)
-            .with_gate_timeout(self.gate.as_ref().map_or(Duration::from_secs(300), |g| g.1))
+            .with_gate_timeout(self.gate_timeout)
     }
 }
 
@@ -801,6 +1019,101 @@ command = "./check.sh {{service}} {{version}} {{percent}}"
             "{bg}\n[router]\nkind = \"command\"\nswitch = \"ln -sfn {{color}} /srv/live\"\n"
         );
         PlanFile::parse(&bg, "plan.toml").unwrap();
+    }
+
+    const TABLES: &str = r#"service = "dns"
+artifact = { version = "v2", digest = "sha256:1111111111111111111111111111111111111111111111111111111111111111" }
+targets = [{ name = "dns-1", addr = "127.0.0.1:18081" }, { name = "dns-2", addr = "127.0.0.1:18082", zone = "b" }]
+
+[deployer]
+kind = "command"
+deploy = "./start.sh {target} {addr} {version}"
+current = "cat {target}.version"
+ready = "./probe.sh {addr}"
+
+[strategy]
+kind = "canary"
+steps = [50, 100]
+"#;
+
+    #[test]
+    fn targets_as_tables_carry_attributes_into_the_templates() {
+        let p = PlanFile::parse(TABLES, "plan.toml").unwrap();
+        assert_eq!(p.targets.len(), 2);
+        let t1: TargetId = "dns-1".parse().unwrap();
+        assert_eq!(p.attributes[&t1]["addr"], "127.0.0.1:18081");
+        assert!(!p.attributes[&t1].contains_key("zone"));
+        p.deployer(None, []).unwrap();
+        // Plain names and tables mix; a plain name has no attributes.
+        let mixed = TABLES.replace(
+            r#"{ name = "dns-1", addr = "127.0.0.1:18081" }"#,
+            r#""dns-1""#,
+        );
+        let e = err(&mixed);
+        assert_eq!(
+            e,
+            "plan.toml:7:10: {addr}: target dns-1 has no attribute \"addr\""
+        );
+        let plain = mixed.replace("{addr}", "{target}");
+        PlanFile::parse(&plain, "plan.toml").unwrap();
+    }
+
+    #[test]
+    fn an_attribute_missing_on_one_target_is_named_where_the_template_uses_it() {
+        let e = err(&TABLES.replace("{target} {addr} {version}", "{target} {zone}"));
+        assert_eq!(
+            e,
+            "plan.toml:7:10: {zone}: target dns-1 has no attribute \"zone\""
+        );
+        let e = err(&TABLES.replace("./probe.sh {addr}", "./probe.sh {adr}"));
+        assert!(e.starts_with("plan.toml:9:9: "), "{e}");
+        assert!(e.contains("unknown placeholder {adr}"), "{e}");
+    }
+
+    #[test]
+    fn bad_attributes_are_refused_with_position() {
+        let e = err(&TABLES.replace(r#"zone = "b""#, r#"zone = 3"#));
+        assert!(e.starts_with("plan.toml:3:"), "{e}");
+        assert!(e.contains("attributes are strings"), "{e}");
+        let e = err(&TABLES.replace(r#"zone = "b""#, r#"version = "b""#));
+        assert!(e.contains("would shadow the placeholder {version}"), "{e}");
+        let e = err(&TABLES.replace(r#"zone = "b""#, r#"zone = "b; rm -rf /""#));
+        assert!(e.contains("spliced into shell commands"), "{e}");
+        let e = err(&TABLES.replace(r#"{ name = "dns-1", "#, "{ "));
+        assert!(e.contains("missing field `name`"), "{e}");
+    }
+
+    #[test]
+    fn other_gate_kinds_are_left_to_the_caller_with_the_shared_limits() {
+        let text =
+            format!("{TABLES}\n[gate]\nkind = \"canary\"\nmax_errors = 4\nanalysis = \"a.toml\"\n");
+        let e = err(&text);
+        assert!(
+            e.contains("plan.toml:16:8: unknown gate kind \"canary\" (known: \"command\")"),
+            "{e}"
+        );
+        let p = PlanFile::parse_with_gate_kinds(&text, "plan.toml", &["canary"]).unwrap();
+        assert_eq!(p.gate_kind.as_deref(), Some("canary"));
+        assert_eq!(p.gate_policy.max_errors, 4);
+        assert!(p.gate(None).unwrap().is_none());
+        assert!(p.request("a", None).plan.phases.iter().all(|ph| ph.gated));
+        let e = PlanFile::parse_with_gate_kinds(
+            &text.replace("kind = \"canary\"\nmax", "kind = \"canry\"\nmax"),
+            "plan.toml",
+            &["canary"],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("(known: \"command\", \"canary\")"), "{e}");
+        // A command gate still refuses fields it does not know, where they are.
+        let cmd = format!(
+            "{TABLES}\n[gate]\nkind = \"command\"\ncommand = \"true {{addr}}\"\nanalysis = \"a.toml\"\n"
+        );
+        let e = err(&cmd);
+        assert!(
+            e.starts_with("plan.toml:18:1: unknown field `analysis`"),
+            "{e}"
+        );
     }
 
     #[test]
