@@ -5,7 +5,95 @@ use serde::Serialize;
 
 use crate::config::{Bad, MetricConfig, MetricKind};
 use crate::data::Counts;
-use crate::stats::{self, HodgesLehmann};
+use crate::error::CanaryError;
+use crate::histogram::{Histogram, weighted};
+use crate::stats::{self, HodgesLehmann, MannWhitney, MwMethod};
+
+/// One cohort as the value checks read it: sorted raw values, or a
+/// histogram (quantiles as `histogram_quantile`, rank tests over buckets).
+pub(crate) trait Cohort {
+    /// Number of observations.
+    fn count(&self) -> u64;
+    /// The `p`-quantile.
+    fn quantile(&self, p: f64) -> f64;
+    /// The mean, when known.
+    fn mean(&self) -> Option<f64>;
+    /// Traffic volume: the sum of rate values, or the number of observations.
+    fn volume(&self) -> f64;
+    /// Two-sided Mann-Whitney of baseline `b` against canary `c`.
+    fn mann_whitney(b: &Self, c: &Self, method: MwMethod) -> Result<MannWhitney, CanaryError>;
+    /// Hodges-Lehmann shift `c - b` with its `1 - alpha` interval.
+    fn hodges_lehmann(b: &Self, c: &Self, alpha: f64) -> HodgesLehmann;
+    /// One-sided KS distances `(max(F_b - F_c), max(F_c - F_b))`.
+    fn ks_distances(b: &Self, c: &Self) -> (f64, f64);
+    /// `(kc, r)`: canary observations above the baseline's `r`-th largest,
+    /// `r = ceil(n_b (1 - p))`.
+    fn exceedance(b: &Self, c: &Self, p: f64) -> (u64, u64);
+}
+
+impl Cohort for [f64] {
+    fn count(&self) -> u64 {
+        self.len() as u64
+    }
+    fn quantile(&self, p: f64) -> f64 {
+        stats::quantile(self, p)
+    }
+    fn mean(&self) -> Option<f64> {
+        (!self.is_empty()).then(|| stats::sum(self) / self.len() as f64)
+    }
+    fn volume(&self) -> f64 {
+        stats::sum(self)
+    }
+    fn mann_whitney(b: &Self, c: &Self, method: MwMethod) -> Result<MannWhitney, CanaryError> {
+        stats::mann_whitney_sorted(b, c, method)
+    }
+    fn hodges_lehmann(b: &Self, c: &Self, alpha: f64) -> HodgesLehmann {
+        stats::hodges_lehmann_sorted(b, c, alpha)
+    }
+    fn ks_distances(b: &Self, c: &Self) -> (f64, f64) {
+        stats::ks_distances(b, c)
+    }
+    fn exceedance(b: &Self, c: &Self, p: f64) -> (u64, u64) {
+        let nb = b.len();
+        let r = ((nb as f64 * (1.0 - p)).ceil() as usize).clamp(1, nb);
+        let t = b[nb - r];
+        let kc = c.len() - c.partition_point(|&v| v <= t);
+        (kc as u64, r as u64)
+    }
+}
+
+impl Cohort for Histogram {
+    fn count(&self) -> u64 {
+        Histogram::count(self)
+    }
+    fn quantile(&self, p: f64) -> f64 {
+        Histogram::quantile(self, p)
+    }
+    fn mean(&self) -> Option<f64> {
+        Histogram::mean(self)
+    }
+    fn volume(&self) -> f64 {
+        Histogram::count(self) as f64
+    }
+    fn mann_whitney(b: &Self, c: &Self, method: MwMethod) -> Result<MannWhitney, CanaryError> {
+        stats::mann_whitney_runs(&weighted::rank_runs(b), &weighted::rank_runs(c), method)
+    }
+    fn hodges_lehmann(b: &Self, c: &Self, alpha: f64) -> HodgesLehmann {
+        let ties = stats::runs_tie_term(&weighted::rank_runs(b), &weighted::rank_runs(c));
+        stats::hodges_lehmann_runs(
+            &weighted::value_runs(b),
+            &weighted::value_runs(c),
+            ties,
+            alpha,
+        )
+    }
+    fn ks_distances(b: &Self, c: &Self) -> (f64, f64) {
+        weighted::ks_distances(b, c)
+    }
+    fn exceedance(b: &Self, c: &Self, p: f64) -> (u64, u64) {
+        weighted::exceedance(b, c, p)
+    }
+}
 
 /// What a check (or a metric) concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -121,20 +209,21 @@ pub(crate) fn statistical_tests(m: &MetricConfig) -> usize {
         + usize::from(m.traffic.is_some())
 }
 
-/// Runs every configured check of a value metric on sorted cohorts.
-pub(crate) fn value_checks(
+/// Runs every configured check of a value metric on two cohorts (sorted
+/// values or histograms on common bounds).
+pub(crate) fn value_checks<S: Cohort + ?Sized>(
     m: &MetricConfig,
     alpha: f64,
     ci_alpha: f64,
-    b: &[f64],
-    c: &[f64],
+    b: &S,
+    c: &S,
 ) -> (Vec<CheckResult>, Statistics) {
     let name = &m.name;
     let bad = m.bad;
     let mut out = Vec::new();
     let mut st = Statistics::default();
-    let q = |v: &[f64], p: f64| stats::quantile(v, p);
-    let mean = |v: &[f64]| stats::sum(v) / v.len() as f64;
+    let q = |v: &S, p: f64| v.quantile(p);
+    let mean = |v: &S| v.mean().unwrap_or(f64::NAN);
 
     if let Some(t) = &m.threshold {
         for (key, label, bound, value) in [
@@ -145,6 +234,10 @@ pub(crate) fn value_checks(
             ("threshold.ratio_max", "ratio", t.ratio_max, mean(c)),
         ] {
             if let Some(bound) = bound {
+                if value.is_nan() {
+                    out.push(unknown(name, key, label, bad));
+                    continue;
+                }
                 let (o, rel) = if value > bound {
                     (Outcome::High, ">")
                 } else {
@@ -165,7 +258,11 @@ pub(crate) fn value_checks(
                 out.push(r);
             }
         }
-        if let Some(min) = t.min {
+        if t.min.is_some()
+            && mean(c).is_nan()
+        {
+            out.push(unknown(name, "threshold.min", "mean", bad));
+        } else if let Some(min) = t.min {
             let value = mean(c);
             let (o, rel) = if value < min {
                 (Outcome::Low, "<")
@@ -221,10 +318,10 @@ pub(crate) fn value_checks(
     };
     let mut mw_p = None;
     if run_stat || rel.max_decrease_pct.is_some() {
-        let mw = stats::mann_whitney_sorted(b, c, stat.method)
-            .or_else(|_| stats::mann_whitney_sorted(b, c, stats::MwMethod::Asymptotic));
+        let mw = S::mann_whitney(b, c, stat.method)
+            .or_else(|_| S::mann_whitney(b, c, MwMethod::Asymptotic));
         if let Ok(mw) = mw {
-            let hl: HodgesLehmann = stats::hodges_lehmann_sorted(b, c, ci_alpha);
+            let hl: HodgesLehmann = S::hodges_lehmann(b, c, ci_alpha);
             st = Statistics {
                 p_value: Some(mw.p_value),
                 shift: Some(hl.shift),
@@ -290,9 +387,10 @@ pub(crate) fn value_checks(
         m.kind == MetricKind::Latency
     };
     if run_dist {
-        let (dp, dm) = stats::ks_distances(b, c);
-        let pp = stats::ks_one_sided_p(dp, b.len(), c.len());
-        let pm = stats::ks_one_sided_p(dm, b.len(), c.len());
+        let (dp, dm) = S::ks_distances(b, c);
+        let (nb, nc) = (b.count() as usize, c.count() as usize);
+        let pp = stats::ks_one_sided_p(dp, nb, nc);
+        let pm = stats::ks_one_sided_p(dm, nb, nc);
         let lim = dist.max_shifted_fraction;
         let high = bad.high_fails() && dp > lim && pp < alpha;
         let low = bad.low_fails() && dm > lim && pm < alpha;
@@ -327,7 +425,7 @@ pub(crate) fn value_checks(
     }
 
     if let Some(t) = &m.traffic {
-        let (sb, sc) = (stats::sum(b), stats::sum(c));
+        let (sb, sc) = (b.volume(), c.volume());
         out.push(traffic_point(
             name,
             t.expected_share,
@@ -338,6 +436,19 @@ pub(crate) fn value_checks(
         ));
     }
     (out, st)
+}
+
+/// A bound on a statistic the data cannot give (a histogram's mean
+/// without its sum): no data, never a pass.
+fn unknown(name: &str, key: &str, label: &str, bad: Bad) -> CheckResult {
+    CheckResult::new(
+        key,
+        Outcome::NoData,
+        bad,
+        format!(
+            "metric \"{name}\": the canary {label} is unknown (a histogram gives its mean only with its sum)"
+        ),
+    )
 }
 
 fn traffic_point(name: &str, expected: f64, dip: f64, b: f64, c: f64, bad: Bad) -> CheckResult {
@@ -377,12 +488,9 @@ fn traffic_point(name: &str, expected: f64, dip: f64, b: f64, c: f64, bad: Bad) 
 /// baseline's `r`-th largest value (`r = ceil(n_b (1 - p))`) against its
 /// exact distribution-free null (the exceedance test; at `p = 0.5` a
 /// median test).
-fn exceedance_p(b: &[f64], c: &[f64], p: f64) -> f64 {
-    let nb = b.len();
-    let r = ((nb as f64 * (1.0 - p)).ceil() as usize).clamp(1, nb);
-    let t = b[nb - r];
-    let kc = c.len() - c.partition_point(|&v| v <= t);
-    stats::exceedance_sf(kc as u64, r as u64, nb as u64, c.len() as u64)
+fn exceedance_p<S: Cohort + ?Sized>(b: &S, c: &S, p: f64) -> f64 {
+    let (kc, r) = S::exceedance(b, c, p);
+    stats::exceedance_sf(kc, r, b.count(), c.count())
 }
 
 /// Runs every configured check of a count metric.

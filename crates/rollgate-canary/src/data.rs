@@ -1,12 +1,15 @@
 //! Samples: what a cohort holds, the `SAMPLES.json` document, summaries.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::CanaryError;
+use crate::histogram::{self, Histogram};
 use crate::stats;
 
 /// Which side of the comparison.
@@ -60,21 +63,27 @@ pub struct RecentCounts {
 }
 
 /// A cohort's samples for one metric.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Samples {
     /// One number per observation (latencies, per-interval rates...).
     Values(Vec<f64>),
     /// Event counts.
     Counts(Counts),
+    /// Cumulative histogram buckets (Prometheus's `_bucket` series): the
+    /// checks read quantiles as `histogram_quantile` does and run the rank
+    /// tests over buckets. In `SAMPLES.json`:
+    /// `{"histogram": {"le": [0.005, 0.01, "+Inf"], "counts": [3, 9, 10]}}`.
+    Histogram(Histogram),
 }
 
 impl Samples {
-    /// Number of observations (values, or trials for counts).
+    /// Number of observations (values, trials for counts, or the
+    /// histogram's count).
     pub fn len(&self) -> usize {
         match self {
             Samples::Values(v) => v.len(),
             Samples::Counts(c) => usize::try_from(c.trials).unwrap_or(usize::MAX),
+            Samples::Histogram(h) => usize::try_from(h.count()).unwrap_or(usize::MAX),
         }
     }
     /// Whether there is nothing to judge.
@@ -83,25 +92,196 @@ impl Samples {
     }
 }
 
+impl Serialize for Samples {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Samples::Values(v) => v.serialize(s),
+            Samples::Counts(c) => c.serialize(s),
+            Samples::Histogram(h) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("histogram", h)?;
+                m.end()
+            }
+        }
+    }
+}
+
+/// Where a samples document failed validation beyond its JSON syntax:
+/// `(path, why)`, e.g. `("metrics.lat.canary.histogram.counts[3]", "...")`.
+type Failure = RefCell<Option<(String, String)>>;
+
+/// Deserializes one cohort's samples, knowing (when parsed inside a
+/// `SAMPLES.json`) which metric and cohort they are, so a histogram that
+/// fails validation is named.
+struct SamplesSeed<'a> {
+    at: String,
+    failure: &'a Failure,
+}
+
+impl<'de> DeserializeSeed<'de> for SamplesSeed<'_> {
+    type Value = Samples;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Samples, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SamplesSeed<'_> {
+    type Value = Samples;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(
+            "an array of numbers, {\"events\": N, \"trials\": M} or {\"histogram\": {\"le\": [...], \"counts\": [...]}}",
+        )
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Samples, A::Error> {
+        // Streams into one Vec<f64>: 10^7 samples cost 80 MB, not a Value tree.
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+        while let Some(v) = seq.next_element::<f64>()? {
+            out.push(v);
+        }
+        Ok(Samples::Values(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Samples, A::Error> {
+        let mut hist: Option<RawHistogram> = None;
+        let (mut events, mut trials, mut recent) = (None, None, None);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "histogram" if hist.is_none() => hist = Some(map.next_value()?),
+                "events" if events.is_none() => events = Some(map.next_value::<u64>()?),
+                "trials" if trials.is_none() => trials = Some(map.next_value::<u64>()?),
+                "recent" if recent.is_none() => recent = Some(map.next_value::<RecentCounts>()?),
+                "histogram" | "events" | "trials" | "recent" => {
+                    return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+                }
+                other => {
+                    return Err(de::Error::unknown_field(
+                        other,
+                        &["events", "trials", "recent", "histogram"],
+                    ));
+                }
+            }
+        }
+        match hist {
+            Some(_) if events.is_some() || trials.is_some() || recent.is_some() => Err(
+                de::Error::custom("a cohort is either counts or a histogram, not both"),
+            ),
+            Some(raw) => match raw.build() {
+                Ok(h) => Ok(Samples::Histogram(h)),
+                Err((sub, why)) => {
+                    let at = format!("{}.histogram{sub}", self.at);
+                    let msg = format!("{at}: {why}");
+                    *self.failure.borrow_mut() = Some((at, why));
+                    Err(de::Error::custom(msg))
+                }
+            },
+            None => Ok(Samples::Counts(Counts {
+                events: events.ok_or_else(|| de::Error::missing_field("events"))?,
+                trials: trials.unwrap_or(0),
+                recent,
+            })),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Samples {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Samples;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an array of numbers or {\"events\": N, \"trials\": M}")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Samples, A::Error> {
-                // Streams into one Vec<f64>: 10^7 samples cost 80 MB, not a Value tree.
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
-                while let Some(v) = seq.next_element::<f64>()? {
-                    out.push(v);
+        let failure = Failure::default();
+        SamplesSeed {
+            at: "samples".into(),
+            failure: &failure,
+        }
+        .deserialize(d)
+    }
+}
+
+/// A histogram as written in JSON, before validation: bounds may be
+/// numbers or strings (`"+Inf"`, `"0.005"`), counts any JSON number.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHistogram {
+    le: Vec<Bound>,
+    counts: Vec<RawCount>,
+    #[serde(default)]
+    sum: Option<f64>,
+}
+
+impl RawHistogram {
+    fn build(self) -> Result<Histogram, (String, String)> {
+        let counts = self
+            .counts
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                match c {
+                    RawCount::Whole(u) => Ok(u),
+                    RawCount::Negative(v) => Err(format!("negative count {v}")),
+                    RawCount::Float(f) => histogram::whole_count(f),
                 }
-                Ok(Samples::Values(out))
+                .map_err(|why| (format!(".counts[{i}]"), why))
+            })
+            .collect::<Result<Vec<u64>, _>>()?;
+        Histogram::checked(self.le.into_iter().map(|b| b.0).collect(), counts, self.sum)
+    }
+}
+
+/// A bucket bound: a JSON number, or a string as Prometheus writes `le`
+/// labels (`"+Inf"`, `"0.25"`, `"NaN"`: kept, then rejected by validation).
+struct Bound(f64);
+
+impl<'de> Deserialize<'de> for Bound {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Bound;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a bucket bound: a number or a string such as \"+Inf\"")
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Samples, A::Error> {
-                let c = Counts::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(Samples::Counts(c))
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Bound, E> {
+                Ok(Bound(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Bound, E> {
+                Ok(Bound(v as f64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Bound, E> {
+                Ok(Bound(v as f64))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Bound, E> {
+                match v.trim() {
+                    "+Inf" | "Inf" | "+inf" | "inf" => Ok(Bound(f64::INFINITY)),
+                    "-Inf" | "-inf" => Ok(Bound(f64::NEG_INFINITY)),
+                    "NaN" | "nan" => Ok(Bound(f64::NAN)),
+                    t => t.parse::<f64>().map(Bound).map_err(|_| {
+                        E::custom(format_args!("bucket bound \"{v}\" is not a number or +Inf"))
+                    }),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A cumulative count as written: validated into a `u64` with its index.
+enum RawCount {
+    Whole(u64),
+    Negative(i64),
+    Float(f64),
+}
+
+impl<'de> Deserialize<'de> for RawCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawCount;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a cumulative count")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawCount, E> {
+                Ok(RawCount::Whole(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawCount, E> {
+                Ok(u64::try_from(v).map_or(RawCount::Negative(v), RawCount::Whole))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawCount, E> {
+                Ok(RawCount::Float(v))
             }
         }
         d.deserialize_any(V)
@@ -109,8 +289,7 @@ impl<'de> Deserialize<'de> for Samples {
 }
 
 /// Both cohorts of one metric.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetricSamples {
     /// Baseline cohort.
     pub baseline: Samples,
@@ -119,6 +298,68 @@ pub struct MetricSamples {
     /// Unit the values are in, checked against the config's `unit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+}
+
+struct MetricSeed<'a> {
+    at: String,
+    failure: &'a Failure,
+}
+
+impl<'de> DeserializeSeed<'de> for MetricSeed<'_> {
+    type Value = MetricSamples;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<MetricSamples, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MetricSeed<'_> {
+    type Value = MetricSamples;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("{\"baseline\": ..., \"canary\": ...}")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MetricSamples, A::Error> {
+        let (mut baseline, mut canary, mut unit) = (None, None, None);
+        while let Some(key) = map.next_key::<String>()? {
+            let seed = |c: Cohort| SamplesSeed {
+                at: format!("{}.{c}", self.at),
+                failure: self.failure,
+            };
+            match key.as_str() {
+                "baseline" if baseline.is_none() => {
+                    baseline = Some(map.next_value_seed(seed(Cohort::Baseline))?)
+                }
+                "canary" if canary.is_none() => {
+                    canary = Some(map.next_value_seed(seed(Cohort::Canary))?)
+                }
+                "unit" if unit.is_none() => unit = map.next_value::<Option<String>>()?,
+                "baseline" | "canary" | "unit" => {
+                    return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+                }
+                other => {
+                    return Err(de::Error::unknown_field(
+                        other,
+                        &["baseline", "canary", "unit"],
+                    ));
+                }
+            }
+        }
+        Ok(MetricSamples {
+            baseline: baseline.ok_or_else(|| de::Error::missing_field("baseline"))?,
+            canary: canary.ok_or_else(|| de::Error::missing_field("canary"))?,
+            unit,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricSamples {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let failure = Failure::default();
+        MetricSeed {
+            at: "metric".into(),
+            failure: &failure,
+        }
+        .deserialize(d)
+    }
 }
 
 impl MetricSamples {
@@ -145,6 +386,25 @@ impl MetricSamples {
             unit: None,
         }
     }
+    /// Two histogram cohorts.
+    ///
+    /// ```
+    /// use rollgate_canary::{Histogram, MetricSamples};
+    /// let le = vec![0.05, 0.1, 0.25, f64::INFINITY];
+    /// let m = MetricSamples::histograms(
+    ///     Histogram::new(le.clone(), vec![500, 900, 990, 1000])?,
+    ///     Histogram::new(le, vec![480, 890, 992, 1000])?,
+    /// );
+    /// assert_eq!(m.canary.len(), 1000);
+    /// # Ok::<(), rollgate_canary::CanaryError>(())
+    /// ```
+    pub fn histograms(baseline: Histogram, canary: Histogram) -> Self {
+        Self {
+            baseline: Samples::Histogram(baseline),
+            canary: Samples::Histogram(canary),
+            unit: None,
+        }
+    }
     /// The cohort's samples.
     pub fn cohort(&self, c: Cohort) -> &Samples {
         match c {
@@ -160,21 +420,110 @@ impl MetricSamples {
 /// use rollgate_canary::data::SampleSet;
 /// let s = SampleSet::from_json_str(r#"{"metrics": {
 ///   "latency_ms": {"baseline": [1, 2, 3], "canary": [2, 3, 4]},
-///   "errors": {"baseline": {"events": 1, "trials": 100}, "canary": {"events": 0, "trials": 90}}
+///   "errors": {"baseline": {"events": 1, "trials": 100}, "canary": {"events": 0, "trials": 90}},
+///   "latency_s": {"baseline": {"histogram": {"le": [0.1, 0.5, "+Inf"], "counts": [7, 9, 10]}},
+///                 "canary":   {"histogram": {"le": [0.1, 0.5, "+Inf"], "counts": [6, 9, 10]}}}
 /// }}"#).unwrap();
-/// assert_eq!(s.metrics.len(), 2);
+/// assert_eq!(s.metrics.len(), 3);
+/// // A histogram that is not one is named by metric and cohort.
+/// let e = SampleSet::from_json_str(r#"{"metrics": {"lat": {"baseline": [1],
+///   "canary": {"histogram": {"le": [0.1, 0.5], "counts": [7, 9]}}}}}"#).unwrap_err();
+/// assert!(e.to_string().starts_with("data metrics.lat.canary.histogram.le: the last bound is 0.5, not +Inf"));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SampleSet {
     /// Samples per metric name.
     pub metrics: BTreeMap<String, MetricSamples>,
 }
 
+struct SetSeed<'a> {
+    failure: &'a Failure,
+}
+
+impl<'de> DeserializeSeed<'de> for SetSeed<'_> {
+    type Value = SampleSet;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<SampleSet, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SetSeed<'_> {
+    type Value = SampleSet;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("{\"metrics\": {\"NAME\": {\"baseline\": ..., \"canary\": ...}}}")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SampleSet, A::Error> {
+        let mut metrics = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "metrics" if metrics.is_none() => {
+                    metrics = Some(map.next_value_seed(MetricsSeed {
+                        failure: self.failure,
+                    })?)
+                }
+                "metrics" => return Err(de::Error::duplicate_field("metrics")),
+                other => return Err(de::Error::unknown_field(other, &["metrics"])),
+            }
+        }
+        Ok(SampleSet {
+            metrics: metrics.ok_or_else(|| de::Error::missing_field("metrics"))?,
+        })
+    }
+}
+
+struct MetricsSeed<'a> {
+    failure: &'a Failure,
+}
+
+impl<'de> DeserializeSeed<'de> for MetricsSeed<'_> {
+    type Value = BTreeMap<String, MetricSamples>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MetricsSeed<'_> {
+    type Value = BTreeMap<String, MetricSamples>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map from metric name to its samples")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let m = map.next_value_seed(MetricSeed {
+                at: format!("metrics.{name}"),
+                failure: self.failure,
+            })?;
+            out.insert(name, m);
+        }
+        Ok(out)
+    }
+}
+
+impl<'de> Deserialize<'de> for SampleSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let failure = Failure::default();
+        SetSeed { failure: &failure }.deserialize(d)
+    }
+}
+
 impl SampleSet {
-    /// Parses a `SAMPLES.json` document; errors carry line and column.
+    /// Parses a `SAMPLES.json` document; errors carry line and column, and
+    /// a histogram that fails validation is named by its path
+    /// (`metrics.NAME.COHORT.histogram.counts[3]`).
     pub fn from_json_str(text: &str) -> Result<Self, CanaryError> {
-        serde_json::from_str(text).map_err(|e| {
+        let failure = Failure::default();
+        let mut de = serde_json::Deserializer::from_str(text);
+        let parsed = SetSeed { failure: &failure }
+            .deserialize(&mut de)
+            .and_then(|s| de.end().map(|()| s));
+        parsed.map_err(|e| {
+            if let Some((at, why)) = failure.take() {
+                return CanaryError::data(
+                    at,
+                    format!("{why} (SAMPLES.json line {}, column {})", e.line(), e.column()),
+                );
+            }
             let why = if e.to_string().contains("expected value") {
                 format!("{e} (NaN, Infinity and bare words are not JSON numbers)")
             } else {
@@ -237,6 +586,22 @@ impl Summary {
             max: v.last().copied(),
             events: None,
             ratio: None,
+        }
+    }
+    /// Summary of a histogram: quantiles as `histogram_quantile` gives
+    /// them, the mean when the sum is known; no min or max (buckets do not
+    /// say).
+    pub fn of_histogram(h: &Histogram) -> Self {
+        if h.count() == 0 {
+            return Self::default();
+        }
+        Self {
+            n: h.count(),
+            mean: h.mean(),
+            p50: Some(h.quantile(0.5)),
+            p95: Some(h.quantile(0.95)),
+            p99: Some(h.quantile(0.99)),
+            ..Self::default()
         }
     }
     /// Summary of counts.

@@ -9,6 +9,7 @@ use crate::check::{self, CheckResult, Outcome, Statistics};
 use crate::config::{AnalysisConfig, MetricConfig, MetricKind};
 use crate::data::{Cohort, Counts, MetricSamples, SampleSet, Samples, Summary};
 use crate::error::CanaryError;
+use crate::histogram::Histogram;
 
 /// What to do with the canary.
 ///
@@ -151,6 +152,8 @@ pub struct Analysis {
 enum Prepared {
     Values(Vec<f64>, Vec<f64>),
     Counts(Counts, Counts),
+    /// On common bounds.
+    Histograms(Histogram, Histogram),
 }
 
 impl Analysis {
@@ -243,6 +246,7 @@ impl Analysis {
         let (summary_b, summary_c) = match &prepared {
             Prepared::Values(b, c) => (Summary::of_sorted(b), Summary::of_sorted(c)),
             Prepared::Counts(b, c) => (Summary::of_counts(b), Summary::of_counts(c)),
+            Prepared::Histograms(b, c) => (Summary::of_histogram(b), Summary::of_histogram(c)),
         };
         let mut row = MetricReport {
             name: m.name.clone(),
@@ -265,6 +269,17 @@ impl Analysis {
                 if nb < m.min_samples || nc < m.min_samples {
                     row.reason = format!(
                         "metric \"{}\": {nb} baseline and {nc} canary samples, fewer than min_samples {}",
+                        m.name, m.min_samples
+                    );
+                    return Ok(row);
+                }
+                check::value_checks(m, alpha, ci_alpha, b.as_slice(), c.as_slice())
+            }
+            Prepared::Histograms(b, c) => {
+                let (nb, nc) = (b.count(), c.count());
+                if nb < m.min_samples as u64 || nc < m.min_samples as u64 {
+                    row.reason = format!(
+                        "metric \"{}\": {nb} baseline and {nc} canary observations in the histograms, fewer than min_samples {}",
                         m.name, m.min_samples
                     );
                     return Ok(row);
@@ -385,7 +400,24 @@ impl Analysis {
                     }
                     Ok(Some(v.clone()))
                 }
-                Samples::Counts(_) => Ok(None),
+                Samples::Counts(_) | Samples::Histogram(_) => Ok(None),
+            }
+        };
+        let histogram = |c: Cohort| -> Result<Option<Histogram>, CanaryError> {
+            match s.cohort(c) {
+                Samples::Histogram(h) => {
+                    if m.kind == MetricKind::Latency && h.upper_bounds()[0] < 0.0 {
+                        return Err(CanaryError::data(
+                            format!("{}.histogram.le[0]", at(c)),
+                            format!(
+                                "negative bucket bound {} for a latency metric",
+                                h.upper_bounds()[0]
+                            ),
+                        ));
+                    }
+                    Ok(Some(h.clone()))
+                }
+                _ => Ok(None),
             }
         };
         let counts = |c: Cohort| -> Result<Option<Counts>, CanaryError> {
@@ -408,9 +440,31 @@ impl Analysis {
                     }
                     Ok(Some(*k))
                 }
-                Samples::Values(_) => Ok(None),
+                Samples::Values(_) | Samples::Histogram(_) => Ok(None),
             }
         };
+        let hb = histogram(Cohort::Baseline)?;
+        let hc = histogram(Cohort::Canary)?;
+        match (hb, hc) {
+            (Some(b), Some(c)) => {
+                if m.kind == MetricKind::Count {
+                    return Err(CanaryError::data(
+                        format!("metrics.{}", m.name),
+                        "a count metric needs {\"events\": N, \"trials\": M} in both cohorts, not histograms",
+                    ));
+                }
+                let (b, c) = Histogram::common_bounds(&b, &c)
+                    .map_err(|why| CanaryError::data(format!("metrics.{}", m.name), why))?;
+                return Ok(Prepared::Histograms(b, c));
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(CanaryError::data(
+                    format!("metrics.{}", m.name),
+                    "a histogram in one cohort needs a histogram in the other (baseline and canary must have the same shape)",
+                ));
+            }
+            (None, None) => {}
+        }
         let vb = values(Cohort::Baseline)?;
         let vc = values(Cohort::Canary)?;
         let cb = counts(Cohort::Baseline)?;
@@ -435,7 +489,7 @@ impl Analysis {
             (MetricKind::Count, _, _, Some(b), Some(c)) => Ok(Prepared::Counts(b, c)),
             (MetricKind::Count, ..) => Err(shape_error("{\"events\": N, \"trials\": M}")),
             (MetricKind::Latency, Some(b), Some(c), _, _) => Ok(Prepared::Values(b, c)),
-            (MetricKind::Latency, ..) => Err(shape_error("an array of numbers")),
+            (MetricKind::Latency, ..) => Err(shape_error("an array of numbers or histograms")),
             (_, Some(b), Some(c), _, _) => Ok(Prepared::Values(b, c)),
             (_, _, _, Some(b), Some(c)) => Ok(Prepared::Counts(b, c)),
             _ => Err(shape_error("the same shape (numbers or counts)")),

@@ -5,6 +5,7 @@ pub mod check;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod histogram;
 pub mod judge;
 pub mod overtime;
 #[cfg(feature = "prometheus")]
@@ -18,5 +19,6 @@ pub use check::{CheckResult, Outcome};
 pub use config::{AnalysisConfig, Bad, MetricConfig, MetricKind};
 pub use data::{Cohort, Counts, MetricSamples, SampleSet, Samples, Summary};
 pub use error::CanaryError;
+pub use histogram::Histogram;
 pub use judge::{Analysis, MetricReport, Report, Verdict};
 pub use source::{MetricQuery, MetricSource, Window};

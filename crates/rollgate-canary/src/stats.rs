@@ -969,6 +969,224 @@ pub(crate) fn hodges_lehmann_sorted(x: &[f64], y: &[f64], alpha: f64) -> HodgesL
     }
 }
 
+/// Two-sided Mann-Whitney U test over distinct values with counts (runs
+/// `(value, count)`, sorted ascending by value, counts may be zero): each
+/// run is one tie group, so the tie correction is exact. Equals
+/// [`mann_whitney_u`] on the expanded samples, in `O(runs)`.
+///
+/// ```
+/// use rollgate_canary::stats::{mann_whitney_runs, mann_whitney_u, MwMethod};
+/// let x = [(1.0, 3), (2.0, 2)];
+/// let y = [(2.0, 1), (3.0, 4)];
+/// let a = mann_whitney_runs(&x, &y, MwMethod::Asymptotic).unwrap();
+/// let b = mann_whitney_u(&[1.0, 1.0, 1.0, 2.0, 2.0], &[2.0, 3.0, 3.0, 3.0, 3.0], MwMethod::Asymptotic).unwrap();
+/// assert_eq!(a, b);
+/// ```
+pub fn mann_whitney_runs(
+    x: &[(f64, u64)],
+    y: &[(f64, u64)],
+    method: MwMethod,
+) -> Result<MannWhitney, CanaryError> {
+    let n1: u64 = x.iter().map(|r| r.1).sum();
+    let n2: u64 = y.iter().map(|r| r.1).sum();
+    for (what, n) in [("mann-whitney first sample", n1), ("mann-whitney second sample", n2)] {
+        if n == 0 {
+            return Err(CanaryError::input(what, "no samples"));
+        }
+    }
+    mann_whitney_from_ranks(run_ranks(x, y), n1 as usize, n2 as usize, method)
+}
+
+/// The weighted count of pairs with `y - x <= d` and `y - x < d`, and the
+/// number of (run, run) pairs with `y - x <= d`, over sorted runs.
+fn count_runs(x: &[(f64, u64)], y: &[(f64, u64)], d: f64) -> (u128, u128, u64) {
+    let (mut jle, mut jlt) = (0usize, 0usize);
+    let (mut cum_le, mut cum_lt) = (0u128, 0u128);
+    let (mut le, mut lt, mut pairs) = (0u128, 0u128, 0u64);
+    for &(xv, xw) in x {
+        while jle < y.len() && y[jle].0 - xv <= d {
+            cum_le += u128::from(y[jle].1);
+            jle += 1;
+        }
+        while jlt < y.len() && y[jlt].0 - xv < d {
+            cum_lt += u128::from(y[jlt].1);
+            jlt += 1;
+        }
+        le += u128::from(xw) * cum_le;
+        lt += u128::from(xw) * cum_lt;
+        pairs += jle as u64;
+    }
+    (le, lt, pairs)
+}
+
+/// The largest difference `y - x` strictly below `d` (or `d` when none).
+fn difference_below(x: &[(f64, u64)], y: &[(f64, u64)], d: f64) -> f64 {
+    let mut best = f64::NEG_INFINITY;
+    let mut j = 0usize;
+    // Walking x upward, the first y with y - x >= d only moves right.
+    for &(xv, _) in x {
+        while j < y.len() && y[j].0 - xv < d {
+            j += 1;
+        }
+        if j > 0 {
+            best = best.max(y[j - 1].0 - xv);
+        }
+    }
+    if best == f64::NEG_INFINITY { d } else { best }
+}
+
+/// The `k`-th smallest (1-based) of the weighted pairwise differences
+/// `y - x` of two sorted runs `(value, count)` with positive counts: the
+/// same answer as [`kth_pairwise_difference`] on the expanded samples, in
+/// `O((runs_x + runs_y) log)` expected time whatever the counts.
+///
+/// ```
+/// use rollgate_canary::stats::kth_weighted_difference;
+/// // x = [0, 0, 10], y = [1]: differences 1, 1, -9
+/// let (x, y) = ([(0.0, 2), (10.0, 1)], [(1.0, 1)]);
+/// assert_eq!(kth_weighted_difference(&x, &y, 1), Some(-9.0));
+/// assert_eq!(kth_weighted_difference(&x, &y, 3), Some(1.0));
+/// assert_eq!(kth_weighted_difference(&x, &y, 4), None);
+/// ```
+pub fn kth_weighted_difference(x: &[(f64, u64)], y: &[(f64, u64)], k: u128) -> Option<f64> {
+    let x: Vec<(f64, u64)> = x.iter().copied().filter(|r| r.1 > 0).collect();
+    let y: Vec<(f64, u64)> = y.iter().copied().filter(|r| r.1 > 0).collect();
+    let total = x.iter().map(|r| u128::from(r.1)).sum::<u128>()
+        * y.iter().map(|r| u128::from(r.1)).sum::<u128>();
+    if k == 0 || k > total {
+        return None;
+    }
+    let (nx, ny) = (x.len(), y.len());
+    // Invariant: weight(<= lo) < k <= weight(<= hi); lo starts below every pair.
+    let mut lo = f64::NEG_INFINITY;
+    let mut below = 0u128;
+    let mut hi = y[ny - 1].0 - x[0].0;
+    let mut pairs_lo = 0u64;
+    let mut pairs_hi = (nx * ny) as u64;
+    let limit = (nx + ny) as u64 + 64;
+    let mut rng = SplitMix(0x5EED ^ k as u64);
+    loop {
+        let inside = pairs_hi - pairs_lo;
+        if inside <= limit {
+            break;
+        }
+        // A uniformly drawn (run, run) pair inside the bracket as pivot.
+        let mut r = rng.next() % inside;
+        let (mut ja, mut jb) = (0usize, 0usize);
+        let mut pivot = hi;
+        for &(xv, _) in &x {
+            while ja < ny && y[ja].0 - xv <= lo {
+                ja += 1;
+            }
+            while jb < ny && y[jb].0 - xv <= hi {
+                jb += 1;
+            }
+            let row = (jb - ja) as u64;
+            if r < row {
+                pivot = y[ja + r as usize].0 - xv;
+                break;
+            }
+            r -= row;
+        }
+        let (le, lt, pairs) = count_runs(&x, &y, pivot);
+        if lt < k && k <= le {
+            return Some(pivot);
+        }
+        if le < k {
+            lo = pivot;
+            below = le;
+            pairs_lo = pairs;
+        } else {
+            // Every pair at or above the pivot is out: hi is the next
+            // difference below it.
+            hi = difference_below(&x, &y, pivot);
+            let (_, _, p) = count_runs(&x, &y, hi);
+            pairs_hi = p;
+        }
+    }
+    let mut cand: Vec<(f64, u64, u64)> = Vec::with_capacity((pairs_hi - pairs_lo) as usize);
+    let (mut ja, mut jb) = (0usize, 0usize);
+    for &(xv, xw) in &x {
+        while ja < ny && y[ja].0 - xv <= lo {
+            ja += 1;
+        }
+        while jb < ny && y[jb].0 - xv <= hi {
+            jb += 1;
+        }
+        cand.extend(y[ja..jb].iter().map(|&(yv, yw)| (yv - xv, xw, yw)));
+    }
+    cand.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let mut acc = below;
+    for (d, a, b) in cand {
+        acc += u128::from(a) * u128::from(b);
+        if acc >= k {
+            return Some(d);
+        }
+    }
+    Some(hi)
+}
+
+/// Hodges-Lehmann shift `y - x` and its `1 - alpha` interval over runs
+/// `(value, count)` (distinct values with counts, sorted): the same as
+/// [`hodges_lehmann`] on the expanded samples when those have ties (the
+/// tie-corrected normal critical value), in time that grows with the
+/// number of runs, not with the counts. `tie_term` (the sum of `t^3 - t`
+/// over tie groups) sets the critical value; for histograms the tie groups
+/// are the buckets.
+pub(crate) fn hodges_lehmann_runs(
+    x: &[(f64, u64)],
+    y: &[(f64, u64)],
+    tie_term: u128,
+    alpha: f64,
+) -> HodgesLehmann {
+    let n1: u64 = x.iter().map(|r| r.1).sum();
+    let n2: u64 = y.iter().map(|r| r.1).sum();
+    let total = u128::from(n1) * u128::from(n2);
+    let kth = |k: u128| kth_weighted_difference(x, y, k).unwrap_or(f64::NAN);
+    let shift = if total % 2 == 1 {
+        kth(total / 2 + 1)
+    } else {
+        let (a, b) = (kth(total / 2), kth(total / 2 + 1));
+        a + (b - a) / 2.0
+    };
+    let c = u128::from(asymptotic_critical_count(n1, n2, tie_term, alpha));
+    let (lo_rank, hi_rank) = if c == 0 {
+        (1, total)
+    } else {
+        (c + 1, total - c)
+    };
+    HodgesLehmann {
+        shift,
+        lo: kth(lo_rank),
+        hi: kth(hi_rank),
+    }
+}
+
+/// Sum over tie groups of `t^3 - t` for runs of both samples.
+pub(crate) fn runs_tie_term(x: &[(f64, u64)], y: &[(f64, u64)]) -> u128 {
+    run_ranks(x, y).tie_term
+}
+
+/// The tie-corrected normal critical count of the Hodges-Lehmann interval.
+fn asymptotic_critical_count(n1: u64, n2: u64, tie_term: u128, alpha: f64) -> u64 {
+    let prod = n1.saturating_mul(n2);
+    let (f1, f2) = (n1 as f64, n2 as f64);
+    let n = f1 + f2;
+    let tie = tie_term as f64;
+    let s = if n > 1.0 {
+        (f1 * f2 / 12.0 * ((n + 1.0) - tie / (n * (n - 1.0)))).sqrt()
+    } else {
+        0.0
+    };
+    let z = normal_quantile(1.0 - alpha / 2.0);
+    let c = (prod as f64 / 2.0 - z * s - 0.5).floor();
+    if c.is_finite() && c > 0.0 {
+        (c as u64).min(prod.saturating_sub(1) / 2)
+    } else {
+        0
+    }
+}
+
 /// The number `c` of extreme differences to drop from each end of the
 /// ordered pairwise differences for a `1 - alpha` interval: the largest `c`
 /// with `P(U <= c) <= alpha / 2` (the interval is `[d(c+1), d(N-c)]`).
@@ -993,21 +1211,7 @@ fn critical_count(x: &[f64], y: &[f64], alpha: f64) -> u64 {
         }
         return c.saturating_sub(1).min(prod.saturating_sub(1) / 2);
     }
-    let (f1, f2) = (n1 as f64, n2 as f64);
-    let n = f1 + f2;
-    let tie = ties as f64;
-    let s = if n > 1.0 {
-        (f1 * f2 / 12.0 * ((n + 1.0) - tie / (n * (n - 1.0)))).sqrt()
-    } else {
-        0.0
-    };
-    let z = normal_quantile(1.0 - alpha / 2.0);
-    let c = (prod as f64 / 2.0 - z * s - 0.5).floor();
-    if c.is_finite() && c > 0.0 {
-        (c as u64).min(prod.saturating_sub(1) / 2)
-    } else {
-        0
-    }
+    asymptotic_critical_count(n1 as u64, n2 as u64, ties, alpha)
 }
 
 /// Quantile `q` in `[0, 1]` of a sorted, non-empty sample with linear
@@ -1212,6 +1416,69 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn runs_of(v: &[f64]) -> Vec<(f64, u64)> {
+        let mut out: Vec<(f64, u64)> = Vec::new();
+        for &x in v {
+            match out.last_mut() {
+                Some(last) if last.0 == x => last.1 += 1,
+                _ => out.push((x, 1)),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn weighted_statistics_equal_the_expanded_samples() {
+        let mut rng = SplitMix(29);
+        for case in 0..300 {
+            let (n1, n2) = (1 + rng.below(60), 1 + rng.below(60));
+            let levels = [1, 2, 4, 9, 40, 1000][case % 6];
+            let draw = |rng: &mut SplitMix, n: usize, off: usize| {
+                let mut v: Vec<f64> = (0..n)
+                    .map(|_| (rng.below(levels) + off) as f64 * 0.25)
+                    .collect();
+                v.sort_unstable_by(f64::total_cmp);
+                v
+            };
+            let (x, y) = (draw(&mut rng, n1, 0), draw(&mut rng, n2, case % 3));
+            let (rx, ry) = (runs_of(&x), runs_of(&y));
+            let total = (n1 * n2) as u64;
+            for k in [1, total / 4 + 1, total / 2, total / 2 + 1, total - 1, total] {
+                let k = k.clamp(1, total);
+                assert_eq!(
+                    kth_weighted_difference(&rx, &ry, u128::from(k)),
+                    Some(brute_kth(&x, &y, k)),
+                    "case {case} k {k}"
+                );
+            }
+            assert_eq!(
+                mann_whitney_runs(&rx, &ry, MwMethod::Asymptotic).ok(),
+                mann_whitney_u(&x, &y, MwMethod::Asymptotic).ok(),
+                "case {case}"
+            );
+            let tie = runs_tie_term(&rx, &ry);
+            if tie > 0 {
+                assert_eq!(
+                    hodges_lehmann_runs(&rx, &ry, tie, 0.05),
+                    hodges_lehmann_sorted(&x, &y, 0.05),
+                    "case {case}"
+                );
+            }
+        }
+        // Zero-count runs (empty buckets) change nothing.
+        let (x, y) = ([(1.0, 2), (2.0, 0), (3.0, 1)], [(0.0, 0), (2.0, 3)]);
+        assert_eq!(kth_weighted_difference(&x, &y, 1), Some(-1.0));
+        assert_eq!(kth_weighted_difference(&x, &y, 9), Some(1.0));
+        assert_eq!(kth_weighted_difference(&x, &y, 10), None);
+        // Huge counts stay exact: 2^39 x 2^39 pairs.
+        let big = 1u64 << 39;
+        let (x, y) = ([(0.0, big), (1.0, big)], [(0.0, big), (5.0, big)]);
+        let quarter = u128::from(big) * u128::from(big);
+        assert_eq!(kth_weighted_difference(&x, &y, quarter), Some(-1.0));
+        assert_eq!(kth_weighted_difference(&x, &y, quarter + 1), Some(0.0));
+        assert_eq!(kth_weighted_difference(&x, &y, 4 * quarter), Some(5.0));
     }
 
     #[test]

@@ -24,7 +24,8 @@ pub struct AnalyzeArgs {
     /// Analysis configuration (metrics, checks, bounds, score thresholds).
     #[arg(long, value_name = "ANALYSIS.toml")]
     config: PathBuf,
-    /// Samples: {"metrics": {"NAME": {"baseline": [..], "canary": [..]}}}.
+    /// Samples: {"metrics": {"NAME": {"baseline": [..], "canary": [..]}}}; a
+    /// cohort is numbers, {"events", "trials"} or {"histogram": {"le", "counts"}}.
     #[arg(long, value_name = "SAMPLES.json")]
     data: PathBuf,
     /// Output: a table for people or JSON for tools.
@@ -254,6 +255,54 @@ mod tests {
                     "{}: the --config file configures no metrics; add at least one [[metrics]] table",
                     config.display()
                 )
+            );
+        }
+    }
+
+    fn histogram_samples(canary: &str) -> String {
+        format!(
+            r#"{{"metrics": {{
+  "latency_ms": {{"baseline": {{"histogram": {{"le": [50, 100, 200, 400, "+Inf"], "counts": [100, 600, 950, 995, 1000]}}}},
+                 "canary": {{"histogram": {canary}}}}},
+  "errors": {{"baseline": {{"events": 20, "trials": 100000}}, "canary": {{"events": 21, "trials": 100000}}}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn histogram_samples_are_judged_and_bad_buckets_exit_2_naming_metric_and_cohort() {
+        let ok = histogram_samples(
+            r#"{"le": [50, 100, 200, 400, "+Inf"], "counts": [98, 603, 948, 996, 1000]}"#,
+        );
+        let (code, report) = run_with(MINIMAL, &ok, Output::Json);
+        let report = report.expect("judged");
+        assert_eq!(report.verdict, Verdict::Promote, "{}", report.to_table());
+        assert_eq!(code, ExitCode::from(PROMOTE));
+        for (canary, want) in [
+            (
+                r#"{"le": [50, 100, 200, 400, "+Inf"], "counts": [98, 603, 500, 996, 1000]}"#,
+                "data metrics.latency_ms.canary.histogram.counts[2]: cumulative count 500 is below the previous 603",
+            ),
+            (
+                r#"{"le": [50, 100, 200, 400], "counts": [98, 603, 948, 996]}"#,
+                "data metrics.latency_ms.canary.histogram.le: the last bound is 400, not +Inf",
+            ),
+            (
+                r#"{"le": [50, 100, "NaN", 400, "+Inf"], "counts": [98, 603, 948, 996, 1000]}"#,
+                "data metrics.latency_ms.canary.histogram.le[2]: NaN is not a bucket bound",
+            ),
+            (
+                r#"{"le": [50, 100, 200, 400, "+Inf"], "counts": [98, -603, 948, 996, 1000]}"#,
+                "data metrics.latency_ms.canary.histogram.counts[1]: negative count -603",
+            ),
+            (
+                r#"{"le": [50, 100, 200, 400, "+Inf"], "counts": [98, 603, 948, 996, 1e30]}"#,
+                "data metrics.latency_ms.canary.histogram.counts[4]: count 1000000000000000000000000000000 overflows",
+            ),
+        ] {
+            let (e, _, data) = error_for(MINIMAL, &histogram_samples(canary));
+            assert!(
+                e.starts_with(&format!("{}: {want}", data.display())),
+                "{e}\n  wanted {want}"
             );
         }
     }
