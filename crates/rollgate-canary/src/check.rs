@@ -258,9 +258,7 @@ pub(crate) fn value_checks<S: Cohort + ?Sized>(
                 out.push(r);
             }
         }
-        if t.min.is_some()
-            && mean(c).is_nan()
-        {
+        if t.min.is_some() && mean(c).is_nan() {
             out.push(unknown(name, "threshold.min", "mean", bad));
         } else if let Some(min) = t.min {
             let value = mean(c);

@@ -521,7 +521,11 @@ impl SampleSet {
             if let Some((at, why)) = failure.take() {
                 return CanaryError::data(
                     at,
-                    format!("{why} (SAMPLES.json line {}, column {})", e.line(), e.column()),
+                    format!(
+                        "{why} (SAMPLES.json line {}, column {})",
+                        e.line(),
+                        e.column()
+                    ),
                 );
             }
             let why = if e.to_string().contains("expected value") {

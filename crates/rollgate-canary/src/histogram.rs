@@ -444,12 +444,36 @@ mod tests {
     #[test]
     fn rejects_every_malformed_bucket_set_naming_the_index() {
         let cases: [(&[f64], &[u64], &str); 8] = [
-            (&[1.0, 2.0], &[1, 2], "histogram.le: the last bound is 2, not +Inf"),
-            (&[1.0, 1.0, INF], &[1, 2, 3], "histogram.le[1]: bound 1 is not above"),
-            (&[2.0, 1.0, INF], &[1, 2, 3], "histogram.le[1]: bound 1 is not above"),
-            (&[f64::NAN, INF], &[1, 2], "histogram.le[0]: NaN is not a bucket bound"),
-            (&[1.0, INF], &[3, 2], "histogram.counts[1]: cumulative count 2 is below"),
-            (&[1.0, INF, 3.0], &[1, 2, 3], "histogram.le[1]: +Inf must be the last"),
+            (
+                &[1.0, 2.0],
+                &[1, 2],
+                "histogram.le: the last bound is 2, not +Inf",
+            ),
+            (
+                &[1.0, 1.0, INF],
+                &[1, 2, 3],
+                "histogram.le[1]: bound 1 is not above",
+            ),
+            (
+                &[2.0, 1.0, INF],
+                &[1, 2, 3],
+                "histogram.le[1]: bound 1 is not above",
+            ),
+            (
+                &[f64::NAN, INF],
+                &[1, 2],
+                "histogram.le[0]: NaN is not a bucket bound",
+            ),
+            (
+                &[1.0, INF],
+                &[3, 2],
+                "histogram.counts[1]: cumulative count 2 is below",
+            ),
+            (
+                &[1.0, INF, 3.0],
+                &[1, 2, 3],
+                "histogram.le[1]: +Inf must be the last",
+            ),
             (&[1.0, INF], &[1], "histogram: 2 bounds (le) but 1 counts"),
             (&[INF], &[1], "histogram.le: only the +Inf bucket"),
         ];
@@ -511,6 +535,9 @@ mod tests {
         assert_eq!(x.bucket_counts().collect::<Vec<_>>(), vec![3, 0, 4]);
         assert_eq!(x.mean(), Some(12.5 / 7.0));
         let json = serde_json::to_string(&x).expect("json");
-        assert_eq!(json, r#"{"le":[1.0,2.0,"+Inf"],"counts":[3,3,7],"sum":12.5}"#);
+        assert_eq!(
+            json,
+            r#"{"le":[1.0,2.0,"+Inf"],"counts":[3,3,7],"sum":12.5}"#
+        );
     }
 }

@@ -989,7 +989,10 @@ pub fn mann_whitney_runs(
 ) -> Result<MannWhitney, CanaryError> {
     let n1: u64 = x.iter().map(|r| r.1).sum();
     let n2: u64 = y.iter().map(|r| r.1).sum();
-    for (what, n) in [("mann-whitney first sample", n1), ("mann-whitney second sample", n2)] {
+    for (what, n) in [
+        ("mann-whitney first sample", n1),
+        ("mann-whitney second sample", n2),
+    ] {
         if n == 0 {
             return Err(CanaryError::input(what, "no samples"));
         }

@@ -82,7 +82,8 @@ fn samples_json_reads_cumulative_buckets_with_inf_as_a_string() {
     assert_eq!(h.cumulative_counts(), &[40, 85, 98, 100]);
     assert_eq!(h.mean(), Some(150.0));
     // Round trip through the serializer.
-    let again = SampleSet::from_json_str(&serde_json::to_string(&s).expect("json")).expect("parses");
+    let again =
+        SampleSet::from_json_str(&serde_json::to_string(&s).expect("json")).expect("parses");
     assert_eq!(again, s);
     let r = minimal().judge(&s).expect("judges");
     assert_eq!(r.metrics[0].canary.n, 100);
@@ -147,7 +148,10 @@ fn malformed_histograms_are_errors_naming_metric_and_cohort() {
         r#"{"le": [100, "+Inf"], "counts": [1, 2]}, "events": 3"#,
     ))
     .expect_err("both");
-    assert!(e.to_string().contains("either counts or a histogram"), "{e}");
+    assert!(
+        e.to_string().contains("either counts or a histogram"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -174,7 +178,11 @@ fn histograms_of_a_healthy_canary_promote_and_a_slow_one_rolls_back() {
     let r = minimal().judge(&bad).expect("judges");
     assert_eq!(r.verdict, Verdict::Rollback, "{}", r.to_table());
     let lat = &r.metrics[0];
-    assert!(lat.failed && lat.result == Outcome::High, "{}", r.to_table());
+    assert!(
+        lat.failed && lat.result == Outcome::High,
+        "{}",
+        r.to_table()
+    );
     let shift = lat.shift.expect("shift");
     assert!((15.0..25.0).contains(&shift), "shift {shift}");
 }
@@ -249,7 +257,11 @@ fn different_bounds_are_merged_to_common_bounds_or_refused() {
         unit: None,
     };
     let e = minimal().judge(&set(mixed, (1, 1))).expect_err("mixed");
-    assert!(e.to_string().starts_with("data metrics.latency_ms: a histogram in one cohort"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("data metrics.latency_ms: a histogram in one cohort"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -260,13 +272,23 @@ fn min_samples_counts_observations_and_unknown_means_are_no_data() {
         .judge(&set(MetricSamples::histograms(few.clone(), few), (1, 1)))
         .expect("judged");
     assert_eq!(r.verdict, Verdict::Inconclusive, "{}", r.to_table());
-    assert!(r.metrics[0].reason.contains("49 baseline and 49 canary observations"));
+    assert!(
+        r.metrics[0]
+            .reason
+            .contains("49 baseline and 49 canary observations")
+    );
 
-    let cfg = MINIMAL.replace("threshold = { p99_max = 500.0 }", "threshold = { mean_max = 150.0 }");
+    let cfg = MINIMAL.replace(
+        "threshold = { p99_max = 500.0 }",
+        "threshold = { mean_max = 150.0 }",
+    );
     let analysis = Analysis::new(AnalysisConfig::from_toml_str(&cfg).expect("cfg")).expect("ok");
     let h = Histogram::new(le, vec![500, 900, 1000]).expect("valid");
     let r = analysis
-        .judge(&set(MetricSamples::histograms(h.clone(), h.clone()), (1, 1)))
+        .judge(&set(
+            MetricSamples::histograms(h.clone(), h.clone()),
+            (1, 1),
+        ))
         .expect("judged");
     assert_eq!(r.verdict, Verdict::Inconclusive, "{}", r.to_table());
     let mean_check = r.metrics[0]
@@ -286,8 +308,15 @@ fn min_samples_counts_observations_and_unknown_means_are_no_data() {
 fn a_histogram_for_a_count_metric_is_refused() {
     let h = Histogram::new(vec![1.0, f64::INFINITY], vec![1, 2]).expect("valid");
     let mut s = SampleSet::default();
-    s.insert("latency_ms", MetricSamples::values(vec![1.0; 60], vec![1.0; 60]));
+    s.insert(
+        "latency_ms",
+        MetricSamples::values(vec![1.0; 60], vec![1.0; 60]),
+    );
     s.insert("errors", MetricSamples::histograms(h.clone(), h));
     let e = minimal().judge(&s).expect_err("count");
-    assert!(e.to_string().starts_with("data metrics.errors: a count metric needs"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("data metrics.errors: a count metric needs"),
+        "{e}"
+    );
 }
