@@ -1,8 +1,8 @@
 //! The Prometheus source against a real Prometheus (Debian's package)
-//! scraping a tiny exporter, both started by `scripts/canary-exporter.sh`.
+//! scraping a tiny exporter, both started by rollgate-test's
+//! `scripts/canary-exporter.sh`.
 #![cfg(feature = "prometheus")]
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,9 +13,6 @@ use rollgate_canary::{
     Verdict, Window,
 };
 
-fn scripts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
-}
 
 /// Stops Prometheus and the exporter even when the test fails.
 struct Servers {
@@ -27,7 +24,7 @@ impl Servers {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = Command::new("bash")
-            .arg(scripts().join("canary-exporter.sh"))
+            .arg(rollgate_test::script("canary-exporter.sh"))
             .arg("prometheus")
             .arg(dir.path())
             .output()
@@ -52,7 +49,7 @@ impl Drop for Servers {
     fn drop(&mut self) {
         for (script, cmd) in [("prometheus.sh", "stop"), ("canary-exporter.sh", "stop")] {
             let _ = Command::new("bash")
-                .arg(scripts().join(script))
+                .arg(rollgate_test::script(script))
                 .arg(cmd)
                 .arg(self.dir.path())
                 .status();

@@ -105,7 +105,7 @@ pub fn run(args: AnalyzeArgs) -> ExitCode {
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = include_str!("../../rollgate-canary/tests/fixtures/minimal.toml");
+    const MINIMAL: &str = include_str!("../tests/fixtures/minimal.toml");
 
     fn samples(lat_scale: f64, errors: (u64, u64)) -> String {
         let n = 200;

@@ -14,6 +14,22 @@ use rollgate_deploy::{
 
 pub mod conformance;
 
+/// The path of a helper script kept in this crate's `scripts/` folder, for
+/// tests that start real servers on loopback: `prometheus.sh` (a throwaway
+/// Prometheus, from Debian's package) and `canary-exporter.sh` (a tiny
+/// exporter for it to scrape). Shared here so that every other crate's tests
+/// stay inside their own directory.
+///
+/// ```
+/// let sh = rollgate_test::script("prometheus.sh");
+/// assert!(sh.is_file());
+/// ```
+pub fn script(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name)
+}
+
 /// A fault injected on one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {

@@ -23,6 +23,8 @@ pub mod prelude {
     pub use rollgate_deploy::{
         Artifact, Decision, Deployer, Digest, Error as DeployError, Executor, ExecutorConfig, Gate,
         GateContext, MemoryStore, Outcome, Percent, PhaseDefaults, Readiness, RolloutRequest,
-        SqliteStore, StateStore, Strategy, TargetId,
+        StateStore, Strategy, TargetId,
     };
+    #[cfg(feature = "sqlite")]
+    pub use rollgate_deploy::SqliteStore;
 }
