@@ -13,7 +13,6 @@ use rollgate_canary::{
     Verdict, Window,
 };
 
-
 /// Stops Prometheus and the exporter even when the test fails.
 struct Servers {
     dir: tempfile::TempDir,

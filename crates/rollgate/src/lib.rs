@@ -20,11 +20,11 @@ pub use rollgate_telemetry as telemetry;
 pub mod prelude {
     #[cfg(feature = "canary")]
     pub use crate::canary_gate::CanaryGate;
+    #[cfg(feature = "sqlite")]
+    pub use rollgate_deploy::SqliteStore;
     pub use rollgate_deploy::{
         Artifact, Decision, Deployer, Digest, Error as DeployError, Executor, ExecutorConfig, Gate,
         GateContext, MemoryStore, Outcome, Percent, PhaseDefaults, Readiness, RolloutRequest,
         StateStore, Strategy, TargetId,
     };
-    #[cfg(feature = "sqlite")]
-    pub use rollgate_deploy::SqliteStore;
 }
