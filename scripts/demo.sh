@@ -25,8 +25,8 @@ expect() { # expect CODE command...: run, and check its exit code
   if [ "$got" -ne "$want" ]; then echo "demo: expected exit $want, got $got from: $*" >&2; exit 1; fi
 }
 
-step "1. install web v1 on 10 targets (all at once)"
-expect 0 "$bin" rollout run v1.toml --actor demo --idempotency-key web-v1
+step "1. install web v1 on 10 fresh targets (all at once; one-way: there is nothing to roll back to)"
+expect 0 "$bin" rollout run v1.toml --actor demo --idempotency-key web-v1 --no-rollback-ok
 
 step "2. canary web v2: 10% -> 50% -> 100%, each step baked 1s and gated by ./check.sh"
 expect 0 "$bin" rollout run v2.toml --actor demo --idempotency-key web-v2

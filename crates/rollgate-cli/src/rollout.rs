@@ -11,9 +11,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use rollgate_deploy::spec::PlanFile;
 use rollgate_deploy::{
-    Artifact, Error, Event, EventRecord, Executor, LeaseInfo, Outcome, PhaseDefaults, Report,
-    Rollout, RolloutId, RolloutRequest, SqliteOptions, SqliteStore, StateStore, Status, Strategy,
-    TargetState, Writer,
+    Artifact, Error, Event, EventRecord, Executor, GateUse, LeaseInfo, Outcome, PhaseDefaults,
+    Report, Rollout, RolloutId, RolloutRequest, SqliteOptions, SqliteStore, StateStore, Status,
+    Strategy, TargetState, Writer,
 };
 use serde_json::{Value, json};
 
@@ -115,6 +115,13 @@ enum RolloutCommand {
         /// Same key, same rollout: a repeated run starts nothing new.
         #[arg(long)]
         idempotency_key: Option<String>,
+        /// Start even when a rollback could not return some target to what it
+        /// runs now (an unregistered version, or nothing): a deliberate
+        /// one-way deploy. If it then rolls back, it ends `rollback_failed`
+        /// naming every target left on the new artifact. Without it such a
+        /// run is refused (exit 2) before anything changes.
+        #[arg(long)]
+        no_rollback_ok: bool,
     },
     /// Show a rollout's state.
     Status {
@@ -170,6 +177,9 @@ struct Fail(u8, String);
 
 impl From<Error> for Fail {
     fn from(e: Error) -> Self {
+        if let Error::Unrestorable { targets } = &e {
+            return Fail(BAD_INPUT, unrestorable_text(targets));
+        }
         let code = if e.is_input() {
             BAD_INPUT
         } else if matches!(
@@ -186,6 +196,25 @@ impl From<Error> for Fail {
         };
         Fail(code, e.to_string())
     }
+}
+
+/// Why a run was refused up front, and the three ways out.
+fn unrestorable_text(targets: &[(rollgate_deploy::TargetId, String)]) -> String {
+    let mut text = format!(
+        "refused before changing anything: if this rollout rolled back, {} target(s) could not be returned to what they run now:",
+        targets.len()
+    );
+    for (t, why) in targets {
+        text.push_str(&format!("\n  {t}: {why}"));
+    }
+    text.push_str(
+        "\nways out:\n  \
+         - declare what they run in the plan: `previous = { version = \"...\", digest = \"sha256:...\" }`\n  \
+         - or list it in the plan as [[known]] entries (`version = \"...\"` and `digest = \"sha256:...\"`)\n  \
+         - or pass --no-rollback-ok for a deliberate one-way deploy (a rollback then ends \
+         `rollback_failed`, naming every target left on the new artifact)",
+    );
+    text
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Fail> {
@@ -259,7 +288,8 @@ async fn dispatch(args: RolloutArgs) -> Result<u8, Fail> {
             plan,
             actor,
             idempotency_key,
-        } => run_plan(&c, &plan, &actor, idempotency_key).await,
+            no_rollback_ok,
+        } => run_plan(&c, &plan, &actor, idempotency_key, no_rollback_ok).await,
         RolloutCommand::Status { id } => status(&c, parse_id(&id)?).await,
         RolloutCommand::History { service, rollout } => {
             let rollout = rollout.as_deref().map(parse_id).transpose()?;
@@ -378,6 +408,7 @@ async fn known_artifacts(store: &dyn StateStore, service: &str) -> Result<Vec<Ar
         known.push(s.artifact.clone());
         if let Ok(req) = store.request(s.id).await {
             known.extend(req.previous);
+            known.extend(req.known);
         }
     }
     Ok(known)
@@ -392,7 +423,12 @@ async fn executor_for(
     let known = known_artifacts(&*store, &req.service).await?;
     let mut exec = Executor::new(store, Arc::new(plan.deployer(Some(cwd.clone()), known)?))
         .with_config(plan.executor_config(&owner()));
-    if let Some(g) = plan.gate(Some(cwd.clone()))? {
+    // A rollback's plan skips the gate explicitly: going back to what ran
+    // before is not held up by the health of what is being undone.
+    let asks = req.plan.phases.iter().any(|p| p.gate != GateUse::Skip);
+    if let Some(g) = plan.gate(Some(cwd.clone()))?
+        && asks
+    {
         exec = exec.with_gate(Arc::new(g));
     }
     if let Some(r) = plan.router(Some(cwd))? {
@@ -494,6 +530,7 @@ fn status_json(r: &Rollout, existed: bool, driver: Option<&str>) -> Value {
         "phases": r.request.plan.phases.len(),
         "stage": r.stage,
         "on_artifact": r.on_artifact().len(),
+        "left_on_artifact": r.left_on_artifact(),
         "targets": targets,
         "last_decision": r.last_decision,
         "existed": existed,
@@ -556,6 +593,16 @@ fn print_status(c: &Common, r: &Rollout, existed: bool, driver: Option<&str>) {
     if let Some(d) = driver {
         out!("  driven by: {d}");
     }
+    let left = r.left_on_artifact();
+    if !left.is_empty() {
+        let names: Vec<&str> = left.iter().map(|t| t.as_str()).collect();
+        let now = if r.is_finished() {
+            "left on"
+        } else {
+            "not yet back from"
+        };
+        out!("  {now} {}: {}", a.version, names.join(", "));
+    }
     out!(
         "  targets on {}: {}/{}",
         a.version,
@@ -585,13 +632,23 @@ async fn run_plan(
     plan_path: &Path,
     actor: &str,
     key: Option<String>,
+    no_rollback_ok: bool,
 ) -> Result<u8, Fail> {
     check_actor(actor)?;
+    if key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+        return Err(Fail(
+            BAD_INPUT,
+            "--idempotency-key must not be empty (leave it out for a new rollout each run)".into(),
+        ));
+    }
     let plan = PlanFile::load(plan_path)?;
     let cwd = std::env::current_dir()
         .map_err(|e| Fail(BAD_INPUT, format!("cannot read the working directory: {e}")))?;
     let store = open(c)?;
-    let req = plan.request(actor, key).with_spec(spec_of(&plan, &cwd));
+    let req = plan
+        .request(actor, key)
+        .with_no_rollback_ok(no_rollback_ok)
+        .with_spec(spec_of(&plan, &cwd));
     // Validate the whole set-up before anything is recorded.
     let probe = executor_for(store.clone(), &req, None).await?;
     let created = probe.create(&req).await?;
@@ -855,7 +912,7 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
         .flatten()
         .filter_map(|t| t.parse().ok())
         .collect();
-    let plan = Strategy::AllAtOnce.compile(&targets, &PhaseDefaults::default())?;
+    let plan = Strategy::AllAtOnce.compile(&targets, &PhaseDefaults::default().with_gate(false))?;
     let mut back = RolloutRequest::new(&args.service, previous.clone(), plan, &args.actor)
         .with_previous(req.artifact.clone());
     if let Some(mut spec) = req.spec.clone() {

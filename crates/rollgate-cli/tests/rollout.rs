@@ -626,9 +626,10 @@ fn commands_that_need_recorded_rollouts_refuse_a_missing_state_file_and_create_n
 #[test]
 fn an_assumed_previous_artifact_is_marked_as_assumed_in_the_audit() {
     let d = dir(2);
-    // web-2 runs a version nobody registered: the plan's `previous` stands
-    // in for it, and the history says so instead of stating it as fact.
-    std::fs::write(d.path.join("srv/web-2/current"), "v0\n").unwrap();
+    // web-2 cannot say what it runs (its `current` command fails): the
+    // plan's `previous` stands in for it, and the history says so instead
+    // of stating it as fact.
+    std::fs::remove_file(d.path.join("srv/web-2/current")).unwrap();
     let p = write(
         &d,
         "plan.toml",
@@ -652,8 +653,118 @@ fn an_assumed_previous_artifact_is_marked_as_assumed_in_the_audit() {
     );
     assert!(!intent("web-1").contains("assumed"), "{}", intent("web-1"));
     assert!(
-        intent("web-2").contains("assumed from the plan") && intent("web-2").contains("\"v0\""),
+        intent("web-2").contains("assumed from the plan")
+            && intent("web-2").contains("reading what it runs failed"),
         "{}",
         intent("web-2")
+    );
+}
+
+/// A fleet running `v0`, which rollgate never recorded, with a plan that has
+/// no `previous`, and a gate that says roll back.
+fn first_adoption(d: &Dir, extra: &str) -> String {
+    for i in 1..=3 {
+        std::fs::write(d.path.join(format!("srv/web-{i}/current")), "v0\n").unwrap();
+    }
+    write(d, "gate.sh", "#!/bin/sh\necho 'p99 over bound'\nexit 1\n");
+    write(
+        d,
+        "plan.toml",
+        &format!(
+            r#"service = "web"
+artifact = {{ version = "v2", digest = "{V2}" }}
+targets = ["web-1", "web-2", "web-3"]
+{extra}
+[deployer]
+kind = "command"
+deploy = "{DEPLOY}"
+current = "cat srv/{{target}}/current"
+ready = "test -s srv/{{target}}/current"
+
+[strategy]
+kind = "all-at-once"
+
+[gate]
+kind = "command"
+command = "sh gate.sh"
+"#
+        ),
+    )
+}
+
+#[test]
+fn first_adoption_on_an_unregistered_version_is_refused_up_front_with_the_ways_out() {
+    let d = dir(3);
+    let p = first_adoption(&d, "");
+    let out = rollgate(&d, &["rollout", "run", &p, "--actor", "alice"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    for t in ["web-1", "web-2", "web-3"] {
+        assert!(
+            err.contains(&format!("{t}: runs \"v0\", which is not a known artifact")),
+            "{err}"
+        );
+    }
+    for way in ["previous = {", "[[known]]", "--no-rollback-ok"] {
+        assert!(err.contains(way), "{way} missing: {err}");
+    }
+    assert!(!err.contains("reading what it runs failed"), "{err}");
+    assert_eq!(versions(&d, 3), ["v0"; 3], "nothing changed");
+    let listed = json(&rollgate(&d, &["rollout", "history", "--output", "json"]));
+    assert_eq!(listed, serde_json::json!([]), "nothing recorded");
+}
+
+#[test]
+fn first_adoption_one_way_ends_rollback_failed_naming_every_target_left_on_the_new_artifact() {
+    let d = dir(3);
+    let p = first_adoption(&d, "");
+    let out = rollgate(
+        &d,
+        &[
+            "rollout",
+            "run",
+            &p,
+            "--actor",
+            "alice",
+            "--no-rollback-ok",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let s = json(&out);
+    assert_eq!(s["status"], "rollback_failed", "{s}");
+    assert_eq!(
+        s["left_on_artifact"],
+        serde_json::json!(["web-1", "web-2", "web-3"])
+    );
+    assert_eq!(versions(&d, 3), ["v2"; 3], "honest: they do run v2");
+    let text = rollgate(&d, &["rollout", "status", "1"]);
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.contains("status: rollback_failed"), "{text}");
+    assert!(text.contains("left on v2: web-1, web-2, web-3"), "{text}");
+    assert!(!text.contains("rolled_back"), "{text}");
+}
+
+#[test]
+fn first_adoption_with_the_running_version_declared_as_known_rolls_back_for_real() {
+    let d = dir(3);
+    let v0 = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let p = first_adoption(
+        &d,
+        &format!("\n[[known]]\nversion = \"v0\"\ndigest = \"{v0}\"\n"),
+    );
+    let out = rollgate(
+        &d,
+        &["rollout", "run", &p, "--actor", "alice", "--output", "json"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let s = json(&out);
+    assert_eq!(s["status"], "rolled_back", "{s}");
+    assert_eq!(s["left_on_artifact"], serde_json::json!([]));
+    assert_eq!(
+        versions(&d, 3),
+        ["v0"; 3],
+        "every touched target runs what it ran"
     );
 }

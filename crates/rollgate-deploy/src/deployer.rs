@@ -118,7 +118,8 @@ pub const DEPLOYER_PLACEHOLDERS: &[&str] = &["service", "target", "version", "di
 ///
 /// - `deploy`: exit 0 means deployed; anything else fails (and is retried).
 /// - `current`: stdout is what the target runs: a `sha256:` digest or a version
-///   label known to the deployer's catalog; empty output (exit 0) means it runs
+///   label known to the deployer's catalog (a label it does not know is
+///   [`Error::UnknownArtifact`]); empty output (exit 0) means it runs
 ///   nothing; a non-zero exit means it could not tell (an error).
 /// - `ready`: exit 0 means ready; otherwise stderr/stdout says why not.
 ///
@@ -323,10 +324,9 @@ impl Deployer for CommandDeployer {
         }
         match self.catalog.get(text) {
             Some(d) => Ok(Some(d.clone())),
-            None => Err(Error::Deploy {
+            None => Err(Error::UnknownArtifact {
                 target: target.clone(),
-                reason: format!("runs {text:?}, which is not a known artifact version"),
-                transient: false,
+                runs: text.to_string(),
             }),
         }
     }

@@ -82,6 +82,22 @@ pub enum Error {
         /// The conflicting label.
         new: String,
     },
+    /// A target's current artifact was read, but it is none the deployer or
+    /// the store knows (no version and digest pair for it).
+    #[error("target {target} runs {runs:?}, which is not a known artifact")]
+    UnknownArtifact {
+        /// The target.
+        target: TargetId,
+        /// What it reported running (a version label).
+        runs: String,
+    },
+    /// The rollout was refused before anything changed: these targets could
+    /// not be returned to what they run now if the rollout rolled back.
+    #[error("{}", unrestorable_message(targets))]
+    Unrestorable {
+        /// Each target and why it could not be restored.
+        targets: Vec<(TargetId, String)>,
+    },
     /// A recorded event does not fit the rollout's state (a corrupt or foreign log).
     #[error("rollout {rollout}: event {seq} does not apply: {reason}")]
     Corrupt {
@@ -92,6 +108,20 @@ pub enum Error {
         /// Why it does not apply.
         reason: String,
     },
+}
+
+fn unrestorable_message(targets: &[(TargetId, String)]) -> String {
+    let list = targets
+        .iter()
+        .map(|(t, why)| format!("{t} ({why})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "refused before changing anything: a rollback could not restore {} target(s): {list}; \
+         declare the artifact they run (a `previous`, or `known` version and digest pairs) \
+         or allow a one-way deploy (`no_rollback_ok`)",
+        targets.len()
+    )
 }
 
 impl Error {
@@ -115,6 +145,7 @@ impl Error {
                 | Error::PlanFile { .. }
                 | Error::NotFound(_)
                 | Error::DigestRebound { .. }
+                | Error::Unrestorable { .. }
         )
     }
 }

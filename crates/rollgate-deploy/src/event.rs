@@ -12,11 +12,16 @@ use crate::{Artifact, Decision, Plan, TargetId};
 pub enum Outcome {
     /// Every phase passed; every target runs the artifact.
     Succeeded,
-    /// A gate or the failure limit rolled the rollout back; touched targets run the previous artifact.
+    /// A gate, a failed traffic switch or the failure limit rolled the
+    /// rollout back, and every touched target runs what it ran before (it
+    /// was restored, or it already ran the artifact before the rollout).
     RolledBack,
-    /// A person aborted it; touched targets run the previous artifact.
+    /// A person aborted it, and every touched target runs what it ran before.
     Aborted,
-    /// Rolling back failed on some target; see the history.
+    /// Rolling back (after a gate, a failure or an abort) left some touched
+    /// target on the new artifact: its restore failed, or nothing was known
+    /// to restore it to. [`Rollout::left_on_artifact`](crate::Rollout::left_on_artifact)
+    /// names them.
     RollbackFailed,
 }
 
@@ -345,6 +350,16 @@ pub struct RolloutRequest {
     /// Same key, same rollout: a retried request returns the existing one.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// Artifacts the caller vouches for by version and digest (a plan's
+    /// `[[known]]` list): a target found running one of them can be restored
+    /// to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known: Vec<Artifact>,
+    /// A deliberate one-way deploy: start even when some target could not
+    /// be restored by a rollback (it runs an unknown artifact, or nothing).
+    /// Such a rollout that rolls back ends `rollback_failed`, naming them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_rollback_ok: bool,
     /// Opaque data for the caller (the CLI keeps its plan file here, to
     /// rebuild deployer and gate when it resumes the rollout elsewhere).
     #[serde(default)]
@@ -367,8 +382,32 @@ impl RolloutRequest {
             gate_policy: GatePolicy::default(),
             actor: actor.into(),
             idempotency_key: None,
+            known: Vec::new(),
+            no_rollback_ok: false,
             spec: None,
         }
+    }
+
+    /// Adds artifacts the caller vouches for, so targets running them can be
+    /// restored.
+    pub fn with_known(mut self, known: impl IntoIterator<Item = Artifact>) -> Self {
+        self.known.extend(known);
+        self
+    }
+
+    /// Allows (or not) a one-way deploy: see [`RolloutRequest::no_rollback_ok`].
+    pub fn with_no_rollback_ok(mut self, ok: bool) -> Self {
+        self.no_rollback_ok = ok;
+        self
+    }
+
+    /// The artifact with this digest among the request's own (`artifact`,
+    /// `previous`, `known`).
+    pub fn declared(&self, digest: &crate::Digest) -> Option<&Artifact> {
+        std::iter::once(&self.artifact)
+            .chain(self.previous.iter())
+            .chain(self.known.iter())
+            .find(|a| &a.digest == digest)
     }
 
     /// Sets the idempotency key.

@@ -12,8 +12,8 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::state::{Action, Rollout, Stage, Status};
 use crate::store::{Created, StateStore, Writer};
 use crate::{
-    Artifact, Deployer, Error, Event, EventRecord, Fence, Gate, Outcome, PhaseAction, Readiness,
-    RolloutId, RolloutRequest, Router, TargetId,
+    Artifact, Deployer, Error, Event, EventRecord, Fence, Gate, GateUse, Outcome, PhaseAction,
+    Readiness, RolloutId, RolloutRequest, Router, TargetId,
 };
 
 /// How transient deploy errors are retried.
@@ -172,6 +172,26 @@ pub struct Executor {
     observer: Option<Observer>,
 }
 
+/// What a target was seen running, before it is changed.
+struct Seen {
+    /// The artifact a rollback returns it to, when known (or assumed).
+    artifact: Option<Artifact>,
+    /// What the audit should say about how it was found.
+    note: Option<String>,
+    /// Why a rollback could not return it to what it runs, if so.
+    unrestorable: Option<String>,
+}
+
+impl Seen {
+    fn known(a: Artifact) -> Self {
+        Self {
+            artifact: Some(a),
+            note: None,
+            unrestorable: None,
+        }
+    }
+}
+
 /// A finished deploy (forward) or restore task.
 struct TaskDone {
     target: TargetId,
@@ -193,7 +213,7 @@ impl Executor {
         }
     }
 
-    /// Uses `gate` for gated phases.
+    /// Asks `gate` after every phase that does not opt out ([`GateUse`]).
     pub fn with_gate(mut self, gate: Arc<dyn Gate>) -> Self {
         self.gate = Some(gate);
         self
@@ -224,6 +244,13 @@ impl Executor {
 
     /// Validates and records a request; the same idempotency key returns the
     /// existing rollout.
+    ///
+    /// Before recording a new rollout it reads what every target runs: when
+    /// a rollback could not return a target to it (an artifact neither the
+    /// request nor the store knows, nothing at all, or an unreadable target
+    /// and no `previous`), it fails with [`Error::Unrestorable`] and records
+    /// nothing, unless the request allows a one-way deploy
+    /// ([`RolloutRequest::with_no_rollback_ok`]).
     pub async fn create(&self, req: &RolloutRequest) -> Result<Created, Error> {
         req.artifact.validate()?;
         if let Some(p) = &req.previous {
@@ -235,7 +262,21 @@ impl Executor {
         if req.plan.phases.is_empty() {
             return Err(Error::invalid("plan", "the plan has no phases"));
         }
+        if req
+            .idempotency_key
+            .as_deref()
+            .is_some_and(|k| k.trim().is_empty())
+        {
+            return Err(Error::invalid("idempotency key", "the key is empty"));
+        }
         self.check_capabilities(req)?;
+        let exists = match &req.idempotency_key {
+            Some(k) => self.store.find_key(k).await?.is_some(),
+            None => false,
+        };
+        if !exists && !req.no_rollback_ok {
+            self.preflight(req).await?;
+        }
         self.store.create(req).await
     }
 
@@ -246,10 +287,18 @@ impl Executor {
     }
 
     fn check_capabilities(&self, req: &RolloutRequest) -> Result<(), Error> {
-        if self.gate.is_none() && req.plan.phases.iter().any(|p| p.gated) {
+        let phases = &req.plan.phases;
+        if self.gate.is_none() && phases.iter().any(|p| p.gate == GateUse::Required) {
             return Err(Error::invalid(
                 "plan",
-                "phases are gated but no gate is configured",
+                "phases require a gate but none is attached (Executor::with_gate)",
+            ));
+        }
+        if self.gate.is_some() && phases.iter().all(|p| p.gate == GateUse::Skip) {
+            return Err(Error::invalid(
+                "plan",
+                "a gate is attached but every phase of the plan skips it (GateUse::Skip); \
+                 let the phases ask it or attach no gate",
             ));
         }
         if self.router.is_none()
@@ -278,7 +327,8 @@ impl Executor {
         let result = async {
             self.check_capabilities(&req)?;
             let log = self.store.events(id, 0).await?;
-            let rollout = Rollout::replay(id, req, &log)?;
+            let mut rollout = Rollout::replay(id, req, &log)?;
+            rollout.gate_attached = self.gate.is_some();
             self.drive(rollout, fence).await
         }
         .instrument(span)
@@ -569,22 +619,76 @@ impl Executor {
         r: &Rollout,
         target: &TargetId,
     ) -> (Option<Artifact>, Option<String>) {
-        // The plan's `previous` stands in when a target cannot say what it
-        // runs, and the audit says so: the note keeps what was actually seen.
-        let fallback = |note: String| (r.request.previous.clone(), Some(note));
-        match self.deployer.current(target).await {
-            // Already on the new artifact: a rollback must leave it there.
-            Ok(Some(d)) if d == r.request.artifact.digest => {
-                (Some(r.request.artifact.clone()), None)
-            }
-            Ok(Some(d)) => match self.store.artifact(&d).await {
-                Ok(Some(a)) => (Some(a), None),
-                Ok(None) => fallback(format!("ran {d}, which is not in the artifact registry")),
-                Err(e) => fallback(format!("artifact registry: {e}")),
+        let seen = self.what_runs(&r.request, target).await;
+        (seen.artifact, seen.note)
+    }
+
+    /// What `target` runs now, as an artifact a rollback can return it to.
+    async fn what_runs(&self, req: &RolloutRequest, target: &TargetId) -> Seen {
+        // The plan's `previous` stands in only when a target cannot say what
+        // it runs, and the audit says so: the note keeps what was seen.
+        let unreadable = |why: String| match &req.previous {
+            Some(p) => Seen {
+                artifact: Some(p.clone()),
+                note: Some(why),
+                unrestorable: None,
             },
-            Ok(None) => (None, None),
-            Err(e) => fallback(format!("reading what it runs failed: {e}")),
+            None => Seen {
+                artifact: None,
+                note: Some(why.clone()),
+                unrestorable: Some(why),
+            },
+        };
+        let unknown = |why: String| Seen {
+            artifact: None,
+            note: Some(why.clone()),
+            unrestorable: Some(why),
+        };
+        match self.deployer.current(target).await {
+            Ok(Some(d)) => {
+                if let Some(a) = req.declared(&d) {
+                    return Seen::known(a.clone());
+                }
+                match self.store.artifact(&d).await {
+                    Ok(Some(a)) => Seen::known(a),
+                    Ok(None) => unknown(format!("runs {d}, which is not a known artifact")),
+                    Err(e) => unreadable(format!("artifact registry: {e}")),
+                }
+            }
+            Ok(None) => Seen {
+                artifact: None,
+                note: None,
+                unrestorable: Some("runs nothing; a rollback cannot uninstall".into()),
+            },
+            Err(Error::UnknownArtifact { runs, .. }) => {
+                unknown(format!("runs {runs:?}, which is not a known artifact"))
+            }
+            Err(e) => unreadable(format!("reading what it runs failed: {e}")),
         }
+    }
+
+    /// Reads what every target of `req` runs and refuses when a rollback
+    /// could not return one of them to it (unless the request allows a
+    /// one-way deploy). Changes nothing.
+    async fn preflight(&self, req: &RolloutRequest) -> Result<(), Error> {
+        let reads = req.plan.targets().map(|t| async move {
+            let seen = self.what_runs(req, t).await;
+            seen.unrestorable.map(|why| (t.clone(), why))
+        });
+        let mut unrestorable: Vec<(TargetId, String)> = futures::StreamExt::collect::<Vec<_>>(
+            futures::StreamExt::buffered(futures::stream::iter(reads), 32),
+        )
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+        if unrestorable.is_empty() {
+            return Ok(());
+        }
+        unrestorable.sort_by(|a, b| crate::types::natural_cmp(a.0.as_str(), b.0.as_str()));
+        Err(Error::Unrestorable {
+            targets: unrestorable,
+        })
     }
 
     async fn start_tasks(

@@ -24,7 +24,7 @@ pub use error::Error;
 pub use event::{Event, EventRecord, GatePolicy, Outcome, RolloutRequest};
 pub use executor::{Executor, ExecutorConfig, Observer, Report, RetryPolicy};
 pub use gate::{CommandGate, Decision, GATE_PLACEHOLDERS, Gate, GateContext, Reasons};
-pub use plan::{Phase, PhaseAction, PhaseDefaults, Plan, Ring, Strategy};
+pub use plan::{GateUse, Phase, PhaseAction, PhaseDefaults, Plan, Ring, Strategy};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, SqliteOptions, SqliteStore};
 pub use state::{Action, Rollout, Stage, Status, TargetState};

@@ -78,7 +78,8 @@ pub struct PhaseDefaults {
     #[serde(with = "humantime_serde")]
     pub bake: Duration,
     /// Whether the gate is asked at the end of each phase.
-    pub gated: bool,
+    #[serde(default, alias = "gated")]
+    pub gate: GateUse,
     /// Failed targets tolerated per phase before rolling back.
     pub max_failed: usize,
     /// Deploys in flight at once within a phase (0: all of the phase).
@@ -89,7 +90,7 @@ impl Default for PhaseDefaults {
     fn default() -> Self {
         Self {
             bake: Duration::ZERO,
-            gated: false,
+            gate: GateUse::IfAttached,
             max_failed: 0,
             concurrency: 0,
         }
@@ -102,9 +103,21 @@ impl PhaseDefaults {
         self.bake = bake;
         self
     }
-    /// Defaults with the gate asked (or not) after each phase.
+    /// Defaults with the gate required after each phase (`true`: running
+    /// the plan without a gate is an error) or explicitly skipped (`false`:
+    /// attaching a gate to a plan that never asks it is an error). Without
+    /// either, a phase asks the gate whenever one is attached.
     pub fn with_gate(mut self, gated: bool) -> Self {
-        self.gated = gated;
+        self.gate = if gated {
+            GateUse::Required
+        } else {
+            GateUse::Skip
+        };
+        self
+    }
+    /// Defaults with this use of the gate.
+    pub fn with_gate_use(mut self, gate: GateUse) -> Self {
+        self.gate = gate;
         self
     }
     /// Defaults with this failure tolerance per phase.
@@ -116,6 +129,66 @@ impl PhaseDefaults {
     pub fn with_concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
         self
+    }
+}
+
+/// Whether a phase asks the gate once it has baked.
+///
+/// An executor with a gate asks it after every phase unless the phase opts
+/// out with [`GateUse::Skip`]; a phase that [`GateUse::Required`]s a gate
+/// makes running without one an error, and so does attaching a gate to a
+/// plan whose every phase skips it. A gate is never silently not asked.
+///
+/// ```
+/// use rollgate_deploy::{GateUse, PhaseDefaults};
+/// assert_eq!(PhaseDefaults::default().gate, GateUse::IfAttached);
+/// assert!(GateUse::IfAttached.asks(true) && !GateUse::IfAttached.asks(false));
+/// assert!(!GateUse::Skip.asks(true));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateUse {
+    /// Asked whenever the executor has a gate (the default).
+    #[default]
+    IfAttached,
+    /// Always asked: running the plan without a gate is an error.
+    Required,
+    /// Never asked: the phase opts out explicitly.
+    Skip,
+}
+
+impl GateUse {
+    /// Whether the gate is asked, given whether one is attached.
+    pub fn asks(self, attached: bool) -> bool {
+        match self {
+            GateUse::IfAttached => attached,
+            GateUse::Required => true,
+            GateUse::Skip => false,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for GateUse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Requests stored before `GateUse` say `"gated": true | false`.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Gated(bool),
+            Name(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Gated(true) => Ok(GateUse::Required),
+            Raw::Gated(false) => Ok(GateUse::IfAttached),
+            Raw::Name(n) => match n.as_str() {
+                "if_attached" => Ok(GateUse::IfAttached),
+                "required" => Ok(GateUse::Required),
+                "skip" => Ok(GateUse::Skip),
+                other => Err(serde::de::Error::custom(format!(
+                    "unknown gate use {other:?} (known: if_attached, required, skip)"
+                ))),
+            },
+        }
     }
 }
 
@@ -149,7 +222,8 @@ pub struct Phase {
     #[serde(with = "humantime_serde")]
     pub bake: Duration,
     /// Whether the gate is asked at the end of the phase.
-    pub gated: bool,
+    #[serde(default, alias = "gated")]
+    pub gate: GateUse,
     /// Failed targets tolerated in this phase before rolling back.
     pub max_failed: usize,
     /// Deploys in flight at once (at least 1).
@@ -211,7 +285,7 @@ impl Strategy {
             percent,
             action: PhaseAction::Deploy,
             bake: d.bake,
-            gated: d.gated,
+            gate: d.gate,
             max_failed: d.max_failed,
             concurrency: if d.concurrency == 0 {
                 conc.max(1)

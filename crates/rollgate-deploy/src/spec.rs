@@ -35,8 +35,8 @@ use toml::Spanned;
 
 use crate::{
     Artifact, CommandDeployer, CommandEnv, CommandGate, CommandRouter, CommandTemplate, Digest,
-    Error, ExecutorConfig, GatePolicy, Percent, PhaseDefaults, RetryPolicy, Ring, RolloutRequest,
-    Strategy, TargetAttributes, TargetId,
+    Error, ExecutorConfig, GatePolicy, GateUse, Percent, PhaseDefaults, RetryPolicy, Ring,
+    RolloutRequest, Strategy, TargetAttributes, TargetId,
 };
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +46,8 @@ struct RawPlan {
     artifact: Spanned<RawArtifact>,
     #[serde(default)]
     previous: Option<Spanned<RawArtifact>>,
+    #[serde(default)]
+    known: Vec<Spanned<RawArtifact>>,
     targets: Spanned<Vec<Spanned<RawTarget>>>,
     deployer: Spanned<RawDeployer>,
     strategy: Spanned<RawStrategy>,
@@ -280,6 +282,9 @@ pub struct PlanFile {
     pub artifact: Artifact,
     /// The artifact it replaces, if written.
     pub previous: Option<Artifact>,
+    /// Artifacts targets may run, declared as `[[known]]` version and digest
+    /// pairs: targets found running one can be restored to it.
+    pub known: Vec<Artifact>,
     /// The targets, in order.
     pub targets: Vec<TargetId>,
     /// Attributes of the targets written as tables (`{ name = "dns-1", addr = "..." }`).
@@ -498,6 +503,25 @@ impl PlanFile {
                 "previous is the same artifact as artifact",
             );
         }
+        let mut known: Vec<Artifact> = Vec::new();
+        for k in &raw.known {
+            let a = cx.artifact(k)?;
+            let clash = std::iter::once(&artifact)
+                .chain(previous.iter())
+                .chain(known.iter())
+                .find(|o| o.version == a.version || o.digest == a.digest);
+            if let Some(o) = clash
+                && o != &a
+            {
+                return cx.err(
+                    k.span(),
+                    format!("known artifact {a} clashes with {o}: a version names one digest"),
+                );
+            }
+            if clash.is_none() {
+                known.push(a);
+            }
+        }
         let targets = cx.target_specs(raw.targets.get_ref())?;
         for (t, raw_t) in targets.iter().zip(raw.targets.get_ref()) {
             if !raw_t.get_ref().attributes.is_empty() {
@@ -659,7 +683,11 @@ impl PlanFile {
         };
         let mut defaults = PhaseDefaults::default()
             .with_bake(cx.opt_duration(&s.bake, Duration::ZERO)?)
-            .with_gate(raw.gate.is_some());
+            .with_gate_use(if raw.gate.is_some() {
+                GateUse::Required
+            } else {
+                GateUse::IfAttached
+            });
         if let Some(m) = &s.max_failed {
             defaults = defaults.with_max_failed(cx.count(m, "max_failed", 0)?);
         }
@@ -767,6 +795,7 @@ impl PlanFile {
             service,
             artifact,
             previous,
+            known,
             targets,
             attributes: cx.attributes,
             gate_kind,
@@ -799,6 +828,8 @@ impl PlanFile {
             gate_policy: self.gate_policy.clone(),
             actor: actor.to_string(),
             idempotency_key,
+            known: self.known.clone(),
+            no_rollback_ok: false,
             spec: None,
         }
     }
@@ -812,6 +843,7 @@ impl PlanFile {
         let (deploy, current, ready, timeout) = self.deployer.clone();
         let mut all: Vec<Artifact> = vec![self.artifact.clone()];
         all.extend(self.previous.clone());
+        all.extend(self.known.clone());
         all.extend(known);
         Ok(CommandDeployer::new_with_attributes(
             &self.service,
@@ -917,7 +949,7 @@ command = "./check.sh {{service}} {{version}} {{percent}}"
             req.plan
                 .phases
                 .iter()
-                .all(|p| p.gated && p.bake == Duration::from_secs(5))
+                .all(|p| p.gate == GateUse::Required && p.bake == Duration::from_secs(5))
         );
         assert!(p.gate(None).unwrap().is_some());
     }

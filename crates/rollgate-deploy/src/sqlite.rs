@@ -523,9 +523,8 @@ impl StateStore for SqliteStore {
                     return Ok(Created { id, existed: true });
                 }
             }
-            register(conn, path, &req.artifact)?;
-            if let Some(p) = &req.previous {
-                register(conn, path, p)?;
+            for a in crate::store::declared(&req) {
+                register(conn, path, a)?;
             }
             conn.execute(
                 "INSERT INTO rollouts (service, idem_key, request, actor, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -533,6 +532,21 @@ impl StateStore for SqliteStore {
             )
             .map_err(sql(path))?;
             Ok(Created { id: RolloutId(conn.last_insert_rowid() as u64), existed: false })
+        })
+        .await
+    }
+
+    async fn find_key(&self, key: &str) -> Result<Option<RolloutId>, Error> {
+        let key = key.to_owned();
+        self.call(false, move |conn, path| {
+            conn.query_row(
+                "SELECT id FROM rollouts WHERE idem_key = ?1",
+                params![key],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|id| id.map(|id| RolloutId(id as u64)))
+            .map_err(sql(path))
         })
         .await
     }

@@ -153,6 +153,10 @@ pub struct Rollout {
     pub rollback_reason: Option<String>,
     /// The last event applied.
     pub last_seq: u64,
+    /// Whether the driver has a gate to ask (phases that ask "if attached"
+    /// ask it). Set by the executor; not part of the log.
+    #[serde(skip)]
+    pub gate_attached: bool,
 }
 
 impl Rollout {
@@ -182,6 +186,7 @@ impl Rollout {
             bake_for: Duration::ZERO,
             rollback_reason: None,
             last_seq: 0,
+            gate_attached: false,
         }
     }
 
@@ -438,6 +443,35 @@ impl Rollout {
             .map(|(_, a)| a.clone())
     }
 
+    /// Touched targets a rollback has not returned to what they ran before:
+    /// their restore failed, nothing was known to restore them to, or it has
+    /// not happened yet. Empty unless the rollout is rolling back or ended
+    /// other than `succeeded`; `rolled_back` and `aborted` mean it is empty.
+    pub fn left_on_artifact(&self) -> Vec<TargetId> {
+        let rolling_back = match &self.status {
+            Status::RollingBack { .. } => true,
+            Status::Finished(o) => *o != Outcome::Succeeded,
+            _ => false,
+        };
+        if !rolling_back {
+            return Vec::new();
+        }
+        let artifact = &self.request.artifact.digest;
+        self.targets
+            .iter()
+            .filter(|(t, s)| match s {
+                TargetState::Pending | TargetState::Restored => false,
+                // Skipped because it ran the artifact before: it runs what it ran.
+                TargetState::RestoreSkipped(_) => !matches!(
+                    self.previous.get(*t),
+                    Some(Some(p)) if &p.digest == artifact
+                ),
+                _ => true,
+            })
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
     /// Targets on the new artifact now.
     pub fn on_artifact(&self) -> Vec<TargetId> {
         self.targets
@@ -552,8 +586,12 @@ impl Rollout {
                 if self.promote_requested {
                     return vec![self.complete("promoted by a person")];
                 }
-                if !phase.gated {
-                    return vec![self.complete("baked; no gate")];
+                if !phase.gate.asks(self.gate_attached) {
+                    return vec![self.complete(if self.gate_attached {
+                        "baked; the phase skips the gate"
+                    } else {
+                        "baked; no gate"
+                    })];
                 }
                 if matches!(self.last_decision, Some(Decision::Promote(_))) && self.gate_asks > 0 {
                     return vec![self.complete("gate said promote")];
@@ -659,7 +697,10 @@ impl Rollout {
                         }),
                         None => actions.push(Action::Record(Event::RestoreSkipped {
                             target: t.clone(),
-                            reason: "no previous artifact is known for this target".into(),
+                            reason: format!(
+                                "nothing known to restore it to; left on {}",
+                                self.request.artifact
+                            ),
                         })),
                     }
                 }
@@ -690,7 +731,7 @@ impl Rollout {
         if restoring > 0 {
             return vec![Action::Wait];
         }
-        let outcome = if failed_any {
+        let outcome = if failed_any || !self.left_on_artifact().is_empty() {
             Outcome::RollbackFailed
         } else if aborted {
             Outcome::Aborted

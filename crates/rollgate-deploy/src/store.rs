@@ -79,7 +79,10 @@ pub struct RolloutSummary {
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
     /// Creates the rollout, or returns the one already made with this idempotency key.
+    /// Registers the request's artifact, `previous` and `known` artifacts.
     async fn create(&self, req: &RolloutRequest) -> Result<Created, Error>;
+    /// The rollout created with this idempotency key, if any.
+    async fn find_key(&self, key: &str) -> Result<Option<RolloutId>, Error>;
     /// The request a rollout was created from.
     async fn request(&self, id: RolloutId) -> Result<RolloutRequest, Error>;
     /// Appends events atomically; returns the last sequence number.
@@ -164,6 +167,13 @@ pub(crate) fn check_same_request(
     }
 }
 
+/// The artifacts a request names: its artifact, `previous` and `known`.
+pub(crate) fn declared(req: &RolloutRequest) -> impl Iterator<Item = &Artifact> {
+    std::iter::once(&req.artifact)
+        .chain(req.previous.as_ref())
+        .chain(req.known.iter())
+}
+
 pub(crate) fn check_rebind(existing: &Artifact, new: &Artifact) -> Result<(), Error> {
     if existing.version != new.version {
         return Err(Error::DigestRebound {
@@ -242,12 +252,12 @@ impl StateStore for MemoryStore {
             check_same_request(id, &g.rollouts[&id].request, req)?;
             return Ok(Created { id, existed: true });
         }
-        for a in std::iter::once(&req.artifact).chain(req.previous.as_ref()) {
+        for a in declared(req) {
             if let Some(existing) = g.artifacts.get(&a.digest) {
                 check_rebind(existing, a)?;
             }
         }
-        for a in std::iter::once(&req.artifact).chain(req.previous.as_ref()) {
+        for a in declared(req) {
             g.artifacts
                 .entry(a.digest.clone())
                 .or_insert_with(|| a.clone());
@@ -268,6 +278,10 @@ impl StateStore for MemoryStore {
             },
         );
         Ok(Created { id, existed: false })
+    }
+
+    async fn find_key(&self, key: &str) -> Result<Option<RolloutId>, Error> {
+        Ok(self.lock().keys.get(key).copied())
     }
 
     async fn request(&self, id: RolloutId) -> Result<RolloutRequest, Error> {

@@ -17,11 +17,63 @@ use crate::Error;
 /// let t: TargetId = "web-1".parse()?;
 /// assert_eq!(t.as_str(), "web-1");
 /// assert!("web 1".parse::<TargetId>().is_err());
+/// // Targets sort naturally: digit runs compare as numbers.
+/// let mut ts: Vec<TargetId> = ["web-10", "web-2", "web-1"].iter().map(|t| t.parse()).collect::<Result<_, _>>()?;
+/// ts.sort();
+/// assert_eq!(ts.iter().map(|t| t.as_str()).collect::<Vec<_>>(), ["web-1", "web-2", "web-10"]);
 /// # Ok::<(), rollgate_deploy::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct TargetId(String);
+
+impl Ord for TargetId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        natural_cmp(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for TargetId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Natural order: runs of ASCII digits compare by value (`web-2` before
+/// `web-10`), the rest byte by byte; names equal that way (`web-01`,
+/// `web-1`) fall back to plain byte order, so the order is total and agrees
+/// with equality.
+pub(crate) fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < x.len() && j < y.len() {
+        if x[i].is_ascii_digit() && y[j].is_ascii_digit() {
+            let si = i;
+            while i < x.len() && x[i].is_ascii_digit() {
+                i += 1;
+            }
+            let sj = j;
+            while j < y.len() && y[j].is_ascii_digit() {
+                j += 1;
+            }
+            let na = a[si..i].trim_start_matches('0');
+            let nb = b[sj..j].trim_start_matches('0');
+            let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+            if ord != Ordering::Equal {
+                return ord;
+            }
+        } else {
+            let ord = x[i].cmp(&y[j]);
+            if ord != Ordering::Equal {
+                return ord;
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (x.len() - i).cmp(&(y.len() - j)).then_with(|| a.cmp(b))
+}
 
 impl TargetId {
     /// The target name.
@@ -339,5 +391,32 @@ mod tests {
             assert!(bad.parse::<TargetId>().is_err(), "{bad:?}");
         }
         assert!("eu-west/web-1.example:8080".parse::<TargetId>().is_ok());
+    }
+
+    #[test]
+    fn targets_sort_naturally_and_totally() {
+        use std::cmp::Ordering::*;
+        let mut v = vec![
+            "web-10", "web-2", "web-1", "db-3", "web-01", "web", "web-1a", "web-1b2", "web-1b10",
+        ];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            v,
+            [
+                "db-3", "web", "web-01", "web-1", "web-1a", "web-1b2", "web-1b10", "web-2",
+                "web-10"
+            ]
+        );
+        assert_eq!(
+            natural_cmp("web-01", "web-1"),
+            Less,
+            "ties fall back to bytes"
+        );
+        assert_eq!(natural_cmp("a", "a"), Equal);
+        assert_eq!(natural_cmp("a9", "a10"), Less);
+        assert_eq!(
+            natural_cmp("a99999999999999999999999", "a100000000000000000000000"),
+            Less
+        );
     }
 }

@@ -529,7 +529,7 @@ async fn gated_plan_without_gate_is_refused_up_front() {
         ))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("no gate is configured"), "{err}");
+    assert!(err.to_string().contains("none is attached"), "{err}");
     assert!(
         w.store.list(None).await.unwrap().is_empty(),
         "nothing recorded"
@@ -538,43 +538,125 @@ async fn gated_plan_without_gate_is_refused_up_front() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_target_with_an_unknown_previous_artifact_is_skipped_with_a_reason() {
-    let w = world(2); // v1 never registered, no `previous` in the request
+async fn first_adoption_on_unknown_artifacts_is_refused_before_anything_changes() {
+    let w = world(3); // v1 never registered, no `previous` in the request
     let gate = ScriptedGate::new().at(0, Decision::Rollback(vec!["bad".into()]));
-    let report = w
+    let err = w
         .exec(Some(gate))
-        .submit(w.request(
-            Strategy::AllAtOnce,
-            PhaseDefaults::default().with_gate(true),
-        ))
+        .submit(w.request(Strategy::AllAtOnce, PhaseDefaults::default()))
         .await
-        .unwrap();
-    assert_eq!(report.outcome, Some(Outcome::RolledBack));
-    let log = w.store.events(report.id, 0).await.unwrap();
-    let skipped: Vec<_> = log
-        .iter()
-        .filter_map(|r| match &r.event {
-            Event::RestoreSkipped { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(skipped.len(), 2);
+        .unwrap_err();
+    let Error::Unrestorable { targets } = &err else {
+        panic!("not refused as unrestorable: {err}");
+    };
+    let names: Vec<_> = targets.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(names, ["t1", "t2", "t3"], "{err}");
+    assert!(err.is_input(), "bad input: exit 2 in the CLI");
+    assert!(err.to_string().contains("not a known artifact"), "{err}");
+    assert!(err.to_string().contains("previous"), "{err}");
     assert!(
-        skipped[0].contains("no previous artifact is known"),
-        "{skipped:?}"
+        w.store.list(None).await.unwrap().is_empty(),
+        "nothing recorded"
     );
-    // With the previous artifact named in the request, rollback works without the registry.
-    let w = world(2);
+    assert_eq!(w.versions(), ["v1", "v1", "v1"], "nothing changed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_one_way_deploy_that_rolls_back_ends_rollback_failed_naming_every_target_left() {
+    let w = world(3);
+    // t-1 ran v1 (known through `known`); t-2 and t-3 run an unknown v0.
+    let v0 = artifact("v0");
+    let t = w.targets.clone();
+    let deployer = FakeDeployer::new()
+        .with_running(&t[..1], &w.v1)
+        .with_running(&t[1..], &v0);
+    let w = World { deployer, ..w };
     let gate = ScriptedGate::new().at(0, Decision::Rollback(vec!["bad".into()]));
     let req = w
-        .request(
-            Strategy::AllAtOnce,
-            PhaseDefaults::default().with_gate(true),
-        )
+        .request(Strategy::AllAtOnce, PhaseDefaults::default())
+        .with_known([w.v1.clone()])
+        .with_no_rollback_ok(true);
+    let report = w.exec(Some(gate)).submit(req).await.unwrap();
+    assert_eq!(report.outcome, Some(Outcome::RollbackFailed));
+    let left: Vec<_> = report.rollout.left_on_artifact();
+    assert_eq!(left, t[1..].to_vec(), "every target left on v2 is named");
+    assert_eq!(w.versions(), ["v1", "v2", "v2"]);
+    // Declaring what they run makes the same rollback a real one.
+    let w = world(3);
+    let gate = ScriptedGate::new().at(0, Decision::Rollback(vec!["bad".into()]));
+    let req = w
+        .request(Strategy::AllAtOnce, PhaseDefaults::default())
         .with_previous(w.v1.clone());
     let report = w.exec(Some(gate)).submit(req).await.unwrap();
     assert_eq!(report.outcome, Some(Outcome::RolledBack));
-    assert_eq!(w.versions(), ["v1", "v1"]);
+    assert!(report.rollout.left_on_artifact().is_empty());
+    assert_eq!(w.versions(), ["v1", "v1", "v1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn targets_running_nothing_are_refused_unless_one_way() {
+    let w = world(2);
+    let w = World {
+        deployer: FakeDeployer::new(),
+        ..w
+    };
+    let err = w
+        .exec(None)
+        .submit(w.request(Strategy::AllAtOnce, PhaseDefaults::default()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("runs nothing"), "{err}");
+    let req = w
+        .request(Strategy::AllAtOnce, PhaseDefaults::default())
+        .with_no_rollback_ok(true);
+    let report = w.exec(None).submit(req).await.unwrap();
+    assert_eq!(report.outcome, Some(Outcome::Succeeded));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attached_gate_is_asked_even_when_the_plan_did_not_say_gated() {
+    let w = world(4).registered().await;
+    let gate = ScriptedGate::new().at(0, Decision::Rollback(vec!["p99 too high".into()]));
+    // Plan compiled with default phase settings: no `.with_gate(true)`.
+    let report = w
+        .exec(Some(gate))
+        .submit(w.request(canary(), PhaseDefaults::default()))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Some(Outcome::RolledBack));
+    assert_eq!(w.versions(), ["v1"; 4]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gate_attached_to_a_plan_that_would_not_ask_it_is_an_error() {
+    let w = world(2).registered().await;
+    let err = w
+        .exec(Some(ScriptedGate::new()))
+        .submit(w.request(
+            Strategy::AllAtOnce,
+            PhaseDefaults::default().with_gate(false),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("every phase of the plan skips it"),
+        "{err}"
+    );
+    assert!(
+        w.store.list(None).await.unwrap().is_empty(),
+        "nothing recorded"
+    );
+    assert_eq!(
+        w.versions(),
+        ["v1", "v1"],
+        "nothing deployed without the gate"
+    );
+    // Skipping some phases explicitly is fine: the others ask.
+    let mut req = w.request(canary(), PhaseDefaults::default());
+    req.plan.phases[0].gate = GateUse::Skip;
+    let gate = ScriptedGate::new().at(1, Decision::Rollback(vec!["bad".into()]));
+    let report = w.exec(Some(gate)).submit(req).await.unwrap();
+    assert_eq!(report.outcome, Some(Outcome::RolledBack));
 }
 
 struct SlowGate(Duration);

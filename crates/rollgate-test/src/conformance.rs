@@ -72,6 +72,8 @@ pub async fn idempotency_key_returns_the_same_rollout(s: &dyn StateStore) {
         .await
         .expect_err("different request, same key");
     assert!(err.to_string().contains("k1"), "{err}");
+    assert_eq!(s.find_key("k1").await.unwrap_or_else(fail), Some(a.id));
+    assert_eq!(s.find_key("nope").await.unwrap_or_else(fail), None);
 }
 
 /// A controller write with a stale fence is rejected and lands nothing.

@@ -305,6 +305,10 @@ impl StateStore for CrashingStore {
         self.dead()?;
         self.inner.create(req).await
     }
+    async fn find_key(&self, key: &str) -> Result<Option<RolloutId>, Error> {
+        self.dead()?;
+        self.inner.find_key(key).await
+    }
     async fn request(&self, id: RolloutId) -> Result<RolloutRequest, Error> {
         self.dead()?;
         self.inner.request(id).await
