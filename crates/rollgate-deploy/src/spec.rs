@@ -1128,7 +1128,13 @@ steps = [50, 100]
         assert_eq!(p.gate_kind.as_deref(), Some("canary"));
         assert_eq!(p.gate_policy.max_errors, 4);
         assert!(p.gate(None).unwrap().is_none());
-        assert!(p.request("a", None).plan.phases.iter().all(|ph| ph.gated));
+        assert!(
+            p.request("a", None)
+                .plan
+                .phases
+                .iter()
+                .all(|ph| ph.gate == GateUse::Required)
+        );
         let e = PlanFile::parse_with_gate_kinds(
             &text.replace("kind = \"canary\"\nmax", "kind = \"canry\"\nmax"),
             "plan.toml",
@@ -1146,6 +1152,25 @@ steps = [50, 100]
             e.starts_with("plan.toml:18:1: unknown field `analysis`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn known_artifacts_are_read_and_clashes_are_named() {
+        let v0 = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        let text = format!(
+            "{}\n[[known]]\nversion = \"v0\"\ndigest = \"{v0}\"\n",
+            plan("kind = \"all-at-once\"")
+        );
+        let p = PlanFile::parse(&text, "plan.toml").unwrap();
+        assert_eq!(p.known.len(), 1);
+        assert_eq!(p.request("a", None).known[0].version, "v0");
+        let clash = format!(
+            "{}\n[[known]]\nversion = \"v2\"\ndigest = \"{v0}\"\n",
+            plan("kind = \"all-at-once\"")
+        );
+        let e = err(&clash);
+        assert!(e.starts_with("plan.toml:"), "{e}");
+        assert!(e.contains("clashes with v2"), "{e}");
     }
 
     #[test]
