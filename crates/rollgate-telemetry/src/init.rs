@@ -3,9 +3,11 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use tracing::Dispatch;
-use tracing_subscriber::filter::Targets;
+use tracing::{Dispatch, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::logs::{LogFormat, LogLayer, Output};
 use crate::redact::Redactor;
@@ -19,7 +21,8 @@ pub struct ServiceInfo {
     pub service: String,
     /// Version that runs (`version` label, `service.version`).
     pub version: String,
-    /// Commit SHA the binary was built from (`vcs.commit`), if given.
+    /// Commit SHA the binary was built from (`commit` in log lines,
+    /// `vcs.ref.head.revision` in OTLP resources), if given.
     pub commit: Option<String>,
     /// Deployment environment (`production`, `staging`, ...).
     pub environment: String,
@@ -51,10 +54,12 @@ pub fn init(service: impl Into<String>) -> TelemetryBuilder {
             cohort: None,
         },
         log_format: LogFormat::Json,
-        log_filter: "info".into(),
+        log_filter: DEFAULT_LOG_FILTER.into(),
+        log_filter_env: Some(LOG_FILTER_ENV.into()),
         log_writer: None,
         redact_fields: Vec::new(),
         max_series_per_metric: crate::DEFAULT_MAX_SERIES_PER_METRIC,
+        series_idle_timeout: Some(crate::DEFAULT_SERIES_IDLE_TIMEOUT),
         buckets: Vec::new(),
         id_seed: None,
         #[cfg(feature = "prometheus")]
@@ -70,9 +75,11 @@ pub struct TelemetryBuilder {
     info: ServiceInfo,
     log_format: LogFormat,
     log_filter: String,
+    log_filter_env: Option<String>,
     log_writer: Option<Box<dyn Write + Send>>,
     redact_fields: Vec<String>,
     max_series_per_metric: usize,
+    series_idle_timeout: Option<std::time::Duration>,
     buckets: Vec<(String, Vec<f64>)>,
     id_seed: Option<u64>,
     #[cfg(feature = "prometheus")]
@@ -87,6 +94,7 @@ impl std::fmt::Debug for TelemetryBuilder {
             .field("info", &self.info)
             .field("log_format", &self.log_format)
             .field("log_filter", &self.log_filter)
+            .field("log_filter_env", &self.log_filter_env)
             .finish_non_exhaustive()
     }
 }
@@ -117,9 +125,20 @@ impl TelemetryBuilder {
         self.log_format = format;
         self
     }
-    /// Level filter in `tracing` target syntax: `info`, `warn,my_crate=debug`.
+    /// Level filter in `tracing-subscriber`'s `EnvFilter` syntax: `info`,
+    /// `warn,my_crate=debug`, `my_crate[span]=trace`. Used when the
+    /// `RUST_LOG` environment variable (see
+    /// [`log_filter_env`](Self::log_filter_env)) is unset or empty; the
+    /// default is [`DEFAULT_LOG_FILTER`] (`info`).
     pub fn log_filter(mut self, filter: impl Into<String>) -> Self {
         self.log_filter = filter.into();
+        self
+    }
+    /// The environment variable whose value, when set and not empty,
+    /// replaces [`log_filter`](Self::log_filter) (default
+    /// [`LOG_FILTER_ENV`], `RUST_LOG`); `None` ignores the environment.
+    pub fn log_filter_env(mut self, var: Option<&str>) -> Self {
+        self.log_filter_env = var.map(str::to_owned);
         self
     }
     /// Writes log lines to `writer` instead of stdout.
@@ -133,9 +152,19 @@ impl TelemetryBuilder {
         self.redact_fields.push(word.into());
         self
     }
-    /// Caps distinct label sets per metric (default 1000).
+    /// Caps distinct label sets per metric (default 1000). The first
+    /// label set over the cap logs one WARN naming the metric.
     pub fn max_series_per_metric(mut self, cap: usize) -> Self {
         self.max_series_per_metric = cap;
+        self
+    }
+    /// Drops a series whose value has not changed for `idle` (default
+    /// [`DEFAULT_SERIES_IDLE_TIMEOUT`](crate::DEFAULT_SERIES_IDLE_TIMEOUT),
+    /// 10 minutes, on tokio's clock), freeing its place under the cap;
+    /// `None` keeps every series for the life of the process. See
+    /// [`MetricsConfigBuilder::series_idle_timeout`](crate::MetricsConfigBuilder::series_idle_timeout).
+    pub fn series_idle_timeout(mut self, idle: Option<std::time::Duration>) -> Self {
+        self.series_idle_timeout = idle;
         self
     }
     /// Bucket bounds for one histogram (default [`LATENCY_BUCKETS`](crate::LATENCY_BUCKETS)).
@@ -150,18 +179,37 @@ impl TelemetryBuilder {
         self
     }
     /// Serves the Prometheus exposition at `http://addr/metrics` while the
-    /// guard lives.
+    /// guard lives. Needs the `prometheus` feature.
     #[cfg(feature = "prometheus")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
     pub fn serve_metrics(mut self, addr: std::net::SocketAddr) -> Self {
         self.metrics_addr = Some(addr);
         self
     }
 
+    /// Needs the `prometheus` feature: without it, calling this is a compile
+    /// error that says so (`features = ["prometheus"]`).
+    #[cfg(not(feature = "prometheus"))]
+    pub fn serve_metrics<A: crate::feature_hint::NeedsPrometheusFeature>(self, addr: A) -> Self {
+        let _ = addr;
+        self
+    }
+
     /// Exports spans over OTLP/HTTP (protobuf) to a collector at `endpoint`
-    /// (`http://127.0.0.1:4318`; `/v1/traces` is appended).
+    /// (`http://127.0.0.1:4318`; `/v1/traces` is appended). Needs the `otlp`
+    /// feature.
     #[cfg(feature = "otlp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
     pub fn otlp_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.otlp_endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Needs the `otlp` feature: without it, calling this is a compile error
+    /// that says so (`features = ["otlp"]`).
+    #[cfg(not(feature = "otlp"))]
+    pub fn otlp_endpoint<E: crate::feature_hint::NeedsOtlpFeature>(self, endpoint: E) -> Self {
+        let _ = endpoint;
         self
     }
 
@@ -182,15 +230,14 @@ impl TelemetryBuilder {
         if let Some(c) = &info.cohort {
             validate_value("cohort", c)?;
         }
-        let filter: Targets = self.log_filter.parse().map_err(|e| Error::Config {
-            field: "log_filter",
-            reason: format!("{:?}: {e}", self.log_filter),
-        })?;
+        let filter_spec = resolve_filter(self.log_filter_env.as_deref(), &self.log_filter)?;
+        let filter = filter_spec.env_filter()?;
 
         let mut metrics = MetricsConfig::builder()
             .constant_label("service", &info.service)
             .constant_label("version", &info.version)
-            .max_series_per_metric(self.max_series_per_metric);
+            .max_series_per_metric(self.max_series_per_metric)
+            .series_idle_timeout(self.series_idle_timeout);
         if let Some(c) = &info.cohort {
             metrics = metrics.constant_label("cohort", c);
         }
@@ -206,16 +253,16 @@ impl TelemetryBuilder {
             Some(w) => Output::Writer(std::sync::Mutex::new(w)),
             None => Output::Stdout,
         });
-        let mut identity: Vec<(&str, &str)> = vec![
-            ("service", &info.service),
-            ("version", &info.version),
-            ("environment", &info.environment),
+        let mut identity: Vec<(&'static str, String)> = vec![
+            ("service", info.service.clone()),
+            ("version", info.version.clone()),
+            ("environment", info.environment.clone()),
         ];
         if let Some(c) = &info.commit {
-            identity.push(("commit", c));
+            identity.push(("commit", c.clone()));
         }
         if let Some(c) = &info.cohort {
-            identity.push(("cohort", c));
+            identity.push(("cohort", c.clone()));
         }
         let redactor = Redactor::with_fields(&self.redact_fields);
         #[cfg(feature = "otlp")]
@@ -223,8 +270,15 @@ impl TelemetryBuilder {
             Some(e) => Some(crate::otlp::provider(e, &info, redactor.clone())?),
             None => None,
         };
+        let logs = LogParts {
+            format: self.log_format,
+            identity,
+            redactor,
+            output: Arc::clone(&output),
+            filter: filter_spec,
+        };
         #[allow(unused_mut)]
-        let mut layer = LogLayer::new(self.log_format, &identity, redactor, Arc::clone(&output));
+        let mut layer = logs.log_layer();
         #[cfg(feature = "otlp")]
         let dispatch = {
             layer.otel = provider.is_some();
@@ -242,6 +296,7 @@ impl TelemetryBuilder {
             dispatch,
             registry,
             output,
+            logs,
             info,
             #[cfg(feature = "prometheus")]
             metrics_addr: self.metrics_addr,
@@ -276,6 +331,82 @@ fn validate_value(field: &'static str, v: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The environment variable read for the log filter by default.
+pub const LOG_FILTER_ENV: &str = "RUST_LOG";
+
+/// The log filter when neither the environment nor
+/// [`TelemetryBuilder::log_filter`] gives one: INFO and above from every target.
+pub const DEFAULT_LOG_FILTER: &str = "info";
+
+/// The filter in force and where it came from (for error messages).
+#[derive(Debug, Clone)]
+struct FilterSpec {
+    spec: String,
+    /// `RUST_LOG` (or the configured variable), or `log_filter`.
+    source: String,
+}
+
+impl FilterSpec {
+    fn env_filter(&self) -> Result<EnvFilter, Error> {
+        EnvFilter::builder()
+            .parse(&self.spec)
+            .map_err(|e| Error::Config {
+                field: "log_filter",
+                reason: format!("{}={:?}: {e}", self.source, self.spec),
+            })
+    }
+}
+
+/// The environment's filter when the variable is set and not empty, else the builder's.
+fn resolve_filter(env_var: Option<&str>, builder: &str) -> Result<FilterSpec, Error> {
+    if let Some(var) = env_var {
+        match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => {
+                return Ok(FilterSpec {
+                    spec: v,
+                    source: var.to_owned(),
+                });
+            }
+            Ok(_) | Err(std::env::VarError::NotPresent) => {}
+            Err(std::env::VarError::NotUnicode(v)) => {
+                return Err(Error::Config {
+                    field: "log_filter",
+                    reason: format!("{var}={v:?} is not valid UTF-8"),
+                });
+            }
+        }
+    }
+    Ok(FilterSpec {
+        spec: builder.to_owned(),
+        source: "log_filter".to_owned(),
+    })
+}
+
+/// What it takes to make the log layer again (for [`Telemetry::layer`]).
+struct LogParts {
+    format: LogFormat,
+    identity: Vec<(&'static str, String)>,
+    redactor: Redactor,
+    output: Arc<Output>,
+    filter: FilterSpec,
+}
+
+impl LogParts {
+    fn log_layer(&self) -> LogLayer {
+        let identity: Vec<(&str, &str)> = self
+            .identity
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        LogLayer::new(
+            self.format,
+            &identity,
+            self.redactor.clone(),
+            Arc::clone(&self.output),
+        )
+    }
+}
+
 fn entropy_seed() -> u64 {
     // Ids need uniqueness, not secrecy: mix pid and start time.
     let t = std::time::SystemTime::now()
@@ -289,6 +420,7 @@ pub struct Telemetry {
     dispatch: Dispatch,
     registry: MetricsRegistry,
     output: Arc<Output>,
+    logs: LogParts,
     info: ServiceInfo,
     #[cfg(feature = "prometheus")]
     metrics_addr: Option<std::net::SocketAddr>,
@@ -310,6 +442,55 @@ impl Telemetry {
     pub fn dispatch(&self) -> &Dispatch {
         &self.dispatch
     }
+    /// The log layer (JSON or human lines, ids, redaction, and with OTLP the
+    /// span exporter) with its own level filter (`RUST_LOG` or
+    /// [`log_filter`](TelemetryBuilder::log_filter)), for a subscriber you
+    /// assemble yourself next to other layers. The filter applies to this
+    /// layer only; your other layers see every event they enable. Install
+    /// the metrics side with [`install_metrics`](Self::install_metrics).
+    ///
+    /// ```
+    /// use tracing_subscriber::layer::SubscriberExt as _;
+    ///
+    /// let telemetry = rollgate_telemetry::init("checkout")
+    ///     .log_writer(std::io::sink())
+    ///     .build()?;
+    /// let subscriber = tracing_subscriber::registry()
+    ///     .with(telemetry.layer())
+    ///     .with(tracing_subscriber::filter::LevelFilter::WARN); // your layers here
+    /// tracing::subscriber::with_default(subscriber, || tracing::info!("hello"));
+    /// // In main(): `tracing::subscriber::set_global_default(subscriber)` and
+    /// // `let _guard = telemetry.install_metrics()?;`
+    /// # Ok::<(), rollgate_telemetry::Error>(())
+    /// ```
+    pub fn layer<S>(&self) -> Box<dyn Layer<S> + Send + Sync + 'static>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+    {
+        // The spec parsed in `build`, so it parses again.
+        let filter = self
+            .logs
+            .filter
+            .env_filter()
+            .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+        #[allow(unused_mut)]
+        let mut layer = self.logs.log_layer();
+        #[cfg(feature = "otlp")]
+        {
+            layer.otel = self.provider.is_some();
+            let otel = self.provider.as_ref().map(crate::otlp::layer);
+            return Layer::and_then(otel, layer).with_filter(filter).boxed();
+        }
+        #[cfg(not(feature = "otlp"))]
+        layer.with_filter(filter).boxed()
+    }
+
+    /// The log filter in force: the environment variable's value when it was
+    /// set, else the builder's.
+    pub fn log_filter(&self) -> &str {
+        &self.logs.filter.spec
+    }
+
     /// The metrics registry (render, snapshot).
     pub fn metrics(&self) -> &MetricsRegistry {
         &self.registry
@@ -339,6 +520,23 @@ impl Telemetry {
     /// [`Error::AlreadyInstalled`] when a global subscriber or recorder
     /// exists; [`Error::Io`] when the metrics address cannot be bound.
     pub fn install(self) -> Result<TelemetryGuard, Error> {
+        self.install_parts(true)
+    }
+
+    /// Installs only the metrics recorder process-wide (and starts the
+    /// metrics listener, if configured): for a binary that installs its own
+    /// subscriber with [`layer`](Self::layer). The guard flushes logs and
+    /// stops the listener on drop, as [`install`](Self::install)'s does.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyInstalled`] when a global recorder exists;
+    /// [`Error::Io`] when the metrics address cannot be bound.
+    pub fn install_metrics(self) -> Result<TelemetryGuard, Error> {
+        self.install_parts(false)
+    }
+
+    fn install_parts(self, subscriber: bool) -> Result<TelemetryGuard, Error> {
+        // The listener first: when it cannot bind, nothing global is set yet.
         #[cfg(feature = "prometheus")]
         let server = match self.metrics_addr {
             Some(addr) => Some(crate::server::MetricsServer::start(
@@ -347,16 +545,19 @@ impl Telemetry {
             )?),
             None => None,
         };
-        tracing::dispatcher::set_global_default(self.dispatch.clone()).map_err(|_| {
-            Error::AlreadyInstalled {
-                what: "tracing subscriber",
-            }
-        })?;
+        if subscriber {
+            tracing::dispatcher::set_global_default(self.dispatch.clone()).map_err(|_| {
+                Error::AlreadyInstalled {
+                    what: "tracing subscriber",
+                }
+            })?;
+        }
         metrics::set_global_recorder(self.registry.recorder()).map_err(|_| {
             Error::AlreadyInstalled {
                 what: "metrics recorder",
             }
         })?;
+        crate::facade::warn_on_mismatch();
         Ok(TelemetryGuard {
             registry: self.registry,
             output: self.output,

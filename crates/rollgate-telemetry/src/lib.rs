@@ -1,9 +1,20 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The `metrics` crate this crate's recorder serves (see
+/// [`METRICS_FACADE_VERSION`]): record through it, or through the same
+/// `metrics` release line, or the records are lost.
+pub use metrics;
 
 mod assets;
 mod error;
 mod event;
+mod facade;
+#[doc(hidden)]
+pub mod feature_hint;
 mod init;
+#[cfg(test)]
+mod lockfile;
 mod logs;
 #[cfg(feature = "otlp")]
 mod otlp;
@@ -21,19 +32,25 @@ pub mod trace;
 pub use assets::{AssetOptions, DASHBOARD_FILE, RULES_FILE};
 pub use error::Error;
 pub use event::{DEPLOY_EVENTS_TOTAL, DEPLOY_TARGET, DeployEvent, GateOutcome};
-pub use init::{ServiceInfo, Telemetry, TelemetryBuilder, TelemetryGuard, init};
+pub use facade::METRICS_FACADE_VERSION;
+pub use init::{
+    DEFAULT_LOG_FILTER, LOG_FILTER_ENV, ServiceInfo, Telemetry, TelemetryBuilder, TelemetryGuard,
+    init,
+};
 pub use logs::LogFormat;
 pub use recorder::{
-    DEFAULT_MAX_SERIES_PER_METRIC, LATENCY_BUCKETS, MetricsConfig, MetricsConfigBuilder,
-    MetricsRegistry, OVERFLOW_LABEL, OVERFLOW_METRIC, Recorder,
+    DEFAULT_MAX_SERIES_PER_METRIC, DEFAULT_SERIES_IDLE_TIMEOUT, LATENCY_BUCKETS, MetricsConfig,
+    MetricsConfigBuilder, MetricsRegistry, OVERFLOW_LABEL, OVERFLOW_METRIC, Recorder,
 };
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use red::{
     DURATION_SECONDS, ERRORS_TOTAL, REQUEST_ID_HEADER, REQUESTS_TOTAL, Red, RedLayer, RequestId,
     RouteTemplate, UNMATCHED_ROUTE,
 };
 pub use redact::{DEFAULT_SENSITIVE_FIELDS, MASK, Redactor};
 #[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use server::MetricsServer;
 pub use snapshot::{
     FamilySnapshot, HistogramSnapshot, MetricKind, SeriesSnapshot, Snapshot, Value,

@@ -4,10 +4,13 @@
 //! histograms as fixed buckets (bounded memory, no raw samples), constant
 //! labels, and the cardinality guard that caps distinct label sets per metric.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use metrics::{
     Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata,
@@ -31,6 +34,9 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 /// Default cap on distinct label sets per metric name.
 pub const DEFAULT_MAX_SERIES_PER_METRIC: usize = 1_000;
 
+/// Default time after which a series whose value has not changed is dropped.
+pub const DEFAULT_SERIES_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Name of the counter that records registrations rejected by the cardinality guard.
 pub const OVERFLOW_METRIC: &str = "rollgate_telemetry_cardinality_overflow_total";
 
@@ -42,6 +48,7 @@ pub const OVERFLOW_LABEL: &str = "rollgate_overflow";
 pub struct MetricsConfig {
     constant_labels: BTreeMap<String, String>,
     max_series_per_metric: usize,
+    idle_timeout: Option<Duration>,
     default_buckets: Arc<[f64]>,
     /// (metric name, bounds), exact sanitized name match.
     buckets: Vec<(String, Arc<[f64]>)>,
@@ -52,6 +59,7 @@ impl Default for MetricsConfig {
         Self {
             constant_labels: BTreeMap::new(),
             max_series_per_metric: DEFAULT_MAX_SERIES_PER_METRIC,
+            idle_timeout: Some(DEFAULT_SERIES_IDLE_TIMEOUT),
             default_buckets: Arc::from(LATENCY_BUCKETS),
             buckets: Vec::new(),
         }
@@ -59,8 +67,9 @@ impl Default for MetricsConfig {
 }
 
 impl MetricsConfig {
-    /// Starts a config with no constant labels, [`LATENCY_BUCKETS`] and a cap of
-    /// [`DEFAULT_MAX_SERIES_PER_METRIC`] label sets per metric.
+    /// Starts a config with no constant labels, [`LATENCY_BUCKETS`], a cap of
+    /// [`DEFAULT_MAX_SERIES_PER_METRIC`] label sets per metric and series
+    /// expiry after [`DEFAULT_SERIES_IDLE_TIMEOUT`].
     pub fn builder() -> MetricsConfigBuilder {
         MetricsConfigBuilder {
             config: Self::default(),
@@ -86,6 +95,8 @@ pub struct MetricsConfigBuilder {
 
 impl MetricsConfigBuilder {
     /// Adds a label put on every series (`service`, `version`, `cohort`, ...).
+    /// Constant labels are reserved: a series label of the same name is
+    /// renamed `exported_<name>` (with a WARN), never overriding it.
     pub fn constant_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let name = name.into();
         if !is_valid_label_name(&name) && self.error.is_none() {
@@ -99,9 +110,33 @@ impl MetricsConfigBuilder {
     }
 
     /// Caps distinct label sets per metric name; later label sets go to one
-    /// overflow series and are counted in [`OVERFLOW_METRIC`].
+    /// overflow series and are counted in [`OVERFLOW_METRIC`]. The first
+    /// overflow of each metric logs one WARN naming the metric and the cap.
     pub fn max_series_per_metric(mut self, cap: usize) -> Self {
         self.config.max_series_per_metric = cap;
+        self
+    }
+
+    /// Drops a series whose value has not changed for `idle` (default
+    /// [`DEFAULT_SERIES_IDLE_TIMEOUT`]), so one-off label values do not hold
+    /// their place under the cap forever; `None` keeps every series.
+    ///
+    /// Time is tokio's clock (`tokio::time::Instant`: paused time in tests).
+    /// Nothing is added to the recording path: the registry compares each
+    /// series' value with the one it saw last when it is read (`snapshot`,
+    /// `render`, a scrape) and when a metric reaches its cap, at most every
+    /// `idle / 4`; a series is dropped once its value has stayed the same
+    /// for `idle` between two such checks, so it lives at least `idle` after
+    /// its last change. A series whose handle is still held (a `Counter`
+    /// kept in a struct) is never dropped, so no later update is lost. A
+    /// dropped series comes back from zero when it is recorded again (a
+    /// counter reset to Prometheus); what the overflow series and
+    /// [`OVERFLOW_METRIC`] counted stays.
+    ///
+    /// # Errors
+    /// `build` refuses a zero duration.
+    pub fn series_idle_timeout(mut self, idle: Option<Duration>) -> Self {
+        self.config.idle_timeout = idle;
         self
     }
 
@@ -138,6 +173,12 @@ impl MetricsConfigBuilder {
             return Err(Error::Config {
                 field: "max_series_per_metric",
                 reason: "must be at least 1".into(),
+            });
+        }
+        if self.config.idle_timeout == Some(Duration::ZERO) {
+            return Err(Error::Config {
+                field: "series_idle_timeout",
+                reason: "must be more than zero (None keeps series forever)".into(),
             });
         }
         Ok(self.config)
@@ -317,6 +358,21 @@ impl HistogramCell {
         }
     }
 
+    /// Number of recorded values (all shards).
+    fn count(&self) -> u64 {
+        let shared: u64 = self
+            .shared
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum();
+        self.shards
+            .iter()
+            .filter_map(OnceLock::get)
+            .flat_map(|s| s.counts.iter())
+            .fold(shared, |acc, c| acc.wrapping_add(c.load(Ordering::Relaxed)))
+    }
+
     fn snapshot(&self) -> HistogramSnapshot {
         let mut counts: Vec<u64> = self
             .shared
@@ -365,6 +421,25 @@ impl Cell {
         }
     }
 
+    /// Changes whenever the series is recorded to (read when checking for
+    /// idle series; never on the recording path).
+    fn fingerprint(&self) -> u64 {
+        match self {
+            Cell::Counter(c) => c.total(),
+            Cell::Gauge(g) => g.0.load(Ordering::Relaxed),
+            Cell::Histogram(h) => h.count(),
+        }
+    }
+
+    /// Handles to this cell, the registry's own included.
+    fn handles(&self) -> usize {
+        match self {
+            Cell::Counter(c) => Arc::strong_count(c),
+            Cell::Gauge(g) => Arc::strong_count(g),
+            Cell::Histogram(h) => Arc::strong_count(h),
+        }
+    }
+
     fn value(&self) -> Value {
         match self {
             Cell::Counter(c) => Value::Counter(c.total()),
@@ -399,10 +474,66 @@ type Labels = Vec<(String, String)>;
 #[derive(Debug)]
 struct Family {
     kind: MetricKind,
-    series: BTreeMap<Labels, Cell>,
+    series: BTreeMap<Labels, Series>,
     overflow: Option<Cell>,
     /// Registrations of new label sets rejected by the cardinality guard.
     rejected: u64,
+    /// Whether the first overflow was logged.
+    warned: bool,
+}
+
+/// One stored label set.
+#[derive(Debug)]
+struct Series {
+    cell: Cell,
+    /// The index keys that point at `cell` (one per spelling: label order,
+    /// sanitizing), removed with it when it expires.
+    keys: Vec<Key>,
+    /// [`Cell::fingerprint`] at the last check, and when it last changed.
+    seen: u64,
+    active_at: Instant,
+}
+
+/// What the guard logs, after the registry's locks are released.
+#[derive(Debug)]
+enum Warning {
+    Overflow {
+        metric: String,
+        cap: usize,
+    },
+    Renamed {
+        metric: String,
+        label: String,
+        to: String,
+        why: &'static str,
+    },
+}
+
+impl Warning {
+    fn emit(&self) {
+        match self {
+            Warning::Overflow { metric, cap } => tracing::warn!(
+                metric = %metric,
+                limit = *cap,
+                "metric {metric} reached its limit of {cap} label sets: new label sets now \
+                 go to its series labelled {OVERFLOW_LABEL}=\"true\" and are counted in \
+                 {OVERFLOW_METRIC}; raise the limit with max_series_per_metric (on \
+                 rollgate_telemetry::init or MetricsConfig::builder), or drop the label with \
+                 unbounded values"
+            ),
+            Warning::Renamed {
+                metric,
+                label,
+                to,
+                why,
+            } => tracing::warn!(
+                metric = %metric,
+                label = %label,
+                renamed_to = %to,
+                "metric {metric}: label {label} is {why}; it is exposed as {to}"
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -417,6 +548,10 @@ struct State {
     families: BTreeMap<String, Family>,
     /// Registrations rejected because the name is already used by another kind.
     kind_conflicts: u64,
+    /// (metric, label) pairs whose renaming was logged.
+    renamed: BTreeSet<(String, String)>,
+    /// When idle series were last looked for.
+    swept_at: Option<Instant>,
 }
 
 #[allow(clippy::mutable_key_type)] // Key's Hash only uses its immutable precomputed hash.
@@ -505,6 +640,73 @@ impl MetricsRegistry {
             .sum()
     }
 
+    /// Drops the series whose value has not changed for the idle timeout
+    /// (see [`MetricsConfigBuilder::series_idle_timeout`]) now, whenever the
+    /// last check was; returns how many were dropped. Reads (`snapshot`,
+    /// `render`) do this on their own at most every `idle / 4`.
+    pub fn expire_idle(&self) -> usize {
+        let mut state = self
+            .inner
+            .state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.sweep(&mut state, Instant::now())
+    }
+
+    /// The idle check when one is due.
+    fn sweep_if_due(&self, state: &mut State, now: Instant) {
+        let Some(idle) = self.inner.config.idle_timeout else {
+            return;
+        };
+        if state
+            .swept_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= idle / 4)
+        {
+            self.sweep(state, now);
+        }
+    }
+
+    /// Marks changed series active and drops the ones idle for the timeout.
+    fn sweep(&self, state: &mut State, now: Instant) -> usize {
+        let Some(idle) = self.inner.config.idle_timeout else {
+            return 0;
+        };
+        state.swept_at = Some(now);
+        // Lock order: state, then index (as in register_slow). With the
+        // index locked no lookup can hand out a cell while its handles are
+        // counted below.
+        let mut index = self
+            .inner
+            .index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut dropped = 0;
+        for family in state.families.values_mut() {
+            family.series.retain(|_, s| {
+                let fp = s.cell.fingerprint();
+                if fp != s.seen {
+                    s.seen = fp;
+                    s.active_at = now;
+                    return true;
+                }
+                // A handle held outside the registry may record again later.
+                let held = s.cell.handles() > 1 + s.keys.len();
+                if held || now.saturating_duration_since(s.active_at) < idle {
+                    return true;
+                }
+                for k in &s.keys {
+                    index.remove(k);
+                }
+                dropped += 1;
+                false
+            });
+        }
+        state
+            .families
+            .retain(|_, f| !f.series.is_empty() || f.overflow.is_some());
+        dropped
+    }
+
     fn register(&self, key: &Key, kind: MetricKind) -> Option<Cell> {
         {
             let index = self
@@ -521,10 +723,37 @@ impl MetricsRegistry {
 
     #[cold]
     fn register_slow(&self, key: &Key, kind: MetricKind) -> Option<Cell> {
+        let mut warnings = Vec::new();
+        let cell = self.register_locked(key, kind, &mut warnings);
+        // Logged with no lock held: a subscriber may record metrics itself.
+        for w in &warnings {
+            w.emit();
+        }
+        cell
+    }
+
+    fn register_locked(
+        &self,
+        key: &Key,
+        kind: MetricKind,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Cell> {
         let name = exposed_name(key.name(), kind);
+        let constant = &self.inner.config.constant_labels;
         let mut labels: Labels = Vec::with_capacity(key.labels().len());
+        let mut renamed = Vec::new();
         for l in key.labels() {
-            let k = sanitize_label_name(l.key());
+            let mut k = sanitize_label_name(l.key());
+            let why = match k.as_str() {
+                "le" => Some("reserved for histogram buckets"),
+                "quantile" => Some("reserved for summary quantiles"),
+                c if constant.contains_key(c) => Some("a constant label of this registry"),
+                _ => None,
+            };
+            if let Some(why) = why {
+                let to = format!("exported_{k}");
+                renamed.push((std::mem::replace(&mut k, to.clone()), to, why));
+            }
             labels.retain(|(n, _)| *n != k);
             labels.push((k, l.value().to_owned()));
         }
@@ -535,6 +764,17 @@ impl MetricsRegistry {
             .state
             .write()
             .unwrap_or_else(PoisonError::into_inner);
+        for (label, to, why) in renamed {
+            if state.renamed.insert((name.clone(), label.clone())) {
+                warnings.push(Warning::Renamed {
+                    metric: name.clone(),
+                    label,
+                    to,
+                    why,
+                });
+            }
+        }
+        let now = Instant::now();
         let cap = self.inner.config.max_series_per_metric;
         let bounds = (kind == MetricKind::Histogram).then(|| self.inner.config.buckets_for(&name));
         let new_cell = || match (kind, &bounds) {
@@ -549,42 +789,66 @@ impl MetricsRegistry {
             state.kind_conflicts += 1;
             return None;
         }
-        let family = state.families.entry(name).or_insert_with(|| Family {
-            kind,
-            series: BTreeMap::new(),
-            overflow: None,
-            rejected: 0,
+        let at_cap = state.families.get(&name).is_some_and(|f| {
+            f.kind == kind && f.series.len() >= cap && !f.series.contains_key(&labels)
         });
+        if at_cap {
+            // Idle series may free a place.
+            self.sweep_if_due(&mut state, now);
+        }
+        let state = &mut *state;
+        let family = state
+            .families
+            .entry(name.clone())
+            .or_insert_with(|| Family {
+                kind,
+                series: BTreeMap::new(),
+                overflow: None,
+                rejected: 0,
+                warned: false,
+            });
         if family.kind != kind {
             state.kind_conflicts += 1;
             return None;
         }
-        if let Some(cell) = family.series.get(&labels) {
-            // Same label set under a differently spelled key (label order, sanitizing).
-            let cell = cell.clone();
-            drop(state);
-            self.index_insert(key, &cell);
-            return Some(cell);
-        }
-        if family.series.len() >= cap {
-            family.rejected += 1;
-            let cell = family.overflow.get_or_insert_with(new_cell).clone();
-            return Some(cell);
-        }
-        let cell = new_cell();
-        family.series.insert(labels, cell.clone());
-        drop(state);
-        self.index_insert(key, &cell);
-        Some(cell)
-    }
-
-    fn index_insert(&self, key: &Key, cell: &Cell) {
         let mut index = self
             .inner
             .index
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        index.entry(key.clone()).or_insert_with(|| cell.clone());
+        if let Some(series) = family.series.get_mut(&labels) {
+            // Same label set under a differently spelled key (label order, sanitizing).
+            if index_insert(&mut index, key, &series.cell) {
+                series.keys.push(key.clone());
+            }
+            return Some(series.cell.clone());
+        }
+        if family.series.len() >= cap {
+            family.rejected += 1;
+            if !family.warned {
+                family.warned = true;
+                warnings.push(Warning::Overflow {
+                    metric: name.clone(),
+                    cap,
+                });
+            }
+            return Some(family.overflow.get_or_insert_with(new_cell).clone());
+        }
+        let cell = new_cell();
+        let mut keys = Vec::new();
+        if index_insert(&mut index, key, &cell) {
+            keys.push(key.clone());
+        }
+        family.series.insert(
+            labels,
+            Series {
+                cell: cell.clone(),
+                keys,
+                seen: cell.fingerprint(),
+                active_at: now,
+            },
+        );
+        Some(cell)
     }
 
     fn describe(&self, key: KeyName, unit: Option<Unit>, help: SharedString) {
@@ -617,6 +881,14 @@ impl MetricsRegistry {
                 .map(|(_, d)| (Some(d.help.clone()), d.unit.map(|u| u.as_str().to_owned())))
                 .unwrap_or((None, None))
         };
+        if self.inner.config.idle_timeout.is_some() {
+            let mut state = self
+                .inner
+                .state
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.sweep_if_due(&mut state, Instant::now());
+        }
         let state = self
             .inner
             .state
@@ -628,9 +900,9 @@ impl MetricsRegistry {
             let mut series: Vec<SeriesSnapshot> = family
                 .series
                 .iter()
-                .map(|(labels, cell)| SeriesSnapshot {
+                .map(|(labels, s)| SeriesSnapshot {
                     labels: labels.iter().cloned().collect(),
-                    value: cell.value(),
+                    value: s.cell.value(),
                 })
                 .collect();
             if let Some(cell) = &family.overflow {
@@ -719,6 +991,17 @@ impl metrics::Recorder for Recorder {
         match self.registry.register(key, MetricKind::Histogram) {
             Some(Cell::Histogram(h)) => Histogram::from_arc(h),
             _ => Histogram::noop(),
+        }
+    }
+}
+
+/// Points `key` at `cell` unless the key is taken; whether it was inserted.
+fn index_insert(index: &mut Index, key: &Key, cell: &Cell) -> bool {
+    match index.entry(key.clone()) {
+        std::collections::hash_map::Entry::Occupied(_) => false,
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(cell.clone());
+            true
         }
     }
 }

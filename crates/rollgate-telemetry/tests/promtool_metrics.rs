@@ -65,3 +65,84 @@ fn exposition_of_every_metric_kind_passes_promtool_check_metrics() {
         "promtool rejected the exposition:\n{report}\n---\n{text}"
     );
 }
+
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("capture lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn le_and_quantile_misuse_and_reserved_labels_are_renamed_once_and_promtool_passes() {
+    let logs = Capture::default();
+    let t = rollgate_telemetry::init("checkout")
+        .version("1.4.2")
+        .log_filter_env(None)
+        .log_writer(logs.clone())
+        .build()
+        .expect("valid config");
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        metrics::with_local_recorder(&t.recorder(), || {
+            for _ in 0..3 {
+                metrics::counter!("jobs", "le" => "0.5").increment(1);
+                metrics::gauge!("lag_seconds", "quantile" => "0.99").set(2.0);
+                metrics::histogram!("size_bytes", "le" => "x", "quantile" => "y").record(3.0);
+                metrics::counter!("logins", "service" => "evil", "version" => "0").increment(1);
+            }
+        })
+    });
+    let text = t.metrics().render();
+    let (ok, report) = promtool_check_metrics(&text);
+    assert!(
+        ok,
+        "promtool rejected the exposition:\n{report}\n---\n{text}"
+    );
+    assert!(
+        text.contains("jobs_total{exported_le=\"0.5\",service=\"checkout\",version=\"1.4.2\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lag_seconds{exported_quantile=\"0.99\","),
+        "{text}"
+    );
+    assert!(text.contains("size_bytes_bucket{exported_le=\"x\",exported_quantile=\"y\",service=\"checkout\",version=\"1.4.2\",le=\"+Inf\"} 3"), "{text}");
+    // The constant labels win; the user's values stay visible under another name.
+    assert!(text.contains("logins_total{exported_service=\"evil\",exported_version=\"0\",service=\"checkout\",version=\"1.4.2\"} 3"), "{text}");
+
+    let captured = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8");
+    let warns: Vec<serde_json::Value> = captured
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .filter(|v: &serde_json::Value| v["level"] == "WARN")
+        .collect();
+    let mut renamed: Vec<(String, String)> = warns
+        .iter()
+        .map(|w| {
+            (
+                w["metric"].as_str().unwrap_or_default().to_owned(),
+                w["renamed_to"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    renamed.sort();
+    // Once per metric and label, although each was recorded three times.
+    assert_eq!(
+        renamed,
+        [
+            ("jobs_total", "exported_le"),
+            ("lag_seconds", "exported_quantile"),
+            ("logins_total", "exported_service"),
+            ("logins_total", "exported_version"),
+            ("size_bytes", "exported_le"),
+            ("size_bytes", "exported_quantile"),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+}
