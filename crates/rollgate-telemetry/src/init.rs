@@ -476,12 +476,11 @@ impl Telemetry {
         #[allow(unused_mut)]
         let mut layer = self.logs.log_layer();
         #[cfg(feature = "otlp")]
-        {
+        let layer = {
             layer.otel = self.provider.is_some();
             let otel = self.provider.as_ref().map(crate::otlp::layer);
-            return Layer::and_then(otel, layer).with_filter(filter).boxed();
-        }
-        #[cfg(not(feature = "otlp"))]
+            Layer::and_then(otel, layer)
+        };
         layer.with_filter(filter).boxed()
     }
 
