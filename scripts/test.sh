@@ -10,3 +10,5 @@ bash scripts/install-test-deps.sh
 export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261123}"
 cargo nextest run --workspace --all-features --no-fail-fast
 cargo test --workspace --all-features --doc
+# rollgate-telemetry's axum example, built and run for a few requests.
+bash scripts/axum-example.sh 20

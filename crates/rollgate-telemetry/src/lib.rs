@@ -42,11 +42,14 @@ pub use recorder::{
     DEFAULT_MAX_SERIES_PER_METRIC, DEFAULT_SERIES_IDLE_TIMEOUT, LATENCY_BUCKETS, MetricsConfig,
     MetricsConfigBuilder, MetricsRegistry, OVERFLOW_LABEL, OVERFLOW_METRIC, Recorder,
 };
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use red::axum_matched_path;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use red::{
-    DURATION_SECONDS, ERRORS_TOTAL, REQUEST_ID_HEADER, REQUESTS_TOTAL, Red, RedLayer, RequestId,
-    RouteTemplate, UNMATCHED_ROUTE,
+    DEFAULT_EXCLUDED_PATHS, DURATION_SECONDS, ERRORS_TOTAL, REQUEST_ID_HEADER, REQUESTS_TOTAL, Red,
+    RedLayer, RequestId, RouteTemplate, UNMATCHED_ROUTE,
 };
 pub use redact::{DEFAULT_SENSITIVE_FIELDS, MASK, Redactor};
 #[cfg(feature = "prometheus")]

@@ -5,7 +5,8 @@
 //! route *template* (never the raw path, which would explode cardinality),
 //! takes or generates a request id and echoes it in the response, continues
 //! an incoming W3C `traceparent`, and runs the inner service inside a
-//! request span carrying both ids.
+//! request span carrying both ids. Excluded paths (`/metrics` and health
+//! checks by default) pass through untouched: no series, no log line.
 
 use std::fmt;
 use std::future::Future;
@@ -29,6 +30,12 @@ pub const DURATION_SECONDS: &str = "http_server_request_duration_seconds";
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 /// Default request id header.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Paths excluded from RED metrics and request logs unless
+/// [`RedLayer::include`] takes them back: the scrape endpoint and the usual
+/// health checks, which would otherwise count as traffic.
+pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &[
+    "/metrics", "/health", "/healthz", "/livez", "/readyz", "/ping",
+];
 
 /// The request id of the current request, put in the request's extensions
 /// for handlers to read.
@@ -48,6 +55,8 @@ struct Config {
     template_names: Vec<String>,
     route_fn: Option<Arc<RouteFn>>,
     header: HeaderName,
+    /// Paths or route templates passed through without metrics or logs.
+    excluded: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +98,9 @@ impl Default for RedLayer {
 
 impl RedLayer {
     /// A layer with no templates (every path is `unmatched` unless a
-    /// [`RouteTemplate`] extension or [`route_with`](Self::route_with) names it).
+    /// [`RouteTemplate`] extension or [`route_with`](Self::route_with) names
+    /// it; with axum, `.route_with(rollgate_telemetry::axum_matched_path)`)
+    /// and [`DEFAULT_EXCLUDED_PATHS`] excluded.
     pub fn new() -> Self {
         Self {
             config: Arc::new(Config {
@@ -97,6 +108,10 @@ impl RedLayer {
                 template_names: Vec::new(),
                 route_fn: None,
                 header: HeaderName::from_static(REQUEST_ID_HEADER),
+                excluded: DEFAULT_EXCLUDED_PATHS
+                    .iter()
+                    .map(|p| (*p).to_owned())
+                    .collect(),
             }),
         }
     }
@@ -128,13 +143,48 @@ impl RedLayer {
     }
 
     /// Names routes with a function (e.g. reading axum's `MatchedPath` from
-    /// the extensions); templates are tried when it returns `None`.
+    /// the extensions: [`axum_matched_path`](crate::axum_matched_path) with
+    /// the `axum` feature); templates are tried when it returns `None`.
     pub fn route_with(
         mut self,
         f: impl Fn(&Method, &Uri, &Extensions) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.config_mut().route_fn = Some(Arc::new(f));
         self
+    }
+
+    /// Excludes a path (`/internal/status`) or route template
+    /// (`/debug/{*rest}`) from RED metrics and request logs: such requests
+    /// reach the inner service untouched, with no series, span, log line or
+    /// request id. [`DEFAULT_EXCLUDED_PATHS`] are excluded from the start.
+    pub fn exclude(mut self, path_or_route: impl Into<String>) -> Self {
+        let p = path_or_route.into();
+        let c = self.config_mut();
+        if !c.excluded.contains(&p) {
+            c.excluded.push(p);
+        }
+        self
+    }
+
+    /// Takes back an excluded path or route (one of
+    /// [`DEFAULT_EXCLUDED_PATHS`], say), so it counts as traffic again.
+    ///
+    /// ```
+    /// use rollgate_telemetry::RedLayer;
+    ///
+    /// let layer = RedLayer::new().exclude("/internal/status").include("/healthz");
+    /// assert!(layer.is_excluded("/metrics"));
+    /// assert!(layer.is_excluded("/internal/status"));
+    /// assert!(!layer.is_excluded("/healthz"));
+    /// ```
+    pub fn include(mut self, path_or_route: &str) -> Self {
+        self.config_mut().excluded.retain(|p| p != path_or_route);
+        self
+    }
+
+    /// Whether requests for this path or route template are excluded.
+    pub fn is_excluded(&self, path_or_route: &str) -> bool {
+        self.config.is_excluded(path_or_route)
     }
 
     /// Uses another request id header (default `x-request-id`).
@@ -147,6 +197,34 @@ impl RedLayer {
     pub fn route_for_path(&self, path: &str) -> &str {
         match_template(&self.config, path).unwrap_or(UNMATCHED_ROUTE)
     }
+}
+
+impl Config {
+    fn is_excluded(&self, path_or_route: &str) -> bool {
+        self.excluded.iter().any(|p| p == path_or_route)
+    }
+}
+
+/// A route function for [`RedLayer::route_with`] that reads axum's
+/// [`MatchedPath`](axum::extract::MatchedPath): the template of the route
+/// that matched (`/users/{id}`). Apply the layer with `Router::layer` (it
+/// then wraps each route, where axum has set the extension); requests no
+/// route matched (the fallback) count as `unmatched`.
+///
+/// ```
+/// use rollgate_telemetry::{RedLayer, axum_matched_path};
+///
+/// async fn user() -> &'static str { "bob" }
+/// let app: axum::Router = axum::Router::new()
+///     .route("/users/{id}", axum::routing::get(user))
+///     .layer(RedLayer::new().route_with(axum_matched_path));
+/// ```
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub fn axum_matched_path(_: &Method, _: &Uri, extensions: &Extensions) -> Option<String> {
+    extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned())
 }
 
 fn match_template<'a>(config: &'a Config, path: &str) -> Option<&'a str> {
@@ -232,6 +310,9 @@ where
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
         let config = &self.config;
+        if config.is_excluded(req.uri().path()) {
+            return Box::pin(self.inner.call(req));
+        }
         let method = method_label(req.method());
         let route: String = req
             .extensions()
@@ -248,6 +329,9 @@ where
                     .unwrap_or(UNMATCHED_ROUTE)
                     .to_owned()
             });
+        if config.is_excluded(&route) {
+            return Box::pin(self.inner.call(req));
+        }
         let request_id = req
             .headers()
             .get(&config.header)
@@ -294,9 +378,11 @@ where
                     metrics::counter!(ERRORS_TOTAL, "method" => method, "route" => route)
                         .increment(1);
                 }
+                // The status is the span's `http.response.status_code`,
+                // which every line of the request carries: one attribute.
                 match &result {
-                    Ok(_) if failed => tracing::warn!(status, duration_s = secs, "request failed"),
-                    Ok(_) => tracing::info!(status, duration_s = secs, "request completed"),
+                    Ok(_) if failed => tracing::warn!(duration_s = secs, "request failed"),
+                    Ok(_) => tracing::info!(duration_s = secs, "request completed"),
                     Err(e) => tracing::error!(error = %e, duration_s = secs, "request errored"),
                 }
                 result.map(|mut res| {

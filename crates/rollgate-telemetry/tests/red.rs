@@ -116,8 +116,9 @@ async fn request_id_is_generated_echoed_and_logged_with_the_span_trace_id() {
         assert_eq!(l["http.route"], "/users/{id}");
     }
     assert_eq!(lines[1]["message"], "request completed");
-    assert_eq!(lines[1]["status"], 200);
+    // One status attribute: the span's, on every line after it is known.
     assert_eq!(lines[1]["http.response.status_code"], 200);
+    assert!(lines[1].get("status").is_none(), "{}", lines[1]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -207,4 +208,80 @@ async fn metrics_are_labelled_by_route_template_and_time_comes_from_tokio() {
         snap.histogram(DURATION_SECONDS, &[("cohort", "baseline")])
             .is_none()
     );
+}
+
+async fn plain(req: Request<String>) -> Result<Response<String>, Infallible> {
+    Ok(Response::new(format!("served {}", req.uri().path())))
+}
+
+#[tokio::test(start_paused = true)]
+async fn excluded_routes_leave_no_series_and_no_log_line() {
+    let capture = Capture::default();
+    let t = telemetry(&capture);
+    let _d = tracing::dispatcher::set_default(t.dispatch());
+    let recorder = t.recorder();
+    let _m = metrics::set_default_local_recorder(&recorder);
+    let red = RedLayer::new()
+        .route("/users/{id}")
+        .route("/internal/{*rest}")
+        .exclude("/internal/{*rest}");
+    let send = |red: RedLayer, path: &'static str| async move {
+        let res = red
+            .layer(service_fn(plain))
+            .oneshot(
+                Request::get(path)
+                    .body(String::new())
+                    .expect("valid request"),
+            )
+            .await
+            .unwrap_or_else(|e: Infallible| match e {});
+        // Excluded or not, the request reaches the service.
+        assert_eq!(res.body(), &format!("served {path}"));
+        res
+    };
+    for path in [
+        "/metrics",
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/health",
+        "/ping",
+        "/internal/a/b",
+    ] {
+        let res = send(red.clone(), path).await;
+        assert!(
+            res.headers().get("x-request-id").is_none(),
+            "{path} untouched"
+        );
+    }
+    send(red.clone(), "/users/1").await;
+    let snap = t.metrics().snapshot();
+    let routes: Vec<&str> = snap
+        .family(REQUESTS_TOTAL)
+        .map(|f| {
+            f.series
+                .iter()
+                .filter_map(|s| s.labels.get("route"))
+                .map(String::as_str)
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(routes, ["/users/{id}"]);
+    assert_eq!(snap.counter_sum(REQUESTS_TOTAL, &[]), 1);
+    assert_eq!(
+        snap.histogram(DURATION_SECONDS, &[]).map(|h| h.count()),
+        Some(1)
+    );
+    let lines = capture.lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["http.route"], "/users/{id}");
+
+    // A default exclusion taken back counts again.
+    send(red.include("/healthz").route("/healthz"), "/healthz").await;
+    let snap = t.metrics().snapshot();
+    assert_eq!(
+        snap.counter(REQUESTS_TOTAL, &[("route", "/healthz")]),
+        Some(1)
+    );
+    assert_eq!(capture.lines().len(), 2);
 }
