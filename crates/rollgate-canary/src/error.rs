@@ -3,8 +3,10 @@
 /// Everything that can go wrong in canary analysis.
 ///
 /// Messages are lowercase and name the thing and where it was found, e.g.
-/// `data metrics.latency_ms.canary[3]: NaN is not a sample`.
-#[derive(Debug, thiserror::Error)]
+/// `data metrics.latency_ms.canary[3]: NaN is not a sample`. A source's
+/// underlying error (the HTTP client's, the OS's) is kept whole in `cause`
+/// and returned from `source()`; cloning shares it.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum CanaryError {
     /// A sample set or statistic input is unusable (NaN, infinite, empty...).
@@ -40,6 +42,9 @@ pub enum CanaryError {
         metric: String,
         /// What went wrong.
         why: String,
+        /// The underlying error, if there is one (returned from `source()`).
+        #[source]
+        cause: Option<std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>>,
     },
 }
 

@@ -11,7 +11,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::error::Error as _;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -105,6 +104,16 @@ impl PrometheusSource {
             source_name: format!("prometheus {}", self.base),
             metric: metric.to_string(),
             why,
+            cause: None,
+        }
+    }
+
+    fn err_from(&self, metric: &str, why: String, cause: reqwest::Error) -> CanaryError {
+        CanaryError::Source {
+            source_name: format!("prometheus {}", self.base),
+            metric: metric.to_string(),
+            why,
+            cause: Some(std::sync::Arc::new(cause)),
         }
     }
 
@@ -127,20 +136,12 @@ impl PrometheusSource {
             .body(body)
             .send()
             .await
-            .map_err(|e| {
-                let mut why = format!("cannot reach {url}: {e}");
-                let mut src = e.source();
-                while let Some(s) = src {
-                    why.push_str(&format!(": {s}"));
-                    src = s.source();
-                }
-                self.err(metric, why)
-            })?;
+            .map_err(|e| self.err_from(metric, format!("cannot reach {url}"), e))?;
         let status = resp.status();
         let text = resp
             .text()
             .await
-            .map_err(|e| self.err(metric, format!("reading the answer of {url}: {e}")))?;
+            .map_err(|e| self.err_from(metric, format!("reading the answer of {url}"), e))?;
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
             self.err(
                 metric,

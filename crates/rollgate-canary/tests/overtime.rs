@@ -129,6 +129,7 @@ impl MetricSource for Flaky {
             source_name: "flaky".into(),
             metric: q.metric.clone(),
             why: "connection refused".into(),
+            cause: None,
         })
     }
 }

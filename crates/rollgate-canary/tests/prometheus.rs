@@ -199,6 +199,18 @@ async fn down_server_is_a_clear_error() {
         msg.contains("cannot reach") && msg.contains(&port.to_string()),
         "{msg}"
     );
+    // The HTTP client's error is kept whole as the source, down to the OS.
+    let mut chain = Vec::new();
+    let mut next = std::error::Error::source(&e);
+    while let Some(cause) = next {
+        chain.push(cause.to_string());
+        next = cause.source();
+    }
+    assert!(
+        chain.iter().any(|c| c.to_lowercase().contains("refused")),
+        "{chain:?}"
+    );
+    assert!(!msg.to_lowercase().contains("refused"), "{msg}");
     let e = src
         .samples(&query(
             "unconfigured",

@@ -184,9 +184,9 @@ impl From<Error> for Fail {
             BAD_INPUT
         } else if matches!(
             e,
-            Error::StoreBusy(_)
+            Error::StoreBusy(..)
                 | Error::LeaseHeld { .. }
-                | Error::Store(_)
+                | Error::Store(..)
                 | Error::StaleFence { .. }
                 | Error::Corrupt { .. }
         ) {
@@ -194,7 +194,7 @@ impl From<Error> for Fail {
         } else {
             ROLLED_BACK
         };
-        Fail(code, e.to_string())
+        Fail(code, rollgate_deploy::error_chain(&e))
     }
 }
 

@@ -1,13 +1,25 @@
 //! The crate's one error type.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{Digest, RolloutId, TargetId};
 
 /// Everything that can go wrong in rollgate-deploy.
 ///
-/// Messages are lowercase, name the thing and where, and carry their cause in
-/// the text (never also in `source()`).
+/// Messages are lowercase and name the thing and where. A cause that is
+/// itself an error (rusqlite's, the OS's) is kept whole and returned from
+/// `source()`, not repeated in the message: print the chain to see it.
+///
+/// ```
+/// use std::error::Error as _;
+/// use rollgate_deploy::{Cause, Error};
+///
+/// let io = std::io::Error::other("disk on fire");
+/// let e = Error::Store("/var/lib/rollgate.db".into(), Some(Cause::new(io)));
+/// assert_eq!(e.to_string(), "state store: /var/lib/rollgate.db");
+/// assert_eq!(e.source().unwrap().to_string(), "disk on fire");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -45,10 +57,10 @@ pub enum Error {
     Router(String),
     /// The state store is locked by another process or otherwise busy.
     #[error("state store busy: {0}")]
-    StoreBusy(String),
+    StoreBusy(String, #[source] Option<Cause>),
     /// The state store failed (I/O, corruption, read-only file).
     #[error("state store: {0}")]
-    Store(String),
+    Store(String, #[source] Option<Cause>),
     /// Another controller holds the lease on this rollout.
     #[error("rollout {rollout} is driven by {owner} (lease expires in {}s)", expires_in.as_secs())]
     LeaseHeld {
@@ -134,7 +146,7 @@ impl Error {
 
     /// Whether the error means "the store is locked or busy, try later".
     pub fn is_busy(&self) -> bool {
-        matches!(self, Error::StoreBusy(_) | Error::LeaseHeld { .. })
+        matches!(self, Error::StoreBusy(..) | Error::LeaseHeld { .. })
     }
 
     /// Whether the error is about bad input (a plan, a name, a value).
@@ -148,4 +160,72 @@ impl Error {
                 | Error::Unrestorable { .. }
         )
     }
+}
+
+/// The underlying error of an [`Error`], returned from its `source()`.
+///
+/// Shared, so cloning an [`Error`] (the SQLite store hands one failed batch's
+/// error to every caller in it) copies a pointer, not the error. Two causes
+/// are equal when their messages are.
+#[derive(Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl Cause {
+    /// Keeps `error` as a cause.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Cause(Arc::new(error))
+    }
+}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for Cause {}
+
+/// `error` and its `source()` chain on one line, causes joined by `: `; a
+/// cause that only repeats the previous message (rusqlite's `Error code 26:
+/// file is not a database` under `file is not a database`) is left out.
+///
+/// ```
+/// use rollgate_deploy::{Cause, Error, error_chain};
+///
+/// let io = std::io::Error::other("disk on fire");
+/// let e = Error::Store("/var/lib/rollgate.db".into(), Some(Cause::new(io)));
+/// assert_eq!(error_chain(&e), "state store: /var/lib/rollgate.db: disk on fire");
+/// ```
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut last = text.clone();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let message = cause.to_string();
+        if !last.ends_with(&message) && !message.ends_with(&last) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        last = message;
+        next = cause.source();
+    }
+    text
 }

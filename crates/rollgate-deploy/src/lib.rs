@@ -20,7 +20,7 @@ pub use deployer::{
     CommandDeployer, CommandRouter, DEPLOYER_PLACEHOLDERS, Deployer, Readiness, Router,
     TargetAttributes, attribute_value_ok,
 };
-pub use error::Error;
+pub use error::{Cause, Error, error_chain};
 pub use event::{Event, EventRecord, GatePolicy, Outcome, RolloutRequest};
 pub use executor::{Executor, ExecutorConfig, Observer, Report, RetryPolicy};
 pub use gate::{CommandGate, Decision, GATE_PLACEHOLDERS, Gate, GateContext, Reasons};

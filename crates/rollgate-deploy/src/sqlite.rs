@@ -20,7 +20,7 @@ use crate::store::{
     check_writer, now_ms,
 };
 use crate::{
-    Artifact, Digest, Error, Event, EventRecord, Fence, Outcome, RolloutId, RolloutRequest,
+    Artifact, Cause, Digest, Error, Event, EventRecord, Fence, Outcome, RolloutId, RolloutRequest,
 };
 
 type Reply = Box<dyn FnOnce(Option<&Error>) + Send>;
@@ -72,21 +72,23 @@ pub struct SqliteStore {
 
 fn map_err(path: &Path, e: rusqlite::Error) -> Error {
     let p = path.display();
-    match &e {
+    // rusqlite's own error is the cause (`source()`); the message says what
+    // it means for the state file.
+    let message = match &e {
         rusqlite::Error::SqliteFailure(f, _) => match f.code {
             ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
-                Error::StoreBusy(format!("{p} is locked by another process ({e})"))
+                let message = format!("{p} is locked by another process");
+                return Error::StoreBusy(message, Some(Cause::new(e)));
             }
-            ErrorCode::ReadOnly => Error::Store(format!("{p} is read-only ({e})")),
-            ErrorCode::NotADatabase => {
-                Error::Store(format!("{p} is not a rollgate state file ({e})"))
-            }
-            ErrorCode::CannotOpen => Error::Store(format!("cannot open {p} ({e})")),
-            ErrorCode::DiskFull => Error::Store(format!("{p}: disk full ({e})")),
-            _ => Error::Store(format!("{p}: {e}")),
+            ErrorCode::ReadOnly => format!("{p} is read-only"),
+            ErrorCode::NotADatabase => format!("{p} is not a rollgate state file"),
+            ErrorCode::CannotOpen => format!("cannot open {p}"),
+            ErrorCode::DiskFull => format!("{p}: disk full"),
+            _ => p.to_string(),
         },
-        _ => Error::Store(format!("{p}: {e}")),
-    }
+        _ => p.to_string(),
+    };
+    Error::Store(message, Some(Cause::new(e)))
 }
 
 const SCHEMA: &str = "
@@ -194,10 +196,13 @@ impl SqliteStore {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(|e| map_err(&path, e))?;
         if version > 1 {
-            return Err(Error::Store(format!(
-                "{} has schema version {version}; this rollgate knows 1 (upgrade rollgate)",
-                path.display()
-            )));
+            return Err(Error::Store(
+                format!(
+                    "{} has schema version {version}; this rollgate knows 1 (upgrade rollgate)",
+                    path.display()
+                ),
+                None,
+            ));
         }
         if version == 0 {
             conn.execute_batch(&format!(
@@ -210,7 +215,9 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("rollgate-sqlite".into())
             .spawn(move || writer_loop(conn, receiver, thread_path))
-            .map_err(|e| Error::Store(format!("cannot start the store thread: {e}")))?;
+            .map_err(|e| {
+                Error::Store("cannot start the store thread".into(), Some(Cause::new(e)))
+            })?;
         Ok(Self { sender, path })
     }
 
@@ -240,10 +247,16 @@ impl SqliteStore {
             })
         });
         self.sender.send(Work::Job { writes, job }).map_err(|_| {
-            Error::Store(format!("{}: the store thread stopped", self.path.display()))
+            Error::Store(
+                format!("{}: the store thread stopped", self.path.display()),
+                None,
+            )
         })?;
         rx.await.map_err(|_| {
-            Error::Store(format!("{}: the store thread stopped", self.path.display()))
+            Error::Store(
+                format!("{}: the store thread stopped", self.path.display()),
+                None,
+            )
         })?
     }
 }
@@ -299,10 +312,10 @@ fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Work>, path: PathBuf) 
             // SQLite rolls a transaction back by itself on some errors (I/O,
             // disk full); what follows would then autocommit piecemeal.
             if began.is_ok() && poisoned.is_none() && conn.is_autocommit() {
-                poisoned = Some(Error::Store(format!(
-                    "{}: SQLite aborted the transaction",
-                    path.display()
-                )));
+                poisoned = Some(Error::Store(
+                    format!("{}: SQLite aborted the transaction", path.display()),
+                    None,
+                ));
             }
             match w {
                 Work::Job { job, .. } => {
@@ -321,8 +334,8 @@ fn writer_loop(conn: Connection, receiver: mpsc::Receiver<Work>, path: PathBuf) 
                         (Err(e), _) | (_, Some(e)) => Err(e.clone()),
                         (Ok(()), None) => append_rows(&conn, &path, &mut cache, &a),
                     };
-                    if let Err(Error::Store(msg)) = &result {
-                        poisoned.get_or_insert(Error::Store(msg.clone()));
+                    if let Err(e @ Error::Store(..)) = &result {
+                        poisoned.get_or_insert(e.clone());
                     }
                     let reply = a.reply;
                     replies.push(Box::new(move |commit_error: Option<&Error>| {
@@ -419,7 +432,7 @@ fn append_rows(
             target,
             body
         ])
-        .map_err(|e| Error::Store(map_err(path, e).to_string()))?;
+        .map_err(|e| write_failed(map_err(path, e)))?;
         c.last_seq += 1;
     }
     c.dirty = true;
@@ -440,19 +453,32 @@ fn flush(
             "UPDATE rollouts SET last_seq = ?2, outcome = COALESCE(?3, outcome) WHERE id = ?1",
         )
         .and_then(|mut s| s.execute(params![id.0 as i64, c.last_seq, c.outcome]))
-        .map_err(|e| Error::Store(map_err(path, e).to_string()))?;
+        .map_err(|e| write_failed(map_err(path, e)))?;
         c.dirty = false;
     }
     Ok(())
 }
 
+/// A failed write inside a batch is a store failure even when SQLite said
+/// busy: it poisons the batch (only `Error::Store` does).
+fn write_failed(e: Error) -> Error {
+    match e {
+        Error::StoreBusy(message, cause) => Error::Store(message, cause),
+        other => other,
+    }
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String, Error> {
-    serde_json::to_string(v).map_err(|e| Error::Store(format!("cannot encode: {e}")))
+    serde_json::to_string(v).map_err(|e| Error::Store("cannot encode".into(), Some(Cause::new(e))))
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str, s: &str) -> Result<T, Error> {
-    serde_json::from_str(s)
-        .map_err(|e| Error::Store(format!("{}: corrupt {what}: {e}", path.display())))
+    serde_json::from_str(s).map_err(|e| {
+        Error::Store(
+            format!("{}: corrupt {what}", path.display()),
+            Some(Cause::new(e)),
+        )
+    })
 }
 
 fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
@@ -591,7 +617,12 @@ impl StateStore for SqliteStore {
             outcome,
             reply,
         };
-        let stopped = || Error::Store(format!("{}: the store thread stopped", self.path.display()));
+        let stopped = || {
+            Error::Store(
+                format!("{}: the store thread stopped", self.path.display()),
+                None,
+            )
+        };
         self.sender
             .send(Work::Append(Box::new(work)))
             .map_err(|_| stopped())?;

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rollgate_deploy::{Error, MemoryStore, SqliteOptions, SqliteStore, StateStore};
+use std::error::Error as _;
+
+use rollgate_deploy::{Error, MemoryStore, SqliteOptions, SqliteStore, StateStore, error_chain};
 use rollgate_test::conformance;
 
 #[tokio::test]
@@ -89,11 +91,13 @@ async fn a_locked_sqlite_file_reports_busy_and_loses_nothing() {
         .register_artifact(&rollgate_test::artifact("v2"))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::StoreBusy(_)), "{err}");
+    assert!(matches!(err, Error::StoreBusy(..)), "{err}");
     assert!(
         err.to_string().contains("locked by another process"),
         "{err}"
     );
+    // rusqlite's own words come through `source()`, not the message.
+    assert!(error_chain(&err).contains("database is locked"), "{err:?}");
     drop(other.stdin.take());
     other.wait().unwrap();
     // The earlier record is intact and the store works again.
@@ -217,4 +221,33 @@ async fn a_stale_fence_in_a_group_commit_spoils_nothing_else() {
         (1..=160).collect::<Vec<u64>>(),
         "no gaps"
     );
+}
+
+#[tokio::test]
+async fn sqlite_errors_keep_rusqlite_as_their_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.db");
+    std::fs::write(&path, "these are notes, not a database\n".repeat(200)).unwrap();
+    let err = match SqliteStore::open(&path) {
+        Ok(_) => panic!("a text file opened as a state store"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, Error::Store(..)), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("is not a rollgate state file"),
+        "{message}"
+    );
+    // The cause is rusqlite's error, whole: its own message is in the chain
+    // and not repeated in the top-level message.
+    let source = err.source().expect("a source");
+    assert_eq!(source.to_string(), "file is not a database");
+    assert!(!message.contains("file is not a database"), "{message}");
+    let chain = error_chain(&err);
+    assert!(
+        chain.ends_with("is not a rollgate state file: file is not a database"),
+        "{chain}"
+    );
+    // Clones share the cause and compare equal.
+    assert_eq!(err.clone(), err);
 }

@@ -292,7 +292,10 @@ impl CrashingStore {
 
     fn dead(&self) -> Result<(), Error> {
         if self.crashed() {
-            Err(Error::Store("injected crash: controller is dead".into()))
+            Err(Error::Store(
+                "injected crash: controller is dead".into(),
+                None,
+            ))
         } else {
             Ok(())
         }
@@ -325,7 +328,7 @@ impl StateStore for CrashingStore {
             if self.point == CrashPoint::AfterWrite {
                 self.inner.append(id, writer, events).await?;
             }
-            return Err(Error::Store(format!("injected crash at append {n}")));
+            return Err(Error::Store(format!("injected crash at append {n}"), None));
         }
         self.inner.append(id, writer, events).await
     }

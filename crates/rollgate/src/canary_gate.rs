@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use rollgate_canary::overtime::spent_alpha;
 use rollgate_canary::source::{MetricSource, Window, collect};
 use rollgate_canary::{Analysis, Verdict};
-use rollgate_deploy::{Decision, Error, Gate, GateContext};
+use rollgate_deploy::{Decision, Error, Gate, GateContext, error_chain};
 
 /// Where "now" is on the metric source's timeline (Unix seconds for
 /// Prometheus, `CanaryRecorder::now_secs` for the process's own recorder).
@@ -125,20 +125,34 @@ impl Gate for CanaryGate {
         } else {
             now - span
         };
-        let window = Window::new(start, now)
-            .map_err(|e| Error::Gate(format!("canary analysis of {}: {e}", at.service)))?;
+        let window = Window::new(start, now).map_err(|e| {
+            Error::Gate(format!(
+                "canary analysis of {}: {}",
+                at.service,
+                error_chain(&e)
+            ))
+        })?;
         let data = collect(self.source.as_ref(), self.analysis.config(), window)
             .await
-            .map_err(|e| Error::Gate(format!("canary analysis of {}: {e}", at.service)))?;
+            .map_err(|e| {
+                Error::Gate(format!(
+                    "canary analysis of {}: {}",
+                    at.service,
+                    error_chain(&e)
+                ))
+            })?;
         let alpha = if self.sequential {
             spent_alpha(self.analysis.config().alpha, at.attempt + 1)
         } else {
             self.analysis.config().alpha
         };
-        let report = self
-            .analysis
-            .judge_at(&data, alpha)
-            .map_err(|e| Error::Gate(format!("canary analysis of {}: {e}", at.service)))?;
+        let report = self.analysis.judge_at(&data, alpha).map_err(|e| {
+            Error::Gate(format!(
+                "canary analysis of {}: {}",
+                at.service,
+                error_chain(&e)
+            ))
+        })?;
         let mut reasons = vec![format!(
             "canary analysis of {} {} at phase {} ({}): {} (score {})",
             at.service,
@@ -274,6 +288,7 @@ threshold = { ratio_max = 0.01 }
                 source_name: "prometheus http://127.0.0.1:9".into(),
                 metric: q.metric.clone(),
                 why: "connection refused".into(),
+                cause: None,
             })
         }
     }
