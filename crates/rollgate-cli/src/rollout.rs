@@ -27,6 +27,23 @@ macro_rules! out {
     };
 }
 
+/// `eprintln!` that never panics: with standard error closed
+/// (`rollgate rollout run 2>&1 | head -1`) messages are dropped and the
+/// command goes on.
+macro_rules! err {
+    ($($arg:tt)*) => {
+        crate::rollout::write_err(format_args!($($arg)*))
+    };
+}
+
+pub(crate) fn write_err(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr
+        .write_fmt(args)
+        .and_then(|()| stderr.write_all(b"\n"));
+}
+
 static STDOUT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 pub(crate) fn write_line(args: std::fmt::Arguments<'_>) {
@@ -42,7 +59,7 @@ pub(crate) fn write_line(args: std::fmt::Arguments<'_>) {
     {
         STDOUT_GONE.store(true, Ordering::Relaxed);
         if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("rollgate: cannot write to standard output: {e}");
+            err!("rollgate: cannot write to standard output: {e}");
         }
     }
 }
@@ -60,8 +77,15 @@ pub const HELD: u8 = 3;
 /// drives the rollout.
 pub const STORE_BUSY: u8 = 4;
 
-const EXIT_CODES: &str = "Exit codes: 0 success/promoted, 1 rolled back or aborted, 2 bad input, \
-3 held for a person, 4 state store busy/locked/unusable/missing or rollout driven elsewhere.";
+/// Exit code: a controller stopped on SIGINT (128 + 2).
+pub const INTERRUPTED_INT: u8 = 130;
+/// Exit code: a controller stopped on SIGTERM (128 + 15).
+pub const INTERRUPTED_TERM: u8 = 143;
+
+const EXIT_CODES: &str = "Exit codes: 0 success/promoted, 1 rolled back, aborted or rollback failed, \
+2 bad input, 3 held for a person, 4 state store busy/locked/unusable/missing or rollout driven \
+elsewhere, 130/143 stopped by SIGINT/SIGTERM at a safe point (lease released; the command to \
+continue is printed; a second signal exits at once).";
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -156,6 +180,12 @@ struct Request {
     /// Who asks (recorded in the audit history).
     #[arg(long)]
     actor: String,
+    /// Only record the request. Without it, `abort`, `promote` and `resume`
+    /// of a rollout no controller drives drive it here to the end (or the
+    /// next hold), with live progress, and exit as `rollout run` does.
+    /// `pause` only ever records.
+    #[arg(long)]
+    no_wait: bool,
 }
 
 /// Return every target of a service's last successful rollout to the artifact it ran before.
@@ -228,7 +258,7 @@ fn finish(what: &str, r: Result<u8, Fail>) -> ExitCode {
     match r {
         Ok(code) => ExitCode::from(code),
         Err(Fail(code, msg)) => {
-            eprintln!("rollgate {what}: {msg}");
+            err!("rollgate {what}: {msg}");
             ExitCode::from(code)
         }
     }
@@ -487,7 +517,7 @@ impl Progress {
                     bar.println(line);
                 }
             }
-            None => eprintln!("{line}"),
+            None => err!("{line}"),
         }
     }
 
@@ -523,7 +553,8 @@ fn status_json(r: &Rollout, existed: bool, driver: Option<&str>) -> Value {
         "service": r.request.service,
         "artifact": r.request.artifact,
         "previous": r.previous_artifact(),
-        "status": status_name(&r.status),
+        "status": status_name(r),
+        "interrupted": r.interrupted.as_ref().map(|i| json!({ "by": i.by, "reason": i.reason, "at": rfc3339(i.at_ms), "was": lifecycle(&r.status) })),
         "outcome": r.outcome().map(Outcome::as_str),
         "reasons": status_reasons(r),
         "phase": r.phase,
@@ -539,7 +570,17 @@ fn status_json(r: &Rollout, existed: bool, driver: Option<&str>) -> Value {
     })
 }
 
-fn status_name(s: &Status) -> &'static str {
+/// The status for people: `interrupted` while a rollout a stopped
+/// controller left is not driven again.
+fn status_name(r: &Rollout) -> &'static str {
+    if r.interrupted.is_some() && !r.is_finished() {
+        return "interrupted";
+    }
+    lifecycle(&r.status)
+}
+
+/// The lifecycle state under an interruption.
+fn lifecycle(s: &Status) -> &'static str {
     match s {
         Status::Running => "running",
         Status::Paused => "paused",
@@ -586,9 +627,27 @@ fn print_status(c: &Common, r: &Rollout, existed: bool, driver: Option<&str>) {
         Some(p) => format!("phase {}/{phases} ({})", r.phase + 1, p.name),
         None => format!("all {phases} phases done"),
     };
-    out!("  status: {}  {phase}", status_name(&r.status));
+    out!("  status: {}  {phase}", status_name(r));
+    if let Some(i) = &r.interrupted
+        && !r.is_finished()
+    {
+        out!(
+            "  interrupted: {} stopped by {} at {} while {}",
+            i.by,
+            i.reason,
+            rfc3339(i.at_ms),
+            lifecycle(&r.status)
+        );
+    }
     for reason in status_reasons(r) {
         out!("  why: {reason}");
+    }
+    if matches!(r.status, Status::Held(_)) && r.interrupted.is_none() {
+        let id = r.id;
+        out!("  decide with one of:");
+        out!("    rollgate rollout promote {id} --actor NAME   # complete this phase and go on");
+        out!("    rollgate rollout resume {id} --actor NAME    # ask the gate again");
+        out!("    rollgate rollout abort {id} --actor NAME     # roll every touched target back");
     }
     if let Some(d) = driver {
         out!("  driven by: {d}");
@@ -670,7 +729,7 @@ async fn run_plan(
             ));
         }
     } else if c.output == Output::Text {
-        eprintln!(
+        err!(
             "rollout {id}: {} {} on {} targets",
             plan.service,
             plan.artifact,
@@ -694,13 +753,115 @@ async fn drive(
     }
     let progress = Progress::new(c, req.plan.targets().count());
     let exec = executor_for(store, &req, progress.clone()).await?;
-    let report: Result<Report, Error> = exec.run(id).await;
+    let mut signal = signals();
+    let stop = async move {
+        let got: Signalled = match signal.wait_for(Option::is_some).await {
+            Ok(got) => *got,
+            Err(_) => None,
+        };
+        match got {
+            Some((name, _)) => name.to_string(),
+            None => std::future::pending().await,
+        }
+    };
+    let report: Result<Report, Error> = exec.run_until(id, stop).await;
     if let Some(p) = &progress {
         p.done();
     }
     let report = report?;
     print_status(c, &report.rollout, existed, None);
+    if report.interrupted.is_some() {
+        err!(
+            "rollout {id}: stopped at a safe point; lease released. To continue:\n  {}",
+            continue_command(c, &report.rollout)
+        );
+        return Ok(signalled().map_or(INTERRUPTED_INT, |(_, code)| code));
+    }
     Ok(exit_code(&report.rollout))
+}
+
+/// The exact command that drives rollout `r` on from where it stopped.
+fn continue_command(c: &Common, r: &Rollout) -> String {
+    let state = std::fs::canonicalize(&c.state).unwrap_or_else(|_| c.state.clone());
+    format!(
+        "rollgate rollout resume {} --actor {} --state {}",
+        r.id,
+        shell_word(&r.request.actor),
+        shell_word(&state.display().to_string())
+    )
+}
+
+/// `s` quoted for a POSIX shell when it needs to be.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./@:=+,".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+type Signalled = Option<(&'static str, u8)>;
+
+static SIGNALS: std::sync::OnceLock<tokio::sync::watch::Receiver<Signalled>> =
+    std::sync::OnceLock::new();
+
+/// SIGINT and SIGTERM while a controller drives: the first asks it to stop
+/// at the next safe point; a second exits at once (the log stays as
+/// recorded, and resuming redoes any deploy in doubt). Installed on first
+/// use, so commands that drive nothing keep the default handling.
+fn signals() -> tokio::sync::watch::Receiver<Signalled> {
+    SIGNALS
+        .get_or_init(|| {
+            let (tx, rx) = tokio::sync::watch::channel(None);
+            // Registered here, before anything is driven, so no signal slips
+            // through to the default handling once a controller runs.
+            #[cfg(unix)]
+            let streams = {
+                use tokio::signal::unix::{SignalKind, signal};
+                signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)))
+            };
+            tokio::spawn(async move {
+                #[cfg(unix)]
+                let Ok((mut int, mut term)) = streams else {
+                    return;
+                };
+                loop {
+                    #[cfg(unix)]
+                    let got = tokio::select! {
+                        _ = int.recv() => ("SIGINT", INTERRUPTED_INT),
+                        _ = term.recv() => ("SIGTERM", INTERRUPTED_TERM),
+                    };
+                    #[cfg(not(unix))]
+                    let got = match tokio::signal::ctrl_c().await {
+                        Ok(()) => ("SIGINT", INTERRUPTED_INT),
+                        Err(_) => return,
+                    };
+                    if tx.borrow().is_none() {
+                        err!(
+                            "rollgate: {}: stopping at the next safe point (send it again to exit at once)",
+                            got.0
+                        );
+                        let _ = tx.send(Some(got));
+                    } else {
+                        err!(
+                            "rollgate: {} again: exiting now; the rollout stays as recorded (`rollgate rollout resume ID` goes on)",
+                            got.0
+                        );
+                        std::process::exit(i32::from(got.1));
+                    }
+                }
+            });
+            rx
+        })
+        .clone()
+}
+
+/// The signal that asked this process to stop, if one did.
+fn signalled() -> Signalled {
+    SIGNALS.get().and_then(|rx| *rx.borrow())
 }
 
 async fn status(c: &Common, id: RolloutId) -> Result<u8, Fail> {
@@ -713,7 +874,13 @@ async fn status(c: &Common, id: RolloutId) -> Result<u8, Fail> {
     let lease = live_driver(&store, id).await?;
     print_status(c, &r, false, lease.as_ref().map(|l| l.owner.as_str()));
     if lease.is_none() && !matches!(r.status, Status::Finished(_)) && c.output != Output::Json {
-        out!("  no controller is driving it: `rollgate rollout resume-all` takes it on");
+        if matches!(r.status, Status::Held(_)) {
+            out!("  no controller is driving it: it waits for one of the decisions above");
+        } else {
+            out!(
+                "  no controller is driving it: `rollgate rollout resume {id} --actor NAME` takes it on (or `rollgate rollout resume-all`)"
+            );
+        }
     }
     Ok(SUCCESS)
 }
@@ -732,8 +899,19 @@ async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
         ));
     }
     let action = event.action();
+    let drives = !r.no_wait && !matches!(event, Event::PauseRequested);
     let seq = store.append(id, Writer::Person(&r.actor), &[event]).await?;
     let driven = live_driver(&store, id).await?;
+    if drives && driven.is_none() {
+        if c.output == Output::Text {
+            out!(
+                "rollout {id}: {action} recorded (event {seq}) for {}",
+                r.actor
+            );
+            out!("  no controller is driving it: driving it here until it ends or holds");
+        }
+        return drive(c, store, id, false).await;
+    }
     if c.output == Output::Json {
         out!(
             "{}",
@@ -747,7 +925,7 @@ async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
         match driven {
             Some(l) => out!("  {} will act on it within a second", l.owner),
             None => out!(
-                "  no controller is driving it now; run `rollgate rollout resume-all` to act on it"
+                "  no controller is driving it now; `rollgate rollout resume {id} --actor NAME` acts on it"
             ),
         }
     }
@@ -775,16 +953,21 @@ async fn resume_all(c: &Common) -> Result<u8, Fail> {
             continue;
         }
         if c.output == Output::Text {
-            eprintln!("rollout {id}: adopting");
+            err!("rollout {id}: adopting");
         }
         let code = match drive(c, store.clone(), id, false).await {
             Ok(code) => code,
             Err(Fail(code, msg)) => {
-                eprintln!("rollgate rollout resume-all: rollout {id}: {msg}");
+                err!("rollgate rollout resume-all: rollout {id}: {msg}");
                 results.push(json!({ "id": id.0, "error": msg }));
                 code
             }
         };
+        if let Some((_, code)) = signalled() {
+            // Stopped on request: adopt nothing more.
+            worst = code;
+            break;
+        }
         worst = worse(worst, code);
     }
     if c.output == Output::Json && !results.is_empty() {
@@ -851,9 +1034,10 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
                 json!({ "service": args.service, "nothing_to_do": true, "rolled_back_by": last.id.0, "undone": undone })
             );
         } else {
-            eprintln!(
+            err!(
                 "{} already runs what it ran before rollout {undone} (rollout {} rolled it back); nothing to do. To go forward again, run the plan.",
-                args.service, last.id
+                args.service,
+                last.id
             );
         }
         return Ok(SUCCESS);
@@ -902,7 +1086,7 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
         ));
     };
     if !unknown.is_empty() && c.output == Output::Text {
-        eprintln!(
+        err!(
             "note: left alone (nothing known to return to): {}",
             unknown.join(", ")
         );
@@ -922,7 +1106,7 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
     let exec = executor_for(store.clone(), &back, None).await?;
     let created = exec.create(&back).await?;
     if c.output == Output::Text {
-        eprintln!(
+        err!(
             "rollout {}: rolling {} back from {} to {} on {} targets (undoing rollout {})",
             created.id,
             args.service,

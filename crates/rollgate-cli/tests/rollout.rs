@@ -257,7 +257,7 @@ fn gate_rollback_at_ten_percent_exits_1_and_restores_the_canary() {
 }
 
 #[test]
-fn a_held_rollout_exits_3_and_promote_then_resume_all_finishes_it() {
+fn a_held_rollout_prints_the_three_decisions_and_each_drives_it_in_one_command() {
     let d = dir(4);
     write(
         &d,
@@ -282,9 +282,46 @@ fn a_held_rollout_exits_3_and_promote_then_resume_all_finishes_it() {
     assert!(text.contains("status: held"), "{text}");
     assert!(text.contains("no controller is driving it"), "{text}");
     assert!(!text.contains("driven by"), "{text}");
-    let out = rollgate(&d, &["rollout", "promote", "1", "--actor", "bob"]);
+    for cmd in [
+        "promote 1 --actor NAME",
+        "resume 1 --actor NAME",
+        "abort 1 --actor NAME",
+    ] {
+        assert!(
+            text.contains(&format!("rollgate rollout {cmd}")),
+            "{cmd}: {text}"
+        );
+    }
+    // `--no-wait` only records the decision.
+    let out = rollgate(
+        &d,
+        &["rollout", "promote", "1", "--actor", "bob", "--no-wait"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("promote_requested recorded"), "{said}");
+    assert!(said.contains("no controller is driving it now"), "{said}");
+    assert_eq!(versions(&d, 4), ["v2", "v1", "v1", "v1"], "nothing moved");
+    // Without it, a decision on an undriven rollout drives it here, in one
+    // command: the recorded promote completes phase 1, phase 2 holds again.
+    let out = rollgate(&d, &["rollout", "resume", "1", "--actor", "bob"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("driving it here"), "{said}");
+    assert!(
+        stderr(&out).contains("deploy_intent web-2"),
+        "live progress: {}",
+        stderr(&out)
+    );
+    assert_eq!(versions(&d, 4), ["v2"; 4]);
     std::fs::write(d.path.join("approved"), "").unwrap();
+    let out = rollgate(&d, &["rollout", "resume", "1", "--actor", "bob"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = json(&rollgate(
+        &d,
+        &["rollout", "status", "1", "--output", "json"],
+    ));
+    assert_eq!(s["status"], "succeeded");
     let out = rollgate(&d, &["rollout", "resume-all"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(versions(&d, 4), ["v2"; 4]);
@@ -766,5 +803,84 @@ fn first_adoption_with_the_running_version_declared_as_known_rolls_back_for_real
         versions(&d, 3),
         ["v0"; 3],
         "every touched target runs what it ran"
+    );
+}
+
+#[test]
+fn abort_with_no_controller_alive_returns_every_touched_target_in_one_command() {
+    let d = dir(4);
+    write(&d, "gate.sh", "#!/bin/sh\necho 'needs a person'\nexit 3\n");
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(
+            4,
+            DEPLOY,
+            "kind = \"canary\"\nsteps = [50, 100]",
+            "\n[gate]\nkind = \"command\"\ncommand = \"sh gate.sh\"\n",
+        ),
+    );
+    let out = rollgate(&d, &["rollout", "run", &p, "--actor", "alice"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(versions(&d, 4), ["v2", "v2", "v1", "v1"]);
+    let out = rollgate(&d, &["rollout", "abort", "1", "--actor", "oncall"]);
+    assert_eq!(out.status.code(), Some(1), "aborted: {}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("driving it here"), "{said}");
+    assert!(said.contains("status: aborted"), "{said}");
+    assert!(
+        stderr(&out).contains("target_restored web-1"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(versions(&d, 4), ["v1"; 4], "every touched target back");
+}
+
+/// Runs `script` with bash; returns its stdout.
+fn bash(d: &Dir, script: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-c", script])
+        .current_dir(&d.path)
+        .env("ROLLGATE_STATE", d.path.join("state.db"))
+        .env("RG", env!("CARGO_BIN_EXE_rollgate"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn head_1_on_run_and_history_neither_panics_nor_strands_the_rollout() {
+    let d = dir(4);
+    let slow = "sleep 0.05; echo {version} > srv/{target}/current";
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(4, slow, "kind = \"rolling\"\nmax_unavailable = 1", ""),
+    );
+    // stdout and stderr into one pipe that closes after the first line.
+    let said = bash(
+        &d,
+        &format!(
+            "\"$RG\" rollout run {p} --actor a 2>&1 | head -1; echo \"rc=${{PIPESTATUS[0]}}\""
+        ),
+    );
+    assert!(
+        said.ends_with("rc=0\n"),
+        "the rollout went on to the end: {said}"
+    );
+    assert!(!said.contains("panicked"), "{said}");
+    let s = json(&rollgate(
+        &d,
+        &["rollout", "status", "1", "--output", "json"],
+    ));
+    assert_eq!(s["status"], "succeeded", "{s}");
+    assert_eq!(versions(&d, 4), ["v2"; 4]);
+    let said = bash(
+        &d,
+        "\"$RG\" rollout history 2>&1 | head -1; echo \"rc=${PIPESTATUS[0]}\"",
+    );
+    assert!(
+        said.starts_with("ROLLOUT") && said.ends_with("rc=0\n"),
+        "{said}"
     );
 }

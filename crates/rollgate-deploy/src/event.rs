@@ -62,6 +62,13 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
+    /// The controller was asked to stop (a signal, a shutdown) and left the
+    /// rollout unfinished at a safe point; whoever resumes it goes on from
+    /// here. The record's actor is the controller that stopped.
+    Interrupted {
+        /// Why it stopped (`SIGINT`, `SIGTERM`, ...), and for whom.
+        reason: String,
+    },
     /// A deploy attempt failed and will be retried.
     DeployRetried {
         /// The target.
@@ -200,6 +207,7 @@ impl Event {
     pub fn action(&self) -> &'static str {
         match self {
             Event::ControllerStarted { .. } => "controller_started",
+            Event::Interrupted { .. } => "interrupted",
             Event::DeployIntent { .. } => "deploy_intent",
             Event::DeployRetried { .. } => "deploy_retried",
             Event::TargetDeployed { .. } => "target_deployed",
@@ -253,6 +261,7 @@ impl Event {
                 (None, Some(n)) => format!("previous unknown: {n}"),
                 (None, None) => "target ran nothing".into(),
             },
+            Event::Interrupted { reason } => format!("stopped: {reason}"),
             Event::DeployRetried { attempt, error, .. } => {
                 format!("attempt {attempt} failed: {error}")
             }

@@ -127,6 +127,9 @@ pub struct Report {
     pub outcome: Option<Outcome>,
     /// The final state.
     pub rollout: Rollout,
+    /// Why the run stopped before the rollout finished or held, when it was
+    /// asked to ([`Executor::run_until`]).
+    pub interrupted: Option<String>,
 }
 
 impl Report {
@@ -320,6 +323,48 @@ impl Executor {
     /// from the store: a rollout a dead controller left half-way goes on
     /// where its log ends.
     pub async fn run(&self, id: RolloutId) -> Result<Report, Error> {
+        self.run_until(id, std::future::pending()).await
+    }
+
+    /// Drives like [`Executor::run`], but once `stop` completes (a signal, a
+    /// shutdown) stops at the next safe point: after the write in progress.
+    /// Deploys in flight are abandoned (their intents are recorded, so
+    /// whoever resumes redoes them, idempotently), an [`Event::Interrupted`]
+    /// with `stop`'s reason is recorded, and the lease is released; the
+    /// report's `interrupted` says why. Resuming (`run`, or `submit` with the
+    /// same idempotency key) goes on from there.
+    ///
+    /// ```
+    /// # use rollgate_deploy::*;
+    /// # use std::sync::Arc;
+    /// # use async_trait::async_trait;
+    /// # use std::{collections::BTreeMap, sync::Mutex};
+    /// # #[derive(Default)] struct InMemory(Mutex<BTreeMap<TargetId, Digest>>);
+    /// # #[async_trait] impl Deployer for InMemory {
+    /// #   async fn deploy(&self, t: &TargetId, a: &Artifact) -> Result<(), Error> { self.0.lock().unwrap().insert(t.clone(), a.digest.clone()); Ok(()) }
+    /// #   async fn current(&self, t: &TargetId) -> Result<Option<Digest>, Error> { Ok(self.0.lock().unwrap().get(t).cloned()) }
+    /// #   async fn readiness(&self, _: &TargetId) -> Result<Readiness, Error> { Ok(Readiness::Ready) }
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(async {
+    /// let targets: Vec<TargetId> = vec!["a".parse()?, "b".parse()?];
+    /// let plan = Strategy::Rolling { max_unavailable: 1 }
+    ///     .compile(&targets, &PhaseDefaults::default().with_bake(std::time::Duration::from_secs(60)))?;
+    /// let exec = Executor::new(Arc::new(MemoryStore::new()), Arc::new(InMemory::default()));
+    /// let req = RolloutRequest::new("web", Artifact::new("v2", Digest::of_bytes(b"v2")), plan, "alice")
+    ///     .with_no_rollback_ok(true); // fresh targets: nothing to roll back to
+    /// let id = exec.create(&req).await?.id;
+    /// let stop = async { tokio::time::sleep(std::time::Duration::from_secs(30)).await; "SIGTERM".to_string() };
+    /// let report = exec.run_until(id, stop).await?;
+    /// assert_eq!(report.interrupted.as_deref(), Some("SIGTERM"));
+    /// assert_eq!(report.outcome, None);
+    /// assert_eq!(exec.run(id).await?.outcome, Some(Outcome::Succeeded));
+    /// # Ok::<(), Error>(()) }).unwrap();
+    /// ```
+    pub async fn run_until(
+        &self,
+        id: RolloutId,
+        stop: impl std::future::Future<Output = String> + Send,
+    ) -> Result<Report, Error> {
         let cfg = &self.config;
         let fence = self.store.lease(id, &cfg.owner, cfg.lease_ttl).await?;
         let req = self.store.request(id).await?;
@@ -329,7 +374,7 @@ impl Executor {
             let log = self.store.events(id, 0).await?;
             let mut rollout = Rollout::replay(id, req, &log)?;
             rollout.gate_attached = self.gate.is_some();
-            self.drive(rollout, fence).await
+            self.drive(rollout, fence, std::pin::pin!(stop)).await
         }
         .instrument(span)
         .await;
@@ -370,12 +415,18 @@ impl Executor {
         Ok(())
     }
 
-    async fn drive(&self, mut r: Rollout, fence: Fence) -> Result<Report, Error> {
+    async fn drive(
+        &self,
+        mut r: Rollout,
+        fence: Fence,
+        mut stop: std::pin::Pin<&mut (impl std::future::Future<Output = String> + Send)>,
+    ) -> Result<Report, Error> {
         let cfg = &self.config;
         let done = |r: Rollout| Report {
             id: r.id,
             outcome: r.outcome(),
             rollout: r,
+            interrupted: None,
         };
         if r.is_finished() || r.decide(&BTreeSet::new()) == [Action::Stop] {
             return Ok(done(r));
@@ -394,7 +445,11 @@ impl Executor {
         let mut ids: HashMap<tokio::task::Id, (TargetId, bool)> = HashMap::new();
         let mut bake: Option<((usize, u32, u32), Instant)> = None;
         let mut renew_at = Instant::now() + cfg.lease_ttl / 3;
+        let mut stopped: Option<String> = None;
         loop {
+            if stopped.is_none() {
+                stopped = futures::FutureExt::now_or_never(stop.as_mut());
+            }
             if Instant::now() >= renew_at {
                 self.renew(r.id, fence).await?;
                 renew_at = Instant::now() + cfg.lease_ttl / 3;
@@ -413,20 +468,25 @@ impl Executor {
             let mut records = Vec::new();
             let mut starts = Vec::new();
             let mut wait_bake = None;
-            let mut stop = false;
+            let mut halt = false;
             let mut other = None;
             for a in actions {
                 match a {
                     Action::Record(e) => records.push(e),
                     Action::Deploy { .. } | Action::Restore { .. } => starts.push(a),
                     Action::Bake { phase, duration } => wait_bake = Some((phase, duration)),
-                    Action::Stop => stop = true,
+                    Action::Stop => halt = true,
                     Action::Wait => {}
                     Action::Switch { .. } | Action::AskGate(_) => other = Some(a),
                 }
             }
-            if stop {
+            if halt {
                 break;
+            }
+            // A safe point: every write so far is durable, and the rollout
+            // has more to do (a finished or held one just ends).
+            if let Some(reason) = stopped {
+                return self.interrupt(r, fence, tasks, running, ids, reason).await;
             }
             if !records.is_empty() {
                 self.append(&mut r, fence, &records).await?;
@@ -450,8 +510,13 @@ impl Executor {
                     continue;
                 }
                 Some(Action::AskGate(ctx)) => {
-                    let event = self.renewing(r.id, fence, self.ask_gate(&ctx)).await?;
-                    self.append(&mut r, fence, &[event]).await?;
+                    // A gate may take minutes; asking again later is harmless.
+                    tokio::select! {
+                        event = self.renewing(r.id, fence, self.ask_gate(&ctx)) => {
+                            self.append(&mut r, fence, &[event?]).await?;
+                        }
+                        reason = stop.as_mut() => stopped = Some(reason),
+                    }
                     continue;
                 }
                 _ => {}
@@ -487,12 +552,47 @@ impl Executor {
                 _ = poll => {
                     self.sync(&mut r).await?;
                 }
+                reason = stop.as_mut() => stopped = Some(reason),
             }
         }
         if r.stage == Stage::Baking && !r.is_finished() {
             debug!(rollout = %r.id, "stopping while baking");
         }
         Ok(done(r))
+    }
+
+    /// Stops at a safe point: records what already finished, then the
+    /// interruption; abandons what is in flight (recorded intents make it
+    /// in doubt, and whoever resumes redoes it).
+    async fn interrupt(
+        &self,
+        mut r: Rollout,
+        fence: Fence,
+        mut tasks: JoinSet<TaskDone>,
+        mut running: BTreeSet<TargetId>,
+        mut ids: HashMap<tokio::task::Id, (TargetId, bool)>,
+        reason: String,
+    ) -> Result<Report, Error> {
+        let mut finished = Vec::new();
+        while let Some(res) = tasks.try_join_next_with_id() {
+            finished.push(res);
+        }
+        let mut events = self.outcome_events(finished, &mut running, &mut ids);
+        if !running.is_empty() {
+            info!(rollout = %r.id, in_flight = running.len(), "abandoning in-flight work; its intent is recorded");
+        }
+        tasks.abort_all();
+        events.push(Event::Interrupted {
+            reason: reason.clone(),
+        });
+        self.append(&mut r, fence, &events).await?;
+        warn!(rollout = %r.id, %reason, "stopped on request");
+        Ok(Report {
+            id: r.id,
+            outcome: r.outcome(),
+            rollout: r,
+            interrupted: Some(reason),
+        })
     }
 
     fn outcome_events(

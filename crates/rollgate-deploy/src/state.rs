@@ -39,6 +39,17 @@ impl TargetState {
     }
 }
 
+/// Who stopped driving a rollout on request, why and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Interruption {
+    /// The controller that stopped.
+    pub by: String,
+    /// Why (`SIGINT`, `SIGTERM`, ...).
+    pub reason: String,
+    /// When, ms since the Unix epoch (audit only).
+    pub at_ms: i64,
+}
+
 /// The rollout's lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", content = "detail", rename_all = "snake_case")]
@@ -153,6 +164,9 @@ pub struct Rollout {
     pub rollback_reason: Option<String>,
     /// The last event applied.
     pub last_seq: u64,
+    /// Set when the last controller stopped on request (a signal) and none
+    /// has taken the rollout on since.
+    pub interrupted: Option<Interruption>,
     /// Whether the driver has a gate to ask (phases that ask "if attached"
     /// ask it). Set by the executor; not part of the log.
     #[serde(skip)]
@@ -186,6 +200,7 @@ impl Rollout {
             bake_for: Duration::ZERO,
             rollback_reason: None,
             last_seq: 0,
+            interrupted: None,
             gate_attached: false,
         }
     }
@@ -273,7 +288,15 @@ impl Rollout {
             ));
         }
         match &rec.event {
-            Event::ControllerStarted { .. } | Event::DeployRetried { .. } => {}
+            Event::ControllerStarted { .. } => self.interrupted = None,
+            Event::Interrupted { reason } => {
+                self.interrupted = Some(Interruption {
+                    by: rec.actor.clone(),
+                    reason: reason.clone(),
+                    at_ms: rec.at_ms,
+                });
+            }
+            Event::DeployRetried { .. } => {}
             Event::DeployIntent {
                 target, previous, ..
             } => {

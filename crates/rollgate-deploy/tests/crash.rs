@@ -287,3 +287,70 @@ fn resumes_after_crash_between_deploy_and_record() {
         assert!(got.0.values().all(|d| *d == artifact("v2").digest));
     });
 }
+
+/// Runs `sc` undisturbed (deploys taking 700 ms each); returns its end and how long it took.
+async fn undisturbed(sc: &Scenario) -> (End, Duration) {
+    let s = setup(sc);
+    let _ = s.deployer.clone().with_delay(Duration::from_millis(700));
+    let inner: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let e = exec(inner.clone(), &inner, &s, "ctl-a");
+    let start = tokio::time::Instant::now();
+    let r = e.submit(s.request.clone()).await.unwrap();
+    assert!(r.interrupted.is_none());
+    (end(&s, &r), start.elapsed())
+}
+
+/// Stops the first controller `after` (as a signal would), then resumes:
+/// by the same idempotency key (`by_key`) or by id (`resume-all`).
+async fn interrupted(sc: &Scenario, after: Duration, by_key: bool) -> End {
+    let s = setup(sc);
+    let _ = s.deployer.clone().with_delay(Duration::from_millis(700));
+    let inner: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let request = s.request.clone().with_idempotency_key("build-1");
+    let first = exec(inner.clone(), &inner, &s, "ctl-a");
+    let id = first.create(&request).await.unwrap().id;
+    let stop = async move {
+        tokio::time::sleep(after).await;
+        "SIGINT".to_string()
+    };
+    let r = first.run_until(id, stop).await.unwrap();
+    if r.interrupted.is_none() {
+        return end(&s, &r);
+    }
+    assert_eq!(r.outcome, None, "stopped before the end");
+    assert!(
+        inner.lease_info(id).await.unwrap().is_none(),
+        "the lease is released"
+    );
+    let log = inner.events(id, 0).await.unwrap();
+    let replayed = Rollout::replay(id, inner.request(id).await.unwrap(), &log).unwrap();
+    let why = replayed.interrupted.expect("status shows interrupted");
+    assert_eq!((why.by.as_str(), why.reason.as_str()), ("ctl-a", "SIGINT"));
+    let second = exec(inner.clone(), &inner, &s, "ctl-b");
+    let r = if by_key {
+        second.submit(request).await.unwrap()
+    } else {
+        second.run(id).await.unwrap()
+    };
+    assert!(r.rollout.interrupted.is_none(), "taken on again");
+    end(&s, &r)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn an_interrupted_run_resumed_by_key_or_id_ends_like_an_undisturbed_one(
+        sc in scenario(),
+        at in 0.0f64..1.0,
+        by_key in any::<bool>(),
+    ) {
+        rt().block_on(async {
+            let (expected, took) = undisturbed(&sc).await;
+            let after = took.mul_f64(at);
+            let got = interrupted(&sc, after, by_key).await;
+            prop_assert_eq!(&got, &expected, "stopped after {:?} of {:?}", after, took);
+            Ok(())
+        })?;
+    }
+}

@@ -835,3 +835,57 @@ async fn blue_green_gates_see_zero_percent_before_the_switch_and_full_after() {
     assert_eq!(report.outcome, Some(Outcome::Succeeded));
     assert_eq!(*gate.0.lock().unwrap(), [0.0, 100.0]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_that_lands_with_the_last_write_leaves_the_finished_rollout_alone() {
+    let w = world(2).registered().await;
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let observer: Observer = Arc::new(move |_r: &Rollout, e: &EventRecord| {
+        if matches!(e.event, Event::Finished { .. }) {
+            let _ = tx.send(true);
+        }
+    });
+    let exec = w.exec(None).with_observer(observer);
+    let id = exec
+        .create(&w.request(Strategy::AllAtOnce, PhaseDefaults::default()))
+        .await
+        .unwrap()
+        .id;
+    let stop = async move {
+        let _ = rx.wait_for(|fired| *fired).await;
+        "SIGINT".to_string()
+    };
+    let report = exec.run_until(id, stop).await.unwrap();
+    assert_eq!(report.outcome, Some(Outcome::Succeeded));
+    assert!(report.interrupted.is_none(), "nothing was left to stop");
+    let log = w.store.events(id, 0).await.unwrap();
+    assert!(matches!(log.last().unwrap().event, Event::Finished { .. }));
+    Rollout::replay(id, w.store.request(id).await.unwrap(), &log).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_at_once_records_who_stopped_and_releases_the_lease() {
+    let w = world(3).registered().await;
+    let exec = w.exec(None);
+    let id = exec
+        .create(&w.request(Strategy::AllAtOnce, PhaseDefaults::default()))
+        .await
+        .unwrap()
+        .id;
+    let report = exec
+        .run_until(id, std::future::ready("SIGTERM".to_string()))
+        .await
+        .unwrap();
+    assert_eq!(report.interrupted.as_deref(), Some("SIGTERM"));
+    assert_eq!(report.outcome, None);
+    let why = report.rollout.interrupted.clone().unwrap();
+    assert_eq!((why.by.as_str(), why.reason.as_str()), ("ctl-1", "SIGTERM"));
+    assert!(
+        w.store.lease_info(id).await.unwrap().is_none(),
+        "lease released"
+    );
+    let again = exec.run(id).await.unwrap();
+    assert_eq!(again.outcome, Some(Outcome::Succeeded));
+    assert!(again.rollout.interrupted.is_none());
+    assert_eq!(w.versions(), ["v2"; 3]);
+}
