@@ -70,16 +70,17 @@ struct Common {
 enum DriftCommand {
     /// Structure-only comparison of two environments: same keys, list entries
     /// and types; values may differ. Exit codes: 0 same shape, 1 differ, 2 bad input.
+    #[command(mut_arg("overlays", |a| a.help("Environment overlay merged onto A (not B), in order (repeatable)")))]
     Parity {
-        /// First environment's configuration.
+        /// First environment's configuration (.json, .yaml, .yml or .toml).
         a: PathBuf,
-        /// Second environment's configuration.
+        /// Second environment's configuration (.json, .yaml, .yml or .toml).
         b: PathBuf,
         #[command(flatten)]
         common: Common,
-        /// Output format (patch is not available for parity).
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-        format: OutputFormat,
+        /// Output: text for people, json for tools.
+        #[arg(long, value_enum, default_value_t = ParityFormat::Text)]
+        format: ParityFormat,
     },
     /// Compare DESIRED with a live source every interval and print each time
     /// drift appears, changes or clears (with its detection time). A live
@@ -116,6 +117,13 @@ struct WatchArgs {
     once: bool,
     #[command(flatten)]
     common: Common,
+}
+
+/// Parity output: a structure report has no patch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ParityFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -308,12 +316,11 @@ fn compare(
     Ok(if report.has_drift() { DRIFT } else { NO_DRIFT })
 }
 
-fn parity(a: &Path, b: &Path, common: &Common, format: OutputFormat) -> Result<u8, Message> {
-    if format == OutputFormat::Patch {
-        return Err(Message(
-            "parity has no patch output; use text or json".to_owned(),
-        ));
-    }
+fn parity(a: &Path, b: &Path, common: &Common, format: ParityFormat) -> Result<u8, Message> {
+    let format = match format {
+        ParityFormat::Text => OutputFormat::Text,
+        ParityFormat::Json => OutputFormat::Json,
+    };
     let rules = common.rules()?;
     let limits = common.limits();
     let ta = common.desired(a, &rules)?;

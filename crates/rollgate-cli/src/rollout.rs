@@ -131,10 +131,11 @@ pub struct RolloutArgs {
 enum RolloutCommand {
     /// Start (or, with a used idempotency key, resume) the rollout a plan file describes.
     Run {
-        /// The plan file (TOML; see the README for the format).
+        /// The plan file (TOML; format in the README section "Plan file"), e.g.
+        /// `cp -r examples/rollout /tmp/demo && cd /tmp/demo && rollgate rollout run v1.toml --no-rollback-ok`.
         plan: PathBuf,
-        /// Who starts it (recorded in the audit history).
-        #[arg(long)]
+        /// Who starts it (recorded in the audit history; default: USER@HOST).
+        #[arg(long, default_value_t = default_actor())]
         actor: String,
         /// Same key, same rollout: a repeated run starts nothing new.
         #[arg(long)]
@@ -177,8 +178,8 @@ enum RolloutCommand {
 struct Request {
     /// The rollout id.
     id: String,
-    /// Who asks (recorded in the audit history).
-    #[arg(long)]
+    /// Who asks (recorded in the audit history; default: USER@HOST).
+    #[arg(long, default_value_t = default_actor())]
     actor: String,
     /// Only record the request. Without it, `abort`, `promote` and `resume`
     /// of a rollout no controller drives drive it here to the end (or the
@@ -195,8 +196,8 @@ pub struct RollbackArgs {
     /// The service.
     #[arg(long)]
     service: String,
-    /// Who asks (recorded in the audit history).
-    #[arg(long)]
+    /// Who asks (recorded in the audit history; default: USER@HOST).
+    #[arg(long, default_value_t = default_actor())]
     actor: String,
     #[command(flatten)]
     common: Common,
@@ -338,6 +339,15 @@ fn check_actor(actor: &str) -> Result<(), Fail> {
         return Err(Fail(BAD_INPUT, "--actor must not be empty".into()));
     }
     Ok(())
+}
+
+/// Who a person is when `--actor` is not given: `USER@HOST`.
+fn default_actor() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.trim().is_empty()))
+        .unwrap_or_else(|| "unknown".into());
+    format!("{user}@{}", hostname())
 }
 
 /// This process's name in leases and the audit history:
@@ -509,7 +519,12 @@ impl Progress {
         match &self.bar {
             Some(bar) => {
                 bar.set_position(r.on_artifact().len() as u64);
-                bar.set_message(format!("phase {}: {}", r.phase, e.event.action()));
+                let phases = r.request.plan.phases.len();
+                bar.set_message(format!(
+                    "phase {}/{phases}: {}",
+                    (r.phase + 1).min(phases),
+                    e.event.action()
+                ));
                 if !matches!(
                     e.event,
                     Event::DeployIntent { .. } | Event::TargetDeployed { .. }
@@ -557,7 +572,9 @@ fn status_json(r: &Rollout, existed: bool, driver: Option<&str>) -> Value {
         "interrupted": r.interrupted.as_ref().map(|i| json!({ "by": i.by, "reason": i.reason, "at": rfc3339(i.at_ms), "was": lifecycle(&r.status) })),
         "outcome": r.outcome().map(Outcome::as_str),
         "reasons": status_reasons(r),
-        "phase": r.phase,
+        // 1-based like every text; the index under its own name.
+        "phase": (r.phase + 1).min(r.request.plan.phases.len()),
+        "phase_index": r.phase,
         "phases": r.request.plan.phases.len(),
         "stage": r.stage,
         "on_artifact": r.on_artifact().len(),
@@ -1175,28 +1192,47 @@ async fn history(c: &Common, service: Option<&str>, only: Option<RolloutId>) -> 
         out!("{}", Value::Array(rows));
         return Ok(SUCCESS);
     }
+    // Columns as wide as their widest cell, so they line up.
+    const HEAD: [&str; 7] = [
+        "ROLLOUT", "SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "ARTIFACT",
+    ];
+    let cells: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r["rollout"].to_string(),
+                r["seq"].to_string(),
+                r["time"].as_str().unwrap_or_default().to_string(),
+                r["actor"].as_str().unwrap_or_default().to_string(),
+                r["action"].as_str().unwrap_or_default().to_string(),
+                r["target"].as_str().unwrap_or("-").to_string(),
+                r["artifact"].as_str().unwrap_or_default().to_string(),
+                r["outcome"].as_str().unwrap_or_default().to_string(),
+            ]
+        })
+        .collect();
+    let mut width = HEAD.map(|h| h.chars().count());
+    for row in &cells {
+        for (w, cell) in width.iter_mut().zip(row.iter()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cols: [&str; 8]| {
+        let mut text = String::new();
+        for (i, c) in cols.iter().take(7).enumerate() {
+            text.push_str(&format!("{c:<w$}  ", w = width[i]));
+        }
+        text.push_str(cols[7]);
+        text
+    };
     out!(
-        "{:<8} {:<4} {:<24} {:<28} {:<18} {:<10} {:<10} OUTCOME",
-        "ROLLOUT",
-        "SEQ",
-        "TIME",
-        "ACTOR",
-        "ACTION",
-        "TARGET",
-        "ARTIFACT"
+        "{}",
+        line([
+            HEAD[0], HEAD[1], HEAD[2], HEAD[3], HEAD[4], HEAD[5], HEAD[6], "OUTCOME"
+        ])
     );
-    for r in &rows {
-        out!(
-            "{:<8} {:<4} {:<24} {:<28} {:<18} {:<10} {:<10} {}",
-            r["rollout"],
-            r["seq"],
-            r["time"].as_str().unwrap_or_default(),
-            r["actor"].as_str().unwrap_or_default(),
-            r["action"].as_str().unwrap_or_default(),
-            r["target"].as_str().unwrap_or("-"),
-            r["artifact"].as_str().unwrap_or_default(),
-            r["outcome"].as_str().unwrap_or_default()
-        );
+    for row in &cells {
+        out!("{}", line(row.each_ref().map(String::as_str)));
     }
     Ok(SUCCESS)
 }

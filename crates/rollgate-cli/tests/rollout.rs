@@ -884,3 +884,69 @@ fn head_1_on_run_and_history_neither_panics_nor_strands_the_rollout() {
         "{said}"
     );
 }
+
+#[test]
+fn people_see_1_based_phases_natural_target_order_aligned_history_and_a_user_at_host_actor() {
+    let d = dir(10);
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(10, DEPLOY, "kind = \"canary\"\nsteps = [10, 100]", ""),
+    );
+    let empty = rollgate(&d, &["rollout", "run", &p, "--idempotency-key", ""]);
+    assert_eq!(empty.status.code(), Some(2), "{}", stderr(&empty));
+    assert!(stderr(&empty).contains("--idempotency-key must not be empty"));
+    let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(["rollout", "run", &p])
+        .current_dir(&d.path)
+        .env("ROLLGATE_STATE", d.path.join("state.db"))
+        .env("USER", "carol")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let progress = stderr(&out);
+    assert!(
+        progress.contains("phase_completed: phase 1: baked; no gate"),
+        "{progress}"
+    );
+    assert!(progress.contains("phase_completed: phase 2:"), "{progress}");
+    assert!(!progress.contains("phase 0"), "{progress}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("requested by: carol@"), "{text}");
+    assert!(
+        text.contains(
+            "deployed: web-1, web-2, web-3, web-4, web-5, web-6, web-7, web-8, web-9, web-10"
+        ),
+        "{text}"
+    );
+    let s = json(&rollgate(
+        &d,
+        &["rollout", "status", "1", "--output", "json"],
+    ));
+    assert_eq!(
+        (
+            s["phase"].as_u64(),
+            s["phase_index"].as_u64(),
+            s["phases"].as_u64()
+        ),
+        (Some(2), Some(2), Some(2))
+    );
+    let keys: Vec<&String> = s["targets"].as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 10);
+    let history = rollgate(&d, &["rollout", "history"]);
+    let history = String::from_utf8_lossy(&history.stdout).into_owned();
+    let mut lines = history.lines();
+    let head = lines.next().unwrap();
+    for col in [
+        "SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "ARTIFACT", "OUTCOME",
+    ] {
+        let at = head.find(col).unwrap();
+        for line in history.lines().skip(1) {
+            let before = &line[..at];
+            assert!(
+                before.ends_with("  ") && !line[at..].starts_with(' '),
+                "column {col} misaligned:\n{head}\n{line}"
+            );
+        }
+    }
+}

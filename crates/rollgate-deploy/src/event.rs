@@ -108,7 +108,7 @@ pub enum Event {
     },
     /// The phase's targets are done; baking starts.
     BakeStarted {
-        /// The phase.
+        /// The phase's index (0-based; texts for people say `phase` + 1).
         phase: usize,
         /// How long it bakes.
         #[serde(with = "humantime_serde")]
@@ -274,19 +274,21 @@ impl Event {
             Event::SwitchIntent { to } | Event::Switched { to } | Event::SwitchedBack { to } => {
                 to.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")
             }
+            // People count phases from 1; the stored index stays 0-based.
             Event::BakeStarted { phase, bake } => {
-                format!("phase {phase}, {}", humantime::format_duration(*bake))
+                format!("phase {}, {}", phase + 1, humantime::format_duration(*bake))
             }
-            Event::BakeElapsed { phase } => format!("phase {phase}"),
+            Event::BakeElapsed { phase } => format!("phase {}", phase + 1),
             Event::GateDecided { phase, decision } => {
                 format!(
-                    "phase {phase}: {}: {}",
+                    "phase {}: {}: {}",
+                    phase + 1,
                     decision.kind(),
                     decision.reasons().join("; ")
                 )
             }
-            Event::GateErrored { phase, error } => format!("phase {phase}: {error}"),
-            Event::PhaseCompleted { phase, reason } => format!("phase {phase}: {reason}"),
+            Event::GateErrored { phase, error } => format!("phase {}: {error}", phase + 1),
+            Event::PhaseCompleted { phase, reason } => format!("phase {}: {reason}", phase + 1),
             Event::RestoreIntent { to, .. } => format!("to {to}"),
             Event::Finished { outcome } => outcome.as_str().into(),
             Event::PauseRequested

@@ -167,7 +167,8 @@ impl CommandGate {
 impl Gate for CommandGate {
     async fn evaluate(&self, at: &GateContext) -> Result<Decision, Error> {
         let percent = format!("{}", at.percent.get());
-        let phase = at.phase.to_string();
+        // The phase number for people and scripts: 1-based.
+        let phase = (at.phase + 1).to_string();
         let rollout = at.rollout.to_string();
         let mut vars: BTreeMap<&str, &str> = BTreeMap::new();
         vars.insert("rollout", &rollout);

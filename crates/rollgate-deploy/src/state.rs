@@ -339,7 +339,8 @@ impl Rollout {
                         {
                             self.status = Status::Held(vec![format!(
                                 "gate said continue {} times in phase {}",
-                                self.gate_asks, self.phase
+                                self.gate_asks,
+                                self.phase + 1
                             )]);
                         }
                         self.stage = Stage::Baking;
@@ -360,7 +361,7 @@ impl Rollout {
                         self.start_rollback(
                             format!(
                                 "gate said rollback at phase {}: {}",
-                                self.phase,
+                                self.phase + 1,
                                 reasons.join("; ")
                             ),
                             false,
@@ -564,7 +565,7 @@ impl Rollout {
                         reason: format!(
                             "{} target(s) failed in phase {} ({}), over the limit of {}: {list}",
                             failed.len(),
-                            self.phase,
+                            self.phase + 1,
                             phase.name,
                             phase.max_failed
                         ),

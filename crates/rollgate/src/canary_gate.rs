@@ -157,7 +157,7 @@ impl Gate for CanaryGate {
             "canary analysis of {} {} at phase {} ({}): {} (score {})",
             at.service,
             at.artifact.version,
-            at.phase,
+            at.phase + 1,
             at.phase_name,
             report.verdict.as_str(),
             report
@@ -165,13 +165,29 @@ impl Gate for CanaryGate {
                 .map(|s| format!("{s:.1}"))
                 .unwrap_or_else(|| "n/a".into())
         )];
-        reasons.extend(report.reasons.iter().cloned());
-        reasons.extend(
+        // The verdict's reasons name metrics' reasons again ("critical ...",
+        // "failed: ..."); each is said once, on its metric's line.
+        let said_by_metric = |r: &str| {
             report
                 .metrics
                 .iter()
-                .map(|m| format!("{}: {} — {}", m.name, m.result.as_str(), m.reason)),
+                .any(|m| !m.reason.is_empty() && r.ends_with(m.reason.as_str()))
+        };
+        reasons.extend(
+            report
+                .reasons
+                .iter()
+                .filter(|r| !said_by_metric(r))
+                .cloned(),
         );
+        reasons.extend(report.metrics.iter().map(|m| {
+            let critical = if m.critical && m.failed {
+                "critical, "
+            } else {
+                ""
+            };
+            format!("{}: {critical}{} — {}", m.name, m.result.as_str(), m.reason)
+        }));
         Ok(match report.verdict {
             Verdict::Promote => Decision::Promote(reasons),
             Verdict::Rollback => Decision::Rollback(reasons),
@@ -245,7 +261,7 @@ threshold = { ratio_max = 0.01 }
         fill(&src, 1.0, 6);
         let d = gate(src).evaluate(&ctx(0)).await.expect("decision");
         assert_eq!(d.kind(), "promote", "{:?}", d.reasons());
-        assert!(d.reasons()[0].contains("api v2 at phase 1"));
+        assert!(d.reasons()[0].contains("api v2 at phase 2"));
         assert!(
             d.reasons()
                 .iter()
@@ -259,6 +275,12 @@ threshold = { ratio_max = 0.01 }
         fill(&src, 1.3, 6);
         let d = gate(src).evaluate(&ctx(0)).await.expect("decision");
         assert_eq!(d.kind(), "rollback", "{:?}", d.reasons());
+        // Each metric's reason is said once, not again in the verdict's list.
+        let all = d.reasons().join("\n");
+        for line in d.reasons().iter().filter(|r| r.starts_with("latency_ms:")) {
+            let why = line.rsplit(" — ").next().unwrap();
+            assert_eq!(all.matches(why).count(), 1, "{all}");
+        }
         let src = InMemorySource::new();
         fill(&src, 1.0, 500);
         let d = gate(src).evaluate(&ctx(0)).await.expect("decision");
