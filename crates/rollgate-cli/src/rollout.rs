@@ -11,9 +11,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use rollgate_deploy::spec::PlanFile;
 use rollgate_deploy::{
-    Artifact, Error, Event, EventRecord, Executor, GateUse, LeaseInfo, Outcome, PhaseDefaults,
-    Report, Rollout, RolloutId, RolloutRequest, SqliteOptions, SqliteStore, StateStore, Status,
-    Strategy, TargetState, Writer,
+    Artifact, Error, Event, EventRecord, Executor, GateUse, LeaseInfo, ListFilter, Outcome,
+    PhaseDefaults, Report, Rollout, RolloutId, RolloutRequest, SqliteOptions, SqliteStore,
+    StateStore, Status, Strategy, TargetState, Writer,
 };
 use serde_json::{Value, json};
 
@@ -152,6 +152,26 @@ enum RolloutCommand {
     Status {
         /// The rollout id.
         id: String,
+        /// Follow it live until it ends: redrawn on a terminal, one line per
+        /// change otherwise (one JSON document per change with `--output json`).
+        #[arg(long)]
+        watch: bool,
+    },
+    /// List rollouts, newest first: id, service, version, status, created, actor.
+    List {
+        /// Only this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only this status: succeeded, rolled_back, aborted, rollback_failed,
+        /// unfinished, running, paused, held, rolling_back or interrupted.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only rollouts created within this long (`30m`, `2h`, `7d`).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+        /// At most this many (0: all).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
     },
     /// The audit history: who did what, when, to which target, with what outcome.
     History {
@@ -161,6 +181,21 @@ enum RolloutCommand {
         /// Only this rollout.
         #[arg(long)]
         rollout: Option<String>,
+        /// Only rollouts created within this long (`30m`, `2h`, `7d`).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+        /// The newest this many rollouts (0: all).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Start the same request again as a new rollout, after it was aborted or
+    /// rolled back (the new actor is recorded, and which rollout it retries).
+    Retry {
+        /// The finished rollout to retry.
+        id: String,
+        /// Who asks (recorded in the audit history; default: USER@HOST).
+        #[arg(long, default_value_t = default_actor())]
+        actor: String,
     },
     /// Ask the rollout's controller to pause.
     Pause(Request),
@@ -196,6 +231,11 @@ pub struct RollbackArgs {
     /// The service.
     #[arg(long)]
     service: String,
+    /// Go to this version instead: any artifact the service ran before (a
+    /// rollout's artifact, `previous` or `[[known]]` entry), on the targets
+    /// of its last rollout.
+    #[arg(long, value_name = "VERSION")]
+    to: Option<String>,
     /// Who asks (recorded in the audit history; default: USER@HOST).
     #[arg(long, default_value_t = default_actor())]
     actor: String,
@@ -270,7 +310,9 @@ pub fn run(args: RolloutArgs) -> ExitCode {
     let what = match &args.command {
         RolloutCommand::Run { .. } => "rollout run",
         RolloutCommand::Status { .. } => "rollout status",
+        RolloutCommand::List { .. } => "rollout list",
         RolloutCommand::History { .. } => "rollout history",
+        RolloutCommand::Retry { .. } => "rollout retry",
         RolloutCommand::Pause(_) => "rollout pause",
         RolloutCommand::Resume(_) => "rollout resume",
         RolloutCommand::Promote(_) => "rollout promote",
@@ -321,11 +363,24 @@ async fn dispatch(args: RolloutArgs) -> Result<u8, Fail> {
             idempotency_key,
             no_rollback_ok,
         } => run_plan(&c, &plan, &actor, idempotency_key, no_rollback_ok).await,
-        RolloutCommand::Status { id } => status(&c, parse_id(&id)?).await,
-        RolloutCommand::History { service, rollout } => {
+        RolloutCommand::Status { id, watch: false } => status(&c, parse_id(&id)?).await,
+        RolloutCommand::Status { id, watch: true } => watch(&c, parse_id(&id)?).await,
+        RolloutCommand::List {
+            service,
+            status,
+            since,
+            limit,
+        } => list(&c, service, status, since, limit).await,
+        RolloutCommand::History {
+            service,
+            rollout,
+            since,
+            limit,
+        } => {
             let rollout = rollout.as_deref().map(parse_id).transpose()?;
-            history(&c, service.as_deref(), rollout).await
+            history(&c, service.as_deref(), rollout, since, limit).await
         }
+        RolloutCommand::Retry { id, actor } => retry(&c, parse_id(&id)?, &actor).await,
         RolloutCommand::Pause(r) => request(&c, r, Event::PauseRequested).await,
         RolloutCommand::Resume(r) => request(&c, r, Event::ResumeRequested).await,
         RolloutCommand::Promote(r) => request(&c, r, Event::PromoteRequested).await,
@@ -1008,6 +1063,9 @@ fn worse(a: u8, b: u8) -> u8 {
 async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
     let c = &args.common;
     check_actor(&args.actor)?;
+    if let Some(version) = &args.to {
+        return rollback_to(c, &args.service, version, &args.actor).await;
+    }
     let store = open_existing(c)?;
     let rollouts = store.list(Some(&args.service)).await?;
     if rollouts.is_empty() {
@@ -1136,16 +1194,45 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
     drive(c, store, created.id, false).await
 }
 
-async fn history(c: &Common, service: Option<&str>, only: Option<RolloutId>) -> Result<u8, Fail> {
+async fn history(
+    c: &Common,
+    service: Option<&str>,
+    only: Option<RolloutId>,
+    since: Option<Duration>,
+    limit: usize,
+) -> Result<u8, Fail> {
     let store = open_existing(c)?;
     let mut rows = Vec::new();
-    let mut summaries = store.list(service).await?;
-    if let Some(id) = only {
-        summaries.retain(|s| s.id == id);
-        if summaries.is_empty() {
-            return Err(Fail(BAD_INPUT, format!("rollout {id} not found")));
+    let mut summaries = match only {
+        Some(id) => {
+            let req = store.request(id).await.map_err(|e| match e {
+                Error::NotFound(_) => Fail(BAD_INPUT, format!("rollout {id} not found")),
+                other => Fail::from(other),
+            })?;
+            if service.is_some_and(|s| s != req.service) {
+                return Err(Fail(
+                    BAD_INPUT,
+                    format!(
+                        "rollout {id} is not of service {}",
+                        service.unwrap_or_default()
+                    ),
+                ));
+            }
+            vec![rollgate_deploy::RolloutSummary {
+                id,
+                service: req.service.clone(),
+                artifact: req.artifact.clone(),
+                actor: req.actor.clone(),
+                created_ms: 0,
+                outcome: None,
+            }]
         }
-    }
+        None => {
+            store
+                .list_where(&filter(service.map(str::to_owned), None, since, limit))
+                .await?
+        }
+    };
     summaries.reverse(); // oldest first
     for s in summaries {
         let mut restoring: BTreeMap<String, String> = BTreeMap::new();
@@ -1235,6 +1322,313 @@ async fn history(c: &Common, service: Option<&str>, only: Option<RolloutId>) -> 
         out!("{}", line(row.each_ref().map(String::as_str)));
     }
     Ok(SUCCESS)
+}
+
+/// Milliseconds since the Unix epoch, now (wall clock: listings only).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn filter(
+    service: Option<String>,
+    outcome: Option<Option<Outcome>>,
+    since: Option<Duration>,
+    limit: usize,
+) -> ListFilter {
+    let mut f = ListFilter::default();
+    if let Some(s) = service {
+        f = f.with_service(s);
+    }
+    if let Some(o) = outcome {
+        f = f.with_outcome(o);
+    }
+    if let Some(d) = since {
+        f = f.with_since_ms(
+            now_ms().saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        );
+    }
+    if limit > 0 {
+        f = f.with_limit(limit);
+    }
+    f
+}
+
+const STATUSES: &str = "succeeded, rolled_back, aborted, rollback_failed, unfinished, running, paused, held, rolling_back, interrupted";
+
+async fn list(
+    c: &Common,
+    service: Option<String>,
+    status: Option<String>,
+    since: Option<Duration>,
+    limit: usize,
+) -> Result<u8, Fail> {
+    let (outcome, live): (Option<Option<Outcome>>, Option<&str>) = match status.as_deref() {
+        None => (None, None),
+        Some("succeeded") => (Some(Some(Outcome::Succeeded)), None),
+        Some("rolled_back") => (Some(Some(Outcome::RolledBack)), None),
+        Some("aborted") => (Some(Some(Outcome::Aborted)), None),
+        Some("rollback_failed") => (Some(Some(Outcome::RollbackFailed)), None),
+        Some("unfinished") => (Some(None), None),
+        Some(s @ ("running" | "paused" | "held" | "rolling_back" | "interrupted")) => {
+            (Some(None), Some(s))
+        }
+        Some(other) => {
+            return Err(Fail(
+                BAD_INPUT,
+                format!("unknown --status {other:?} (known: {STATUSES})"),
+            ));
+        }
+    };
+    let store = open_existing(c)?;
+    // A live status needs each unfinished rollout replayed: list them all, then limit.
+    let f = filter(
+        service,
+        outcome,
+        since,
+        if live.is_some() { 0 } else { limit },
+    );
+    let mut rows = Vec::new();
+    for s in store.list_where(&f).await? {
+        let status = match s.outcome {
+            Some(o) => o.as_str().to_string(),
+            None => {
+                let req = store.request(s.id).await?;
+                let log = store.events(s.id, 0).await?;
+                status_name(&Rollout::replay(s.id, req, &log)?).to_string()
+            }
+        };
+        if live.is_some_and(|want| want != status) {
+            continue;
+        }
+        rows.push(json!({
+            "id": s.id.0,
+            "service": s.service,
+            "version": s.artifact.version,
+            "digest": s.artifact.digest,
+            "sbom": s.artifact.sbom,
+            "status": status,
+            "created": rfc3339(s.created_ms),
+            "actor": s.actor,
+        }));
+        if limit > 0 && rows.len() >= limit {
+            break;
+        }
+    }
+    if c.output == Output::Json {
+        out!("{}", Value::Array(rows));
+        return Ok(SUCCESS);
+    }
+    let head = ["ID", "SERVICE", "VERSION", "STATUS", "CREATED", "ACTOR"];
+    let keys = ["id", "service", "version", "status", "created", "actor"];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            keys.iter()
+                .map(|k| match &r[*k] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let mut width: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    for row in &cells {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cols: Vec<&str>| {
+        let last = cols.len() - 1;
+        cols.iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == last {
+                    c.to_string()
+                } else {
+                    format!("{c:<w$}", w = width[i])
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    out!("{}", line(head.to_vec()));
+    for row in &cells {
+        out!("{}", line(row.iter().map(String::as_str).collect()));
+    }
+    Ok(SUCCESS)
+}
+
+/// `rollout status ID --watch`: follows the rollout until it ends.
+async fn watch(c: &Common, id: RolloutId) -> Result<u8, Fail> {
+    use std::sync::atomic::Ordering;
+    let store = open_existing(c)?;
+    let req = store.request(id).await?;
+    let tty = c.output == Output::Text && std::io::stdout().is_terminal();
+    let mut r = Rollout::new(id, req);
+    let mut last_line = String::new();
+    let mut first = true;
+    loop {
+        for rec in store.events(id, r.last_seq).await? {
+            r.apply(&rec)?;
+        }
+        let lease = live_driver(&store, id).await?;
+        let driver = lease.as_ref().map(|l| l.owner.as_str());
+        let phases = r.request.plan.phases.len();
+        let line = format!(
+            "rollout {id}: {} phase {}/{phases}, {}/{} on {}{}",
+            status_name(&r),
+            (r.phase + 1).min(phases),
+            r.on_artifact().len(),
+            r.targets.len(),
+            r.request.artifact.version,
+            driver
+                .map(|d| format!(", driven by {d}"))
+                .unwrap_or_else(|| ", no controller".into()),
+        );
+        if line != last_line || first {
+            if tty {
+                out!("\x1b[H\x1b[2J{}", rfc3339(now_ms()));
+                print_status(c, &r, false, driver);
+            } else if c.output == Output::Json {
+                out!("{}", status_json(&r, false, driver));
+            } else {
+                out!("{} {line}", rfc3339(now_ms()));
+            }
+            last_line = line;
+            first = false;
+        }
+        if r.is_finished() || STDOUT_GONE.load(Ordering::Relaxed) {
+            return Ok(if r.is_finished() {
+                exit_code(&r)
+            } else {
+                SUCCESS
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every artifact `service` is known to have run or declared, newest first.
+async fn service_artifacts(store: &SqliteStore, service: &str) -> Result<Vec<Artifact>, Fail> {
+    let mut seen: Vec<Artifact> = Vec::new();
+    for s in store.list(Some(service)).await? {
+        let req = store.request(s.id).await?;
+        for a in std::iter::once(req.artifact)
+            .chain(req.previous)
+            .chain(req.known)
+        {
+            if !seen.iter().any(|x| x.digest == a.digest) {
+                seen.push(a);
+            }
+        }
+    }
+    Ok(seen)
+}
+
+/// `rollgate rollback --service S --to VERSION`.
+async fn rollback_to(c: &Common, service: &str, version: &str, actor: &str) -> Result<u8, Fail> {
+    let store = open_existing(c)?;
+    let rollouts = store.list(Some(service)).await?;
+    let Some(last) = rollouts.first() else {
+        return Err(Fail(
+            BAD_INPUT,
+            format!(
+                "service {service:?} has no rollouts in {}",
+                c.state.display()
+            ),
+        ));
+    };
+    if let Some(running) = rollouts.iter().find(|r| r.outcome.is_none()) {
+        return Err(Fail(
+            STORE_BUSY,
+            format!(
+                "rollout {} of {service} is unfinished; abort it (`rollgate rollout abort {}`) instead",
+                running.id, running.id
+            ),
+        ));
+    }
+    let known = service_artifacts(&store, service).await?;
+    let Some(to) = known.iter().find(|a| a.version == version).cloned() else {
+        let versions: Vec<&str> = known.iter().map(|a| a.version.as_str()).collect();
+        return Err(Fail(
+            BAD_INPUT,
+            format!(
+                "{service} never ran version {version:?} (known: {})",
+                versions.join(", ")
+            ),
+        ));
+    };
+    let last_req = store.request(last.id).await?;
+    let targets: Vec<_> = last_req.plan.targets().cloned().collect();
+    let plan = Strategy::AllAtOnce.compile(&targets, &PhaseDefaults::default().with_gate(false))?;
+    let mut req = RolloutRequest::new(service, to.clone(), plan, actor)
+        .with_known(known.into_iter().filter(|a| a.digest != to.digest));
+    if let Some(mut spec) = last_req.spec.clone() {
+        if let Some(m) = spec.as_object_mut() {
+            m.remove("rollback_of");
+            m.remove("retry_of");
+        }
+        spec["rollback_to"] = json!(version);
+        req = req.with_spec(spec);
+    }
+    let exec = executor_for(store.clone(), &req, None).await?;
+    let created = exec.create(&req).await?;
+    if c.output == Output::Text {
+        err!(
+            "rollout {}: taking {service} to {to} on {} targets (those of rollout {})",
+            created.id,
+            targets.len(),
+            last.id
+        );
+    }
+    drive(c, store, created.id, false).await
+}
+
+/// `rollgate rollout retry ID`.
+async fn retry(c: &Common, id: RolloutId, actor: &str) -> Result<u8, Fail> {
+    check_actor(actor)?;
+    let store = open_existing(c)?;
+    let old = store.request(id).await?;
+    let log = store.events(id, 0).await?;
+    let done = Rollout::replay(id, old.clone(), &log)?;
+    match done.outcome() {
+        Some(Outcome::Aborted | Outcome::RolledBack | Outcome::RollbackFailed) => {}
+        Some(Outcome::Succeeded) => {
+            return Err(Fail(
+                BAD_INPUT,
+                format!("rollout {id} succeeded; there is nothing to retry"),
+            ));
+        }
+        None => {
+            return Err(Fail(
+                BAD_INPUT,
+                format!(
+                    "rollout {id} is not finished ({}); resume it instead: `rollgate rollout resume {id}`",
+                    status_name(&done)
+                ),
+            ));
+        }
+    }
+    let mut req = old.clone();
+    req.actor = actor.to_string();
+    req.idempotency_key = None;
+    if let Some(spec) = req.spec.as_mut() {
+        spec["retry_of"] = json!(id.0);
+    }
+    let exec = executor_for(store.clone(), &req, None).await?;
+    let created = exec.create(&req).await?;
+    if c.output == Output::Text {
+        err!(
+            "rollout {}: retrying rollout {id} ({} {} on {} targets) for {actor}",
+            created.id,
+            req.service,
+            req.artifact,
+            req.plan.targets().count()
+        );
+    }
+    drive(c, store, created.id, false).await
 }
 
 /// `2026-11-23T14:39:24.123Z` from milliseconds since the epoch (UTC, no time-zone database needed).

@@ -950,3 +950,197 @@ fn people_see_1_based_phases_natural_target_order_aligned_history_and_a_user_at_
         }
     }
 }
+
+#[test]
+fn list_filters_by_service_status_and_age() {
+    let d = dir(2);
+    write(
+        &d,
+        "gate.sh",
+        "#!/bin/sh\n[ -e fail ] && { echo bad; exit 1; }\n[ -e hold ] && { echo wait; exit 3; }\nexit 0\n",
+    );
+    let gated = "\n[gate]\nkind = \"command\"\ncommand = \"sh gate.sh\"\n";
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(2, DEPLOY, "kind = \"all-at-once\"", gated),
+    );
+    assert_eq!(rollgate(&d, &["rollout", "run", &p]).status.code(), Some(0));
+    std::fs::write(d.path.join("fail"), "").unwrap();
+    let api = plan(2, DEPLOY, "kind = \"all-at-once\"", gated)
+        .replace("service = \"web\"", "service = \"api\"");
+    let pa = write(&d, "api.toml", &api);
+    // api shares the targets: put them back on v1, roll api out, and let
+    // the gate roll it back.
+    for i in 1..=2 {
+        std::fs::write(d.path.join(format!("srv/web-{i}/current")), "v1\n").unwrap();
+    }
+    assert_eq!(
+        rollgate(&d, &["rollout", "run", &pa]).status.code(),
+        Some(1)
+    );
+    std::fs::remove_file(d.path.join("fail")).unwrap();
+    std::fs::write(d.path.join("hold"), "").unwrap();
+    assert_eq!(rollgate(&d, &["rollout", "run", &p]).status.code(), Some(3));
+    let ids = |args: &[&str]| -> Vec<u64> {
+        let mut all = vec!["rollout", "list", "--output", "json"];
+        all.extend_from_slice(args);
+        json(&rollgate(&d, &all))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids(&[]), [3, 2, 1], "newest first");
+    assert_eq!(ids(&["--service", "web"]), [3, 1]);
+    assert_eq!(ids(&["--status", "rolled_back"]), [2]);
+    assert_eq!(ids(&["--status", "held"]), [3]);
+    assert_eq!(ids(&["--status", "unfinished"]), [3]);
+    assert_eq!(ids(&["--status", "succeeded", "--service", "web"]), [1]);
+    assert_eq!(ids(&["--since", "1h"]), [3, 2, 1]);
+    assert_eq!(ids(&["--limit", "1"]), [3]);
+    let bad = rollgate(&d, &["rollout", "list", "--status", "done"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("known: succeeded"),
+        "{}",
+        stderr(&bad)
+    );
+    let text = rollgate(&d, &["rollout", "list"]);
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    let head = text.lines().next().unwrap();
+    assert!(head.starts_with("ID  SERVICE  VERSION  STATUS"), "{text}");
+    assert!(text.contains("held"), "{text}");
+}
+
+#[test]
+fn status_watch_follows_a_rollout_to_its_end_and_survives_head_1() {
+    let d = dir(3);
+    let slow = "sleep 0.2; echo {version} > srv/{target}/current";
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(3, slow, "kind = \"rolling\"\nmax_unavailable = 1", ""),
+    );
+    let mut run = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(["rollout", "run", &p])
+        .current_dir(&d.path)
+        .env("ROLLGATE_STATE", d.path.join("state.db"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the rollout exists, then follow it.
+    let start = Instant::now();
+    while rollgate(&d, &["rollout", "status", "1"]).status.code() != Some(0) {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let piped = bash(
+        &d,
+        "\"$RG\" rollout status 1 --watch | head -1; echo \"rc=${PIPESTATUS[0]}\"",
+    );
+    assert!(
+        piped.contains("rollout 1: ") && piped.ends_with("rc=0\n"),
+        "{piped}"
+    );
+    let watched = rollgate(&d, &["rollout", "status", "1", "--watch"]);
+    assert_eq!(watched.status.code(), Some(0), "{}", stderr(&watched));
+    assert!(run.wait().unwrap().success());
+    let text = String::from_utf8_lossy(&watched.stdout).into_owned();
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .contains("succeeded phase 3/3, 3/3 on v2"),
+        "{text}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    for pair in lines.windows(2) {
+        assert_ne!(
+            pair[0].split_once(' ').unwrap().1,
+            pair[1].split_once(' ').unwrap().1,
+            "one line per change"
+        );
+    }
+}
+
+#[test]
+fn rollback_to_a_version_the_service_ran_and_retry_after_a_rollback() {
+    let d = dir(3);
+    write(
+        &d,
+        "gate.sh",
+        "#!/bin/sh\n[ -e fail ] && { echo 'p99 over'; exit 1; }\nexit 0\n",
+    );
+    let gated = "\n[gate]\nkind = \"command\"\ncommand = \"sh gate.sh\"\n";
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(3, DEPLOY, "kind = \"all-at-once\"", gated),
+    );
+    std::fs::write(d.path.join("fail"), "").unwrap();
+    let out = rollgate(&d, &["rollout", "run", &p, "--actor", "alice"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(versions(&d, 3), ["v1"; 3]);
+    // The cause is fixed: retry the same request, as bob.
+    std::fs::remove_file(d.path.join("fail")).unwrap();
+    let out = rollgate(
+        &d,
+        &[
+            "rollout", "retry", "1", "--actor", "bob", "--output", "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = json(&out);
+    assert_eq!(
+        (s["id"].as_u64(), s["status"].as_str()),
+        (Some(2), Some("succeeded"))
+    );
+    assert_eq!(s["requested_by"], "bob");
+    assert_eq!(versions(&d, 3), ["v2"; 3]);
+    let again = rollgate(&d, &["rollout", "retry", "2", "--actor", "bob"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr(&again).contains("succeeded; there is nothing to retry"),
+        "{}",
+        stderr(&again)
+    );
+    // Undo to a chosen version: v1, which the plan declared as `previous`.
+    let out = rollgate(
+        &d,
+        &[
+            "rollback",
+            "--service",
+            "web",
+            "--to",
+            "v1",
+            "--actor",
+            "oncall",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["artifact"]["version"], "v1");
+    assert_eq!(versions(&d, 3), ["v1"; 3]);
+    let out = rollgate(
+        &d,
+        &[
+            "rollback",
+            "--service",
+            "web",
+            "--to",
+            "v9",
+            "--actor",
+            "oncall",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("never ran version \"v9\" (known: v1, v2)"),
+        "{}",
+        stderr(&out)
+    );
+}

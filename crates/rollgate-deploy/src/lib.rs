@@ -28,5 +28,5 @@ pub use plan::{GateUse, Phase, PhaseAction, PhaseDefaults, Plan, Ring, Strategy}
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, SqliteOptions, SqliteStore};
 pub use state::{Action, Interruption, Rollout, Stage, Status, TargetState};
-pub use store::{Created, LeaseInfo, MemoryStore, RolloutSummary, StateStore, Writer};
+pub use store::{Created, LeaseInfo, ListFilter, MemoryStore, RolloutSummary, StateStore, Writer};
 pub use types::{Artifact, Digest, Fence, Percent, RolloutId, TargetId};

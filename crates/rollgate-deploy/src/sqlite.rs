@@ -16,8 +16,8 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::store::{
-    Created, LeaseInfo, RolloutSummary, StateStore, Writer, check_rebind, check_same_request,
-    check_writer, now_ms,
+    Created, LeaseInfo, ListFilter, RolloutSummary, StateStore, Writer, check_rebind,
+    check_same_request, check_writer, now_ms,
 };
 use crate::{
     Artifact, Cause, Digest, Error, Event, EventRecord, Fence, Outcome, RolloutId, RolloutRequest,
@@ -787,6 +787,66 @@ impl StateStore for SqliteStore {
                     service: req.service,
                     artifact: req.artifact,
                     actor: req.actor,
+                    created_ms,
+                    outcome,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn list_where(&self, filter: &ListFilter) -> Result<Vec<RolloutSummary>, Error> {
+        let f = filter.clone();
+        self.call(false, move |conn, path| {
+            // The summary's fields straight from SQL: no request (and plan) is
+            // decoded, so a listing costs the rows it returns.
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, service, json_extract(request, '$.artifact.version'), \
+                     json_extract(request, '$.artifact.digest'), json_extract(request, '$.artifact.sbom'), \
+                     actor, created_ms, outcome FROM rollouts \
+                     WHERE (?1 IS NULL OR service = ?1) \
+                     AND (?2 = 0 OR (?2 = 1 AND outcome IS NULL) OR (?2 = 2 AND outcome = ?3)) \
+                     AND (?4 IS NULL OR created_ms >= ?4) \
+                     ORDER BY id DESC LIMIT ?5",
+                )
+                .map_err(sql(path))?;
+            let (which, outcome) = match f.outcome {
+                None => (0, None),
+                Some(None) => (1, None),
+                Some(Some(o)) => (2, Some(o.as_str())),
+            };
+            let limit = f.limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+            let rows = stmt
+                .query_map(params![f.service, which, outcome, f.since_ms, limit], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, i64>(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                    ))
+                })
+                .map_err(sql(path))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, service, version, digest, sbom, actor, created_ms, outcome) = row.map_err(sql(path))?;
+                let digest = digest.parse().map_err(|e| {
+                    Error::Store(format!("{}: rollout {id}: recorded digest: {e}", path.display()), None)
+                })?;
+                let outcome = match outcome {
+                    Some(o) => Some(from_json::<Outcome>(path, "outcome", &format!("\"{o}\""))?),
+                    None => None,
+                };
+                out.push(RolloutSummary {
+                    id: RolloutId(id as u64),
+                    service,
+                    artifact: Artifact { version, digest, sbom },
+                    actor,
                     created_ms,
                     outcome,
                 });

@@ -72,6 +72,55 @@ pub struct RolloutSummary {
     pub outcome: Option<Outcome>,
 }
 
+/// Which rollouts a listing returns: newest first, every condition must hold.
+///
+/// ```
+/// use rollgate_deploy::{ListFilter, Outcome};
+/// let f = ListFilter::default().with_service("web").with_outcome(Some(Outcome::RolledBack)).with_limit(20);
+/// assert_eq!(f.limit, Some(20));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListFilter {
+    /// Only this service.
+    pub service: Option<String>,
+    /// `Some(Some(o))`: only finished with outcome `o`; `Some(None)`: only unfinished.
+    pub outcome: Option<Option<Outcome>>,
+    /// Only rollouts created at or after this time (ms since the Unix epoch).
+    pub since_ms: Option<i64>,
+    /// At most this many (the newest).
+    pub limit: Option<usize>,
+}
+
+impl ListFilter {
+    /// Only this service.
+    pub fn with_service(mut self, service: impl Into<String>) -> Self {
+        self.service = Some(service.into());
+        self
+    }
+    /// Only this outcome (`None`: only unfinished rollouts).
+    pub fn with_outcome(mut self, outcome: Option<Outcome>) -> Self {
+        self.outcome = Some(outcome);
+        self
+    }
+    /// Only rollouts created at or after `ms` since the Unix epoch.
+    pub fn with_since_ms(mut self, ms: i64) -> Self {
+        self.since_ms = Some(ms);
+        self
+    }
+    /// At most `n` rollouts.
+    pub fn with_limit(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+    /// Whether `s` passes every condition but the limit.
+    pub fn matches(&self, s: &RolloutSummary) -> bool {
+        self.service.as_ref().is_none_or(|x| *x == s.service)
+            && self.outcome.is_none_or(|o| o == s.outcome)
+            && self.since_ms.is_none_or(|t| s.created_ms >= t)
+    }
+}
+
 /// Durable rollout state: requests, event logs, leases, the artifact registry.
 ///
 /// Implementations must make `append` atomic (all events or none) and reject a
@@ -108,6 +157,16 @@ pub trait StateStore: Send + Sync + 'static {
     async fn unfinished(&self) -> Result<Vec<RolloutId>, Error>;
     /// Rollouts, newest first, optionally of one service.
     async fn list(&self, service: Option<&str>) -> Result<Vec<RolloutSummary>, Error>;
+    /// Rollouts passing `filter`, newest first. The default filters
+    /// [`StateStore::list`]; stores override it to filter where the data is.
+    async fn list_where(&self, filter: &ListFilter) -> Result<Vec<RolloutSummary>, Error> {
+        let mut all = self.list(filter.service.as_deref()).await?;
+        all.retain(|s| filter.matches(s));
+        if let Some(n) = filter.limit {
+            all.truncate(n);
+        }
+        Ok(all)
+    }
     /// Records an artifact; a digest already recorded with other content is an error.
     async fn register_artifact(&self, artifact: &Artifact) -> Result<(), Error>;
     /// The artifact recorded under `digest`.

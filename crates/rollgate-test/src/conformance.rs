@@ -271,6 +271,53 @@ pub async fn finished_rollouts_are_not_unfinished(s: &dyn StateStore) {
         list.iter().find(|r| r.id == a).and_then(|r| r.outcome),
         Some(Outcome::Succeeded)
     );
+    // Filtered listings agree with the plain one.
+    let ids = |v: Vec<rollgate_deploy::RolloutSummary>| v.iter().map(|r| r.id).collect::<Vec<_>>();
+    let f = rollgate_deploy::ListFilter::default();
+    let done = s
+        .list_where(&f.clone().with_outcome(Some(Outcome::Succeeded)))
+        .await
+        .unwrap_or_else(fail);
+    assert_eq!(ids(done.clone()), vec![a]);
+    assert_eq!(
+        done[0].artifact,
+        list.iter()
+            .find(|r| r.id == a)
+            .map(|r| r.artifact.clone())
+            .unwrap_or_else(|| fail(Error::NotFound("a".into())))
+    );
+    assert_eq!(
+        ids(s
+            .list_where(&f.clone().with_outcome(None))
+            .await
+            .unwrap_or_else(fail)),
+        vec![b]
+    );
+    assert_eq!(
+        ids(s
+            .list_where(&f.clone().with_service("web").with_limit(1))
+            .await
+            .unwrap_or_else(fail)),
+        vec![b]
+    );
+    assert_eq!(
+        ids(s
+            .list_where(&f.clone().with_service("api"))
+            .await
+            .unwrap_or_else(fail)),
+        vec![]
+    );
+    assert_eq!(
+        ids(s
+            .list_where(&f.clone().with_since_ms(i64::MAX))
+            .await
+            .unwrap_or_else(fail)),
+        vec![]
+    );
+    assert_eq!(
+        ids(s.list_where(&f.with_since_ms(0)).await.unwrap_or_else(fail)),
+        vec![b, a]
+    );
 }
 
 /// `list(Some(service))` shows only that service, newest first.
