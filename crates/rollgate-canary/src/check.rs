@@ -26,9 +26,18 @@ pub(crate) trait Cohort {
     fn hodges_lehmann(b: &Self, c: &Self, alpha: f64) -> HodgesLehmann;
     /// One-sided KS distances `(max(F_b - F_c), max(F_c - F_b))`.
     fn ks_distances(b: &Self, c: &Self) -> (f64, f64);
-    /// `(kc, r)`: canary observations above the baseline's `r`-th largest,
-    /// `r = ceil(n_b (1 - p))`.
-    fn exceedance(b: &Self, c: &Self, p: f64) -> (u64, u64);
+    /// `(kc, r)` of the exact exceedance test. Upper: canary observations
+    /// above the baseline's `r`-th largest, `r = ceil(n_b (1 - p))`; lower:
+    /// canary observations below the baseline's `r`-th smallest,
+    /// `r = ceil(n_b p)`.
+    fn exceedance(b: &Self, c: &Self, p: f64, upper: bool) -> (u64, u64);
+    /// The cohort with every value `x` mapped to `factor * x + add`
+    /// (`factor >= 0`). Histograms keep their bounds: each bucket's
+    /// observations move to the bucket holding its scaled upper end
+    /// (`up`) or just above its scaled lower end (not `up`), which never
+    /// moves them less far than the scaling does, so one-sided tests
+    /// against the result stay conservative.
+    fn scaled(&self, factor: f64, add: f64, up: bool) -> Box<Self>;
 }
 
 impl Cohort for [f64] {
@@ -53,12 +62,23 @@ impl Cohort for [f64] {
     fn ks_distances(b: &Self, c: &Self) -> (f64, f64) {
         stats::ks_distances(b, c)
     }
-    fn exceedance(b: &Self, c: &Self, p: f64) -> (u64, u64) {
+    fn exceedance(b: &Self, c: &Self, p: f64, upper: bool) -> (u64, u64) {
         let nb = b.len();
-        let r = ((nb as f64 * (1.0 - p)).ceil() as usize).clamp(1, nb);
-        let t = b[nb - r];
-        let kc = c.len() - c.partition_point(|&v| v <= t);
-        (kc as u64, r as u64)
+        if upper {
+            let r = ((nb as f64 * (1.0 - p)).ceil() as usize).clamp(1, nb);
+            let t = b[nb - r];
+            let kc = c.len() - c.partition_point(|&v| v <= t);
+            (kc as u64, r as u64)
+        } else {
+            let r = ((nb as f64 * p).ceil() as usize).clamp(1, nb);
+            let t = b[r - 1];
+            let kc = c.partition_point(|&v| v < t);
+            (kc as u64, r as u64)
+        }
+    }
+    fn scaled(&self, factor: f64, add: f64, _up: bool) -> Box<Self> {
+        // factor >= 0 keeps the order; adding 0.0 turns -0.0 into 0.0.
+        self.iter().map(|&x| x * factor + add + 0.0).collect()
     }
 }
 
@@ -90,8 +110,11 @@ impl Cohort for Histogram {
     fn ks_distances(b: &Self, c: &Self) -> (f64, f64) {
         weighted::ks_distances(b, c)
     }
-    fn exceedance(b: &Self, c: &Self, p: f64) -> (u64, u64) {
-        weighted::exceedance(b, c, p)
+    fn exceedance(b: &Self, c: &Self, p: f64, upper: bool) -> (u64, u64) {
+        weighted::exceedance(b, c, p, upper)
+    }
+    fn scaled(&self, factor: f64, add: f64, up: bool) -> Box<Self> {
+        Box::new(weighted::scaled(self, factor, add, up))
     }
 }
 
@@ -136,6 +159,15 @@ pub struct CheckResult {
     /// p-value, for statistical checks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p_value: Option<f64>,
+    /// The significance level the check's test was judged at (its share of
+    /// alpha under the judgement's weighted Holm procedure), for
+    /// statistical checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<f64>,
+    /// A statistical check not judged yet: the outcome if its test is
+    /// significant (`Pass` when the effect is inside the bound anyway).
+    #[serde(skip)]
+    pub(crate) pending: Option<Outcome>,
 }
 
 impl CheckResult {
@@ -151,11 +183,53 @@ impl CheckResult {
             fails,
             reason,
             p_value: None,
+            level: None,
+            pending: None,
         }
     }
-    fn with_p(mut self, p: f64) -> Self {
-        self.p_value = Some(p);
-        self
+
+    /// A statistical check whose outcome waits for its level: `if_significant`
+    /// (a failing `High` or `Low`, or `Pass`) when `p` is at most the level.
+    fn test(check: &str, if_significant: Outcome, reason: String, p: f64) -> Self {
+        Self {
+            check: check.to_string(),
+            outcome: Outcome::Pass,
+            fails: false,
+            reason,
+            p_value: Some(p),
+            level: None,
+            pending: Some(if_significant),
+        }
+    }
+
+    /// Whether the check still waits for its level.
+    pub(crate) fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Judges a pending check at `level`: its outcome, whether it fails, and
+    /// the p-value and level in its reason.
+    pub(crate) fn judge_at(&mut self, level: f64) {
+        let Some(if_significant) = self.pending.take() else {
+            return;
+        };
+        let p = self.p_value.unwrap_or(1.0);
+        let significant = p <= level;
+        self.outcome = if significant {
+            if_significant
+        } else {
+            Outcome::Pass
+        };
+        // A pending test only ever points in a bad direction.
+        self.fails = self.outcome != Outcome::Pass;
+        self.level = Some(level);
+        self.reason = format!(
+            "{}: p={} {} level {}",
+            self.reason,
+            fmt_num(p),
+            if significant { "<=" } else { ">" },
+            fmt_num(level)
+        );
     }
 }
 
@@ -180,89 +254,136 @@ pub struct Statistics {
     pub ci: Option<(f64, f64)>,
 }
 
-/// How many statistical tests a metric's checks run: the judge splits its
-/// alpha evenly across all of them (Bonferroni), so one judgement's
-/// false-failure probability stays at most alpha.
-pub(crate) fn statistical_tests(m: &MetricConfig) -> usize {
-    let rel = m.relative.unwrap_or_default();
-    if m.kind == MetricKind::Count {
-        let count_test = m.statistical.map(|s| s.enabled).unwrap_or(true);
-        return usize::from(count_test) + usize::from(m.traffic.is_some());
+/// The tolerance used when neither `relative` nor `statistical.min_effect_pct`
+/// gives one, in percent.
+pub const DEFAULT_TOLERANCE_PCT: f64 = 1.0;
+
+/// The one tolerance rule of a value metric: in each bad direction, the
+/// canary is compared with the baseline scaled by `1 + T/100` (increase) or
+/// `1 - T/100` (decrease), plus `statistical.min_effect` in the metric's
+/// unit. `T` is `relative.max_increase_pct` / `max_decrease_pct`, else
+/// `statistical.min_effect_pct`, else [`DEFAULT_TOLERANCE_PCT`].
+#[derive(Debug, Clone, Copy)]
+struct Tolerance {
+    /// `T` upward, when an increase is bad.
+    up: Option<f64>,
+    /// `T` downward, when a decrease is bad.
+    down: Option<f64>,
+    /// Absolute amount added to the scaled baseline (away from it).
+    abs: f64,
+}
+
+impl Tolerance {
+    fn of(m: &MetricConfig) -> Self {
+        let rel = m.relative.unwrap_or_default();
+        let stat = m.statistical.unwrap_or_default();
+        let pick = |r: Option<f64>| {
+            r.or(stat.min_effect_pct)
+                .unwrap_or(DEFAULT_TOLERANCE_PCT)
+        };
+        Self {
+            up: m.bad.high_fails().then(|| pick(rel.max_increase_pct)),
+            down: m.bad.low_fails().then(|| pick(rel.max_decrease_pct)),
+            abs: stat.min_effect,
+        }
     }
-    let run_stat = match m.statistical {
-        Some(s) => s.enabled,
-        None => matches!(
-            m.kind,
-            MetricKind::Latency | MetricKind::Throughput | MetricKind::Ratio
-        ),
-    };
-    let run_dist = match m.distribution {
-        Some(d) => d.enabled,
-        None => m.kind == MetricKind::Latency,
-    };
-    let dist_sides = if m.bad == Bad::Either { 2 } else { 1 };
-    3 * usize::from(rel.max_increase_pct.is_some())
-        + usize::from(rel.max_decrease_pct.is_some())
-        + usize::from(run_stat)
-        + dist_sides * usize::from(run_dist)
-        // traffic on count-shaped throughput data is a binomial test
-        + usize::from(m.traffic.is_some())
+    fn factor_up(pct: f64) -> f64 {
+        1.0 + pct / 100.0
+    }
+    fn factor_down(pct: f64) -> f64 {
+        (1.0 - pct / 100.0).max(0.0)
+    }
+}
+
+/// The baseline scaled by the tolerance in each bad direction.
+struct Scaled<B: ?Sized> {
+    up: Option<(f64, Box<B>)>,
+    down: Option<(f64, Box<B>)>,
 }
 
 /// Runs every configured check of a value metric on two cohorts (sorted
-/// values or histograms on common bounds).
+/// values or histograms on common bounds). Statistical checks come back
+/// pending: the judge sets the level each is judged at (weighted Holm over
+/// the whole judgement) with [`CheckResult::judge_at`].
 pub(crate) fn value_checks<S: Cohort + ?Sized>(
     m: &MetricConfig,
-    alpha: f64,
     ci_alpha: f64,
     b: &S,
     c: &S,
 ) -> (Vec<CheckResult>, Statistics) {
-    let name = &m.name;
-    let bad = m.bad;
-    let mut out = Vec::new();
-    let mut st = Statistics::default();
-    let q = |v: &S, p: f64| v.quantile(p);
-    let mean = |v: &S| v.mean().unwrap_or(f64::NAN);
+    let tol = Tolerance::of(m);
+    let scaled = Scaled {
+        up: tol.up.map(|pct| {
+            let f = Tolerance::factor_up(pct);
+            (pct, b.scaled(f, tol.abs, true))
+        }),
+        down: tol.down.map(|pct| {
+            let f = Tolerance::factor_down(pct);
+            (pct, b.scaled(f, -tol.abs, false))
+        }),
+    };
+    let mut out = threshold_checks(m, c);
+    out.extend(quantile_checks(m, &tol, b, c, &scaled));
+    let (location, st) = location_checks(m, ci_alpha, b, c, &scaled);
+    out.extend(location);
+    out.extend(distribution_checks(m, c, &scaled));
+    if let Some(t) = &m.traffic {
+        out.push(traffic_point(
+            &m.name,
+            t.expected_share,
+            t.max_dip_pct,
+            b.volume(),
+            c.volume(),
+            m.bad,
+        ));
+    }
+    (out, st)
+}
 
-    if let Some(t) = &m.threshold {
-        for (key, label, bound, value) in [
-            ("threshold.p50_max", "p50", t.p50_max, q(c, 0.5)),
-            ("threshold.p95_max", "p95", t.p95_max, q(c, 0.95)),
-            ("threshold.p99_max", "p99", t.p99_max, q(c, 0.99)),
-            ("threshold.mean_max", "mean", t.mean_max, mean(c)),
-            ("threshold.ratio_max", "ratio", t.ratio_max, mean(c)),
-        ] {
-            if let Some(bound) = bound {
-                if value.is_nan() {
-                    out.push(unknown(name, key, label, bad));
-                    continue;
-                }
-                let (o, rel) = if value > bound {
-                    (Outcome::High, ">")
-                } else {
-                    (Outcome::Pass, "<=")
-                };
-                let mut r = CheckResult::new(
-                    key,
-                    o,
-                    bad,
-                    format!(
-                        "metric \"{name}\": canary {label} {} {rel} bound {}",
-                        fmt_num(value),
-                        fmt_num(bound)
-                    ),
-                );
-                // An absolute ceiling fails whatever the configured direction.
-                r.fails = o == Outcome::High;
-                out.push(r);
-            }
+/// Absolute bounds on the canary: quantile, mean and ratio ceilings (fail
+/// whatever `bad` says) and the `min` floor.
+fn threshold_checks<S: Cohort + ?Sized>(m: &MetricConfig, c: &S) -> Vec<CheckResult> {
+    let (name, bad) = (&m.name, m.bad);
+    let mut out = Vec::new();
+    let Some(t) = &m.threshold else {
+        return out;
+    };
+    let mean = c.mean().unwrap_or(f64::NAN);
+    for (key, label, bound, value) in [
+        ("threshold.p50_max", "p50", t.p50_max, c.quantile(0.5)),
+        ("threshold.p95_max", "p95", t.p95_max, c.quantile(0.95)),
+        ("threshold.p99_max", "p99", t.p99_max, c.quantile(0.99)),
+        ("threshold.mean_max", "mean", t.mean_max, mean),
+        ("threshold.ratio_max", "ratio", t.ratio_max, mean),
+    ] {
+        let Some(bound) = bound else { continue };
+        if value.is_nan() {
+            out.push(unknown(name, key, label, bad));
+            continue;
         }
-        if t.min.is_some() && mean(c).is_nan() {
+        let (o, rel) = if value > bound {
+            (Outcome::High, ">")
+        } else {
+            (Outcome::Pass, "<=")
+        };
+        let mut r = CheckResult::new(
+            key,
+            o,
+            bad,
+            format!(
+                "metric \"{name}\": canary {label} {} {rel} bound {}",
+                fmt_num(value),
+                fmt_num(bound)
+            ),
+        );
+        r.fails = o == Outcome::High;
+        out.push(r);
+    }
+    if let Some(min) = t.min {
+        if mean.is_nan() {
             out.push(unknown(name, "threshold.min", "mean", bad));
-        } else if let Some(min) = t.min {
-            let value = mean(c);
-            let (o, rel) = if value < min {
+        } else {
+            let (o, rel) = if mean < min {
                 (Outcome::Low, "<")
             } else {
                 (Outcome::Pass, ">=")
@@ -273,7 +394,7 @@ pub(crate) fn value_checks<S: Cohort + ?Sized>(
                 bad,
                 format!(
                     "metric \"{name}\": canary mean {} {rel} floor {}",
-                    fmt_num(value),
+                    fmt_num(mean),
                     fmt_num(min)
                 ),
             );
@@ -281,159 +402,184 @@ pub(crate) fn value_checks<S: Cohort + ?Sized>(
             out.push(r);
         }
     }
+    out
+}
 
+/// `relative`: canary p50/p95/p99 against the scaled baseline's (increase),
+/// p50 (decrease). High when the canary quantile is beyond the scaled one
+/// *and* the exact exceedance test against the scaled baseline is
+/// significant.
+fn quantile_checks<S: Cohort + ?Sized>(
+    m: &MetricConfig,
+    tol: &Tolerance,
+    b: &S,
+    c: &S,
+    scaled: &Scaled<S>,
+) -> Vec<CheckResult> {
+    let (name, bad) = (&m.name, m.bad);
     let rel = m.relative.unwrap_or_default();
-    if let Some(pct) = rel.max_increase_pct {
+    let mut out = Vec::new();
+    if let (Some(_), Some((pct, up))) = (rel.max_increase_pct, &scaled.up) {
         for (label, p) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
-            let (bv, cv) = (q(b, p), q(c, p));
-            let bound = bv + bv.abs() * pct / 100.0;
-            let pv = exceedance_p(b, c, p);
-            let high = cv > bound && pv < alpha;
-            let reason = format!(
-                "metric \"{name}\": canary {label} {} vs baseline {} (bound +{}% = {}, tail test p={})",
-                fmt_num(cv),
-                fmt_num(bv),
-                fmt_num(pct),
-                fmt_num(bound),
-                fmt_num(pv)
-            );
-            let o = if high { Outcome::High } else { Outcome::Pass };
-            out.push(
-                CheckResult::new(&format!("relative.{label}_increase"), o, bad, reason).with_p(pv),
-            );
-        }
-    }
-
-    let stat = m.statistical.unwrap_or_default();
-    let default_on = matches!(
-        m.kind,
-        MetricKind::Latency | MetricKind::Throughput | MetricKind::Ratio
-    );
-    let run_stat = if m.statistical.is_some() {
-        stat.enabled
-    } else {
-        default_on
-    };
-    let mut mw_p = None;
-    if run_stat || rel.max_decrease_pct.is_some() {
-        let mw = S::mann_whitney(b, c, stat.method)
-            .or_else(|_| S::mann_whitney(b, c, MwMethod::Asymptotic));
-        if let Ok(mw) = mw {
-            let hl: HodgesLehmann = S::hodges_lehmann(b, c, ci_alpha);
-            st = Statistics {
-                p_value: Some(mw.p_value),
-                shift: Some(hl.shift),
-                ci: Some((hl.lo, hl.hi)),
-            };
-            mw_p = Some(mw.p_value);
-            if run_stat {
-                let base_med = q(b, 0.5).abs();
-                let inc_pct = stat.min_effect_pct.or(rel.max_increase_pct).unwrap_or(1.0);
-                let dec_pct = stat.min_effect_pct.or(rel.max_decrease_pct).unwrap_or(1.0);
-                let up = base_med * inc_pct / 100.0 + stat.min_effect;
-                let down = base_med * dec_pct / 100.0 + stat.min_effect;
-                let sig = mw.p_value < alpha;
-                let o = if sig && hl.shift > up {
-                    Outcome::High
-                } else if sig && hl.shift < -down {
-                    Outcome::Low
-                } else {
-                    Outcome::Pass
-                };
-                let reason = format!(
-                    "metric \"{name}\": shift {} [{}, {}] vs effect bound +{}/-{} (p={}, alpha {})",
-                    fmt_num(hl.shift),
-                    fmt_num(hl.lo),
-                    fmt_num(hl.hi),
-                    fmt_num(up),
-                    fmt_num(down),
-                    fmt_num(mw.p_value),
-                    fmt_num(alpha)
-                );
-                out.push(CheckResult::new("mann-whitney", o, bad, reason).with_p(mw.p_value));
-            }
-        }
-    }
-    if let Some(pct) = rel.max_decrease_pct {
-        let (bv, cv) = (q(b, 0.5), q(c, 0.5));
-        let bound = bv - bv.abs() * pct / 100.0;
-        let p = mw_p.unwrap_or(1.0);
-        let low = cv < bound && p < alpha;
-        let o = if low { Outcome::Low } else { Outcome::Pass };
-        out.push(
-            CheckResult::new(
-                "relative.p50_decrease",
-                o,
-                bad,
+            let (bv, cv) = (b.quantile(p), c.quantile(p));
+            let bound = bv * Tolerance::factor_up(*pct) + tol.abs;
+            let (kc, r) = S::exceedance(up, c, p, true);
+            let pv = stats::exceedance_sf(kc, r, up.count(), c.count());
+            out.push(CheckResult::test(
+                &format!("relative.{label}_increase"),
+                if cv > bound { Outcome::High } else { Outcome::Pass },
                 format!(
-                    "metric \"{name}\": canary p50 {} vs baseline {} (bound -{}% = {}, p={})",
+                    "metric \"{name}\": canary {label} {} vs baseline {} (bound +{}% = {}; tail test: {kc} canary above the scaled baseline's top {r})",
                     fmt_num(cv),
                     fmt_num(bv),
-                    fmt_num(pct),
-                    fmt_num(bound),
-                    fmt_num(p)
+                    fmt_num(*pct),
+                    fmt_num(bound)
                 ),
-            )
-            .with_p(p),
-        );
+                pv,
+            ));
+        }
     }
+    if let (Some(_), Some((pct, down))) = (rel.max_decrease_pct, &scaled.down) {
+        let (bv, cv) = (b.quantile(0.5), c.quantile(0.5));
+        let bound = bv * Tolerance::factor_down(*pct) - tol.abs;
+        let (kc, r) = S::exceedance(down, c, 0.5, false);
+        let pv = stats::exceedance_sf(kc, r, down.count(), c.count());
+        out.push(CheckResult::test(
+            "relative.p50_decrease",
+            if cv < bound { Outcome::Low } else { Outcome::Pass },
+            format!(
+                "metric \"{name}\": canary p50 {} vs baseline {} (bound -{}% = {}; median test: {kc} canary below the scaled baseline's bottom {r})",
+                fmt_num(cv),
+                fmt_num(bv),
+                fmt_num(*pct),
+                fmt_num(bound)
+            ),
+            pv,
+        ));
+    }
+    let _ = bad;
+    out
+}
 
-    let dist = m.distribution.unwrap_or_default();
-    let run_dist = if m.distribution.is_some() {
-        dist.enabled
+/// One-sided Mann-Whitney p-value that the second sample is stochastically
+/// larger (`greater`) or smaller than the first, from the two-sided test.
+fn one_sided(mw: &MannWhitney, n1: u64, n2: u64, greater: bool) -> f64 {
+    let mu = n1 as f64 * n2 as f64 / 2.0;
+    // u1 counts pairs where the first sample is larger.
+    let second_larger = mw.u1 < mu;
+    let half = (mw.p_value / 2.0).min(0.5);
+    if second_larger == greater && mw.u1 != mu {
+        half
     } else {
-        m.kind == MetricKind::Latency
-    };
-    if run_dist {
-        let (dp, dm) = S::ks_distances(b, c);
-        let (nb, nc) = (b.count() as usize, c.count() as usize);
-        let pp = stats::ks_one_sided_p(dp, nb, nc);
-        let pm = stats::ks_one_sided_p(dm, nb, nc);
-        let lim = dist.max_shifted_fraction;
-        let high = bad.high_fails() && dp > lim && pp < alpha;
-        let low = bad.low_fails() && dm > lim && pm < alpha;
-        let (o, d, p) = if high {
-            (Outcome::High, dp, pp)
-        } else if low {
-            (Outcome::Low, dm, pm)
-        } else if bad == Bad::Decrease {
-            (Outcome::Pass, dm, pm)
-        } else {
-            (Outcome::Pass, dp, pp)
-        };
-        out.push(
-            CheckResult::new(
-                "distribution",
-                o,
-                bad,
-                format!(
-                    "metric \"{name}\": {}% of the canary's mass moved {} (ks p={}, bound {}%)",
-                    fmt_num(d * 100.0),
-                    if d == dm && bad == Bad::Decrease {
-                        "down"
-                    } else {
-                        "up"
-                    },
-                    fmt_num(p),
-                    fmt_num(lim * 100.0)
-                ),
-            )
-            .with_p(p),
-        );
+        1.0 - half
     }
+}
 
-    if let Some(t) = &m.traffic {
-        let (sb, sc) = (b.volume(), c.volume());
-        out.push(traffic_point(
-            name,
-            t.expected_share,
-            t.max_dip_pct,
-            sb,
-            sc,
-            bad,
+/// `statistical`: one-sided Mann-Whitney of the canary against the scaled
+/// baseline in each bad direction; the Hodges-Lehmann shift of the canary
+/// against the baseline itself (and its interval) is reported beside it.
+fn location_checks<S: Cohort + ?Sized>(
+    m: &MetricConfig,
+    ci_alpha: f64,
+    b: &S,
+    c: &S,
+    scaled: &Scaled<S>,
+) -> (Vec<CheckResult>, Statistics) {
+    let name = &m.name;
+    let stat = m.statistical.unwrap_or_default();
+    let run = match m.statistical {
+        Some(s) => s.enabled,
+        None => matches!(
+            m.kind,
+            MetricKind::Latency | MetricKind::Throughput | MetricKind::Ratio
+        ),
+    };
+    let mut out = Vec::new();
+    let mut st = Statistics::default();
+    if !run {
+        return (out, st);
+    }
+    let hl: HodgesLehmann = S::hodges_lehmann(b, c, ci_alpha);
+    st.shift = Some(hl.shift);
+    st.ci = Some((hl.lo, hl.hi));
+    for (dir, sc, greater) in [("increase", &scaled.up, true), ("decrease", &scaled.down, false)] {
+        let Some((pct, base)) = sc else { continue };
+        let mw = S::mann_whitney(base, c, stat.method)
+            .or_else(|_| S::mann_whitney(base, c, MwMethod::Asymptotic));
+        let Ok(mw) = mw else { continue };
+        let p = one_sided(&mw, base.count(), c.count(), greater);
+        st.p_value = Some(st.p_value.map_or(p, |q: f64| q.min(p)));
+        let sign = if greater { "+" } else { "-" };
+        out.push(CheckResult::test(
+            &format!("mann-whitney.{dir}"),
+            if greater { Outcome::High } else { Outcome::Low },
+            format!(
+                "metric \"{name}\": shift {} [{}, {}] vs the baseline scaled by {sign}{}%{} (one-sided Mann-Whitney)",
+                fmt_num(hl.shift),
+                fmt_num(hl.lo),
+                fmt_num(hl.hi),
+                fmt_num(*pct),
+                if stat.min_effect > 0.0 {
+                    format!(" {sign} {}", fmt_num(stat.min_effect))
+                } else {
+                    String::new()
+                }
+            ),
+            p,
         ));
     }
     (out, st)
+}
+
+/// `distribution`: one-sided Kolmogorov-Smirnov of the canary against the
+/// scaled baseline in each bad direction: the share of the canary's mass
+/// beyond the scaled baseline's distribution.
+fn distribution_checks<S: Cohort + ?Sized>(
+    m: &MetricConfig,
+    c: &S,
+    scaled: &Scaled<S>,
+) -> Vec<CheckResult> {
+    let name = &m.name;
+    let dist = m.distribution.unwrap_or_default();
+    let run = match m.distribution {
+        Some(d) => d.enabled,
+        None => m.kind == MetricKind::Latency,
+    };
+    let mut out = Vec::new();
+    if !run {
+        return out;
+    }
+    let lim = dist.max_shifted_fraction;
+    for (dir, sc, up) in [("up", &scaled.up, true), ("down", &scaled.down, false)] {
+        let Some((pct, base)) = sc else { continue };
+        let (dp, dm) = S::ks_distances(base, c);
+        let d = if up { dp } else { dm };
+        let p = stats::ks_one_sided_p(d, base.count() as usize, c.count() as usize);
+        let candidate = match (d > lim, up) {
+            (true, true) => Outcome::High,
+            (true, false) => Outcome::Low,
+            (false, _) => Outcome::Pass,
+        };
+        out.push(CheckResult::test(
+            if up {
+                "distribution.up"
+            } else {
+                "distribution.down"
+            },
+            candidate,
+            format!(
+                "metric \"{name}\": {}% of the canary's mass lies {} the baseline scaled by {}{}% (bound {}%, one-sided KS)",
+                fmt_num(d * 100.0),
+                if up { "above" } else { "below" },
+                if up { "+" } else { "-" },
+                fmt_num(*pct),
+                fmt_num(lim * 100.0)
+            ),
+            p,
+        ));
+        let _ = dir;
+    }
+    out
 }
 
 /// A bound on a statistic the data cannot give (a histogram's mean
@@ -481,20 +627,9 @@ fn traffic_point(name: &str, expected: f64, dip: f64, b: f64, c: f64, bad: Bad) 
     r
 }
 
-/// One-sided p-value that the canary has more mass above the baseline's
-/// `p`-quantile than the baseline: the number of canary values above the
-/// baseline's `r`-th largest value (`r = ceil(n_b (1 - p))`) against its
-/// exact distribution-free null (the exceedance test; at `p = 0.5` a
-/// median test).
-fn exceedance_p<S: Cohort + ?Sized>(b: &S, c: &S, p: f64) -> f64 {
-    let (kc, r) = S::exceedance(b, c, p);
-    stats::exceedance_sf(kc, r, b.count(), c.count())
-}
-
 /// Runs every configured check of a count metric.
 pub(crate) fn count_checks(
     m: &MetricConfig,
-    alpha: f64,
     b: &Counts,
     c: &Counts,
 ) -> (Vec<CheckResult>, Statistics) {
@@ -509,7 +644,6 @@ pub(crate) fn count_checks(
                 name,
                 t.expected_share,
                 t.max_dip_pct,
-                alpha,
                 b.events,
                 c.events,
                 bad,
@@ -589,38 +723,31 @@ pub(crate) fn count_checks(
             let p_up = stats::binomial_sf(c.events, total, share(r_up));
             let r_down = (1.0 - dec / 100.0).max(1e-12);
             let p_down = stats::binomial_cdf(c.events, total, share(r_down));
-            let (o, p) = if bad.high_fails() && p_up < alpha {
-                (Outcome::High, p_up)
-            } else if bad.low_fails() && p_down < alpha {
-                (Outcome::Low, p_down)
-            } else if bad == Bad::Decrease {
-                (Outcome::Pass, p_down)
-            } else {
-                (Outcome::Pass, p_up)
-            };
-            st.p_value = Some(p);
             st.shift = Some(rc - rb);
-            out.push(
-                CheckResult::new(
-                    "count-test",
+            for (dir, on, p, o, sign, pct) in [
+                ("increase", bad.high_fails(), p_up, Outcome::High, "+", inc),
+                ("decrease", bad.low_fails(), p_down, Outcome::Low, "-", dec),
+            ] {
+                if !on {
+                    continue;
+                }
+                st.p_value = Some(st.p_value.map_or(p, |q: f64| q.min(p)));
+                out.push(CheckResult::test(
+                    &format!("count-test.{dir}"),
                     o,
-                    bad,
                     format!(
-                        "metric \"{name}\": canary rate {} ({} of {}) vs baseline {} ({} of {}), bound +{}%/-{}% (p={}, alpha {})",
+                        "metric \"{name}\": canary rate {} ({} of {}) vs baseline {} ({} of {}) scaled by {sign}{}% (exact conditional binomial test)",
                         fmt_num(rc),
                         c.events,
                         c.trials,
                         fmt_num(rb),
                         b.events,
                         b.trials,
-                        fmt_num(inc),
-                        fmt_num(dec),
-                        fmt_num(p),
-                        fmt_num(alpha)
+                        fmt_num(pct),
                     ),
-                )
-                .with_p(p),
-            );
+                    p,
+                ));
+            }
         }
     }
     if let Some(slo) = &m.slo {
@@ -654,7 +781,6 @@ pub(crate) fn count_checks(
             name,
             t.expected_share,
             t.max_dip_pct,
-            alpha,
             b.trials,
             c.trials,
             bad,
@@ -663,15 +789,7 @@ pub(crate) fn count_checks(
     (out, st)
 }
 
-fn traffic_counts(
-    name: &str,
-    expected: f64,
-    dip: f64,
-    alpha: f64,
-    b: u64,
-    c: u64,
-    bad: Bad,
-) -> CheckResult {
+fn traffic_counts(name: &str, expected: f64, dip: f64, b: u64, c: u64, bad: Bad) -> CheckResult {
     let total = b + c;
     if total == 0 {
         return CheckResult::new(
@@ -684,23 +802,21 @@ fn traffic_counts(
     let floor = expected * (1.0 - dip / 100.0);
     let share = c as f64 / total as f64;
     let p = stats::binomial_cdf(c, total, floor);
-    let low = share < floor && p < alpha;
-    let o = if low { Outcome::Low } else { Outcome::Pass };
-    let mut r = CheckResult::new(
+    CheckResult::test(
         "traffic",
-        o,
-        bad,
+        if share < floor {
+            Outcome::Low
+        } else {
+            Outcome::Pass
+        },
         format!(
-            "metric \"{name}\": canary got {c} of {total} requests ({}%) vs expected {}% (floor {}%, p={})",
+            "metric \"{name}\": canary got {c} of {total} requests ({}%) vs expected {}% (floor {}%, binomial test)",
             fmt_num(share * 100.0),
             fmt_num(expected * 100.0),
-            fmt_num(floor * 100.0),
-            fmt_num(p)
+            fmt_num(floor * 100.0)
         ),
+        p,
     )
-    .with_p(p);
-    r.fails = low;
-    r
 }
 
 #[cfg(test)]

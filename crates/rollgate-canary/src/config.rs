@@ -247,8 +247,9 @@ pub struct Distribution {
     /// Run the check (default true for latency).
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Largest fraction of the canary's mass allowed to move in the bad
-    /// direction (the KS distance), default 0.05.
+    /// Smallest share of the canary's mass beyond the scaled baseline that
+    /// matters (the one-sided KS distance must exceed it as well as being
+    /// significant), default 0: any significant share fails.
     #[serde(default = "default_shifted_fraction")]
     pub max_shifted_fraction: f64,
 }
@@ -263,7 +264,7 @@ impl Default for Distribution {
 }
 
 fn default_shifted_fraction() -> f64 {
-    0.05
+    0.0
 }
 
 /// Traffic-dip settings: the canary should receive `expected_share` of the

@@ -415,19 +415,70 @@ pub(crate) mod weighted {
         (dp, dm)
     }
 
-    /// The exceedance count for the baseline's `p`-quantile: `(kc, r)`
-    /// where `r = ceil(n_b (1 - p))` and `kc` is the number of canary
-    /// observations in buckets strictly above the bucket holding the
-    /// baseline's `r`-th largest observation (observations sharing that
-    /// bucket are not counted, which keeps the test conservative).
-    pub(crate) fn exceedance(b: &Histogram, c: &Histogram, p: f64) -> (u64, u64) {
+    /// The exceedance count for the baseline's `p`-quantile: `(kc, r)`.
+    /// Upper: `r = ceil(n_b (1 - p))` and `kc` the canary observations in
+    /// buckets strictly above the bucket holding the baseline's `r`-th
+    /// largest observation; lower: `r = ceil(n_b p)` and `kc` the canary
+    /// observations in buckets strictly below the one holding its `r`-th
+    /// smallest. Observations sharing that bucket are not counted, which
+    /// keeps the test conservative.
+    pub(crate) fn exceedance(b: &Histogram, c: &Histogram, p: f64, upper: bool) -> (u64, u64) {
         let nb = b.count();
-        let r = ((nb as f64 * (1.0 - p)).ceil() as u64).clamp(1, nb);
-        // The r-th largest lies in the first bucket t whose cumulative count
-        // reaches nb - r + 1.
-        let t = b.cumulative.partition_point(|&cum| cum < nb - r + 1);
-        let t = t.min(b.cumulative.len() - 1);
-        (c.count() - c.cumulative[t], r)
+        let last = b.cumulative.len() - 1;
+        if upper {
+            let r = ((nb as f64 * (1.0 - p)).ceil() as u64).clamp(1, nb);
+            // The r-th largest lies in the first bucket whose cumulative
+            // count reaches nb - r + 1.
+            let t = b.cumulative.partition_point(|&cum| cum < nb - r + 1).min(last);
+            (c.count() - c.cumulative[t], r)
+        } else {
+            let r = ((nb as f64 * p).ceil() as u64).clamp(1, nb);
+            let t = b.cumulative.partition_point(|&cum| cum < r).min(last);
+            (if t == 0 { 0 } else { c.cumulative[t - 1] }, r)
+        }
+    }
+
+    /// `h` with every observation `x` moved to `factor * x + add`, kept on
+    /// `h`'s own bounds: a bucket's observations go to the bucket holding
+    /// the scaled upper end (`up`) or the first bucket above the scaled
+    /// lower end (not `up`). Either way they move at least as far as the
+    /// scaling moves them, so a one-sided test of the canary against the
+    /// result is conservative.
+    pub(crate) fn scaled(h: &Histogram, factor: f64, add: f64, up: bool) -> Histogram {
+        let le = &h.le;
+        let n = le.len();
+        let mut per = vec![0u64; n];
+        for (i, w) in h.bucket_counts().enumerate() {
+            if w == 0 {
+                continue;
+            }
+            let j = if up {
+                if i + 1 == n {
+                    n - 1
+                } else {
+                    let hi = factor * le[i] + add;
+                    le.partition_point(|&g| g < hi).min(n - 1)
+                }
+            } else if i == 0 {
+                0
+            } else {
+                let lo = factor * le[i - 1] + add;
+                le.partition_point(|&g| g <= lo).min(n - 1)
+            };
+            per[j] += w;
+        }
+        let cumulative = per
+            .iter()
+            .scan(0u64, |acc, &c| {
+                *acc += c;
+                Some(*acc)
+            })
+            .collect();
+        Histogram {
+            le: le.clone(),
+            cumulative,
+            sum: h.sum.map(|s| factor * s + add * h.count() as f64),
+        }
     }
 }
 
@@ -527,6 +578,20 @@ mod tests {
         let c = h(&[0.15, INF], &[1, 1]);
         let e = Histogram::common_bounds(&a, &c).expect_err("disjoint");
         assert!(e.contains("share no finite bound"), "{e}");
+    }
+
+    #[test]
+    fn scaling_moves_observations_at_least_as_far_as_the_scale() {
+        let x = h(&[1.0, 2.0, 3.0, 4.0, INF], &[10, 20, 30, 40, 50]);
+        // x1.5 up: (0,1] -> 1.5 -> bucket 2; (1,2] -> 3 -> 3; (2,3] -> 4.5 -> +Inf
+        let up = weighted::scaled(&x, 1.5, 0.0, true);
+        assert_eq!(up.cumulative_counts(), &[0, 10, 20, 20, 50]);
+        // x0.5 down: lower ends 0, 0.5, 1, 1.5, 2 -> buckets 0, 0, 1, 1, 2
+        let down = weighted::scaled(&x, 0.5, 0.0, false);
+        assert_eq!(down.cumulative_counts(), &[20, 40, 50, 50, 50]);
+        // Scaling by 1 is the identity.
+        assert_eq!(weighted::scaled(&x, 1.0, 0.0, true), x);
+        assert_eq!(weighted::scaled(&x, 1.0, 0.0, false), x);
     }
 
     #[test]

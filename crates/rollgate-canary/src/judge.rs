@@ -60,7 +60,9 @@ pub struct MetricReport {
     pub baseline: Summary,
     /// Canary summary.
     pub canary: Summary,
-    /// Mann-Whitney p-value (count test p-value for counts).
+    /// The smallest p-value of the metric's location test (one-sided
+    /// Mann-Whitney against the baseline scaled by the tolerance) or of its
+    /// count test.
     pub p_value: Option<f64>,
     /// Hodges-Lehmann shift canary - baseline (ratio difference for counts).
     pub shift: Option<f64>,
@@ -156,153 +158,9 @@ enum Prepared {
     Histograms(Histogram, Histogram),
 }
 
-impl Analysis {
-    /// Validates the configuration.
-    pub fn new(config: AnalysisConfig) -> Result<Self, CanaryError> {
-        config.validate()?;
-        Ok(Self { config })
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &AnalysisConfig {
-        &self.config
-    }
-
-    /// Judges `data` at the configured alpha.
-    pub fn judge(&self, data: &SampleSet) -> Result<Report, CanaryError> {
-        self.judge_at(data, self.config.alpha)
-    }
-
-    /// Judges `data` with family-wise significance `alpha` (the sequential
-    /// mode spends a shrinking alpha per interval). `alpha` is split evenly
-    /// across every statistical test of the analysis (Bonferroni), so the
-    /// probability that any of them fails an A/A canary is at most `alpha`;
-    /// confidence intervals are reported at `1 - alpha`.
-    pub fn judge_at(&self, data: &SampleSet, alpha: f64) -> Result<Report, CanaryError> {
-        if !(alpha > 0.0 && alpha < 1.0) {
-            return Err(CanaryError::input(
-                "alpha",
-                format!("{alpha} is not in (0, 1)"),
-            ));
-        }
-        let configured: BTreeSet<&str> = self
-            .config
-            .metrics
-            .iter()
-            .map(|m| m.name.as_str())
-            .collect();
-        if let Some(extra) = data
-            .metrics
-            .keys()
-            .find(|k| !configured.contains(k.as_str()))
-        {
-            return Err(CanaryError::data(
-                format!("metrics.{extra}"),
-                format!(
-                    "metric \"{extra}\" is not in the config (configured: {})",
-                    configured.iter().copied().collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        }
-        let tests = self
-            .config
-            .metrics
-            .iter()
-            .map(check::statistical_tests)
-            .sum::<usize>()
-            .max(1) as f64;
-        let mut rows = Vec::with_capacity(self.config.metrics.len());
-        for m in &self.config.metrics {
-            let samples = data.metrics.get(&m.name).ok_or_else(|| {
-                CanaryError::data(
-                    format!("metrics.{}", m.name),
-                    format!("configured metric \"{}\" has no samples entry", m.name),
-                )
-            })?;
-            rows.push(self.judge_metric(m, samples, alpha / tests, alpha)?);
-        }
-        Ok(self.verdict(rows))
-    }
-
-    fn judge_metric(
-        &self,
-        m: &MetricConfig,
-        s: &MetricSamples,
-        alpha: f64,
-        ci_alpha: f64,
-    ) -> Result<MetricReport, CanaryError> {
-        if let (Some(want), Some(got)) = (&m.unit, &s.unit)
-            && want != got
-        {
-            return Err(CanaryError::data(
-                format!("metrics.{}.unit", m.name),
-                format!(
-                    "metric \"{}\" is in \"{got}\" but the config expects \"{want}\"",
-                    m.name
-                ),
-            ));
-        }
-        let prepared = self.prepare(m, s)?;
-        let (summary_b, summary_c) = match &prepared {
-            Prepared::Values(b, c) => (Summary::of_sorted(b), Summary::of_sorted(c)),
-            Prepared::Counts(b, c) => (Summary::of_counts(b), Summary::of_counts(c)),
-            Prepared::Histograms(b, c) => (Summary::of_histogram(b), Summary::of_histogram(c)),
-        };
-        let mut row = MetricReport {
-            name: m.name.clone(),
-            result: Outcome::NoData,
-            failed: false,
-            critical: m.critical,
-            group: m.group.clone(),
-            weight: m.weight,
-            reason: String::new(),
-            baseline: summary_b,
-            canary: summary_c,
-            p_value: None,
-            shift: None,
-            ci: None,
-            checks: Vec::new(),
-        };
-        let (checks, st): (Vec<CheckResult>, Statistics) = match &prepared {
-            Prepared::Values(b, c) => {
-                let (nb, nc) = (b.len(), c.len());
-                if nb < m.min_samples || nc < m.min_samples {
-                    row.reason = format!(
-                        "metric \"{}\": {nb} baseline and {nc} canary samples, fewer than min_samples {}",
-                        m.name, m.min_samples
-                    );
-                    return Ok(row);
-                }
-                check::value_checks(m, alpha, ci_alpha, b.as_slice(), c.as_slice())
-            }
-            Prepared::Histograms(b, c) => {
-                let (nb, nc) = (b.count(), c.count());
-                if nb < m.min_samples as u64 || nc < m.min_samples as u64 {
-                    row.reason = format!(
-                        "metric \"{}\": {nb} baseline and {nc} canary observations in the histograms, fewer than min_samples {}",
-                        m.name, m.min_samples
-                    );
-                    return Ok(row);
-                }
-                check::value_checks(m, alpha, ci_alpha, b, c)
-            }
-            Prepared::Counts(b, c) => {
-                let trials_needed = m.kind != MetricKind::Throughput;
-                if trials_needed
-                    && (b.trials < m.min_trials.max(1) || c.trials < m.min_trials.max(1))
-                {
-                    row.reason = format!(
-                        "metric \"{}\": {} baseline and {} canary trials, fewer than min_trials {}",
-                        m.name, b.trials, c.trials, m.min_trials
-                    );
-                    return Ok(row);
-                }
-                check::count_checks(m, alpha, b, c)
-            }
-        };
-        row.p_value = st.p_value;
-        row.shift = st.shift;
-        row.ci = st.ci.map(|(a, b)| [a, b]);
+/// The metric's result and reason from its judged checks.
+fn summarize(m: &MetricConfig, row: &mut MetricReport) {
+    let checks = std::mem::take(&mut row.checks);
         let failing: Vec<&CheckResult> = checks.iter().filter(|c| c.fails).collect();
         let nodata: Vec<&CheckResult> = checks
             .iter()
@@ -355,8 +213,230 @@ impl Analysis {
                 )
             };
         }
+
+    row.checks = checks;
+}
+
+/// Share of alpha that goes to the tests of critical metrics when
+/// non-critical metrics have tests too (the rest goes to those), so a
+/// critical metric is tested at nearly the full alpha however many other
+/// metrics the analysis has.
+pub const CRITICAL_SHARE: f64 = 0.9;
+
+/// Weighted Holm step-down over every pending statistical test of one
+/// judgement. Weights: critical metrics share [`CRITICAL_SHARE`] of alpha
+/// (all of it when there is no other metric with tests), the others the
+/// rest; each metric's share is split equally among its tests. Tests are
+/// taken in order of `p / weight`; each is judged at `alpha · weight / W`,
+/// where `W` is the weight of the tests not yet rejected, and a rejected
+/// test hands its weight on. The family-wise error rate stays at most
+/// alpha (Holm 1979, weighted form), while a strong effect in one metric
+/// raises the level of every other test.
+fn weighted_holm(metrics: &[MetricConfig], rows: &mut [MetricReport], alpha: f64) {
+    let pending = |r: &MetricReport| r.checks.iter().filter(|c| c.is_pending()).count();
+    let with_tests = |critical: bool| {
+        rows.iter()
+            .zip(metrics)
+            .filter(|(r, m)| m.critical == critical && pending(r) > 0)
+            .count()
+    };
+    let (crit, other) = (with_tests(true), with_tests(false));
+    let (share_crit, share_other) = match (crit > 0, other > 0) {
+        (true, true) => (CRITICAL_SHARE, 1.0 - CRITICAL_SHARE),
+        (true, false) => (1.0, 0.0),
+        (false, true) => (0.0, 1.0),
+        (false, false) => return,
+    };
+    // (row, check, weight, p)
+    let mut tests: Vec<(usize, usize, f64, f64)> = Vec::new();
+    for (i, (r, m)) in rows.iter().zip(metrics).enumerate() {
+        let k = pending(r);
+        if k == 0 {
+            continue;
+        }
+        let share = if m.critical {
+            share_crit / crit as f64
+        } else {
+            share_other / other as f64
+        };
+        for (j, c) in r.checks.iter().enumerate() {
+            if c.is_pending() {
+                tests.push((i, j, share / k as f64, c.p_value.unwrap_or(1.0)));
+            }
+        }
+    }
+    tests.sort_by(|a, b| {
+        (a.3 / a.2)
+            .total_cmp(&(b.3 / b.2))
+            .then(a.0.cmp(&b.0))
+            .then(a.1.cmp(&b.1))
+    });
+    let mut remaining: f64 = tests.iter().map(|t| t.2).sum();
+    let mut stepping = true;
+    for &(i, j, w, p) in &tests {
+        let level = (alpha * w / remaining).min(alpha);
+        if stepping && p <= level {
+            remaining = (remaining - w).max(f64::MIN_POSITIVE);
+        } else {
+            stepping = false;
+        }
+        rows[i].checks[j].judge_at(level);
+    }
+}
+
+impl Analysis {
+    /// Validates the configuration.
+    pub fn new(config: AnalysisConfig) -> Result<Self, CanaryError> {
+        config.validate()?;
+        Ok(Self { config })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AnalysisConfig {
+        &self.config
+    }
+
+    /// Judges `data` at the configured alpha.
+    pub fn judge(&self, data: &SampleSet) -> Result<Report, CanaryError> {
+        self.judge_at(data, self.config.alpha)
+    }
+
+    /// Judges `data` with family-wise significance `alpha` (the sequential
+    /// mode spends a shrinking alpha per interval). Every statistical test
+    /// of the judgement is judged by one weighted Holm step-down procedure
+    /// (see [`CRITICAL_SHARE`]), so the probability that any of them fails
+    /// a canary that is no worse than its tolerance is at most `alpha`;
+    /// confidence intervals are reported at `1 - alpha`.
+    pub fn judge_at(&self, data: &SampleSet, alpha: f64) -> Result<Report, CanaryError> {
+        if !(alpha > 0.0 && alpha < 1.0) {
+            return Err(CanaryError::input(
+                "alpha",
+                format!("{alpha} is not in (0, 1)"),
+            ));
+        }
+        let configured: BTreeSet<&str> = self
+            .config
+            .metrics
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        if let Some(extra) = data
+            .metrics
+            .keys()
+            .find(|k| !configured.contains(k.as_str()))
+        {
+            return Err(CanaryError::data(
+                format!("metrics.{extra}"),
+                format!(
+                    "metric \"{extra}\" is not in the config (configured: {})",
+                    configured.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        let mut rows = Vec::with_capacity(self.config.metrics.len());
+        let mut judged = Vec::with_capacity(self.config.metrics.len());
+        for m in &self.config.metrics {
+            let samples = data.metrics.get(&m.name).ok_or_else(|| {
+                CanaryError::data(
+                    format!("metrics.{}", m.name),
+                    format!("configured metric \"{}\" has no samples entry", m.name),
+                )
+            })?;
+            let (row, has_checks) = self.judge_metric(m, samples, alpha)?;
+            rows.push(row);
+            judged.push(has_checks);
+        }
+        weighted_holm(&self.config.metrics, &mut rows, alpha);
+        for ((row, m), has_checks) in rows.iter_mut().zip(&self.config.metrics).zip(judged) {
+            if has_checks {
+                summarize(m, row);
+            }
+        }
+        Ok(self.verdict(rows))
+    }
+
+    /// The metric's row with its checks run (statistical ones pending), and
+    /// whether it has checks to summarize (false: no data, reason set).
+    fn judge_metric(
+        &self,
+        m: &MetricConfig,
+        s: &MetricSamples,
+        ci_alpha: f64,
+    ) -> Result<(MetricReport, bool), CanaryError> {
+        if let (Some(want), Some(got)) = (&m.unit, &s.unit)
+            && want != got
+        {
+            return Err(CanaryError::data(
+                format!("metrics.{}.unit", m.name),
+                format!(
+                    "metric \"{}\" is in \"{got}\" but the config expects \"{want}\"",
+                    m.name
+                ),
+            ));
+        }
+        let prepared = self.prepare(m, s)?;
+        let (summary_b, summary_c) = match &prepared {
+            Prepared::Values(b, c) => (Summary::of_sorted(b), Summary::of_sorted(c)),
+            Prepared::Counts(b, c) => (Summary::of_counts(b), Summary::of_counts(c)),
+            Prepared::Histograms(b, c) => (Summary::of_histogram(b), Summary::of_histogram(c)),
+        };
+        let mut row = MetricReport {
+            name: m.name.clone(),
+            result: Outcome::NoData,
+            failed: false,
+            critical: m.critical,
+            group: m.group.clone(),
+            weight: m.weight,
+            reason: String::new(),
+            baseline: summary_b,
+            canary: summary_c,
+            p_value: None,
+            shift: None,
+            ci: None,
+            checks: Vec::new(),
+        };
+        let (checks, st): (Vec<CheckResult>, Statistics) = match &prepared {
+            Prepared::Values(b, c) => {
+                let (nb, nc) = (b.len(), c.len());
+                if nb < m.min_samples || nc < m.min_samples {
+                    row.reason = format!(
+                        "metric \"{}\": {nb} baseline and {nc} canary samples, fewer than min_samples {}",
+                        m.name, m.min_samples
+                    );
+                    return Ok((row, false));
+                }
+                check::value_checks(m, ci_alpha, b.as_slice(), c.as_slice())
+            }
+            Prepared::Histograms(b, c) => {
+                let (nb, nc) = (b.count(), c.count());
+                if nb < m.min_samples as u64 || nc < m.min_samples as u64 {
+                    row.reason = format!(
+                        "metric \"{}\": {nb} baseline and {nc} canary observations in the histograms, fewer than min_samples {}",
+                        m.name, m.min_samples
+                    );
+                    return Ok((row, false));
+                }
+                check::value_checks(m, ci_alpha, b, c)
+            }
+            Prepared::Counts(b, c) => {
+                let trials_needed = m.kind != MetricKind::Throughput;
+                if trials_needed
+                    && (b.trials < m.min_trials.max(1) || c.trials < m.min_trials.max(1))
+                {
+                    row.reason = format!(
+                        "metric \"{}\": {} baseline and {} canary trials, fewer than min_trials {}",
+                        m.name, b.trials, c.trials, m.min_trials
+                    );
+                    return Ok((row, false));
+                }
+                check::count_checks(m, b, c)
+            }
+        };
+        row.p_value = st.p_value;
+        row.shift = st.shift;
+        row.ci = st.ci.map(|(a, b)| [a, b]);
         row.checks = checks;
-        Ok(row)
+        Ok((row, true))
     }
 
     fn prepare(&self, m: &MetricConfig, s: &MetricSamples) -> Result<Prepared, CanaryError> {

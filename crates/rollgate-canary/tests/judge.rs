@@ -234,7 +234,7 @@ fn bimodal_regression_is_caught_by_the_distribution_check() {
         *v *= 2.0;
     }
     let cfg = AnalysisConfig::from_toml_str(
-        "[[metrics]]\nname = \"latency_ms\"\nkind = \"latency\"\nbad = \"increase\"\nrelative = { max_increase_pct = 50.0 }\n",
+        "[[metrics]]\nname = \"latency_ms\"\nkind = \"latency\"\nbad = \"increase\"\nstatistical = { min_effect_pct = 5.0 }\n",
     )
     .expect("parses");
     let a = Analysis::new(cfg).expect("valid");
@@ -244,7 +244,7 @@ fn bimodal_regression_is_caught_by_the_distribution_check() {
     let checks = &r.metrics[0].checks;
     let mw = checks
         .iter()
-        .find(|c| c.check == "mann-whitney")
+        .find(|c| c.check == "mann-whitney.increase")
         .expect("mw ran");
     assert!(
         !mw.fails,
@@ -253,7 +253,7 @@ fn bimodal_regression_is_caught_by_the_distribution_check() {
     );
     let ks = checks
         .iter()
-        .find(|c| c.check == "distribution")
+        .find(|c| c.check == "distribution.up")
         .expect("ks ran");
     assert!(ks.fails, "{}", ks.reason);
     assert_eq!(r.verdict, Verdict::Rollback);
