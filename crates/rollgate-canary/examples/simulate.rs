@@ -192,8 +192,16 @@ fn main() -> ExitCode {
         ("uniform x1.10", 2000, Lat::Scale(1.10)),
         ("uniform x1.10", 100_000, Lat::Scale(1.10)),
         ("p99 +15 %, tail only", 100_000, Lat::TailP99(1.15)),
-        ("bimodal: 5 % of requests 3x slower", 2000, Lat::Bimodal(0.05, 3.0)),
-        ("bimodal: 5 % of requests 3x slower", 100_000, Lat::Bimodal(0.05, 3.0)),
+        (
+            "bimodal: 5 % of requests 3x slower",
+            2000,
+            Lat::Bimodal(0.05, 3.0),
+        ),
+        (
+            "bimodal: 5 % of requests 3x slower",
+            100_000,
+            Lat::Bimodal(0.05, 3.0),
+        ),
     ] {
         families.push(Family {
             name: name.into(),
@@ -247,14 +255,14 @@ fn main() -> ExitCode {
             let hc = bucket(&c, &le);
             let round = |v: &[f64]| v.iter().map(|x| x.round()).collect::<Vec<f64>>();
             let (mb, mc) = (round(&b), round(&c));
-            let vc = judge(
+            let vc = judge(&analysis, MetricSamples::values(b, c), errs, f.err_trials);
+            let vm = judge(&analysis, MetricSamples::values(mb, mc), errs, f.err_trials);
+            let vh = judge(
                 &analysis,
-                MetricSamples::values(b, c),
+                MetricSamples::histograms(hb, hc),
                 errs,
                 f.err_trials,
             );
-            let vm = judge(&analysis, MetricSamples::values(mb, mc), errs, f.err_trials);
-            let vh = judge(&analysis, MetricSamples::histograms(hb, hc), errs, f.err_trials);
             cont.add(vc);
             ms.add(vm);
             hist.add(vh);
@@ -265,11 +273,17 @@ fn main() -> ExitCode {
         let (goal, ok) = if f.regression {
             let need = 99.0 - 100.0 * slack(0.01, trials);
             let worst = pct(cont.rollback.min(ms.rollback).min(hist.rollback), trials);
-            (format!("detection >= 99 % (>= {need:.1} at this N)"), worst >= need)
+            (
+                format!("detection >= 99 % (>= {need:.1} at this N)"),
+                worst >= need,
+            )
         } else {
             let allow = 1.0 + 100.0 * slack(0.01, trials);
             let worst = pct(cont.rollback.max(ms.rollback).max(hist.rollback), trials);
-            (format!("false rollback <= 1 % (<= {allow:.1} at this N)"), worst <= allow)
+            (
+                format!("false rollback <= 1 % (<= {allow:.1} at this N)"),
+                worst <= allow,
+            )
         };
         if !ok {
             failures.push(format!("{} n={}", f.name, f.n));
@@ -306,7 +320,9 @@ fn main() -> ExitCode {
     println!(
         "rollgate's rollback rate against the most powerful single one-sided test at the same alpha: the exact conditional binomial test of ratio <= 1.5 at alpha {ALPHA}, alone, on the same draws.\n"
     );
-    println!("| baseline rate | ratio | trials per cohort | rollgate rollback | single test alone | difference | goal |");
+    println!(
+        "| baseline rate | ratio | trials per cohort | rollgate rollback | single test alone | difference | goal |"
+    );
     println!("|---|---|---|---|---|---|---|");
     let mut row = 0u64;
     for base in [0.0005, 0.002, 0.01] {

@@ -277,10 +277,7 @@ impl Tolerance {
     fn of(m: &MetricConfig) -> Self {
         let rel = m.relative.unwrap_or_default();
         let stat = m.statistical.unwrap_or_default();
-        let pick = |r: Option<f64>| {
-            r.or(stat.min_effect_pct)
-                .unwrap_or(DEFAULT_TOLERANCE_PCT)
-        };
+        let pick = |r: Option<f64>| r.or(stat.min_effect_pct).unwrap_or(DEFAULT_TOLERANCE_PCT);
         Self {
             up: m.bad.high_fails().then(|| pick(rel.max_increase_pct)),
             down: m.bad.low_fails().then(|| pick(rel.max_decrease_pct)),
@@ -502,7 +499,10 @@ fn location_checks<S: Cohort + ?Sized>(
     let hl: HodgesLehmann = S::hodges_lehmann(b, c, ci_alpha);
     st.shift = Some(hl.shift);
     st.ci = Some((hl.lo, hl.hi));
-    for (dir, sc, greater) in [("increase", &scaled.up, true), ("decrease", &scaled.down, false)] {
+    for (dir, sc, greater) in [
+        ("increase", &scaled.up, true),
+        ("decrease", &scaled.down, false),
+    ] {
         let Some((pct, base)) = sc else { continue };
         let mw = S::mann_whitney(base, c, stat.method)
             .or_else(|_| S::mann_whitney(base, c, MwMethod::Asymptotic));

@@ -429,7 +429,10 @@ pub(crate) mod weighted {
             let r = ((nb as f64 * (1.0 - p)).ceil() as u64).clamp(1, nb);
             // The r-th largest lies in the first bucket whose cumulative
             // count reaches nb - r + 1.
-            let t = b.cumulative.partition_point(|&cum| cum < nb - r + 1).min(last);
+            let t = b
+                .cumulative
+                .partition_point(|&cum| cum < nb - r + 1)
+                .min(last);
             (c.count() - c.cumulative[t], r)
         } else {
             let r = ((nb as f64 * p).ceil() as u64).clamp(1, nb);

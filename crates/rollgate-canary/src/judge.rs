@@ -161,58 +161,58 @@ enum Prepared {
 /// The metric's result and reason from its judged checks.
 fn summarize(m: &MetricConfig, row: &mut MetricReport) {
     let checks = std::mem::take(&mut row.checks);
-        let failing: Vec<&CheckResult> = checks.iter().filter(|c| c.fails).collect();
-        let nodata: Vec<&CheckResult> = checks
+    let failing: Vec<&CheckResult> = checks.iter().filter(|c| c.fails).collect();
+    let nodata: Vec<&CheckResult> = checks
+        .iter()
+        .filter(|c| c.outcome == Outcome::NoData)
+        .collect();
+    if let Some(first) = failing.first() {
+        row.result = first.outcome;
+        row.failed = true;
+        row.reason = failing
             .iter()
-            .filter(|c| c.outcome == Outcome::NoData)
+            .map(|c| c.reason.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+    } else if !nodata.is_empty() {
+        row.result = Outcome::NoData;
+        row.reason = nodata
+            .iter()
+            .map(|c| c.reason.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+    } else if checks.is_empty() {
+        row.result = Outcome::NoData;
+        row.reason = format!("metric \"{}\": no checks configured", m.name);
+    } else {
+        let moved: Vec<&CheckResult> = checks
+            .iter()
+            .filter(|c| matches!(c.outcome, Outcome::High | Outcome::Low))
             .collect();
-        if let Some(first) = failing.first() {
-            row.result = first.outcome;
-            row.failed = true;
-            row.reason = failing
-                .iter()
-                .map(|c| c.reason.as_str())
-                .collect::<Vec<_>>()
-                .join("; ");
-        } else if !nodata.is_empty() {
-            row.result = Outcome::NoData;
-            row.reason = nodata
-                .iter()
-                .map(|c| c.reason.as_str())
-                .collect::<Vec<_>>()
-                .join("; ");
-        } else if checks.is_empty() {
-            row.result = Outcome::NoData;
-            row.reason = format!("metric \"{}\": no checks configured", m.name);
+        row.result = moved.first().map(|c| c.outcome).unwrap_or(Outcome::Pass);
+        row.reason = if moved.is_empty() {
+            format!(
+                "metric \"{}\": all {} checks pass ({})",
+                m.name,
+                checks.len(),
+                checks
+                    .iter()
+                    .map(|c| c.check.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         } else {
-            let moved: Vec<&CheckResult> = checks
-                .iter()
-                .filter(|c| matches!(c.outcome, Outcome::High | Outcome::Low))
-                .collect();
-            row.result = moved.first().map(|c| c.outcome).unwrap_or(Outcome::Pass);
-            row.reason = if moved.is_empty() {
-                format!(
-                    "metric \"{}\": all {} checks pass ({})",
-                    m.name,
-                    checks.len(),
-                    checks
-                        .iter()
-                        .map(|c| c.check.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            } else {
-                format!(
-                    "metric \"{}\": moved in the harmless direction: {}",
-                    m.name,
-                    moved
-                        .iter()
-                        .map(|c| c.reason.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )
-            };
-        }
+            format!(
+                "metric \"{}\": moved in the harmless direction: {}",
+                m.name,
+                moved
+                    .iter()
+                    .map(|c| c.reason.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        };
+    }
 
     row.checks = checks;
 }
