@@ -103,9 +103,23 @@ struct WatchArgs {
     /// e.g. "kubectl get deploy web -o json".
     #[arg(long, value_name = "COMMAND")]
     live_command: Option<String>,
-    /// Live configuration fetched with HTTP GET (http:// only).
+    /// Live configuration fetched with HTTP GET (https:// or http://;
+    /// redirects are followed; the system's root certificates are trusted).
     #[arg(long, value_name = "URL")]
     live_url: Option<String>,
+    /// With --live-url: request headers read from FILE, one `Name: value`
+    /// per line (e.g. `Authorization: Bearer ...`); `#` lines are comments.
+    /// Values are never printed. Repeatable.
+    #[arg(long, value_name = "FILE", requires = "live_url")]
+    live_header_file: Vec<PathBuf>,
+    /// With --live-url: request headers held by environment variable VAR,
+    /// in the same `Name: value` lines. Repeatable.
+    #[arg(long, value_name = "VAR", requires = "live_url")]
+    live_header_env: Vec<String>,
+    /// With --live-url: also trust the PEM root certificate(s) in FILE (a
+    /// private CA or a self-signed server).
+    #[arg(long, value_name = "FILE", requires = "live_url")]
+    live_ca_file: Option<PathBuf>,
     /// Format of the live document (default: from the file or URL name, else json).
     #[arg(long, value_enum)]
     live_format: Option<LiveFormat>,
@@ -375,7 +389,22 @@ fn live_source(w: &WatchArgs) -> Result<Arc<dyn LiveSource>, Message> {
             let format = explicit
                 .or_else(|| Format::from_path(Path::new(path)))
                 .unwrap_or(Format::Json);
-            Ok(Arc::new(HttpSource::new(url, format)?.limits(limits)))
+            let mut source = HttpSource::new(url, format)?.limits(limits);
+            if let Some(ca) = &w.live_ca_file {
+                let pem = std::fs::read(ca).map_err(|e| {
+                    Message(format!("--live-ca-file {}: cannot read: {e}", ca.display()))
+                })?;
+                source = source
+                    .root_certificates_pem(&pem)
+                    .map_err(|e| Message(format!("--live-ca-file {}: {e}", ca.display())))?;
+            }
+            for file in &w.live_header_file {
+                source = source.header_file(file)?;
+            }
+            for var in &w.live_header_env {
+                source = source.header_env(var)?;
+            }
+            Ok(Arc::new(source))
         }
         None => Err(Message(
             "watch needs --live-file, --live-command or --live-url".to_owned(),

@@ -348,3 +348,91 @@ fn watch_once(desired: &std::path::Path, url: &str, expect: i32) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// `--live-url https://...` against a real TLS server with a self-signed
+/// certificate (trusted through `--live-ca-file`) that wants a bearer token,
+/// sent from `--live-header-file` (or `--live-header-env`) and never printed.
+#[test]
+fn https_live_url_with_an_auth_header_from_a_file() {
+    use rollgate_test::tls::{Response, TlsServer};
+    let server = TlsServer::start(|req| {
+        if req.header("authorization") == Some("Bearer t0ken-from-file") {
+            Response::new(200, r#"{"replicas": 3}"#)
+        } else {
+            Response::new(401, "")
+        }
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let desired = dir.path().join("desired.json");
+    std::fs::write(&desired, r#"{"replicas": 3}"#).unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, server.ca_pem()).unwrap();
+    let headers = dir.path().join("headers");
+    std::fs::write(&headers, "Authorization: Bearer t0ken-from-file\n").unwrap();
+    let url = server.url("/config");
+    let run = |extra: &[&str], env: Option<(&str, &str)>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollgate"));
+        cmd.args(["drift", "watch", desired.to_str().unwrap()])
+            .args(["--live-url", &url, "--once"])
+            .args(extra);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("rollgate runs")
+    };
+    let ca_arg = ["--live-ca-file", ca.to_str().unwrap()];
+    let header_arg = ["--live-header-file", headers.to_str().unwrap()];
+
+    // Trusted root and token: in sync, exit 0.
+    let out = run(&[&ca_arg[..], &header_arg[..]].concat(), None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = server.requests();
+    assert_eq!(
+        seen.last().unwrap().header("authorization"),
+        Some("Bearer t0ken-from-file")
+    );
+
+    // The same token from an environment variable.
+    let out = run(
+        &[&ca_arg[..], &["--live-header-env", "DRIFT_HEADERS"][..]].concat(),
+        Some(("DRIFT_HEADERS", "Authorization: Bearer t0ken-from-file")),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // No token: the server says 401, exit 2, and nothing secret is printed.
+    let out = run(&ca_arg, None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("live source {url}: server answered 401")),
+        "{err}"
+    );
+
+    // The self-signed certificate is not trusted without --live-ca-file.
+    let before = server.requests().len();
+    let out = run(&header_arg, None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert!(!err.contains("t0ken"), "{err}");
+    assert_eq!(server.requests().len(), before);
+
+    // A header file that is not `Name: value` lines is bad input.
+    std::fs::write(&headers, "Bearer t0ken-from-file\n").unwrap();
+    let out = run(&[&ca_arg[..], &header_arg[..]].concat(), None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 1: expected `Name: value`"), "{err}");
+    assert!(!err.contains("t0ken"), "{err}");
+}

@@ -30,7 +30,9 @@ pub use patch::{Patch, PatchOp};
 pub use render::{RenderOptions, render_json, render_text, to_json_pretty};
 pub use rules::{KeySpec, PathPattern, Rule, Rules, Severity, is_secret_key};
 pub use tree::{Entry, Map, Node, Number, Pos, Str, Value, escape_token, unescape_token};
+#[cfg(feature = "http")]
+pub use watch::HttpSource;
 pub use watch::{
     CheckOutcome, CommandSource, DriftEvent, DriftWatcher, DriftWatcherBuilder, FileSource,
-    HttpSource, LiveSource, Notifier,
+    LiveSource, Notifier,
 };

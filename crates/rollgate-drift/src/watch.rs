@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::arena::Tree;
@@ -556,50 +555,64 @@ impl LiveSource for CommandSource {
     }
 }
 
-/// Fetches a document with HTTP GET over plain `http://` (HTTP/1.1,
-/// `Content-Length`, chunked or read-to-close bodies). For HTTPS, put a
-/// local proxy in front or use a [`CommandSource`] running `curl`.
+/// Fetches a document with HTTP GET, over `https://` or `http://`, through
+/// reqwest with rustls (feature `http`): redirects are followed (up to 10;
+/// headers such as `Authorization` are not sent to another host), the
+/// system's root certificates are trusted plus any given with
+/// [`HttpSource::root_certificates_pem`], and extra request headers (an
+/// `Authorization` token) can come from a file or an environment variable.
+/// Header values are never printed.
+///
+/// ```
+/// use rollgate_drift::{Format, HttpSource, LiveSource};
+/// let source = HttpSource::new("https://config.internal:8443/web?token=x", Format::Json)?
+///     .header_lines("Authorization: Bearer s3cret\n", "inline")?;
+/// // The description never shows a query string or a header.
+/// assert_eq!(source.describe(), "https://config.internal:8443/web");
+/// # Ok::<(), rollgate_drift::Error>(())
+/// ```
+#[cfg(feature = "http")]
 #[derive(Debug, Clone)]
 pub struct HttpSource {
-    host: String,
-    port: u16,
-    path: String,
+    url: reqwest::Url,
+    headers: reqwest::header::HeaderMap,
+    roots: Vec<reqwest::Certificate>,
     format: Format,
     limits: Limits,
     timeout: Duration,
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
 }
 
+#[cfg(feature = "http")]
 impl HttpSource {
-    /// Parses `url` (`http://host[:port]/path`); the body is read as `format`.
+    /// Parses `url` (`https://host[:port]/path` or `http://...`); the body
+    /// is read as `format`. Credentials in the URL are refused: pass them as
+    /// a header.
     pub fn new(url: &str, format: Format) -> Result<Self, Error> {
         let err = |message: &str| Error::Live {
             source_name: format!("http {}", redact_url(url)),
             message: message.to_owned(),
         };
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| err("only http:// URLs are supported"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.contains('@') {
-            return Err(err("credentials in the URL are not supported"));
+        let parsed = reqwest::Url::parse(url).map_err(|e| err(&format!("invalid URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(err("only https:// and http:// URLs are supported"));
         }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().map_err(|_| err("invalid port"))?),
-            None => (authority, 80),
-        };
-        if host.is_empty() {
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(err(
+                "credentials in the URL are not supported (pass an Authorization header)",
+            ));
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
             return Err(err("missing host"));
         }
         Ok(Self {
-            host: host.to_owned(),
-            port,
-            path: path.to_owned(),
+            url: parsed,
+            headers: reqwest::header::HeaderMap::new(),
+            roots: Vec::new(),
             format,
             limits: Limits::default(),
             timeout: Duration::from_secs(30),
+            client: std::sync::OnceLock::new(),
         })
     }
 
@@ -617,27 +630,141 @@ impl HttpSource {
         self
     }
 
-    async fn get(&self) -> Result<Vec<u8>, String> {
-        let mut stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| format!("cannot connect: {e}"))?;
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: application/json, application/yaml, application/toml, */*\r\nConnection: close\r\nUser-Agent: rollgate-drift\r\n\r\n",
-            self.path, self.host
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| format!("cannot send the request: {e}"))?;
-        let cap = self.limits.max_bytes.saturating_add(64 * 1024);
-        let mut raw = Vec::new();
-        (&mut stream)
-            .take(cap)
-            .read_to_end(&mut raw)
-            .await
-            .map_err(|e| format!("cannot read the response: {e}"))?;
-        parse_response(&raw)
+    /// Adds request headers given as lines `Name: value` (blank lines and
+    /// lines starting with `#` are skipped), such as the contents of a
+    /// header file or an environment variable; `origin` names where they
+    /// came from in errors. Values are marked sensitive and never printed.
+    pub fn header_lines(mut self, text: &str, origin: &str) -> Result<Self, Error> {
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let at = format!("{origin} line {}", i + 1);
+            let bad = |why: &str| Error::Live {
+                source_name: self.describe(),
+                message: format!("header {at}: {why}"),
+            };
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| bad("expected `Name: value`"))?;
+            let name = reqwest::header::HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| bad(&format!("invalid header name {:?}", name.trim())))?;
+            let mut value = reqwest::header::HeaderValue::from_str(value.trim())
+                .map_err(|_| bad(&format!("invalid value for {name}")))?;
+            value.set_sensitive(true);
+            self.headers.append(name, value);
+        }
+        self.client = std::sync::OnceLock::new();
+        Ok(self)
     }
+
+    /// Adds the request headers in the file at `path` (see
+    /// [`HttpSource::header_lines`]).
+    pub fn header_file(self, path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Live {
+            source_name: self.describe(),
+            message: format!("cannot read header file {}: {e}", path.display()),
+        })?;
+        self.header_lines(&text, &format!("file {}", path.display()))
+    }
+
+    /// Adds the request headers held by environment variable `var` (see
+    /// [`HttpSource::header_lines`]); an unset variable is an error.
+    pub fn header_env(self, var: &str) -> Result<Self, Error> {
+        let text = std::env::var(var).map_err(|e| Error::Live {
+            source_name: self.describe(),
+            message: format!("header variable {var}: {e}"),
+        })?;
+        self.header_lines(&text, &format!("variable {var}"))
+    }
+
+    /// Also trusts the root certificates in `pem` (one or more PEM blocks),
+    /// such as a private CA's or a self-signed server's.
+    pub fn root_certificates_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
+        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| Error::Live {
+            source_name: self.describe(),
+            message: format!("invalid PEM certificate: {e}"),
+        })?;
+        if certs.is_empty() {
+            return Err(Error::Live {
+                source_name: self.describe(),
+                message: "no PEM certificate found".to_owned(),
+            });
+        }
+        self.roots.extend(certs);
+        self.client = std::sync::OnceLock::new();
+        Ok(self)
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, String> {
+        self.client
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .user_agent(concat!("rollgate-drift/", env!("CARGO_PKG_VERSION")))
+                    .default_headers(self.headers.clone())
+                    .tls_certs_merge(self.roots.iter().cloned())
+                    .build()
+                    .map_err(|e| format!("cannot set up the HTTP client: {}", chain(&e)))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    async fn get(&self) -> Result<Vec<u8>, String> {
+        let mut response = self
+            .client()?
+            .get(self.url.clone())
+            .header(
+                reqwest::header::ACCEPT,
+                "application/json, application/yaml, application/toml, */*",
+            )
+            .send()
+            .await
+            .map_err(|e| format!("request failed: {}", chain(&e.without_url())))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("server answered {}", status.as_u16()));
+        }
+        let max = self.limits.max_bytes;
+        if let Some(n) = response.content_length()
+            && n > max
+        {
+            return Err(format!(
+                "response of {n} bytes exceeds the {max}-byte limit"
+            ));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("cannot read the response: {}", chain(&e.without_url())))?
+        {
+            if body.len() as u64 + chunk.len() as u64 > max {
+                return Err(format!("response exceeds the {max}-byte limit"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// An error and its causes on one line (reqwest's top-level message alone
+/// says little: "error sending request").
+#[cfg(feature = "http")]
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let message = cause.to_string();
+        if !text.ends_with(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        next = cause.source();
+    }
+    text
 }
 
 /// A command line fit for messages. Masked as `***`: the value of an
@@ -758,81 +885,25 @@ fn redact_word(word: &str) -> String {
     out
 }
 
+#[cfg(feature = "http")]
 fn redact_url(url: &str) -> String {
     // Never echo a query string: it may hold a token.
     url.split('?').next().unwrap_or(url).to_owned()
 }
 
-fn parse_response(raw: &[u8]) -> Result<Vec<u8>, String> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("response has no complete header")?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "response header is not UTF-8")?;
-    let body = &raw[end + 4..];
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap_or_default();
-    let code: u16 = status
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("bad status line \"{status}\""))?;
-    if !(200..300).contains(&code) {
-        return Err(format!("server answered {code}"));
-    }
-    let mut chunked = false;
-    let mut length = None;
-    for line in lines {
-        if let Some((k, v)) = line.split_once(':') {
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-            if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
-                chunked = true;
-            } else if k == "content-length" {
-                length = Some(v.parse::<usize>().map_err(|_| "bad Content-Length")?);
-            }
-        }
-    }
-    if chunked {
-        return dechunk(body);
-    }
-    match length {
-        Some(n) if n > body.len() => Err(format!("body truncated: {} of {n} bytes", body.len())),
-        Some(n) => Ok(body[..n].to_vec()),
-        None => Ok(body.to_vec()),
-    }
-}
-
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let eol = body
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("truncated chunk header")?;
-        let size_text = std::str::from_utf8(&body[..eol]).map_err(|_| "bad chunk header")?;
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| "bad chunk size")?;
-        body = &body[eol + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if body.len() < size + 2 {
-            return Err("truncated chunk".to_owned());
-        }
-        out.extend_from_slice(&body[..size]);
-        body = &body[size + 2..];
-    }
-}
-
+#[cfg(feature = "http")]
 #[async_trait]
 impl LiveSource for HttpSource {
     fn describe(&self) -> String {
-        format!(
-            "http://{}:{}{}",
-            self.host,
-            self.port,
-            redact_url(&self.path)
-        )
+        // Scheme, host, port and path: never credentials or a query string.
+        let mut shown = format!("{}://", self.url.scheme());
+        // An IPv6 literal keeps its brackets here.
+        shown.push_str(self.url.host_str().unwrap_or_default());
+        if let Some(port) = self.url.port() {
+            shown.push_str(&format!(":{port}"));
+        }
+        shown.push_str(self.url.path());
+        shown
     }
 
     async fn fetch(&self) -> Result<Tree, Error> {
@@ -967,31 +1038,59 @@ mod tests {
         }
     }
 
-    #[test]
-    fn http_responses_parse_with_length_chunks_or_close() {
-        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}xx";
-        assert_eq!(parse_response(r).unwrap(), b"{}");
-        let r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{\"\r\n4\r\na\":1\r\n1\r\n}\r\n0\r\n\r\n";
-        assert_eq!(parse_response(r).unwrap(), b"{\"a\":1}");
-        let r = b"HTTP/1.0 200 OK\r\n\r\n[1]";
-        assert_eq!(parse_response(r).unwrap(), b"[1]");
-        let r = b"HTTP/1.1 503 Busy\r\n\r\n";
-        assert_eq!(parse_response(r).unwrap_err(), "server answered 503");
-        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}";
-        assert_eq!(
-            parse_response(r).unwrap_err(),
-            "body truncated: 2 of 9 bytes"
-        );
-    }
-
+    #[cfg(feature = "http")]
     #[test]
     fn urls_are_checked_and_never_echo_queries() {
-        assert!(HttpSource::new("https://x/", Format::Json).is_err());
+        assert!(HttpSource::new("ftp://x/", Format::Json).is_err());
         assert!(HttpSource::new("http://u:p@x/", Format::Json).is_err());
+        assert!(HttpSource::new("https://:443/", Format::Json).is_err());
         let s = HttpSource::new("http://localhost:8080/config?token=abc", Format::Json).unwrap();
         assert_eq!(s.describe(), "http://localhost:8080/config");
         let s = HttpSource::new("http://example", Format::Json).unwrap();
-        assert_eq!(s.describe(), "http://example:80/");
+        assert_eq!(s.describe(), "http://example/");
+        // An IPv6 literal keeps its port (the hand-written client split
+        // `[::1]:8080` at the wrong colon).
+        let s = HttpSource::new("https://[::1]:8443/c#frag", Format::Json).unwrap();
+        assert_eq!(s.describe(), "https://[::1]:8443/c");
+        let s = HttpSource::new("https://example.com:443/c", Format::Json).unwrap();
+        assert_eq!(s.describe(), "https://example.com/c");
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn header_lines_are_parsed_and_never_shown() {
+        let s = HttpSource::new("https://x/", Format::Json)
+            .unwrap()
+            .header_lines(
+                "# token for the config API\n\nAuthorization: Bearer s3cret\nX-Tenant:  blue \n",
+                "file h.txt",
+            )
+            .unwrap();
+        assert_eq!(s.headers.len(), 2);
+        assert_eq!(s.headers["x-tenant"], "blue");
+        assert!(s.headers["authorization"].is_sensitive());
+        assert!(!format!("{s:?}").contains("s3cret"), "{s:?}");
+        for (text, why) in [
+            (
+                "Authorization Bearer x",
+                "header file h.txt line 1: expected `Name: value`",
+            ),
+            (
+                "\nBad Name: x",
+                "header file h.txt line 2: invalid header name \"Bad Name\"",
+            ),
+            (
+                "X-A: a\u{7f}b",
+                "header file h.txt line 1: invalid value for x-a",
+            ),
+        ] {
+            let e = HttpSource::new("https://x/", Format::Json)
+                .unwrap()
+                .header_lines(text, "file h.txt")
+                .unwrap_err()
+                .to_string();
+            assert_eq!(e, format!("live source https://x/: {why}"));
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,10 +5,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+#[cfg(feature = "http")]
+use rollgate_drift::HttpSource;
 use rollgate_drift::arena::Tree;
 use rollgate_drift::{
-    CommandSource, DriftEvent, DriftWatcher, Error, FileSource, Format, HttpSource, Limits,
-    LiveSource, Node, Notifier, load,
+    CommandSource, DriftEvent, DriftWatcher, Error, FileSource, Format, Limits, LiveSource, Node,
+    Notifier, load,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -197,6 +199,7 @@ async fn command_source_times_out() {
     assert!(e.contains("no result within"), "{e}");
 }
 
+#[cfg(feature = "http")]
 #[tokio::test]
 async fn http_source_gets_a_document_from_a_real_server() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -231,6 +234,184 @@ async fn http_source_gets_a_document_from_a_real_server() {
         format!("live source http://127.0.0.1:{port}/config: server answered 404")
     );
     server.await.unwrap();
+}
+
+/// A plain HTTP server answering each connection in turn with the next of
+/// `responses` (raw bytes), returning the requests it read.
+#[cfg(feature = "http")]
+async fn raw_server(responses: Vec<&'static str>) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let mut requests = Vec::new();
+        for resp in responses {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = sock.read(&mut buf).await.unwrap();
+            requests.push(String::from_utf8_lossy(&buf[..n]).to_string());
+            sock.write_all(resp.replace("PORT", &port.to_string()).as_bytes())
+                .await
+                .unwrap();
+            sock.shutdown().await.unwrap();
+        }
+        requests
+    });
+    (port, server)
+}
+
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn http_source_reads_chunked_and_close_delimited_bodies_and_follows_redirects() {
+    let (port, server) = raw_server(vec![
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{\"\r\n4\r\na\":1\r\n1\r\n}\r\n0\r\n\r\n",
+        "HTTP/1.0 200 OK\r\n\r\n[1]",
+        "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:PORT/moved\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"b\":2}",
+        "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}",
+    ])
+    .await;
+    let s = HttpSource::new(&format!("http://127.0.0.1:{port}/c"), Format::Json).unwrap();
+    assert_eq!(s.fetch().await.unwrap().to_node().to_json(), r#"{"a":1}"#);
+    assert_eq!(s.fetch().await.unwrap().to_node().to_json(), "[1]");
+    assert_eq!(s.fetch().await.unwrap().to_node().to_json(), r#"{"b":2}"#);
+    let e = s.fetch().await.unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!(
+            "live source http://127.0.0.1:{port}/c: cannot read the response"
+        )),
+        "{e}"
+    );
+    let requests = server.await.unwrap();
+    assert!(
+        requests[3].starts_with("GET /moved HTTP/1.1\r\n"),
+        "{}",
+        requests[3]
+    );
+    // The Host header keeps a non-default port.
+    assert!(
+        requests[0]
+            .to_ascii_lowercase()
+            .contains(&format!("host: 127.0.0.1:{port}\r\n")),
+        "{}",
+        requests[0]
+    );
+}
+
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn http_source_refuses_a_body_over_the_limit() {
+    let (port, server) = raw_server(vec![
+        "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n{\"a\":\"0123456789ab\"}",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n14\r\n{\"a\":\"0123456789ab\"}\r\n0\r\n\r\n",
+    ])
+    .await;
+    let limits = Limits {
+        max_bytes: 10,
+        ..Limits::default()
+    };
+    let s = HttpSource::new(&format!("http://127.0.0.1:{port}/c"), Format::Json)
+        .unwrap()
+        .limits(limits);
+    let e = s.fetch().await.unwrap_err().to_string();
+    assert!(
+        e.ends_with("response of 20 bytes exceeds the 10-byte limit"),
+        "{e}"
+    );
+    let e = s.fetch().await.unwrap_err().to_string();
+    assert!(e.ends_with("response exceeds the 10-byte limit"), "{e}");
+    server.await.unwrap();
+}
+
+/// The HTTPS config server of the tests below: answers `replicas: 3` to a
+/// request carrying the right token, 401 to any other.
+#[cfg(feature = "http")]
+fn config_server() -> rollgate_test::tls::TlsServer {
+    use rollgate_test::tls::{Response, TlsServer};
+    TlsServer::start(|req| {
+        if req.header("authorization") == Some("Bearer s3cret-t0ken") {
+            Response::new(200, "replicas: 3\n").header("Content-Type", "application/yaml")
+        } else {
+            Response::new(401, "")
+        }
+    })
+    .unwrap()
+}
+
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn https_source_sends_the_header_file_and_trusts_the_given_root() {
+    let server = config_server();
+    let dir = tempfile::tempdir().unwrap();
+    let headers = dir.path().join("headers");
+    std::fs::write(
+        &headers,
+        "# config API token\nAuthorization: Bearer s3cret-t0ken\n",
+    )
+    .unwrap();
+    let s = HttpSource::new(&server.url("/config?env=prod"), Format::Yaml)
+        .unwrap()
+        .root_certificates_pem(server.ca_pem().as_bytes())
+        .unwrap()
+        .header_file(&headers)
+        .unwrap();
+    assert_eq!(s.describe(), server.url("/config"));
+    assert_eq!(
+        s.fetch().await.unwrap().to_node().to_json(),
+        r#"{"replicas":3}"#
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].method, "GET");
+    assert_eq!(requests[0].path, "/config?env=prod");
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some("Bearer s3cret-t0ken")
+    );
+}
+
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn https_source_without_the_root_or_the_token_fails_clearly() {
+    let server = config_server();
+    // The self-signed certificate is not trusted: no request reaches the server.
+    let untrusted = HttpSource::new(&server.url("/config"), Format::Yaml)
+        .unwrap()
+        .header_lines("Authorization: Bearer s3cret-t0ken", "test")
+        .unwrap();
+    let e = untrusted.fetch().await.unwrap_err().to_string();
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+    assert!(server.requests().is_empty());
+    // Trusted, but without the token.
+    let anonymous = HttpSource::new(&server.url("/config"), Format::Yaml)
+        .unwrap()
+        .root_certificates_pem(server.ca_pem().as_bytes())
+        .unwrap();
+    let e = anonymous.fetch().await.unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!("live source {}: server answered 401", server.url("/config"))
+    );
+    // A header variable that is not set, and a header file that is missing.
+    let e = anonymous
+        .clone()
+        .header_env("ROLLGATE_TEST_UNSET_HEADER_VARIABLE")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.ends_with(
+            "header variable ROLLGATE_TEST_UNSET_HEADER_VARIABLE: environment variable not found"
+        ),
+        "{e}"
+    );
+    let e = anonymous
+        .header_file("/nonexistent/headers")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot read header file /nonexistent/headers"),
+        "{e}"
+    );
 }
 
 #[test]

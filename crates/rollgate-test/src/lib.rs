@@ -13,6 +13,7 @@ use rollgate_deploy::{
 };
 
 pub mod conformance;
+pub mod tls;
 
 /// The path of a helper script kept in this crate's `scripts/` folder, for
 /// tests that start real servers on loopback: `prometheus.sh` (a throwaway
