@@ -601,6 +601,7 @@ impl Progress {
 fn exit_code(r: &Rollout) -> u8 {
     match &r.status {
         Status::Finished(Outcome::Succeeded) => SUCCESS,
+        Status::Finished(Outcome::Refused) => BAD_INPUT,
         Status::Finished(_) => ROLLED_BACK,
         Status::Held(_) => HELD,
         Status::Running | Status::Paused | Status::RollingBack { .. } => SUCCESS,
@@ -622,6 +623,7 @@ fn status_json(r: &Rollout, existed: bool, driver: Option<&str>) -> Value {
         "id": r.id.0,
         "service": r.request.service,
         "artifact": r.request.artifact,
+        "sbom": r.request.artifact.sbom,
         "previous": r.previous_artifact(),
         "status": status_name(r),
         "interrupted": r.interrupted.as_ref().map(|i| json!({ "by": i.by, "reason": i.reason, "at": rfc3339(i.at_ms), "was": lifecycle(&r.status) })),
@@ -690,6 +692,9 @@ fn print_status(c: &Common, r: &Rollout, existed: bool, driver: Option<&str>) {
         a.version,
         a.digest
     );
+    if let Some(sbom) = &a.sbom {
+        out!("  sbom: {sbom}");
+    }
     out!("  requested by: {}", r.request.actor);
     if existed {
         out!("  (existing rollout for this idempotency key; nothing new started)");
@@ -782,6 +787,13 @@ async fn run_plan(
         .with_spec(spec_of(&plan, &cwd));
     // Validate the whole set-up before anything is recorded.
     let probe = executor_for(store.clone(), &req, None).await?;
+    let exists = match &req.idempotency_key {
+        Some(k) => store.find_key(k).await?.is_some(),
+        None => false,
+    };
+    if !exists {
+        refuse_on_precheck(c, &probe, &plan, &cwd, &req).await?;
+    }
     let created = probe.create(&req).await?;
     let id = created.id;
     if created.existed {
@@ -809,6 +821,33 @@ async fn run_plan(
         );
     }
     drive(c, store, id, created.existed).await
+}
+
+/// Runs the plan's `[[precheck]]` commands; the first that fails refuses
+/// the rollout (exit 2, its output as the reason), and only the refusal is
+/// recorded.
+async fn refuse_on_precheck(
+    c: &Common,
+    exec: &Executor,
+    plan: &PlanFile,
+    cwd: &Path,
+    req: &RolloutRequest,
+) -> Result<(), Fail> {
+    let Some((check, reason)) = plan.run_prechecks(Some(cwd.to_path_buf())).await? else {
+        return Ok(());
+    };
+    let created = exec.refuse(req, &check, &reason).await?;
+    let store = exec.store();
+    let log = store.events(created.id, 0).await?;
+    let r = Rollout::replay(created.id, store.request(created.id).await?, &log)?;
+    print_status(c, &r, created.existed, None);
+    Err(Fail(
+        BAD_INPUT,
+        format!(
+            "rollout {}: precheck {check} refused it before anything changed: {reason}",
+            created.id
+        ),
+    ))
 }
 
 async fn drive(
@@ -1249,6 +1288,7 @@ async fn history(
             "action": "requested",
             "target": null,
             "artifact": s.artifact.version,
+            "sbom": s.artifact.sbom,
             "outcome": request.idempotency_key.map(|k| format!("idempotency key {k}")),
         }));
         for e in events {
@@ -1271,6 +1311,11 @@ async fn history(
                 "action": e.event.action(),
                 "target": e.event.target().map(|t| t.to_string()),
                 "artifact": artifact,
+                "sbom": match &e.event {
+                    Event::RestoreIntent { to, .. } => to.sbom.clone(),
+                    Event::TargetRestored { .. } | Event::RestoreFailed { .. } => None,
+                    _ => s.artifact.sbom.clone(),
+                },
                 "outcome": e.event.outcome_text(),
             }));
         }
@@ -1355,7 +1400,7 @@ fn filter(
     f
 }
 
-const STATUSES: &str = "succeeded, rolled_back, aborted, rollback_failed, unfinished, running, paused, held, rolling_back, interrupted";
+const STATUSES: &str = "succeeded, rolled_back, aborted, rollback_failed, refused, unfinished, running, paused, held, rolling_back, interrupted";
 
 async fn list(
     c: &Common,
@@ -1370,6 +1415,7 @@ async fn list(
         Some("rolled_back") => (Some(Some(Outcome::RolledBack)), None),
         Some("aborted") => (Some(Some(Outcome::Aborted)), None),
         Some("rollback_failed") => (Some(Some(Outcome::RollbackFailed)), None),
+        Some("refused") => (Some(Some(Outcome::Refused)), None),
         Some("unfinished") => (Some(None), None),
         Some(s @ ("running" | "paused" | "held" | "rolling_back" | "interrupted")) => {
             (Some(None), Some(s))
@@ -1594,7 +1640,9 @@ async fn retry(c: &Common, id: RolloutId, actor: &str) -> Result<u8, Fail> {
     let log = store.events(id, 0).await?;
     let done = Rollout::replay(id, old.clone(), &log)?;
     match done.outcome() {
-        Some(Outcome::Aborted | Outcome::RolledBack | Outcome::RollbackFailed) => {}
+        Some(
+            Outcome::Aborted | Outcome::RolledBack | Outcome::RollbackFailed | Outcome::Refused,
+        ) => {}
         Some(Outcome::Succeeded) => {
             return Err(Fail(
                 BAD_INPUT,
@@ -1618,6 +1666,8 @@ async fn retry(c: &Common, id: RolloutId, actor: &str) -> Result<u8, Fail> {
         spec["retry_of"] = json!(id.0);
     }
     let exec = executor_for(store.clone(), &req, None).await?;
+    let (plan, cwd) = plan_from_spec(&req)?;
+    refuse_on_precheck(c, &exec, &plan, &cwd, &req).await?;
     let created = exec.create(&req).await?;
     if c.output == Output::Text {
         err!(

@@ -1144,3 +1144,90 @@ fn rollback_to_a_version_the_service_ran_and_retry_after_a_rollback() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_failing_precheck_refuses_with_exit_2_its_output_and_records_only_the_refusal() {
+    let d = dir(3);
+    let check = "\n[[precheck]]\nname = \"coverage\"\ncommand = \"echo 'coverage 72% is below 80%'; exit 1\"\n";
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(3, DEPLOY, "kind = \"all-at-once\"", check),
+    );
+    let out = rollgate(&d, &["rollout", "run", &p, "--actor", "ci"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "precheck coverage refused it before anything changed: coverage 72% is below 80%"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(versions(&d, 3), ["v1"; 3], "nothing changed");
+    let s = json(&rollgate(
+        &d,
+        &["rollout", "status", "1", "--output", "json"],
+    ));
+    assert_eq!(s["status"], "refused");
+    assert_eq!(
+        s["reasons"][0],
+        "precheck coverage refused: coverage 72% is below 80%"
+    );
+    let rows = json(&rollgate(&d, &["rollout", "history", "--output", "json"]));
+    let actions: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["requested", "refused", "finished"],
+        "only the refusal is recorded"
+    );
+    // A passing precheck lets it start.
+    let ok = "\n[[precheck]]\ncommand = \"test {version} = v2\"\n";
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(3, DEPLOY, "kind = \"all-at-once\"", ok),
+    );
+    let out = rollgate(&d, &["rollout", "run", &p, "--actor", "ci"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(versions(&d, 3), ["v2"; 3]);
+}
+
+#[test]
+fn the_sbom_is_shown_in_status_and_history() {
+    let d = dir(2);
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(2, DEPLOY, "kind = \"all-at-once\"", "").replace(
+            &format!("digest = \"{V2}\" }}"),
+            &format!("digest = \"{V2}\", sbom = \"https://example.com/web/v2.spdx.json\" }}"),
+        ),
+    );
+    let out = rollgate(&d, &["rollout", "run", &p]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("sbom: https://example.com/web/v2.spdx.json"),
+        "{text}"
+    );
+    let s = json(&rollgate(
+        &d,
+        &["rollout", "status", "1", "--output", "json"],
+    ));
+    assert_eq!(s["sbom"], "https://example.com/web/v2.spdx.json");
+    let rows = json(&rollgate(&d, &["rollout", "history", "--output", "json"]));
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["sbom"] == "https://example.com/web/v2.spdx.json"),
+        "{rows}"
+    );
+    let listed = json(&rollgate(&d, &["rollout", "list", "--output", "json"]));
+    assert_eq!(listed[0]["sbom"], "https://example.com/web/v2.spdx.json");
+}

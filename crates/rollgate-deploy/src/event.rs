@@ -18,6 +18,9 @@ pub enum Outcome {
     RolledBack,
     /// A person aborted it, and every touched target runs what it ran before.
     Aborted,
+    /// A precheck (a policy gate run before anything changes) refused the
+    /// rollout: no target was touched.
+    Refused,
     /// Rolling back (after a gate, a failure or an abort) left some touched
     /// target on the new artifact: its restore failed, or nothing was known
     /// to restore it to. [`Rollout::left_on_artifact`](crate::Rollout::left_on_artifact)
@@ -33,6 +36,7 @@ impl Outcome {
             Outcome::RolledBack => "rolled_back",
             Outcome::Aborted => "aborted",
             Outcome::RollbackFailed => "rollback_failed",
+            Outcome::Refused => "refused",
         }
     }
 }
@@ -67,6 +71,13 @@ pub enum Event {
     /// here. The record's actor is the controller that stopped.
     Interrupted {
         /// Why it stopped (`SIGINT`, `SIGTERM`, ...), and for whom.
+        reason: String,
+    },
+    /// A precheck refused the rollout before anything changed.
+    Refused {
+        /// The precheck.
+        check: String,
+        /// What it said (its standard output).
         reason: String,
     },
     /// A deploy attempt failed and will be retried.
@@ -208,6 +219,7 @@ impl Event {
         match self {
             Event::ControllerStarted { .. } => "controller_started",
             Event::Interrupted { .. } => "interrupted",
+            Event::Refused { .. } => "refused",
             Event::DeployIntent { .. } => "deploy_intent",
             Event::DeployRetried { .. } => "deploy_retried",
             Event::TargetDeployed { .. } => "target_deployed",
@@ -262,6 +274,7 @@ impl Event {
                 (None, None) => "target ran nothing".into(),
             },
             Event::Interrupted { reason } => format!("stopped: {reason}"),
+            Event::Refused { check, reason } => format!("precheck {check}: {reason}"),
             Event::DeployRetried { attempt, error, .. } => {
                 format!("attempt {attempt} failed: {error}")
             }

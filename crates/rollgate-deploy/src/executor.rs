@@ -283,6 +283,45 @@ impl Executor {
         self.store.create(req).await
     }
 
+    /// Records `req` as refused by precheck `check` (saying `reason`)
+    /// without touching any target: the rollout exists, for the audit, and
+    /// ends `refused` at once. The same idempotency key returns the
+    /// rollout already made.
+    pub async fn refuse(
+        &self,
+        req: &RolloutRequest,
+        check: &str,
+        reason: &str,
+    ) -> Result<Created, Error> {
+        req.artifact.validate()?;
+        let created = self.store.create(req).await?;
+        if created.existed {
+            return Ok(created);
+        }
+        let id = created.id;
+        let cfg = &self.config;
+        let fence = self.store.lease(id, &cfg.owner, cfg.lease_ttl).await?;
+        let writer = Writer::Controller {
+            owner: &cfg.owner,
+            fence,
+        };
+        let events = [
+            Event::Refused {
+                check: check.to_string(),
+                reason: reason.to_string(),
+            },
+            Event::Finished {
+                outcome: Outcome::Refused,
+            },
+        ];
+        let appended = self.store.append(id, writer, &events).await;
+        if let Err(e) = self.store.release(id, fence).await {
+            debug!(rollout = %id, error = %e, "lease release failed");
+        }
+        appended?;
+        Ok(created)
+    }
+
     /// Creates the rollout (or finds it by idempotency key) and drives it.
     pub async fn submit(&self, req: RolloutRequest) -> Result<Report, Error> {
         let created = self.create(&req).await?;

@@ -48,6 +48,8 @@ struct RawPlan {
     previous: Option<Spanned<RawArtifact>>,
     #[serde(default)]
     known: Vec<Spanned<RawArtifact>>,
+    #[serde(default)]
+    precheck: Vec<Spanned<RawPrecheck>>,
     targets: Spanned<Vec<Spanned<RawTarget>>>,
     deployer: Spanned<RawDeployer>,
     strategy: Spanned<RawStrategy>,
@@ -139,6 +141,33 @@ const RESERVED: &[&str] = &[
     "previous_digest",
     "color",
 ];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrecheck {
+    #[serde(default)]
+    name: Option<String>,
+    command: Spanned<String>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+}
+
+/// A policy gate run before anything changes (`[[precheck]]`): exit 0
+/// lets the rollout start; any other exit refuses it, with its standard
+/// output as the reason.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Precheck {
+    /// Its name (`precheck N` when the plan gives none).
+    pub name: String,
+    /// The command, with `{service}`, `{version}`, `{digest}`, `{artifact}`.
+    pub command: CommandTemplate,
+    /// How long it may run.
+    pub timeout: Duration,
+}
+
+/// Placeholders a precheck command may use.
+pub const PRECHECK_PLACEHOLDERS: &[&str] = &["service", "version", "digest", "artifact"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -285,6 +314,8 @@ pub struct PlanFile {
     /// Artifacts targets may run, declared as `[[known]]` version and digest
     /// pairs: targets found running one can be restored to it.
     pub known: Vec<Artifact>,
+    /// Policy gates run, in order, before anything changes.
+    pub prechecks: Vec<Precheck>,
     /// The targets, in order.
     pub targets: Vec<TargetId>,
     /// Attributes of the targets written as tables (`{ name = "dns-1", addr = "..." }`).
@@ -502,6 +533,20 @@ impl PlanFile {
                 raw.previous.as_ref().map_or(0..0, |p| p.span()),
                 "previous is the same artifact as artifact",
             );
+        }
+        let mut prechecks = Vec::new();
+        for (i, p) in raw.precheck.iter().enumerate() {
+            let p = p.get_ref();
+            let timeout = cx.opt_duration(&p.timeout, Duration::from_secs(300))?;
+            prechecks.push(Precheck {
+                name: p
+                    .name
+                    .clone()
+                    .filter(|n| !n.trim().is_empty())
+                    .unwrap_or_else(|| format!("precheck {}", i + 1)),
+                command: cx.template(&p.command, PRECHECK_PLACEHOLDERS)?,
+                timeout,
+            });
         }
         let mut known: Vec<Artifact> = Vec::new();
         for k in &raw.known {
@@ -796,6 +841,7 @@ impl PlanFile {
             artifact,
             previous,
             known,
+            prechecks,
             targets,
             attributes: cx.attributes,
             gate_kind,
@@ -855,6 +901,42 @@ impl PlanFile {
         )?
         .with_env(CommandEnv { cwd })
         .with_known(all))
+    }
+
+    /// Runs the plan's prechecks in order, in `cwd`. `Ok(None)`: all passed;
+    /// `Ok(Some((name, reason)))`: the first that refused, with its standard
+    /// output (or, when it printed nothing, its exit status and stderr).
+    pub async fn run_prechecks(
+        &self,
+        cwd: Option<PathBuf>,
+    ) -> Result<Option<(String, String)>, Error> {
+        let full = format!("{}@{}", self.artifact.version, self.artifact.digest);
+        let vars: std::collections::BTreeMap<&str, &str> = [
+            ("service", self.service.as_str()),
+            ("version", self.artifact.version.as_str()),
+            ("digest", self.artifact.digest.as_str()),
+            ("artifact", full.as_str()),
+        ]
+        .into_iter()
+        .collect();
+        let env = CommandEnv { cwd };
+        for p in &self.prechecks {
+            let line = p.command.render(&vars)?;
+            let out = match crate::run_shell(&line, &env, p.timeout).await {
+                Ok(out) => out,
+                Err(reason) => return Ok(Some((p.name.clone(), reason))),
+            };
+            if out.code != Some(0) {
+                let said = out.stdout.trim();
+                let reason = if said.is_empty() {
+                    format!("exited with {}: {}", out.status_text(), out.summary())
+                } else {
+                    said.to_string()
+                };
+                return Ok(Some((p.name.clone(), reason)));
+            }
+        }
+        Ok(None)
     }
 
     /// The command gate, if the plan has one.

@@ -296,6 +296,9 @@ impl Rollout {
                     at_ms: rec.at_ms,
                 });
             }
+            Event::Refused { check, reason } => {
+                self.rollback_reason = Some(format!("precheck {check} refused: {reason}"));
+            }
             Event::DeployRetried { .. } => {}
             Event::DeployIntent {
                 target, previous, ..
