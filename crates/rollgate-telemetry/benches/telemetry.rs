@@ -154,6 +154,64 @@ fn histograms(c: &mut Criterion) {
     g.finish();
 }
 
+/// Series expiry adds nothing to the recording path: the same updates with
+/// 10^5 live series, expiry on (default 10 min) and off, plus the cost of
+/// one idle check over all of them (done on reads, off the hot path).
+fn expiry(c: &mut Criterion) {
+    const LIVE: u64 = 100_000;
+    let mut g = c.benchmark_group("expiry_1e5_series");
+    // Off first: the second registry is built on a warmer heap, which
+    // shows in wall time (not in instruction counts); see BENCHMARKS.md.
+    for (name, idle) in [
+        ("off", None),
+        ("on", Some(rollgate_telemetry::DEFAULT_SERIES_IDLE_TIMEOUT)),
+    ] {
+        let config = rollgate_telemetry::MetricsConfig::builder()
+            .constant_label("service", "bench")
+            .max_series_per_metric(2 * LIVE as usize)
+            .series_idle_timeout(idle)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let reg = MetricsRegistry::new(config);
+        let rec = reg.recorder();
+        let (counter, hist) = metrics::with_local_recorder(&rec, || {
+            for i in 0..LIVE {
+                metrics::counter!("requests_total", "user" => i.to_string()).increment(1);
+            }
+            (
+                metrics::counter!("requests_total", "user" => "42"),
+                metrics::histogram!("latency_seconds", "user" => "42"),
+            )
+        });
+        assert_eq!(reg.series_count(), LIVE as usize + 1);
+        black_box(reg.expire_idle());
+        g.bench_function(format!("counter_handle/expiry_{name}"), |b| {
+            b.iter(|| counter.increment(black_box(1)))
+        });
+        let xs = samples();
+        let mut i = 0usize;
+        g.bench_function(format!("histogram_handle/expiry_{name}"), |b| {
+            b.iter(|| {
+                i = (i + 1) & 1023;
+                hist.record(black_box(xs[i]))
+            })
+        });
+        metrics::with_local_recorder(&rec, || {
+            g.bench_function(format!("counter_macro/expiry_{name}"), |b| {
+                b.iter(|| {
+                    metrics::counter!("requests_total", "user" => "42").increment(black_box(1))
+                })
+            });
+        });
+        if idle.is_some() {
+            g.bench_function("idle_check_of_all_series", |b| {
+                b.iter(|| black_box(reg.expire_idle()))
+            });
+        }
+    }
+    g.finish();
+}
+
 /// Render time after N histogram samples recorded since the last render.
 fn render(c: &mut Criterion) {
     let mut g = c.benchmark_group("render_after_samples");
@@ -391,7 +449,7 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = counters, contended, histograms, logs
+    targets = counters, contended, histograms, logs, expiry
 }
 criterion_group!(slow, cpu_time, memory, render);
 criterion_main!(fast, slow);

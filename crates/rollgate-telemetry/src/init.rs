@@ -599,8 +599,10 @@ impl TelemetryGuard {
     pub fn info(&self) -> &ServiceInfo {
         &self.info
     }
-    /// The address the metrics listener is bound to, if serving.
+    /// The address the metrics listener is bound to, if serving. Needs the
+    /// `prometheus` feature.
     #[cfg(feature = "prometheus")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
         self.server
             .as_ref()

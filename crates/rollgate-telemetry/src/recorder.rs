@@ -494,6 +494,15 @@ struct Series {
     active_at: Instant,
 }
 
+impl Series {
+    /// Whether a handle outside the registry (a `Counter` kept in a struct)
+    /// may still record to the cell: the registry holds one per index key
+    /// plus its own.
+    fn held(&self) -> bool {
+        self.cell.handles() > 1 + self.keys.len()
+    }
+}
+
 /// What the guard logs, after the registry's locks are released.
 #[derive(Debug)]
 enum Warning {
@@ -672,34 +681,46 @@ impl MetricsRegistry {
             return 0;
         };
         state.swept_at = Some(now);
-        // Lock order: state, then index (as in register_slow). With the
-        // index locked no lookup can hand out a cell while its handles are
-        // counted below.
+        // First pass with only the state locked, so lookups of existing
+        // series (the `counter!` macro path) go on meanwhile.
+        let mut candidates: Vec<(String, Labels)> = Vec::new();
+        for (name, family) in &mut state.families {
+            for (labels, s) in &mut family.series {
+                let fp = s.cell.fingerprint();
+                if fp != s.seen {
+                    s.seen = fp;
+                    s.active_at = now;
+                } else if now.saturating_duration_since(s.active_at) >= idle && !s.held() {
+                    candidates.push((name.clone(), labels.clone()));
+                }
+            }
+        }
+        if candidates.is_empty() {
+            return 0;
+        }
+        // Then with the index locked too (lock order: state, then index, as
+        // in register_locked): no lookup can hand out a cell now, so a
+        // series neither held nor changed can go without losing an update.
         let mut index = self
             .inner
             .index
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         let mut dropped = 0;
-        for family in state.families.values_mut() {
-            family.series.retain(|_, s| {
-                let fp = s.cell.fingerprint();
-                if fp != s.seen {
-                    s.seen = fp;
-                    s.active_at = now;
-                    return true;
-                }
-                // A handle held outside the registry may record again later.
-                let held = s.cell.handles() > 1 + s.keys.len();
-                if held || now.saturating_duration_since(s.active_at) < idle {
-                    return true;
-                }
+        for (name, labels) in candidates {
+            let Some(family) = state.families.get_mut(&name) else {
+                continue;
+            };
+            let idle = family
+                .series
+                .get(&labels)
+                .is_some_and(|s| !s.held() && s.cell.fingerprint() == s.seen);
+            if let Some(s) = idle.then(|| family.series.remove(&labels)).flatten() {
                 for k in &s.keys {
                     index.remove(k);
                 }
                 dropped += 1;
-                false
-            });
+            }
         }
         state
             .families
