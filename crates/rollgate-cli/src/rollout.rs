@@ -217,9 +217,10 @@ struct Request {
     #[arg(long, default_value_t = default_actor())]
     actor: String,
     /// Only record the request. Without it, `abort`, `promote` and `resume`
-    /// of a rollout no controller drives drive it here to the end (or the
-    /// next hold), with live progress, and exit as `rollout run` does.
-    /// `pause` only ever records.
+    /// follow the rollout to its end (or next hold) and exit as `rollout
+    /// run` does: when no controller drives it they drive it here, with live
+    /// progress; otherwise they follow the controller's progress. `pause`
+    /// only ever records.
     #[arg(long)]
     no_wait: bool,
 }
@@ -364,7 +365,7 @@ async fn dispatch(args: RolloutArgs) -> Result<u8, Fail> {
             no_rollback_ok,
         } => run_plan(&c, &plan, &actor, idempotency_key, no_rollback_ok).await,
         RolloutCommand::Status { id, watch: false } => status(&c, parse_id(&id)?).await,
-        RolloutCommand::Status { id, watch: true } => watch(&c, parse_id(&id)?).await,
+        RolloutCommand::Status { id, watch: true } => watch(&c, parse_id(&id)?, false).await,
         RolloutCommand::List {
             service,
             status,
@@ -1023,6 +1024,19 @@ async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
         }
         return drive(c, store, id, false).await;
     }
+    if drives && let Some(l) = &driven {
+        if c.output == Output::Text {
+            out!(
+                "rollout {id}: {action} recorded (event {seq}) for {}",
+                r.actor
+            );
+            out!(
+                "  {} drives it and acts within a second; following it until it ends or holds (Ctrl-C stops following, not the rollout)",
+                l.owner
+            );
+        }
+        return watch(c, id, true).await;
+    }
     if c.output == Output::Json {
         out!(
             "{}",
@@ -1506,8 +1520,9 @@ async fn list(
     Ok(SUCCESS)
 }
 
-/// `rollout status ID --watch`: follows the rollout until it ends.
-async fn watch(c: &Common, id: RolloutId) -> Result<u8, Fail> {
+/// `rollout status ID --watch`: follows the rollout until it ends (or,
+/// with `until_hold`, until it holds for a person).
+async fn watch(c: &Common, id: RolloutId, until_hold: bool) -> Result<u8, Fail> {
     use std::sync::atomic::Ordering;
     let store = open_existing(c)?;
     let req = store.request(id).await?;
@@ -1545,8 +1560,9 @@ async fn watch(c: &Common, id: RolloutId) -> Result<u8, Fail> {
             last_line = line;
             first = false;
         }
-        if r.is_finished() || STDOUT_GONE.load(Ordering::Relaxed) {
-            return Ok(if r.is_finished() {
+        let held = until_hold && matches!(r.status, Status::Held(_));
+        if r.is_finished() || held || STDOUT_GONE.load(Ordering::Relaxed) {
+            return Ok(if r.is_finished() || held {
                 exit_code(&r)
             } else {
                 SUCCESS

@@ -1231,3 +1231,45 @@ fn the_sbom_is_shown_in_status_and_history() {
     let listed = json(&rollgate(&d, &["rollout", "list", "--output", "json"]));
     assert_eq!(listed[0]["sbom"], "https://example.com/web/v2.spdx.json");
 }
+
+#[test]
+fn abort_of_a_driven_rollout_follows_it_to_the_end() {
+    let d = dir(4);
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(
+            4,
+            DEPLOY,
+            "kind = \"canary\"\nsteps = [25, 100]\nbake = \"30s\"",
+            "",
+        ),
+    );
+    let mut run = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(["rollout", "run", &p])
+        .current_dir(&d.path)
+        .env("ROLLGATE_STATE", d.path.join("state.db"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let s = rollgate(&d, &["rollout", "status", "1", "--output", "json"]);
+        if s.status.code() == Some(0) && json(&s)["stage"] == "baking" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "never baked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = rollgate(&d, &["rollout", "abort", "1", "--actor", "oncall"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains("drives it and acts within a second; following it"),
+        "{said}"
+    );
+    assert!(said.lines().last().unwrap().contains("aborted"), "{said}");
+    assert_eq!(run.wait().unwrap().code(), Some(1));
+    assert_eq!(versions(&d, 4), ["v1"; 4]);
+}
