@@ -180,12 +180,20 @@ proptest! {
             // The signal came after the end: the run finished normally.
             prop_assert!(matches!(got, Some(0 | 1)), "exit {:?}: {}", got, stderr);
         }
+        let interrupted = got == Some(code);
         let resumed = match how {
             0 => rollgate(&d, &RUN),
             1 => rollgate(&d, &["rollout", "resume-all"]),
             _ => rollgate(&d, &["rollout", "resume", "1", "--actor", "bob"]),
         };
-        prop_assert!(matches!(resumed.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&resumed.stderr));
+        let said = String::from_utf8_lossy(&resumed.stderr).into_owned();
+        if how == 2 && !interrupted {
+            // Nothing to resume: a finished rollout is refused, clearly.
+            prop_assert_eq!(resumed.status.code(), Some(2), "{}", said);
+            prop_assert!(said.contains("already finished"), "{}", said);
+        } else {
+            prop_assert!(matches!(resumed.status.code(), Some(0 | 1)), "{}", said);
+        }
         prop_assert_eq!(end(&d), expected);
     }
 }
