@@ -1273,3 +1273,35 @@ fn abort_of_a_driven_rollout_follows_it_to_the_end() {
     assert_eq!(run.wait().unwrap().code(), Some(1));
     assert_eq!(versions(&d, 4), ["v1"; 4]);
 }
+
+#[test]
+fn a_rolling_rollout_waits_while_a_target_is_down_rather_than_take_more_out() {
+    let d = dir(3);
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(3, DEPLOY, "kind = \"rolling\"\nmin_healthy = 2", "").replace(
+            "test -s srv/{target}/current",
+            "test -s srv/{target}/current && test ! -e srv/{target}/down",
+        ),
+    );
+    std::fs::write(d.path.join("srv/web-3/down"), "").unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(["rollout", "run", &p])
+        .current_dir(&d.path)
+        .env("ROLLGATE_STATE", d.path.join("state.db"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        versions(&d, 3),
+        ["v1"; 3],
+        "web-3 down: nothing else taken out"
+    );
+    assert!(run.try_wait().unwrap().is_none(), "the phase waits");
+    std::fs::remove_file(d.path.join("srv/web-3/down")).unwrap();
+    assert_eq!(run.wait().unwrap().code(), Some(0));
+    assert_eq!(versions(&d, 3), ["v2"; 3]);
+}

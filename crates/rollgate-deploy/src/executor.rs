@@ -532,9 +532,17 @@ impl Executor {
                 continue;
             }
             if !starts.is_empty() {
-                self.start_tasks(&mut r, fence, starts, &mut tasks, &mut running, &mut ids)
+                let starts = self
+                    .renewing(r.id, fence, self.within_budget(&r, starts, &running))
                     .await?;
-                continue;
+                if !starts.is_empty() {
+                    self.start_tasks(&mut r, fence, starts, &mut tasks, &mut running, &mut ids)
+                        .await?;
+                    continue;
+                }
+                // Taking another target out would break `max_unavailable`:
+                // wait for in-flight work or readiness to come back.
+                debug!(rollout = %r.id, "waiting: max_unavailable reached");
             }
             match other {
                 Some(Action::Switch { to, back }) => {
@@ -598,6 +606,49 @@ impl Executor {
             debug!(rollout = %r.id, "stopping while baking");
         }
         Ok(done(r))
+    }
+
+    /// Keeps the fresh forward deploys of `starts` that fit the plan's
+    /// `max_unavailable`: targets in flight and targets that are not ready
+    /// (whatever they run) are unavailable; restores and redone deploys
+    /// always pass.
+    async fn within_budget(
+        &self,
+        r: &Rollout,
+        starts: Vec<Action>,
+        running: &BTreeSet<TargetId>,
+    ) -> Vec<Action> {
+        let Some(max) = r.request.plan.max_unavailable else {
+            return starts;
+        };
+        let fresh = |a: &Action| matches!(a, Action::Deploy { fresh: true, .. });
+        if r.status != Status::Running || !starts.iter().any(fresh) {
+            return starts;
+        }
+        // One target at a time, stopping once the budget is spent.
+        let mut not_ready = 0;
+        for t in r.targets.keys() {
+            if running.len() + not_ready >= max {
+                break;
+            }
+            if !running.contains(t)
+                && !matches!(self.deployer.readiness(t).await, Ok(Readiness::Ready))
+            {
+                not_ready += 1;
+            }
+        }
+        let mut budget = max.saturating_sub(running.len() + not_ready);
+        starts
+            .into_iter()
+            .filter(|a| {
+                if !fresh(a) {
+                    return true;
+                }
+                let keep = budget > 0;
+                budget = budget.saturating_sub(1);
+                keep
+            })
+            .collect()
     }
 
     /// Stops at a safe point: records what already finished, then the

@@ -235,6 +235,13 @@ pub struct Phase {
 pub struct Plan {
     /// The phases, in order.
     pub phases: Vec<Phase>,
+    /// At most this many of the plan's targets may be unavailable at once
+    /// while the rollout moves forward: a target being deployed, or one that
+    /// is not ready (whatever it runs), counts. A phase waits rather than
+    /// take more out. `None`: no limit beyond each phase's concurrency.
+    /// The rolling strategy sets it to its `max_unavailable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<usize>,
 }
 
 impl Plan {
@@ -325,11 +332,15 @@ impl Strategy {
                     n - done,
                 ));
             }
-            Ok(Plan { phases })
+            Ok(Plan {
+                phases,
+                max_unavailable: None,
+            })
         };
         match self {
             Strategy::AllAtOnce => Ok(Plan {
                 phases: vec![phase("all".into(), targets, Percent::FULL, n)],
+                max_unavailable: None,
             }),
             Strategy::Rolling { max_unavailable } => {
                 if *max_unavailable == 0 {
@@ -356,7 +367,10 @@ impl Strategy {
                         ph
                     })
                     .collect();
-                Ok(Plan { phases })
+                Ok(Plan {
+                    phases,
+                    max_unavailable: Some(*max_unavailable),
+                })
             }
             Strategy::Canary { steps } => {
                 if steps.is_empty() {
@@ -428,6 +442,7 @@ impl Strategy {
                 };
                 Ok(Plan {
                     phases: vec![deploy, switch],
+                    max_unavailable: None,
                 })
             }
             Strategy::Rings { rings } => {
@@ -466,7 +481,10 @@ impl Strategy {
                         ))
                     })
                     .collect::<Result<Vec<_>, Error>>()?;
-                Ok(Plan { phases })
+                Ok(Plan {
+                    phases,
+                    max_unavailable: None,
+                })
             }
         }
     }

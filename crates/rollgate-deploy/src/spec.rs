@@ -865,7 +865,10 @@ impl PlanFile {
         let plan = self
             .strategy
             .compile(&self.targets, &self.defaults)
-            .unwrap_or(crate::Plan { phases: Vec::new() });
+            .unwrap_or(crate::Plan {
+                phases: Vec::new(),
+                max_unavailable: None,
+            });
         RolloutRequest {
             service: self.service.clone(),
             artifact: self.artifact.clone(),

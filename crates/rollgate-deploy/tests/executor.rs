@@ -889,3 +889,48 @@ async fn a_stop_at_once_records_who_stopped_and_releases_the_lease() {
     assert!(again.rollout.interrupted.is_none());
     assert_eq!(w.versions(), ["v2"; 3]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn max_unavailable_counts_targets_that_are_not_ready_and_the_phase_waits() {
+    let w = world(3).registered().await;
+    // t3 is down already (not ready on v1): with max_unavailable = 1 the
+    // rolling rollout may take nothing else out.
+    w.deployer
+        .set_fault(&w.targets[2], Fault::NeverReadyOn(w.v1.digest.clone()));
+    let exec = w.exec(None);
+    let req = w.request(
+        Strategy::Rolling { max_unavailable: 1 },
+        PhaseDefaults::default(),
+    );
+    assert_eq!(req.plan.max_unavailable, Some(1));
+    let id = exec.create(&req).await.unwrap().id;
+    let run = spawn_run(&exec, id);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert!(
+        w.deployer.deploy_log().is_empty(),
+        "nothing taken out while t3 is down"
+    );
+    assert_eq!(w.versions(), ["v1"; 3]);
+    // t3 comes back: the rollout goes on, one target at a time.
+    w.deployer.set_fault(&w.targets[2], Fault::FailTimes(0));
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report.outcome, Some(Outcome::Succeeded));
+    assert_eq!(w.versions(), ["v2"; 3]);
+}
+
+#[test]
+fn only_rolling_plans_carry_max_unavailable() {
+    let t = rollgate_test::targets(4);
+    let d = PhaseDefaults::default();
+    assert_eq!(
+        Strategy::Rolling { max_unavailable: 2 }
+            .compile(&t, &d)
+            .unwrap()
+            .max_unavailable,
+        Some(2)
+    );
+    assert_eq!(
+        Strategy::AllAtOnce.compile(&t, &d).unwrap().max_unavailable,
+        None
+    );
+}
