@@ -1208,8 +1208,16 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
         return Err(Fail(
             BAD_INPUT,
             format!(
-                "rollout {} of {} recorded no previous artifact to return to",
-                last.id, args.service
+                "before rollout {} of {} its targets ran nothing rollgate could return them to ({}); \
+                 to go to a version the service ran, use `rollgate rollback --service {} --to VERSION`",
+                last.id,
+                args.service,
+                if unknown.is_empty() {
+                    "they already ran its artifact".to_string()
+                } else {
+                    format!("nothing known for {}", unknown.join(", "))
+                },
+                args.service
             ),
         ));
     };

@@ -1305,3 +1305,37 @@ fn a_rolling_rollout_waits_while_a_target_is_down_rather_than_take_more_out() {
     assert_eq!(run.wait().unwrap().code(), Some(0));
     assert_eq!(versions(&d, 3), ["v2"; 3]);
 }
+
+#[test]
+fn rollback_after_a_one_way_first_install_says_why_and_what_to_run() {
+    let d = dir(2);
+    for i in 1..=2 {
+        std::fs::write(d.path.join(format!("srv/web-{i}/current")), "").unwrap();
+    }
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(2, DEPLOY, "kind = \"all-at-once\"", ""),
+    );
+    let refused = rollgate(&d, &["rollout", "run", &p]);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "fresh targets: {}",
+        stderr(&refused)
+    );
+    assert!(
+        stderr(&refused).contains("runs nothing"),
+        "{}",
+        stderr(&refused)
+    );
+    let out = rollgate(&d, &["rollout", "run", &p, "--no-rollback-ok"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let back = rollgate(&d, &["rollback", "--service", "web"]);
+    assert_eq!(back.status.code(), Some(2));
+    let said = stderr(&back);
+    assert!(
+        said.contains("nothing known for web-1, web-2") && said.contains("--to VERSION"),
+        "{said}"
+    );
+}
