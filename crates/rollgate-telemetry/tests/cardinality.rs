@@ -209,3 +209,46 @@ async fn without_an_idle_timeout_series_stay_and_a_zero_timeout_is_refused() {
         .expect_err("zero refused");
     assert!(e.to_string().contains("series_idle_timeout"), "{e}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn without_any_read_a_metric_at_its_cap_still_frees_idle_places() {
+    use std::time::Duration;
+    let registry = MetricsRegistry::new(
+        MetricsConfig::builder()
+            .max_series_per_metric(2)
+            .series_idle_timeout(Some(Duration::from_secs(600)))
+            .build()
+            .expect("valid config"),
+    );
+    let hit = |user: &str| {
+        metrics::with_local_recorder(&registry.recorder(), || {
+            metrics::counter!("requests", "user" => user.to_owned()).increment(1);
+        })
+    };
+    hit("a");
+    hit("b");
+    // Nothing reads the registry; only registrations over the cap check.
+    tokio::time::advance(Duration::from_secs(660)).await;
+    hit("c"); // the check sees a and b changed since they were made: kept
+    tokio::time::advance(Duration::from_secs(660)).await;
+    hit("d"); // a and b unchanged for 11 minutes: dropped, d stored
+    hit("e");
+    let snap = registry.snapshot();
+    let users: Vec<&str> = snap
+        .family("requests_total")
+        .map(|f| {
+            f.series
+                .iter()
+                .filter_map(|s| s.labels.get("user").map(String::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(users, ["d", "e"]);
+    assert_eq!(
+        snap.counter(OVERFLOW_METRIC, &[("metric", "requests_total")]),
+        Some(1),
+        "only c overflowed"
+    );
+    // d, e and the overflow series; a and b left with their series.
+    assert_eq!(snap.counter_sum("requests_total", &[]), 3);
+}
