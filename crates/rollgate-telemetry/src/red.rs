@@ -378,12 +378,26 @@ where
                     metrics::counter!(ERRORS_TOTAL, "method" => method, "route" => route)
                         .increment(1);
                 }
-                // The status is the span's `http.response.status_code`,
-                // which every line of the request carries: one attribute.
+                // One status attribute: the event's `http.response.status_code`
+                // shadows the span's field of the same name in the line, and
+                // stays when a filter such as `warn` disables the INFO span.
                 match &result {
-                    Ok(_) if failed => tracing::warn!(duration_s = secs, "request failed"),
-                    Ok(_) => tracing::info!(duration_s = secs, "request completed"),
-                    Err(e) => tracing::error!(error = %e, duration_s = secs, "request errored"),
+                    Ok(_) if failed => tracing::warn!(
+                        http.response.status_code = status,
+                        duration_s = secs,
+                        "request failed"
+                    ),
+                    Ok(_) => tracing::info!(
+                        http.response.status_code = status,
+                        duration_s = secs,
+                        "request completed"
+                    ),
+                    Err(e) => tracing::error!(
+                        http.response.status_code = status,
+                        error = %e,
+                        duration_s = secs,
+                        "request errored"
+                    ),
                 }
                 result.map(|mut res| {
                     if let Some(v) = header_value {

@@ -116,9 +116,16 @@ async fn request_id_is_generated_echoed_and_logged_with_the_span_trace_id() {
         assert_eq!(l["http.route"], "/users/{id}");
     }
     assert_eq!(lines[1]["message"], "request completed");
-    // One status attribute: the span's, on every line after it is known.
+    // One status attribute, once in the line.
     assert_eq!(lines[1]["http.response.status_code"], 200);
     assert!(lines[1].get("status").is_none(), "{}", lines[1]);
+    let raw = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf-8");
+    let completed = raw.lines().nth(1).unwrap_or_default();
+    assert_eq!(
+        completed.matches("\"http.response.status_code\"").count(),
+        1,
+        "{completed}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -284,4 +291,37 @@ async fn excluded_routes_leave_no_series_and_no_log_line() {
         Some(1)
     );
     assert_eq!(capture.lines().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_warn_filter_keeps_the_status_on_failed_request_lines() {
+    let capture = Capture::default();
+    let t = init("shop")
+        .log_filter_env(None)
+        .log_filter("warn")
+        .log_writer(capture.clone())
+        .build()
+        .expect("valid config");
+    let _d = tracing::dispatcher::set_default(t.dispatch());
+    let svc = RedLayer::new()
+        .route("/fail")
+        .layer(service_fn(|_req: Request<String>| async {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .status(StatusCode::SERVICE_UNAVAILABLE)
+                    .body(String::new())
+                    .expect("valid response"),
+            )
+        }));
+    svc.oneshot(
+        Request::get("/fail")
+            .body(String::new())
+            .expect("valid request"),
+    )
+    .await
+    .unwrap_or_else(|e: Infallible| match e {});
+    let lines = capture.lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["message"], "request failed");
+    assert_eq!(lines[0]["http.response.status_code"], 503);
 }
