@@ -23,6 +23,7 @@ impl Write for Capture {
 fn a_rollout_reads_as_one_trace_with_counted_events() {
     let capture = Capture::default();
     let t = init("controller")
+        .log_filter_env(None)
         .log_writer(capture.clone())
         .build()
         .expect("valid config");

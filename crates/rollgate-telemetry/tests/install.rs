@@ -31,6 +31,7 @@ fn get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String> {
 fn install_sets_globals_serves_metrics_and_the_guard_stops_everything() {
     let logs = Capture::default();
     let guard = init("svc")
+        .log_filter_env(None)
         .version("3.0.0")
         .cohort("baseline")
         .log_writer(logs.clone())

@@ -33,6 +33,7 @@ impl Capture {
 
 fn telemetry(capture: &Capture) -> Telemetry {
     init("checkout")
+        .log_filter_env(None)
         .version("1.4.2")
         .commit("9f2c1e0aa")
         .environment("staging")
@@ -146,6 +147,7 @@ fn a_planted_secret_never_reaches_output() {
     const SECRET: &str = "hunter2-Zq9";
     let capture = Capture::default();
     let t = init("checkout")
+        .log_filter_env(None)
         .redact_field("ssn")
         .log_writer(capture.clone())
         .log_filter("trace")
@@ -189,10 +191,12 @@ fn each_layer_applies_its_own_redaction_to_a_shared_callsite() {
     }
     let (plain, masked) = (Capture::default(), Capture::default());
     let a = init("a")
+        .log_filter_env(None)
         .log_writer(plain.clone())
         .build()
         .expect("valid config");
     let b = init("b")
+        .log_filter_env(None)
         .redact_field("ssn")
         .log_writer(masked.clone())
         .build()
@@ -265,6 +269,7 @@ fn many_interleaved_callsites_each_keep_their_own_keys() {
 fn human_format_is_one_readable_line() {
     let capture = Capture::default();
     let t = init("checkout")
+        .log_filter_env(None)
         .version("2.0.0")
         .log_format(LogFormat::Human)
         .log_writer(capture.clone())
@@ -286,6 +291,7 @@ fn invalid_settings_are_rejected_with_the_setting_named() {
     let e = init("").build().expect_err("empty service");
     assert!(e.to_string().contains("service"), "{e}");
     let e = init("svc")
+        .log_filter_env(None)
         .log_filter("info,=[")
         .build()
         .expect_err("bad filter");

@@ -98,6 +98,7 @@ fn spans_and_resource_attributes_reach_an_otlp_receiver_with_the_log_ids() {
     let receiver = Receiver::start();
     let logs = Capture::default();
     let t = init("checkout")
+        .log_filter_env(None)
         .version("1.4.2")
         .commit("9f2c1e0aa")
         .environment("staging")

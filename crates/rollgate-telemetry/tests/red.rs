@@ -38,6 +38,7 @@ impl Capture {
 
 fn telemetry(capture: &Capture) -> Telemetry {
     init("shop")
+        .log_filter_env(None)
         .version("2.1.0")
         .cohort("canary")
         .id_seed(11)
