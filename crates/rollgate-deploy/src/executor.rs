@@ -161,7 +161,10 @@ pub type Observer = Arc<dyn Fn(&Rollout, &EventRecord) + Send + Sync>;
 ///     .compile(&targets, &PhaseDefaults::default().with_bake(std::time::Duration::from_secs(60)))?;
 /// let artifact = Artifact::new("v2", Digest::of_bytes(b"v2"));
 /// let exec = Executor::new(Arc::new(MemoryStore::new()), Arc::new(InMemory::default()));
-/// let report = exec.submit(RolloutRequest::new("web", artifact, plan, "alice")).await?;
+/// // The targets run nothing yet: without this, a rollback could not return
+/// // them to it, so the request would be refused (`Error::Unrestorable`).
+/// let req = RolloutRequest::new("web", artifact, plan, "alice").with_no_rollback_ok(true);
+/// let report = exec.submit(req).await?;
 /// assert_eq!(report.outcome, Some(Outcome::Succeeded));
 /// # Ok::<(), Error>(()) }).unwrap();
 /// ```
