@@ -19,9 +19,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run and control rollouts (exit 0 success, 1 rolled back/aborted, 2 bad input, 3 held, 4 store busy).
+    /// Run, list, watch and control rollouts (exit 0 success, 1 rolled back/aborted/rollback failed, 2 bad input or refused, 3 held, 4 store busy, 130/143 stopped by SIGINT/SIGTERM).
     Rollout(Box<rollout::RolloutArgs>),
-    /// Return a service's targets to the artifact they ran before its last successful rollout.
+    /// Return a service's targets to the artifact they ran before its last successful rollout, or `--to` a version it ran.
     Rollback(Box<rollout::RollbackArgs>),
     /// Print the version and exit.
     Version,

@@ -83,7 +83,7 @@ pub const INTERRUPTED_INT: u8 = 130;
 pub const INTERRUPTED_TERM: u8 = 143;
 
 const EXIT_CODES: &str = "Exit codes: 0 success/promoted, 1 rolled back, aborted or rollback failed, \
-2 bad input, 3 held for a person, 4 state store busy/locked/unusable/missing or rollout driven \
+2 bad input (or refused: a precheck failed, or a rollback could not restore some target), 3 held for a person, 4 state store busy/locked/unusable/missing or rollout driven \
 elsewhere, 130/143 stopped by SIGINT/SIGTERM at a safe point (lease released; the command to \
 continue is printed; a second signal exits at once).";
 
