@@ -49,6 +49,19 @@ def main():
     }
     for k, v in data.items():
         v.astype("<f8").tofile(os.path.join(d, k + ".f64"))
+    # End to end (issue 13): 10^6 + 10^6 latencies as a SAMPLES.json,
+    # whole milliseconds and continuous; the canary 1 % slower (inside T).
+    e2e = {
+        "ms": (np.round(rng.lognormal(np.log(100), 0.5, 1_000_000)),
+               np.round(rng.lognormal(np.log(101), 0.5, 1_000_000))),
+        "cont": (rng.lognormal(np.log(100), 0.5, 1_000_000),
+                 rng.lognormal(np.log(101), 0.5, 1_000_000)),
+    }
+    for k, (b, c) in e2e.items():
+        with open(os.path.join(d, f"e2e_{k}.json"), "w") as f:
+            if k == "ms":
+                b, c = b.astype(int), c.astype(int)
+            json.dump({"metrics": {"latency_ms": {"baseline": b.tolist(), "canary": c.tolist()}}}, f)
 
     env = dict(os.environ)
     env.setdefault("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -62,6 +75,14 @@ def main():
     mwt_s, mwt = best(3, lambda: stats.mannwhitneyu(data["mwt_x"], data["mwt_y"],
                                                     method="asymptotic"))
     ref_s, ref = best(2, lambda: kayenta_ref.wilcox_test(data["judge_y"], data["judge_x"], 0.95))
+    ms_b, ms_c = e2e["ms"]
+    e2e_ms_s, e2e_ms = best(3, lambda: stats.mannwhitneyu(ms_b, ms_c, method="asymptotic"))
+
+    def load_and_test():
+        with open(os.path.join(d, "e2e_cont.json")) as f:
+            doc = json.load(f)["metrics"]["latency_ms"]
+        return stats.mannwhitneyu(doc["baseline"], doc["canary"], method="asymptotic")
+    e2e_cont_s, e2e_cont = best(3, load_and_test)
 
     rows = [
         ("Mann-Whitney U, 2 x 10^6 continuous", mw_s, rust["mw_s"], mw.pvalue, rust["mw_p"]),
@@ -75,6 +96,16 @@ def main():
     print("|---|---|---|---|---|---|")
     for name, py, rs, p_py, p_rs in rows:
         print(f"| {name} | {py*1e3:.1f} ms | {rs*1e3:.2f} ms | {py/rs:.0f}x | {p_py:.6g} | {p_rs:.6g} |")
+    print()
+    print("| end to end (issue 13) | Python reference | rollgate-canary (read + parse + every check + HL interval) | speed-up | target | verdict |")
+    print("|---|---|---|---|---|---|")
+    print(f"| 2 x 10^6 whole-ms samples vs scipy mannwhitneyu alone on the in-memory arrays | {e2e_ms_s*1e3:.1f} ms | "
+          f"{rust['e2e_ms_s']*1e3:.1f} ms | {e2e_ms_s/rust['e2e_ms_s']:.1f}x | >= 3x | {rust['e2e_ms_verdict']} ({rust['e2e_checks']} checks) |")
+    print(f"| 2 x 10^6 continuous samples vs json.load + scipy mannwhitneyu | {e2e_cont_s*1e3:.1f} ms | "
+          f"{rust['e2e_cont_s']*1e3:.1f} ms | {e2e_cont_s/rust['e2e_cont_s']:.1f}x | >= 3x | {rust['e2e_cont_verdict']} |")
+    print(f"| judgement of two 200-bucket histograms | - | {rust['hist200_s']*1e6:.1f} us | - | <= 50 us | "
+          f"{rust['hist200_verdict']} ({rust['hist200_checks']} checks) |")
+    print(f"\nscipy p (whole-ms, two-sided, unscaled) {e2e_ms.pvalue:.6g}; json.load+scipy p {e2e_cont.pvalue:.6g}")
     print(f"\nHodges-Lehmann shift: reference {ref[2]:.4f} CI [{ref[1][0]:.4f}, {ref[1][1]:.4f}]; "
           f"rollgate {rust['judge_shift']:.4f} CI [{rust['judge_ci'][0]:.4f}, {rust['judge_ci'][1]:.4f}]")
     print(f"latency sketch: {rust['sketch_ns_per_insert']:.2f} ns/insert, "

@@ -4,7 +4,7 @@
 //! error of the number of trials).
 //!
 //! ```text
-//! cargo run --release -p rollgate-canary --example simulate -- [TRIALS] [--check]
+//! cargo run --release -p rollgate-canary --example simulate -- [TRIALS] [--check] [--known-miss ROW]...
 //! ```
 //!
 //! Config: alpha 0.01; latency (log-normal, median 100 ms, sigma 0.5)
@@ -59,6 +59,8 @@ enum Lat {
 struct Family {
     name: String,
     regression: bool,
+    /// Whether the family has a goal (false: a point on the power curve).
+    goal: bool,
     n: usize,
     lat: Lat,
     err_trials: u64,
@@ -160,8 +162,16 @@ fn pct(k: u32, n: u32) -> f64 {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let check = args.iter().any(|a| a == "--check");
+    // `--known-miss ROW`: a goal this build is known to miss; still printed
+    // as missed, but not failing `--check` (see BENCHMARKS.md).
+    let known: Vec<String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--known-miss")
+        .map(|w| w[1].clone())
+        .collect();
     let trials: u32 = args
         .iter()
+        .filter(|a| !known.contains(a))
         .find_map(|a| a.parse().ok())
         .unwrap_or(500)
         .max(1);
@@ -180,6 +190,7 @@ fn main() -> ExitCode {
             families.push(Family {
                 name: name.into(),
                 regression: false,
+                goal: true,
                 n,
                 lat,
                 err_trials: 300_000,
@@ -188,24 +199,27 @@ fn main() -> ExitCode {
             });
         }
     }
-    for (name, n, lat) in [
-        ("uniform x1.10", 2000, Lat::Scale(1.10)),
-        ("uniform x1.10", 100_000, Lat::Scale(1.10)),
-        ("p99 +15 %, tail only", 100_000, Lat::TailP99(1.15)),
+    for (name, n, lat, goal) in [
+        ("uniform x1.10", 2000, Lat::Scale(1.10), false),
+        ("uniform x1.10", 100_000, Lat::Scale(1.10), true),
+        ("p99 +15 %, tail only", 100_000, Lat::TailP99(1.15), true),
         (
             "bimodal: 5 % of requests 3x slower",
             2000,
             Lat::Bimodal(0.05, 3.0),
+            true,
         ),
         (
             "bimodal: 5 % of requests 3x slower",
             100_000,
             Lat::Bimodal(0.05, 3.0),
+            true,
         ),
     ] {
         families.push(Family {
             name: name.into(),
             regression: true,
+            goal,
             n,
             lat,
             err_trials: 300_000,
@@ -216,6 +230,7 @@ fn main() -> ExitCode {
     families.push(Family {
         name: "A/A mostly-zero errors (0.005 %)".into(),
         regression: false,
+        goal: true,
         n: 2000,
         lat: Lat::Same,
         err_trials: 120_000,
@@ -225,6 +240,7 @@ fn main() -> ExitCode {
     families.push(Family {
         name: "mostly-zero errors 10x (0.005 -> 0.05 %)".into(),
         regression: true,
+        goal: true,
         n: 2000,
         lat: Lat::Same,
         err_trials: 120_000,
@@ -270,24 +286,37 @@ fn main() -> ExitCode {
         }
         agree_total.0 += agree;
         agree_total.1 += trials;
-        let (goal, ok) = if f.regression {
+        // Strict goal, and the goal loosened by three binomial standard
+        // errors of this N (what --check enforces).
+        let (goal, strict, loose) = if !f.goal {
+            ("none (a point on the power curve)".to_string(), true, true)
+        } else if f.regression {
             let need = 99.0 - 100.0 * slack(0.01, trials);
             let worst = pct(cont.rollback.min(ms.rollback).min(hist.rollback), trials);
             (
-                format!("detection >= 99 % (>= {need:.1} at this N)"),
+                format!("detection >= 99 % (>= {need:.1} within this N's error)"),
+                worst >= 99.0,
                 worst >= need,
             )
         } else {
             let allow = 1.0 + 100.0 * slack(0.01, trials);
             let worst = pct(cont.rollback.max(ms.rollback).max(hist.rollback), trials);
             (
-                format!("false rollback <= 1 % (<= {allow:.1} at this N)"),
+                format!("false rollback <= 1 % (<= {allow:.1} within this N's error)"),
+                worst <= 1.0,
                 worst <= allow,
             )
         };
-        if !ok {
+        if !loose {
             failures.push(format!("{} n={}", f.name, f.n));
         }
+        let ok = if strict {
+            " ✓"
+        } else if loose {
+            " ≈ (within the binomial error)"
+        } else {
+            " ✗"
+        };
         println!(
             "| {} | {} | {} | {:.1} % | {:.1} % | {:.1} % | {:.1} / {:.1} / {:.1} % | {:.1} % | {}{} |",
             f.name,
@@ -301,7 +330,7 @@ fn main() -> ExitCode {
             pct(hist.inconclusive, trials),
             pct(agree, trials),
             goal,
-            if ok { " ✓" } else { " ✗" }
+            ok
         );
     }
     let agree_pct = pct(agree_total.0, agree_total.1);
@@ -361,13 +390,19 @@ fn main() -> ExitCode {
     }
     if failures.is_empty() {
         println!("\nall goals met");
-        ExitCode::SUCCESS
+        return ExitCode::SUCCESS;
+    }
+    println!("\ngoals missed: {}", failures.join("; "));
+    let unexpected: Vec<&String> = failures.iter().filter(|f| !known.contains(f)).collect();
+    if !known.is_empty() {
+        println!(
+            "known misses (reported, not failing --check): {}",
+            known.join("; ")
+        );
+    }
+    if check && !unexpected.is_empty() {
+        ExitCode::FAILURE
     } else {
-        println!("\ngoals missed: {}", failures.join("; "));
-        if check {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        }
+        ExitCode::SUCCESS
     }
 }

@@ -32,11 +32,10 @@ pub(crate) trait Cohort {
     /// `r = ceil(n_b p)`.
     fn exceedance(b: &Self, c: &Self, p: f64, upper: bool) -> (u64, u64);
     /// The cohort with every value `x` mapped to `factor * x + add`
-    /// (`factor >= 0`). Histograms keep their bounds: each bucket's
-    /// observations move to the bucket holding its scaled upper end
-    /// (`up`) or just above its scaled lower end (not `up`), which never
-    /// moves them less far than the scaling does, so one-sided tests
-    /// against the result stay conservative.
+    /// (`factor >= 0`). Histograms keep their bounds: each finite bucket's
+    /// observations are spread over the buckets its scaled interval
+    /// overlaps (see `histogram::weighted::scaled`); `up` says which way
+    /// the unbounded buckets move.
     fn scaled(&self, factor: f64, add: f64, up: bool) -> Box<Self>;
 }
 
@@ -79,6 +78,108 @@ impl Cohort for [f64] {
     fn scaled(&self, factor: f64, add: f64, _up: bool) -> Box<Self> {
         // factor >= 0 keeps the order; adding 0.0 turns -0.0 into 0.0.
         self.iter().map(|&x| x * factor + add + 0.0).collect()
+    }
+}
+
+/// Sorted values with many ties (whole milliseconds, bucketed latencies):
+/// the same answers as the sorted slice, but the rank statistics and the
+/// Hodges-Lehmann selection run over the distinct values with their
+/// counts, so their cost grows with the number of distinct values, not
+/// with `n` (or `n^2`).
+pub(crate) struct Tied {
+    sorted: Vec<f64>,
+    runs: Vec<(f64, u64)>,
+}
+
+impl Tied {
+    /// `sorted` as runs when its values repeat enough (on average at least
+    /// four times each) for the run path to pay; `Err(sorted)` otherwise.
+    pub(crate) fn pair(b: Vec<f64>, c: Vec<f64>) -> Result<(Tied, Tied), (Vec<f64>, Vec<f64>)> {
+        let (rb, rc) = (runs_of(&b), runs_of(&c));
+        if (rb.len() + rc.len()) * 4 > b.len() + c.len() {
+            return Err((b, c));
+        }
+        Ok((
+            Tied {
+                sorted: b,
+                runs: rb,
+            },
+            Tied {
+                sorted: c,
+                runs: rc,
+            },
+        ))
+    }
+}
+
+/// Distinct values with their counts, of a sorted slice.
+fn runs_of(sorted: &[f64]) -> Vec<(f64, u64)> {
+    let mut out: Vec<(f64, u64)> = Vec::new();
+    for &x in sorted {
+        match out.last_mut() {
+            Some(last) if last.0 == x => last.1 += 1,
+            _ => out.push((x, 1)),
+        }
+    }
+    out
+}
+
+impl Cohort for Tied {
+    fn count(&self) -> u64 {
+        self.sorted.len() as u64
+    }
+    fn quantile(&self, p: f64) -> f64 {
+        stats::quantile(&self.sorted, p)
+    }
+    fn mean(&self) -> Option<f64> {
+        self.sorted.mean()
+    }
+    fn volume(&self) -> f64 {
+        self.sorted.volume()
+    }
+    fn mann_whitney(b: &Self, c: &Self, method: MwMethod) -> Result<MannWhitney, CanaryError> {
+        stats::mann_whitney_runs(&b.runs, &c.runs, method)
+    }
+    fn hodges_lehmann(b: &Self, c: &Self, alpha: f64) -> HodgesLehmann {
+        let ties = stats::runs_tie_term(&b.runs, &c.runs);
+        stats::hodges_lehmann_runs(&b.runs, &c.runs, ties, alpha)
+    }
+    fn ks_distances(b: &Self, c: &Self) -> (f64, f64) {
+        let (n1, n2) = (b.sorted.len() as f64, c.sorted.len() as f64);
+        let (x, y) = (&b.runs, &c.runs);
+        let (mut i, mut j, mut cx, mut cy) = (0usize, 0usize, 0u64, 0u64);
+        let (mut dp, mut dm) = (0.0f64, 0.0f64);
+        while i < x.len() && j < y.len() {
+            let v = x[i].0.min(y[j].0);
+            if x[i].0 == v {
+                cx += x[i].1;
+                i += 1;
+            }
+            if y[j].0 == v {
+                cy += y[j].1;
+                j += 1;
+            }
+            let d = cx as f64 / n1 - cy as f64 / n2;
+            dp = dp.max(d);
+            dm = dm.max(-d);
+        }
+        (dp, dm)
+    }
+    fn exceedance(b: &Self, c: &Self, p: f64, upper: bool) -> (u64, u64) {
+        <[f64] as Cohort>::exceedance(&b.sorted, &c.sorted, p, upper)
+    }
+    fn scaled(&self, factor: f64, add: f64, up: bool) -> Box<Self> {
+        let sorted = self.sorted.scaled(factor, add, up).into_vec();
+        let mut runs: Vec<(f64, u64)> = Vec::with_capacity(self.runs.len());
+        for &(v, k) in &self.runs {
+            let v = v * factor + add + 0.0;
+            match runs.last_mut() {
+                // Rounding may merge neighbouring values: one tie group.
+                Some(last) if last.0 == v => last.1 += k,
+                _ => runs.push((v, k)),
+            }
+        }
+        Box::new(Tied { sorted, runs })
     }
 }
 
@@ -822,6 +923,45 @@ fn traffic_counts(name: &str, expected: f64, dip: f64, b: u64, c: u64, bad: Bad)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tied_runs_give_the_same_checks_as_the_sorted_values() {
+        use crate::config::{Bad, MetricConfig, MetricKind, Relative, Threshold};
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for (case, bad) in [Bad::Increase, Bad::Decrease, Bad::Either]
+            .into_iter()
+            .enumerate()
+        {
+            let mut m = MetricConfig::new("lat", MetricKind::Latency, bad)
+                .with_threshold(Threshold::p99_max(150.0));
+            m.relative = Some(Relative {
+                max_increase_pct: Some(5.0),
+                max_decrease_pct: Some(5.0),
+            });
+            let mut b: Vec<f64> = (0..6000).map(|_| (80 + next() % 40) as f64).collect();
+            let mut c: Vec<f64> = (0..5000)
+                .map(|_| (80 + next() % 40 + case as u64 * 3) as f64)
+                .collect();
+            stats::sort_floats(&mut b);
+            stats::sort_floats(&mut c);
+            let plain = value_checks(&m, 0.01, b.as_slice(), c.as_slice());
+            let Ok((tb, tc)) = Tied::pair(b.clone(), c.clone()) else {
+                panic!("whole numbers in 40 levels are tied");
+            };
+            let tied = value_checks(&m, 0.01, &tb, &tc);
+            assert_eq!(plain, tied, "case {case}");
+            assert!(plain.0.iter().any(|r| r.is_pending()));
+        }
+        // Distinct values stay on the sorted path.
+        let v: Vec<f64> = (0..100).map(f64::from).collect();
+        assert!(Tied::pair(v.clone(), v).is_err());
+    }
 
     #[test]
     fn numbers_print_short() {

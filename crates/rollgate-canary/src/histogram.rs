@@ -442,33 +442,58 @@ pub(crate) mod weighted {
     }
 
     /// `h` with every observation `x` moved to `factor * x + add`, kept on
-    /// `h`'s own bounds: a bucket's observations go to the bucket holding
-    /// the scaled upper end (`up`) or the first bucket above the scaled
-    /// lower end (not `up`). Either way they move at least as far as the
-    /// scaling moves them, so a one-sided test of the canary against the
-    /// result is conservative.
+    /// `h`'s own bounds. A finite bucket's observations are spread over the
+    /// buckets its scaled interval overlaps, in proportion to the overlap
+    /// (observations uniform inside a bucket: the assumption
+    /// `histogram_quantile` makes), rounded so that the counts stay whole
+    /// and their total is kept. The `+Inf` bucket (and a first bucket with
+    /// a bound at or below 0) has no finite width: its observations move
+    /// as far as they can in the tested direction (`up`: the `+Inf` bucket
+    /// stays; down: just above its scaled finite end).
     pub(crate) fn scaled(h: &Histogram, factor: f64, add: f64, up: bool) -> Histogram {
         let le = &h.le;
         let n = le.len();
+        let bucket_of = |x: f64| le.partition_point(|&g| g < x).min(n - 1);
         let mut per = vec![0u64; n];
         for (i, w) in h.bucket_counts().enumerate() {
             if w == 0 {
                 continue;
             }
-            let j = if up {
-                if i + 1 == n {
-                    n - 1
+            let last = i + 1 == n;
+            let lower = if i == 0 { 0.0 } else { le[i - 1] };
+            if last || (i == 0 && le[0] <= 0.0) {
+                let j = match (last, up) {
+                    (true, true) => n - 1,
+                    // Just above the scaled finite lower end.
+                    (true, false) => {
+                        let x = factor * le[n - 2] + add;
+                        le.partition_point(|&g| g <= x).min(n - 1)
+                    }
+                    (false, true) => bucket_of(factor * le[0] + add),
+                    (false, false) => 0,
+                };
+                per[j] += w;
+                continue;
+            }
+            let (lo, hi) = (factor * lower + add, factor * le[i] + add);
+            if hi <= lo || hi.is_nan() || lo.is_nan() {
+                per[bucket_of(hi)] += w;
+                continue;
+            }
+            // Whole counts by cumulative rounding of the overlap shares.
+            let (first, end) = (bucket_of(lo), bucket_of(hi));
+            let mut given = 0u64;
+            for (j, slot) in per.iter_mut().enumerate().take(end + 1).skip(first) {
+                let upto = if j == end { hi } else { le[j].min(hi) };
+                let share = ((upto - lo) / (hi - lo)).clamp(0.0, 1.0);
+                let cum = if j == end {
+                    w
                 } else {
-                    let hi = factor * le[i] + add;
-                    le.partition_point(|&g| g < hi).min(n - 1)
-                }
-            } else if i == 0 {
-                0
-            } else {
-                let lo = factor * le[i - 1] + add;
-                le.partition_point(|&g| g <= lo).min(n - 1)
-            };
-            per[j] += w;
+                    ((w as f64 * share).round() as u64).min(w)
+                };
+                *slot += cum.saturating_sub(given);
+                given = given.max(cum);
+            }
         }
         let cumulative = per
             .iter()
@@ -584,12 +609,15 @@ mod tests {
     }
 
     #[test]
-    fn scaling_moves_observations_at_least_as_far_as_the_scale() {
+    fn scaling_spreads_buckets_by_overlap_and_keeps_the_total() {
         let x = h(&[1.0, 2.0, 3.0, 4.0, INF], &[10, 20, 30, 40, 50]);
-        // x1.5 up: (0,1] -> 1.5 -> bucket 2; (1,2] -> 3 -> 3; (2,3] -> 4.5 -> +Inf
+        // x1.5: (0,1] -> (0,1.5]: 2/3 in bucket 0, 1/3 in 1; (1,2] -> (1.5,3]:
+        // 1/3 in 1, 2/3 in 2; (2,3] -> (3,4.5]: 2/3 in 3, 1/3 in +Inf;
+        // (3,4] -> (4.5,6]: +Inf; +Inf stays.
         let up = weighted::scaled(&x, 1.5, 0.0, true);
-        assert_eq!(up.cumulative_counts(), &[0, 10, 20, 20, 50]);
-        // x0.5 down: lower ends 0, 0.5, 1, 1.5, 2 -> buckets 0, 0, 1, 1, 2
+        assert_eq!(up.cumulative_counts(), &[7, 13, 20, 27, 50]);
+        // x0.5: (0,1] -> bucket 0; (1,2] -> (0.5,1] -> 0; (2,3] -> (1,1.5]
+        // -> 1; (3,4] -> (1.5,2] -> 1; +Inf: just above 2 -> bucket 2.
         let down = weighted::scaled(&x, 0.5, 0.0, false);
         assert_eq!(down.cumulative_counts(), &[20, 40, 50, 50, 50]);
         // Scaling by 1 is the identity.

@@ -395,7 +395,7 @@ impl Analysis {
             ci: None,
             checks: Vec::new(),
         };
-        let (checks, st): (Vec<CheckResult>, Statistics) = match &prepared {
+        let (checks, st): (Vec<CheckResult>, Statistics) = match prepared {
             Prepared::Values(b, c) => {
                 let (nb, nc) = (b.len(), c.len());
                 if nb < m.min_samples || nc < m.min_samples {
@@ -405,7 +405,10 @@ impl Analysis {
                     );
                     return Ok((row, false));
                 }
-                check::value_checks(m, ci_alpha, b.as_slice(), c.as_slice())
+                match check::Tied::pair(b, c) {
+                    Ok((b, c)) => check::value_checks(m, ci_alpha, &b, &c),
+                    Err((b, c)) => check::value_checks(m, ci_alpha, b.as_slice(), c.as_slice()),
+                }
             }
             Prepared::Histograms(b, c) => {
                 let (nb, nc) = (b.count(), c.count());
@@ -416,7 +419,7 @@ impl Analysis {
                     );
                     return Ok((row, false));
                 }
-                check::value_checks(m, ci_alpha, b, c)
+                check::value_checks(m, ci_alpha, &b, &c)
             }
             Prepared::Counts(b, c) => {
                 let trials_needed = m.kind != MetricKind::Throughput;
@@ -429,7 +432,7 @@ impl Analysis {
                     );
                     return Ok((row, false));
                 }
-                check::count_checks(m, b, c)
+                check::count_checks(m, &b, &c)
             }
         };
         row.p_value = st.p_value;
