@@ -1339,3 +1339,23 @@ fn rollback_after_a_one_way_first_install_says_why_and_what_to_run() {
         "{said}"
     );
 }
+
+#[test]
+fn help_texts_say_what_the_options_do() {
+    let d = dir(0);
+    let parity = rollgate(&d, &["drift", "parity", "--help"]);
+    let text = String::from_utf8_lossy(&parity.stdout).into_owned();
+    assert!(text.contains("merged onto A (not B)"), "{text}");
+    assert!(text.contains("[possible values: text, json]"), "{text}");
+    let run = rollgate(&d, &["rollout", "run", "--help"]);
+    let text = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(!text.contains("see the README"), "{text}");
+    assert!(
+        text.contains("README section \"Plan file\"")
+            && text.contains("rollgate rollout run v1.toml"),
+        "{text}"
+    );
+    let rollout = rollgate(&d, &["rollout", "--help"]);
+    let text = String::from_utf8_lossy(&rollout.stdout).into_owned();
+    assert!(text.contains("130/143 stopped by SIGINT/SIGTERM"), "{text}");
+}
