@@ -1,12 +1,28 @@
 //! Cross-checks Mann-Whitney p-values against `scipy.stats.mannwhitneyu` to
 //! 1e-12 over seeded cases (exact and asymptotic modes, heavy ties, n from 1
-//! to 10^6). The Python side is `tests/scipy/mwu_cases.py`; scipy is
+//! to 10^6), also over distinct values with counts (the tied-sample and
+//! histogram path) against scipy on the expanded data. The Python side is `tests/scipy/mwu_cases.py`; scipy is
 //! installed by `scripts/install-test-deps.sh`.
 
 use std::path::Path;
 use std::process::Command;
 
-use rollgate_canary::stats::{MwMethod, mann_whitney_u, mann_whitney_unsorted, sorted_finite};
+use rollgate_canary::stats::{
+    MwMethod, mann_whitney_runs, mann_whitney_u, mann_whitney_unsorted, sorted_finite,
+};
+
+/// Distinct values with their counts: the judge's path for tied samples
+/// and for histograms (each bucket one tie group).
+fn runs(sorted: &[f64]) -> Vec<(f64, u64)> {
+    let mut out: Vec<(f64, u64)> = Vec::new();
+    for &v in sorted {
+        match out.last_mut() {
+            Some(last) if last.0 == v => last.1 += 1,
+            _ => out.push((v, 1)),
+        }
+    }
+    out
+}
 
 fn read_f64(path: &Path) -> Vec<f64> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
@@ -73,6 +89,15 @@ fn p_values_agree_with_scipy_to_1e_12() {
         assert_close(
             &format!("{what} unsorted"),
             unsorted.p_value,
+            case["asymptotic"].as_f64().expect("p"),
+        );
+        // Over distinct values with counts (scipy ran on the expanded data).
+        let by_runs =
+            mann_whitney_runs(&runs(&xs), &runs(&ys), MwMethod::Asymptotic).expect("runs");
+        assert_eq!(by_runs.u1, asym.u1, "{what}: U1 over runs");
+        assert_close(
+            &format!("{what} over distinct values"),
+            by_runs.p_value,
             case["asymptotic"].as_f64().expect("p"),
         );
         if asym.ties {
