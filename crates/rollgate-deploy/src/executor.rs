@@ -16,7 +16,26 @@ use crate::{
     Readiness, RolloutId, RolloutRequest, Router, TargetId,
 };
 
-/// How transient deploy errors are retried.
+/// How transient deploy errors are retried: exponential backoff with full
+/// jitter by default, so targets that fail together do not retry together.
+///
+/// ```
+/// use std::time::Duration;
+/// use rollgate_deploy::{Jitter, RetryPolicy};
+///
+/// let policy = RetryPolicy::default().with_seed(7);
+/// let web1 = "web-1".parse().unwrap();
+/// let web2 = "web-2".parse().unwrap();
+/// // Full jitter: a wait anywhere in [0, backoff], drawn per target and attempt.
+/// let (a, b) = (policy.delay(1, &web1), policy.delay(1, &web2));
+/// assert!(a <= policy.backoff(1) && b <= policy.backoff(1));
+/// assert_ne!(a, b);
+/// // Seeded: the same seed gives the same waits.
+/// assert_eq!(a, RetryPolicy::default().with_seed(7).delay(1, &web1));
+/// // No jitter: exactly the exponential backoff.
+/// let exact = RetryPolicy::default().with_jitter(Jitter::None);
+/// assert_eq!(exact.delay(2, &web1), Duration::from_secs(2));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RetryPolicy {
@@ -26,6 +45,23 @@ pub struct RetryPolicy {
     pub initial_backoff: Duration,
     /// Longest wait between attempts.
     pub max_backoff: Duration,
+    /// How the wait is spread below [`RetryPolicy::backoff`].
+    pub jitter: Jitter,
+    /// Seed of the jitter: waits are a pure function of the seed, the
+    /// target (or service) and the attempt, so runs are reproducible.
+    pub seed: u64,
+}
+
+/// How a retry's wait is drawn from its backoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Jitter {
+    /// Uniform in `[0, backoff]` ("full jitter"): spreads retries of targets
+    /// that failed together.
+    #[default]
+    Full,
+    /// Exactly the backoff.
+    None,
 }
 
 impl Default for RetryPolicy {
@@ -34,12 +70,55 @@ impl Default for RetryPolicy {
             max_attempts: 3,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
+            jitter: Jitter::Full,
+            seed: 0,
         }
     }
 }
 
 impl RetryPolicy {
-    /// The wait after failed attempt `attempt` (1-based).
+    /// Sets how waits are jittered.
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Sets the jitter's seed.
+    #[must_use]
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The wait before retrying `key` (a target or a service) after failed
+    /// attempt `attempt` (1-based): [`RetryPolicy::backoff`] with jitter.
+    pub fn delay(&self, attempt: u32, key: &impl std::fmt::Display) -> Duration {
+        let cap = self.backoff(attempt);
+        match self.jitter {
+            Jitter::None => cap,
+            Jitter::Full => {
+                // FNV-1a over the key, then SplitMix64 with the seed and
+                // attempt: a stable, well-mixed draw with no shared state.
+                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+                for b in key.to_string().bytes() {
+                    h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+                }
+                let mut z = h
+                    ^ self.seed.rotate_left(17)
+                    ^ u64::from(attempt).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^= z >> 31;
+                // A fraction in [0, 1] with 53 bits of precision.
+                let fraction = (z >> 11) as f64 / ((1u64 << 53) - 1) as f64;
+                cap.mul_f64(fraction)
+            }
+        }
+    }
+
+    /// The longest wait after failed attempt `attempt` (1-based): the
+    /// initial backoff doubled per attempt, capped at `max_backoff`.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let factor = 1u32
             .checked_shl(attempt.saturating_sub(1))
@@ -960,7 +1039,7 @@ impl Executor {
                 Err(e) => {
                     last = e.to_string();
                     if attempt < self.config.retry.max_attempts {
-                        sleep(self.config.retry.backoff(attempt)).await;
+                        sleep(self.config.retry.delay(attempt, &r.request.service)).await;
                     }
                 }
             }
@@ -1049,7 +1128,7 @@ async fn deploy_one(
                     return (Err(msg), retries);
                 }
                 retries.push((attempt, msg));
-                sleep(cfg.retry.backoff(attempt)).await;
+                sleep(cfg.retry.delay(attempt, target)).await;
                 attempt += 1;
             }
         }
@@ -1085,5 +1164,47 @@ mod tests {
         assert_eq!(p.backoff(2), Duration::from_secs(2));
         assert_eq!(p.backoff(6), Duration::from_secs(30));
         assert_eq!(p.backoff(100), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn full_jitter_spreads_targets_within_the_backoff_and_is_seeded() {
+        let p = RetryPolicy::default().with_seed(20261206);
+        let targets: Vec<TargetId> = (0..1000)
+            .map(|i| format!("web-{i}").parse().unwrap())
+            .collect();
+        for attempt in 1..=6 {
+            let cap = p.backoff(attempt);
+            let waits: Vec<Duration> = targets.iter().map(|t| p.delay(attempt, t)).collect();
+            assert!(waits.iter().all(|w| *w <= cap));
+            // Uniform on [0, cap]: the mean is near cap / 2 and every tenth
+            // of the range is used.
+            let mean = waits.iter().map(Duration::as_secs_f64).sum::<f64>() / 1000.0;
+            let half = cap.as_secs_f64() / 2.0;
+            assert!(
+                (mean - half).abs() < 0.05 * cap.as_secs_f64(),
+                "{mean} vs {half}"
+            );
+            let mut deciles = [0; 10];
+            for w in &waits {
+                let d = ((w.as_secs_f64() / cap.as_secs_f64()) * 10.0).min(9.0) as usize;
+                deciles[d] += 1;
+            }
+            assert!(deciles.iter().all(|&n| n > 60), "{deciles:?}");
+            // Same seed, same waits; another seed, other waits.
+            let again = RetryPolicy::default().with_seed(20261206);
+            assert!(
+                targets
+                    .iter()
+                    .all(|t| again.delay(attempt, t) == p.delay(attempt, t))
+            );
+            let other = RetryPolicy::default().with_seed(1);
+            let same = targets
+                .iter()
+                .filter(|t| other.delay(attempt, t) == p.delay(attempt, t))
+                .count();
+            assert!(same < 10, "{same} equal waits under another seed");
+        }
+        let none = RetryPolicy::default().with_jitter(Jitter::None);
+        assert_eq!(none.delay(3, &targets[0]), Duration::from_secs(4));
     }
 }

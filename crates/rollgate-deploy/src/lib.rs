@@ -22,7 +22,7 @@ pub use deployer::{
 };
 pub use error::{Cause, Error, error_chain};
 pub use event::{Event, EventRecord, GatePolicy, Outcome, RolloutRequest};
-pub use executor::{Executor, ExecutorConfig, Observer, Report, RetryPolicy};
+pub use executor::{Executor, ExecutorConfig, Jitter, Observer, Report, RetryPolicy};
 pub use gate::{CommandGate, Decision, GATE_PLACEHOLDERS, Gate, GateContext, Reasons};
 pub use plan::{GateUse, Phase, PhaseAction, PhaseDefaults, Plan, Ring, Strategy};
 #[cfg(feature = "sqlite")]

@@ -212,8 +212,12 @@ async fn transient_failures_are_retried_with_backoff() {
         .unwrap();
     assert_eq!(report.outcome, Some(Outcome::Succeeded));
     assert_eq!(w.deployer.attempts(&w.targets[0]), 3);
-    // 1 s then 2 s of backoff on tokio's paused clock.
-    assert!(started.elapsed() >= Duration::from_secs(3));
+    // Backoffs of at most 1 s then 2 s, full jitter (seed 0) drawn for
+    // this target, on tokio's paused clock.
+    let retry = rollgate_deploy::RetryPolicy::default();
+    let waited = retry.delay(1, &w.targets[0]) + retry.delay(2, &w.targets[0]);
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    assert!(started.elapsed() >= waited);
 }
 
 #[tokio::test(start_paused = true)]
