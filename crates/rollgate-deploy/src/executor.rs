@@ -21,11 +21,11 @@ use crate::{
 ///
 /// ```
 /// use std::time::Duration;
-/// use rollgate_deploy::{Jitter, RetryPolicy};
+/// use rollgate_deploy::{Jitter, RetryPolicy, TargetId};
 ///
 /// let policy = RetryPolicy::default().with_seed(7);
-/// let web1 = "web-1".parse().unwrap();
-/// let web2 = "web-2".parse().unwrap();
+/// let web1: TargetId = "web-1".parse().unwrap();
+/// let web2: TargetId = "web-2".parse().unwrap();
 /// // Full jitter: a wait anywhere in [0, backoff], drawn per target and attempt.
 /// let (a, b) = (policy.delay(1, &web1), policy.delay(1, &web2));
 /// assert!(a <= policy.backoff(1) && b <= policy.backoff(1));
