@@ -8,7 +8,10 @@ bash scripts/install-test-deps.sh
 # Property tests without a seed of their own draw from this one, so every run
 # (and CI) sees the same cases; set PROPTEST_RNG_SEED to explore others.
 export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261123}"
-cargo nextest run --workspace --all-features --no-fail-fast
+# A throwaway PostgreSQL 15 on loopback for rollgate-deploy's PostgresStore
+# tests; with ROLLGATE_REQUIRE_POSTGRES set they fail, never skip, without it.
+export ROLLGATE_REQUIRE_POSTGRES=1
+bash scripts/postgres.sh run cargo nextest run --workspace --all-features --no-fail-fast
 cargo test --workspace --all-features --doc
 # rollgate-telemetry's axum example, built and run for a few requests.
 bash scripts/axum-example.sh 20

@@ -8,6 +8,8 @@ mod event;
 mod executor;
 mod gate;
 mod plan;
+#[cfg(feature = "postgres")]
+mod postgres;
 pub mod spec;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -25,6 +27,8 @@ pub use event::{Event, EventRecord, GatePolicy, Outcome, RolloutRequest};
 pub use executor::{Executor, ExecutorConfig, Jitter, Observer, Report, RetryPolicy};
 pub use gate::{CommandGate, Decision, GATE_PLACEHOLDERS, Gate, GateContext, Reasons};
 pub use plan::{GateUse, Phase, PhaseAction, PhaseDefaults, Plan, Ring, Strategy};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, SqliteOptions, SqliteStore};
 pub use state::{Action, Interruption, Rollout, Stage, Status, TargetState};

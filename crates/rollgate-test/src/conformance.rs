@@ -44,6 +44,8 @@ where
     list_filters_by_service_newest_first(&*make().await).await;
     a_digest_is_never_rebound(&*make().await).await;
     unknown_rollouts_are_not_found(&*make().await).await;
+    let s = make().await;
+    a_stale_fence_loses_the_race_to_a_new_controller(&*s, &*s).await;
 }
 
 /// Same key, same rollout; same key with another request is refused.
@@ -390,4 +392,95 @@ pub async fn unknown_rollouts_are_not_found(s: &dyn StateStore) {
             .await,
         Err(Error::NotFound(_))
     ));
+}
+
+/// Two store instances on one backend (two connections, two controllers)
+/// race on one rollout: `a` writes with its fence while `b` takes the lease
+/// over. Every write of `a` after the takeover is rejected, nothing of `a`
+/// lands after `b`'s first event, and the log has no gaps. For a store
+/// without a shared backend, pass the same store twice.
+pub async fn a_stale_fence_loses_the_race_to_a_new_controller(
+    a: &dyn StateStore,
+    b: &dyn StateStore,
+) {
+    let id = a
+        .create(&request("web", "v2", None))
+        .await
+        .unwrap_or_else(fail)
+        .id;
+    // A zero-length lease: `b` may take over at any moment.
+    let fa = a.lease(id, "a", Duration::ZERO).await.unwrap_or_else(fail);
+    let wa = Writer::Controller {
+        owner: "a",
+        fence: fa,
+    };
+    let writes_of_a = async {
+        let mut outcomes = Vec::new();
+        for phase in 0..40 {
+            outcomes.push(a.append(id, wa, &[Event::BakeElapsed { phase }]).await);
+            tokio::task::yield_now().await;
+        }
+        outcomes
+    };
+    let takeover = async {
+        tokio::task::yield_now().await;
+        let fb = b
+            .lease(id, "b", Duration::from_secs(60))
+            .await
+            .unwrap_or_else(fail);
+        let wb = Writer::Controller {
+            owner: "b",
+            fence: fb,
+        };
+        b.append(
+            id,
+            wb,
+            &[Event::ControllerStarted {
+                owner: "b".into(),
+                fence: fb.0,
+            }],
+        )
+        .await
+        .unwrap_or_else(fail);
+        fb
+    };
+    let (outcomes, fb) = tokio::join!(writes_of_a, takeover);
+    assert!(fb > fa, "the new controller must get a higher fence");
+    for r in &outcomes {
+        if let Err(e) = r {
+            assert!(matches!(e, Error::StaleFence { .. }), "{e}");
+        }
+    }
+    // Once rejected, always rejected: no write of `a` succeeds after one failed.
+    let first_rejected = outcomes.iter().position(Result::is_err);
+    if let Some(i) = first_rejected {
+        assert!(
+            outcomes[i..].iter().all(Result::is_err),
+            "a stale fence wrote again after being rejected"
+        );
+    }
+    let err = a
+        .append(id, wa, &[Event::BakeElapsed { phase: 99 }])
+        .await
+        .expect_err("the old controller's fence is stale");
+    assert!(matches!(err, Error::StaleFence { .. }), "{err}");
+    let log = b.events(id, 0).await.unwrap_or_else(fail);
+    assert_eq!(
+        log.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=log.len() as u64).collect::<Vec<_>>(),
+        "the log has gaps"
+    );
+    let first_b = log
+        .iter()
+        .position(|e| e.actor == "b")
+        .unwrap_or_else(|| panic!("b's event is missing"));
+    assert!(
+        log[first_b..].iter().all(|e| e.actor == "b"),
+        "the old controller wrote after the new one took over"
+    );
+    let landed_a = outcomes.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(
+        first_b, landed_a,
+        "every acknowledged write of a is in the log"
+    );
 }
