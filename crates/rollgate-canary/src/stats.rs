@@ -1379,7 +1379,7 @@ fn tail_from(
             }
             let r = ratio(i);
             i += 1;
-            t = if (i - k) % ANCHOR == 0 || !(r.is_finite() && r > 0.0) {
+            t = if (i - k).is_multiple_of(ANCHOR) || !(r.is_finite() && r > 0.0) {
                 term(i)
             } else {
                 t * r
@@ -1397,7 +1397,7 @@ fn tail_from(
             }
             let r = ratio(i - 1);
             i -= 1;
-            t = if (k - 1 - i) % ANCHOR == 0 || !(r.is_finite() && r > 0.0) {
+            t = if (k - 1 - i).is_multiple_of(ANCHOR) || !(r.is_finite() && r > 0.0) {
                 term(i)
             } else {
                 t / r
