@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use rollgate_deploy::spec::PlanFile;
+use rollgate::plan::Plan;
 use rollgate_deploy::{
     Artifact, Error, Event, EventRecord, Executor, GateUse, LeaseInfo, ListFilter, Outcome,
     PhaseDefaults, Report, Rollout, RolloutId, RolloutRequest, SqliteOptions, SqliteStore,
@@ -478,11 +478,11 @@ async fn live_driver(store: &SqliteStore, id: RolloutId) -> Result<Option<LeaseI
 
 /// What the CLI keeps in `RolloutRequest::spec` to rebuild deployer, gate and
 /// router when it resumes the rollout from any directory.
-fn spec_of(plan: &PlanFile, cwd: &Path) -> Value {
-    json!({ "plan": plan.text, "path": plan.path, "cwd": cwd.display().to_string() })
+fn spec_of(plan: &Plan, cwd: &Path) -> Value {
+    json!({ "plan": plan.file.text, "path": plan.file.path, "cwd": cwd.display().to_string() })
 }
 
-fn plan_from_spec(req: &RolloutRequest) -> Result<(PlanFile, PathBuf), Fail> {
+fn plan_from_spec(req: &RolloutRequest) -> Result<(Plan, PathBuf), Fail> {
     let spec = req.spec.as_ref().ok_or_else(|| {
         Fail(
             BAD_INPUT,
@@ -495,7 +495,8 @@ fn plan_from_spec(req: &RolloutRequest) -> Result<(PlanFile, PathBuf), Fail> {
     let text = spec["plan"].as_str().unwrap_or_default();
     let path = spec["path"].as_str().unwrap_or("recorded plan");
     let cwd = PathBuf::from(spec["cwd"].as_str().unwrap_or("."));
-    Ok((PlanFile::parse(text, path)?, cwd))
+    // Files the plan names (the analysis file) are found from where it was run.
+    Ok((Plan::parse_in(text, path, &cwd)?, cwd))
 }
 
 async fn known_artifacts(store: &dyn StateStore, service: &str) -> Result<Vec<Artifact>, Fail> {
@@ -517,17 +518,20 @@ async fn executor_for(
 ) -> Result<Executor, Fail> {
     let (plan, cwd) = plan_from_spec(req)?;
     let known = known_artifacts(&*store, &req.service).await?;
-    let mut exec = Executor::new(store, Arc::new(plan.deployer(Some(cwd.clone()), known)?))
-        .with_config(plan.executor_config(&owner()));
+    let mut exec = Executor::new(
+        store,
+        Arc::new(plan.file.deployer(Some(cwd.clone()), known)?),
+    )
+    .with_config(plan.file.executor_config(&owner()));
     // A rollback's plan skips the gate explicitly: going back to what ran
     // before is not held up by the health of what is being undone.
     let asks = req.plan.phases.iter().any(|p| p.gate != GateUse::Skip);
     if let Some(g) = plan.gate(Some(cwd.clone()))?
         && asks
     {
-        exec = exec.with_gate(Arc::new(g));
+        exec = exec.with_gate(g);
     }
-    if let Some(r) = plan.router(Some(cwd))? {
+    if let Some(r) = plan.file.router(Some(cwd))? {
         exec = exec.with_router(Arc::new(r));
     }
     if let Some(p) = progress {
@@ -778,11 +782,12 @@ async fn run_plan(
             "--idempotency-key must not be empty (leave it out for a new rollout each run)".into(),
         ));
     }
-    let plan = PlanFile::load(plan_path)?;
+    let plan = Plan::load(plan_path)?;
     let cwd = std::env::current_dir()
         .map_err(|e| Fail(BAD_INPUT, format!("cannot read the working directory: {e}")))?;
     let store = open(c)?;
     let req = plan
+        .file
         .request(actor, key)
         .with_no_rollback_ok(no_rollback_ok)
         .with_spec(spec_of(&plan, &cwd));
@@ -816,9 +821,9 @@ async fn run_plan(
     } else if c.output == Output::Text {
         err!(
             "rollout {id}: {} {} on {} targets",
-            plan.service,
-            plan.artifact,
-            plan.targets.len()
+            plan.file.service,
+            plan.file.artifact,
+            plan.file.targets.len()
         );
     }
     drive(c, store, id, created.existed).await

@@ -8,6 +8,13 @@ pub use rollgate_deploy as deploy;
 pub use rollgate_canary as canary;
 #[cfg(feature = "canary")]
 pub mod canary_gate;
+pub mod exposition;
+#[cfg(feature = "plan")]
+pub mod plan;
+#[cfg(feature = "plan")]
+pub mod promql;
+#[cfg(feature = "plan")]
+pub mod scrape;
 
 #[cfg(feature = "drift")]
 pub use rollgate_drift as drift;
