@@ -38,6 +38,7 @@ fn err(metric: &str, base: &str, why: impl Into<String>) -> CanaryError {
         source_name: format!("prometheus {base}"),
         metric: metric.to_string(),
         why: why.into(),
+        cause: None,
     }
 }
 

@@ -144,6 +144,7 @@ fn source_err(metric: &str, why: impl Into<String>) -> CanaryError {
         source_name: "scrape".into(),
         metric: metric.to_string(),
         why: why.into(),
+        cause: None,
     }
 }
 
