@@ -835,11 +835,11 @@ async fn run_plan(
 async fn refuse_on_precheck(
     c: &Common,
     exec: &Executor,
-    plan: &PlanFile,
+    plan: &Plan,
     cwd: &Path,
     req: &RolloutRequest,
 ) -> Result<(), Fail> {
-    let Some((check, reason)) = plan.run_prechecks(Some(cwd.to_path_buf())).await? else {
+    let Some((check, reason)) = plan.file.run_prechecks(Some(cwd.to_path_buf())).await? else {
         return Ok(());
     };
     let created = exec.refuse(req, &check, &reason).await?;
