@@ -98,7 +98,11 @@ fn digest(version: &str) -> String {
     format!("sha256:{}", c.to_string().repeat(64))
 }
 
-fn plan(f: &Fleet, version: &str, gate_extra: &str) -> String {
+const SCRAPE: &str = "source = \"scrape\"\n\n[gate.scrape]\nurl = \"http://{addr}/metrics\"\ninterval = \"500ms\"\n";
+
+/// `source` is the gate's source key and table; empty: scraping.
+fn plan(f: &Fleet, version: &str, source: &str) -> String {
+    let source = if source.is_empty() { SCRAPE } else { source };
     let targets = f
         .addrs
         .iter()
@@ -135,10 +139,7 @@ analysis = "analysis.toml"
 lookback = "4s"
 max_errors = 2
 retry_after = "1s"
-{gate_extra}
-[gate.scrape]
-url = "http://{{addr}}/metrics"
-interval = "500ms"
+{source}
 
 [gate.metrics.latency_ms]
 histogram = "http_request_duration_seconds"
@@ -361,4 +362,88 @@ fn a_missing_analysis_file_or_a_metric_on_one_side_exits_2_naming_it() {
             && err.contains("cannot be read"),
         "{err}"
     );
+}
+
+/// The same acceptance with `source = "prometheus"`: a real Prometheus
+/// (Debian's, started by scripts/prometheus.sh) scrapes the processes every
+/// second and rollgate asks it with PromQL written from the same mappings.
+mod prometheus {
+    use super::*;
+
+    struct Server {
+        dir: tempfile::TempDir,
+        url: String,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = Command::new("bash")
+                .arg(rollgate_test::script("prometheus.sh"))
+                .arg("stop")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+
+    fn server(f: &Fleet) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = Command::new("bash")
+            .arg(rollgate_test::script("prometheus.sh"))
+            .arg("start")
+            .arg(dir.path())
+            .args(&f.addrs)
+            .output()
+            .expect("run scripts/prometheus.sh");
+        assert!(out.status.success(), "{}", explain(&out));
+        let url = std::fs::read_to_string(dir.path().join("prometheus.url"))
+            .expect("prometheus.url")
+            .trim()
+            .to_string();
+        // Two scrapes of every target before the rollout starts.
+        std::thread::sleep(Duration::from_secs(3));
+        Server { dir, url }
+    }
+
+    fn source(p: &Server) -> String {
+        format!(
+            "source = \"prometheus\"\n\n[gate.prometheus]\nurl = \"{}\"\ninstance_label = \"instance\"\n",
+            p.url
+        )
+    }
+
+    #[test]
+    fn a_good_version_is_promoted() {
+        let f = fleet(3);
+        let p = server(&f);
+        let (out, json) = rollout(&f, &plan(&f, "v2", &source(&p)));
+        assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+        assert_eq!(versions(&f), ["v2", "v2", "v2"]);
+        assert!(reasons(&json).contains("over the window judged before this phase"));
+    }
+
+    #[test]
+    fn latency_and_error_regressions_are_rolled_back_naming_the_metric() {
+        let f = fleet(3);
+        let p = server(&f);
+        let (out, json) = rollout(&f, &plan(&f, "v2-slow", &source(&p)));
+        assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
+        let r = reasons(&json);
+        assert!(r.contains("metric \\\"latency_ms\\\": canary p50"), "{r}");
+        assert_eq!(versions(&f), ["v1", "v1", "v1"]);
+        let (out, json) = rollout(&f, &plan(&f, "v2-errors", &source(&p)));
+        assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
+        let r = reasons(&json);
+        assert!(r.contains("metric \\\"errors\\\": canary ratio"), "{r}");
+        assert_eq!(versions(&f), ["v1", "v1", "v1"]);
+    }
+
+    #[test]
+    fn an_endpoint_that_is_down_never_promotes() {
+        let f = fleet(3);
+        let p = server(&f);
+        let (out, json) = rollout(&f, &plan(&f, "v2-nometrics", &source(&p)));
+        assert_eq!(out.status.code(), Some(3), "{}", explain(&out));
+        assert_eq!(json["status"], "held", "{json}");
+        assert_ne!(json["last_decision"]["decision"], "promote", "{json}");
+    }
 }

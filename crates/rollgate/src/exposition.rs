@@ -2,10 +2,12 @@
 //! copying: every name and label value borrows the page, except label
 //! values with escapes.
 //!
-//! Written here rather than taken from `prometheus-parse` because the gate
-//! parses every target's page every scrape interval: this parser is measured
-//! side by side with that crate and with Python's `prometheus_client` in
-//! BENCHMARKS.md, and fuzzed (`fuzz/fuzz_targets/exposition.rs`).
+//! Written here rather than taken from `prometheus-parse` (a regex match and
+//! owned strings per line) because the gate parses every target's page
+//! every scrape interval: it is measured side by side with Python's
+//! `prometheus_client` parser in BENCHMARKS.md (`benches/exposition/bench.py`)
+//! and fuzzed (`fuzz/fuzz_targets/exposition.rs`: whatever it accepts renders
+//! back to a page that parses to the same samples).
 //!
 //! ```
 //! use rollgate::exposition::{parse, MetricType};

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use rollgate_canary::source::{MetricQuery, MetricSource, Window};
 use rollgate_canary::{CanaryError, Cohort, Counts, Samples};
 
-use crate::scrape::{CounterSelector, MetricMapping, spread_buckets};
+use crate::scrape::{CounterSelector, MetricMapping, histogram_samples, no_data};
 
 /// PromQL written from metric mappings; [`cohorts`](Self::cohorts) gives
 /// the [`MetricSource`] for one judgement.
@@ -207,6 +207,25 @@ impl PromQlSource {
         Ok(out)
     }
 
+    /// The bucket bounds a histogram metric's family has anywhere (none for counts).
+    async fn bounds(&self, metric: &str, at: f64) -> Result<Vec<f64>, CanaryError> {
+        let Some(MetricMapping::Histogram { family, labels, .. }) = self.mappings.get(metric)
+        else {
+            return Ok(Vec::new());
+        };
+        let m: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect();
+        let q = format!("count by (le) ({family}_bucket{{{}}})", m.join(","));
+        Ok(self
+            .query(metric, &q, at)
+            .await?
+            .iter()
+            .filter_map(|(l, _)| l.get("le").and_then(|x| x.parse::<f64>().ok()))
+            .collect())
+    }
+
     /// Whether every one of `names` was up through `w`.
     async fn all_up(&self, metric: &str, names: &[String], w: Window) -> Result<bool, CanaryError> {
         let addrs: Vec<&str> = names
@@ -253,16 +272,13 @@ impl MetricSource for PromQlView {
             Cohort::Baseline => (&self.baseline, b_window),
             Cohort::Canary => (&self.canary, q.window),
         };
-        let empty = || match m {
-            MetricMapping::Histogram { .. } => Samples::Values(Vec::new()),
-            MetricMapping::Count { .. } => Samples::Counts(Counts::default()),
-        };
         let up = src.all_up(&q.metric, names, window).await?;
         if !up {
             let other_up = match q.cohort {
                 Cohort::Baseline => src.all_up(&q.metric, &self.canary, q.window).await?,
                 Cohort::Canary => src.all_up(&q.metric, &self.baseline, b_window).await?,
             };
+            let bounds = src.bounds(&q.metric, window.end).await?;
             if !other_up {
                 return Err(err(
                     &q.metric,
@@ -273,7 +289,7 @@ impl MetricSource for PromQlView {
                     ),
                 ));
             }
-            return Ok(empty());
+            return Ok(no_data(m, &bounds));
         }
         let addrs: Vec<&str> = names
             .iter()
@@ -298,7 +314,7 @@ impl MetricSource for PromQlView {
                         cum.insert(le.to_bits(), v);
                     }
                 }
-                Samples::Values(spread_buckets(&cum, *scale))
+                histogram_samples(&cum, *scale, &q.metric)?
             }
             MetricMapping::Count { .. } => {
                 let mut got = [0.0f64; 2];

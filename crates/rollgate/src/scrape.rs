@@ -12,8 +12,8 @@
 //!   the judge says inconclusive, never promote.
 //! - When no target of either cohort answered in the window the source
 //!   fails (a gate error: retried, then rolled back after `max_errors`).
-//! - Histograms become values: each bucket's increase spread evenly over
-//!   the bucket (the `+Inf` bucket at the last finite bound), times `scale`.
+//! - Histograms are judged as histograms: each bucket's increase, summed
+//!   over the matching series, with its bound times `scale`.
 //!
 //! Time is seconds since the source was made, on tokio's clock
 //! ([`ScrapeSource::now_secs`]), so tests run on paused time.
@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rollgate_canary::source::{MetricQuery, MetricSource, Window};
-use rollgate_canary::{CanaryError, Cohort, Counts, Samples};
+use rollgate_canary::{CanaryError, Cohort, Counts, Histogram, Samples};
 
 use crate::exposition;
 
@@ -40,7 +40,7 @@ pub struct CounterSelector {
 /// How one analysis metric is read from the exposition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetricMapping {
-    /// A histogram family: `<family>_bucket{le}` increases become values.
+    /// A histogram family: `<family>_bucket{le}` increases, judged as a histogram.
     Histogram {
         /// The family name (`http_request_duration_seconds`).
         family: String,
@@ -66,10 +66,6 @@ pub struct ScrapeTarget {
     /// Its exposition URL (`http://127.0.0.1:18081/metrics`).
     pub url: String,
 }
-
-/// Most values a histogram cohort yields; larger counts are scaled down
-/// bucket by bucket, keeping the distribution's shape.
-const MAX_VALUES: u64 = 200_000;
 
 #[derive(Debug, Clone, PartialEq)]
 enum SelKind {
@@ -453,9 +449,18 @@ impl MetricSource for CohortView {
                 ),
             ));
         }
-        let empty = || match m {
-            MetricMapping::Histogram { .. } => Samples::Values(Vec::new()),
-            MetricMapping::Count { .. } => Samples::Counts(Counts::default()),
+        let empty = || {
+            // The bucket bounds this family has on any target.
+            let mut bounds: Vec<f64> = Vec::new();
+            for hq in h.values() {
+                if let Some(Scrape {
+                    result: Ok(snap), ..
+                }) = hq.iter().rev().find(|x| x.result.is_ok())
+                {
+                    bounds.extend(snap[sels[0]].keys().map(|(_, le)| f64::from_bits(*le)));
+                }
+            }
+            no_data(m, &bounds)
         };
         let mut per_target = Vec::with_capacity(targets.len());
         for t in targets {
@@ -476,7 +481,7 @@ impl MetricSource for CohortView {
                         *by_le.entry(le).or_default() += v;
                     }
                 }
-                Samples::Values(spread_buckets(&by_le, *scale))
+                histogram_samples(&by_le, *scale, &q.metric)?
             }
             MetricMapping::Count { .. } => {
                 let total = |sel: usize| -> f64 {
@@ -495,43 +500,64 @@ impl MetricSource for CohortView {
     }
 }
 
-/// Cumulative bucket increases (by `le` bits) to values spread evenly over
-/// each bucket, times `scale`.
-pub(crate) fn spread_buckets(cumulative: &BTreeMap<u64, f64>, scale: f64) -> Vec<f64> {
-    let mut bounds: Vec<(f64, f64)> = cumulative
+/// Cumulative bucket increases (by `le` bits) as a histogram sample, its
+/// bounds times `scale`. Increases of separate series can round unevenly:
+/// a cumulative count never goes below the one before it.
+pub(crate) fn histogram_samples(
+    cumulative: &BTreeMap<u64, f64>,
+    scale: f64,
+    metric: &str,
+) -> Result<Samples, CanaryError> {
+    let mut b: Vec<(f64, f64)> = cumulative
         .iter()
         .map(|(le, c)| (f64::from_bits(*le), *c))
         .collect();
-    bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut counts = Vec::with_capacity(bounds.len());
-    let (mut prev_le, mut prev_c) = (0.0_f64, 0.0_f64);
-    for (le, c) in &bounds {
-        let n = (c - prev_c).max(0.0).round() as u64;
-        counts.push((prev_le, *le, n));
-        prev_c = prev_c.max(*c);
-        if le.is_finite() {
-            prev_le = *le;
-        }
+    b.sort_by(|x, y| x.0.total_cmp(&y.0));
+    if b.last().is_none_or(|l| l.0 != f64::INFINITY) {
+        // No +Inf series: the last bucket stands for every observation.
+        let last = b.last().map_or(0.0, |l| l.1);
+        b.push((f64::INFINITY, last));
     }
-    let total: u64 = counts.iter().map(|c| c.2).sum();
-    let keep = if total > MAX_VALUES {
-        MAX_VALUES as f64 / total as f64
-    } else {
-        1.0
-    };
-    let mut out = Vec::new();
-    for (lo, hi, n) in counts {
-        let n = (n as f64 * keep).round() as u64;
-        for k in 0..n {
-            let v = if hi.is_finite() {
-                lo + (hi - lo) * (k as f64 + 0.5) / n as f64
-            } else {
-                lo
-            };
-            out.push(v * scale);
-        }
+    let mut le = Vec::with_capacity(b.len());
+    let mut counts = Vec::with_capacity(b.len());
+    let mut prev = 0.0_f64;
+    for (bound, c) in b {
+        let c = c.round().max(prev);
+        prev = c;
+        le.push(if bound.is_finite() {
+            bound * scale
+        } else {
+            bound
+        });
+        counts.push(c);
     }
-    out
+    Histogram::from_f64_counts(le, &counts)
+        .map(Samples::Histogram)
+        .map_err(|e| source_err(metric, format!("buckets of {metric}: {e}")))
+}
+
+/// A cohort without data, in the shape of `m`: for a histogram, zero
+/// counts on `bounds` (the family's `le` values seen anywhere, unscaled), so
+/// that it lines up with the other cohort's buckets.
+pub(crate) fn no_data(m: &MetricMapping, bounds: &[f64]) -> Samples {
+    match m {
+        MetricMapping::Histogram { scale, .. } => {
+            let mut le: Vec<f64> = bounds
+                .iter()
+                .filter(|b| b.is_finite())
+                .map(|b| b * scale)
+                .collect();
+            le.sort_by(f64::total_cmp);
+            le.dedup();
+            if le.is_empty() {
+                le.push(1.0);
+            }
+            le.push(f64::INFINITY);
+            let zeros = vec![0; le.len()];
+            Histogram::new(le, zeros).map_or(Samples::Values(Vec::new()), Samples::Histogram)
+        }
+        MetricMapping::Count { .. } => Samples::Counts(Counts::default()),
+    }
 }
 
 #[cfg(test)]
@@ -565,18 +591,27 @@ mod tests {
     }
 
     #[test]
-    fn buckets_spread_within_their_bounds() {
+    fn buckets_become_a_histogram_with_scaled_bounds() {
         let cum: BTreeMap<u64, f64> = [
             (0.01f64.to_bits(), 2.0),
             (0.1f64.to_bits(), 4.0),
             (f64::INFINITY.to_bits(), 5.0),
         ]
         .into();
-        let v = spread_buckets(&cum, 1000.0);
-        assert_eq!(v.len(), 5);
-        assert!(v[..2].iter().all(|x| *x > 0.0 && *x < 10.0), "{v:?}");
-        assert!(v[2..4].iter().all(|x| *x > 10.0 && *x < 100.0), "{v:?}");
-        assert!((v[4] - 100.0).abs() < 1e-9, "{v:?}");
+        let Samples::Histogram(h) = histogram_samples(&cum, 1000.0, "latency_ms").expect("valid")
+        else {
+            panic!("not a histogram");
+        };
+        assert_eq!(h.upper_bounds(), &[10.0, 100.0, f64::INFINITY]);
+        assert_eq!(h.cumulative_counts(), &[2, 4, 5]);
+        // Uneven rounding never makes a cumulative count go down; a missing
+        // +Inf bucket is added with the last count.
+        let cum: BTreeMap<u64, f64> = [(0.01f64.to_bits(), 2.4), (0.1f64.to_bits(), 2.2)].into();
+        let Samples::Histogram(h) = histogram_samples(&cum, 1.0, "x").expect("valid") else {
+            panic!("not a histogram");
+        };
+        assert_eq!(h.cumulative_counts(), &[2, 2, 2]);
+        assert_eq!(h.upper_bounds().last(), Some(&f64::INFINITY));
     }
 
     #[test]
