@@ -98,7 +98,8 @@ fn digest(version: &str) -> String {
     format!("sha256:{}", c.to_string().repeat(64))
 }
 
-const SCRAPE: &str = "source = \"scrape\"\n\n[gate.scrape]\nurl = \"http://{addr}/metrics\"\ninterval = \"500ms\"\n";
+const SCRAPE: &str =
+    "source = \"scrape\"\n\n[gate.scrape]\nurl = \"http://{addr}/metrics\"\ninterval = \"500ms\"\n";
 
 /// `source` is the gate's source key and table; empty: scraping.
 fn plan(f: &Fleet, version: &str, source: &str) -> String {
