@@ -397,13 +397,35 @@ fn check_actor(actor: &str) -> Result<(), Fail> {
     Ok(())
 }
 
-/// Who a person is when `--actor` is not given: `USER@HOST`.
+/// Who a person is when `--actor` is not given: `USER@HOST`. Without
+/// `$USER` or `$LOGNAME` (containers, cron, `env -i`), the name
+/// `/etc/passwd` gives this process's user id, else the id itself.
 fn default_actor() -> String {
     let user = ["USER", "LOGNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|u| !u.trim().is_empty()))
+        .or_else(user_of_this_process)
         .unwrap_or_else(|| "unknown".into());
     format!("{user}@{}", hostname())
+}
+
+/// This process's user name from `/etc/passwd` (its numeric id when the
+/// file has no entry for it), or `None` when the id cannot be read.
+fn user_of_this_process() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    Some(passwd_name(&passwd, uid).unwrap_or_else(|| uid.to_string()))
+}
+
+/// The name `/etc/passwd` text gives user id `uid`.
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id = fields.nth(1)?;
+        (id.parse() == Ok(uid) && !name.is_empty()).then(|| name.to_string())
+    })
 }
 
 /// This process's name in leases and the audit history:
@@ -1750,6 +1772,19 @@ mod tests {
         assert_eq!(worse(SUCCESS, HELD), HELD);
         assert_eq!(worse(ROLLED_BACK, HELD), ROLLED_BACK);
         assert_eq!(worse(STORE_BUSY, ROLLED_BACK), STORE_BUSY);
+    }
+
+    #[test]
+    fn passwd_names_the_user_id() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      # comment\n\
+                      carol:x:1000:1000:Carol:/home/carol:/bin/sh\n\
+                      :x:1001:1001::/:/bin/sh\n";
+        assert_eq!(passwd_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(passwd, 1000).as_deref(), Some("carol"));
+        assert_eq!(passwd_name(passwd, 1001), None, "an empty name is no name");
+        assert_eq!(passwd_name(passwd, 7), None);
+        assert_eq!(passwd_name("", 0), None);
     }
 
     #[test]

@@ -952,6 +952,34 @@ fn people_see_1_based_phases_natural_target_order_aligned_history_and_a_user_at_
 }
 
 #[test]
+fn without_user_or_logname_the_default_actor_is_the_account_name_at_host() {
+    let d = dir(1);
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(1, DEPLOY, "kind = \"all-at-once\"", ""),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(["rollout", "run", &p])
+        .current_dir(&d.path)
+        .env("ROLLGATE_STATE", d.path.join("state.db"))
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let id = Command::new("id").arg("-un").output().unwrap();
+    let name = String::from_utf8_lossy(&id.stdout).trim().to_string();
+    assert!(!name.is_empty());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains(&format!("requested by: {name}@")),
+        "expected {name}@HOST:\n{text}"
+    );
+    assert!(!text.contains("unknown@"), "{text}");
+}
+
+#[test]
 fn list_filters_by_service_status_and_age() {
     let d = dir(2);
     write(
