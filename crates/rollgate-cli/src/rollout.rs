@@ -747,11 +747,15 @@ fn print_status(c: &Common, r: &Rollout, existed: bool, driver: Option<&str>) {
         out!("  why: {reason}");
     }
     if matches!(r.status, Status::Held(_)) && r.interrupted.is_none() {
-        let id = r.id;
+        let (id, state) = (r.id, state_arg(c));
         out!("  decide with one of:");
-        out!("    rollgate rollout promote {id} --actor NAME   # complete this phase and go on");
-        out!("    rollgate rollout resume {id} --actor NAME    # ask the gate again");
-        out!("    rollgate rollout abort {id} --actor NAME     # roll every touched target back");
+        out!(
+            "    rollgate rollout promote {id} --actor NAME{state}   # complete this phase and go on"
+        );
+        out!("    rollgate rollout resume {id} --actor NAME{state}    # ask the gate again");
+        out!(
+            "    rollgate rollout abort {id} --actor NAME{state}     # roll every touched target back"
+        );
     }
     if let Some(d) = driver {
         out!("  driven by: {d}");
@@ -921,13 +925,20 @@ async fn drive(
 
 /// The exact command that drives rollout `r` on from where it stopped.
 fn continue_command(c: &Common, r: &Rollout) -> String {
-    let state = std::fs::canonicalize(&c.state).unwrap_or_else(|_| c.state.clone());
     format!(
-        "rollgate rollout resume {} --actor {} --state {}",
+        "rollgate rollout resume {} --actor {}{}",
         r.id,
         shell_word(&r.request.actor),
-        shell_word(&state.display().to_string())
+        state_arg(c)
     )
+}
+
+/// ` --state FILE` with this state file's absolute path, so a printed
+/// command works from any directory and whatever `--state` or
+/// `$ROLLGATE_STATE` the printing command was given.
+fn state_arg(c: &Common) -> String {
+    let state = std::fs::canonicalize(&c.state).unwrap_or_else(|_| c.state.clone());
+    format!(" --state {}", shell_word(&state.display().to_string()))
 }
 
 /// `s` quoted for a POSIX shell when it needs to be.
@@ -1016,8 +1027,9 @@ async fn status(c: &Common, id: RolloutId) -> Result<u8, Fail> {
         if matches!(r.status, Status::Held(_)) {
             out!("  no controller is driving it: it waits for one of the decisions above");
         } else {
+            let state = state_arg(c);
             out!(
-                "  no controller is driving it: `rollgate rollout resume {id} --actor NAME` takes it on (or `rollgate rollout resume-all`)"
+                "  no controller is driving it: `rollgate rollout resume {id} --actor NAME{state}` takes it on (or `rollgate rollout resume-all{state}`)"
             );
         }
     }
@@ -1077,7 +1089,8 @@ async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
         match driven {
             Some(l) => out!("  {} will act on it within a second", l.owner),
             None => out!(
-                "  no controller is driving it now; `rollgate rollout resume {id} --actor NAME` acts on it"
+                "  no controller is driving it now; `rollgate rollout resume {id} --actor NAME{}` acts on it",
+                state_arg(c)
             ),
         }
     }

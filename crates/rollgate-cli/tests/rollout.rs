@@ -980,6 +980,67 @@ fn without_user_or_logname_the_default_actor_is_the_account_name_at_host() {
 }
 
 #[test]
+fn the_printed_decision_commands_work_from_another_directory_with_a_non_default_state_file() {
+    let d = dir(2);
+    write(&d, "gate.sh", "#!/bin/sh\necho wait\nexit 3\n");
+    let p = write(
+        &d,
+        "plan.toml",
+        &plan(
+            2,
+            DEPLOY,
+            "kind = \"canary\"\nsteps = [50, 100]",
+            "\n[gate]\nkind = \"command\"\ncommand = \"sh gate.sh\"\n",
+        ),
+    );
+    // No $ROLLGATE_STATE: the state file is only named by --state.
+    let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args([
+            "rollout", "run", &p, "--actor", "alice", "--state", "ops.db",
+        ])
+        .current_dir(&d.path)
+        .env_remove("ROLLGATE_STATE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let abort = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("rollgate rollout abort 1 "))
+        .unwrap_or_else(|| panic!("no abort command:\n{text}"));
+    let command = abort
+        .split(" #")
+        .next()
+        .unwrap()
+        .trim()
+        .replace("NAME", "bob");
+    let state = std::fs::canonicalize(d.path.join("ops.db")).unwrap();
+    assert!(
+        command.ends_with(&format!("--state {}", state.display())),
+        "{command}"
+    );
+    // Run it as printed, from another directory: it finds the rollout and
+    // returns every touched target.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new("sh")
+        .args(["-c", &command.replacen("rollgate", "\"$RG\"", 1)])
+        .env("RG", env!("CARGO_BIN_EXE_rollgate"))
+        .env_remove("ROLLGATE_STATE")
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{command}: {}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("status: aborted"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(versions(&d, 2), vec!["v1", "v1"]);
+    assert!(!elsewhere.path().join("rollgate.db").exists());
+}
+
+#[test]
 fn list_filters_by_service_status_and_age() {
     let d = dir(2);
     write(
