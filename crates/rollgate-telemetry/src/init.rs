@@ -66,6 +66,8 @@ pub fn init(service: impl Into<String>) -> TelemetryBuilder {
         metrics_addr: None,
         #[cfg(feature = "otlp")]
         otlp_endpoint: None,
+        #[cfg(feature = "otlp")]
+        otlp: crate::otlp::OtlpConfig::default(),
     }
 }
 
@@ -86,6 +88,9 @@ pub struct TelemetryBuilder {
     metrics_addr: Option<std::net::SocketAddr>,
     #[cfg(feature = "otlp")]
     otlp_endpoint: Option<String>,
+    /// Headers and roots (its `endpoint` is set from `otlp_endpoint` at build).
+    #[cfg(feature = "otlp")]
+    otlp: crate::otlp::OtlpConfig,
 }
 
 impl std::fmt::Debug for TelemetryBuilder {
@@ -195,13 +200,51 @@ impl TelemetryBuilder {
         self
     }
 
-    /// Exports spans over OTLP/HTTP (protobuf) to a collector at `endpoint`
-    /// (`http://127.0.0.1:4318`; `/v1/traces` is appended). Needs the `otlp`
-    /// feature.
+    /// Exports spans over OTLP/HTTP (protobuf) to a collector at `endpoint`:
+    /// `http://127.0.0.1:4318` or `https://collector.example:4318`
+    /// (`/v1/traces` is appended unless the URL ends with it). HTTPS trusts
+    /// the system's root certificates plus those of
+    /// [`otlp_root_certificates_pem`](Self::otlp_root_certificates_pem) and of
+    /// the PEM file named by `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE` or
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`; `OTEL_EXPORTER_OTLP_HEADERS` adds
+    /// headers as OpenTelemetry documents. Needs the `otlp` feature.
+    ///
+    /// ```
+    /// let telemetry = rollgate_telemetry::init("checkout")
+    ///     .log_writer(std::io::sink())
+    ///     .otlp_endpoint("https://collector.example:4318")
+    ///     .otlp_header("Authorization", "Bearer s3cret")
+    ///     .build()?;
+    /// // Nothing is sent until a span ends; `flush` exports what is pending.
+    /// # drop(telemetry);
+    /// # Ok::<(), rollgate_telemetry::Error>(())
+    /// ```
     #[cfg(feature = "otlp")]
     #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
     pub fn otlp_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.otlp_endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Sends header `name: value` with every OTLP export (an
+    /// `Authorization` token for the collector). The value is marked
+    /// sensitive; an invalid name or value is an [`Error::Config`] at build.
+    /// Needs the `otlp` feature.
+    #[cfg(feature = "otlp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+    pub fn otlp_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.otlp.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Also trusts the root certificates in `pem` (one or more PEM blocks:
+    /// a private CA's, a self-signed collector's) for an `https` OTLP
+    /// endpoint. A bundle without a certificate is an [`Error::Config`] at
+    /// build. Needs the `otlp` feature.
+    #[cfg(feature = "otlp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+    pub fn otlp_root_certificates_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.otlp.roots_pem.push(pem.as_ref().to_vec());
         self
     }
 
@@ -266,8 +309,14 @@ impl TelemetryBuilder {
         }
         let redactor = Redactor::with_fields(&self.redact_fields);
         #[cfg(feature = "otlp")]
-        let provider = match &self.otlp_endpoint {
-            Some(e) => Some(crate::otlp::provider(e, &info, redactor.clone())?),
+        let provider = match self.otlp_endpoint {
+            Some(endpoint) => {
+                let config = crate::otlp::OtlpConfig {
+                    endpoint,
+                    ..self.otlp
+                };
+                Some(crate::otlp::provider(&config, &info, redactor.clone())?)
+            }
             None => None,
         };
         let logs = LogParts {

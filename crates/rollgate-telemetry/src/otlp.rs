@@ -2,20 +2,17 @@
 //!
 //! `tracing` spans become OpenTelemetry spans through `tracing-opentelemetry`;
 //! a batch processor (its own thread, no async runtime needed) sends them as
-//! OTLP protobuf over HTTP with a small std client, after a redacting
-//! processor masked secrets in span names, attributes and events. Resource
+//! OTLP protobuf over HTTP or HTTPS with opentelemetry-otlp's blocking
+//! reqwest client (rustls; the system's roots plus any given), after a
+//! redacting processor masked secrets in span names, attributes and events. Resource
 //! attributes: `service.name`, `service.version`, `vcs.ref.head.revision`
 //! (the commit), `deployment.environment.name`, `rollgate.cohort`.
 
 use std::borrow::Cow;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use bytes::Bytes;
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry::{Context, KeyValue, Value};
-use opentelemetry_http::{HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -33,34 +30,145 @@ use crate::trace::{SpanContext, SpanId, TraceId, TraceParent};
 /// How long one export request may take.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Builds the tracer provider exporting to `endpoint`
-/// (`http://host:4318`; `/v1/traces` is appended unless already there).
-pub(crate) fn provider(
-    endpoint: &str,
-    info: &ServiceInfo,
-    redactor: Redactor,
-) -> Result<SdkTracerProvider, Error> {
+/// Environment variables naming a PEM file of extra trusted roots for the
+/// collector (OpenTelemetry's exporter configuration): the traces one wins.
+pub(crate) const CERTIFICATE_ENV: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+];
+
+/// Where and how spans are exported (the builder's `otlp_*` settings).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OtlpConfig {
+    /// `http(s)://host:port`, with or without `/v1/traces`.
+    pub(crate) endpoint: String,
+    /// Extra request headers (`Authorization`), sent with every export.
+    pub(crate) headers: Vec<(String, String)>,
+    /// PEM bundles of extra trusted roots.
+    pub(crate) roots_pem: Vec<Vec<u8>>,
+}
+
+fn config_error(field: &'static str, reason: impl Into<String>) -> Error {
+    Error::Config {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// The export URL for `endpoint` (`/v1/traces` appended unless already
+/// there), checked: `http` or `https`, with a host.
+fn traces_url(endpoint: &str) -> Result<String, Error> {
     let url = if endpoint.trim_end_matches('/').ends_with("/v1/traces") {
         endpoint.to_owned()
     } else {
         format!("{}/v1/traces", endpoint.trim_end_matches('/'))
     };
+    let bad = |reason: &str| config_error("otlp_endpoint", format!("{endpoint:?}: {reason}"));
+    let parsed = reqwest::Url::parse(&url).map_err(|e| bad(&format!("invalid URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("only https:// and http:// endpoints are supported"));
+    }
+    // The URL parser reads `http:///v1` as host `v1`: look at the text too.
+    let authority = url.split_once("://").map_or("", |(_, rest)| rest);
+    if authority.starts_with('/') || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("missing host"));
+    }
+    Ok(url)
+}
+
+/// The extra roots: the configured PEM bundles, plus the file named by
+/// [`CERTIFICATE_ENV`] when set.
+fn roots(config: &OtlpConfig) -> Result<Vec<reqwest::Certificate>, Error> {
+    let mut roots = Vec::new();
+    let mut add = |pem: &[u8], field: &'static str, origin: &str| {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| config_error(field, format!("{origin}: invalid PEM certificate: {e}")))?;
+        if certs.is_empty() {
+            return Err(config_error(
+                field,
+                format!("{origin}: no PEM certificate found"),
+            ));
+        }
+        roots.extend(certs);
+        Ok(())
+    };
+    for pem in &config.roots_pem {
+        add(pem, "otlp_root_certificates_pem", "given PEM")?;
+    }
+    let env = CERTIFICATE_ENV.iter().find_map(|var| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(|v| (*var, v))
+    });
+    if let Some((var, path)) = env {
+        let path = std::path::PathBuf::from(path);
+        let pem = std::fs::read(&path)
+            .map_err(|e| config_error(var, format!("cannot read {}: {e}", path.display())))?;
+        add(&pem, var, &path.display().to_string())?;
+    }
+    Ok(roots)
+}
+
+/// The request headers, checked; values are marked sensitive.
+fn headers(config: &OtlpConfig) -> Result<reqwest::header::HeaderMap, Error> {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in &config.headers {
+        let n = reqwest::header::HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| config_error("otlp_header", format!("invalid header name {name:?}")))?;
+        let mut v = reqwest::header::HeaderValue::from_str(value.trim())
+            .map_err(|_| config_error("otlp_header", format!("invalid value for {n}")))?;
+        v.set_sensitive(true);
+        map.append(n, v);
+    }
+    Ok(map)
+}
+
+/// The blocking reqwest client of the exporter (rustls, system roots plus
+/// `roots`). It is built on a thread of its own: a blocking client cannot
+/// be built inside an async runtime, and `build()` may be called in one.
+fn client(
+    roots: Vec<reqwest::Certificate>,
+    headers: reqwest::header::HeaderMap,
+) -> Result<reqwest::blocking::Client, Error> {
+    let build = move || {
+        reqwest::blocking::Client::builder()
+            .user_agent(concat!("rollgate-telemetry/", env!("CARGO_PKG_VERSION")))
+            .timeout(EXPORT_TIMEOUT)
+            .default_headers(headers)
+            .tls_certs_merge(roots)
+            .build()
+    };
+    std::thread::Builder::new()
+        .name("otlp-client-setup".into())
+        .spawn(build)
+        .map_err(|e| config_error("otlp_endpoint", format!("cannot start a thread: {e}")))?
+        .join()
+        .map_err(|_| config_error("otlp_endpoint", "setting up the HTTP client panicked"))?
+        .map_err(|e| {
+            config_error(
+                "otlp_endpoint",
+                format!("cannot set up the HTTP client: {e}"),
+            )
+        })
+}
+
+/// Builds the tracer provider exporting as `config` says.
+pub(crate) fn provider(
+    config: &OtlpConfig,
+    info: &ServiceInfo,
+    redactor: Redactor,
+) -> Result<SdkTracerProvider, Error> {
     // Fail at build time, not at the first export.
-    parse_http_url(&url).map_err(|reason| Error::Config {
-        field: "otlp_endpoint",
-        reason: format!("{endpoint:?}: {reason}"),
-    })?;
+    let url = traces_url(&config.endpoint)?;
+    let client = client(roots(config)?, headers(config)?)?;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
-        .with_http_client(StdHttpClient)
+        .with_http_client(client)
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(url)
         .with_timeout(EXPORT_TIMEOUT)
         .build()
-        .map_err(|e| Error::Config {
-            field: "otlp_endpoint",
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| config_error("otlp_endpoint", e.to_string()))?;
     let mut attributes = vec![KeyValue::new("service.version", info.version.clone())];
     if let Some(c) = &info.commit {
         attributes.push(KeyValue::new("vcs.ref.head.revision", c.clone()));
@@ -196,105 +304,48 @@ impl<P: SpanProcessor> SpanProcessor for Redacting<P> {
     }
 }
 
-// ---------------------------------------------------------------- http client
-
-/// A minimal blocking HTTP/1.1 client for plain-HTTP OTLP collectors
-/// (an agent or collector on localhost or in the pod). It runs on the batch
-/// processor's own thread, so blocking is fine.
-#[derive(Debug, Clone, Copy)]
-struct StdHttpClient;
-
-fn parse_http_url(url: &str) -> Result<(String, String), String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        "only http:// endpoints are supported (use a local collector for TLS)".to_owned()
-    })?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() {
-        return Err("missing host".into());
-    }
-    let authority = if authority.contains(':') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
-    Ok((authority, path.to_owned()))
-}
-
-#[async_trait::async_trait]
-impl HttpClient for StdHttpClient {
-    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        let (authority, path) = parse_http_url(&request.uri().to_string())?;
-        let addr = authority
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| format!("otlp endpoint {authority}: no address"))?;
-        let mut conn = TcpStream::connect_timeout(&addr, EXPORT_TIMEOUT)?;
-        conn.set_read_timeout(Some(EXPORT_TIMEOUT))?;
-        conn.set_write_timeout(Some(EXPORT_TIMEOUT))?;
-        let mut head = format!(
-            "{} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nConnection: close\r\n",
-            request.method(),
-            request.body().len()
-        );
-        for (name, value) in request.headers() {
-            if let Ok(v) = value.to_str() {
-                head.push_str(&format!("{name}: {v}\r\n"));
-            }
-        }
-        head.push_str("\r\n");
-        conn.write_all(head.as_bytes())?;
-        conn.write_all(request.body())?;
-        conn.flush()?;
-
-        let mut reader = BufReader::new(conn);
-        let mut status_line = String::new();
-        reader.read_line(&mut status_line)?;
-        let status: u16 = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("otlp endpoint {authority}: bad status line {status_line:?}"))?;
-        let mut builder = Response::builder().status(status);
-        let mut content_length: Option<usize> = None;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                let (k, v) = (k.trim(), v.trim());
-                if k.eq_ignore_ascii_case("content-length") {
-                    content_length = v.parse().ok();
-                }
-                builder = builder.header(k, v);
-            }
-        }
-        let mut body = Vec::new();
-        // 4 MiB cap, like the SDK's built-in clients.
-        let limit = content_length.unwrap_or(4 << 20).min(4 << 20) as u64;
-        reader.take(limit).read_to_end(&mut body)?;
-        Ok(builder.body(Bytes::from(body))?)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn endpoints_must_be_plain_http_with_a_host() {
+    fn endpoints_are_http_or_https_with_a_host() {
         assert_eq!(
-            parse_http_url("http://127.0.0.1:4318/v1/traces"),
-            Ok(("127.0.0.1:4318".into(), "/v1/traces".into()))
+            traces_url("http://127.0.0.1:4318").ok().as_deref(),
+            Some("http://127.0.0.1:4318/v1/traces")
         );
         assert_eq!(
-            parse_http_url("http://collector/v1/traces").map(|(a, _)| a),
-            Ok("collector:80".into())
+            traces_url("https://collector/v1/traces/").ok().as_deref(),
+            Some("https://collector/v1/traces/")
         );
-        assert!(parse_http_url("https://x/v1/traces").is_err());
-        assert!(parse_http_url("http:///v1/traces").is_err());
+        assert_eq!(
+            traces_url("https://[::1]:4318/").ok().as_deref(),
+            Some("https://[::1]:4318/v1/traces")
+        );
+        for bad in ["ftp://x", "http:///v1/traces", "collector:4318", ""] {
+            let e = traces_url(bad).expect_err(bad).to_string();
+            assert!(e.contains("otlp_endpoint"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn bad_headers_and_certificates_are_config_errors() {
+        let config = |headers: Vec<(&str, &str)>, pem: &[u8]| OtlpConfig {
+            endpoint: "http://127.0.0.1:4318".into(),
+            headers: headers
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect(),
+            roots_pem: vec![pem.to_vec()],
+        };
+        let e = headers(&config(vec![("bad name", "x")], b"")).expect_err("name");
+        assert!(e.to_string().contains("otlp_header"), "{e}");
+        let e = headers(&config(vec![("authorization", "a\nb")], b"")).expect_err("value");
+        assert!(
+            e.to_string().contains("invalid value for authorization"),
+            "{e}"
+        );
+        let e = roots(&config(vec![], b"not a certificate")).expect_err("pem");
+        assert!(e.to_string().contains("otlp_root_certificates_pem"), "{e}");
     }
 }

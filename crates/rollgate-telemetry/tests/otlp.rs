@@ -9,6 +9,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message;
 use rollgate_telemetry::{DeployEvent, init, trace};
+use rollgate_test::tls::{Response, TlsServer};
 use serde_json::Value;
 
 #[derive(Clone, Default)]
@@ -193,10 +194,188 @@ fn spans_and_resource_attributes_reach_an_otlp_receiver_with_the_log_ids() {
 }
 
 #[test]
-fn an_https_or_malformed_endpoint_is_a_config_error() {
-    let e = init("svc")
+fn a_malformed_endpoint_is_a_config_error() {
+    for bad in [
+        "ftp://collector:4318",
+        "http:///v1/traces",
+        "collector:4318",
+    ] {
+        let e = init("svc")
+            .log_writer(std::io::sink())
+            .otlp_endpoint(bad)
+            .build()
+            .expect_err(bad);
+        assert!(e.to_string().contains("otlp_endpoint"), "{bad}: {e}");
+    }
+    init("svc")
+        .log_writer(std::io::sink())
         .otlp_endpoint("https://collector:4318")
         .build()
-        .expect_err("https");
-    assert!(e.to_string().contains("otlp_endpoint"), "{e}");
+        .expect("https is accepted");
+}
+
+/// Ends one span named `name` under `t` and exports it.
+fn export_one_span(t: &rollgate_telemetry::Telemetry, name: &'static str) {
+    tracing::dispatcher::with_default(t.dispatch(), || {
+        let span = tracing::info_span!("export", otel.name = name);
+        let _e = span.enter();
+        tracing::info!("inside");
+    });
+    t.flush();
+}
+
+/// The span names in OTLP protobuf request bodies.
+fn span_names(bodies: &[Vec<u8>]) -> Vec<String> {
+    let mut names = Vec::new();
+    for body in bodies {
+        let req = ExportTraceServiceRequest::decode(body.as_slice()).expect("valid OTLP protobuf");
+        for rs in req.resource_spans {
+            for ss in rs.scope_spans {
+                names.extend(ss.spans.into_iter().map(|s| s.name));
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn spans_reach_an_https_collector_with_a_self_signed_certificate_and_a_token() {
+    let server = TlsServer::start(|_| {
+        Response::new(200, Vec::new()).header("Content-Type", "application/x-protobuf")
+    })
+    .expect("TLS server");
+    let t = init("checkout")
+        .log_filter_env(None)
+        .log_writer(std::io::sink())
+        .otlp_endpoint(server.url(""))
+        .otlp_root_certificates_pem(server.ca_pem())
+        .otlp_header("Authorization", "Bearer t0ken-otlp")
+        .build()
+        .expect("valid config");
+    export_one_span(&t, "over-tls");
+    let requests = server.requests();
+    assert!(!requests.is_empty(), "no OTLP request arrived over TLS");
+    for r in &requests {
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.path, "/v1/traces");
+        assert_eq!(r.header("content-type"), Some("application/x-protobuf"));
+        assert_eq!(r.header("authorization"), Some("Bearer t0ken-otlp"));
+    }
+    let bodies: Vec<Vec<u8>> = requests.into_iter().map(|r| r.body).collect();
+    assert!(span_names(&bodies).iter().any(|n| n == "over-tls"));
+}
+
+#[test]
+fn an_https_collector_whose_certificate_is_not_trusted_gets_nothing() {
+    let server = TlsServer::start(|_| Response::new(200, Vec::new())).expect("TLS server");
+    let t = init("checkout")
+        .log_filter_env(None)
+        .log_writer(std::io::sink())
+        .otlp_endpoint(server.url(""))
+        .build()
+        .expect("valid config");
+    export_one_span(&t, "untrusted");
+    assert_eq!(server.requests(), Vec::new(), "sent to an untrusted server");
+}
+
+#[test]
+fn bad_roots_and_headers_are_config_errors() {
+    let e = init("svc")
+        .otlp_endpoint("https://collector:4318")
+        .otlp_root_certificates_pem("-----BEGIN NOTHING-----")
+        .build()
+        .expect_err("no certificate");
+    assert!(e.to_string().contains("otlp_root_certificates_pem"), "{e}");
+    let e = init("svc")
+        .otlp_endpoint("https://collector:4318")
+        .otlp_header("Authori zation", "x")
+        .build()
+        .expect_err("bad header name");
+    assert!(e.to_string().contains("otlp_header"), "{e}");
+}
+
+/// Runs this test binary's `child_*` test in a child process with `env`
+/// set (tests cannot set variables in their own process), and returns
+/// whether it passed and what it printed.
+fn run_child(test: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            test,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the test binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success() && text.contains("1 passed"), text)
+}
+
+/// Child of the test below: exports one span to `ROLLGATE_TEST_OTLP_URL`,
+/// trusting only what the environment says, or checks the build error.
+#[test]
+#[ignore = "run by the test below, with its environment"]
+fn child_exports_with_the_certificate_named_by_the_environment() {
+    let url = std::env::var("ROLLGATE_TEST_OTLP_URL")
+        .expect("set by otel_exporter_otlp_certificate_names_the_trusted_roots");
+    let built = init("checkout")
+        .log_filter_env(None)
+        .log_writer(std::io::sink())
+        .otlp_endpoint(url)
+        .build();
+    match std::env::var("ROLLGATE_TEST_EXPECT_ERROR") {
+        Ok(word) => {
+            let e = built.expect_err("unreadable certificate file");
+            assert!(e.to_string().contains(&word), "{e}");
+        }
+        Err(_) => export_one_span(&built.expect("valid config"), "env-roots"),
+    }
+}
+
+#[test]
+fn otel_exporter_otlp_certificate_names_the_trusted_roots() {
+    let server = TlsServer::start(|_| Response::new(200, Vec::new())).expect("TLS server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pem = dir.path().join("collector.pem");
+    std::fs::write(&pem, server.ca_pem()).expect("write pem");
+    let url = server.url("");
+    let (ok, out) = run_child(
+        "child_exports_with_the_certificate_named_by_the_environment",
+        &[
+            ("ROLLGATE_TEST_OTLP_URL", &url),
+            (
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                pem.to_str().expect("utf-8 path"),
+            ),
+        ],
+    );
+    assert!(ok, "{out}");
+    let bodies: Vec<Vec<u8>> = server.requests().into_iter().map(|r| r.body).collect();
+    assert!(
+        span_names(&bodies).iter().any(|n| n == "env-roots"),
+        "{out}"
+    );
+
+    let missing = dir.path().join("missing.pem");
+    let (ok, out) = run_child(
+        "child_exports_with_the_certificate_named_by_the_environment",
+        &[
+            ("ROLLGATE_TEST_OTLP_URL", &url),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                missing.to_str().expect("utf-8"),
+            ),
+            (
+                "ROLLGATE_TEST_EXPECT_ERROR",
+                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+            ),
+        ],
+    );
+    assert!(ok, "{out}");
 }
