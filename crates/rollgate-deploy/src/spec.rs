@@ -35,7 +35,7 @@ use toml::Spanned;
 
 use crate::{
     Artifact, CommandDeployer, CommandEnv, CommandGate, CommandRouter, CommandTemplate, Digest,
-    Error, ExecutorConfig, GatePolicy, GateUse, Percent, PhaseDefaults, RetryPolicy, Ring,
+    Error, ExecutorConfig, GatePolicy, GateUse, Jitter, Percent, PhaseDefaults, RetryPolicy, Ring,
     RolloutRequest, Strategy, TargetAttributes, TargetId,
 };
 
@@ -297,6 +297,12 @@ struct RawRetry {
     backoff: Option<Spanned<String>>,
     #[serde(default)]
     max_backoff: Option<Spanned<String>>,
+    /// `"full"` (default) or `"none"`.
+    #[serde(default)]
+    jitter: Option<Spanned<String>>,
+    /// The jitter's seed (default 0).
+    #[serde(default)]
+    seed: Option<Spanned<i64>>,
 }
 
 /// A validated plan file.
@@ -834,6 +840,21 @@ impl PlanFile {
             }
             retry.initial_backoff = cx.opt_duration(&r.backoff, retry.initial_backoff)?;
             retry.max_backoff = cx.opt_duration(&r.max_backoff, retry.max_backoff)?;
+            if let Some(j) = &r.jitter {
+                retry.jitter = match j.get_ref().as_str() {
+                    "full" => Jitter::Full,
+                    "none" => Jitter::None,
+                    other => {
+                        return cx.err(
+                            j.span(),
+                            format!("unknown jitter {other:?} (expected \"full\" or \"none\")"),
+                        );
+                    }
+                };
+            }
+            if let Some(seed) = &r.seed {
+                retry.seed = cx.count(seed, "seed", 0)? as u64;
+            }
         }
         Ok(Self {
             path: path.to_string(),
@@ -1037,6 +1058,69 @@ command = "./check.sh {{service}} {{version}} {{percent}}"
                 .all(|p| p.gate == GateUse::Required && p.bake == Duration::from_secs(5))
         );
         assert!(p.gate(None).unwrap().is_some());
+    }
+
+    #[test]
+    fn retry_jitter_and_seed_are_read_from_the_plan() {
+        let canary = "kind = \"canary\"\nsteps = [10, 100]";
+        let with = |retry: &str| format!("{}\n[retry]\n{retry}\n", plan(canary));
+        let web: Vec<TargetId> = (1..=10)
+            .map(|i| format!("web-{i}").parse().unwrap())
+            .collect();
+
+        // Default: full jitter, seed 0, as RetryPolicy::default().
+        let p = PlanFile::parse(&plan(canary), "plan.toml").unwrap();
+        assert_eq!(p.executor_config("me").retry, RetryPolicy::default());
+
+        // Full jitter with a seed: waits below the backoff, spread over the
+        // targets, and the same for the same seed.
+        let p = PlanFile::parse(&with("jitter = \"full\"\nseed = 20261206"), "plan.toml").unwrap();
+        let retry = p.executor_config("me").retry;
+        assert_eq!(retry, RetryPolicy::default().with_seed(20261206));
+        let waits: Vec<Duration> = web.iter().map(|t| retry.delay(1, t)).collect();
+        assert!(waits.iter().all(|w| *w <= retry.backoff(1)));
+        let distinct: std::collections::BTreeSet<_> = waits.iter().collect();
+        assert!(distinct.len() >= 9, "{waits:?}");
+        let other = PlanFile::parse(&with("seed = 1"), "plan.toml").unwrap();
+        let other = other.executor_config("me").retry;
+        assert_ne!(
+            waits,
+            web.iter().map(|t| other.delay(1, t)).collect::<Vec<_>>()
+        );
+
+        // No jitter: exactly the exponential backoff.
+        let p = PlanFile::parse(&with("jitter = \"none\"\nbackoff = \"2s\""), "plan.toml").unwrap();
+        let retry = p.executor_config("me").retry;
+        assert_eq!(retry.jitter, Jitter::None);
+        assert!(
+            web.iter()
+                .all(|t| retry.delay(2, t) == Duration::from_secs(4))
+        );
+    }
+
+    #[test]
+    fn bad_retry_jitter_or_seed_is_named_with_position() {
+        let canary = "kind = \"canary\"\nsteps = [10, 100]";
+        let base = plan(canary);
+        let line = base.lines().count() + 4;
+        let e = err(&format!(
+            "{base}\n[retry]\nattempts = 2\njitter = \"equal\"\n"
+        ));
+        assert!(
+            e.contains(&format!(
+                "plan.toml:{line}:10: unknown jitter \"equal\" (expected \"full\" or \"none\")"
+            )),
+            "{e}"
+        );
+        let e = err(&format!("{base}\n[retry]\nattempts = 2\nseed = -1\n"));
+        assert!(
+            e.contains(&format!(
+                "plan.toml:{line}:8: seed must be at least 0, not -1"
+            )),
+            "{e}"
+        );
+        let e = err(&format!("{base}\n[retry]\nattempts = 2\njitter = 1\n"));
+        assert!(e.contains(&format!("plan.toml:{line}:10:")), "{e}");
     }
 
     #[test]

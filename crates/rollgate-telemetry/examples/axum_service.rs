@@ -22,7 +22,6 @@ use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::routing::get;
 use rollgate_telemetry::{MetricsRegistry, RedLayer, axum_matched_path};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// The service name its telemetry carries.
 pub const SERVICE: &str = "axum-example";
@@ -76,23 +75,18 @@ pub async fn spawn(metrics: MetricsRegistry, addr: SocketAddr) -> anyhow::Result
     Ok(bound)
 }
 
-/// One HTTP/1.1 GET over a fresh connection: (status, body).
+/// One GET with reqwest: (status, body).
 pub async fn fetch(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut conn = tokio::net::TcpStream::connect(addr)
+    let url = format!("http://{addr}{path}");
+    let response = reqwest::get(&url)
         .await
-        .with_context(|| format!("connect {addr}"))?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    conn.write_all(req.as_bytes()).await?;
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").context("no header end")?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("no status in {head:?}"))?;
-    Ok((status, body.to_owned()))
+        .with_context(|| format!("GET {url}"))?;
+    let status = response.status().as_u16();
+    let body = response
+        .text()
+        .await
+        .with_context(|| format!("GET {url}: body"))?;
+    Ok((status, body))
 }
 
 /// Sends orders `first..first + n` (and a health check and a scrape each
