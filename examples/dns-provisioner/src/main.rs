@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use dns_provisioner::service::{TTL, TTL_BUCKETS};
 use dns_provisioner::{Faults, Store, app, fleet};
 
 /// A DNS record provisioner (axum + SQLite) instrumented with
@@ -89,10 +88,8 @@ fn serve(
 ) -> anyhow::Result<()> {
     let faults = Faults::parse(faults, version)
         .with_context(|| format!("--faults {faults:?}: expected auto, none or bad"))?;
-    let guard = rollgate_telemetry::init("dns-provisioner")
-        .version(version)
+    let guard = dns_provisioner::service::telemetry(version)
         .environment("demo")
-        .histogram_buckets(TTL, &TTL_BUCKETS)
         .install()?;
     let metrics = guard.metrics().clone();
     let store = Store::open(db).with_context(|| format!("open {}", db.display()))?;

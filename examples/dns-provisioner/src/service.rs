@@ -177,6 +177,21 @@ async fn delete(State(s): State<Arc<AppState>>, Path(name): Path<String>) -> Res
     }
 }
 
+/// The telemetry of one instance: service `dns-provisioner`, its version
+/// label, the [`TTL`] histogram's [`TTL_BUCKETS`]. Add a log writer or
+/// filter, then `install()` it once per process.
+///
+/// ```
+/// let telemetry = dns_provisioner::service::telemetry("v3").log_writer(std::io::sink()).build()?;
+/// assert!(telemetry.metrics().render().is_empty());
+/// # Ok::<(), rollgate_telemetry::Error>(())
+/// ```
+pub fn telemetry(version: &str) -> rollgate_telemetry::TelemetryBuilder {
+    rollgate_telemetry::init("dns-provisioner")
+        .version(version)
+        .histogram_buckets(TTL, &TTL_BUCKETS)
+}
+
 /// The service: `POST /records` (a JSON [`Record`]), `GET` and `DELETE
 /// /records/{name}`, `GET /health` (`ok VERSION`) and `GET /metrics`
 /// (the Prometheus exposition of `metrics`). Every route but the last two

@@ -204,6 +204,10 @@ fn bad_v2_is_rolled_back_and_good_v3_reaches_every_instance() {
             .collect()
     };
     let v2 = actions(1);
+    // Judged once, after the first bake: well within 3 bake intervals.
+    for once in ["bake_started -", "bake_elapsed -", "gate_decided -"] {
+        assert_eq!(v2.iter().filter(|a| *a == once).count(), 1, "{v2:?}");
+    }
     for want in [
         "requested -",
         "deploy_intent dns-1",
