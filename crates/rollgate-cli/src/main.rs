@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod analyze;
 mod drift;
 mod rollout;
+mod serve;
 mod telemetry;
 
 /// Ship software safely: rollouts, rollback, canary analysis, config drift.
@@ -23,6 +24,8 @@ enum Command {
     Rollout(Box<rollout::RolloutArgs>),
     /// Return a service's targets to the artifact they ran before its last successful rollout, or `--to` a version it ran.
     Rollback(Box<rollout::RollbackArgs>),
+    /// Run a long-running controller with an HTTP JSON API; several on one database share the rollouts (exit 0 stopped by a signal, 2 bad input, 4 store unusable).
+    Serve(Box<serve::ServeArgs>),
     /// Print the version and exit.
     Version,
     /// Judge a canary against its baseline (exit 0 promote, 1 rollback, 2 bad input, 3 inconclusive).
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         }
         Command::Rollout(args) => rollout::run(*args),
         Command::Rollback(args) => rollout::run_rollback(*args),
+        Command::Serve(args) => serve::run(*args),
         Command::Analyze(args) => analyze::run(*args),
         Command::Drift(args) => drift::run(*args),
         Command::Telemetry(args) => telemetry::run(args),

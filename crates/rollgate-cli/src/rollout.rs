@@ -1,5 +1,5 @@
 //! `rollgate rollout ...` and `rollgate rollback`: drive rollouts from plan
-//! files, with state in a SQLite file.
+//! files, with state in a SQLite file or a PostgreSQL database.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -12,8 +12,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use rollgate::plan::Plan;
 use rollgate_deploy::{
     Artifact, Error, Event, EventRecord, Executor, GateUse, LeaseInfo, ListFilter, Outcome,
-    PhaseDefaults, Report, Rollout, RolloutId, RolloutRequest, SqliteOptions, SqliteStore,
-    StateStore, Status, Strategy, TargetState, Writer,
+    PhaseDefaults, PostgresStore, Report, Rollout, RolloutId, RolloutRequest, SqliteOptions,
+    SqliteStore, StateStore, Status, Strategy, TargetState, Writer,
 };
 use serde_json::{Value, json};
 
@@ -96,19 +96,87 @@ pub enum Output {
     Json,
 }
 
+/// Where rollout state lives: a SQLite file or a PostgreSQL database.
+#[derive(Clone)]
+pub enum StateLoc {
+    /// A SQLite file (created owner-only when missing).
+    File(PathBuf),
+    /// A `postgres://` or `postgresql://` URL (its password is never shown).
+    Postgres(String),
+}
+
+impl StateLoc {
+    /// Parses `--state`: a URL with a `postgres` scheme, else a file path.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(Self::Postgres(s.to_owned()))
+        } else if s.is_empty() {
+            Err("expected a SQLite file path or a postgres:// URL".into())
+        } else {
+            Ok(Self::File(PathBuf::from(s)))
+        }
+    }
+}
+
+/// The location as it may be shown: a URL's password as `***`.
+impl std::fmt::Display for StateLoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(p) => write!(f, "{}", p.display()),
+            Self::Postgres(url) => f.write_str(&redact_url(url)),
+        }
+    }
+}
+
+impl std::fmt::Debug for StateLoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+/// `scheme://user:***@host/db` for `scheme://user:password@host/db`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let pw = if userinfo.contains(':') { ":***" } else { "" };
+            // Query parameters may carry a password too.
+            let tail = if tail.contains("password") {
+                tail.split('?').next().unwrap_or_default().to_owned() + "?***"
+            } else {
+                tail.to_owned()
+            };
+            format!("{scheme}://{user}{pw}@{host}{tail}")
+        }
+        None if tail.contains("password") => format!(
+            "{scheme}://{authority}{}?***",
+            tail.split('?').next().unwrap_or_default()
+        ),
+        None => url.to_owned(),
+    }
+}
+
 /// Where state lives and how to print.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// The state file (SQLite). `rollout run` creates it if missing; every
-    /// other command needs it to exist.
+    /// The state: a SQLite file (`rollout run` creates it, owner-only, if
+    /// missing; every other command needs it to exist) or a
+    /// `postgres://user:password@host:port/db` URL shared by several
+    /// controllers. A URL's password is never printed.
     #[arg(
         long,
         global = true,
-        value_name = "FILE",
+        value_name = "FILE|URL",
         env = "ROLLGATE_STATE",
-        default_value = "rollgate.db"
+        hide_env_values = true,
+        default_value = "rollgate.db",
+        value_parser = StateLoc::parse
     )]
-    state: PathBuf,
+    state: StateLoc,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -245,7 +313,7 @@ pub struct RollbackArgs {
 }
 
 /// A command's failure: message and exit code.
-struct Fail(u8, String);
+pub(crate) struct Fail(pub(crate) u8, pub(crate) String);
 
 impl From<Error> for Fail {
     fn from(e: Error) -> Self {
@@ -330,28 +398,43 @@ pub fn run_rollback(args: RollbackArgs) -> ExitCode {
     finish("rollback", result)
 }
 
-fn open(c: &Common) -> Result<Arc<SqliteStore>, Fail> {
-    let options = SqliteOptions::default().with_busy_timeout(c.busy_timeout);
-    Ok(Arc::new(SqliteStore::open_with(&c.state, &options)?))
+/// The state store every command works on.
+pub(crate) type Store = Arc<dyn StateStore>;
+
+/// Opens (or creates) the store at `state`.
+pub(crate) async fn open_store(state: &StateLoc, busy_timeout: Duration) -> Result<Store, Fail> {
+    match state {
+        StateLoc::File(path) => {
+            let options = SqliteOptions::default().with_busy_timeout(busy_timeout);
+            Ok(Arc::new(SqliteStore::open_with(path, &options)?))
+        }
+        StateLoc::Postgres(url) => Ok(Arc::new(PostgresStore::connect(url).await?)),
+    }
+}
+
+async fn open(c: &Common) -> Result<Store, Fail> {
+    open_store(&c.state, c.busy_timeout).await
 }
 
 /// Opens a state file that must already exist: every command but `rollout
 /// run` reads or extends recorded rollouts, so a missing file means a wrong
 /// path, not an empty history (and no stray file is created).
-fn open_existing(c: &Common) -> Result<Arc<SqliteStore>, Fail> {
-    if !c.state.exists() {
+async fn open_existing(c: &Common) -> Result<Store, Fail> {
+    if let StateLoc::File(path) = &c.state
+        && !path.exists()
+    {
         return Err(Fail(
             STORE_BUSY,
             format!(
                 "state file {} does not exist: nothing was rolled out with it (check --state or ROLLGATE_STATE)",
-                c.state.display()
+                path.display()
             ),
         ));
     }
-    open(c)
+    open(c).await
 }
 
-fn parse_id(s: &str) -> Result<RolloutId, Fail> {
+pub(crate) fn parse_id(s: &str) -> Result<RolloutId, Fail> {
     s.parse::<RolloutId>().map_err(Fail::from)
 }
 
@@ -390,7 +473,7 @@ async fn dispatch(args: RolloutArgs) -> Result<u8, Fail> {
     }
 }
 
-fn check_actor(actor: &str) -> Result<(), Fail> {
+pub(crate) fn check_actor(actor: &str) -> Result<(), Fail> {
     if actor.trim().is_empty() {
         return Err(Fail(BAD_INPUT, "--actor must not be empty".into()));
     }
@@ -431,7 +514,7 @@ fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
 /// This process's name in leases and the audit history:
 /// `rollgate@HOST:PIDNS:PID` (PIDNS: the pid namespace, so containers that
 /// share a host name never mistake each other's live controllers for dead).
-fn owner() -> String {
+pub(crate) fn owner() -> String {
     format!(
         "rollgate@{}:{}:{}",
         hostname(),
@@ -464,7 +547,7 @@ fn pid_namespace() -> String {
 
 /// Whether `owner` names a rollgate process in this host's and this pid
 /// namespace that no longer runs. Anything else counts as alive.
-fn owner_is_dead(owner: &str) -> bool {
+pub(crate) fn owner_is_dead(owner: &str) -> bool {
     let Some(rest) = owner.strip_prefix("rollgate@") else {
         return false;
     };
@@ -491,7 +574,10 @@ fn owner_is_dead(owner: &str) -> bool {
 
 /// The controller that drives rollout `id` now: a lease that has not expired
 /// and whose owner is not a dead process on this host.
-async fn live_driver(store: &SqliteStore, id: RolloutId) -> Result<Option<LeaseInfo>, Fail> {
+pub(crate) async fn live_driver(
+    store: &dyn StateStore,
+    id: RolloutId,
+) -> Result<Option<LeaseInfo>, Fail> {
     Ok(store
         .lease_info(id)
         .await?
@@ -500,7 +586,7 @@ async fn live_driver(store: &SqliteStore, id: RolloutId) -> Result<Option<LeaseI
 
 /// What the CLI keeps in `RolloutRequest::spec` to rebuild deployer, gate and
 /// router when it resumes the rollout from any directory.
-fn spec_of(plan: &Plan, cwd: &Path) -> Value {
+pub(crate) fn spec_of(plan: &Plan, cwd: &Path) -> Value {
     json!({ "plan": plan.file.text, "path": plan.file.path, "cwd": cwd.display().to_string() })
 }
 
@@ -533,10 +619,13 @@ async fn known_artifacts(store: &dyn StateStore, service: &str) -> Result<Vec<Ar
     Ok(known)
 }
 
-async fn executor_for(
-    store: Arc<SqliteStore>,
+/// The executor for rollout request `req`: deployer, gate and router built
+/// from the plan it records. `lease_ttl` overrides the default lease length.
+pub(crate) async fn executor_for(
+    store: Store,
     req: &RolloutRequest,
     progress: Option<Progress>,
+    lease_ttl: Option<Duration>,
 ) -> Result<Executor, Fail> {
     let (plan, cwd) = plan_from_spec(req)?;
     let known = known_artifacts(&*store, &req.service).await?;
@@ -544,7 +633,13 @@ async fn executor_for(
         store,
         Arc::new(plan.file.deployer(Some(cwd.clone()), known)?),
     )
-    .with_config(plan.file.executor_config(&owner()));
+    .with_config({
+        let config = plan.file.executor_config(&owner());
+        match lease_ttl {
+            Some(ttl) => config.with_lease_ttl(ttl),
+            None => config,
+        }
+    });
     // A rollback's plan skips the gate explicitly: going back to what ran
     // before is not held up by the health of what is being undone.
     let asks = req.plan.phases.iter().any(|p| p.gate != GateUse::Skip);
@@ -564,7 +659,7 @@ async fn executor_for(
 
 /// Live progress: a bar on a TTY, one line per event otherwise.
 #[derive(Clone)]
-struct Progress {
+pub(crate) struct Progress {
     bar: Option<indicatif::ProgressBar>,
 }
 
@@ -635,7 +730,7 @@ fn exit_code(r: &Rollout) -> u8 {
     }
 }
 
-fn status_json(r: &Rollout, existed: bool, driver: Option<&str>) -> Value {
+pub(crate) fn status_json(r: &Rollout, existed: bool, driver: Option<&str>) -> Value {
     let targets: BTreeMap<String, Value> = r
         .targets
         .iter()
@@ -673,7 +768,7 @@ fn status_json(r: &Rollout, existed: bool, driver: Option<&str>) -> Value {
 
 /// The status for people: `interrupted` while a rollout a stopped
 /// controller left is not driven again.
-fn status_name(r: &Rollout) -> &'static str {
+pub(crate) fn status_name(r: &Rollout) -> &'static str {
     if r.interrupted.is_some() && !r.is_finished() {
         return "interrupted";
     }
@@ -681,7 +776,7 @@ fn status_name(r: &Rollout) -> &'static str {
 }
 
 /// The lifecycle state under an interruption.
-fn lifecycle(s: &Status) -> &'static str {
+pub(crate) fn lifecycle(s: &Status) -> &'static str {
     match s {
         Status::Running => "running",
         Status::Paused => "paused",
@@ -811,14 +906,14 @@ async fn run_plan(
     let plan = Plan::load(plan_path)?;
     let cwd = std::env::current_dir()
         .map_err(|e| Fail(BAD_INPUT, format!("cannot read the working directory: {e}")))?;
-    let store = open(c)?;
+    let store = open(c).await?;
     let req = plan
         .file
         .request(actor, key)
         .with_no_rollback_ok(no_rollback_ok)
         .with_spec(spec_of(&plan, &cwd));
     // Validate the whole set-up before anything is recorded.
-    let probe = executor_for(store.clone(), &req, None).await?;
+    let probe = executor_for(store.clone(), &req, None, None).await?;
     let exists = match &req.idempotency_key {
         Some(k) => store.find_key(k).await?.is_some(),
         None => false,
@@ -832,7 +927,7 @@ async fn run_plan(
         let existing = store.request(id).await?;
         let log = store.events(id, 0).await?;
         let r = Rollout::replay(id, existing, &log)?;
-        let lease = live_driver(&store, id).await?;
+        let lease = live_driver(&*store, id).await?;
         if r.is_finished() || matches!(r.status, Status::Held(_)) {
             print_status(c, &r, true, None);
             return Ok(exit_code(&r));
@@ -882,12 +977,7 @@ async fn refuse_on_precheck(
     ))
 }
 
-async fn drive(
-    c: &Common,
-    store: Arc<SqliteStore>,
-    id: RolloutId,
-    existed: bool,
-) -> Result<u8, Fail> {
+async fn drive(c: &Common, store: Store, id: RolloutId, existed: bool) -> Result<u8, Fail> {
     let req = store.request(id).await?;
     if let Some(l) = store.lease_info(id).await?
         && owner_is_dead(&l.owner)
@@ -895,7 +985,7 @@ async fn drive(
         store.break_lease(id, &l.owner).await?;
     }
     let progress = Progress::new(c, req.plan.targets().count());
-    let exec = executor_for(store, &req, progress.clone()).await?;
+    let exec = executor_for(store, &req, progress.clone(), None).await?;
     let mut signal = signals();
     let stop = async move {
         let got: Signalled = match signal.wait_for(Option::is_some).await {
@@ -937,8 +1027,15 @@ fn continue_command(c: &Common, r: &Rollout) -> String {
 /// command works from any directory and whatever `--state` or
 /// `$ROLLGATE_STATE` the printing command was given.
 fn state_arg(c: &Common) -> String {
-    let state = std::fs::canonicalize(&c.state).unwrap_or_else(|_| c.state.clone());
-    format!(" --state {}", shell_word(&state.display().to_string()))
+    match &c.state {
+        StateLoc::File(path) => {
+            let state = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            format!(" --state {}", shell_word(&state.display().to_string()))
+        }
+        // Never the password: the command names the database, and the
+        // person supplies the password (the `***`) or sets ROLLGATE_STATE.
+        StateLoc::Postgres(_) => format!(" --state {}", shell_word(&c.state.to_string())),
+    }
 }
 
 /// `s` quoted for a POSIX shell when it needs to be.
@@ -1015,13 +1112,13 @@ fn signalled() -> Signalled {
 }
 
 async fn status(c: &Common, id: RolloutId) -> Result<u8, Fail> {
-    let store = open_existing(c)?;
+    let store = open_existing(c).await?;
     let req = store.request(id).await?;
     let log = store.events(id, 0).await?;
     let r = Rollout::replay(id, req, &log)?;
     // A lease whose owner has expired or is a dead process on this host
     // drives nothing: say so, and what to run.
-    let lease = live_driver(&store, id).await?;
+    let lease = live_driver(&*store, id).await?;
     print_status(c, &r, false, lease.as_ref().map(|l| l.owner.as_str()));
     if lease.is_none() && !matches!(r.status, Status::Finished(_)) && c.output != Output::Json {
         if matches!(r.status, Status::Held(_)) {
@@ -1039,7 +1136,7 @@ async fn status(c: &Common, id: RolloutId) -> Result<u8, Fail> {
 async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
     check_actor(&r.actor)?;
     let id = parse_id(&r.id)?;
-    let store = open_existing(c)?;
+    let store = open_existing(c).await?;
     let req = store.request(id).await?;
     let log = store.events(id, 0).await?;
     let rollout = Rollout::replay(id, req, &log)?;
@@ -1052,7 +1149,7 @@ async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
     let action = event.action();
     let drives = !r.no_wait && !matches!(event, Event::PauseRequested);
     let seq = store.append(id, Writer::Person(&r.actor), &[event]).await?;
-    let driven = live_driver(&store, id).await?;
+    let driven = live_driver(&*store, id).await?;
     if drives && driven.is_none() {
         if c.output == Output::Text {
             out!(
@@ -1098,7 +1195,7 @@ async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
 }
 
 async fn resume_all(c: &Common) -> Result<u8, Fail> {
-    let store = open_existing(c)?;
+    let store = open_existing(c).await?;
     let ids = store.unfinished().await?;
     if ids.is_empty() && c.output == Output::Text {
         out!("no unfinished rollouts");
@@ -1106,7 +1203,7 @@ async fn resume_all(c: &Common) -> Result<u8, Fail> {
     let mut worst = SUCCESS;
     let mut results = Vec::new();
     for id in ids {
-        if let Some(l) = live_driver(&store, id).await? {
+        if let Some(l) = live_driver(&*store, id).await? {
             if c.output == Output::Text {
                 out!(
                     "rollout {id}: driven by {} (lease expires in {}s); left alone",
@@ -1159,16 +1256,12 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
     if let Some(version) = &args.to {
         return rollback_to(c, &args.service, version, &args.actor).await;
     }
-    let store = open_existing(c)?;
+    let store = open_existing(c).await?;
     let rollouts = store.list(Some(&args.service)).await?;
     if rollouts.is_empty() {
         return Err(Fail(
             BAD_INPUT,
-            format!(
-                "service {:?} has no rollouts in {}",
-                args.service,
-                c.state.display()
-            ),
+            format!("service {:?} has no rollouts in {}", args.service, c.state),
         ));
     }
     if let Some(running) = rollouts.iter().find(|r| r.outcome.is_none()) {
@@ -1279,7 +1372,7 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
         spec["rollback_of"] = json!(last.id.0);
         back = back.with_spec(spec);
     }
-    let exec = executor_for(store.clone(), &back, None).await?;
+    let exec = executor_for(store.clone(), &back, None, None).await?;
     let created = exec.create(&back).await?;
     if c.output == Output::Text {
         err!(
@@ -1302,7 +1395,7 @@ async fn history(
     since: Option<Duration>,
     limit: usize,
 ) -> Result<u8, Fail> {
-    let store = open_existing(c)?;
+    let store = open_existing(c).await?;
     let mut rows = Vec::new();
     let mut summaries = match only {
         Some(id) => {
@@ -1432,7 +1525,7 @@ async fn history(
 }
 
 /// Milliseconds since the Unix epoch, now (wall clock: listings only).
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -1471,7 +1564,21 @@ async fn list(
     since: Option<Duration>,
     limit: usize,
 ) -> Result<u8, Fail> {
-    let (outcome, live): (Option<Option<Outcome>>, Option<&str>) = match status.as_deref() {
+    check_status(status.as_deref())?;
+    let store = open_existing(c).await?;
+    let rows = list_rows(&*store, service, status, since, limit).await?;
+    print_list(c, rows)
+}
+
+/// Refuses an unknown `--status` (before any store is opened).
+pub(crate) fn check_status(status: Option<&str>) -> Result<(), Fail> {
+    list_status(status).map(|_| ())
+}
+
+type StatusFilter<'a> = (Option<Option<Outcome>>, Option<&'a str>);
+
+fn list_status(status: Option<&str>) -> Result<StatusFilter<'_>, Fail> {
+    Ok(match status {
         None => (None, None),
         Some("succeeded") => (Some(Some(Outcome::Succeeded)), None),
         Some("rolled_back") => (Some(Some(Outcome::RolledBack)), None),
@@ -1485,11 +1592,21 @@ async fn list(
         Some(other) => {
             return Err(Fail(
                 BAD_INPUT,
-                format!("unknown --status {other:?} (known: {STATUSES})"),
+                format!("unknown status {other:?} (known: {STATUSES})"),
             ));
         }
-    };
-    let store = open_existing(c)?;
+    })
+}
+
+/// The rows of `rollout list` (and `GET /v1/rollouts`), newest first.
+pub(crate) async fn list_rows(
+    store: &dyn StateStore,
+    service: Option<String>,
+    status: Option<String>,
+    since: Option<Duration>,
+    limit: usize,
+) -> Result<Vec<Value>, Fail> {
+    let (outcome, live) = list_status(status.as_deref())?;
     // A live status needs each unfinished rollout replayed: list them all, then limit.
     let f = filter(
         service,
@@ -1524,6 +1641,11 @@ async fn list(
             break;
         }
     }
+    Ok(rows)
+}
+
+/// Prints `rollout list` rows.
+fn print_list(c: &Common, rows: Vec<Value>) -> Result<u8, Fail> {
     if c.output == Output::Json {
         out!("{}", Value::Array(rows));
         return Ok(SUCCESS);
@@ -1572,7 +1694,7 @@ async fn list(
 /// with `until_hold`, until it holds for a person).
 async fn watch(c: &Common, id: RolloutId, until_hold: bool) -> Result<u8, Fail> {
     use std::sync::atomic::Ordering;
-    let store = open_existing(c)?;
+    let store = open_existing(c).await?;
     let req = store.request(id).await?;
     let tty = c.output == Output::Text && std::io::stdout().is_terminal();
     let mut r = Rollout::new(id, req);
@@ -1582,7 +1704,7 @@ async fn watch(c: &Common, id: RolloutId, until_hold: bool) -> Result<u8, Fail> 
         for rec in store.events(id, r.last_seq).await? {
             r.apply(&rec)?;
         }
-        let lease = live_driver(&store, id).await?;
+        let lease = live_driver(&*store, id).await?;
         let driver = lease.as_ref().map(|l| l.owner.as_str());
         let phases = r.request.plan.phases.len();
         let line = format!(
@@ -1621,7 +1743,7 @@ async fn watch(c: &Common, id: RolloutId, until_hold: bool) -> Result<u8, Fail> 
 }
 
 /// Every artifact `service` is known to have run or declared, newest first.
-async fn service_artifacts(store: &SqliteStore, service: &str) -> Result<Vec<Artifact>, Fail> {
+async fn service_artifacts(store: &dyn StateStore, service: &str) -> Result<Vec<Artifact>, Fail> {
     let mut seen: Vec<Artifact> = Vec::new();
     for s in store.list(Some(service)).await? {
         let req = store.request(s.id).await?;
@@ -1639,15 +1761,12 @@ async fn service_artifacts(store: &SqliteStore, service: &str) -> Result<Vec<Art
 
 /// `rollgate rollback --service S --to VERSION`.
 async fn rollback_to(c: &Common, service: &str, version: &str, actor: &str) -> Result<u8, Fail> {
-    let store = open_existing(c)?;
+    let store = open_existing(c).await?;
     let rollouts = store.list(Some(service)).await?;
     let Some(last) = rollouts.first() else {
         return Err(Fail(
             BAD_INPUT,
-            format!(
-                "service {service:?} has no rollouts in {}",
-                c.state.display()
-            ),
+            format!("service {service:?} has no rollouts in {}", c.state),
         ));
     };
     if let Some(running) = rollouts.iter().find(|r| r.outcome.is_none()) {
@@ -1659,7 +1778,7 @@ async fn rollback_to(c: &Common, service: &str, version: &str, actor: &str) -> R
             ),
         ));
     }
-    let known = service_artifacts(&store, service).await?;
+    let known = service_artifacts(&*store, service).await?;
     let Some(to) = known.iter().find(|a| a.version == version).cloned() else {
         let versions: Vec<&str> = known.iter().map(|a| a.version.as_str()).collect();
         return Err(Fail(
@@ -1683,7 +1802,7 @@ async fn rollback_to(c: &Common, service: &str, version: &str, actor: &str) -> R
         spec["rollback_to"] = json!(version);
         req = req.with_spec(spec);
     }
-    let exec = executor_for(store.clone(), &req, None).await?;
+    let exec = executor_for(store.clone(), &req, None, None).await?;
     let created = exec.create(&req).await?;
     if c.output == Output::Text {
         err!(
@@ -1699,7 +1818,7 @@ async fn rollback_to(c: &Common, service: &str, version: &str, actor: &str) -> R
 /// `rollgate rollout retry ID`.
 async fn retry(c: &Common, id: RolloutId, actor: &str) -> Result<u8, Fail> {
     check_actor(actor)?;
-    let store = open_existing(c)?;
+    let store = open_existing(c).await?;
     let old = store.request(id).await?;
     let log = store.events(id, 0).await?;
     let done = Rollout::replay(id, old.clone(), &log)?;
@@ -1729,7 +1848,7 @@ async fn retry(c: &Common, id: RolloutId, actor: &str) -> Result<u8, Fail> {
     if let Some(spec) = req.spec.as_mut() {
         spec["retry_of"] = json!(id.0);
     }
-    let exec = executor_for(store.clone(), &req, None).await?;
+    let exec = executor_for(store.clone(), &req, None, None).await?;
     let (plan, cwd) = plan_from_spec(&req)?;
     refuse_on_precheck(c, &exec, &plan, &cwd, &req).await?;
     let created = exec.create(&req).await?;
@@ -1746,7 +1865,7 @@ async fn retry(c: &Common, id: RolloutId, actor: &str) -> Result<u8, Fail> {
 }
 
 /// `2026-11-23T14:39:24.123Z` from milliseconds since the epoch (UTC, no time-zone database needed).
-fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let millis = ms.rem_euclid(1000);
     let days = secs.div_euclid(86_400);

@@ -834,6 +834,12 @@ impl Executor {
             .lease(id, &self.config.owner, self.config.lease_ttl)
             .await?;
         if now != fence {
+            // The lease lapsed and this call took it anew (a frozen
+            // controller woke up after its successor let go): give it back
+            // at once rather than block the rollout for a whole lease.
+            if let Err(e) = self.store.release(id, now).await {
+                debug!(rollout = %id, error = %e, "lease release failed");
+            }
             return Err(Error::StaleFence {
                 rollout: id,
                 fence: fence.0,
@@ -943,10 +949,14 @@ impl Executor {
     /// could not return one of them to it (unless the request allows a
     /// one-way deploy). Changes nothing.
     async fn preflight(&self, req: &RolloutRequest) -> Result<(), Error> {
-        let reads = req.plan.targets().map(|t| async move {
-            let seen = self.what_runs(req, t).await;
-            seen.unrestorable.map(|why| (t.clone(), why))
-        });
+        // Futures of a named fn, collected first: a closure returning an
+        // async block here makes the whole future not `Send` for every
+        // lifetime (rustc #64552), which servers that spawn it need.
+        let reads: Vec<_> = req
+            .plan
+            .targets()
+            .map(|t| self.unrestorable_of(req, t))
+            .collect();
         let mut unrestorable: Vec<(TargetId, String)> = futures::StreamExt::collect::<Vec<_>>(
             futures::StreamExt::buffered(futures::stream::iter(reads), 32),
         )
@@ -961,6 +971,15 @@ impl Executor {
         Err(Error::Unrestorable {
             targets: unrestorable,
         })
+    }
+
+    async fn unrestorable_of(
+        &self,
+        req: &RolloutRequest,
+        t: &TargetId,
+    ) -> Option<(TargetId, String)> {
+        let seen = self.what_runs(req, t).await;
+        seen.unrestorable.map(|why| (t.clone(), why))
     }
 
     async fn start_tasks(

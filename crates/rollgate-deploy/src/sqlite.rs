@@ -171,8 +171,26 @@ impl SqliteOptions {
     }
 }
 
+/// Creates `path` readable and writable by its owner only (mode 600), when
+/// it does not exist yet: the state holds plans, actors and audit history.
+/// SQLite gives its `-wal` and `-shm` files the database file's mode.
+fn create_owner_only(path: &Path) -> Result<(), Error> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::Store(
+            format!("{}: cannot create", path.display()),
+            Some(Cause::new(e)),
+        )),
+    }
+}
+
 impl SqliteStore {
-    /// Opens (or creates) the store at `path` with default options: power-loss
+    /// Opens (or creates, owner-only) the store at `path` with default options: power-loss
     /// durable, waiting up to 5 s for locks.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         Self::open_with(path, &SqliteOptions::default())
@@ -181,6 +199,7 @@ impl SqliteStore {
     /// Opens (or creates) the store with `options`.
     pub fn open_with(path: impl AsRef<Path>, options: &SqliteOptions) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
+        create_owner_only(&path)?;
         let conn = Connection::open(&path).map_err(|e| map_err(&path, e))?;
         conn.busy_timeout(options.busy_timeout)
             .map_err(|e| map_err(&path, e))?;

@@ -1,0 +1,721 @@
+//! `rollgate serve` as real processes: its HTTP API over real sockets, on
+//! a SQLite file and on a real PostgreSQL server (two controllers, one
+//! frozen with SIGSTOP).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const V1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const V2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+/// The API token planted in these tests; it must appear in no output.
+const TOKEN: &str = "planted-token-7f3a9c1e5b2d4680";
+
+struct Dir {
+    _tmp: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn dir(n: usize) -> Dir {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().to_path_buf();
+    for i in 1..=n {
+        std::fs::create_dir_all(path.join(format!("srv/web-{i}"))).unwrap();
+        std::fs::write(path.join(format!("srv/web-{i}/current")), "v1\n").unwrap();
+    }
+    std::fs::write(path.join("token"), format!("{TOKEN}\n")).unwrap();
+    Dir { _tmp: tmp, path }
+}
+
+fn plan(n: usize, deploy: &str, strategy: &str) -> String {
+    let targets = (1..=n)
+        .map(|i| format!("\"web-{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"service = "web"
+artifact = {{ version = "v2", digest = "{V2}" }}
+previous = {{ version = "v1", digest = "{V1}" }}
+targets = [{targets}]
+
+[deployer]
+kind = "command"
+deploy = "{deploy}"
+current = "cat srv/{{target}}/current"
+ready = "test -s srv/{{target}}/current"
+timeout = "60s"
+
+[strategy]
+{strategy}
+"#
+    )
+}
+
+const DEPLOY: &str = "echo {version} > srv/{target}/current";
+
+fn versions(d: &Dir, n: usize) -> Vec<String> {
+    (1..=n)
+        .map(|i| {
+            std::fs::read_to_string(d.path.join(format!("srv/web-{i}/current")))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+/// A running `rollgate serve`; killed on drop. Its output goes to files.
+struct Server {
+    child: Child,
+    addr: String,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Server {
+    fn start(d: &Dir, name: &str, state: &str, extra: &[&str]) -> Server {
+        let out = d.path.join(format!("{name}.out"));
+        let err = d.path.join(format!("{name}.err"));
+        let child = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+            .args(["serve", "--state", state, "--listen", "127.0.0.1:0"])
+            .args(["--token-file", "token"])
+            .args(extra)
+            .current_dir(&d.path)
+            .env_remove("ROLLGATE_TOKEN")
+            .env_remove("ROLLGATE_STATE")
+            .env("RUST_LOG", "info")
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let addr = loop {
+            let text = std::fs::read_to_string(&err).unwrap_or_default();
+            if let Some(rest) = text.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "serve did not start: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Server {
+            child,
+            addr,
+            out,
+            err,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything it printed so far.
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+            + &std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    fn stop(&mut self) -> std::process::ExitStatus {
+        signal("TERM", self.pid());
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        signal("CONT", self.pid());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(name: &str, pid: u32) {
+    let ok = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success() || name == "CONT", "kill -{name} {pid}");
+}
+
+/// One HTTP/1.1 request over a plain socket: (status, body as JSON or as a string).
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    // A server may answer (413) before reading a large body: write it from
+    // another thread and read the answer here.
+    let body = body.to_vec();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&body);
+    });
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let _ = writer.join();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    (status, value)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn auth() -> String {
+    format!("Bearer {TOKEN}")
+}
+
+fn post_plan(srv: &Server, text: &str, extra: &[(&str, &str)]) -> (u16, Value) {
+    let a = auth();
+    let mut headers = vec![
+        ("Authorization", a.as_str()),
+        ("Content-Type", "application/toml"),
+    ];
+    headers.extend_from_slice(extra);
+    http(&srv.addr, "POST", "/v1/rollouts", &headers, text.as_bytes())
+}
+
+fn get(srv: &Server, path: &str) -> Value {
+    let (status, body) = http(&srv.addr, "GET", path, &[], b"");
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
+}
+
+/// Waits until rollout `id` reaches a status in `want`; returns its document.
+fn wait_status(srv: &Server, id: u64, want: &[&str]) -> Value {
+    let start = Instant::now();
+    loop {
+        let r = get(srv, &format!("/v1/rollouts/{id}"));
+        if want.iter().any(|w| r["status"] == *w) {
+            return r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "rollout {id} never reached {want:?}: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Everything the API shows: the listing and every rollout's document and events.
+fn snapshot(srv: &Server) -> Value {
+    let list = get(srv, "/v1/rollouts?limit=0");
+    let mut all = vec![list.clone()];
+    for r in list.as_array().unwrap() {
+        let id = r["id"].as_u64().unwrap();
+        let mut doc = get(srv, &format!("/v1/rollouts/{id}"));
+        doc["lease"] = Value::Null; // time left changes by itself
+        all.push(doc);
+        all.push(get(srv, &format!("/v1/rollouts/{id}/events")));
+    }
+    Value::Array(all)
+}
+
+fn rollgate(d: &Dir, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(args)
+        .current_dir(&d.path)
+        .env_remove("ROLLGATE_STATE")
+        .env_remove("ROLLGATE_TOKEN")
+        .env_remove("ROLLGATE_SERVER")
+        .output()
+        .unwrap()
+}
+
+fn assert_no_secret(what: &str, text: &str, secrets: &[&str]) {
+    for s in secrets {
+        assert!(
+            !text.contains(s),
+            "{what} shows a secret ({} characters): {text}",
+            s.len()
+        );
+    }
+}
+
+#[test]
+fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing() {
+    let d = dir(2);
+    let mut srv = Server::start(&d, "serve", "state.db", &["--scan-interval", "100ms"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.path.join("state.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the state file is owner-only");
+    }
+    let text = plan(2, DEPLOY, "kind = \"all-at-once\"");
+
+    // Happy path: submit, the server drives it, read it back.
+    let (status, created) = post_plan(&srv, &text, &[("Idempotency-Key", "deploy-42")]);
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["existed"], false);
+    let id = created["id"].as_u64().unwrap();
+    let done = wait_status(&srv, id, &["succeeded"]);
+    assert_eq!(done["on_artifact"], 2);
+    assert!(
+        done["request"]["spec"].is_null(),
+        "the plan text is not shown"
+    );
+    assert_eq!(versions(&d, 2), ["v2", "v2"]);
+    let (status, again) = post_plan(&srv, &text, &[("Idempotency-Key", "deploy-42")]);
+    assert_eq!(
+        (status, &again["id"], &again["existed"]),
+        (200, &created["id"], &Value::Bool(true))
+    );
+    let events = get(&srv, &format!("/v1/rollouts/{id}/events"));
+    let actions: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions.first(), Some(&"controller_started"));
+    assert_eq!(actions.last(), Some(&"finished"));
+    let later = get(&srv, &format!("/v1/rollouts/{id}/events?after=2"));
+    assert_eq!(later.as_array().unwrap().len(), actions.len() - 2);
+    let list = get(&srv, "/v1/rollouts?service=web&status=succeeded");
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+
+    // The same plan as JSON, with a person's actor, held by a gate that says hold.
+    let held = plan(2, DEPLOY, "kind = \"canary\"\nsteps = [50, 100]")
+        + "\n[gate]\nkind = \"command\"\ncommand = \"echo needs a person; exit 3\"\n";
+    let as_json = toml_to_json(&held);
+    let a = auth();
+    let (status, second) = http(
+        &srv.addr,
+        "POST",
+        "/v1/rollouts?actor=alice",
+        &[
+            ("Authorization", &a),
+            ("Content-Type", "application/json; charset=utf-8"),
+        ],
+        as_json.as_bytes(),
+    );
+    assert_eq!(status, 201, "{second}");
+    let second_id = second["id"].as_u64().unwrap();
+    assert_eq!(second["requested_by"], "alice");
+    wait_status(&srv, second_id, &["held"]);
+
+    // Without the token (or with a wrong one) nothing changes.
+    let before = snapshot(&srv);
+    for headers in [
+        vec![],
+        vec![("Authorization", "Bearer wrong-token-0000000000")],
+        vec![("Authorization", "Basic eDp5")],
+    ] {
+        let mut with_type = headers.clone();
+        with_type.push(("Content-Type", "application/toml"));
+        let (status, body) = http(
+            &srv.addr,
+            "POST",
+            "/v1/rollouts",
+            &with_type,
+            text.as_bytes(),
+        );
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"], "unauthorized");
+        for action in ["pause", "resume", "promote", "abort"] {
+            let (status, body) = http(
+                &srv.addr,
+                "POST",
+                &format!("/v1/rollouts/{second_id}/{action}"),
+                &headers,
+                b"",
+            );
+            assert_eq!(status, 401, "{action}: {body}");
+        }
+    }
+
+    // Bad input: each a 4xx with a JSON error naming the problem.
+    let big = format!("{text}\n# {}\n", "x".repeat(1 << 20));
+    let cases: Vec<(
+        &str,
+        String,
+        &str,
+        Vec<(&str, &str)>,
+        Vec<u8>,
+        u16,
+        &str,
+        &str,
+    )> = vec![
+        (
+            "malformed TOML",
+            "/v1/rollouts".into(),
+            "POST",
+            vec![("Content-Type", "application/toml")],
+            b"service = \"web\nartifact = ".to_vec(),
+            422,
+            "invalid_plan",
+            "plan:1:",
+        ),
+        (
+            "unknown field",
+            "/v1/rollouts".into(),
+            "POST",
+            vec![("Content-Type", "application/toml")],
+            format!("{text}\ncolour = \"blue\"\n").into_bytes(),
+            422,
+            "invalid_plan",
+            "colour",
+        ),
+        (
+            "unknown field (JSON)",
+            "/v1/rollouts".into(),
+            "POST",
+            vec![("Content-Type", "application/json")],
+            toml_to_json(&format!("colour = \"blue\"\n{text}")).into_bytes(),
+            422,
+            "invalid_plan",
+            "colour",
+        ),
+        (
+            "malformed JSON",
+            "/v1/rollouts".into(),
+            "POST",
+            vec![("Content-Type", "application/json")],
+            b"{\"service\": ".to_vec(),
+            400,
+            "malformed_plan",
+            "line 1",
+        ),
+        (
+            "JSON null",
+            "/v1/rollouts".into(),
+            "POST",
+            vec![("Content-Type", "application/json")],
+            b"{\"service\": null}".to_vec(),
+            400,
+            "malformed_plan",
+            "/service",
+        ),
+        (
+            "body over 1 MB",
+            "/v1/rollouts".into(),
+            "POST",
+            vec![("Content-Type", "application/toml")],
+            big.into_bytes(),
+            413,
+            "body_too_large",
+            "1048576",
+        ),
+        (
+            "wrong Content-Type",
+            "/v1/rollouts".into(),
+            "POST",
+            vec![("Content-Type", "text/plain")],
+            text.clone().into_bytes(),
+            415,
+            "unsupported_media_type",
+            "text/plain",
+        ),
+        (
+            "no Content-Type",
+            "/v1/rollouts".into(),
+            "POST",
+            vec![],
+            text.clone().into_bytes(),
+            415,
+            "unsupported_media_type",
+            "Content-Type",
+        ),
+        (
+            "not UTF-8",
+            "/v1/rollouts".into(),
+            "POST",
+            vec![("Content-Type", "application/toml")],
+            vec![b's', 0xff, 0xfe],
+            400,
+            "bad_body",
+            "UTF-8",
+        ),
+        (
+            "empty idempotency key",
+            "/v1/rollouts".into(),
+            "POST",
+            vec![
+                ("Content-Type", "application/toml"),
+                ("Idempotency-Key", " "),
+            ],
+            text.clone().into_bytes(),
+            400,
+            "bad_idempotency_key",
+            "Idempotency-Key",
+        ),
+        (
+            "unknown query field",
+            "/v1/rollouts?colour=blue".into(),
+            "POST",
+            vec![("Content-Type", "application/toml")],
+            text.clone().into_bytes(),
+            400,
+            "bad_query",
+            "colour",
+        ),
+        (
+            "reused key, other plan",
+            "/v1/rollouts".into(),
+            "POST",
+            vec![
+                ("Content-Type", "application/toml"),
+                ("Idempotency-Key", "deploy-42"),
+            ],
+            plan(1, DEPLOY, "kind = \"all-at-once\"").into_bytes(),
+            422,
+            "invalid",
+            "deploy-42",
+        ),
+        (
+            "bad id",
+            "/v1/rollouts/12x".into(),
+            "GET",
+            vec![],
+            vec![],
+            400,
+            "bad_id",
+            "12x",
+        ),
+        (
+            "negative id",
+            "/v1/rollouts/-1/events".into(),
+            "GET",
+            vec![],
+            vec![],
+            400,
+            "bad_id",
+            "-1",
+        ),
+        (
+            "bad id (action)",
+            "/v1/rollouts/x1/abort".into(),
+            "POST",
+            vec![],
+            vec![],
+            400,
+            "bad_id",
+            "x1",
+        ),
+        (
+            "unknown rollout",
+            "/v1/rollouts/999".into(),
+            "GET",
+            vec![],
+            vec![],
+            404,
+            "not_found",
+            "999",
+        ),
+        (
+            "unknown rollout (action)",
+            "/v1/rollouts/999/pause".into(),
+            "POST",
+            vec![],
+            vec![],
+            404,
+            "not_found",
+            "999",
+        ),
+        (
+            "unknown action",
+            format!("/v1/rollouts/{second_id}/explode"),
+            "POST",
+            vec![],
+            vec![],
+            404,
+            "not_found",
+            "explode",
+        ),
+        (
+            "finished rollout",
+            format!("/v1/rollouts/{id}/abort"),
+            "POST",
+            vec![],
+            vec![],
+            409,
+            "finished",
+            "already finished",
+        ),
+        (
+            "unknown status",
+            "/v1/rollouts?status=bogus".into(),
+            "GET",
+            vec![],
+            vec![],
+            400,
+            "bad_query",
+            "bogus",
+        ),
+        (
+            "bad limit",
+            "/v1/rollouts?limit=many".into(),
+            "GET",
+            vec![],
+            vec![],
+            400,
+            "bad_query",
+            "limit",
+        ),
+        (
+            "bad after",
+            format!("/v1/rollouts/{id}/events?after=-3"),
+            "GET",
+            vec![],
+            vec![],
+            400,
+            "bad_query",
+            "after",
+        ),
+        (
+            "unknown endpoint",
+            "/v2/nothing".into(),
+            "GET",
+            vec![],
+            vec![],
+            404,
+            "not_found",
+            "endpoint",
+        ),
+        (
+            "wrong method",
+            "/v1/rollouts".into(),
+            "DELETE",
+            vec![],
+            vec![],
+            405,
+            "method_not_allowed",
+            "method",
+        ),
+    ];
+    let a = auth();
+    let mut wrong = Vec::new();
+    for (what, path, method, mut headers, body, want, kind, names) in cases {
+        headers.push(("Authorization", &a));
+        let (status, answer) = http(&srv.addr, method, &path, &headers, &body);
+        let message = answer["message"].as_str().unwrap_or_default();
+        if status != want || answer["error"] != kind || !message.contains(names) {
+            wrong.push(format!(
+                "{what}: got {status} {answer}, want {want} {kind} naming {names:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(snapshot(&srv), before, "no bad request changed the store");
+
+    // A person's decision over the API; the server acts on it.
+    let (status, body) = http(
+        &srv.addr,
+        "POST",
+        &format!("/v1/rollouts/{second_id}/abort?actor=bob"),
+        &[("Authorization", &a)],
+        b"",
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["requested"], "abort_requested");
+    let aborted = wait_status(&srv, second_id, &["aborted"]);
+    assert_eq!(aborted["outcome"], "aborted");
+
+    let metrics = http(&srv.addr, "GET", "/metrics", &[], b"").1;
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(metrics.contains("rollgate_api_requests_total"), "{metrics}");
+    assert!(
+        metrics.contains("rollgate_serve_adoptions_total"),
+        "{metrics}"
+    );
+
+    // The store is sound: the CLI reads it directly.
+    assert!(srv.stop().success());
+    let out = rollgate(
+        &d,
+        &["rollout", "list", "--state", "state.db", "--output", "json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let statuses: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["aborted", "succeeded"]);
+    assert_no_secret("serve's output", &srv.output(), &[TOKEN]);
+}
+
+/// TOML plan text as the equivalent JSON document.
+fn toml_to_json(text: &str) -> String {
+    let value: toml::Table = text.parse().unwrap();
+    serde_json::to_string(&value).unwrap()
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_token_and_never_prints_one() {
+    let d = dir(1);
+    let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(["serve", "--state", "state.db", "--listen", "127.0.0.1:0"])
+        .current_dir(&d.path)
+        .env_remove("ROLLGATE_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no API token"));
+    assert!(!d.path.join("state.db").exists(), "nothing created");
+    let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(["serve", "--state", "state.db", "--listen", "127.0.0.1:0"])
+        .current_dir(&d.path)
+        .env("ROLLGATE_TOKEN", "short-secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("at least 16"), "{text}");
+    assert_no_secret("serve's refusal", &text, &["short-secret"]);
+}
