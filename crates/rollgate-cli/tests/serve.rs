@@ -374,16 +374,7 @@ fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing()
 
     // Bad input: each a 4xx with a JSON error naming the problem.
     let big = format!("{text}\n# {}\n", "x".repeat(1 << 20));
-    let cases: Vec<(
-        &str,
-        String,
-        &str,
-        Vec<(&str, &str)>,
-        Vec<u8>,
-        u16,
-        &str,
-        &str,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             "malformed TOML",
             "/v1/rollouts".into(),
@@ -688,6 +679,19 @@ fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing()
     assert_eq!(statuses, ["aborted", "succeeded"]);
     assert_no_secret("serve's output", &srv.output(), &[TOKEN]);
 }
+
+/// A bad request: what, path, method, headers, body, then the status, the
+/// error kind and a word the message must contain.
+type Case<'a> = (
+    &'a str,
+    String,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    Vec<u8>,
+    u16,
+    &'a str,
+    &'a str,
+);
 
 /// TOML plan text as the equivalent JSON document.
 fn toml_to_json(text: &str) -> String {
