@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod analyze;
 mod drift;
+mod remote;
 mod rollout;
 mod serve;
 mod telemetry;

@@ -17,6 +17,8 @@ use rollgate_deploy::{
 };
 use serde_json::{Value, json};
 
+use crate::remote::RemoteStore;
+
 /// `println!` that survives a closed pipe (`rollgate rollout history | head`):
 /// once standard output is gone, later lines are dropped instead of
 /// panicking, and the command finishes normally (a rollout in progress keeps
@@ -177,6 +179,16 @@ pub struct Common {
         value_parser = StateLoc::parse
     )]
     state: StateLoc,
+    /// Talk to `rollgate serve` at this URL (`http://host:port`) instead of
+    /// opening the state: `rollout run` submits the plan and follows the
+    /// rollout the server drives; `status`, `list`, `history` and `pause`,
+    /// `resume`, `promote`, `abort` read and decide through its API.
+    #[arg(long, global = true, value_name = "URL", env = "ROLLGATE_SERVER")]
+    server: Option<String>,
+    /// With `--server`: a file holding the API token mutations need (else
+    /// `$ROLLGATE_TOKEN`). The token is never printed.
+    #[arg(long, global = true, value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -413,7 +425,45 @@ pub(crate) async fn open_store(state: &StateLoc, busy_timeout: Duration) -> Resu
 }
 
 async fn open(c: &Common) -> Result<Store, Fail> {
+    if let Some(r) = remote(c)? {
+        return Ok(r);
+    }
     open_store(&c.state, c.busy_timeout).await
+}
+
+/// The server's API when `--server` is given.
+fn remote(c: &Common) -> Result<Option<Arc<RemoteStore>>, Fail> {
+    let Some(url) = &c.server else {
+        return Ok(None);
+    };
+    let token = match &c.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| {
+                    Fail(
+                        BAD_INPUT,
+                        format!("cannot read --token-file {}: {e}", path.display()),
+                    )
+                })?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var("ROLLGATE_TOKEN").ok(),
+    };
+    Ok(Some(Arc::new(RemoteStore::new(url, token)?)))
+}
+
+/// Refuses a command that needs the state itself, not the API.
+fn local_only(c: &Common, what: &str) -> Result<(), Fail> {
+    match &c.server {
+        Some(_) => Err(Fail(
+            BAD_INPUT,
+            format!(
+                "{what} is not available with --server: run it with --state where the state is"
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Opens a state file that must already exist: every command but `rollout
@@ -421,6 +471,7 @@ async fn open(c: &Common) -> Result<Store, Fail> {
 /// path, not an empty history (and no stray file is created).
 async fn open_existing(c: &Common) -> Result<Store, Fail> {
     if let StateLoc::File(path) = &c.state
+        && c.server.is_none()
         && !path.exists()
     {
         return Err(Fail(
@@ -903,6 +954,9 @@ async fn run_plan(
             "--idempotency-key must not be empty (leave it out for a new rollout each run)".into(),
         ));
     }
+    if let Some(r) = remote(c)? {
+        return run_remote(c, &r, plan_path, actor, key, no_rollback_ok).await;
+    }
     let plan = Plan::load(plan_path)?;
     let cwd = std::env::current_dir()
         .map_err(|e| Fail(BAD_INPUT, format!("cannot read the working directory: {e}")))?;
@@ -948,6 +1002,44 @@ async fn run_plan(
         );
     }
     drive(c, store, id, created.existed).await
+}
+
+/// `rollout run --server`: submits the plan to the server, which drives
+/// it; follows it to its end or its next hold, exiting as `rollout run`.
+async fn run_remote(
+    c: &Common,
+    r: &RemoteStore,
+    plan_path: &Path,
+    actor: &str,
+    key: Option<String>,
+    no_rollback_ok: bool,
+) -> Result<u8, Fail> {
+    let text = std::fs::read_to_string(plan_path).map_err(|e| {
+        Fail(
+            BAD_INPUT,
+            format!("{}: cannot read: {e}", plan_path.display()),
+        )
+    })?;
+    let doc = r
+        .submit(&text, actor, key.as_deref(), no_rollback_ok)
+        .await
+        .map_err(|e| match e {
+            // The server names the plan `plan`; say which file it is.
+            Error::Invalid { reason, .. } if reason.contains(": plan") => {
+                Fail(BAD_INPUT, format!("{}: {reason}", plan_path.display()))
+            }
+            other => Fail::from(other),
+        })?;
+    let id = RolloutId(doc["id"].as_u64().unwrap_or_default());
+    if c.output == Output::Text {
+        let how = if doc["existed"] == true {
+            "the existing rollout for this idempotency key"
+        } else {
+            "submitted"
+        };
+        err!("rollout {id}: {how}; {} drives it", r.base());
+    }
+    watch(c, id, true).await
 }
 
 /// Runs the plan's `[[precheck]]` commands; the first that fails refuses
@@ -1027,6 +1119,9 @@ fn continue_command(c: &Common, r: &Rollout) -> String {
 /// command works from any directory and whatever `--state` or
 /// `$ROLLGATE_STATE` the printing command was given.
 fn state_arg(c: &Common) -> String {
+    if let Some(server) = &c.server {
+        return format!(" --server {}", shell_word(server));
+    }
     match &c.state {
         StateLoc::File(path) => {
             let state = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
@@ -1123,6 +1218,8 @@ async fn status(c: &Common, id: RolloutId) -> Result<u8, Fail> {
     if lease.is_none() && !matches!(r.status, Status::Finished(_)) && c.output != Output::Json {
         if matches!(r.status, Status::Held(_)) {
             out!("  no controller is driving it: it waits for one of the decisions above");
+        } else if let Some(server) = &c.server {
+            out!("  no controller is driving it yet: the server at {server} adopts it");
         } else {
             let state = state_arg(c);
             out!(
@@ -1150,6 +1247,19 @@ async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
     let drives = !r.no_wait && !matches!(event, Event::PauseRequested);
     let seq = store.append(id, Writer::Person(&r.actor), &[event]).await?;
     let driven = live_driver(&*store, id).await?;
+    if drives
+        && driven.is_none()
+        && let Some(server) = &c.server
+    {
+        if c.output == Output::Text {
+            out!(
+                "rollout {id}: {action} recorded (event {seq}) for {}",
+                r.actor
+            );
+            out!("  the server at {server} acts on it; following it until it ends or holds");
+        }
+        return watch(c, id, true).await;
+    }
     if drives && driven.is_none() {
         if c.output == Output::Text {
             out!(
@@ -1195,6 +1305,12 @@ async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
 }
 
 async fn resume_all(c: &Common) -> Result<u8, Fail> {
+    if c.server.is_some() {
+        return Err(Fail(
+            BAD_INPUT,
+            "`rollout resume-all` is not needed with --server: the server adopts unfinished rollouts itself".into(),
+        ));
+    }
     let store = open_existing(c).await?;
     let ids = store.unfinished().await?;
     if ids.is_empty() && c.output == Output::Text {
@@ -1253,6 +1369,7 @@ fn worse(a: u8, b: u8) -> u8 {
 async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
     let c = &args.common;
     check_actor(&args.actor)?;
+    local_only(c, "`rollback`")?;
     if let Some(version) = &args.to {
         return rollback_to(c, &args.service, version, &args.actor).await;
     }
@@ -1565,6 +1682,19 @@ async fn list(
     limit: usize,
 ) -> Result<u8, Fail> {
     check_status(status.as_deref())?;
+    if let Some(r) = remote(c)? {
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(s) = service {
+            query.push(("service", s));
+        }
+        if let Some(s) = status {
+            query.push(("status", s));
+        }
+        if let Some(d) = since {
+            query.push(("since", format!("{}ms", d.as_millis())));
+        }
+        return print_list(c, r.rows(&query).await?);
+    }
     let store = open_existing(c).await?;
     let rows = list_rows(&*store, service, status, since, limit).await?;
     print_list(c, rows)
@@ -1635,6 +1765,8 @@ pub(crate) async fn list_rows(
             "sbom": s.artifact.sbom,
             "status": status,
             "created": rfc3339(s.created_ms),
+            "created_ms": s.created_ms,
+            "outcome": s.outcome.map(Outcome::as_str),
             "actor": s.actor,
         }));
         if limit > 0 && rows.len() >= limit {
@@ -1818,6 +1950,7 @@ async fn rollback_to(c: &Common, service: &str, version: &str, actor: &str) -> R
 /// `rollgate rollout retry ID`.
 async fn retry(c: &Common, id: RolloutId, actor: &str) -> Result<u8, Fail> {
     check_actor(actor)?;
+    local_only(c, "`rollout retry`")?;
     let store = open_existing(c).await?;
     let old = store.request(id).await?;
     let log = store.events(id, 0).await?;

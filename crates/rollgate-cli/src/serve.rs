@@ -693,6 +693,7 @@ struct ListQuery {
     service: Option<String>,
     status: Option<String>,
     since: Option<String>,
+    since_ms: Option<i64>,
     #[serde(default = "default_limit")]
     limit: usize,
 }
@@ -701,7 +702,7 @@ fn default_limit() -> usize {
     50
 }
 
-/// `GET /v1/rollouts?service=&status=&since=&limit=`.
+/// `GET /v1/rollouts?service=&status=&since=&since_ms=&limit=`.
 async fn list(
     State(app): State<Arc<App>>,
     q: Result<Query<ListQuery>, QueryRejection>,
@@ -714,7 +715,11 @@ async fn list(
         .as_deref()
         .map(humantime::parse_duration)
         .transpose()
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_query", format!("since: {e}")))?;
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_query", format!("since: {e}")))?
+        .or_else(|| {
+            q.since_ms
+                .map(|ms| Duration::from_millis(u64::try_from(rollout::now_ms() - ms).unwrap_or(0)))
+        });
     let rows = rollout::list_rows(&*app.store, q.service, q.status, since, q.limit).await?;
     Ok(axum::Json(Value::Array(rows)).into_response())
 }

@@ -139,6 +139,7 @@ impl Drop for Server {
 fn signal(name: &str, pid: u32) {
     let ok = Command::new("kill")
         .args([&format!("-{name}"), &pid.to_string()])
+        .stderr(std::process::Stdio::null())
         .status()
         .unwrap();
     assert!(ok.success() || name == "CONT", "kill -{name} {pid}");
@@ -637,18 +638,144 @@ fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing()
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     assert_eq!(snapshot(&srv), before, "no bad request changed the store");
 
-    // A person's decision over the API; the server acts on it.
+    // A person's decision over the API: resume asks the gate again, which holds again.
     let (status, body) = http(
         &srv.addr,
         "POST",
-        &format!("/v1/rollouts/{second_id}/abort?actor=bob"),
+        &format!("/v1/rollouts/{second_id}/resume?actor=bob"),
         &[("Authorization", &a)],
         b"",
     );
     assert_eq!(status, 202, "{body}");
-    assert_eq!(body["requested"], "abort_requested");
-    let aborted = wait_status(&srv, second_id, &["aborted"]);
-    assert_eq!(aborted["outcome"], "aborted");
+    assert_eq!(body["requested"], "resume_requested");
+    let seq = body["seq"].as_u64().unwrap();
+    let start = Instant::now();
+    loop {
+        let r = get(&srv, &format!("/v1/rollouts/{second_id}"));
+        if r["status"] == "held" && r["last_seq"].as_u64().unwrap() > seq {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The CLI talks to the server with --server.
+    let server = format!("http://{}", srv.addr);
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--server", &server]);
+        let out = rollgate(&d, &all);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_no_secret("the CLI's output", &text, &[TOKEN]);
+        out
+    };
+    let no_token = cli(&["rollout", "abort", &second_id.to_string(), "--actor", "eve"]);
+    assert_eq!(no_token.status.code(), Some(2), "{no_token:?}");
+    assert!(
+        String::from_utf8_lossy(&no_token.stderr).contains("API token"),
+        "{no_token:?}"
+    );
+    let out = cli(&[
+        "rollout",
+        "abort",
+        &second_id.to_string(),
+        "--actor",
+        "bob",
+        "--token-file",
+        "token",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "aborted: {out:?}");
+    let status: Value = serde_json::from_slice(
+        &cli(&[
+            "rollout",
+            "status",
+            &second_id.to_string(),
+            "--output",
+            "json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(status["status"], "aborted");
+    assert_eq!(
+        versions(&d, 2),
+        ["v2", "v2"],
+        "back to what they ran before"
+    );
+    std::fs::write(d.path.join("plan.toml"), &text).unwrap();
+    let out = cli(&[
+        "rollout",
+        "run",
+        "plan.toml",
+        "--actor",
+        "carol",
+        "--token-file",
+        "token",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&server),
+        "{out:?}"
+    );
+    let bad = cli(&[
+        "rollout",
+        "run",
+        "Cargo.toml",
+        "--actor",
+        "carol",
+        "--token-file",
+        "token",
+    ]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    std::fs::write(d.path.join("bad.toml"), "service = 3\n").unwrap();
+    let bad = cli(&[
+        "rollout",
+        "run",
+        "bad.toml",
+        "--actor",
+        "carol",
+        "--token-file",
+        "token",
+    ]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("bad.toml"),
+        "{bad:?}"
+    );
+    let rows: Value =
+        serde_json::from_slice(&cli(&["rollout", "list", "--output", "json"]).stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[0]["actor"], "carol");
+    assert_eq!(rows[0]["status"], "succeeded");
+    let history: Value = serde_json::from_slice(
+        &cli(&[
+            "rollout",
+            "history",
+            "--rollout",
+            &second_id.to_string(),
+            "--output",
+            "json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let actors: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "abort_requested" || r["action"] == "requested")
+        .map(|r| r["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(actors, ["alice", "bob"], "{history}");
+    let text_status = cli(&["rollout", "status", &second_id.to_string()]);
+    assert!(
+        String::from_utf8_lossy(&text_status.stdout).contains("status: aborted"),
+        "{text_status:?}"
+    );
+    let refused = cli(&["rollout", "resume-all"]);
+    assert_eq!(refused.status.code(), Some(2));
 
     let metrics = http(&srv.addr, "GET", "/metrics", &[], b"").1;
     let metrics = metrics.as_str().unwrap().to_string();
@@ -676,7 +803,7 @@ fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing()
         .iter()
         .map(|r| r["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["aborted", "succeeded"]);
+    assert_eq!(statuses, ["succeeded", "aborted", "succeeded"]);
     assert_no_secret("serve's output", &srv.output(), &[TOKEN]);
 }
 
@@ -722,4 +849,196 @@ fn serve_refuses_to_start_without_a_token_and_never_prints_one() {
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("at least 16"), "{text}");
     assert_no_secret("serve's refusal", &text, &["short-secret"]);
+}
+
+/// The test PostgreSQL server's URL (`scripts/postgres.sh run` sets it), or
+/// `None` after a loud message; with `ROLLGATE_REQUIRE_POSTGRES` (CI) a
+/// missing server fails the test instead.
+fn postgres_server() -> Option<String> {
+    match std::env::var("ROLLGATE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("ROLLGATE_REQUIRE_POSTGRES").is_none(),
+                "ROLLGATE_REQUIRE_POSTGRES is set but ROLLGATE_TEST_POSTGRES_URL is not: \
+                 run the tests through `bash scripts/postgres.sh run ...`"
+            );
+            eprintln!(
+                "\n*** SKIPPED: no PostgreSQL. Run `bash scripts/postgres.sh run cargo nextest run \
+                 -p rollgate-cli --test serve` to test two controllers for real. ***\n"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh, empty database on the test server; its URL.
+fn fresh_database(server: &str) -> String {
+    let name = format!("rg_serve_{}", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the test server: {e}"));
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    });
+    let (base, _) = server.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+fn password_of(url: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, r)| r);
+    let userinfo = after_scheme.split_once('@').map_or("", |(u, _)| u);
+    let password = userinfo.split_once(':').map_or("", |(_, p)| p);
+    assert!(
+        password.len() >= 8,
+        "the test server's URL must carry a real password (scripts/postgres.sh makes one)"
+    );
+    password.to_owned()
+}
+
+/// The owner (`rollgate@HOST:NS:PID`) of `srv`'s process in `owners`.
+fn owner_of(srv: &Server, owner: &str) -> bool {
+    owner.ends_with(&format!(":{}", srv.pid()))
+}
+
+#[test]
+fn two_serve_processes_on_postgres_a_frozen_leader_is_replaced_and_its_writes_are_fenced() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let db = fresh_database(&server);
+    let password = password_of(&db);
+    let d = dir(4);
+    // web-2's first deploy announces itself and blocks until released;
+    // every deploy is logged with the process that ran it.
+    let deploy = "echo {target} >> deploys.log; if [ {target} = web-2 ] && [ ! -e release ]; then touch blocked; while [ ! -e release ]; do sleep 0.01; done; fi; echo {version} > srv/{target}/current";
+    let text = plan(
+        4,
+        deploy,
+        "kind = \"canary\"\nsteps = [25, 100]\nconcurrency = 1",
+    );
+    let ttl = Duration::from_secs(2);
+    let flags = ["--lease-ttl", "2s", "--scan-interval", "100ms"];
+    let a = Server::start(&d, "a", &db, &flags);
+    let b = Server::start(&d, "b", &db, &flags);
+    let (status, created) = post_plan(&a, &text, &[("Idempotency-Key", "failover")]);
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_u64().unwrap();
+    let start = Instant::now();
+    while !d.path.join("blocked").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "web-2 never deployed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Whoever took it first is the leader: freeze it mid-rollout.
+    let doc = get(&a, &format!("/v1/rollouts/{id}"));
+    let leader_owner = doc["lease"]["owner"].as_str().unwrap().to_string();
+    let (leader, other) = if owner_of(&a, &leader_owner) {
+        (&a, &b)
+    } else {
+        assert!(owner_of(&b, &leader_owner), "{leader_owner}");
+        (&b, &a)
+    };
+    signal("STOP", leader.pid());
+    let frozen = Instant::now();
+    let other_owner = loop {
+        let log = get(other, &format!("/v1/rollouts/{id}/events"));
+        let taken = log.as_array().unwrap().iter().find_map(|e| {
+            let owner = e["event"]["owner"].as_str()?;
+            (e["event"]["type"] == "controller_started" && owner != leader_owner)
+                .then(|| owner.to_string())
+        });
+        if let Some(owner) = taken {
+            break owner;
+        }
+        assert!(
+            frozen.elapsed() < Duration::from_secs(60),
+            "nobody took over: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let takeover = frozen.elapsed();
+    assert!(owner_of(other, &other_owner), "{other_owner}");
+    eprintln!(
+        "takeover after the leader froze: {} ms (lease TTL {} ms)",
+        takeover.as_millis(),
+        ttl.as_millis()
+    );
+    assert!(
+        takeover <= ttl + Duration::from_secs(3),
+        "takeover took {takeover:?} with a {ttl:?} lease"
+    );
+    std::fs::write(d.path.join("release"), "").unwrap();
+    let done = wait_status(
+        other,
+        id,
+        &["succeeded", "rolled_back", "aborted", "rollback_failed"],
+    );
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(versions(&d, 4), ["v2"; 4]);
+
+    // The old leader wakes up: its next write is refused by the fence.
+    signal("CONT", leader.pid());
+    let start = Instant::now();
+    while !leader.output().contains("lost the lease") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the old leader never noticed: {}",
+            leader.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(leader.output().contains("is stale"), "{}", leader.output());
+    std::thread::sleep(Duration::from_millis(500));
+
+    let log = get(other, &format!("/v1/rollouts/{id}/events"));
+    let log = log.as_array().unwrap();
+    let seqs: Vec<u64> = log.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=log.len() as u64).collect::<Vec<_>>(), "no gaps");
+    let finished = log
+        .iter()
+        .filter(|e| e["event"]["type"] == "finished")
+        .count();
+    assert_eq!(finished, 1, "the rollout completed exactly once");
+    assert_eq!(log.last().unwrap()["event"]["type"], "finished");
+    let handover = log
+        .iter()
+        .position(|e| {
+            e["event"]["type"] == "controller_started" && e["actor"] == other_owner.as_str()
+        })
+        .unwrap();
+    assert!(
+        log[handover..]
+            .iter()
+            .all(|e| e["actor"] != leader_owner.as_str()),
+        "the old leader wrote after the handover: {log:?}"
+    );
+    let started: Vec<&str> = log
+        .iter()
+        .filter(|e| e["event"]["type"] == "controller_started")
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(started, [leader_owner.as_str(), other_owner.as_str()]);
+    let status = get(&b, &format!("/v1/rollouts/{id}"));
+    assert_eq!(status["status"], "succeeded");
+
+    // Neither the token nor the database password reached any output.
+    let mut a = a;
+    let mut b = b;
+    assert!(a.stop().success());
+    assert!(b.stop().success());
+    for srv in [&a, &b] {
+        assert_no_secret("serve's output", &srv.output(), &[TOKEN, &password]);
+        assert!(srv.output().contains("***"), "the URL is shown redacted");
+    }
 }
