@@ -29,6 +29,14 @@ pub const TTL_BUCKETS: [f64; 8] = [
     30.0, 60.0, 300.0, 900.0, 3600.0, 14_400.0, 43_200.0, 86_400.0,
 ];
 
+/// Bucket bounds of the RED layer's `http_server_request_duration_seconds`
+/// here: from 25 µs, as most answers take well under a millisecond, to
+/// 10 s.
+pub const REQUEST_BUCKETS: [f64; 18] = [
+    0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 /// The versions built with faults (the demo's bad release).
 pub const BAD_VERSIONS: [&str; 1] = ["v2"];
 
@@ -178,7 +186,8 @@ async fn delete(State(s): State<Arc<AppState>>, Path(name): Path<String>) -> Res
 }
 
 /// The telemetry of one instance: service `dns-provisioner`, its version
-/// label, the [`TTL`] histogram's [`TTL_BUCKETS`]. Add a log writer or
+/// label, the [`TTL`] histogram's [`TTL_BUCKETS`] and the request
+/// durations' [`REQUEST_BUCKETS`]. Add a log writer or
 /// filter, then `install()` it once per process.
 ///
 /// ```
@@ -190,6 +199,7 @@ pub fn telemetry(version: &str) -> rollgate_telemetry::TelemetryBuilder {
     rollgate_telemetry::init("dns-provisioner")
         .version(version)
         .histogram_buckets(TTL, &TTL_BUCKETS)
+        .histogram_buckets("http_server_request_duration_seconds", &REQUEST_BUCKETS)
 }
 
 /// The service: `POST /records` (a JSON [`Record`]), `GET` and `DELETE
