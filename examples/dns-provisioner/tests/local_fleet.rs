@@ -157,7 +157,7 @@ fn bad_v2_is_rolled_back_and_good_v3_reaches_every_instance() {
     let started = Instant::now();
 
     // v2: rolled back at the first step, on a metric.
-    let (out, json) = ship(&f, "v2", "3s");
+    let (out, json) = ship(&f, "v2", "4s");
     assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
     assert_eq!(json["outcome"], "rolled_back", "{json}");
     assert_eq!(json["phase"], 1, "{json}");
@@ -172,7 +172,7 @@ fn bad_v2_is_rolled_back_and_good_v3_reaches_every_instance() {
     assert_eq!(processes_of(&f, "v1"), 3);
 
     // v3: promoted through every step.
-    let (out, json) = ship(&f, "v3", "3s");
+    let (out, json) = ship(&f, "v3", "4s");
     assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
     assert_eq!(json["outcome"], "succeeded", "{json}");
     assert_eq!(serving(&f), ["v3", "v3", "v3"]);
@@ -204,9 +204,11 @@ fn bad_v2_is_rolled_back_and_good_v3_reaches_every_instance() {
             .collect()
     };
     let v2 = actions(1);
-    // Judged once, after the first bake: well within 3 bake intervals.
-    for once in ["bake_started -", "bake_elapsed -", "gate_decided -"] {
-        assert_eq!(v2.iter().filter(|a| *a == once).count(), 1, "{v2:?}");
+    // Judged within 3 bake intervals (once, on a quiet machine; an
+    // inconclusive first window bakes again).
+    for step in ["bake_started -", "gate_decided -"] {
+        let n = v2.iter().filter(|a| *a == step).count();
+        assert!((1..=3).contains(&n), "{step} {n} times: {v2:?}");
     }
     for want in [
         "requested -",
