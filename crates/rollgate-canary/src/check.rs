@@ -269,6 +269,15 @@ pub struct CheckResult {
     /// significant (`Pass` when the effect is inside the bound anyway).
     #[serde(skip)]
     pub(crate) pending: Option<Outcome>,
+    /// The check's weight inside its metric's share of alpha (see
+    /// [`TAIL_WEIGHTS`]).
+    #[serde(skip)]
+    pub(crate) weight: f64,
+    /// The check whose test this one reuses (its index among the metric's
+    /// checks): judged at that test's level with its p-value, spending no
+    /// alpha of its own.
+    #[serde(skip)]
+    pub(crate) follows: Option<usize>,
 }
 
 impl CheckResult {
@@ -286,6 +295,8 @@ impl CheckResult {
             p_value: None,
             level: None,
             pending: None,
+            weight: 0.0,
+            follows: None,
         }
     }
 
@@ -300,12 +311,26 @@ impl CheckResult {
             p_value: Some(p),
             level: None,
             pending: Some(if_significant),
+            weight: 1.0,
+            follows: None,
         }
     }
 
+    fn weighted(mut self, weight: f64) -> Self {
+        self.weight = weight;
+        self
+    }
+
     /// Whether the check still waits for its level.
+    #[cfg(test)]
     pub(crate) fn is_pending(&self) -> bool {
         self.pending.is_some()
+    }
+
+    /// Whether the check is a test of its own (pending and not reusing
+    /// another check's test): it takes part in the Holm procedure.
+    pub(crate) fn is_own_test(&self) -> bool {
+        self.pending.is_some() && self.follows.is_none()
     }
 
     /// Judges a pending check at `level`: its outcome, whether it fails, and
@@ -354,6 +379,34 @@ pub struct Statistics {
     /// Confidence interval of the shift.
     pub ci: Option<(f64, f64)>,
 }
+
+/// Relative weights of a value metric's tests inside the metric's share of
+/// alpha: latency regressions show first in the tail, so the upper
+/// quantiles' tests get more of it. A p50 check that reuses the location
+/// test spends nothing of its own.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TestWeights {
+    /// The median test (only when the location test does not run).
+    pub p50: f64,
+    /// The p95 tail test.
+    pub p95: f64,
+    /// The p99 tail test.
+    pub p99: f64,
+    /// The one-sided Mann-Whitney location test, per direction.
+    pub location: f64,
+    /// The one-sided Kolmogorov-Smirnov distribution test, per direction.
+    pub distribution: f64,
+}
+
+/// The weights every value metric's tests get (see [`TestWeights`]); the
+/// tests of count metrics weigh 1 each.
+pub const TAIL_WEIGHTS: TestWeights = TestWeights {
+    p50: 1.0,
+    p95: 2.0,
+    p99: 4.0,
+    location: 2.0,
+    distribution: 1.0,
+};
 
 /// The tolerance used when neither `relative` nor `statistical.min_effect_pct`
 /// gives one, in percent.
@@ -424,6 +477,24 @@ pub(crate) fn value_checks<S: Cohort + ?Sized>(
     out.extend(quantile_checks(m, &tol, b, c, &scaled));
     let (location, st) = location_checks(m, ci_alpha, b, c, &scaled);
     out.extend(location);
+    // A p50 check reuses the location test of its direction when that
+    // runs (the median test is its own test only without it): one
+    // hypothesis, one share of alpha.
+    for (p50, mw, dir) in [
+        ("relative.p50_increase", "mann-whitney.increase", "increase"),
+        ("relative.p50_decrease", "mann-whitney.decrease", "decrease"),
+    ] {
+        let leader = out.iter().position(|r| r.check == mw);
+        let follower = out.iter().position(|r| r.check == p50);
+        if let (Some(l), Some(f)) = (leader, follower) {
+            let reason = &out[f].reason;
+            let head = reason.split("; ").next().unwrap_or(reason).to_string();
+            out[f].reason = format!("{head}; location test: mann-whitney.{dir})");
+            out[f].p_value = out[l].p_value;
+            out[f].follows = Some(l);
+            out[f].weight = 0.0;
+        }
+    }
     out.extend(distribution_checks(m, c, &scaled));
     if let Some(t) = &m.traffic {
         out.push(traffic_point(
@@ -518,42 +589,56 @@ fn quantile_checks<S: Cohort + ?Sized>(
     let rel = m.relative.unwrap_or_default();
     let mut out = Vec::new();
     if let (Some(_), Some((pct, up))) = (rel.max_increase_pct, &scaled.up) {
-        for (label, p) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
+        for (label, p, weight) in [
+            ("p50", 0.5, TAIL_WEIGHTS.p50),
+            ("p95", 0.95, TAIL_WEIGHTS.p95),
+            ("p99", 0.99, TAIL_WEIGHTS.p99),
+        ] {
             let (bv, cv) = (b.quantile(p), c.quantile(p));
             let bound = bv * Tolerance::factor_up(*pct) + tol.abs;
+            let head = format!(
+                "metric \"{name}\": canary {label} {} vs baseline {} (bound +{}% = {}",
+                fmt_num(cv),
+                fmt_num(bv),
+                fmt_num(*pct),
+                fmt_num(bound)
+            );
+            let outcome = if cv > bound { Outcome::High } else { Outcome::Pass };
             let (kc, r) = S::exceedance(up, c, p, true);
             let pv = stats::exceedance_sf(kc, r, up.count(), c.count());
-            out.push(CheckResult::test(
-                &format!("relative.{label}_increase"),
-                if cv > bound { Outcome::High } else { Outcome::Pass },
-                format!(
-                    "metric \"{name}\": canary {label} {} vs baseline {} (bound +{}% = {}; tail test: {kc} canary above the scaled baseline's top {r})",
-                    fmt_num(cv),
-                    fmt_num(bv),
-                    fmt_num(*pct),
-                    fmt_num(bound)
-                ),
-                pv,
-            ));
+            out.push(
+                CheckResult::test(
+                    &format!("relative.{label}_increase"),
+                    outcome,
+                    format!("{head}; tail test: {kc} canary above the scaled baseline's top {r})"),
+                    pv,
+                )
+                .weighted(weight),
+            );
         }
     }
     if let (Some(_), Some((pct, down))) = (rel.max_decrease_pct, &scaled.down) {
         let (bv, cv) = (b.quantile(0.5), c.quantile(0.5));
         let bound = bv * Tolerance::factor_down(*pct) - tol.abs;
+        let head = format!(
+            "metric \"{name}\": canary p50 {} vs baseline {} (bound -{}% = {}",
+            fmt_num(cv),
+            fmt_num(bv),
+            fmt_num(*pct),
+            fmt_num(bound)
+        );
+        let outcome = if cv < bound { Outcome::Low } else { Outcome::Pass };
         let (kc, r) = S::exceedance(down, c, 0.5, false);
         let pv = stats::exceedance_sf(kc, r, down.count(), c.count());
-        out.push(CheckResult::test(
-            "relative.p50_decrease",
-            if cv < bound { Outcome::Low } else { Outcome::Pass },
-            format!(
-                "metric \"{name}\": canary p50 {} vs baseline {} (bound -{}% = {}; median test: {kc} canary below the scaled baseline's bottom {r})",
-                fmt_num(cv),
-                fmt_num(bv),
-                fmt_num(*pct),
-                fmt_num(bound)
-            ),
-            pv,
-        ));
+        out.push(
+            CheckResult::test(
+                "relative.p50_decrease",
+                outcome,
+                format!("{head}; median test: {kc} canary below the scaled baseline's bottom {r})"),
+                pv,
+            )
+            .weighted(TAIL_WEIGHTS.p50),
+        );
     }
     let _ = bad;
     out
@@ -573,6 +658,17 @@ fn one_sided(mw: &MannWhitney, n1: u64, n2: u64, greater: bool) -> f64 {
     }
 }
 
+/// Whether the `statistical` location test runs for the metric.
+fn location_runs(m: &MetricConfig) -> bool {
+    match m.statistical {
+        Some(s) => s.enabled,
+        None => matches!(
+            m.kind,
+            MetricKind::Latency | MetricKind::Throughput | MetricKind::Ratio
+        ),
+    }
+}
+
 /// `statistical`: one-sided Mann-Whitney of the canary against the scaled
 /// baseline in each bad direction; the Hodges-Lehmann shift of the canary
 /// against the baseline itself (and its interval) is reported beside it.
@@ -585,16 +681,9 @@ fn location_checks<S: Cohort + ?Sized>(
 ) -> (Vec<CheckResult>, Statistics) {
     let name = &m.name;
     let stat = m.statistical.unwrap_or_default();
-    let run = match m.statistical {
-        Some(s) => s.enabled,
-        None => matches!(
-            m.kind,
-            MetricKind::Latency | MetricKind::Throughput | MetricKind::Ratio
-        ),
-    };
     let mut out = Vec::new();
     let mut st = Statistics::default();
-    if !run {
+    if !location_runs(m) {
         return (out, st);
     }
     let hl: HodgesLehmann = S::hodges_lehmann(b, c, ci_alpha);
@@ -627,7 +716,7 @@ fn location_checks<S: Cohort + ?Sized>(
                 }
             ),
             p,
-        ));
+        ).weighted(TAIL_WEIGHTS.location));
     }
     (out, st)
 }
@@ -677,7 +766,7 @@ fn distribution_checks<S: Cohort + ?Sized>(
                 fmt_num(lim * 100.0)
             ),
             p,
-        ));
+        ).weighted(TAIL_WEIGHTS.distribution));
         let _ = dir;
     }
     out

@@ -226,18 +226,27 @@ pub const CRITICAL_SHARE: f64 = 0.9;
 /// Weighted Holm step-down over every pending statistical test of one
 /// judgement. Weights: critical metrics share [`CRITICAL_SHARE`] of alpha
 /// (all of it when there is no other metric with tests), the others the
-/// rest; each metric's share is split equally among its tests. Tests are
-/// taken in order of `p / weight`; each is judged at `alpha · weight / W`,
-/// where `W` is the weight of the tests not yet rejected, and a rejected
-/// test hands its weight on. The family-wise error rate stays at most
-/// alpha (Holm 1979, weighted form), while a strong effect in one metric
-/// raises the level of every other test.
+/// rest; each metric's share is split among its tests in proportion to
+/// their weights ([`check::TAIL_WEIGHTS`] for value metrics: the tail
+/// tests get more). Tests are taken in order of `p / weight`; each is
+/// judged at `alpha · weight / W`, where `W` is the weight of the tests
+/// not yet rejected, and a rejected test hands its weight on. The
+/// family-wise error rate stays at most alpha (Holm 1979, weighted form),
+/// while a strong effect in one metric raises the level of every other
+/// test. A check that reuses another's test (a p50 check reading the
+/// location test) is judged at that test's level, spending nothing.
 fn weighted_holm(metrics: &[MetricConfig], rows: &mut [MetricReport], alpha: f64) {
-    let pending = |r: &MetricReport| r.checks.iter().filter(|c| c.is_pending()).count();
+    let own = |r: &MetricReport| -> f64 {
+        r.checks
+            .iter()
+            .filter(|c| c.is_own_test())
+            .map(|c| c.weight)
+            .sum()
+    };
     let with_tests = |critical: bool| {
         rows.iter()
             .zip(metrics)
-            .filter(|(r, m)| m.critical == critical && pending(r) > 0)
+            .filter(|(r, m)| m.critical == critical && own(r) > 0.0)
             .count()
     };
     let (crit, other) = (with_tests(true), with_tests(false));
@@ -250,8 +259,8 @@ fn weighted_holm(metrics: &[MetricConfig], rows: &mut [MetricReport], alpha: f64
     // (row, check, weight, p)
     let mut tests: Vec<(usize, usize, f64, f64)> = Vec::new();
     for (i, (r, m)) in rows.iter().zip(metrics).enumerate() {
-        let k = pending(r);
-        if k == 0 {
+        let total = own(r);
+        if total <= 0.0 {
             continue;
         }
         let share = if m.critical {
@@ -260,8 +269,8 @@ fn weighted_holm(metrics: &[MetricConfig], rows: &mut [MetricReport], alpha: f64
             share_other / other as f64
         };
         for (j, c) in r.checks.iter().enumerate() {
-            if c.is_pending() {
-                tests.push((i, j, share / k as f64, c.p_value.unwrap_or(1.0)));
+            if c.is_own_test() {
+                tests.push((i, j, share * c.weight / total, c.p_value.unwrap_or(1.0)));
             }
         }
     }
@@ -281,6 +290,17 @@ fn weighted_holm(metrics: &[MetricConfig], rows: &mut [MetricReport], alpha: f64
             stepping = false;
         }
         rows[i].checks[j].judge_at(level);
+    }
+    // Followers: at their test's level.
+    for row in rows.iter_mut() {
+        for j in 0..row.checks.len() {
+            let Some(l) = row.checks[j].follows else {
+                continue;
+            };
+            if let Some(level) = row.checks.get(l).and_then(|c| c.level) {
+                row.checks[j].judge_at(level);
+            }
+        }
     }
 }
 

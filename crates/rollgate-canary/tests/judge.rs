@@ -482,3 +482,43 @@ mod fuzzish {
         }
     }
 }
+
+#[test]
+fn p50_reuses_the_location_test_and_the_tail_tests_get_more_alpha() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let b = lognormal(&mut rng, 2000, 100.0, 0.3);
+    let c = lognormal(&mut rng, 2000, 100.0, 0.3);
+    let r = minimal()
+        .judge(&data(b, c, (10, 10_000), (11, 10_000)))
+        .expect("judges");
+    let checks = &r.metrics[0].checks;
+    let find = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c.check == name)
+            .unwrap_or_else(|| panic!("{name} ran: {checks:?}"))
+    };
+    let (p50, mw) = (
+        find("relative.p50_increase"),
+        find("mann-whitney.increase"),
+    );
+    assert_eq!(p50.p_value, mw.p_value);
+    assert_eq!(p50.level, mw.level);
+    assert!(p50.reason.contains("location test: mann-whitney.increase"));
+    let level = |name: &str| find(name).level.expect("judged");
+    // Nothing rejected: every test at its first-step level; the latency
+    // metric (non-critical) shares 10 % of alpha 0.01 by weight 4:2:2:1,
+    // the p50 check adding nothing.
+    let (p99, p95, ks) = (
+        level("relative.p99_increase"),
+        level("relative.p95_increase"),
+        level("distribution.up"),
+    );
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-15;
+    assert!(close(p99, 0.001 * 4.0 / 9.0), "{p99}");
+    assert!(close(p95, 0.001 * 2.0 / 9.0), "{p95}");
+    assert!(close(level("mann-whitney.increase"), p95));
+    assert!(close(ks, 0.001 / 9.0), "{ks}");
+    let count = r.metrics[1].checks.iter().find_map(|c| c.level).expect("count test");
+    assert!(close(count, 0.009), "{count}");
+}
