@@ -400,6 +400,15 @@ pub struct TestWeights {
 
 /// The weights every value metric's tests get (see [`TestWeights`]); the
 /// tests of count metrics weigh 1 each.
+///
+/// ```
+/// use rollgate_canary::check::TAIL_WEIGHTS;
+/// // A latency metric with every test on, increase bad: p95, p99,
+/// // Mann-Whitney and KS share the metric's alpha 2:4:2:1.
+/// let w = TAIL_WEIGHTS;
+/// let total = w.p95 + w.p99 + w.location + w.distribution;
+/// assert_eq!(w.p99 / total, 4.0 / 9.0);
+/// ```
 pub const TAIL_WEIGHTS: TestWeights = TestWeights {
     p50: 1.0,
     p95: 2.0,
