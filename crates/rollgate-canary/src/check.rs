@@ -612,7 +612,11 @@ fn quantile_checks<S: Cohort + ?Sized>(
                 fmt_num(*pct),
                 fmt_num(bound)
             );
-            let outcome = if cv > bound { Outcome::High } else { Outcome::Pass };
+            let outcome = if cv > bound {
+                Outcome::High
+            } else {
+                Outcome::Pass
+            };
             let (kc, r) = S::exceedance(up, c, p, true);
             let pv = stats::exceedance_sf(kc, r, up.count(), c.count());
             out.push(
@@ -636,7 +640,11 @@ fn quantile_checks<S: Cohort + ?Sized>(
             fmt_num(*pct),
             fmt_num(bound)
         );
-        let outcome = if cv < bound { Outcome::Low } else { Outcome::Pass };
+        let outcome = if cv < bound {
+            Outcome::Low
+        } else {
+            Outcome::Pass
+        };
         let (kc, r) = S::exceedance(down, c, 0.5, false);
         let pv = stats::exceedance_sf(kc, r, down.count(), c.count());
         out.push(

@@ -498,10 +498,7 @@ fn p50_reuses_the_location_test_and_the_tail_tests_get_more_alpha() {
             .find(|c| c.check == name)
             .unwrap_or_else(|| panic!("{name} ran: {checks:?}"))
     };
-    let (p50, mw) = (
-        find("relative.p50_increase"),
-        find("mann-whitney.increase"),
-    );
+    let (p50, mw) = (find("relative.p50_increase"), find("mann-whitney.increase"));
     assert_eq!(p50.p_value, mw.p_value);
     assert_eq!(p50.level, mw.level);
     assert!(p50.reason.contains("location test: mann-whitney.increase"));
@@ -519,6 +516,10 @@ fn p50_reuses_the_location_test_and_the_tail_tests_get_more_alpha() {
     assert!(close(p95, 0.001 * 2.0 / 9.0), "{p95}");
     assert!(close(level("mann-whitney.increase"), p95));
     assert!(close(ks, 0.001 / 9.0), "{ks}");
-    let count = r.metrics[1].checks.iter().find_map(|c| c.level).expect("count test");
+    let count = r.metrics[1]
+        .checks
+        .iter()
+        .find_map(|c| c.level)
+        .expect("count test");
     assert!(close(count, 0.009), "{count}");
 }
