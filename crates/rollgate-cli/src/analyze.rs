@@ -1,24 +1,31 @@
 //! `rollgate analyze`: judge a canary from a samples file against an
-//! `ANALYSIS.toml`, print the verdict and the per-metric table.
+//! `ANALYSIS.toml`, or two live cohorts of a plan's targets through its
+//! canary gate's source (shadow mode), and print the verdict and the
+//! per-metric table.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
+use rollgate::plan::Plan;
 use rollgate_canary::{Analysis, AnalysisConfig, CanaryError, Report, SampleSet, Verdict};
 
 /// Exit code: promote.
 const PROMOTE: u8 = 0;
 /// Exit code: roll back.
 const ROLLBACK: u8 = 1;
-/// Exit code: bad input (unreadable file, invalid config or samples).
+/// Exit code: bad input (unreadable file, invalid config or samples, an
+/// unknown target, a metric source that cannot be read).
 const BAD_INPUT: u8 = 2;
 /// Exit code: inconclusive (too little data or a marginal score).
 const INCONCLUSIVE: u8 = 3;
 
-/// Judge a canary against its baseline.
+/// Judge a canary against its baseline: samples from a file (`--data`), or
+/// two live cohorts of a plan's targets (`--plan`, `--baseline`,
+/// `--canary`: shadow mode, no rollout).
 ///
-/// Exit codes: 0 promote, 1 rollback, 2 bad input, 3 inconclusive.
+/// Exit codes: 0 promote, 1 rollback, 2 bad input (or the metric source
+/// could not be read), 3 inconclusive.
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
     /// Analysis configuration (metrics, checks, bounds, score thresholds).
@@ -26,8 +33,38 @@ pub struct AnalyzeArgs {
     config: PathBuf,
     /// Samples: {"metrics": {"NAME": {"baseline": [..], "canary": [..]}}}; a
     /// cohort is numbers, {"events", "trials"} or {"histogram": {"le", "counts"}}.
-    #[arg(long, value_name = "SAMPLES.json")]
-    data: PathBuf,
+    #[arg(
+        long,
+        value_name = "SAMPLES.json",
+        required_unless_present = "plan",
+        conflicts_with = "plan"
+    )]
+    data: Option<PathBuf>,
+    /// Shadow mode: read live metrics through this plan's `[gate] kind =
+    /// "canary"` source (scrape or prometheus) and `[gate.metrics]`, judged
+    /// with --config instead of the plan's analysis file.
+    #[arg(long, value_name = "PLAN.toml", requires_all = ["baseline", "canary"])]
+    plan: Option<PathBuf>,
+    /// Shadow mode: the baseline cohort, target names of the plan.
+    #[arg(
+        long,
+        value_name = "NAME,...",
+        value_delimiter = ',',
+        requires = "plan"
+    )]
+    baseline: Vec<String>,
+    /// Shadow mode: the canary cohort, target names of the plan.
+    #[arg(
+        long,
+        value_name = "NAME,...",
+        value_delimiter = ',',
+        requires = "plan"
+    )]
+    canary: Vec<String>,
+    /// Shadow mode: the window judged (default: the gate's lookback). With
+    /// source = "scrape" rollgate scrapes for this long, then judges.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "plan")]
+    lookback: Option<std::time::Duration>,
     /// Output: a table for people or JSON for tools.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -60,9 +97,8 @@ fn in_file(flag: &str, path: &Path, e: CanaryError) -> String {
     }
 }
 
-fn judge(args: &AnalyzeArgs) -> Result<Report, String> {
+fn config(args: &AnalyzeArgs) -> Result<AnalysisConfig, String> {
     let cfg_text = read(&args.config)?;
-    let data_text = read(&args.data)?;
     let cfg = AnalysisConfig::from_toml_str(&cfg_text)
         .map_err(|e| in_file("--config", &args.config, e))?;
     if cfg.metrics.is_empty() {
@@ -71,12 +107,62 @@ fn judge(args: &AnalyzeArgs) -> Result<Report, String> {
             args.config.display()
         ));
     }
+    Analysis::new(cfg.clone()).map_err(|e| in_file("--config", &args.config, e))?;
+    Ok(cfg)
+}
+
+fn judge(args: &AnalyzeArgs) -> Result<Report, String> {
+    let Some(data_path) = &args.data else {
+        return shadow(args);
+    };
+    let cfg = config(args)?;
+    let data_text = read(data_path)?;
     let analysis = Analysis::new(cfg).map_err(|e| in_file("--config", &args.config, e))?;
-    let data =
-        SampleSet::from_json_str(&data_text).map_err(|e| in_file("--data", &args.data, e))?;
+    let data = SampleSet::from_json_str(&data_text).map_err(|e| in_file("--data", data_path, e))?;
     analysis
         .judge(&data)
-        .map_err(|e| in_file("--data", &args.data, e))
+        .map_err(|e| in_file("--data", data_path, e))
+}
+
+/// Shadow mode: two live cohorts through the plan's canary gate source.
+fn shadow(args: &AnalyzeArgs) -> Result<Report, String> {
+    let Some(plan_path) = &args.plan else {
+        return Err(
+            "give --data SAMPLES.json, or --plan PLAN.toml with --baseline and --canary".into(),
+        );
+    };
+    let cfg = config(args)?;
+    let plan = Plan::load_with_analysis(plan_path, &args.config, cfg)
+        .map_err(|e| rollgate_deploy::error_chain(&e))?;
+    let mut shadow = plan
+        .shadow(&args.baseline, &args.canary)
+        .map_err(|e| rollgate_deploy::error_chain(&e))?;
+    if let Some(l) = args.lookback {
+        if l.is_zero() {
+            return Err("--lookback must be above zero".into());
+        }
+        shadow = shadow.with_lookback(l);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let waits = shadow.measures_for();
+    if !waits.is_zero() {
+        crate::rollout::write_err(format_args!(
+            "rollgate analyze: scraping baseline {} and canary {} for {}, then judging",
+            args.baseline.join(","),
+            args.canary.join(","),
+            humantime::format_duration(waits)
+        ));
+    }
+    rt.block_on(shadow.judge()).map_err(|e| {
+        format!(
+            "{}: {}",
+            plan_path.display(),
+            rollgate_deploy::error_chain(&e)
+        )
+    })
 }
 
 /// Runs `rollgate analyze`.
@@ -107,6 +193,18 @@ mod tests {
 
     const MINIMAL: &str = include_str!("../tests/fixtures/minimal.toml");
 
+    fn args_for(config: PathBuf, data: PathBuf) -> AnalyzeArgs {
+        AnalyzeArgs {
+            config,
+            data: Some(data),
+            plan: None,
+            baseline: Vec::new(),
+            canary: Vec::new(),
+            lookback: None,
+            output: Output::Text,
+        }
+    }
+
     fn samples(lat_scale: f64, errors: (u64, u64)) -> String {
         let n = 200;
         let base: Vec<String> = (0..n).map(|i| format!("{}", 80 + (i * 37) % 41)).collect();
@@ -132,9 +230,8 @@ mod tests {
         std::fs::write(&c, config).expect("write config");
         std::fs::write(&d, data).expect("write data");
         let args = AnalyzeArgs {
-            config: c,
-            data: d,
             output,
+            ..args_for(c, d)
         };
         let report = judge(&args);
         (run(args), report)
@@ -180,11 +277,10 @@ mod tests {
         let (code, report) = run_with("alpha = 7", &samples(1.0, (0, 0)), Output::Json);
         assert_eq!(code, ExitCode::from(BAD_INPUT));
         assert!(report.expect_err("bad config").contains("ANALYSIS.toml"));
-        let args = AnalyzeArgs {
-            config: PathBuf::from("/nonexistent/ANALYSIS.toml"),
-            data: PathBuf::from("/nonexistent/SAMPLES.json"),
-            output: Output::Text,
-        };
+        let args = args_for(
+            PathBuf::from("/nonexistent/ANALYSIS.toml"),
+            PathBuf::from("/nonexistent/SAMPLES.json"),
+        );
         assert_eq!(run(args), ExitCode::from(BAD_INPUT));
     }
 
@@ -213,11 +309,7 @@ mod tests {
         let (c, d) = (dir.path().join("web.toml"), dir.path().join("web.json"));
         std::fs::write(&c, config).expect("write config");
         std::fs::write(&d, data).expect("write data");
-        let args = AnalyzeArgs {
-            config: c.clone(),
-            data: d.clone(),
-            output: Output::Text,
-        };
+        let args = args_for(c.clone(), d.clone());
         let e = judge(&args).expect_err("rejected");
         assert_eq!(run(args), ExitCode::from(BAD_INPUT));
         (e, c, d)

@@ -702,10 +702,14 @@ pub(crate) async fn executor_for(
     if let Some(r) = plan.file.router(Some(cwd))? {
         exec = exec.with_router(Arc::new(r));
     }
-    if let Some(p) = progress {
-        exec = exec.with_observer(Arc::new(move |r: &Rollout, e: &EventRecord| p.update(r, e)));
+    Ok(observed(exec, progress))
+}
+
+fn observed(exec: Executor, progress: Option<Progress>) -> Executor {
+    match progress {
+        Some(p) => exec.with_observer(Arc::new(move |r: &Rollout, e: &EventRecord| p.update(r, e))),
+        None => exec,
     }
-    Ok(exec)
 }
 
 /// Live progress: a bar on a TTY, one line per event otherwise.
@@ -1001,7 +1005,10 @@ async fn run_plan(
             plan.file.targets.len()
         );
     }
-    drive(c, store, id, created.existed).await
+    // A new rollout is driven by the executor just built for its request;
+    // an existing one by one built from what was recorded.
+    let built = (!created.existed).then_some(probe);
+    drive(c, store, id, created.existed, built).await
 }
 
 /// `rollout run --server`: submits the plan to the server, which drives
@@ -1069,7 +1076,16 @@ async fn refuse_on_precheck(
     ))
 }
 
-async fn drive(c: &Common, store: Store, id: RolloutId, existed: bool) -> Result<u8, Fail> {
+/// Drives rollout `id` to its end or a signal. `built`: the executor
+/// already made for exactly this rollout's request (a new rollout), so its
+/// gate (a canary gate scrapes from the moment it is built) is not built twice.
+async fn drive(
+    c: &Common,
+    store: Store,
+    id: RolloutId,
+    existed: bool,
+    built: Option<Executor>,
+) -> Result<u8, Fail> {
     let req = store.request(id).await?;
     if let Some(l) = store.lease_info(id).await?
         && owner_is_dead(&l.owner)
@@ -1077,7 +1093,10 @@ async fn drive(c: &Common, store: Store, id: RolloutId, existed: bool) -> Result
         store.break_lease(id, &l.owner).await?;
     }
     let progress = Progress::new(c, req.plan.targets().count());
-    let exec = executor_for(store, &req, progress.clone(), None).await?;
+    let exec = match built {
+        Some(exec) => observed(exec, progress.clone()),
+        None => executor_for(store, &req, progress.clone(), None).await?,
+    };
     let mut signal = signals();
     let stop = async move {
         let got: Signalled = match signal.wait_for(Option::is_some).await {
@@ -1268,7 +1287,7 @@ async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
             );
             out!("  no controller is driving it: driving it here until it ends or holds");
         }
-        return drive(c, store, id, false).await;
+        return drive(c, store, id, false, None).await;
     }
     if drives && let Some(l) = &driven {
         if c.output == Output::Text {
@@ -1333,7 +1352,7 @@ async fn resume_all(c: &Common) -> Result<u8, Fail> {
         if c.output == Output::Text {
             err!("rollout {id}: adopting");
         }
-        let code = match drive(c, store.clone(), id, false).await {
+        let code = match drive(c, store.clone(), id, false, None).await {
             Ok(code) => code,
             Err(Fail(code, msg)) => {
                 err!("rollgate rollout resume-all: rollout {id}: {msg}");
@@ -1502,7 +1521,7 @@ async fn rollback(args: RollbackArgs) -> Result<u8, Fail> {
             last.id
         );
     }
-    drive(c, store, created.id, false).await
+    drive(c, store, created.id, false, Some(exec)).await
 }
 
 async fn history(
@@ -1944,7 +1963,7 @@ async fn rollback_to(c: &Common, service: &str, version: &str, actor: &str) -> R
             last.id
         );
     }
-    drive(c, store, created.id, false).await
+    drive(c, store, created.id, false, Some(exec)).await
 }
 
 /// `rollgate rollout retry ID`.
@@ -1994,7 +2013,7 @@ async fn retry(c: &Common, id: RolloutId, actor: &str) -> Result<u8, Fail> {
             req.plan.targets().count()
         );
     }
-    drive(c, store, created.id, false).await
+    drive(c, store, created.id, false, Some(exec)).await
 }
 
 /// `2026-11-23T14:39:24.123Z` from milliseconds since the epoch (UTC, no time-zone database needed).

@@ -39,6 +39,14 @@
 //! gated phase already holds every target has no baseline: its gate is
 //! inconclusive and holds.
 //!
+//! That baseline, and with `source = "scrape"` every scrape, is kept in the
+//! gate's memory only (nothing is written to the state store): a last
+//! phase resumed by another controller process has no baseline, and its
+//! gate holds for a person to promote or abort.
+//!
+//! [`Plan::shadow`] judges two named cohorts through the same source
+//! without a rollout (`rollgate analyze --plan`).
+//!
 //! ```
 //! let dir = tempfile::tempdir()?;
 //! std::fs::write(dir.path().join("analysis.toml"), r#"
@@ -80,7 +88,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rollgate_canary::source::{MetricSource, Window};
+use rollgate_canary::source::{MetricSource, Window, collect};
 use rollgate_canary::{Analysis, AnalysisConfig, MetricKind};
 use rollgate_deploy::spec::{PlanFile, line_col};
 use rollgate_deploy::{CommandTemplate, Decision, Error, Gate, GateContext};
@@ -259,10 +267,42 @@ impl Plan {
     /// As [`parse`](Self::parse), with a relative `path` taken from `cwd`
     /// (a recorded plan resumed from another directory).
     pub fn parse_in(text: &str, path: &str, cwd: &Path) -> Result<Self, Error> {
+        Self::parse_with(text, path, cwd, None)
+    }
+
+    /// As [`load`](Self::load), but a canary gate judges with `analysis`
+    /// (read by the caller from `analysis_path`) instead of the analysis
+    /// file the plan names, which is then not read: `rollgate analyze
+    /// --config A.toml --plan PLAN.toml`. Metrics on one side only are
+    /// errors naming `analysis_path`.
+    pub fn load_with_analysis(
+        path: impl AsRef<Path>,
+        analysis_path: &Path,
+        analysis: AnalysisConfig,
+    ) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::PlanFile {
+            path: path.display().to_string(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        Self::parse_with(
+            &text,
+            &path.display().to_string(),
+            Path::new(""),
+            Some((analysis_path.to_path_buf(), analysis)),
+        )
+    }
+
+    fn parse_with(
+        text: &str,
+        path: &str,
+        cwd: &Path,
+        analysis: Option<(PathBuf, AnalysisConfig)>,
+    ) -> Result<Self, Error> {
         let file = PlanFile::parse_with_gate_kinds(text, path, &["canary"])?;
         let dir = cwd.join(Path::new(path).parent().unwrap_or(Path::new("")));
         let canary = match file.gate_kind.as_deref() {
-            Some("canary") => Some(canary_spec(&file, text, path, &dir)?),
+            Some("canary") => Some(canary_spec(&file, text, path, &dir, analysis)?),
             _ => None,
         };
         Ok(Self { file, canary })
@@ -278,31 +318,184 @@ impl Plan {
     }
 }
 
-fn canary_spec(file: &PlanFile, text: &str, path: &str, dir: &Path) -> Result<CanarySpec, Error> {
+impl Plan {
+    /// Shadow mode: judge two live cohorts of this plan's targets through
+    /// its canary gate's source and analysis, without a rollout. Checks the
+    /// names now; [`Shadow::judge`] measures.
+    ///
+    /// Errors: the plan has no `[gate] kind = "canary"`, a name that is not
+    /// a target of the plan, a target named twice or in both cohorts, an
+    /// empty cohort.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # std::fs::write(dir.path().join("analysis.toml"), "[[metrics]]\nname = \"errors\"\nkind = \"count\"\nbad = \"increase\"\n")?;
+    /// # let path = dir.path().join("plan.toml");
+    /// # std::fs::write(&path, r#"
+    /// # service = "dns"
+    /// # artifact = { version = "v2", digest = "sha256:2222222222222222222222222222222222222222222222222222222222222222" }
+    /// # targets = [{ name = "dns-1", addr = "127.0.0.1:18081" }, { name = "dns-2", addr = "127.0.0.1:18082" }]
+    /// # [deployer]
+    /// # kind = "command"
+    /// # deploy = "true"
+    /// # [strategy]
+    /// # kind = "canary"
+    /// # steps = [50, 100]
+    /// # bake = "30s"
+    /// # [gate]
+    /// # kind = "canary"
+    /// # analysis = "analysis.toml"
+    /// # [gate.metrics.errors]
+    /// # events = { counter = "http_requests_total", labels = { code = "500" } }
+    /// # trials = { counter = "http_requests_total" }
+    /// # "#)?;
+    /// let plan = rollgate::plan::Plan::load(&path)?;
+    /// let shadow = plan.shadow(&["dns-1".into()], &["dns-2".into()])?;
+    /// assert_eq!(shadow.lookback(), std::time::Duration::from_secs(30));
+    /// // `shadow.judge().await` scrapes both for the lookback, then judges.
+    /// assert!(plan.shadow(&["dns-1".into()], &["dns-9".into()]).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shadow(&self, baseline: &[String], canary: &[String]) -> Result<Shadow, Error> {
+        let bad = |reason: String| Error::PlanFile {
+            path: self.file.path.clone(),
+            reason,
+        };
+        let Some(spec) = &self.canary else {
+            return Err(bad(format!(
+                "shadow analysis needs [gate] kind = \"canary\" (this plan's gate: {})",
+                self.file.gate_kind.as_deref().unwrap_or("none")
+            )));
+        };
+        let known: Vec<&str> = self.file.targets.iter().map(|t| t.as_str()).collect();
+        let mut seen: Vec<&str> = Vec::new();
+        for (cohort, names) in [("baseline", baseline), ("canary", canary)] {
+            if names.is_empty() {
+                return Err(bad(format!("the {cohort} cohort names no target")));
+            }
+            for n in names {
+                if !known.contains(&n.as_str()) {
+                    return Err(bad(format!(
+                        "{cohort} target {n:?} is not a target of this plan (targets: {})",
+                        known.join(", ")
+                    )));
+                }
+                if seen.contains(&n.as_str()) {
+                    return Err(bad(format!("target {n:?} is named twice")));
+                }
+                seen.push(n);
+            }
+        }
+        Ok(Shadow {
+            file: self.file.clone(),
+            spec: spec.clone(),
+            baseline: baseline.to_vec(),
+            canary: canary.to_vec(),
+            lookback: spec.lookback,
+        })
+    }
+}
+
+/// Two live cohorts judged without a rollout ([`Plan::shadow`]).
+#[derive(Debug, Clone)]
+pub struct Shadow {
+    file: PlanFile,
+    spec: CanarySpec,
+    baseline: Vec<String>,
+    canary: Vec<String>,
+    lookback: Duration,
+}
+
+impl Shadow {
+    /// Judge this window instead of the gate's `lookback`.
+    pub fn with_lookback(mut self, lookback: Duration) -> Self {
+        self.lookback = lookback;
+        self
+    }
+
+    /// The window judged.
+    pub fn lookback(&self) -> Duration {
+        self.lookback
+    }
+
+    /// How long [`judge`](Self::judge) measures before judging: the
+    /// lookback when scraping (rollgate keeps no history of its own), none
+    /// with Prometheus (it has the history).
+    pub fn measures_for(&self) -> Duration {
+        match self.spec.source {
+            SourceSpec::Scrape { .. } => self.lookback,
+            SourceSpec::Prometheus { .. } => Duration::ZERO,
+        }
+    }
+
+    /// Scrapes both cohorts for the lookback (source `scrape`) or asks
+    /// Prometheus about the last lookback, and judges. A target without
+    /// data leaves its cohort without data (the report says inconclusive
+    /// and adds a reason naming it); no target answering at all is an
+    /// error, as for the gate.
+    pub async fn judge(&self) -> Result<rollgate_canary::Report, Error> {
+        let names: Vec<String> = self.baseline.iter().chain(&self.canary).cloned().collect();
+        let backend = Backend::new(&self.file, &self.spec, &names)?;
+        if let Backend::Scrape(s) = &backend {
+            // A first scrape as the starting point, then the whole lookback.
+            s.scrape_once().await;
+            tokio::time::sleep(self.lookback).await;
+            s.scrape_once().await;
+        }
+        let now = backend.now();
+        let window = Window::new(now - self.lookback.as_secs_f64(), now)
+            .map_err(|e| Error::Gate(e.to_string()))?;
+        let (source, notes) = backend.view(&self.baseline, &self.canary, window, None);
+        let analysis =
+            Analysis::new(self.spec.analysis.clone()).map_err(|e| Error::Gate(e.to_string()))?;
+        let data = collect(source.as_ref(), analysis.config(), window)
+            .await
+            .map_err(|e| Error::Gate(rollgate_deploy::error_chain(&e)))?;
+        let mut report = analysis
+            .judge(&data)
+            .map_err(|e| Error::Gate(rollgate_deploy::error_chain(&e)))?;
+        report.reasons.extend(notes);
+        Ok(report)
+    }
+}
+
+fn canary_spec(
+    file: &PlanFile,
+    text: &str,
+    path: &str,
+    dir: &Path,
+    given: Option<(PathBuf, AnalysisConfig)>,
+) -> Result<CanarySpec, Error> {
     let cx = Cx { path, text };
     let doc: Doc = toml::from_str(text).map_err(|e: toml::de::Error| {
         cx.err(e.span().unwrap_or(0..0), e.message().trim().to_string())
     })?;
     let g = doc.gate.get_ref();
-    let analysis_path = dir.join(g.analysis.get_ref());
-    let analysis_text = std::fs::read_to_string(&analysis_path).map_err(|e| {
-        cx.err(
-            g.analysis.span(),
-            format!(
-                "analysis file {} cannot be read: {e}",
-                analysis_path.display()
-            ),
-        )
-    })?;
-    let analysis = AnalysisConfig::from_toml_str(&analysis_text).map_err(|e| {
-        cx.err(
-            g.analysis.span(),
-            format!(
-                "analysis file {} is not a valid analysis configuration: {e}",
-                analysis_path.display()
-            ),
-        )
-    })?;
+    let (analysis_path, analysis) = match given {
+        Some(given) => given,
+        None => {
+            let analysis_path = dir.join(g.analysis.get_ref());
+            let analysis_text = std::fs::read_to_string(&analysis_path).map_err(|e| {
+                cx.err(
+                    g.analysis.span(),
+                    format!(
+                        "analysis file {} cannot be read: {e}",
+                        analysis_path.display()
+                    ),
+                )
+            })?;
+            let analysis = AnalysisConfig::from_toml_str(&analysis_text).map_err(|e| {
+                cx.err(
+                    g.analysis.span(),
+                    format!(
+                        "analysis file {} is not a valid analysis configuration: {e}",
+                        analysis_path.display()
+                    ),
+                )
+            })?;
+            (analysis_path, analysis)
+        }
+    };
     Analysis::new(analysis.clone()).map_err(|e| {
         cx.err(
             g.analysis.span(),
@@ -602,16 +795,17 @@ struct PlanCanaryGate {
     last_baseline: Mutex<Option<(Vec<String>, Window)>>,
 }
 
-impl PlanCanaryGate {
-    fn new(file: &PlanFile, spec: &CanarySpec) -> Result<Self, Error> {
-        let analysis =
-            Analysis::new(spec.analysis.clone()).map_err(|e| Error::Gate(e.to_string()))?;
-        let backend = match &spec.source {
+impl Backend {
+    /// The source over `names` (targets of `file`); scraping starts now.
+    fn new(file: &PlanFile, spec: &CanarySpec, names: &[String]) -> Result<Self, Error> {
+        let chosen = file
+            .targets
+            .iter()
+            .filter(|t| names.iter().any(|n| n == t.as_str()));
+        Ok(match &spec.source {
             SourceSpec::Scrape { url, interval } => {
                 let tpl = CommandTemplate::new(url.clone())?;
-                let targets = file
-                    .targets
-                    .iter()
+                let targets = chosen
                     .map(|t| {
                         let mut vars: BTreeMap<&str, &str> = BTreeMap::new();
                         vars.insert("target", t.as_str());
@@ -635,9 +829,7 @@ impl PlanCanaryGate {
                 url,
                 instance_label,
             } => {
-                let addrs = file
-                    .targets
-                    .iter()
+                let addrs = chosen
                     .filter_map(|t| {
                         let a = file.attributes.get(t)?.get("addr")?;
                         Some((t.to_string(), a.clone()))
@@ -648,21 +840,61 @@ impl PlanCanaryGate {
                         .map_err(|e| Error::Gate(e.to_string()))?,
                 )
             }
-        };
+        })
+    }
+
+    /// The source for one judgement, and a note per target without data.
+    fn view(
+        &self,
+        baseline: &[String],
+        canary: &[String],
+        window: Window,
+        baseline_window: Option<Window>,
+    ) -> (Arc<dyn MetricSource>, Vec<String>) {
+        match self {
+            Backend::Scrape(s) => {
+                let notes = s
+                    .unmeasured(baseline, baseline_window.unwrap_or(window))
+                    .into_iter()
+                    .chain(s.unmeasured(canary, window))
+                    .map(|(t, why)| format!("target {t} has no data: {why}"))
+                    .collect();
+                (
+                    Arc::new(s.cohorts(baseline.to_vec(), canary.to_vec(), baseline_window)),
+                    notes,
+                )
+            }
+            Backend::Prometheus(p) => (
+                Arc::new(p.cohorts(baseline.to_vec(), canary.to_vec(), baseline_window)),
+                Vec::new(),
+            ),
+        }
+    }
+
+    fn now(&self) -> f64 {
+        match self {
+            Backend::Scrape(s) => s.now_secs(),
+            Backend::Prometheus(_) => PromQlSource::now_unix(),
+        }
+    }
+}
+
+impl PlanCanaryGate {
+    fn new(file: &PlanFile, spec: &CanarySpec) -> Result<Self, Error> {
+        let analysis =
+            Analysis::new(spec.analysis.clone()).map_err(|e| Error::Gate(e.to_string()))?;
+        let targets: Vec<String> = file.targets.iter().map(ToString::to_string).collect();
         Ok(Self {
-            backend,
+            backend: Backend::new(file, spec, &targets)?,
             analysis,
             lookback: spec.lookback,
-            targets: file.targets.iter().map(ToString::to_string).collect(),
+            targets,
             last_baseline: Mutex::new(None),
         })
     }
 
     fn now(&self) -> f64 {
-        match &self.backend {
-            Backend::Scrape(s) => s.now_secs(),
-            Backend::Prometheus(_) => PromQlSource::now_unix(),
-        }
+        self.backend.now()
     }
 }
 
@@ -706,22 +938,10 @@ impl Gate for PlanCanaryGate {
         } else {
             (baseline, None)
         };
-        let source: Arc<dyn MetricSource> = match &self.backend {
-            Backend::Scrape(s) => {
-                let b_window = baseline_window.unwrap_or(window);
-                for (t, why) in s
-                    .unmeasured(&baseline, b_window)
-                    .into_iter()
-                    .chain(s.unmeasured(&canary, window))
-                {
-                    notes.push(format!("target {t} has no data: {why}"));
-                }
-                Arc::new(s.cohorts(baseline.clone(), canary.clone(), baseline_window))
-            }
-            Backend::Prometheus(p) => {
-                Arc::new(p.cohorts(baseline.clone(), canary.clone(), baseline_window))
-            }
-        };
+        let (source, unmeasured) = self
+            .backend
+            .view(&baseline, &canary, window, baseline_window);
+        notes.extend(unmeasured);
         let clock_now = now;
         let gate = CanaryGate::new(
             source,

@@ -1,0 +1,312 @@
+//! Shared by the CLI's integration tests: scratch directories, the real
+//! `rollgate` binary run in them, and for canary gates a fleet of the test
+//! HTTP service (svc.py, one process per target on loopback ports) with an
+//! optional throwaway Prometheus (scripts/prometheus.sh) scraping it.
+
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+pub const V1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+pub const V2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+/// A scratch directory, deleted when dropped.
+pub struct Dir {
+    _tmp: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl Dir {
+    pub fn new() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().to_path_buf();
+        Dir { _tmp: tmp, path }
+    }
+
+    /// With `n` file targets `srv/web-N/current`, each running v1.
+    pub fn with_web_targets(n: usize) -> Self {
+        let d = Self::new();
+        for i in 1..=n {
+            std::fs::create_dir_all(d.path.join(format!("srv/web-{i}"))).expect("mkdir");
+            std::fs::write(d.path.join(format!("srv/web-{i}/current")), "v1\n").expect("write");
+        }
+        d
+    }
+}
+
+impl AsRef<Path> for Dir {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The `rollgate` binary, run in `dir` with its state file there.
+pub fn rollgate_cmd(dir: impl AsRef<Path>, args: &[&str]) -> Command {
+    let dir = dir.as_ref();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rollgate"));
+    c.args(args)
+        .current_dir(dir)
+        .env("ROLLGATE_STATE", dir.join("state.db"));
+    c
+}
+
+/// Runs `rollgate ARGS` in `dir` to its end.
+pub fn rollgate(dir: impl AsRef<Path>, args: &[&str]) -> Output {
+    rollgate_cmd(dir, args).output().expect("rollgate runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit code, stdout and stderr, for assertion messages.
+pub fn explain(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// tests/support/svc.py, the test HTTP service.
+pub fn svc() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/svc.py")
+}
+
+/// The analysis the canary-gate tests judge with (`analysis.toml` of a fleet).
+pub const ANALYSIS: &str = r#"
+[[metrics]]
+name = "latency_ms"
+kind = "latency"
+bad = "increase"
+critical = true
+min_samples = 10
+relative = { max_increase_pct = 300.0 }
+statistical = { min_effect_pct = 300.0 }
+distribution = { max_shifted_fraction = 0.5 }
+
+[[metrics]]
+name = "errors"
+kind = "count"
+bad = "increase"
+critical = true
+threshold = { ratio_max = 0.05 }
+"#;
+
+/// `[gate.metrics]` for svc.py's exposition, matching [`ANALYSIS`].
+pub const GATE_METRICS: &str = r#"
+[gate.metrics.latency_ms]
+histogram = "http_request_duration_seconds"
+scale = 1000
+labels = { route = "/records" }
+
+[gate.metrics.errors]
+events = { counter = "http_requests_total", labels = { code = "500" } }
+trials = { counter = "http_requests_total" }
+"#;
+
+/// A scratch directory with `n` service processes `dns-1..n` running v1
+/// and `analysis.toml`; the processes are stopped when it is dropped.
+pub struct Fleet {
+    pub dir: Dir,
+    pub path: PathBuf,
+    pub addrs: Vec<String>,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let _ = Command::new("python3")
+            .arg(svc())
+            .args(["stop", "--dir"])
+            .arg(self.path.join("run"))
+            .status();
+    }
+}
+
+impl AsRef<Path> for Fleet {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+pub fn fleet(n: usize) -> Fleet {
+    let dir = Dir::new();
+    let path = dir.path.clone();
+    std::fs::create_dir_all(path.join("run")).expect("run dir");
+    let addrs: Vec<String> = (0..n)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let f = Fleet { dir, path, addrs };
+    for i in 1..=n {
+        f.deploy(i, "v1");
+    }
+    std::fs::write(f.path.join("analysis.toml"), ANALYSIS).expect("analysis");
+    f
+}
+
+impl Fleet {
+    /// Starts `version` as `dns-{i}` (stopping what ran there).
+    pub fn deploy(&self, i: usize, version: &str) {
+        let st = Command::new("python3")
+            .arg(svc())
+            .args(["deploy", "--dir"])
+            .arg(self.path.join("run"))
+            .args([
+                "--name",
+                &format!("dns-{i}"),
+                "--addr",
+                &self.addrs[i - 1],
+                "--version",
+                version,
+            ])
+            .status()
+            .expect("python3 runs the test service");
+        assert!(st.success(), "deploying {version} on dns-{i}");
+    }
+
+    /// Kills `dns-{i}` with SIGKILL (no clean exit).
+    pub fn kill_9(&self, i: usize) {
+        let pid = std::fs::read_to_string(self.path.join(format!("run/dns-{i}.pid")))
+            .expect("pid")
+            .trim()
+            .to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-9", &pid])
+                .status()
+                .expect("kill")
+                .success()
+        );
+    }
+
+    /// What each target runs, as `current` reports it.
+    pub fn versions(&self) -> Vec<String> {
+        (1..=self.addrs.len())
+            .map(|i| {
+                std::fs::read_to_string(self.path.join(format!("run/dns-{i}.version")))
+                    .expect("version file")
+                    .trim()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// `targets = [...]` with each target's `addr`.
+    pub fn targets(&self) -> String {
+        let t = self
+            .addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{{ name = \"dns-{}\", addr = \"{a}\" }}", i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("targets = [{t}]")
+    }
+}
+
+/// The digest of a test service version.
+pub fn digest(version: &str) -> String {
+    let c = match version {
+        "v2" => '2',
+        "v2-slow" => '3',
+        "v2-errors" => '4',
+        _ => '5',
+    };
+    format!("sha256:{}", c.to_string().repeat(64))
+}
+
+/// A real Prometheus (Debian's, via scripts/prometheus.sh) scraping a
+/// fleet every second; stopped when dropped.
+pub struct Prometheus {
+    dir: tempfile::TempDir,
+    pub url: String,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(rollgate_test::script("prometheus.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+impl Prometheus {
+    /// Starts it on `f`'s addresses and waits for two scrapes of each.
+    pub fn start(f: &Fleet) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = Command::new("bash")
+            .arg(rollgate_test::script("prometheus.sh"))
+            .arg("start")
+            .arg(dir.path())
+            .args(&f.addrs)
+            .output()
+            .expect("run scripts/prometheus.sh");
+        assert!(out.status.success(), "{}", explain(&out));
+        let url = std::fs::read_to_string(dir.path().join("prometheus.url"))
+            .expect("prometheus.url")
+            .trim()
+            .to_string();
+        let p = Prometheus { dir, url };
+        p.wait_for_scrapes(f.addrs.len(), 3);
+        p
+    }
+
+    /// Waits (up to 60 s) until each of `targets` targets has been scraped
+    /// successfully `scrapes` times: a loaded machine starts Prometheus
+    /// late, so no fixed sleep is enough.
+    pub fn wait_for_scrapes(&self, targets: usize, scrapes: usize) {
+        let script = r#"
+import json, sys, time, urllib.parse, urllib.request
+url, n, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+q = urllib.parse.urlencode({"query": "sum_over_time(up[1m])"})
+end = time.time() + 60
+while time.time() < end:
+    try:
+        r = json.load(urllib.request.urlopen(f"{url}/api/v1/query?{q}", timeout=5))
+        got = [float(s["value"][1]) for s in r["data"]["result"]]
+        if len(got) >= n and all(g >= k for g in got):
+            sys.exit(0)
+    except Exception:
+        pass
+    time.sleep(0.2)
+sys.exit(f"prometheus at {url} did not scrape {n} targets {k} times in 60 s")
+"#;
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                script,
+                &self.url,
+                &targets.to_string(),
+                &scrapes.to_string(),
+            ])
+            .output()
+            .expect("python3 runs");
+        assert!(out.status.success(), "{}", explain(&out));
+    }
+
+    /// The gate's `source` key and `[gate.prometheus]` table.
+    pub fn source(&self) -> String {
+        format!(
+            "source = \"prometheus\"\n\n[gate.prometheus]\nurl = \"{}\"\ninstance_label = \"instance\"\n",
+            self.url
+        )
+    }
+}
+
+/// The gate's `source` key and `[gate.scrape]` table, scraping every 500 ms.
+pub const SCRAPE: &str =
+    "source = \"scrape\"\n\n[gate.scrape]\nurl = \"http://{addr}/metrics\"\ninterval = \"500ms\"\n";
