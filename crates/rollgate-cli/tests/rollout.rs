@@ -1,26 +1,16 @@
 //! The real `rollgate` binary against a real SQLite state file.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const V1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
-const V2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
-
-struct Dir {
-    _tmp: tempfile::TempDir,
-    path: PathBuf,
-}
+use support::{Dir, V1, V2, rollgate, rollgate_cmd, stderr};
 
 /// A scratch directory with `n` targets under srv/, each running v1.
 fn dir(n: usize) -> Dir {
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().to_path_buf();
-    for i in 1..=n {
-        std::fs::create_dir_all(path.join(format!("srv/web-{i}"))).unwrap();
-        std::fs::write(path.join(format!("srv/web-{i}/current")), "v1\n").unwrap();
-    }
-    Dir { _tmp: tmp, path }
+    Dir::with_web_targets(n)
 }
 
 fn targets(n: usize) -> String {
@@ -53,15 +43,6 @@ timeout = "30s"
 
 const DEPLOY: &str = "echo {version} > srv/{target}/current";
 
-fn rollgate(d: &Dir, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rollgate"))
-        .args(args)
-        .current_dir(&d.path)
-        .env("ROLLGATE_STATE", d.path.join("state.db"))
-        .output()
-        .unwrap()
-}
-
 fn write(d: &Dir, name: &str, text: &str) -> String {
     std::fs::write(d.path.join(name), text).unwrap();
     name.to_string()
@@ -76,10 +57,6 @@ fn versions(d: &Dir, n: usize) -> Vec<String> {
                 .to_string()
         })
         .collect()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn json(o: &Output) -> serde_json::Value {
@@ -114,14 +91,14 @@ fn kill_9_mid_rollout_then_resume_all_completes_it() {
             "",
         ),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollgate"))
-        .args(["rollout", "run", &p, "--actor", "alice", "--output", "json"])
-        .current_dir(&d.path)
-        .env("ROLLGATE_STATE", d.path.join("state.db"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = rollgate_cmd(
+        &d,
+        &["rollout", "run", &p, "--actor", "alice", "--output", "json"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     wait_for(&d.path.join("blocked"));
     child.kill().unwrap(); // SIGKILL: no cleanup, no lease release
     child.wait().unwrap();
@@ -621,10 +598,7 @@ fn history_and_status_name_who_asked_and_survive_a_closed_pipe() {
         if args[1] == "status" {
             args.push("1");
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rollgate"))
-            .args(&args)
-            .current_dir(&d.path)
-            .env("ROLLGATE_STATE", d.path.join("state.db"))
+        let mut child = rollgate_cmd(&d, &args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -896,10 +870,7 @@ fn people_see_1_based_phases_natural_target_order_aligned_history_and_a_user_at_
     let empty = rollgate(&d, &["rollout", "run", &p, "--idempotency-key", ""]);
     assert_eq!(empty.status.code(), Some(2), "{}", stderr(&empty));
     assert!(stderr(&empty).contains("--idempotency-key must not be empty"));
-    let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
-        .args(["rollout", "run", &p])
-        .current_dir(&d.path)
-        .env("ROLLGATE_STATE", d.path.join("state.db"))
+    let out = rollgate_cmd(&d, &["rollout", "run", &p])
         .env("USER", "carol")
         .output()
         .unwrap();
@@ -959,10 +930,7 @@ fn without_user_or_logname_the_default_actor_is_the_account_name_at_host() {
         "plan.toml",
         &plan(1, DEPLOY, "kind = \"all-at-once\"", ""),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
-        .args(["rollout", "run", &p])
-        .current_dir(&d.path)
-        .env("ROLLGATE_STATE", d.path.join("state.db"))
+    let out = rollgate_cmd(&d, &["rollout", "run", &p])
         .env_remove("USER")
         .env_remove("LOGNAME")
         .output()
@@ -1112,10 +1080,7 @@ fn status_watch_follows_a_rollout_to_its_end_and_survives_head_1() {
         "plan.toml",
         &plan(3, slow, "kind = \"rolling\"\nmax_unavailable = 1", ""),
     );
-    let mut run = Command::new(env!("CARGO_BIN_EXE_rollgate"))
-        .args(["rollout", "run", &p])
-        .current_dir(&d.path)
-        .env("ROLLGATE_STATE", d.path.join("state.db"))
+    let mut run = rollgate_cmd(&d, &["rollout", "run", &p])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -1334,10 +1299,7 @@ fn abort_of_a_driven_rollout_follows_it_to_the_end() {
             "",
         ),
     );
-    let mut run = Command::new(env!("CARGO_BIN_EXE_rollgate"))
-        .args(["rollout", "run", &p])
-        .current_dir(&d.path)
-        .env("ROLLGATE_STATE", d.path.join("state.db"))
+    let mut run = rollgate_cmd(&d, &["rollout", "run", &p])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -1375,10 +1337,7 @@ fn a_rolling_rollout_waits_while_a_target_is_down_rather_than_take_more_out() {
         ),
     );
     std::fs::write(d.path.join("srv/web-3/down"), "").unwrap();
-    let mut run = Command::new(env!("CARGO_BIN_EXE_rollgate"))
-        .args(["rollout", "run", &p])
-        .current_dir(&d.path)
-        .env("ROLLGATE_STATE", d.path.join("state.db"))
+    let mut run = rollgate_cmd(&d, &["rollout", "run", &p])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

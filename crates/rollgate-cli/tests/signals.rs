@@ -3,30 +3,21 @@
 //! on, and resuming (same idempotency key, `resume-all`, or `resume ID`)
 //! ends exactly like a run nobody disturbed.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use proptest::prelude::*;
+use support::{Dir, V1, V2, rollgate, rollgate_cmd};
 
-const V1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
-const V2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 const N: usize = 4;
-
-struct Dir {
-    _tmp: tempfile::TempDir,
-    path: PathBuf,
-}
 
 /// Four targets on v1; a canary 25 -> 50 -> 100 whose gate rolls back at
 /// 50 % when `rollback` is set, and promotes otherwise.
 fn setup(rollback: bool) -> Dir {
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().to_path_buf();
-    for i in 1..=N {
-        std::fs::create_dir_all(path.join(format!("srv/web-{i}"))).unwrap();
-        std::fs::write(path.join(format!("srv/web-{i}/current")), "v1\n").unwrap();
-    }
+    let d = Dir::with_web_targets(N);
+    let path = d.path.clone();
     let limit = if rollback { 50 } else { 101 };
     std::fs::write(
         path.join("gate.sh"),
@@ -59,16 +50,7 @@ command = "sh gate.sh {{percent}}"
         ),
     )
     .unwrap();
-    Dir { _tmp: tmp, path }
-}
-
-fn rollgate(d: &Dir, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rollgate"))
-        .args(args)
-        .current_dir(&d.path)
-        .env("ROLLGATE_STATE", d.path.join("state.db"))
-        .output()
-        .unwrap()
+    d
 }
 
 const RUN: [&str; 7] = [
@@ -107,10 +89,7 @@ fn interrupted_run(
     signal: &str,
     twice: bool,
 ) -> (Option<i32>, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollgate"))
-        .args(RUN)
-        .current_dir(&d.path)
-        .env("ROLLGATE_STATE", d.path.join("state.db"))
+    let mut child = rollgate_cmd(&d, &RUN)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

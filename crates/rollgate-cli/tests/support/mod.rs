@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 
 pub const V1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 pub const V2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
