@@ -89,7 +89,7 @@ fn interrupted_run(
     signal: &str,
     twice: bool,
 ) -> (Option<i32>, String, String) {
-    let mut child = rollgate_cmd(&d, &RUN)
+    let mut child = rollgate_cmd(d, &RUN)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
