@@ -338,6 +338,8 @@ impl Plan {
     /// # [deployer]
     /// # kind = "command"
     /// # deploy = "true"
+    /// # current = "echo v1"
+    /// # ready = "true"
     /// # [strategy]
     /// # kind = "canary"
     /// # steps = [50, 100]
