@@ -91,5 +91,6 @@ kill -TERM "$lg_pid"; wait "$lg_pid" || true; lg_pid=""
 cat "$work/loadgen.txt"
 "$prov" get "${addrs[0]}" /metrics | grep -E '^dns_(records_created_total|record_failures_total|record_ttl_seconds_count)' \
   | sed 's/,\?service="dns-provisioner"//; s/,\?version="[^"]*"//; s/{,/{/; s/{}//'
+"$prov" stop --dir "$run" # fails when a provisioner process is still running
 echo
-echo "demo ok in $((SECONDS - started)) s after the build: v2 rolled back at the first step, v3 on all $n instances; fleet stopped"
+echo "demo ok in $((SECONDS - started)) s after the build: v2 rolled back at the first step, v3 on all $n instances; every process stopped"

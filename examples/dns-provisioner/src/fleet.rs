@@ -90,7 +90,8 @@ pub fn stop(pidfile: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Stops every process recorded in `dir`.
+/// Stops every process recorded in `dir` (and any `serve` whose database
+/// is there); an error when one is still running afterwards.
 pub fn stop_all(dir: &Path) -> anyhow::Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -113,6 +114,18 @@ pub fn stop_all(dir: &Path) -> anyhow::Result<()> {
         std::fs::write(&file, format!("{}\n", pid.as_raw_nonzero()))
             .with_context(|| format!("write {}", file.display()))?;
         stop(&file)?;
+    }
+    let left = serving_in(dir);
+    if !left.is_empty() {
+        let pids: Vec<String> = left
+            .iter()
+            .map(|p| p.as_raw_nonzero().to_string())
+            .collect();
+        bail!(
+            "{} still runs provisioner processes: {}",
+            dir.display(),
+            pids.join(" ")
+        );
     }
     Ok(())
 }
