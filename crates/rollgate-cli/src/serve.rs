@@ -367,6 +367,7 @@ impl From<Error> for ApiError {
             Error::PlanFile { .. } => {
                 ApiError(StatusCode::UNPROCESSABLE_ENTITY, "invalid_plan", message)
             }
+            Error::Finished { .. } => ApiError(StatusCode::CONFLICT, "finished", message),
             Error::LeaseHeld { .. } | Error::StaleFence { .. } => {
                 ApiError(StatusCode::CONFLICT, "conflict", message)
             }

@@ -79,6 +79,13 @@ pub enum Error {
         /// The fence this controller held.
         fence: u64,
     },
+    /// The rollout has a `Finished` event: its log is closed, and nothing
+    /// more may be appended to it, by a controller or a person.
+    #[error("rollout {rollout} already finished: its log takes no more events")]
+    Finished {
+        /// The rollout.
+        rollout: RolloutId,
+    },
     /// No rollout, artifact or service by that name.
     #[error("{0} not found")]
     NotFound(String),
@@ -158,6 +165,7 @@ impl Error {
                 | Error::NotFound(_)
                 | Error::DigestRebound { .. }
                 | Error::Unrestorable { .. }
+                | Error::Finished { .. }
         )
     }
 }

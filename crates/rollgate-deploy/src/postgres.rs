@@ -22,12 +22,10 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_postgres::{Client, Config, GenericClient, NoTls};
 
 use crate::store::{
-    Created, LeaseInfo, ListFilter, RolloutSummary, StateStore, Writer, check_rebind,
+    Created, LeaseInfo, ListFilter, RolloutSummary, StateStore, SummaryRow, Writer, check_rebind,
     check_same_request, check_writer,
 };
-use crate::{
-    Artifact, Cause, Digest, Error, Event, EventRecord, Fence, Outcome, RolloutId, RolloutRequest,
-};
+use crate::{Artifact, Cause, Digest, Error, Event, EventRecord, Fence, RolloutId, RolloutRequest};
 
 /// The database clock in ms since the Unix epoch, as SQL.
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
@@ -150,11 +148,6 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, Error> {
 fn from_json<T: serde::de::DeserializeOwned>(shown: &str, what: &str, s: &str) -> Result<T, Error> {
     serde_json::from_str(s)
         .map_err(|e| Error::Store(format!("{shown}: corrupt {what}"), Some(Cause::new(e))))
-}
-
-fn outcome_of(shown: &str, o: Option<String>) -> Result<Option<Outcome>, Error> {
-    o.map(|o| from_json::<Outcome>(shown, "outcome", &format!("\"{o}\"")))
-        .transpose()
 }
 
 fn not_found(id: RolloutId) -> Error {
@@ -285,7 +278,7 @@ async fn write_batch(
     };
     let rows = match tx
         .query(
-            "SELECT id, lease_owner, lease_fence, last_seq FROM rollouts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            "SELECT id, lease_owner, lease_fence, last_seq, outcome IS NOT NULL FROM rollouts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
             &[&ids],
         )
         .await
@@ -293,8 +286,8 @@ async fn write_batch(
         Ok(r) => r,
         Err(e) => return fail(err("lock rollouts")(e)),
     };
-    // id -> (current fence or -1, last seq, outcome, dirty)
-    let mut state: BTreeMap<i64, (i64, i64, Option<&'static str>, bool)> = rows
+    // id -> (current fence or -1, last seq, outcome, dirty, finished)
+    let mut state: BTreeMap<i64, (i64, i64, Option<&'static str>, bool, bool)> = rows
         .iter()
         .map(|r| {
             let owner: Option<String> = r.get(1);
@@ -306,6 +299,7 @@ async fn write_batch(
                     r.get(3),
                     None,
                     false,
+                    r.get(4),
                 ),
             )
         })
@@ -327,6 +321,10 @@ async fn write_batch(
             }));
             continue;
         }
+        if s.4 {
+            results.push(Err(Error::Finished { rollout: w.id }));
+            continue;
+        }
         for (action, target, body) in &w.rows {
             s.1 += 1;
             r_id.push(w.id.0 as i64);
@@ -339,6 +337,7 @@ async fn write_batch(
         s.3 = true;
         if w.outcome.is_some() {
             s.2 = w.outcome;
+            s.4 = true;
         }
         results.push(Ok(s.1 as u64));
     }
@@ -358,7 +357,7 @@ async fn write_batch(
         }
     }
     let (mut u_id, mut u_seq, mut u_outcome) = (vec![], vec![], vec![]);
-    for (id, (_, seq, outcome, dirty)) in &state {
+    for (id, (_, seq, outcome, dirty, _)) in &state {
         if *dirty {
             u_id.push(*id);
             u_seq.push(*seq);
@@ -696,11 +695,7 @@ impl StateStore for PostgresStore {
     }
 
     async fn list_where(&self, filter: &ListFilter) -> Result<Vec<RolloutSummary>, Error> {
-        let (which, outcome): (i32, Option<&str>) = match filter.outcome {
-            None => (0, None),
-            Some(None) => (1, None),
-            Some(Some(o)) => (2, Some(o.as_str())),
-        };
+        let (which, outcome) = filter.sql_outcome();
         let limit: Option<i64> = filter.limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         let c = self.client.lock().await;
         let rows = c
@@ -717,26 +712,17 @@ impl StateStore for PostgresStore {
             .map_err(self.e("list rollouts"))?;
         rows.into_iter()
             .map(|r| {
-                let id: i64 = r.get(0);
-                let digest: String = r.get(3);
-                let digest = digest.parse().map_err(|e| {
-                    Error::Store(
-                        format!("{}: rollout {id}: recorded digest: {e}", self.shown),
-                        None,
-                    )
-                })?;
-                Ok(RolloutSummary {
-                    id: RolloutId(id as u64),
+                SummaryRow {
+                    id: r.get(0),
                     service: r.get(1),
-                    artifact: Artifact {
-                        version: r.get(2),
-                        digest,
-                        sbom: r.get(4),
-                    },
+                    version: r.get(2),
+                    digest: r.get(3),
+                    sbom: r.get(4),
                     actor: r.get(5),
                     created_ms: r.get(6),
-                    outcome: outcome_of(&self.shown, r.get(7))?,
-                })
+                    outcome: r.get(7),
+                }
+                .into_summary(&self.shown)
             })
             .collect()
     }

@@ -16,12 +16,10 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::store::{
-    Created, LeaseInfo, ListFilter, RolloutSummary, StateStore, Writer, check_rebind,
+    Created, LeaseInfo, ListFilter, RolloutSummary, StateStore, SummaryRow, Writer, check_rebind,
     check_same_request, check_writer, now_ms,
 };
-use crate::{
-    Artifact, Cause, Digest, Error, Event, EventRecord, Fence, Outcome, RolloutId, RolloutRequest,
-};
+use crate::{Artifact, Cause, Digest, Error, Event, EventRecord, Fence, RolloutId, RolloutRequest};
 
 type Reply = Box<dyn FnOnce(Option<&Error>) + Send>;
 type Job = Box<dyn FnOnce(Result<&Connection, &Error>) -> Reply + Send>;
@@ -49,6 +47,8 @@ struct Cached {
     last_seq: i64,
     dirty: bool,
     outcome: Option<&'static str>,
+    /// The log has a `Finished` event (recorded, or appended in this batch).
+    finished: bool,
 }
 
 /// A durable store in one SQLite file (WAL mode, `synchronous = FULL` unless
@@ -405,18 +405,18 @@ fn append_rows(
     let c = match cache.entry(id) {
         std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::btree_map::Entry::Vacant(v) => {
-            let row: Option<(Option<String>, i64, i64)> = conn
+            let row: Option<(Option<String>, i64, i64, bool)> = conn
                 .prepare_cached(
-                    "SELECT lease_owner, lease_fence, last_seq FROM rollouts WHERE id = ?1",
+                    "SELECT lease_owner, lease_fence, last_seq, outcome IS NOT NULL FROM rollouts WHERE id = ?1",
                 )
                 .and_then(|mut s| {
                     s.query_row(params![id.0 as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                     })
                 })
                 .optional()
                 .map_err(sql(path))?;
-            let Some((owner, lease_fence, last_seq)) = row else {
+            let Some((owner, lease_fence, last_seq, finished)) = row else {
                 return Err(Error::NotFound(format!("rollout {id}")));
             };
             // No lease holder: no controller fence is current.
@@ -426,6 +426,7 @@ fn append_rows(
                 last_seq,
                 dirty: false,
                 outcome: None,
+                finished,
             })
         }
     };
@@ -436,6 +437,9 @@ fn append_rows(
             rollout: id,
             fence: f.0,
         });
+    }
+    if c.finished {
+        return Err(Error::Finished { rollout: id });
     }
     let at = now_ms();
     let mut stmt = conn
@@ -457,6 +461,7 @@ fn append_rows(
     c.dirty = true;
     if a.outcome.is_some() {
         c.outcome = a.outcome;
+        c.finished = true;
     }
     Ok(c.last_seq as u64)
 }
@@ -781,36 +786,9 @@ impl StateStore for SqliteStore {
     }
 
     async fn list(&self, service: Option<&str>) -> Result<Vec<RolloutSummary>, Error> {
-        let service = service.map(str::to_owned);
-        self.call(false, move |conn, path| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT id, request, created_ms, outcome FROM rollouts WHERE ?1 IS NULL OR service = ?1 ORDER BY id DESC",
-                )
-                .map_err(sql(path))?;
-            let rows = stmt
-                .query_map(params![service], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<String>>(3)?))
-                })
-                .map_err(sql(path))?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, body, created_ms, outcome) = row.map_err(sql(path))?;
-                let req: RolloutRequest = from_json(path, &format!("request of rollout {id}"), &body)?;
-                let outcome = match outcome {
-                    Some(o) => Some(from_json::<Outcome>(path, "outcome", &format!("\"{o}\""))?),
-                    None => None,
-                };
-                out.push(RolloutSummary {
-                    id: RolloutId(id as u64),
-                    service: req.service,
-                    artifact: req.artifact,
-                    actor: req.actor,
-                    created_ms,
-                    outcome,
-                });
-            }
-            Ok(out)
+        self.list_where(&ListFilter {
+            service: service.map(str::to_owned),
+            ..ListFilter::default()
         })
         .await
     }
@@ -831,44 +809,26 @@ impl StateStore for SqliteStore {
                      ORDER BY id DESC LIMIT ?5",
                 )
                 .map_err(sql(path))?;
-            let (which, outcome) = match f.outcome {
-                None => (0, None),
-                Some(None) => (1, None),
-                Some(Some(o)) => (2, Some(o.as_str())),
-            };
+            let (which, outcome) = f.sql_outcome();
             let limit = f.limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
             let rows = stmt
                 .query_map(params![f.service, which, outcome, f.since_ms, limit], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                        r.get::<_, String>(5)?,
-                        r.get::<_, i64>(6)?,
-                        r.get::<_, Option<String>>(7)?,
-                    ))
+                    Ok(SummaryRow {
+                        id: r.get(0)?,
+                        service: r.get(1)?,
+                        version: r.get(2)?,
+                        digest: r.get(3)?,
+                        sbom: r.get(4)?,
+                        actor: r.get(5)?,
+                        created_ms: r.get(6)?,
+                        outcome: r.get(7)?,
+                    })
                 })
                 .map_err(sql(path))?;
+            let shown = path.display().to_string();
             let mut out = Vec::new();
             for row in rows {
-                let (id, service, version, digest, sbom, actor, created_ms, outcome) = row.map_err(sql(path))?;
-                let digest = digest.parse().map_err(|e| {
-                    Error::Store(format!("{}: rollout {id}: recorded digest: {e}", path.display()), None)
-                })?;
-                let outcome = match outcome {
-                    Some(o) => Some(from_json::<Outcome>(path, "outcome", &format!("\"{o}\""))?),
-                    None => None,
-                };
-                out.push(RolloutSummary {
-                    id: RolloutId(id as u64),
-                    service,
-                    artifact: Artifact { version, digest, sbom },
-                    actor,
-                    created_ms,
-                    outcome,
-                });
+                out.push(row.map_err(sql(path))?.into_summary(&shown)?);
             }
             Ok(out)
         })

@@ -121,10 +121,71 @@ impl ListFilter {
     }
 }
 
+/// One listing row as the SQL stores keep it, before it is checked.
+pub(crate) struct SummaryRow {
+    pub(crate) id: i64,
+    pub(crate) service: String,
+    pub(crate) version: String,
+    pub(crate) digest: String,
+    pub(crate) sbom: Option<String>,
+    pub(crate) actor: String,
+    pub(crate) created_ms: i64,
+    pub(crate) outcome: Option<String>,
+}
+
+impl SummaryRow {
+    /// The summary; `store` names the store in errors about corrupt rows.
+    pub(crate) fn into_summary(self, store: &str) -> Result<RolloutSummary, Error> {
+        let id = self.id;
+        let digest = self.digest.parse().map_err(|e| {
+            Error::Store(format!("{store}: rollout {id}: recorded digest: {e}"), None)
+        })?;
+        Ok(RolloutSummary {
+            id: RolloutId(id as u64),
+            service: self.service,
+            artifact: Artifact {
+                version: self.version,
+                digest,
+                sbom: self.sbom,
+            },
+            actor: self.actor,
+            created_ms: self.created_ms,
+            outcome: parse_outcome(store, self.outcome)?,
+        })
+    }
+}
+
+/// A recorded outcome (`succeeded`, `rolled_back`, ...) back as an [`Outcome`].
+pub(crate) fn parse_outcome(store: &str, o: Option<String>) -> Result<Option<Outcome>, Error> {
+    o.map(|o| {
+        serde_json::from_value::<Outcome>(serde_json::Value::String(o)).map_err(|e| {
+            Error::Store(
+                format!("{store}: corrupt outcome"),
+                Some(crate::Cause::new(e)),
+            )
+        })
+    })
+    .transpose()
+}
+
+impl ListFilter {
+    /// The outcome condition as SQL parameters: `(0, None)` any, `(1, None)`
+    /// unfinished, `(2, Some(o))` finished with `o`.
+    pub(crate) fn sql_outcome(&self) -> (i32, Option<&'static str>) {
+        match self.outcome {
+            None => (0, None),
+            Some(None) => (1, None),
+            Some(Some(o)) => (2, Some(o.as_str())),
+        }
+    }
+}
+
 /// Durable rollout state: requests, event logs, leases, the artifact registry.
 ///
-/// Implementations must make `append` atomic (all events or none) and reject a
-/// controller write whose fence is not the lease's current one.
+/// Implementations must make `append` atomic (all events or none), reject a
+/// controller write whose fence is not the lease's current one
+/// ([`Error::StaleFence`]), and reject every write to a rollout whose log
+/// has a `Finished` event ([`Error::Finished`]).
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
     /// Creates the rollout, or returns the one already made with this idempotency key.
@@ -134,7 +195,8 @@ pub trait StateStore: Send + Sync + 'static {
     async fn find_key(&self, key: &str) -> Result<Option<RolloutId>, Error>;
     /// The request a rollout was created from.
     async fn request(&self, id: RolloutId) -> Result<RolloutRequest, Error>;
-    /// Appends events atomically; returns the last sequence number.
+    /// Appends events atomically; returns the last sequence number. Refused
+    /// with a stale fence, or once the rollout has finished.
     async fn append(
         &self,
         id: RolloutId,
@@ -367,6 +429,9 @@ impl StateStore for MemoryStore {
                 rollout: id,
                 fence: fence.0,
             });
+        }
+        if e.outcome.is_some() {
+            return Err(Error::Finished { rollout: id });
         }
         let at_ms = now_ms();
         for ev in events {

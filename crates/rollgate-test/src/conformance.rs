@@ -41,6 +41,7 @@ where
     events_come_back_in_order_after_a_sequence(&*make().await).await;
     leases_fence_out_older_owners(&*make().await).await;
     finished_rollouts_are_not_unfinished(&*make().await).await;
+    a_finished_log_takes_no_more_events(&*make().await).await;
     list_filters_by_service_newest_first(&*make().await).await;
     a_digest_is_never_rebound(&*make().await).await;
     unknown_rollouts_are_not_found(&*make().await).await;
@@ -320,6 +321,114 @@ pub async fn finished_rollouts_are_not_unfinished(s: &dyn StateStore) {
         ids(s.list_where(&f.with_since_ms(0)).await.unwrap_or_else(fail)),
         vec![b, a]
     );
+}
+
+/// Once a `Finished` event is recorded, every append is refused, by the
+/// controller that wrote it, a person, or a later controller; the log is
+/// unchanged. Also within one append: events after `Finished` in the same
+/// batch of writers are refused.
+pub async fn a_finished_log_takes_no_more_events(s: &dyn StateStore) {
+    let id = s
+        .create(&request("web", "v2", None))
+        .await
+        .unwrap_or_else(fail)
+        .id;
+    let f = s
+        .lease(id, "x", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(fail);
+    let x = Writer::Controller {
+        owner: "x",
+        fence: f,
+    };
+    let finished = Event::Finished {
+        outcome: Outcome::Succeeded,
+    };
+    let (a, b) = futures_join(
+        s.append(id, x, std::slice::from_ref(&finished)),
+        s.append(id, x, &[Event::PauseRequested]),
+    )
+    .await;
+    // Concurrent appends land in some order: whichever comes after the
+    // finish is refused.
+    let after_finish = match (&a, &b) {
+        (Ok(_), Err(e)) => e,
+        (Err(e), _) => panic!("the finish was refused: {e}"),
+        (Ok(sa), Ok(sb)) => {
+            assert!(
+                sb < sa,
+                "an event was recorded after the finish ({sb} > {sa})"
+            );
+            &Error::Finished { rollout: id }
+        }
+    };
+    assert!(
+        matches!(after_finish, Error::Finished { rollout } if *rollout == id),
+        "{after_finish}"
+    );
+    let before = s.events(id, 0).await.unwrap_or_else(fail);
+    let refused = |r: Result<u64, Error>, who: &str| match r {
+        Err(Error::Finished { rollout }) if rollout == id => {}
+        other => panic!("{who} appended to a finished rollout: {other:?}"),
+    };
+    refused(
+        s.append(id, x, std::slice::from_ref(&finished)).await,
+        "its controller",
+    );
+    refused(
+        s.append(id, Writer::Person("alice"), &[Event::AbortRequested])
+            .await,
+        "a person",
+    );
+    s.release(id, f).await.unwrap_or_else(fail);
+    let g = s
+        .lease(id, "y", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(fail);
+    refused(
+        s.append(
+            id,
+            Writer::Controller {
+                owner: "y",
+                fence: g,
+            },
+            &[Event::Interrupted {
+                reason: "late".into(),
+            }],
+        )
+        .await,
+        "a later controller",
+    );
+    assert_eq!(s.events(id, 0).await.unwrap_or_else(fail), before);
+    assert!(s.unfinished().await.unwrap_or_else(fail).is_empty());
+}
+
+async fn futures_join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none()
+            && let std::task::Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            ra = Some(v);
+        }
+        if rb.is_none()
+            && let std::task::Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            rb = Some(v);
+        }
+        if ra.is_some() && rb.is_some() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    match (ra, rb) {
+        (Some(a), Some(b)) => (a, b),
+        _ => unreachable!("both futures completed"),
+    }
 }
 
 /// `list(Some(service))` shows only that service, newest first.
