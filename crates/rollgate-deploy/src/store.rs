@@ -121,6 +121,7 @@ impl ListFilter {
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// One listing row as the SQL stores keep it, before it is checked.
 pub(crate) struct SummaryRow {
     pub(crate) id: i64,
@@ -133,6 +134,7 @@ pub(crate) struct SummaryRow {
     pub(crate) outcome: Option<String>,
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 impl SummaryRow {
     /// The summary; `store` names the store in errors about corrupt rows.
     pub(crate) fn into_summary(self, store: &str) -> Result<RolloutSummary, Error> {
@@ -155,6 +157,7 @@ impl SummaryRow {
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// A recorded outcome (`succeeded`, `rolled_back`, ...) back as an [`Outcome`].
 pub(crate) fn parse_outcome(store: &str, o: Option<String>) -> Result<Option<Outcome>, Error> {
     o.map(|o| {
@@ -168,6 +171,7 @@ pub(crate) fn parse_outcome(store: &str, o: Option<String>) -> Result<Option<Out
     .transpose()
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 impl ListFilter {
     /// The outcome condition as SQL parameters: `(0, None)` any, `(1, None)`
     /// unfinished, `(2, Some(o))` finished with `o`.
