@@ -1041,4 +1041,38 @@ fn two_serve_processes_on_postgres_a_frozen_leader_is_replaced_and_its_writes_ar
         assert_no_secret("serve's output", &srv.output(), &[TOKEN, &password]);
         assert!(srv.output().contains("***"), "the URL is shown redacted");
     }
+
+    // The CLI on the same database: it reads what the servers wrote, and
+    // neither a right nor a wrong password ever reaches its output.
+    let wrong = db.replace(&password, "wrong-password-5e8d1c");
+    let runs = [
+        (
+            vec!["rollout", "list", "--state", &db, "--output", "json"],
+            0,
+        ),
+        (vec!["rollout", "status", "999", "--state", &db], 2),
+        (vec!["rollout", "history", "--state", &db], 0),
+        (vec!["rollout", "list", "--state", &wrong], 4),
+    ];
+    for (args, code) in runs {
+        let out = rollgate(&d, &args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{text}");
+        assert_no_secret(
+            "the CLI's output",
+            &text,
+            &[TOKEN, &password, "wrong-password-5e8d1c"],
+        );
+        if code == 0 && args[1] == "list" {
+            let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(rows[0]["status"], "succeeded", "{rows}");
+        }
+        if code == 4 {
+            assert!(
+                text.contains(":***@"),
+                "the failing database is named, redacted: {text}"
+            );
+        }
+    }
 }
