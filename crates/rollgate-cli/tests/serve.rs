@@ -987,7 +987,17 @@ fn two_serve_processes_on_postgres_a_frozen_leader_is_replaced_and_its_writes_ar
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(versions(&d, 4), ["v2"; 4]);
 
-    // The old leader wakes up: its next write is refused by the fence.
+    // Its controller lets go of the lease right after the finish; then the
+    // old leader wakes up, and its next write (or lease renewal) is refused
+    // by the fence.
+    let start = Instant::now();
+    while !get(other, &format!("/v1/rollouts/{id}"))["lease"].is_null() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the lease was never released"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     signal("CONT", leader.pid());
     let start = Instant::now();
     while !leader.output().contains("lost the lease") {
