@@ -53,9 +53,9 @@ struct RawPlan {
     targets: Spanned<Vec<Spanned<RawTarget>>>,
     deployer: Spanned<RawDeployer>,
     strategy: Spanned<RawStrategy>,
-    /// Read again by kind (see [`PlanFile::parse_with_gate_kinds`]).
+    /// Read by kind from the parsed document (see [`PlanFile::parse_with_gate_kinds`]).
     #[serde(default)]
-    gate: Option<Spanned<toml::Value>>,
+    gate: Option<Spanned<serde::de::IgnoredAny>>,
     #[serde(default)]
     router: Option<Spanned<RawRouter>>,
     #[serde(default)]
@@ -226,22 +226,11 @@ struct RawRing {
     targets: Vec<Spanned<String>>,
 }
 
-/// The plan read again for its `[gate]` table alone (other keys ignored),
-/// so a gate kind's own fields keep their positions.
-#[derive(Debug, Deserialize)]
-struct GateDoc<G> {
-    gate: Spanned<G>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawGateKind {
-    kind: Spanned<String>,
-}
-
-/// What every gate kind shares; the kind's own fields are read by whoever
-/// builds it.
+/// What every gate kind shares, read once from `[gate]` (whose keys are
+/// checked against these and the kind's own: [`SHARED_GATE_KEYS`]).
 #[derive(Debug, Deserialize)]
 struct RawGateCommon {
+    kind: Spanned<String>,
     #[serde(default)]
     timeout: Option<Spanned<String>>,
     #[serde(default)]
@@ -252,22 +241,36 @@ struct RawGateCommon {
     retry_after: Option<Spanned<String>>,
 }
 
-/// A command gate. The shared fields are listed so that unknown ones are
-/// refused; [`RawGateCommon`] reads them.
+/// The keys of `[gate]` every kind reads ([`RawGateCommon`]).
+pub const SHARED_GATE_KEYS: &[&str] = &[
+    "kind",
+    "timeout",
+    "max_errors",
+    "max_continues",
+    "retry_after",
+];
+
+/// A command gate's own field.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct RawGate {
-    kind: Spanned<String>,
+struct RawCommandGate {
     command: Spanned<String>,
-    #[serde(default)]
-    timeout: Option<Spanned<String>>,
-    #[serde(default)]
-    max_errors: Option<Spanned<i64>>,
-    #[serde(default)]
-    max_continues: Option<Spanned<i64>>,
-    #[serde(default)]
-    retry_after: Option<Spanned<String>>,
+}
+
+/// A `[gate]` kind built outside this crate (the umbrella crate builds
+/// `canary`): its name and the keys of `[gate]` it reads besides
+/// [`SHARED_GATE_KEYS`]. Any other key is an error at its position.
+///
+/// ```
+/// use rollgate_deploy::spec::GateKind;
+/// let canary = GateKind { name: "canary", keys: &["analysis", "metrics"] };
+/// # let _ = canary;
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct GateKind<'a> {
+    /// `kind = "NAME"`.
+    pub name: &'a str,
+    /// Its own keys.
+    pub keys: &'a [&'a str],
 }
 
 #[derive(Debug, Deserialize)]
@@ -503,14 +506,14 @@ impl PlanFile {
 
     /// Validates plan text whose `[gate]` may also be one of `extra_kinds`,
     /// built by the caller (the umbrella crate builds `canary`). For those,
-    /// this crate reads only what every gate shares (`timeout`,
-    /// `max_errors`, `max_continues`, `retry_after`) and leaves the rest of
-    /// the table, unchecked, to the caller ([`gate_kind`](Self::gate_kind),
+    /// this crate reads what every gate shares ([`SHARED_GATE_KEYS`]),
+    /// refuses keys that are neither shared nor the kind's own, and leaves
+    /// the kind's own keys to the caller ([`gate_kind`](Self::gate_kind),
     /// [`text`](Self::text)); [`gate`](Self::gate) then returns `None`.
     pub fn parse_with_gate_kinds(
         text: &str,
         path: &str,
-        extra_kinds: &[&str],
+        extra_kinds: &[GateKind<'_>],
     ) -> Result<Self, Error> {
         let mut cx = Ctx {
             path,
@@ -518,10 +521,11 @@ impl PlanFile {
             attributes: TargetAttributes::new(),
             targets: Vec::new(),
         };
-        let raw: RawPlan = toml::from_str(text).or_else(|e: toml::de::Error| {
-            let span = e.span().unwrap_or(0..0);
-            cx.err(span, e.message().trim().to_string())
-        })?;
+        // Parsed once: the plan is read from this tree, and `[gate]` again by
+        // kind, with every position kept.
+        let doc = toml::de::DeTable::parse(text).map_err(|e| cx.toml_error(&e))?;
+        let raw = RawPlan::deserialize(toml::de::Deserializer::from(doc.clone()))
+            .map_err(|e| cx.toml_error(&e))?;
         let service = raw.service.get_ref().trim().to_string();
         if service.is_empty() || service.contains(char::is_whitespace) {
             return cx.err(
@@ -758,16 +762,37 @@ impl PlanFile {
         let mut gate_policy = GatePolicy::default();
         let mut gate_kind = None;
         let mut gate_timeout = Duration::from_secs(300);
-        let gate = match &raw.gate {
+        let gate_value = doc
+            .get_ref()
+            .iter()
+            .find(|(k, _)| k.get_ref() == "gate")
+            .map(|(_, v)| v.clone());
+        let gate = match gate_value {
             None => None,
-            Some(_) => {
-                let reread = |e: toml::de::Error| cx.toml_error(&e);
-                let kind: GateDoc<RawGateKind> = toml::from_str(text).map_err(reread)?;
-                let kind = kind.gate.into_inner().kind;
+            Some(value) => {
+                let keys: Vec<Spanned<String>> = match value.get_ref() {
+                    toml::de::DeValue::Table(t) => t
+                        .iter()
+                        .map(|(k, _)| Spanned::new(k.span(), k.get_ref().to_string()))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let read = |e: toml::de::Error| cx.toml_error(&e);
+                let common =
+                    RawGateCommon::deserialize(toml::de::ValueDeserializer::from(value.clone()))
+                        .map_err(read)?;
+                let kind = &common.kind;
                 let is_command = kind.get_ref() == "command";
-                if !is_command && !extra_kinds.contains(&kind.get_ref().as_str()) {
+                let Some(own) = (if is_command {
+                    Some(&["command"][..])
+                } else {
+                    extra_kinds
+                        .iter()
+                        .find(|k| k.name == kind.get_ref())
+                        .map(|k| k.keys)
+                }) else {
                     let mut known = vec!["\"command\"".to_string()];
-                    known.extend(extra_kinds.iter().map(|k| format!("{k:?}")));
+                    known.extend(extra_kinds.iter().map(|k| format!("{:?}", k.name)));
                     return cx.err(
                         kind.span(),
                         format!(
@@ -776,10 +801,26 @@ impl PlanFile {
                             known.join(", ")
                         ),
                     );
+                };
+                if let Some(k) = keys.iter().find(|k| {
+                    !SHARED_GATE_KEYS.contains(&k.get_ref().as_str())
+                        && !own.contains(&k.get_ref().as_str())
+                }) {
+                    let expected: Vec<String> = SHARED_GATE_KEYS
+                        .iter()
+                        .chain(own)
+                        .map(|k| format!("`{k}`"))
+                        .collect();
+                    return cx.err(
+                        k.span(),
+                        format!(
+                            "unknown field `{}`, expected one of {}",
+                            k.get_ref(),
+                            expected.join(", ")
+                        ),
+                    );
                 }
                 gate_kind = Some(kind.get_ref().clone());
-                let common: GateDoc<RawGateCommon> = toml::from_str(text).map_err(reread)?;
-                let common = common.gate.into_inner();
                 if let Some(m) = &common.max_errors {
                     gate_policy.max_errors = cx.count(m, "max_errors", 1)? as u32;
                 }
@@ -790,8 +831,8 @@ impl PlanFile {
                     cx.opt_duration(&common.retry_after, gate_policy.retry_after)?;
                 gate_timeout = cx.opt_duration(&common.timeout, gate_timeout)?;
                 if is_command {
-                    let g: GateDoc<RawGate> = toml::from_str(text).map_err(reread)?;
-                    let g = g.gate.into_inner();
+                    let g = RawCommandGate::deserialize(toml::de::ValueDeserializer::from(value))
+                        .map_err(read)?;
                     Some((
                         cx.template(&g.command, crate::GATE_PLACEHOLDERS)?,
                         gate_timeout,
@@ -1284,6 +1325,11 @@ steps = [50, 100]
         assert!(e.contains("missing field `name`"), "{e}");
     }
 
+    const CANARY: GateKind<'static> = GateKind {
+        name: "canary",
+        keys: &["analysis"],
+    };
+
     #[test]
     fn other_gate_kinds_are_left_to_the_caller_with_the_shared_limits() {
         let text =
@@ -1293,7 +1339,7 @@ steps = [50, 100]
             e.contains("plan.toml:16:8: unknown gate kind \"canary\" (known: \"command\")"),
             "{e}"
         );
-        let p = PlanFile::parse_with_gate_kinds(&text, "plan.toml", &["canary"]).unwrap();
+        let p = PlanFile::parse_with_gate_kinds(&text, "plan.toml", &[CANARY]).unwrap();
         assert_eq!(p.gate_kind.as_deref(), Some("canary"));
         assert_eq!(p.gate_policy.max_errors, 4);
         assert!(p.gate(None).unwrap().is_none());
@@ -1307,7 +1353,7 @@ steps = [50, 100]
         let e = PlanFile::parse_with_gate_kinds(
             &text.replace("kind = \"canary\"\nmax", "kind = \"canry\"\nmax"),
             "plan.toml",
-            &["canary"],
+            &[CANARY],
         )
         .unwrap_err()
         .to_string();
@@ -1319,6 +1365,31 @@ steps = [50, 100]
         let e = err(&cmd);
         assert!(
             e.starts_with("plan.toml:18:1: unknown field `analysis`"),
+            "{e}"
+        );
+        // Another kind's unknown keys too, naming what it reads.
+        let e = PlanFile::parse_with_gate_kinds(
+            &text.replace("analysis", "analysys"),
+            "plan.toml",
+            &[CANARY],
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "plan.toml:18:1: unknown field `analysys`, expected one of `kind`, `timeout`, \
+             `max_errors`, `max_continues`, `retry_after`, `analysis`"
+        );
+        // The shared keys are read from the one table, with their positions.
+        let e = PlanFile::parse_with_gate_kinds(
+            &text.replace("max_errors = 4", "max_errors = 0"),
+            "plan.toml",
+            &[CANARY],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("plan.toml:17:14: max_errors must be at least 1"),
             "{e}"
         );
     }

@@ -90,7 +90,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rollgate_canary::source::{MetricSource, Window, collect};
 use rollgate_canary::{Analysis, AnalysisConfig, MetricKind};
-use rollgate_deploy::spec::{PlanFile, line_col};
+use rollgate_deploy::spec::{GateKind, PlanFile, line_col};
 use rollgate_deploy::{CommandTemplate, Decision, Error, Gate, GateContext};
 use serde::Deserialize;
 use toml::Spanned;
@@ -104,30 +104,62 @@ struct Doc {
     gate: Spanned<RawCanaryGate>,
 }
 
+/// `[gate] kind = "canary"`'s own keys. rollgate-deploy reads the keys every
+/// gate shares (`kind`, `max_errors`, ...) and refuses keys that are
+/// neither shared nor named here ([`fields_of`] hands it this struct's).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)] // shared limits are read by rollgate-deploy; listed to refuse unknown keys
 struct RawCanaryGate {
-    kind: Spanned<String>,
     analysis: Spanned<String>,
     #[serde(default)]
     lookback: Option<Spanned<String>>,
     #[serde(default)]
     source: Option<Spanned<String>>,
     #[serde(default)]
-    timeout: Option<Spanned<String>>,
-    #[serde(default)]
-    max_errors: Option<Spanned<i64>>,
-    #[serde(default)]
-    max_continues: Option<Spanned<i64>>,
-    #[serde(default)]
-    retry_after: Option<Spanned<String>>,
-    #[serde(default)]
     scrape: Option<Spanned<RawScrape>>,
     #[serde(default)]
     prometheus: Option<Spanned<RawPrometheus>>,
     #[serde(default)]
     metrics: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawMetric>>>>,
+}
+
+/// The canary gate kind as rollgate-deploy checks it.
+fn canary_kind() -> GateKind<'static> {
+    GateKind {
+        name: "canary",
+        keys: fields_of::<RawCanaryGate>(),
+    }
+}
+
+/// The field names of a struct deriving `Deserialize`: serde hands them to
+/// `deserialize_struct`, so each key is declared once, by its field.
+fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    struct Fields<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Fields<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(serde::de::Error::custom("fields read"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Fields(&mut fields));
+    fields
 }
 
 #[derive(Debug, Deserialize)]
@@ -299,7 +331,7 @@ impl Plan {
         cwd: &Path,
         analysis: Option<(PathBuf, AnalysisConfig)>,
     ) -> Result<Self, Error> {
-        let file = PlanFile::parse_with_gate_kinds(text, path, &["canary"])?;
+        let file = PlanFile::parse_with_gate_kinds(text, path, &[canary_kind()])?;
         let dir = cwd.join(Path::new(path).parent().unwrap_or(Path::new("")));
         let canary = match file.gate_kind.as_deref() {
             Some("canary") => Some(canary_spec(&file, text, path, &dir, analysis)?),
@@ -1040,6 +1072,21 @@ trials = { counter = "http_requests_total" }
             let s = e.to_string();
             s.replace(&format!("{}/", dir.path().display()), "")
         })
+    }
+
+    #[test]
+    fn the_canary_gate_keys_are_its_fields() {
+        assert_eq!(
+            canary_kind().keys,
+            [
+                "analysis",
+                "lookback",
+                "source",
+                "scrape",
+                "prometheus",
+                "metrics"
+            ]
+        );
     }
 
     #[test]
