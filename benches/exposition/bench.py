@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Side by side in one run: rollgate's exposition parser against Python's
-prometheus_client parser, on the same 10,000-series page.
+"""Side by side in one run (issue 15's two benchmarks): rollgate's
+exposition parser against Python's prometheus_client parser on the same
+10,000-series page, and the scrape gate's work per phase for 100 targets
+served over loopback HTTP (crates/rollgate/examples/gate_bench.rs).
 
-    python3 benches/exposition/bench.py
+    flock /tmp/bench.lock python3 benches/exposition/bench.py
 
-Needs `pip install prometheus_client`; builds the Rust example in release.
+Needs `pip install prometheus_client`; builds the Rust examples in release.
 """
 import json
 import os
@@ -39,6 +41,22 @@ def main():
     print(f"|---|---|---|")
     print(f"| prometheus_client {version('prometheus_client')} (Python {sys.version.split()[0]}), best of 5 | {py_ms:.2f} ms | 1× |")
     print(f"| rollgate::exposition::parse, best of 50 | {rust['best_ms']:.3f} ms | {py_ms / rust['best_ms']:.0f}× |")
+
+    out = subprocess.run(
+        ["cargo", "run", "-q", "--release", "-p", "rollgate", "--no-default-features", "--features", "plan", "--example", "gate_bench"],
+        cwd=root, check=True, capture_output=True, text=True,
+    ).stdout
+    g = json.loads(out.strip().splitlines()[-1])
+    rounds = g["rounds"]
+    per_phase = g["round_median_ms"] * rounds + g["evaluate_median_ms"]
+    print()
+    print(f"gate: {g['targets']} targets on loopback HTTP, {g['series_per_page']} series / {g['page_bytes']} bytes per page, "
+          f"a phase of {rounds} scrapes (30 s bake every 1 s), verdict {g['verdict']}")
+    print("| gate work | median | max |")
+    print("|---|---|---|")
+    print(f"| one scrape round (100 GETs, parse, select), first round with new connections {g['first_round_ms']:.2f} ms | {g['round_median_ms']:.2f} ms | {g['round_max_ms']:.2f} ms |")
+    print(f"| judgement at the end of the bake (increases over {rounds} scrapes × 100 targets, analysis) | {g['evaluate_median_ms']:.2f} ms | {g['evaluate_max_ms']:.2f} ms |")
+    print(f"| per phase: {rounds} rounds + judgement | {per_phase:.2f} ms | |")
 
 
 if __name__ == "__main__":
