@@ -241,7 +241,8 @@ struct RawGateCommon {
     retry_after: Option<Spanned<String>>,
 }
 
-/// The keys of `[gate]` every kind reads ([`RawGateCommon`]).
+/// The keys of `[gate]` every kind reads: `kind` and the limits of
+/// [`GatePolicy`] and the gate timeout.
 pub const SHARED_GATE_KEYS: &[&str] = &[
     "kind",
     "timeout",
