@@ -384,22 +384,34 @@ fn points(q: &VecDeque<Scrape>, w: Window) -> Result<Vec<&Snapshot>, String> {
 }
 
 /// Per series of selector `sel`, the increase over `pts` (resets counted from zero).
+#[cfg(test)]
 fn increases(pts: &[&Snapshot], sel: usize) -> BTreeMap<(String, u64), f64> {
-    let mut last: BTreeMap<&(String, u64), f64> = BTreeMap::new();
     let mut inc: BTreeMap<(String, u64), f64> = BTreeMap::new();
+    each_increase(pts, sel, |k, d| *inc.entry(k.clone()).or_default() += d);
+    inc
+}
+
+/// Calls `add(series, d)` for each step `d` of each series of selector
+/// `sel` over `pts`: resets count from zero, a series born after the first
+/// scrape from zero, the first scrape is only a starting point. No key is
+/// copied (this runs for every target and scrape of a bake).
+fn each_increase<'a>(
+    pts: &[&'a Snapshot],
+    sel: usize,
+    mut add: impl FnMut(&'a (String, u64), f64),
+) {
+    let mut last: BTreeMap<&'a (String, u64), f64> = BTreeMap::new();
     for (i, snap) in pts.iter().enumerate() {
         for (k, &v) in &snap[sel] {
-            let d = match last.get(k) {
-                Some(&p) if v >= p => v - p,
+            let d = match last.insert(k, v) {
+                Some(p) if v >= p => v - p,
                 Some(_) => v,       // reset: the process restarted
                 None if i > 0 => v, // born after the first scrape
                 None => 0.0,        // the starting point
             };
-            last.insert(k, v);
-            *inc.entry(k.clone()).or_default() += d;
+            add(k, d);
         }
     }
-    inc
 }
 
 /// A [`MetricSource`] over two named cohorts of a [`ScrapeSource`].
@@ -477,9 +489,9 @@ impl MetricSource for CohortView {
             MetricMapping::Histogram { scale, .. } => {
                 let mut by_le: BTreeMap<u64, f64> = BTreeMap::new();
                 for pts in &per_target {
-                    for ((_, le), v) in increases(pts, sels[0]) {
-                        *by_le.entry(le).or_default() += v;
-                    }
+                    each_increase(pts, sels[0], |(_, le), d| {
+                        *by_le.entry(*le).or_default() += d;
+                    });
                 }
                 histogram_samples(&by_le, *scale, &q.metric)?
             }
@@ -487,7 +499,11 @@ impl MetricSource for CohortView {
                 let total = |sel: usize| -> f64 {
                     per_target
                         .iter()
-                        .map(|pts| increases(pts, sel).values().sum::<f64>())
+                        .map(|pts| {
+                            let mut sum = 0.0;
+                            each_increase(pts, sel, |_, d| sum += d);
+                            sum
+                        })
                         .sum()
                 };
                 Samples::Counts(Counts {
