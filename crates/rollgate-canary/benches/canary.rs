@@ -4,6 +4,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rollgate_canary::sketch::LatencySketch;
+use rollgate_canary::{Analysis, AnalysisConfig, Histogram, MetricSamples, SampleSet};
 use rollgate_canary::stats::{MwMethod, hodges_lehmann, mann_whitney_unsorted, sorted_finite};
 use std::hint::black_box;
 
@@ -55,5 +56,80 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(canary, benches);
+/// The end-to-end config of `examples/bench.rs` (issue 13's three cases):
+/// the crate README's minimal latency metric, every value check on.
+const E2E_CONFIG: &str = r#"
+alpha = 0.01
+[[metrics]]
+name = "latency_ms"
+kind = "latency"
+bad = "increase"
+min_samples = 50
+relative = { max_increase_pct = 5.0 }
+threshold = { p99_max = 500.0 }
+"#;
+
+fn samples_json(b: &[f64], c: &[f64]) -> String {
+    let mut data = SampleSet::default();
+    data.insert("latency_ms", MetricSamples::values(b.to_vec(), c.to_vec()));
+    serde_json::to_string(&data).unwrap_or_default()
+}
+
+fn end_to_end(c: &mut Criterion) {
+    let analysis = Analysis::new(AnalysisConfig::from_toml_str(E2E_CONFIG).expect("config"))
+        .expect("valid config");
+    // 10^6 + 10^6 log-normal latencies, the canary 1 % slower (inside T).
+    let b = lognormal(1_000_000, 11, 100.0);
+    let cn = lognormal(1_000_000, 12, 101.0);
+    let whole = |v: &[f64]| v.iter().map(|x| x.round()).collect::<Vec<f64>>();
+    let ms = samples_json(&whole(&b), &whole(&cn));
+    let cont = samples_json(&b, &cn);
+    let mut g = c.benchmark_group("judge end to end");
+    g.sample_size(10);
+    for (name, text) in [
+        ("parse + judge 2x10^6 whole-ms samples", &ms),
+        ("parse + judge 2x10^6 continuous samples", &cont),
+    ] {
+        g.bench_function(name, |bench| {
+            bench.iter(|| {
+                let data = SampleSet::from_json_str(black_box(text)).expect("samples");
+                analysis.judge(&data).expect("judge").verdict
+            })
+        });
+    }
+    g.finish();
+
+    // Two 200-bucket histograms (bounds 1.03^i ms) of 10^5 latencies each.
+    let mut le: Vec<f64> = (0..199).map(|i| 1.03f64.powi(i)).collect();
+    le.push(f64::INFINITY);
+    let bucket = |v: &[f64]| {
+        let mut per = vec![0u64; le.len()];
+        for &x in v {
+            per[le.partition_point(|&e| e < x)] += 1;
+        }
+        let cum = per
+            .iter()
+            .scan(0u64, |a, &k| {
+                *a += k;
+                Some(*a)
+            })
+            .collect();
+        Histogram::new(le.clone(), cum).expect("histogram")
+    };
+    let mut data = SampleSet::default();
+    data.insert(
+        "latency_ms",
+        MetricSamples::histograms(
+            bucket(&lognormal(100_000, 13, 100.0)),
+            bucket(&lognormal(100_000, 14, 101.0)),
+        ),
+    );
+    let mut g = c.benchmark_group("judge histograms");
+    g.bench_function("judge two 200-bucket histograms", |bench| {
+        bench.iter(|| analysis.judge(black_box(&data)).expect("judge").verdict)
+    });
+    g.finish();
+}
+
+criterion_group!(canary, benches, end_to_end);
 criterion_main!(canary);

@@ -512,6 +512,97 @@ impl SampleSet {
     /// a histogram that fails validation is named by its path
     /// (`metrics.NAME.COHORT.histogram.counts[3]`).
     pub fn from_json_str(text: &str) -> Result<Self, CanaryError> {
+        Self::parse_fast(text).map_or_else(|| Self::parse(text), Ok)
+    }
+
+    /// The document with its arrays of numbers parsed by the fast path
+    /// (`fastjson`; on two threads when they are large), or `None` when
+    /// anything in it is unusual or wrong: the ordinary parse then gives
+    /// the same result or error serde_json alone would.
+    fn parse_fast(text: &str) -> Option<Self> {
+        use crate::fastjson::{self, Part};
+        let outline = fastjson::outline(text)?;
+        let b = text.as_bytes();
+        let ranges: Vec<std::ops::Range<usize>> = outline
+            .metrics
+            .iter()
+            .flat_map(|m| [&m.baseline, &m.canary])
+            .filter_map(|p| match p {
+                Part::Array(r) => Some(r.clone()),
+                Part::Other(_) => None,
+            })
+            .collect();
+        let parse = |r: &std::ops::Range<usize>| {
+            fastjson::numbers_at(b, r.start).filter(|(_, end)| *end == r.end)
+        };
+        let total: usize = ranges.iter().map(|r| r.len()).sum();
+        let mut parsed: Vec<Option<Vec<f64>>> = if ranges.len() > 1 && total > 1 << 20 {
+            // Two threads, the arrays split by size (largest first, each to
+            // the lighter side).
+            let mut order: Vec<usize> = (0..ranges.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(ranges[i].len()));
+            let (mut sides, mut load) = ([Vec::new(), Vec::new()], [0usize; 2]);
+            for i in order {
+                let side = usize::from(load[1] < load[0]);
+                load[side] += ranges[i].len();
+                sides[side].push(i);
+            }
+            let [a, b] = sides;
+            let run = |side: &[usize]| -> Vec<(usize, Option<Vec<f64>>)> {
+                side.iter()
+                    .map(|&i| (i, parse(&ranges[i]).map(|(v, _)| v)))
+                    .collect()
+            };
+            let (ra, rb) = std::thread::scope(|s| {
+                let h = s.spawn(|| run(&b));
+                (run(&a), h.join().ok())
+            });
+            let mut out: Vec<Option<Vec<f64>>> = vec![None; ranges.len()];
+            for (i, v) in ra.into_iter().chain(rb?) {
+                out[i] = v;
+            }
+            out
+        } else {
+            ranges.iter().map(|r| parse(r).map(|(v, _)| v)).collect()
+        };
+        let mut next = parsed.iter_mut();
+        let mut metrics = BTreeMap::new();
+        for m in &outline.metrics {
+            let at = format!("metrics.{}", m.name);
+            let mut cohort = |p: &Part<'_>, c: Cohort| -> Option<Samples> {
+                match p {
+                    Part::Array(_) => next.next()?.take().map(Samples::Values),
+                    Part::Other(t) => {
+                        let failure = Failure::default();
+                        let mut de = serde_json::Deserializer::from_str(t);
+                        let seed = SamplesSeed {
+                            at: format!("{at}.{c}"),
+                            failure: &failure,
+                        };
+                        seed.deserialize(&mut de).and_then(|s| de.end().map(|()| s)).ok()
+                    }
+                }
+            };
+            let baseline = cohort(&m.baseline, Cohort::Baseline)?;
+            let canary = cohort(&m.canary, Cohort::Canary)?;
+            let unit = match m.unit {
+                Some(t) => serde_json::from_str::<Option<String>>(t).ok()?,
+                None => None,
+            };
+            metrics.insert(
+                m.name.to_string(),
+                MetricSamples {
+                    baseline,
+                    canary,
+                    unit,
+                },
+            );
+        }
+        Some(SampleSet { metrics })
+    }
+
+    /// The ordinary parse (serde_json throughout).
+    fn parse(text: &str) -> Result<Self, CanaryError> {
         let failure = Failure::default();
         let mut de = serde_json::Deserializer::from_str(text);
         let parsed = SetSeed { failure: &failure }
@@ -615,6 +706,91 @@ impl Summary {
             events: Some(c.events),
             ratio: (c.trials > 0).then(|| c.events as f64 / c.trials as f64),
             ..Self::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The fast path gives what the ordinary parse gives: the same set, or
+    /// the same error (message and position).
+    fn same_as_ordinary(doc: &str) -> Result<(), TestCaseError> {
+        let fast = SampleSet::from_json_str(doc).map_err(|e| e.to_string());
+        let slow = SampleSet::parse(doc).map_err(|e| e.to_string());
+        let bits = |r: &Result<SampleSet, String>| {
+            r.clone().map(|s| {
+                s.metrics
+                    .iter()
+                    .map(|(k, m)| {
+                        let f = |c: &Samples| match c {
+                            Samples::Values(v) => {
+                                format!("{:?}", v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+                            }
+                            other => format!("{other:?}"),
+                        };
+                        (k.clone(), f(&m.baseline), f(&m.canary), m.unit.clone())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        prop_assert_eq!(bits(&fast), bits(&slow), "{}", doc);
+        Ok(())
+    }
+
+    #[test]
+    fn fast_path_documents_equal_the_ordinary_parse() {
+        let big: Vec<String> = (0..300_000).map(|i| format!("{}.{}", i % 977, i % 13)).collect();
+        let big = big.join(",");
+        for doc in [
+            r#"{"metrics": {"a": {"baseline": [1, 2.5, 3e2], "canary": [-0, 4]}}}"#.to_string(),
+            r#"{"metrics": {"a": {"baseline": [], "canary": [1]}, "e": {"baseline": {"events": 1, "trials": 9}, "canary": {"events": 2, "trials": 9}}}}"#.to_string(),
+            r#"{"metrics": {"h": {"baseline": {"histogram": {"le": [0.1, "+Inf"], "counts": [1, 2]}}, "canary": {"histogram": {"le": [0.1, "+Inf"], "counts": [1, 3]}}, "unit": "s"}}}"#.to_string(),
+            // Errors: the ordinary path's message and position.
+            r#"{"metrics": {"a": {"baseline": [1, "x"], "canary": [1]}}}"#.to_string(),
+            r#"{"metrics": {"a": {"baseline": [1, 1e999], "canary": [1]}}}"#.to_string(),
+            r#"{"metrics": {"a": {"baseline": [1, NaN], "canary": [1]}}}"#.to_string(),
+            r#"{"metrics": {"h": {"baseline": {"histogram": {"le": [0.5, 0.1, "+Inf"], "counts": [1, 2, 3]}}, "canary": [1]}}}"#.to_string(),
+            r#"{"metrics": {"a": {"baseline": [1], "canary": [1]}, "a": {"baseline": {"events": 1}, "canary": [2]}}}"#.to_string(),
+            r#"{"metrics": {"a": {"baseline": [1], "canary": [1]}, "a": {"baseline": [3], "canary": [2]}}}"#.to_string(),
+            r#"{"metrics": {"a": {"baseline": [1], "canary": [1], "extra": 1}}}"#.to_string(),
+            r#"{"metrics": {"a": {"baseline": [1], "canary": [1]}}} trailing"#.to_string(),
+            // Large enough for the two-thread split.
+            format!(r#"{{"metrics": {{"a": {{"baseline": [{big}], "canary": [{big}, 1]}}, "b": {{"baseline": [{big}], "canary": [2]}}}}}}"#),
+        ] {
+            if let Err(e) = same_as_ordinary(&doc) {
+                panic!("{e}");
+            }
+        }
+        // The fast path itself took these (it declines only on errors or
+        // a metric named twice).
+        let ok = r#"{"metrics": {"a": {"baseline": [1, 2.5], "canary": [3]}, "e": {"baseline": {"events": 1, "trials": 9}, "canary": {"events": 2, "trials": 9}}}}"#;
+        assert!(SampleSet::parse_fast(ok).is_some());
+        let big = format!(r#"{{"metrics": {{"a": {{"baseline": [{big}], "canary": [{big}]}}}}}}"#);
+        assert!(SampleSet::parse_fast(&big).is_some());
+        assert!(SampleSet::parse_fast(r#"{"metrics": {"a": {"baseline": [1, "x"], "canary": [1]}}}"#).is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn fast_path_equals_the_ordinary_parse(
+            b in proptest::collection::vec(-1e6f64..1e6, 0..30),
+            c in proptest::collection::vec(0u32..5000, 0..30),
+            junk in proptest::option::of("[\\[\\]0-9a-z\",.:{} -]{1,6}"),
+        ) {
+            let fmt = |v: Vec<String>| format!("[{}]", v.join(", "));
+            let b = fmt(b.iter().map(|x| format!("{x}")).collect());
+            let mut c: Vec<String> = c.iter().map(u32::to_string).collect();
+            if let Some(j) = junk {
+                c.push(j);
+            }
+            let doc = format!(
+                r#"{{"metrics": {{"lat": {{"baseline": {b}, "canary": {}}}, "err": {{"baseline": {{"events": 1, "trials": 5}}, "canary": {{"events": 0, "trials": 5}}}}}}}}"#,
+                fmt(c)
+            );
+            same_as_ordinary(&doc)?;
         }
     }
 }

@@ -477,7 +477,22 @@ impl Analysis {
                             ),
                         ));
                     }
-                    for (i, &x) in v.iter().enumerate() {
+                    // One branch-free pass says whether every value is fine
+                    // (the common case); only then is the slow pass skipped.
+                    let nonneg = matches!(
+                        m.kind,
+                        MetricKind::Latency | MetricKind::Throughput | MetricKind::Ratio
+                    );
+                    let top = if m.kind == MetricKind::Ratio {
+                        1.0
+                    } else {
+                        f64::MAX
+                    };
+                    let floor = if nonneg { 0.0 } else { f64::MIN };
+                    let all_fine = v
+                        .iter()
+                        .fold(true, |ok, &x| ok & (x >= floor) & (x <= top));
+                    for (i, &x) in v.iter().enumerate().take(if all_fine { 0 } else { v.len() }) {
                         let bad = if !x.is_finite() {
                             Some(format!("{x} is not a finite sample"))
                         } else if x < 0.0

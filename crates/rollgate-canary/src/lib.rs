@@ -5,6 +5,7 @@ pub mod check;
 pub mod config;
 pub mod data;
 pub mod error;
+mod fastjson;
 pub mod histogram;
 pub mod judge;
 pub mod overtime;

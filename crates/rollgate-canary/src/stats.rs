@@ -90,10 +90,39 @@ pub fn sort_floats(v: &mut [f64]) {
         v.sort_unstable_by(f64::total_cmp);
         return;
     }
+    if sort_small_whole_numbers(v) {
+        return;
+    }
     let keys = sorted_keys(v);
     for (o, &k) in v.iter_mut().zip(&keys) {
         *o = from_sort_key(k);
     }
+}
+
+/// Whole numbers in `[0, 2^16)` (whole milliseconds, bucket indices): a
+/// counting sort, one pass to count and one to write. Gives up (`false`,
+/// `v` untouched) at the first other value.
+fn sort_small_whole_numbers(v: &mut [f64]) -> bool {
+    const LIMIT: usize = 1 << 16;
+    let mut counts = vec![0u32; LIMIT];
+    for &x in v.iter() {
+        // Saturating: negatives and NaN give 0, which then differs from x
+        // (except -0.0, counted as 0.0 as the other paths do).
+        let k = x as usize;
+        if k as f64 != x || k >= LIMIT {
+            return false;
+        }
+        counts[k] += 1;
+    }
+    let mut at = 0;
+    for (value, &c) in counts.iter().enumerate() {
+        if c > 0 {
+            let c = c as usize;
+            v[at..at + c].fill(value as f64);
+            at += c;
+        }
+    }
+    true
 }
 
 /// Below this many values pdqsort beats the radix sort's fixed costs.
