@@ -4,8 +4,8 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rollgate_canary::sketch::LatencySketch;
-use rollgate_canary::{Analysis, AnalysisConfig, Histogram, MetricSamples, SampleSet};
 use rollgate_canary::stats::{MwMethod, hodges_lehmann, mann_whitney_unsorted, sorted_finite};
+use rollgate_canary::{Analysis, AnalysisConfig, Histogram, MetricSamples, SampleSet};
 use std::hint::black_box;
 
 fn lognormal(n: usize, seed: u64, median: f64) -> Vec<f64> {

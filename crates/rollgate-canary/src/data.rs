@@ -579,7 +579,9 @@ impl SampleSet {
                             at: format!("{at}.{c}"),
                             failure: &failure,
                         };
-                        seed.deserialize(&mut de).and_then(|s| de.end().map(|()| s)).ok()
+                        seed.deserialize(&mut de)
+                            .and_then(|s| de.end().map(|()| s))
+                            .ok()
                     }
                 }
             };
@@ -742,7 +744,9 @@ mod tests {
 
     #[test]
     fn fast_path_documents_equal_the_ordinary_parse() {
-        let big: Vec<String> = (0..300_000).map(|i| format!("{}.{}", i % 977, i % 13)).collect();
+        let big: Vec<String> = (0..300_000)
+            .map(|i| format!("{}.{}", i % 977, i % 13))
+            .collect();
         let big = big.join(",");
         for doc in [
             r#"{"metrics": {"a": {"baseline": [1, 2.5, 3e2], "canary": [-0, 4]}}}"#.to_string(),
@@ -770,7 +774,10 @@ mod tests {
         assert!(SampleSet::parse_fast(ok).is_some());
         let big = format!(r#"{{"metrics": {{"a": {{"baseline": [{big}], "canary": [{big}]}}}}}}"#);
         assert!(SampleSet::parse_fast(&big).is_some());
-        assert!(SampleSet::parse_fast(r#"{"metrics": {"a": {"baseline": [1, "x"], "canary": [1]}}}"#).is_none());
+        assert!(
+            SampleSet::parse_fast(r#"{"metrics": {"a": {"baseline": [1, "x"], "canary": [1]}}}"#)
+                .is_none()
+        );
     }
 
     proptest! {

@@ -489,10 +489,12 @@ impl Analysis {
                         f64::MAX
                     };
                     let floor = if nonneg { 0.0 } else { f64::MIN };
-                    let all_fine = v
+                    let all_fine = v.iter().fold(true, |ok, &x| ok & (x >= floor) & (x <= top));
+                    for (i, &x) in v
                         .iter()
-                        .fold(true, |ok, &x| ok & (x >= floor) & (x <= top));
-                    for (i, &x) in v.iter().enumerate().take(if all_fine { 0 } else { v.len() }) {
+                        .enumerate()
+                        .take(if all_fine { 0 } else { v.len() })
+                    {
                         let bad = if !x.is_finite() {
                             Some(format!("{x} is not a finite sample"))
                         } else if x < 0.0
