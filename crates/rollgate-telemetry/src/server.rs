@@ -116,22 +116,27 @@ impl Drop for MetricsServer {
 async fn serve(
     listener: std::net::TcpListener,
     registry: MetricsRegistry,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
+    stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
         return;
     };
+    tokio::spawn(accept(listener, registry));
+    // A send or a dropped sender both mean stop. Tasks still running when
+    // the runtime is dropped (the accept loop, open connections) are
+    // cancelled, which closes their sockets.
+    let _ = stopped.await;
+}
+
+async fn accept(listener: tokio::net::TcpListener, registry: MetricsRegistry) {
     loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                // Out of descriptors and the like: try again shortly.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut stopped => return,
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of descriptors and the like: try again shortly.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let registry = registry.clone();
         tokio::spawn(async move {
@@ -150,8 +155,6 @@ async fn serve(
             // A client that stays connected is dropped after the timeout.
             let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
         });
-        // Tasks still running when the runtime is dropped are cancelled,
-        // which closes their connections.
     }
 }
 
