@@ -514,6 +514,10 @@ impl Executor {
         self.store.append(r.id, writer, events).await?;
         for e in events {
             metrics::counter!("rollgate_rollout_events_total", "action" => e.action()).increment(1);
+            if let Event::Finished { outcome } = e {
+                metrics::counter!("rollgate_rollouts_finished_total", "outcome" => outcome.as_str())
+                    .increment(1);
+            }
         }
         self.sync(r).await
     }

@@ -8,12 +8,35 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value as Json, json};
 
 use crate::Error;
-use crate::event::DEPLOY_EVENTS_TOTAL;
 use crate::recorder::OVERFLOW_METRIC;
 
+// The naming scheme the assets query. The RED metrics come from this crate's
+// RED middleware (in the services being rolled out), the overflow counter
+// from its recorder; the rest from rollgate's own libraries, which emit
+// through the `metrics` facade only and so spell the names out themselves:
+// the executor (rollgate-deploy) and the drift watcher (rollgate-drift). A
+// test (crates/rollgate/tests/telemetry_names.rs) runs a rollout and a drift
+// watch and fails when a query names a metric nothing emitted.
 const REQUESTS: &str = "http_server_requests_total";
 const ERRORS: &str = "http_server_errors_total";
 const DURATION: &str = "http_server_request_duration_seconds";
+/// Executor: every recorded rollout event, by `action`.
+const ROLLOUT_EVENTS: &str = "rollgate_rollout_events_total";
+/// Executor: finished rollouts, by `outcome`.
+const ROLLOUTS_FINISHED: &str = "rollgate_rollouts_finished_total";
+/// Executor: deploys and restores, by `result` (`ok`, `failed`).
+const DEPLOYS: &str = "rollgate_deploys_total";
+const RESTORES: &str = "rollgate_restores_total";
+/// Executor: gate decisions, by `decision`; gate errors and timeouts.
+const GATE_DECISIONS: &str = "rollgate_gate_decisions_total";
+const GATE_ERRORS: &str = "rollgate_gate_errors_total";
+/// Drift watcher: differences now, by `config` and `severity`.
+const DRIFT_DIFFERENCES: &str = "rollgate_drift_differences";
+/// Drift watcher: checks and failed checks, by `config`.
+const DRIFT_CHECKS: &str = "rollgate_drift_checks_total";
+const DRIFT_CHECK_ERRORS: &str = "rollgate_drift_check_errors_total";
+/// Drift watcher: how long a check took, by `config`.
+const DRIFT_CHECK_DURATION: &str = "rollgate_drift_check_duration_seconds";
 
 /// File name of the generated dashboard.
 pub const DASHBOARD_FILE: &str = "rollgate-dashboard.json";
@@ -200,32 +223,65 @@ impl AssetOptions {
                 ],
             ),
             (
-                "rollgate-telemetry",
+                "rollgate-rollouts",
                 vec![
                     Rule {
-                        alert: "DriftFound",
+                        alert: "RolloutRolledBack",
                         expr: format!(
-                            "increase({DEPLOY_EVENTS_TOTAL}{{event=\"drift_found\"}}[10m]) > 0"
+                            "sum by (outcome) (increase({ROLLOUTS_FINISHED}{{outcome=~\"rolled_back|aborted|rollback_failed\"}}[15m])) > 0"
                         ),
                         for_: "0m".into(),
                         severity: "ticket",
-                        summary: "configuration drift found on {{ $labels.service }}".into(),
+                        summary: "a rollout ended {{ $labels.outcome }}".into(),
                     },
                     Rule {
-                        alert: "MetricCardinalityOverflow",
-                        expr: format!("increase({OVERFLOW_METRIC}[15m]) > 0"),
+                        alert: "RolloutGateErrors",
+                        expr: format!("sum (increase({GATE_ERRORS}[10m])) > 0"),
                         for_: "0m".into(),
                         severity: "ticket",
-                        summary: "metric {{ $labels.metric }} of {{ $labels.service }} hit its label-set cap".into(),
+                        summary: "a rollout gate failed or timed out (retried, then rolled back)".into(),
                     },
                 ],
+            ),
+            (
+                "rollgate-drift",
+                vec![
+                    Rule {
+                        alert: "DriftFound",
+                        expr: format!("sum by (config) ({DRIFT_DIFFERENCES}) > 0"),
+                        for_: "0m".into(),
+                        severity: "ticket",
+                        summary: "configuration {{ $labels.config }} drifted from what is declared".into(),
+                    },
+                    Rule {
+                        alert: "DriftCheckFailing",
+                        expr: format!(
+                            "sum by (config) (increase({DRIFT_CHECK_ERRORS}[10m])) > 0"
+                        ),
+                        for_: "0m".into(),
+                        severity: "ticket",
+                        summary: "the live source of {{ $labels.config }} cannot be read".into(),
+                    },
+                ],
+            ),
+            (
+                "rollgate-telemetry",
+                vec![Rule {
+                    alert: "MetricCardinalityOverflow",
+                    expr: format!("increase({OVERFLOW_METRIC}[15m]) > 0"),
+                    for_: "0m".into(),
+                    severity: "ticket",
+                    summary: "metric {{ $labels.metric }} of {{ $labels.service }} hit its label-set cap".into(),
+                }],
             ),
         ]
     }
 
     /// Prometheus alerting rules (YAML): p99 above the threshold, error
-    /// ratio above the threshold, traffic dip, SLO fast and slow burn, drift
-    /// found, metric cardinality overflow. All per service and cohort.
+    /// ratio above the threshold, traffic dip, SLO fast and slow burn (per
+    /// service and cohort); a rollout rolled back, aborted or failing to
+    /// roll back, gate errors; drift found, drift checks failing (per
+    /// config); metric cardinality overflow.
     ///
     /// # Errors
     /// [`Error::Config`] when a threshold is out of range.
@@ -251,9 +307,11 @@ impl AssetOptions {
     }
 
     /// A Grafana dashboard (JSON model, schemaVersion 39): request rate,
-    /// error ratio and p50/p95/p99 latency by cohort, rollout and drift
-    /// annotations from `rollgate_deploy_events_total`, deploy events and
-    /// cardinality overflow panels. Variables: datasource, service, cohort.
+    /// error ratio and p50/p95/p99 latency by cohort and requests by route
+    /// (the RED middleware's metrics); rollout events, outcomes, deploys,
+    /// gate decisions (the executor's); drift differences, checks and check
+    /// duration (the drift watcher's); cardinality overflow; rollout and
+    /// drift annotations. Variables: datasource, service, cohort.
     ///
     /// # Errors
     /// [`Error::Config`] when a threshold is out of range.
@@ -363,59 +421,139 @@ impl AssetOptions {
             )],
             None,
         );
+        // Rollgate's own panels: its series carry the controller's
+        // `service` label (`rollgate`), not the rolled-out service's, so
+        // they are not filtered by `$service`.
+        let rate = "[$__rate_interval]";
         panel(
-            "Deploy events",
-            "short",
-            12,
-            8,
-            12,
-            vec![(
-                format!(
-                    "sum by (event, verdict) (increase({DEPLOY_EVENTS_TOTAL}{{service=~\"$service\"}}[$__rate_interval]))"
-                ),
-                "{{event}} {{verdict}}".into(),
-            )],
-            None,
-        );
-        panel(
-            "Drift found",
+            "Rollout events",
             "short",
             0,
             16,
             12,
             vec![(
-                format!(
-                    "sum (increase({DEPLOY_EVENTS_TOTAL}{{service=~\"$service\", event=\"drift_found\"}}[$__rate_interval]))"
+                format!("sum by (action) (increase({ROLLOUT_EVENTS}{rate}))"),
+                "{{action}}".into(),
+            )],
+            None,
+        );
+        panel(
+            "Rollouts finished by outcome",
+            "short",
+            12,
+            16,
+            12,
+            vec![(
+                format!("sum by (outcome) (increase({ROLLOUTS_FINISHED}{rate}))"),
+                "{{outcome}}".into(),
+            )],
+            None,
+        );
+        panel(
+            "Deploys and restores by result",
+            "short",
+            0,
+            24,
+            8,
+            vec![
+                (
+                    format!("sum by (result) (increase({DEPLOYS}{rate}))"),
+                    "deploy {{result}}".into(),
                 ),
-                "drift".into(),
+                (
+                    format!("sum by (result) (increase({RESTORES}{rate}))"),
+                    "restore {{result}}".into(),
+                ),
+            ],
+            None,
+        );
+        panel(
+            "Gate decisions and errors",
+            "short",
+            8,
+            24,
+            8,
+            vec![
+                (
+                    format!("sum by (decision) (increase({GATE_DECISIONS}{rate}))"),
+                    "{{decision}}".into(),
+                ),
+                (
+                    format!("sum (increase({GATE_ERRORS}{rate}))"),
+                    "errors".into(),
+                ),
+            ],
+            None,
+        );
+        panel(
+            "Drift differences by config",
+            "short",
+            16,
+            24,
+            8,
+            vec![(
+                format!("sum by (config, severity) ({DRIFT_DIFFERENCES})"),
+                "{{config}} {{severity}}".into(),
+            )],
+            None,
+        );
+        panel(
+            "Drift checks and failed checks",
+            "ops",
+            0,
+            32,
+            12,
+            vec![
+                (
+                    format!("sum by (config) (rate({DRIFT_CHECKS}{rate}))"),
+                    "{{config}} checks".into(),
+                ),
+                (
+                    format!("sum by (config) (rate({DRIFT_CHECK_ERRORS}{rate}))"),
+                    "{{config}} failed".into(),
+                ),
+            ],
+            None,
+        );
+        panel(
+            "Drift check duration p99",
+            "s",
+            12,
+            32,
+            12,
+            vec![(
+                format!(
+                    "histogram_quantile(0.99, sum by (config, le) (rate({DRIFT_CHECK_DURATION}_bucket{rate})))"
+                ),
+                "{{config}}".into(),
             )],
             None,
         );
         panel(
             "Metric cardinality overflow",
             "short",
-            12,
-            16,
-            12,
+            0,
+            40,
+            24,
             vec![(
                 format!(
-                    "sum by (metric) (increase({OVERFLOW_METRIC}{{service=~\"$service\"}}[$__rate_interval]))"
+                    "sum by (service, metric) (increase({OVERFLOW_METRIC}{rate}))"
                 ),
-                "{{metric}}".into(),
+                "{{service}} {{metric}}".into(),
             )],
             None,
         );
-        let annotation = |name: &str, events: &str, color: &str| {
+        let annotation = |name: &str, expr: String, title: &str, tag: &str, color: &str| {
             json!({
                 "name": name,
                 "datasource": ds,
                 "enable": true,
                 "hide": false,
                 "iconColor": color,
-                "expr": format!("sum by (event) (changes({DEPLOY_EVENTS_TOTAL}{{service=~\"$service\", event=~\"{events}\"}}[1m])) > 0"),
+                "expr": expr,
                 "step": "30s",
-                "titleFormat": "{{event}}",
-                "tagKeys": "event",
+                "titleFormat": title,
+                "tagKeys": tag,
                 "useValueForTime": false,
             })
         };
@@ -432,8 +570,20 @@ impl AssetOptions {
             "timezone": "utc",
             "time": {"from": "now-3h", "to": "now"},
             "annotations": {"list": [
-                annotation("Rollouts", "rollout_started|step|gate_verdict|rolled_back|promoted", "blue"),
-                annotation("Drift", "drift_found", "orange"),
+                annotation(
+                    "Rollouts",
+                    format!("sum by (action) (changes({ROLLOUT_EVENTS}{{action=~\"controller_started|phase_completed|gate_decided|rollback_started|finished\"}}[1m])) > 0"),
+                    "{{action}}",
+                    "action",
+                    "blue",
+                ),
+                annotation(
+                    "Drift",
+                    format!("sum by (config) ({DRIFT_DIFFERENCES}) > 0"),
+                    "drift in {{config}}",
+                    "config",
+                    "orange",
+                ),
             ]},
             "templating": {"list": [
                 {

@@ -48,6 +48,11 @@ fn generated_alert_rules_pass_promtool_check_rules() {
         "TrafficDip",
         "ErrorBudgetFastBurn",
         "ErrorBudgetSlowBurn",
+        "RolloutRolledBack",
+        "RolloutGateErrors",
+        "DriftFound",
+        "DriftCheckFailing",
+        "MetricCardinalityOverflow",
     ] {
         assert!(
             rules.contains(&format!("alert: \"{alert}\"")),
@@ -56,7 +61,7 @@ fn generated_alert_rules_pass_promtool_check_rules() {
     }
     let (ok, report) = promtool(&["check", "rules", RULES_FILE], dir.path());
     assert!(ok, "promtool check rules failed:\n{report}\n{rules}");
-    assert!(report.contains("SUCCESS: 7 rules found"), "{report}");
+    assert!(report.contains("SUCCESS: 10 rules found"), "{report}");
 }
 
 /// Unit-tests the alerts with promtool's rule test runner: synthetic series
@@ -213,7 +218,10 @@ fn dashboard_has_the_grafana_model_fields_it_uses() {
         "Request rate by cohort",
         "Error ratio by cohort",
         "Latency p50 / p95 / p99 by cohort",
-        "Drift found",
+        "Rollout events",
+        "Rollouts finished by outcome",
+        "Gate decisions and errors",
+        "Drift differences by config",
     ] {
         assert!(
             titles.iter().any(|t| t == wanted),

@@ -1,0 +1,309 @@
+//! One naming scheme: every metric the generated dashboard and alert rules
+//! query is one that rollgate emits. A real rollout (executor, gate errors,
+//! rollback), a real drift watch (a failing then drifting live file) and
+//! the RED middleware run under rollgate-telemetry's recorder; the names
+//! they emitted are collected from its exposition, and each query's metric
+//! names must be among them.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use rollgate::deploy::{
+    Executor, ExecutorConfig, MemoryStore, Outcome, Percent, PhaseDefaults,
+    RolloutRequest, StateStore, Strategy,
+};
+use rollgate::drift::{DriftWatcher, FileSource, Format, Limits, load};
+use rollgate::telemetry::{AssetOptions, MetricsConfig, MetricsRegistry, RedLayer};
+use rollgate_test::{FakeDeployer, ScriptedGate, artifact, targets};
+use tower::{Layer, ServiceExt, service_fn};
+
+/// Runs a canary that is gated (a pass, then errors until the limit),
+/// rolls back, and so emits every executor metric.
+async fn rollout() {
+    let t = targets(4);
+    let v1 = artifact("v1");
+    let store = Arc::new(MemoryStore::new());
+    store.register_artifact(&v1).await.expect("register v1");
+    let deployer = FakeDeployer::new().with_running(&t, &v1);
+    // Phase 0 passes (the scripted default), phase 1's gate keeps failing.
+    let gate = ScriptedGate::new().failing_at(1, "prometheus unreachable");
+    let exec = Executor::new(store, Arc::new(deployer))
+        .with_config(
+            ExecutorConfig::default()
+                .with_owner("names-test")
+                .with_readiness(Duration::from_secs(30), Duration::from_secs(1)),
+        )
+        .with_gate(Arc::new(gate));
+    let plan = Strategy::Canary {
+        steps: vec![Percent::new(25.0).expect("25 %"), Percent::FULL],
+    }
+    .compile(
+        &t,
+        &PhaseDefaults::default()
+            .with_gate(true)
+            .with_bake(Duration::from_secs(10)),
+    )
+    .expect("plan");
+    let report = exec
+        .submit(RolloutRequest::new("web", artifact("v2"), plan, "alice"))
+        .await
+        .expect("rollout runs");
+    assert_eq!(report.outcome, Some(Outcome::RolledBack));
+}
+
+/// A watch of a live file that is missing at first (a failed check), then
+/// differs from the desired document.
+async fn drift_watch(dir: &std::path::Path) {
+    let desired = load(
+        "replicas: 3\nimage: web:v1\n",
+        Format::Yaml,
+        "desired.yaml",
+        &Limits::default(),
+    )
+    .expect("desired");
+    let live = dir.join("live.yaml");
+    let mut watcher = DriftWatcher::builder(
+        rollgate::drift::arena::Tree::from_node(&desired).expect("tree"),
+        Arc::new(FileSource::new(&live, Format::Yaml)),
+    )
+    .name("web")
+    .build()
+    .expect("watcher");
+    assert!(watcher.check().await.is_err(), "missing live file fails");
+    std::fs::write(&live, "replicas: 2\nimage: web:v1\n").expect("write live");
+    let outcome = watcher.check().await.expect("check");
+    assert!(outcome.report.has_drift());
+}
+
+/// Requests through the RED layer: one served, one failed.
+async fn red_traffic() {
+    let svc = RedLayer::new().route("/orders").layer(service_fn(
+        |req: Request<String>| async move {
+            let status = if req.uri().query() == Some("fail") {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::OK
+            };
+            let mut resp = Response::new(String::new());
+            *resp.status_mut() = status;
+            Ok::<_, Infallible>(resp)
+        },
+    ));
+    for uri in ["/orders", "/orders?fail"] {
+        let req = Request::get(uri).body(String::new()).expect("request");
+        svc.clone().oneshot(req).await.expect("served");
+    }
+}
+
+/// The metric names a registry exposes: each family, plus the series names
+/// of histograms (`_bucket`, `_sum`, `_count`).
+fn exposed_names(registry: &MetricsRegistry) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in registry.render().lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let mut parts = rest.split_whitespace();
+        let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        names.insert(name.to_owned());
+        if kind == "histogram" {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                names.insert(format!("{name}{suffix}"));
+            }
+        }
+    }
+    names
+}
+
+const PROMQL_WORDS: &[&str] = &[
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "count",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "bool",
+    "rate",
+    "irate",
+    "increase",
+    "changes",
+    "histogram_quantile",
+    "label_values",
+];
+
+/// The metric names a PromQL expression selects: identifiers outside label
+/// matchers (`{...}`), ranges (`[...]`), strings and grouping lists, that
+/// are neither keywords, functions nor aggregations.
+fn metric_names(expr: &str) -> Vec<String> {
+    let chars: Vec<char> = expr.chars().collect();
+    let mut names = Vec::new();
+    let mut i = 0;
+    let mut skip_group = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' {
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                i += if chars[i] == '\\' { 2 } else { 1 };
+            }
+            i += 1;
+        } else if c == '{' || c == '[' {
+            let close = if c == '{' { '}' } else { ']' };
+            while i < chars.len() && chars[i] != close {
+                i += 1;
+            }
+            i += 1;
+        } else if c == '(' && skip_group {
+            while i < chars.len() && chars[i] != ')' {
+                i += 1;
+            }
+            skip_group = false;
+            i += 1;
+        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+            {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            // The duration after `offset`, e.g. `1h`, starts with a digit
+            // and is never read as a word; exponents like `1e9` neither.
+            let digit_before = start > 0 && chars[start - 1].is_ascii_digit();
+            if ["by", "without", "on", "ignoring"].contains(&word.as_str()) {
+                skip_group = true;
+            } else if !digit_before && !PROMQL_WORDS.contains(&word.as_str()) {
+                names.push(word);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+#[test]
+fn metric_names_are_read_from_promql() {
+    assert_eq!(
+        metric_names(
+            "sum by (cohort, le) (rate(http_x_bucket{a=~\"$b\", c=\"d\"}[5m] offset 1h)) > 1e-3 and up"
+        ),
+        ["http_x_bucket", "up"]
+    );
+    assert_eq!(
+        metric_names("histogram_quantile(0.99, sum by (le) (rate(d_bucket[$__rate_interval])))"),
+        ["d_bucket"]
+    );
+}
+
+/// Every PromQL expression of the generated assets, with where it is.
+fn asset_queries() -> Vec<(String, String)> {
+    let opts = AssetOptions::default();
+    let dashboard = opts.grafana_dashboard().expect("dashboard");
+    let mut out = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            out.push((
+                format!("panel {:?}", panel["title"].as_str().unwrap_or_default()),
+                target["expr"].as_str().expect("expr").to_owned(),
+            ));
+        }
+    }
+    for a in dashboard["annotations"]["list"]
+        .as_array()
+        .expect("annotations")
+    {
+        out.push((
+            format!("annotation {:?}", a["name"].as_str().unwrap_or_default()),
+            a["expr"].as_str().expect("expr").to_owned(),
+        ));
+    }
+    let rules = opts.alert_rules().expect("rules");
+    let mut alert = String::new();
+    for line in rules.lines() {
+        let line = line.trim();
+        if let Some(a) = line.strip_prefix("- alert: ") {
+            alert = a.trim_matches('"').to_owned();
+        } else if let Some(e) = line.strip_prefix("expr: ") {
+            let expr: String = serde_json::from_str(e).expect("expr is a JSON string");
+            out.push((format!("alert {alert}"), expr));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_dashboard_and_alert_query_names_a_metric_rollgate_emits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = MetricsRegistry::default();
+    // A cap of one series makes the second label set overflow, so the
+    // recorder's overflow counter is emitted too.
+    let capped = MetricsRegistry::new(
+        MetricsConfig::builder()
+            .max_series_per_metric(1)
+            .build()
+            .expect("config"),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    metrics::with_local_recorder(&registry.recorder(), || {
+        rt.block_on(async {
+            rollout().await;
+            drift_watch(dir.path()).await;
+            red_traffic().await;
+        });
+    });
+    metrics::with_local_recorder(&capped.recorder(), || {
+        metrics::counter!("jobs_total", "queue" => "a").increment(1);
+        metrics::counter!("jobs_total", "queue" => "b").increment(1);
+    });
+    let mut emitted = exposed_names(&registry);
+    emitted.extend(exposed_names(&capped));
+
+    let queries = asset_queries();
+    assert!(queries.len() >= 20, "{queries:?}");
+    let mut missing = Vec::new();
+    let mut queried = BTreeSet::new();
+    for (place, expr) in &queries {
+        let names = metric_names(expr);
+        assert!(!names.is_empty(), "{place}: no metric in {expr}");
+        for n in names {
+            if !emitted.contains(&n) {
+                missing.push(format!("{place}: {n} (in {expr})"));
+            }
+            queried.insert(n);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "queried but never emitted:\n  {}\nemitted: {emitted:?}",
+        missing.join("\n  ")
+    );
+    // And the scheme is the executor's and the drift watcher's own.
+    for name in [
+        "rollgate_rollout_events_total",
+        "rollgate_rollouts_finished_total",
+        "rollgate_gate_errors_total",
+        "rollgate_drift_differences",
+        "rollgate_drift_check_errors_total",
+    ] {
+        assert!(queried.contains(name), "{name} is not queried");
+    }
+}
