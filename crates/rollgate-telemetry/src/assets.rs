@@ -239,7 +239,8 @@ impl AssetOptions {
                         expr: format!("sum (increase({GATE_ERRORS}[10m])) > 0"),
                         for_: "0m".into(),
                         severity: "ticket",
-                        summary: "a rollout gate failed or timed out (retried, then rolled back)".into(),
+                        summary: "a rollout gate failed or timed out (retried, then rolled back)"
+                            .into(),
                     },
                 ],
             ),
@@ -251,13 +252,12 @@ impl AssetOptions {
                         expr: format!("sum by (config) ({DRIFT_DIFFERENCES}) > 0"),
                         for_: "0m".into(),
                         severity: "ticket",
-                        summary: "configuration {{ $labels.config }} drifted from what is declared".into(),
+                        summary: "configuration {{ $labels.config }} drifted from what is declared"
+                            .into(),
                     },
                     Rule {
                         alert: "DriftCheckFailing",
-                        expr: format!(
-                            "sum by (config) (increase({DRIFT_CHECK_ERRORS}[10m])) > 0"
-                        ),
+                        expr: format!("sum by (config) (increase({DRIFT_CHECK_ERRORS}[10m])) > 0"),
                         for_: "0m".into(),
                         severity: "ticket",
                         summary: "the live source of {{ $labels.config }} cannot be read".into(),
@@ -271,7 +271,9 @@ impl AssetOptions {
                     expr: format!("increase({OVERFLOW_METRIC}[15m]) > 0"),
                     for_: "0m".into(),
                     severity: "ticket",
-                    summary: "metric {{ $labels.metric }} of {{ $labels.service }} hit its label-set cap".into(),
+                    summary:
+                        "metric {{ $labels.metric }} of {{ $labels.service }} hit its label-set cap"
+                            .into(),
                 }],
             ),
         ]
@@ -536,9 +538,7 @@ impl AssetOptions {
             40,
             24,
             vec![(
-                format!(
-                    "sum by (service, metric) (increase({OVERFLOW_METRIC}{rate}))"
-                ),
+                format!("sum by (service, metric) (increase({OVERFLOW_METRIC}{rate}))"),
                 "{{service}} {{metric}}".into(),
             )],
             None,

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use rollgate::deploy::{
-    Executor, ExecutorConfig, MemoryStore, Outcome, Percent, PhaseDefaults,
-    RolloutRequest, StateStore, Strategy,
+    Executor, ExecutorConfig, MemoryStore, Outcome, Percent, PhaseDefaults, RolloutRequest,
+    StateStore, Strategy,
 };
 use rollgate::drift::{DriftWatcher, FileSource, Format, Limits, load};
 use rollgate::telemetry::{AssetOptions, MetricsConfig, MetricsRegistry, RedLayer};
@@ -80,18 +80,19 @@ async fn drift_watch(dir: &std::path::Path) {
 
 /// Requests through the RED layer: one served, one failed.
 async fn red_traffic() {
-    let svc = RedLayer::new().route("/orders").layer(service_fn(
-        |req: Request<String>| async move {
-            let status = if req.uri().query() == Some("fail") {
-                StatusCode::INTERNAL_SERVER_ERROR
-            } else {
-                StatusCode::OK
-            };
-            let mut resp = Response::new(String::new());
-            *resp.status_mut() = status;
-            Ok::<_, Infallible>(resp)
-        },
-    ));
+    let svc =
+        RedLayer::new()
+            .route("/orders")
+            .layer(service_fn(|req: Request<String>| async move {
+                let status = if req.uri().query() == Some("fail") {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                };
+                let mut resp = Response::new(String::new());
+                *resp.status_mut() = status;
+                Ok::<_, Infallible>(resp)
+            }));
     for uri in ["/orders", "/orders?fail"] {
         let req = Request::get(uri).body(String::new()).expect("request");
         svc.clone().oneshot(req).await.expect("served");
