@@ -21,6 +21,7 @@ const NO_DRIFT: u8 = 0;
 const DRIFT: u8 = 1;
 /// Exit code: bad input (unreadable file, invalid document or rules).
 const BAD_INPUT: u8 = 2;
+use crate::rollout::{INTERRUPTED_INT, INTERRUPTED_TERM};
 
 /// Compare desired configuration with what runs.
 ///
@@ -131,6 +132,8 @@ struct WatchArgs {
     once: bool,
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    telemetry: crate::obs::TelemetryFlags,
 }
 
 /// Parity output: a structure report has no patch.
@@ -272,7 +275,7 @@ pub fn run(args: DriftArgs) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("rollgate drift: {e}");
+            crate::obs::fail(&format!("rollgate drift: {e}"), BAD_INPUT);
             ExitCode::from(BAD_INPUT)
         }
     }
@@ -450,21 +453,22 @@ impl Notifier for Printer {
         let detail = text
             .strip_prefix(&format!("live source {source}: "))
             .unwrap_or(&text);
-        eprintln!(
+        crate::obs::say(&format!(
             "rollgate drift: cannot check against {source}: {detail}; retrying every {} (said again only if the error changes)",
             humantime::format_duration(self.interval)
-        );
+        ));
     }
 
     async fn source_recovered(&self, source: &str, failed_checks: u64, failed_for: Duration) {
-        eprintln!(
+        crate::obs::say(&format!(
             "rollgate drift: {source} is readable again after {failed_checks} failed check(s) over {:.1}s",
             failed_for.as_secs_f64()
-        );
+        ));
     }
 }
 
 fn watch(w: &WatchArgs) -> Result<u8, Message> {
+    w.telemetry.install().map_err(Message)?;
     let interval = parse_interval(&w.interval)?;
     let rules = w.common.rules()?;
     let desired = w.common.desired(&w.desired, &rules)?;
@@ -499,15 +503,30 @@ fn watch(w: &WatchArgs) -> Result<u8, Message> {
             NO_DRIFT
         });
     }
-    eprintln!(
+    crate::obs::say(&format!(
         "rollgate drift: watching {} against {live_name} every {}",
         w.desired.display(),
         humantime::format_duration(interval)
-    );
-    // Runs until the process is interrupted; a failing source is reported on
+    ));
+    // Runs until SIGINT or SIGTERM (exit 130 or 143); a failing source is reported on
     // stderr (once per distinct error) and retried at the next tick.
-    rt.block_on(watcher.run(std::future::pending()));
-    Ok(NO_DRIFT)
+    rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())
+            .map_err(|e| Message(format!("cannot watch for SIGINT: {e}")))?;
+        let mut term = signal(SignalKind::terminate())
+            .map_err(|e| Message(format!("cannot watch for SIGTERM: {e}")))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let stop = async move {
+            let code = tokio::select! {
+                _ = int.recv() => INTERRUPTED_INT,
+                _ = term.recv() => INTERRUPTED_TERM,
+            };
+            let _ = tx.send(code);
+        };
+        watcher.run(stop).await;
+        Ok(rx.await.unwrap_or(INTERRUPTED_TERM))
+    })
 }
 
 fn emit(report: &Report, opts: RenderOptions, format: OutputFormat) -> Result<(), Message> {

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod analyze;
 mod drift;
+mod obs;
 mod remote;
 mod rollout;
 mod serve;
@@ -44,6 +45,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let code = run(cli);
+    // Flushes logs and pending spans, stops the metrics listener.
+    obs::shutdown();
+    code
+}
+
+fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Version => {
             println!("rollgate {}", env!("CARGO_PKG_VERSION"));

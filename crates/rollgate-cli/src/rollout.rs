@@ -40,6 +40,11 @@ macro_rules! err {
 
 pub(crate) fn write_err(args: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
+    // With `--log-format json` every line on standard error is a log line.
+    if crate::obs::json_logs() {
+        tracing::info!(target: "rollgate", "{args}");
+        return;
+    }
     let mut stderr = std::io::stderr().lock();
     let _ = stderr
         .write_fmt(args)
@@ -205,6 +210,8 @@ pub struct RolloutArgs {
     command: RolloutCommand,
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    telemetry: crate::obs::TelemetryFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -322,6 +329,8 @@ pub struct RollbackArgs {
     actor: String,
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    telemetry: crate::obs::TelemetryFlags,
 }
 
 /// A command's failure: message and exit code.
@@ -380,7 +389,7 @@ fn finish(what: &str, r: Result<u8, Fail>) -> ExitCode {
     match r {
         Ok(code) => ExitCode::from(code),
         Err(Fail(code, msg)) => {
-            err!("rollgate {what}: {msg}");
+            crate::obs::fail(&format!("rollgate {what}: {msg}"), code);
             ExitCode::from(code)
         }
     }
@@ -400,12 +409,18 @@ pub fn run(args: RolloutArgs) -> ExitCode {
         RolloutCommand::Abort(_) => "rollout abort",
         RolloutCommand::ResumeAll => "rollout resume-all",
     };
+    if let Err(e) = args.telemetry.install() {
+        return finish(what, Err(Fail(BAD_INPUT, e)));
+    }
     let result = runtime().and_then(|rt| rt.block_on(dispatch(args)));
     finish(what, result)
 }
 
 /// Runs `rollgate rollback`.
 pub fn run_rollback(args: RollbackArgs) -> ExitCode {
+    if let Err(e) = args.telemetry.install() {
+        return finish("rollback", Err(Fail(BAD_INPUT, e)));
+    }
     let result = runtime().and_then(|rt| rt.block_on(rollback(args)));
     finish("rollback", result)
 }
@@ -720,7 +735,8 @@ pub(crate) struct Progress {
 
 impl Progress {
     fn new(c: &Common, total: usize) -> Option<Self> {
-        if c.output == Output::Json {
+        // With JSON logs the executor's own `rollout event` lines say it.
+        if c.output == Output::Json || crate::obs::json_logs() {
             return None;
         }
         let bar = std::io::stderr().is_terminal().then(|| {

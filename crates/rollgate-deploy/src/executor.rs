@@ -489,7 +489,15 @@ impl Executor {
         let cfg = &self.config;
         let fence = self.store.lease(id, &cfg.owner, cfg.lease_ttl).await?;
         let req = self.store.request(id).await?;
-        let span = info_span!("rollout", id = %id, service = %req.service, version = %req.artifact.version);
+        // The root of the rollout's trace: phases (and the rollback) are its
+        // children, deploys theirs.
+        let span = info_span!(
+            "rollout",
+            rollout_id = %id,
+            service = %req.service,
+            service.version = %req.artifact.version,
+            artifact.digest = %req.artifact.digest,
+        );
         let result = async {
             self.check_capabilities(&req)?;
             let log = self.store.events(id, 0).await?;
@@ -571,6 +579,7 @@ impl Executor {
         let mut bake: Option<((usize, u32, u32), Instant)> = None;
         let mut renew_at = Instant::now() + cfg.lease_ttl / 3;
         let mut stopped: Option<String> = None;
+        let mut phase_span = PhaseSpan::default();
         loop {
             if stopped.is_none() {
                 stopped = futures::FutureExt::now_or_never(stop.as_mut());
@@ -589,6 +598,7 @@ impl Executor {
                 self.append(&mut r, fence, &events).await?;
                 continue;
             }
+            phase_span.follow(&r);
             let actions = r.decide(&running);
             let mut records = Vec::new();
             let mut starts = Vec::new();
@@ -622,8 +632,16 @@ impl Executor {
                     .renewing(r.id, fence, self.within_budget(&r, starts, &running))
                     .await?;
                 if !starts.is_empty() {
-                    self.start_tasks(&mut r, fence, starts, &mut tasks, &mut running, &mut ids)
-                        .await?;
+                    self.start_tasks(
+                        &mut r,
+                        fence,
+                        starts,
+                        &mut tasks,
+                        &mut running,
+                        &mut ids,
+                        phase_span.span(),
+                    )
+                    .await?;
                     continue;
                 }
                 // Taking another target out would break `max_unavailable`:
@@ -645,7 +663,7 @@ impl Executor {
                 Some(Action::AskGate(ctx)) => {
                     // A gate may take minutes; asking again later is harmless.
                     tokio::select! {
-                        event = self.renewing(r.id, fence, self.ask_gate(&ctx)) => {
+                        event = self.renewing(r.id, fence, self.ask_gate(&ctx)).instrument(phase_span.span().clone()) => {
                             self.append(&mut r, fence, &[event?]).await?;
                         }
                         reason = stop.as_mut() => stopped = Some(reason),
@@ -994,6 +1012,7 @@ impl Executor {
         tasks: &mut JoinSet<TaskDone>,
         running: &mut BTreeSet<TargetId>,
         ids: &mut HashMap<tokio::task::Id, (TargetId, bool)>,
+        parent: &tracing::Span,
     ) -> Result<(), Error> {
         // Intents first, all in one append; then the work. What each target
         // runs now is read concurrently, under lease renewal.
@@ -1024,7 +1043,7 @@ impl Executor {
             running.insert(target.clone());
             let deployer = Arc::clone(&self.deployer);
             let cfg = self.config.clone();
-            let span = info_span!("deploy", target = %target, version = %artifact.version, restore = !forward);
+            let span = info_span!(parent: parent, "deploy", target = %target, version = %artifact.version, artifact.digest = %artifact.digest, restore = !forward);
             let task_target = target.clone();
             let handle = tasks.spawn(
                 async move {
@@ -1114,6 +1133,52 @@ impl Executor {
                 }
             }
         }
+    }
+}
+
+/// The span of the part of a rollout being driven: one `phase` span per
+/// phase (a child of the `rollout` span), then one `rollback` span while
+/// touched targets are restored. Deploys and gate calls are its children.
+#[derive(Default)]
+struct PhaseSpan {
+    /// (phase index, rolling back) the span is for.
+    key: Option<(usize, bool)>,
+    span: Option<tracing::Span>,
+}
+
+impl PhaseSpan {
+    /// Opens the span of the part `r` is in, closing the previous one when
+    /// it changed. Called inside the `rollout` span, its parent.
+    fn follow(&mut self, r: &Rollout) {
+        let back = matches!(r.status, Status::RollingBack { .. });
+        let key = (r.phase, back);
+        if self.key == Some(key) || r.is_finished() {
+            return;
+        }
+        self.key = Some(key);
+        self.span = if back {
+            Some(info_span!("rollback", phase = r.phase))
+        } else {
+            // Past the last phase there is nothing left but to finish.
+            r.request.plan.phases.get(r.phase).map(|phase| {
+                info_span!(
+                    "phase",
+                    phase = r.phase,
+                    name = phase.name.as_str(),
+                    percent = phase.percent.get(),
+                    targets = phase.targets.len(),
+                )
+            })
+        };
+    }
+
+    /// The current part's span (the `rollout` span's child), or the current
+    /// span before the first part opens.
+    fn span(&self) -> &tracing::Span {
+        static NONE: std::sync::OnceLock<tracing::Span> = std::sync::OnceLock::new();
+        self.span
+            .as_ref()
+            .unwrap_or_else(|| NONE.get_or_init(tracing::Span::none))
     }
 }
 

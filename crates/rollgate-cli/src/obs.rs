@@ -1,0 +1,147 @@
+//! Telemetry of long-running commands: `--log-format`, `--metrics-addr`,
+//! `--otlp-endpoint` (or `OTEL_EXPORTER_OTLP_ENDPOINT`), installed through
+//! rollgate-telemetry for the life of the command.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Args, ValueEnum};
+use rollgate_telemetry::{LogFormat, TelemetryGuard};
+
+/// How log lines are written (on standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// For people: the command's own messages as before, plus library
+    /// events at `error` level (more with `RUST_LOG`, e.g. `RUST_LOG=info`).
+    Text,
+    /// One JSON object per line, every line on standard error (the
+    /// command's own messages too); library events from `info` up (or
+    /// `RUST_LOG`).
+    Json,
+}
+
+/// The telemetry flags of a long-running command.
+#[derive(Debug, Clone, Args)]
+pub struct TelemetryFlags {
+    /// Log lines on standard error: `text` (for people) or `json` (one JSON
+    /// object per line, for log pipelines).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Text)]
+    log_format: LogFormatArg,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the command
+    /// runs, e.g. `127.0.0.1:9464` (port 0 picks a free port; the address is
+    /// logged).
+    #[arg(long, global = true, value_name = "ADDR", value_parser = parse_addr)]
+    metrics_addr: Option<SocketAddr>,
+    /// Export traces over OTLP/HTTP (protobuf) to this collector, e.g.
+    /// `http://127.0.0.1:4318` (`/v1/traces` is appended). A rollout is one
+    /// trace: the rollout span, a child span per phase and per deploy.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )]
+    otlp_endpoint: Option<String>,
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| {
+        "expected IP:PORT, e.g. 127.0.0.1:9464 or [::1]:9464 (port 0 picks a free one)".to_owned()
+    })
+}
+
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
+/// The installed telemetry, kept until [`shutdown`] (statics are never
+/// dropped, and the guard's drop is what flushes).
+static GUARD: Mutex<Option<TelemetryGuard>> = Mutex::new(None);
+
+/// Flushes logs and pending spans and stops the metrics listener: called
+/// once the command is done.
+pub fn shutdown() {
+    let guard = GUARD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    drop(guard);
+    JSON_LOGS.store(false, Ordering::Relaxed);
+}
+
+/// Whether log lines are JSON: then every line on standard error is one.
+pub fn json_logs() -> bool {
+    JSON_LOGS.load(Ordering::Relaxed)
+}
+
+/// Writes one of the command's own messages to standard error: as it is,
+/// or with `--log-format json` as an `info` log line.
+pub fn say(msg: &str) {
+    crate::rollout::write_err(format_args!("{msg}"));
+}
+
+/// Writes the command's failure to standard error: as it is, or with
+/// `--log-format json` as an `error` log line with the exit code.
+pub fn fail(msg: &str, exit_code: u8) {
+    if json_logs() {
+        tracing::error!(target: "rollgate", exit_code, "{msg}");
+    } else {
+        crate::rollout::write_err(format_args!("{msg}"));
+    }
+}
+
+impl TelemetryFlags {
+    /// Installs logs, metrics and traces for the rest of the command
+    /// ([`shutdown`] flushes and stops them).
+    ///
+    /// # Errors
+    /// A message naming the flag (exit 2): the metrics address cannot be
+    /// bound, the OTLP endpoint is not a usable URL.
+    pub fn install(&self) -> Result<(), String> {
+        let json = self.log_format == LogFormatArg::Json;
+        let mut b = rollgate_telemetry::init("rollgate")
+            .version(env!("CARGO_PKG_VERSION"))
+            .log_format(if json {
+                LogFormat::Json
+            } else {
+                LogFormat::Human
+            })
+            .log_filter(if json { "info" } else { "error" })
+            .log_writer(std::io::stderr());
+        if let Some(addr) = self.metrics_addr {
+            b = b.serve_metrics(addr);
+        }
+        if let Some(url) = &self.otlp_endpoint {
+            b = b.otlp_endpoint(url.clone());
+        }
+        let telemetry = b.build().map_err(|e| match (&self.otlp_endpoint, e) {
+            (
+                Some(url),
+                rollgate_telemetry::Error::Config {
+                    field: "otlp_endpoint",
+                    reason,
+                },
+            ) => {
+                format!("--otlp-endpoint {url:?}: {reason}")
+            }
+            (_, e) => e.to_string(),
+        })?;
+        let guard = telemetry
+            .install()
+            .map_err(|e| match (self.metrics_addr, e) {
+                (Some(addr), rollgate_telemetry::Error::Io { source, .. }) => {
+                    format!("--metrics-addr {addr}: cannot listen: {source}")
+                }
+                (_, e) => e.to_string(),
+            })?;
+        JSON_LOGS.store(json, Ordering::Relaxed);
+        if let Some(addr) = guard.metrics_addr() {
+            say(&format!(
+                "rollgate: serving metrics at http://{addr}/metrics"
+            ));
+        }
+        *GUARD
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(guard);
+        Ok(())
+    }
+}
