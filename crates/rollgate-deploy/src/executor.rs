@@ -632,16 +632,10 @@ impl Executor {
                     .renewing(r.id, fence, self.within_budget(&r, starts, &running))
                     .await?;
                 if !starts.is_empty() {
-                    self.start_tasks(
-                        &mut r,
-                        fence,
-                        starts,
-                        &mut tasks,
-                        &mut running,
-                        &mut ids,
-                        phase_span.span(),
-                    )
-                    .await?;
+                    self.start_tasks(&mut r, fence, starts, &mut tasks, &mut running, &mut ids)
+                        // Deploy spans are children of the phase's span.
+                        .instrument(phase_span.span().clone())
+                        .await?;
                     continue;
                 }
                 // Taking another target out would break `max_unavailable`:
@@ -1012,7 +1006,6 @@ impl Executor {
         tasks: &mut JoinSet<TaskDone>,
         running: &mut BTreeSet<TargetId>,
         ids: &mut HashMap<tokio::task::Id, (TargetId, bool)>,
-        parent: &tracing::Span,
     ) -> Result<(), Error> {
         // Intents first, all in one append; then the work. What each target
         // runs now is read concurrently, under lease renewal.
@@ -1043,7 +1036,7 @@ impl Executor {
             running.insert(target.clone());
             let deployer = Arc::clone(&self.deployer);
             let cfg = self.config.clone();
-            let span = info_span!(parent: parent, "deploy", target = %target, version = %artifact.version, artifact.digest = %artifact.digest, restore = !forward);
+            let span = info_span!("deploy", target = %target, version = %artifact.version, artifact.digest = %artifact.digest, restore = !forward);
             let task_target = target.clone();
             let handle = tasks.spawn(
                 async move {
