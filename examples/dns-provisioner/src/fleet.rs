@@ -8,8 +8,7 @@
 //! that version, and only then records the version (what the deployer's
 //! `current` command prints: `cat DIR/NAME.version`).
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -19,25 +18,23 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use rustix::process::{Pid, Signal, kill_process, test_kill_process};
 
-/// One HTTP/1.1 GET on a fresh connection: the status and body.
+/// One HTTP GET with reqwest's blocking client: the status and body.
 pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
-    let mut conn = TcpStream::connect_timeout(&addr, timeout)?;
-    conn.set_read_timeout(Some(timeout))?;
-    conn.set_write_timeout(Some(timeout))?;
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").context("no end of headers")?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("no status in {head:?}"))?;
-    Ok((status, body.to_owned()))
+    let client = reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .no_proxy()
+        .build()
+        .context("building the HTTP client")?;
+    let resp = client
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .with_context(|| format!("GET http://{addr}{path}"))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .text()
+        .with_context(|| format!("reading the body of http://{addr}{path}"))?;
+    Ok((status, body))
 }
 
 /// The version `addr` serves, when its `/health` answers.
