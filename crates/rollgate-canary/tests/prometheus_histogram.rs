@@ -5,8 +5,6 @@
 //! queried over its HTTP API.
 #![cfg(feature = "prometheus")]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -83,34 +81,18 @@ fn label(v: f64) -> String {
     }
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// `GET url` over HTTP/1.0 (no client library needed): the body.
-fn get(base: &str, path_and_query: &str) -> String {
-    let hostport = base.trim_start_matches("http://");
-    let mut s = TcpStream::connect(hostport).expect("connect to prometheus");
-    write!(
-        s,
-        "GET {path_and_query} HTTP/1.0\r\nHost: {hostport}\r\nAccept: application/json\r\n\r\n"
+/// `GET base/api/v1/query` through reqwest: the body of a 200 answer.
+fn query(base: &str, expr: &str, time: &str) -> String {
+    let url = reqwest::Url::parse_with_params(
+        &format!("{base}/api/v1/query"),
+        [("query", expr), ("time", time)],
     )
-    .expect("send");
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).expect("read");
-    let (head, body) = resp.split_once("\r\n\r\n").expect("http response");
-    assert!(
-        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-        "{head}\n{body}"
-    );
-    body.to_string()
+    .expect("query url");
+    let resp = reqwest::blocking::get(url).expect("query prometheus");
+    let status = resp.status();
+    let body = resp.text().expect("read the body");
+    assert!(status.is_success(), "{status}\n{body}");
+    body
 }
 
 #[test]
@@ -175,10 +157,7 @@ fn interpolated_quantiles_equal_prometheus_histogram_quantile() {
         0.0, 0.001, 0.01, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0,
     ] {
         let expr = format!("histogram_quantile({q}, h_bucket)");
-        let body = get(
-            &url,
-            &format!("/api/v1/query?query={}&time={t}", encode(&expr)),
-        );
+        let body = query(&url, &expr, &t.to_string());
         let v: serde_json::Value = serde_json::from_str(&body).expect("json");
         let result = v["data"]["result"].as_array().expect("result array");
         assert_eq!(result.len(), hists.len(), "{body}");

@@ -1,8 +1,6 @@
 //! A throwaway Prometheus for tests (scripts/prometheus.sh of rollgate-test).
 #![allow(dead_code)] // each test binary uses its own part
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -37,19 +35,16 @@ impl Prometheus {
         Self { workdir, url }
     }
 
-    /// Instant query through the HTTP API; the `data.result` array.
+    /// Instant query through the HTTP API (reqwest); the `data.result` array.
     pub fn query(&self, promql: &str) -> Vec<Value> {
-        let hostport = self.url.trim_start_matches("http://");
-        let mut conn = TcpStream::connect(hostport).expect("connect to prometheus");
-        let req = format!(
-            "GET /api/v1/query?query={} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n",
-            percent_encode(promql)
-        );
-        conn.write_all(req.as_bytes()).expect("send query");
-        let mut resp = String::new();
-        conn.read_to_string(&mut resp).expect("read response");
-        let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {resp}"));
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/api/v1/query", self.url),
+            [("query", promql)],
+        )
+        .expect("query url");
+        let resp = reqwest::blocking::get(url).expect("query prometheus");
+        let body = resp.text().expect("read the response");
+        let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
         assert_eq!(v["status"], "success", "{v}");
         v["data"]["result"].as_array().cloned().unwrap_or_default()
     }
@@ -79,15 +74,4 @@ impl Drop for Prometheus {
             .arg(self.workdir.path())
             .status();
     }
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
