@@ -22,8 +22,8 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_postgres::{Client, Config, GenericClient, NoTls};
 
 use crate::store::{
-    Created, LeaseInfo, ListFilter, RolloutSummary, StateStore, SummaryRow, Writer, check_rebind,
-    check_same_request, check_writer,
+    Created, EventRow, LeaseInfo, ListFilter, RolloutSummary, StateStore, SummaryRow, Writer,
+    check_rebind, check_same_request, check_writer, encode_events, to_json,
 };
 use crate::{Artifact, Cause, Digest, Error, Event, EventRecord, Fence, RolloutId, RolloutRequest};
 
@@ -76,7 +76,7 @@ struct AppendWork {
     id: RolloutId,
     fence: Option<Fence>,
     actor: String,
-    rows: Vec<(&'static str, Option<String>, String)>,
+    rows: Vec<EventRow>,
     outcome: Option<&'static str>,
     reply: oneshot::Sender<Result<u64, Error>>,
 }
@@ -139,10 +139,6 @@ fn db_err(shown: &str, what: &str, e: tokio_postgres::Error) -> Error {
         );
     }
     Error::Store(format!("{shown}: {what}"), Some(Cause::new(e)))
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String, Error> {
-    serde_json::to_string(v).map_err(|e| Error::Store("cannot encode".into(), Some(Cause::new(e))))
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(shown: &str, what: &str, s: &str) -> Result<T, Error> {
@@ -507,24 +503,8 @@ impl StateStore for PostgresStore {
         events: &[Event],
     ) -> Result<u64, Error> {
         check_writer(id, writer, events)?;
-        let mut outcome = None;
-        let rows = events
-            .iter()
-            .map(|e| {
-                if let Event::Finished { outcome: o } = e {
-                    outcome = Some(o.as_str());
-                }
-                Ok((
-                    e.action(),
-                    e.target().map(|t| t.as_str().to_owned()),
-                    to_json(e)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        let fence = match writer {
-            Writer::Controller { fence, .. } => Some(fence),
-            Writer::Person(_) => None,
-        };
+        let (rows, outcome) = encode_events(events)?;
+        let fence = writer.fence();
         let (reply, rx) = oneshot::channel();
         let stopped = || Error::Store(format!("{}: the writer task stopped", self.shown), None);
         self.appends

@@ -16,8 +16,8 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::store::{
-    Created, LeaseInfo, ListFilter, RolloutSummary, StateStore, SummaryRow, Writer, check_rebind,
-    check_same_request, check_writer, now_ms,
+    Created, EventRow, LeaseInfo, ListFilter, RolloutSummary, StateStore, SummaryRow, Writer,
+    check_rebind, check_same_request, check_writer, encode_events, now_ms, to_json,
 };
 use crate::{Artifact, Cause, Digest, Error, Event, EventRecord, Fence, RolloutId, RolloutRequest};
 
@@ -36,7 +36,7 @@ struct AppendWork {
     id: RolloutId,
     fence: Option<Fence>,
     actor: String,
-    rows: Vec<(&'static str, Option<String>, String)>,
+    rows: Vec<EventRow>,
     outcome: Option<&'static str>,
     reply: oneshot::Sender<Result<u64, Error>>,
 }
@@ -492,10 +492,6 @@ fn write_failed(e: Error) -> Error {
     }
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String, Error> {
-    serde_json::to_string(v).map_err(|e| Error::Store("cannot encode".into(), Some(Cause::new(e))))
-}
-
 fn from_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str, s: &str) -> Result<T, Error> {
     serde_json::from_str(s).map_err(|e| {
         Error::Store(
@@ -614,24 +610,8 @@ impl StateStore for SqliteStore {
     ) -> Result<u64, Error> {
         check_writer(id, writer, events)?;
         // Encode on the caller's thread; the writer thread only writes.
-        let mut outcome = None;
-        let rows = events
-            .iter()
-            .map(|e| {
-                if let Event::Finished { outcome: o } = e {
-                    outcome = Some(o.as_str());
-                }
-                Ok((
-                    e.action(),
-                    e.target().map(|t| t.as_str().to_owned()),
-                    to_json(e)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        let fence = match writer {
-            Writer::Controller { fence, .. } => Some(fence),
-            Writer::Person(_) => None,
-        };
+        let (rows, outcome) = encode_events(events)?;
+        let fence = writer.fence();
         let (reply, rx) = oneshot::channel();
         let work = AppendWork {
             id,

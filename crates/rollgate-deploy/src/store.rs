@@ -26,6 +26,15 @@ pub enum Writer<'a> {
 }
 
 impl Writer<'_> {
+    /// The fence a controller writes under; none for a person.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn fence(&self) -> Option<Fence> {
+        match self {
+            Writer::Controller { fence, .. } => Some(*fence),
+            Writer::Person(_) => None,
+        }
+    }
+
     /// The name recorded as the actor.
     pub fn actor(&self) -> &str {
         match self {
@@ -119,6 +128,40 @@ impl ListFilter {
             && self.outcome.is_none_or(|o| o == s.outcome)
             && self.since_ms.is_none_or(|t| s.created_ms >= t)
     }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// An event as the SQL stores write it: its action, target and JSON body.
+pub(crate) type EventRow = (&'static str, Option<String>, String);
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// Encodes `events` for a SQL store on the caller's thread (the writer only
+/// writes), with the outcome of a `finished` among them.
+pub(crate) fn encode_events(
+    events: &[Event],
+) -> Result<(Vec<EventRow>, Option<&'static str>), Error> {
+    let mut outcome = None;
+    let rows = events
+        .iter()
+        .map(|e| {
+            if let Event::Finished { outcome: o } = e {
+                outcome = Some(o.as_str());
+            }
+            Ok((
+                e.action(),
+                e.target().map(|t| t.as_str().to_owned()),
+                to_json(e)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok((rows, outcome))
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// JSON for a stored value (a request, an event).
+pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<String, Error> {
+    serde_json::to_string(v)
+        .map_err(|e| Error::Store("cannot encode".into(), Some(crate::Cause::new(e))))
 }
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
