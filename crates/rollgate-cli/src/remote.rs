@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rollgate_deploy::{
     Artifact, Cause, Created, Digest, Error, Event, EventRecord, Fence, LeaseInfo, ListFilter,
-    RolloutId, RolloutRequest, RolloutSummary, StateStore, Writer,
+    RolloutId, RolloutRequest, RolloutSummary, StateStore, Writer, Notification, NotificationId, NotifyKind,
 };
 use serde_json::Value;
 
@@ -223,12 +223,16 @@ impl StateStore for RemoteStore {
         decode(&self.base, "request", doc["request"].take())
     }
 
-    async fn append(
+    async fn append_notifying(
         &self,
         id: RolloutId,
         writer: Writer<'_>,
         events: &[Event],
+        notify: &[Option<NotifyKind>],
     ) -> Result<u64, Error> {
+        if notify.iter().any(Option::is_some) {
+            return Err(not_remote("a controller's write"));
+        }
         let Writer::Person(actor) = writer else {
             return Err(not_remote("a controller's write"));
         };
@@ -326,5 +330,33 @@ impl StateStore for RemoteStore {
 
     async fn artifact(&self, _: &Digest) -> Result<Option<Artifact>, Error> {
         Err(not_remote("reading the artifact registry"))
+    }
+
+    // The server delivers its own outbox; a client drives no dispatcher.
+    async fn claim_notifications(
+        &self,
+        _: &str,
+        _: Duration,
+        _: usize,
+    ) -> Result<Vec<Notification>, Error> {
+        Err(not_remote("delivering notifications"))
+    }
+
+    async fn notification_delivered(&self, _: NotificationId, _: &str) -> Result<(), Error> {
+        Err(not_remote("delivering notifications"))
+    }
+
+    async fn notification_failed(
+        &self,
+        _: NotificationId,
+        _: &str,
+        _: &str,
+        _: Duration,
+    ) -> Result<(), Error> {
+        Err(not_remote("delivering notifications"))
+    }
+
+    async fn notifications(&self, _: Option<RolloutId>) -> Result<Vec<Notification>, Error> {
+        Err(not_remote("listing notifications"))
     }
 }

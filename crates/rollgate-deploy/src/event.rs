@@ -388,6 +388,10 @@ pub struct RolloutRequest {
     /// rebuild deployer and gate when it resumes the rollout elsewhere).
     #[serde(default)]
     pub spec: Option<serde_json::Value>,
+    /// Where notifications of this rollout go. Stores write an outbox row
+    /// per matching destination with the event that causes it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<crate::Destination>,
 }
 
 impl RolloutRequest {
@@ -409,6 +413,7 @@ impl RolloutRequest {
             known: Vec::new(),
             no_rollback_ok: false,
             spec: None,
+            notify: Vec::new(),
         }
     }
 
@@ -449,6 +454,12 @@ impl RolloutRequest {
     /// Sets the gate policy.
     pub fn with_gate_policy(mut self, policy: GatePolicy) -> Self {
         self.gate_policy = policy;
+        self
+    }
+
+    /// Adds notification destinations.
+    pub fn with_notify(mut self, to: impl IntoIterator<Item = crate::Destination>) -> Self {
+        self.notify.extend(to);
         self
     }
 

@@ -519,7 +519,16 @@ impl Executor {
             owner: &self.config.owner,
             fence,
         };
-        self.store.append(r.id, writer, events).await?;
+        // Which events announce something, judged on the state as stored
+        // (a person's request may have landed since the last read).
+        let mut notify = crate::notify_kinds(r, events);
+        if notify.iter().any(Option::is_some) {
+            self.sync(r).await?;
+            notify = crate::notify_kinds(r, events);
+        }
+        self.store
+            .append_notifying(r.id, writer, events, &notify)
+            .await?;
         for e in events {
             metrics::counter!("rollgate_rollout_events_total", "action" => e.action()).increment(1);
             if let Event::Finished { outcome } = e {

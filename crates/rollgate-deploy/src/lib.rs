@@ -7,6 +7,7 @@ mod error;
 mod event;
 mod executor;
 mod gate;
+mod notify;
 mod plan;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -26,6 +27,11 @@ pub use error::{Cause, Error, error_chain};
 pub use event::{Event, EventRecord, GatePolicy, Outcome, RolloutRequest};
 pub use executor::{Executor, ExecutorConfig, Jitter, Observer, Report, RetryPolicy};
 pub use gate::{CommandGate, Decision, GATE_PLACEHOLDERS, Gate, GateContext, Reasons};
+pub use notify::{
+    Destination, DispatchConfig, Dispatcher, Notification, NotificationId, Notifier, NotifyFormat,
+    NotifyKind, Outgoing, SecretRef, SendError, event_id, notify_kinds, payload, redact_url, sign,
+    verify_signature,
+};
 pub use plan::{GateUse, Phase, PhaseAction, PhaseDefaults, Plan, Ring, Strategy};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;

@@ -62,6 +62,28 @@ struct RawPlan {
     readiness: Option<RawReadiness>,
     #[serde(default)]
     retry: Option<RawRetry>,
+    #[serde(default)]
+    notify: Vec<Spanned<RawNotify>>,
+    /// Waits between notification attempts: the keys of `[retry]`.
+    #[serde(default)]
+    notify_retry: Option<RawRetry>,
+}
+
+/// A `[[notify]]` destination.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    url: Spanned<String>,
+    #[serde(default)]
+    name: Option<Spanned<String>>,
+    #[serde(default)]
+    events: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    format: Option<Spanned<String>>,
+    #[serde(default)]
+    secret_env: Option<Spanned<String>>,
+    #[serde(default)]
+    secret_file: Option<Spanned<String>>,
 }
 
 /// A target: a plain name, or a table with `name` and string attributes.
@@ -345,6 +367,10 @@ pub struct PlanFile {
     ready_timeout: Duration,
     ready_interval: Duration,
     retry: RetryPolicy,
+    /// Where notifications go (`[[notify]]`).
+    pub notify: Vec<crate::Destination>,
+    /// Waits between notification attempts (`[notify_retry]`).
+    pub notify_retry: RetryPolicy,
     /// The plan's text, kept so a resumed rollout rebuilds the same deployer and gate.
     pub text: String,
 }
@@ -410,6 +436,142 @@ impl Ctx<'_> {
         default: Duration,
     ) -> Result<Duration, Error> {
         s.as_ref().map_or(Ok(default), |s| self.duration(s))
+    }
+
+    fn retry(&self, raw: Option<&RawRetry>, mut retry: RetryPolicy) -> Result<RetryPolicy, Error> {
+        let Some(r) = raw else {
+            return Ok(retry);
+        };
+        if let Some(a) = &r.attempts {
+            retry.max_attempts = self.count(a, "attempts", 1)? as u32;
+        }
+        retry.initial_backoff = self.opt_duration(&r.backoff, retry.initial_backoff)?;
+        retry.max_backoff = self.opt_duration(&r.max_backoff, retry.max_backoff)?;
+        if let Some(j) = &r.jitter {
+            retry.jitter = match j.get_ref().as_str() {
+                "full" => Jitter::Full,
+                "none" => Jitter::None,
+                other => {
+                    return self.err(
+                        j.span(),
+                        format!("unknown jitter {other:?} (expected \"full\" or \"none\")"),
+                    );
+                }
+            };
+        }
+        if let Some(seed) = &r.seed {
+            retry.seed = self.count(seed, "seed", 0)? as u64;
+        }
+        Ok(retry)
+    }
+
+    /// A `[[notify]]` table; a relative `secret_file` is taken from `base`
+    /// (the plan file's directory).
+    fn destination(
+        &self,
+        n: &Spanned<RawNotify>,
+        base: &Path,
+    ) -> Result<crate::Destination, Error> {
+        use crate::{Destination, NotifyFormat, NotifyKind};
+        let raw = n.get_ref();
+        let url = raw.url.get_ref().trim();
+        // Never echo the URL itself: it may carry credentials.
+        let host_ok = url.split_once("://").is_some_and(|(scheme, rest)| {
+            matches!(scheme, "http" | "https")
+                && rest
+                    .split(['/', '?', '#'])
+                    .next()
+                    .is_some_and(|a| !a.rsplit('@').next().unwrap_or("").is_empty())
+        });
+        if !host_ok || url.chars().any(char::is_whitespace) {
+            return self.err(
+                raw.url.span(),
+                format!(
+                    "notify url {} is not an http:// or https:// URL with a host",
+                    crate::redact_url(url)
+                ),
+            );
+        }
+        let mut d = Destination::new(url);
+        if let Some(name) = &raw.name {
+            if name.get_ref().trim().is_empty() {
+                return self.err(name.span(), "notify name is empty");
+            }
+            d = d.with_name(name.get_ref().trim());
+        }
+        if let Some(events) = &raw.events {
+            if events.get_ref().is_empty() {
+                return self.err(
+                    events.span(),
+                    format!(
+                        "notify events is empty; leave it out to send every event ({})",
+                        NotifyKind::names()
+                    ),
+                );
+            }
+            let mut kinds = Vec::new();
+            for e in events.get_ref() {
+                let kind: NotifyKind = match e.get_ref().parse() {
+                    Ok(k) => k,
+                    Err(_) => {
+                        return self.err(
+                            e.span(),
+                            format!(
+                                "unknown notify event {:?}; valid events: {}",
+                                e.get_ref(),
+                                NotifyKind::names()
+                            ),
+                        );
+                    }
+                };
+                if !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+            }
+            d = d.with_events(kinds);
+        }
+        if let Some(f) = &raw.format {
+            d = d.with_format(match f.get_ref().as_str() {
+                "json" => NotifyFormat::Json,
+                "slack" => NotifyFormat::Slack,
+                other => {
+                    return self.err(
+                        f.span(),
+                        format!("unknown notify format {other:?} (expected \"json\" or \"slack\")"),
+                    );
+                }
+            });
+        }
+        match (&raw.secret_env, &raw.secret_file) {
+            (Some(_), Some(f)) => {
+                return self.err(f.span(), "give secret_env or secret_file, not both");
+            }
+            (Some(env), None) => {
+                let name = env.get_ref();
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    return self.err(
+                        env.span(),
+                        format!("secret_env {name:?} is not an environment variable name (letters, digits, _)"),
+                    );
+                }
+                d = d.with_secret_env(name);
+            }
+            (None, Some(file)) => {
+                if file.get_ref().trim().is_empty() {
+                    return self.err(file.span(), "secret_file is empty");
+                }
+                d = d.with_secret_file(base.join(file.get_ref()));
+            }
+            (None, None) if d.format == NotifyFormat::Json => {
+                return self.err(
+                    n.span(),
+                    "a json notify destination needs secret_env or secret_file: receivers verify X-Rollgate-Signature with it",
+                );
+            }
+            (None, None) => {}
+        }
+        Ok(d)
     }
 
     fn count(&self, v: &Spanned<i64>, what: &str, min: i64) -> Result<usize, Error> {
@@ -875,29 +1037,17 @@ impl PlanFile {
             ),
             None => (Duration::from_secs(300), Duration::from_secs(1)),
         };
-        let mut retry = RetryPolicy::default();
-        if let Some(r) = &raw.retry {
-            if let Some(a) = &r.attempts {
-                retry.max_attempts = cx.count(a, "attempts", 1)? as u32;
-            }
-            retry.initial_backoff = cx.opt_duration(&r.backoff, retry.initial_backoff)?;
-            retry.max_backoff = cx.opt_duration(&r.max_backoff, retry.max_backoff)?;
-            if let Some(j) = &r.jitter {
-                retry.jitter = match j.get_ref().as_str() {
-                    "full" => Jitter::Full,
-                    "none" => Jitter::None,
-                    other => {
-                        return cx.err(
-                            j.span(),
-                            format!("unknown jitter {other:?} (expected \"full\" or \"none\")"),
-                        );
-                    }
-                };
-            }
-            if let Some(seed) = &r.seed {
-                retry.seed = cx.count(seed, "seed", 0)? as u64;
-            }
-        }
+        let retry = cx.retry(raw.retry.as_ref(), RetryPolicy::default())?;
+        let notify_retry = cx.retry(
+            raw.notify_retry.as_ref(),
+            crate::DispatchConfig::default().retry,
+        )?;
+        let base = Path::new(path).parent().unwrap_or(Path::new(""));
+        let notify = raw
+            .notify
+            .iter()
+            .map(|n| cx.destination(n, base))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             path: path.to_string(),
             service,
@@ -918,6 +1068,8 @@ impl PlanFile {
             ready_timeout,
             ready_interval,
             retry,
+            notify,
+            notify_retry,
             text: text.to_string(),
         })
     }
@@ -943,6 +1095,7 @@ impl PlanFile {
             known: self.known.clone(),
             no_rollback_ok: false,
             spec: None,
+            notify: self.notify.clone(),
         }
     }
 

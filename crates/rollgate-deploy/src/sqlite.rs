@@ -19,7 +19,10 @@ use crate::store::{
     Created, EventRow, LeaseInfo, ListFilter, RolloutSummary, StateStore, SummaryRow, Writer,
     check_rebind, check_same_request, check_writer, encode_events, now_ms, to_json,
 };
-use crate::{Artifact, Cause, Digest, Error, Event, EventRecord, Fence, RolloutId, RolloutRequest};
+use crate::{
+    Artifact, Cause, Digest, Error, Event, EventRecord, Fence, Notification, NotificationId,
+    NotifyKind, RolloutId, RolloutRequest,
+};
 
 type Reply = Box<dyn FnOnce(Option<&Error>) + Send>;
 type Job = Box<dyn FnOnce(Result<&Connection, &Error>) -> Reply + Send>;
@@ -125,6 +128,36 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 ";
 
+/// Schema 2: the notification outbox. `notify_routes` says which
+/// destinations (by index in the request) want which kinds, so an append
+/// writes its outbox rows without decoding the request.
+const SCHEMA_2: &str = "
+CREATE TABLE IF NOT EXISTS notify_routes (
+    rollout INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    dest INTEGER NOT NULL,
+    PRIMARY KEY (rollout, kind, dest)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    rollout INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    dest INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    claim_owner TEXT,
+    claim_expires_ms INTEGER NOT NULL DEFAULT 0,
+    delivered_ms INTEGER,
+    UNIQUE (rollout, seq, dest)
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(id) WHERE delivered_ms IS NULL;
+";
+
+/// The schema version this build writes.
+const SCHEMA_VERSION: i64 = 2;
+
 /// How durable an acknowledged append is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -214,18 +247,21 @@ impl SqliteStore {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(|e| map_err(&path, e))?;
-        if version > 1 {
+        if version > SCHEMA_VERSION {
             return Err(Error::Store(
                 format!(
-                    "{} has schema version {version}; this rollgate knows 1 (upgrade rollgate)",
+                    "{} has schema version {version}; this rollgate knows {SCHEMA_VERSION} (upgrade rollgate)",
                     path.display()
                 ),
                 None,
             ));
         }
-        if version == 0 {
+        if version < SCHEMA_VERSION {
+            // Every step is idempotent: two processes upgrading one file at
+            // once both succeed.
+            let v1 = if version == 0 { SCHEMA } else { "" };
             conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = 1; COMMIT;"
+                "BEGIN IMMEDIATE; {v1} {SCHEMA_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
             .map_err(|e| map_err(&path, e))?;
         }
@@ -445,7 +481,7 @@ fn append_rows(
     let mut stmt = conn
         .prepare_cached("INSERT INTO events (rollout, seq, at_ms, actor, action, target, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
         .map_err(sql(path))?;
-    for (action, target, body) in &a.rows {
+    for (action, target, body, kind) in &a.rows {
         stmt.execute(params![
             id.0 as i64,
             c.last_seq + 1,
@@ -457,6 +493,16 @@ fn append_rows(
         ])
         .map_err(|e| write_failed(map_err(path, e)))?;
         c.last_seq += 1;
+        if let Some(kind) = kind {
+            conn.prepare_cached(
+                "INSERT INTO outbox (rollout, seq, dest, kind, created_ms) \
+                 SELECT ?1, ?2, r.dest, ?3, ?4 FROM notify_routes r WHERE r.rollout = ?1 AND r.kind = ?3 \
+                 AND (?3 <> 'started' OR NOT EXISTS \
+                 (SELECT 1 FROM outbox o WHERE o.rollout = ?1 AND o.dest = r.dest AND o.kind = 'started'))",
+            )
+            .and_then(|mut s| s.execute(params![id.0 as i64, c.last_seq, kind.as_str(), at]))
+            .map_err(|e| write_failed(map_err(path, e)))?;
+        }
     }
     c.dirty = true;
     if a.outcome.is_some() {
@@ -577,7 +623,15 @@ impl StateStore for SqliteStore {
                 params![req.service, req.idempotency_key, to_json(&req)?, req.actor, now_ms()],
             )
             .map_err(sql(path))?;
-            Ok(Created { id: RolloutId(conn.last_insert_rowid() as u64), existed: false })
+            let id = conn.last_insert_rowid();
+            for (i, d) in req.notify.iter().enumerate() {
+                for kind in d.kinds() {
+                    conn.prepare_cached("INSERT INTO notify_routes (rollout, kind, dest) VALUES (?1, ?2, ?3)")
+                        .and_then(|mut s| s.execute(params![id, kind.as_str(), i as i64]))
+                        .map_err(sql(path))?;
+                }
+            }
+            Ok(Created { id: RolloutId(id as u64), existed: false })
         })
         .await
     }
@@ -602,15 +656,16 @@ impl StateStore for SqliteStore {
             .await
     }
 
-    async fn append(
+    async fn append_notifying(
         &self,
         id: RolloutId,
         writer: Writer<'_>,
         events: &[Event],
+        notify: &[Option<NotifyKind>],
     ) -> Result<u64, Error> {
         check_writer(id, writer, events)?;
         // Encode on the caller's thread; the writer thread only writes.
-        let (rows, outcome) = encode_events(events)?;
+        let (rows, outcome) = encode_events(events, notify)?;
         let fence = writer.fence();
         let (reply, rx) = oneshot::channel();
         let work = AppendWork {
@@ -826,4 +881,135 @@ impl StateStore for SqliteStore {
         self.call(false, move |conn, path| artifact_row(conn, path, &d))
             .await
     }
+
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<Notification>, Error> {
+        let owner = owner.to_owned();
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call(true, move |conn, path| {
+            let now = now_ms();
+            let mut stmt = conn
+                .prepare_cached(
+                    "UPDATE outbox SET claim_owner = ?1, claim_expires_ms = ?2 WHERE id IN \
+                     (SELECT id FROM outbox WHERE delivered_ms IS NULL AND claim_expires_ms <= ?3 ORDER BY id LIMIT ?4) \
+                     RETURNING id, rollout, seq, dest, kind, attempts, last_error, delivered_ms",
+                )
+                .map_err(sql(path))?;
+            let rows = stmt
+                .query_map(params![owner, now.saturating_add(ttl_ms), now, limit], notification_row)
+                .map_err(sql(path))?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(notification(path, r.map_err(sql(path))?)?);
+            }
+            // RETURNING comes in no promised order.
+            out.sort_by_key(|n| n.id);
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn notification_delivered(&self, id: NotificationId, _owner: &str) -> Result<(), Error> {
+        self.call(true, move |conn, path| {
+            let n = conn
+                .execute(
+                    "UPDATE outbox SET delivered_ms = COALESCE(delivered_ms, ?2), claim_owner = NULL, claim_expires_ms = 0 WHERE id = ?1",
+                    params![id.0 as i64, now_ms()],
+                )
+                .map_err(sql(path))?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("notification {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn notification_failed(
+        &self,
+        id: NotificationId,
+        owner: &str,
+        error: &str,
+        retry_in: Duration,
+    ) -> Result<(), Error> {
+        let owner = owner.to_owned();
+        let error = error.to_owned();
+        let retry_ms = i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX);
+        self.call(true, move |conn, path| {
+            let until = now_ms().saturating_add(retry_ms);
+            let n = conn
+                .execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, \
+                     claim_owner = CASE WHEN delivered_ms IS NULL THEN ?3 ELSE claim_owner END, \
+                     claim_expires_ms = CASE WHEN delivered_ms IS NULL THEN ?4 ELSE claim_expires_ms END \
+                     WHERE id = ?1",
+                    params![id.0 as i64, error, owner, until],
+                )
+                .map_err(sql(path))?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("notification {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn notifications(&self, rollout: Option<RolloutId>) -> Result<Vec<Notification>, Error> {
+        let rollout = rollout.map(|r| r.0 as i64);
+        self.call(false, move |conn, path| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, rollout, seq, dest, kind, attempts, last_error, delivered_ms FROM outbox \
+                     WHERE (?1 IS NULL OR rollout = ?1) ORDER BY id",
+                )
+                .map_err(sql(path))?;
+            let rows = stmt.query_map(params![rollout], notification_row).map_err(sql(path))?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(notification(path, r.map_err(sql(path))?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+type OutboxRow = (i64, i64, i64, i64, String, i64, Option<String>, Option<i64>);
+
+fn notification_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn notification(path: &Path, row: OutboxRow) -> Result<Notification, Error> {
+    let (id, rollout, seq, dest, kind, attempts, last_error, delivered_ms) = row;
+    let kind: NotifyKind = kind.parse().map_err(|e| {
+        Error::Store(
+            format!("{}: corrupt notification {id}", path.display()),
+            Some(Cause::new(e)),
+        )
+    })?;
+    Ok(Notification::new(
+        NotificationId(id as u64),
+        RolloutId(rollout as u64),
+        seq as u64,
+        dest as usize,
+        kind,
+        u32::try_from(attempts).unwrap_or(u32::MAX),
+        last_error,
+        delivered_ms,
+    ))
 }

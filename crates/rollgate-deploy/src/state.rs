@@ -171,6 +171,9 @@ pub struct Rollout {
     /// ask it). Set by the executor; not part of the log.
     #[serde(skip)]
     pub gate_attached: bool,
+    /// Whether a controller has started driving it (the log has a
+    /// `controller_started` event).
+    pub started: bool,
 }
 
 impl Rollout {
@@ -202,6 +205,7 @@ impl Rollout {
             last_seq: 0,
             interrupted: None,
             gate_attached: false,
+            started: false,
         }
     }
 
@@ -288,7 +292,10 @@ impl Rollout {
             ));
         }
         match &rec.event {
-            Event::ControllerStarted { .. } => self.interrupted = None,
+            Event::ControllerStarted { .. } => {
+                self.interrupted = None;
+                self.started = true;
+            }
             Event::Interrupted { reason } => {
                 self.interrupted = Some(Interruption {
                     by: rec.actor.clone(),

@@ -7,8 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::notify::check_notify;
 use crate::{
-    Artifact, Digest, Error, Event, EventRecord, Fence, Outcome, RolloutId, RolloutRequest,
+    Artifact, Digest, Error, Event, EventRecord, Fence, Notification, NotificationId, NotifyKind,
+    Outcome, RolloutId, RolloutRequest,
 };
 
 /// Who appends: a controller holding the lease, or a person.
@@ -131,19 +133,23 @@ impl ListFilter {
 }
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-/// An event as the SQL stores write it: its action, target and JSON body.
-pub(crate) type EventRow = (&'static str, Option<String>, String);
+/// An event as the SQL stores write it: its action, target, JSON body and
+/// the notification it causes, if any.
+pub(crate) type EventRow = (&'static str, Option<String>, String, Option<NotifyKind>);
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// Encodes `events` for a SQL store on the caller's thread (the writer only
 /// writes), with the outcome of a `finished` among them.
 pub(crate) fn encode_events(
     events: &[Event],
+    notify: &[Option<NotifyKind>],
 ) -> Result<(Vec<EventRow>, Option<&'static str>), Error> {
+    check_notify(events, notify)?;
     let mut outcome = None;
     let rows = events
         .iter()
-        .map(|e| {
+        .enumerate()
+        .map(|(i, e)| {
             if let Event::Finished { outcome: o } = e {
                 outcome = Some(o.as_str());
             }
@@ -151,6 +157,7 @@ pub(crate) fn encode_events(
                 e.action(),
                 e.target().map(|t| t.as_str().to_owned()),
                 to_json(e)?,
+                notify.get(i).copied().flatten(),
             ))
         })
         .collect::<Result<Vec<_>, Error>>()?;
@@ -227,12 +234,13 @@ impl ListFilter {
     }
 }
 
-/// Durable rollout state: requests, event logs, leases, the artifact registry.
+/// Durable rollout state: requests, event logs, leases, the artifact
+/// registry and the notification outbox.
 ///
-/// Implementations must make `append` atomic (all events or none), reject a
-/// controller write whose fence is not the lease's current one
-/// ([`Error::StaleFence`]), and reject every write to a rollout whose log
-/// has a `Finished` event ([`Error::Finished`]).
+/// Implementations must make `append` atomic (all events or none, with
+/// their outbox rows), reject a controller write whose fence is not the
+/// lease's current one ([`Error::StaleFence`]), and reject every write to a
+/// rollout whose log has a `Finished` event ([`Error::Finished`]).
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
     /// Creates the rollout, or returns the one already made with this idempotency key.
@@ -243,12 +251,28 @@ pub trait StateStore: Send + Sync + 'static {
     /// The request a rollout was created from.
     async fn request(&self, id: RolloutId) -> Result<RolloutRequest, Error>;
     /// Appends events atomically; returns the last sequence number. Refused
-    /// with a stale fence, or once the rollout has finished.
+    /// with a stale fence, or once the rollout has finished. Causes no
+    /// notification: see [`StateStore::append_notifying`].
     async fn append(
         &self,
         id: RolloutId,
         writer: Writer<'_>,
         events: &[Event],
+    ) -> Result<u64, Error> {
+        self.append_notifying(id, writer, events, &[]).await
+    }
+    /// Appends events atomically, as [`StateStore::append`], and in the same
+    /// transaction an outbox row for every event `i` with `notify[i] =
+    /// Some(kind)` and every destination of the request that
+    /// [wants](crate::Destination::wants) `kind`. `notify` is empty or has
+    /// one entry per event. A `started` notification is written at most once
+    /// per rollout and destination.
+    async fn append_notifying(
+        &self,
+        id: RolloutId,
+        writer: Writer<'_>,
+        events: &[Event],
+        notify: &[Option<NotifyKind>],
     ) -> Result<u64, Error>;
     /// Events with sequence numbers above `after`, in order.
     async fn events(&self, id: RolloutId, after: u64) -> Result<Vec<EventRecord>, Error>;
@@ -280,6 +304,29 @@ pub trait StateStore: Send + Sync + 'static {
     async fn register_artifact(&self, artifact: &Artifact) -> Result<(), Error>;
     /// The artifact recorded under `digest`.
     async fn artifact(&self, digest: &Digest) -> Result<Option<Artifact>, Error>;
+    /// Claims up to `limit` undelivered notifications that no one holds a
+    /// live claim on, oldest first, for `owner` until `ttl` passes.
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<Notification>, Error>;
+    /// Marks a notification delivered (whoever holds its claim: delivery is
+    /// at least once). Unknown ids are [`Error::NotFound`].
+    async fn notification_delivered(&self, id: NotificationId, owner: &str) -> Result<(), Error>;
+    /// Records a failed attempt (`error` must hold no secret): counts it,
+    /// keeps the error, and sets `owner`'s claim to end after `retry_in`.
+    async fn notification_failed(
+        &self,
+        id: NotificationId,
+        owner: &str,
+        error: &str,
+        retry_in: Duration,
+    ) -> Result<(), Error>;
+    /// Every notification of `rollout` (or of all rollouts), delivered or
+    /// not, in outbox order.
+    async fn notifications(&self, rollout: Option<RolloutId>) -> Result<Vec<Notification>, Error>;
 }
 
 const _: Option<&dyn StateStore> = None;
@@ -359,6 +406,11 @@ struct Lease {
     expires: tokio::time::Instant,
 }
 
+struct Row {
+    n: Notification,
+    claim: Option<(String, tokio::time::Instant)>,
+}
+
 struct Entry {
     request: RolloutRequest,
     created_ms: i64,
@@ -373,6 +425,7 @@ struct Inner {
     rollouts: BTreeMap<RolloutId, Entry>,
     keys: BTreeMap<String, RolloutId>,
     artifacts: BTreeMap<Digest, Artifact>,
+    outbox: Vec<Row>,
 }
 
 /// A store in memory, for tests and single-process embedding. Lease expiry
@@ -460,15 +513,20 @@ impl StateStore for MemoryStore {
             .ok_or_else(|| not_found(id))
     }
 
-    async fn append(
+    async fn append_notifying(
         &self,
         id: RolloutId,
         writer: Writer<'_>,
         events: &[Event],
+        notify: &[Option<NotifyKind>],
     ) -> Result<u64, Error> {
         check_writer(id, writer, events)?;
+        check_notify(events, notify)?;
         let mut g = self.lock();
-        let e = g.rollouts.get_mut(&id).ok_or_else(|| not_found(id))?;
+        let Inner {
+            rollouts, outbox, ..
+        } = &mut *g;
+        let e = rollouts.get_mut(&id).ok_or_else(|| not_found(id))?;
         if let Writer::Controller { fence, .. } = writer
             && e.lease.as_ref().map(|l| l.fence) != Some(fence)
         {
@@ -481,8 +539,23 @@ impl StateStore for MemoryStore {
             return Err(Error::Finished { rollout: id });
         }
         let at_ms = now_ms();
-        for ev in events {
+        for (i, ev) in events.iter().enumerate() {
             let seq = e.events.len() as u64 + 1;
+            if let Some(kind) = notify.get(i).copied().flatten() {
+                for (dest, d) in e.request.notify.iter().enumerate() {
+                    let once = kind == NotifyKind::Started
+                        && outbox.iter().any(|r| {
+                            r.n.rollout == id && r.n.destination == dest && r.n.kind == kind
+                        });
+                    if d.wants(kind) && !once {
+                        let nid = NotificationId(outbox.len() as u64 + 1);
+                        outbox.push(Row {
+                            n: Notification::new(nid, id, seq, dest, kind, 0, None, None),
+                            claim: None,
+                        });
+                    }
+                }
+            }
             if let Event::Finished { outcome } = ev {
                 e.outcome = Some(*outcome);
             }
@@ -597,4 +670,70 @@ impl StateStore for MemoryStore {
     async fn artifact(&self, digest: &Digest) -> Result<Option<Artifact>, Error> {
         Ok(self.lock().artifacts.get(digest).cloned())
     }
+
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<Notification>, Error> {
+        let now = tokio::time::Instant::now();
+        let mut g = self.lock();
+        let mut out = Vec::new();
+        for r in g.outbox.iter_mut() {
+            if out.len() >= limit {
+                break;
+            }
+            if r.n.delivered_ms.is_none() && r.claim.as_ref().is_none_or(|(_, t)| *t <= now) {
+                r.claim = Some((owner.to_owned(), now + ttl));
+                out.push(r.n.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn notification_delivered(&self, id: NotificationId, _owner: &str) -> Result<(), Error> {
+        let mut g = self.lock();
+        let r = outbox_row(&mut g.outbox, id)?;
+        if r.n.delivered_ms.is_none() {
+            r.n.delivered_ms = Some(now_ms());
+        }
+        r.claim = None;
+        Ok(())
+    }
+
+    async fn notification_failed(
+        &self,
+        id: NotificationId,
+        owner: &str,
+        error: &str,
+        retry_in: Duration,
+    ) -> Result<(), Error> {
+        let now = tokio::time::Instant::now();
+        let mut g = self.lock();
+        let r = outbox_row(&mut g.outbox, id)?;
+        r.n.attempts += 1;
+        r.n.last_error = Some(error.to_owned());
+        if r.n.delivered_ms.is_none() {
+            r.claim = Some((owner.to_owned(), now + retry_in));
+        }
+        Ok(())
+    }
+
+    async fn notifications(&self, rollout: Option<RolloutId>) -> Result<Vec<Notification>, Error> {
+        let g = self.lock();
+        Ok(g.outbox
+            .iter()
+            .filter(|r| rollout.is_none_or(|id| r.n.rollout == id))
+            .map(|r| r.n.clone())
+            .collect())
+    }
+}
+
+fn outbox_row(outbox: &mut [Row], id: NotificationId) -> Result<&mut Row, Error> {
+    usize::try_from(id.0)
+        .ok()
+        .and_then(|i| i.checked_sub(1))
+        .and_then(|i| outbox.get_mut(i))
+        .ok_or_else(|| Error::NotFound(format!("notification {id}")))
 }

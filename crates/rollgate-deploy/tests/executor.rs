@@ -938,3 +938,209 @@ fn only_rolling_plans_carry_max_unavailable() {
         None
     );
 }
+
+fn kinds(ns: &[Notification]) -> Vec<(usize, NotifyKind)> {
+    ns.iter().map(|n| (n.destination, n.kind)).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_then_promoted_rollout_announces_each_step_once() {
+    let w = world(10).registered().await;
+    let gate = ScriptedGate::new().at(
+        1,
+        Decision::Hold(vec!["inconclusive: 12 samples < 50".into()]),
+    );
+    let exec = w.exec(Some(gate));
+    let req = w
+        .request(
+            canary(),
+            PhaseDefaults::default()
+                .with_bake(Duration::from_secs(10))
+                .with_gate(true),
+        )
+        .with_notify([
+            Destination::new("http://127.0.0.1:9/all"),
+            Destination::new("http://127.0.0.1:9/ends").with_events([NotifyKind::Finished]),
+        ]);
+    let report = exec.submit(req).await.unwrap();
+    assert!(report.is_held());
+    let id = report.id;
+    w.store
+        .append(id, Writer::Person("bob"), &[Event::PromoteRequested])
+        .await
+        .unwrap();
+    let done = exec.run(id).await.unwrap();
+    assert_eq!(done.outcome, Some(Outcome::Succeeded));
+    let ns = w.store.notifications(Some(id)).await.unwrap();
+    assert_eq!(
+        kinds(&ns),
+        [
+            (0, NotifyKind::Started),
+            (0, NotifyKind::PhasePromoted),
+            (0, NotifyKind::Held),
+            (0, NotifyKind::PhasePromoted),
+            (0, NotifyKind::PhasePromoted),
+            (0, NotifyKind::Finished),
+            (1, NotifyKind::Finished),
+        ],
+        "a second controller start is not announced again"
+    );
+    // Each row points at the event that caused it.
+    let log = w.store.events(id, 0).await.unwrap();
+    for n in &ns {
+        let e = &log[n.seq as usize - 1].event;
+        let ok = match n.kind {
+            NotifyKind::Started => matches!(e, Event::ControllerStarted { .. }),
+            NotifyKind::PhasePromoted => matches!(e, Event::PhaseCompleted { .. }),
+            NotifyKind::Held => matches!(e, Event::GateDecided { .. }),
+            _ => matches!(e, Event::Finished { .. }),
+        };
+        assert!(ok, "{n:?} points at {e:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_is_announced_as_rolled_back() {
+    let w = world(10).registered().await;
+    let gate = ScriptedGate::new().at(0, Decision::Rollback(vec!["p99 620ms > 500ms".into()]));
+    let req = w
+        .request(
+            canary(),
+            PhaseDefaults::default()
+                .with_bake(Duration::from_secs(60))
+                .with_gate(true),
+        )
+        .with_notify([Destination::new("http://127.0.0.1:9/")
+            .with_events([NotifyKind::RolledBack, NotifyKind::RollbackFailed])]);
+    let report = w.exec(Some(gate)).submit(req).await.unwrap();
+    assert_eq!(report.outcome, Some(Outcome::RolledBack));
+    let ns = w.store.notifications(Some(report.id)).await.unwrap();
+    assert_eq!(kinds(&ns), [(0, NotifyKind::RolledBack)]);
+}
+
+/// A notifier that fails a set number of times, then records what it got.
+#[derive(Clone, Default)]
+struct Flaky {
+    fail_first: Arc<std::sync::atomic::AtomicU32>,
+    got: Arc<std::sync::Mutex<Vec<(String, tokio::time::Instant)>>>,
+}
+
+#[async_trait::async_trait]
+impl Notifier for Flaky {
+    async fn send(&self, out: &Outgoing) -> Result<(), SendError> {
+        let now = tokio::time::Instant::now();
+        self.got
+            .lock()
+            .unwrap()
+            .push((out.notification.event_id(), now));
+        let left = self.fail_first.load(std::sync::atomic::Ordering::SeqCst);
+        if left > 0 {
+            self.fail_first
+                .store(left - 1, std::sync::atomic::Ordering::SeqCst);
+            return Err(SendError("HTTP 500".into()));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_dispatcher_retries_with_backoff_and_marks_rows_delivered() {
+    let w = world(2).registered().await;
+    let req = w
+        .request(Strategy::AllAtOnce, PhaseDefaults::default())
+        .with_notify([Destination::new("http://127.0.0.1:9/").with_events([NotifyKind::Finished])]);
+    let report = w.exec(None).submit(req).await.unwrap();
+    assert_eq!(report.outcome, Some(Outcome::Succeeded));
+    let flaky = Flaky::default();
+    flaky
+        .fail_first
+        .store(3, std::sync::atomic::Ordering::SeqCst);
+    let mut retry = RetryPolicy::default().with_jitter(Jitter::None);
+    retry.max_attempts = 10;
+    retry.initial_backoff = Duration::from_secs(1);
+    retry.max_backoff = Duration::from_secs(60);
+    let d = Dispatcher::new(
+        w.store.clone(),
+        Arc::new(flaky.clone()),
+        DispatchConfig::default().with_owner("d1").with_retry(retry),
+    );
+    let start = tokio::time::Instant::now();
+    assert_eq!(d.deliver_pending().await.unwrap(), 1);
+    let got = flaky.got.lock().unwrap().clone();
+    let waits: Vec<Duration> = got.iter().map(|(_, t)| *t - start).collect();
+    assert_eq!(
+        waits,
+        [0, 1, 3, 7].map(Duration::from_secs),
+        "waits double: 1 s, 2 s, 4 s"
+    );
+    assert!(
+        got.iter().all(|(id, _)| *id == got[0].0),
+        "one event id on every attempt"
+    );
+    let ns = w.store.notifications(Some(report.id)).await.unwrap();
+    assert_eq!(ns[0].attempts, 3);
+    assert_eq!(ns[0].last_error.as_deref(), Some("HTTP 500"));
+    assert!(ns[0].delivered_ms.is_some());
+    assert_eq!(
+        d.deliver_pending().await.unwrap(),
+        0,
+        "delivered rows stay delivered"
+    );
+}
+
+/// A notifier that never answers.
+struct Hang;
+
+#[async_trait::async_trait]
+impl Notifier for Hang {
+    async fn send(&self, _: &Outgoing) -> Result<(), SendError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_receiver_times_out_and_the_row_waits_for_a_later_pass() {
+    let w = world(2).registered().await;
+    let req = w
+        .request(Strategy::AllAtOnce, PhaseDefaults::default())
+        .with_notify([Destination::new("http://127.0.0.1:9/")]);
+    let report = w.exec(None).submit(req).await.unwrap();
+    let mut retry = RetryPolicy::default().with_seed(7);
+    retry.max_attempts = 2;
+    retry.initial_backoff = Duration::from_secs(1);
+    retry.max_backoff = Duration::from_secs(30);
+    let d = Dispatcher::new(
+        w.store.clone(),
+        Arc::new(Hang),
+        DispatchConfig::default()
+            .with_retry(retry)
+            .with_timeout(Duration::from_secs(5)),
+    );
+    assert_eq!(d.deliver_pending().await.unwrap(), 0);
+    let ns = w.store.notifications(Some(report.id)).await.unwrap();
+    assert_eq!(ns.len(), 3, "started, phase promoted, finished");
+    for n in &ns {
+        assert_eq!(n.attempts, 2, "{n:?}");
+        assert_eq!(n.last_error.as_deref(), Some("no answer within 5s"));
+        assert!(n.delivered_ms.is_none());
+    }
+    // Parked for max_backoff: not claimable before, claimable after.
+    assert!(
+        w.store
+            .claim_notifications("x", Duration::from_secs(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::advance(Duration::from_secs(31)).await;
+    let d = Dispatcher::new(
+        w.store.clone(),
+        Arc::new(flaky_ok()),
+        DispatchConfig::default(),
+    );
+    assert_eq!(d.deliver_pending().await.unwrap(), 3);
+}
+
+fn flaky_ok() -> Flaky {
+    Flaky::default()
+}

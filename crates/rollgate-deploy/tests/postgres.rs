@@ -184,7 +184,7 @@ async fn migrations_run_once_and_a_newer_schema_is_refused() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
     client
         .batch_execute("INSERT INTO rollgate_schema (version) VALUES (99)")
         .await
@@ -195,6 +195,65 @@ async fn migrations_run_once_and_a_newer_schema_is_refused() {
         "{}",
         error_chain(&err)
     );
+}
+
+#[tokio::test]
+async fn a_version_1_database_is_upgraded_to_the_outbox_schema() {
+    let Some(server) = server() else { return };
+    let url = fresh_database(&server).await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let old = store.create(&request("v1")).await.unwrap().id;
+    store
+        .append(old, Writer::Person("me"), &[Event::PauseRequested])
+        .await
+        .unwrap();
+    drop(store);
+    // Back to schema 1: what a store written before the outbox looks like.
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(
+            "DROP TABLE outbox; DROP TABLE notify_routes; DELETE FROM rollgate_schema WHERE version = 2",
+        )
+        .await
+        .unwrap();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    assert_eq!(store.request(old).await.unwrap(), request("v1"));
+    assert_eq!(store.events(old, 0).await.unwrap().len(), 1);
+    let id = store
+        .create(
+            &request("v2").with_notify([rollgate_deploy::Destination::new("http://127.0.0.1:9/")]),
+        )
+        .await
+        .unwrap()
+        .id;
+    let f = store.lease(id, "a", Duration::from_secs(30)).await.unwrap();
+    store
+        .append_notifying(
+            id,
+            Writer::Controller {
+                owner: "a",
+                fence: f,
+            },
+            &[Event::ControllerStarted {
+                owner: "a".into(),
+                fence: f.0,
+            }],
+            &[Some(rollgate_deploy::NotifyKind::Started)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.notifications(None).await.unwrap().len(), 1);
+    let versions: Vec<i32> = client
+        .query("SELECT version FROM rollgate_schema ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1, 2]);
 }
 
 #[tokio::test]

@@ -73,6 +73,68 @@ async fn sqlite_state_survives_reopening() {
 }
 
 #[tokio::test]
+async fn a_version_1_sqlite_file_is_upgraded_to_the_outbox_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let plan = rollgate_deploy::Strategy::AllAtOnce
+        .compile(&rollgate_test::targets(2), &Default::default())
+        .unwrap();
+    let req =
+        rollgate_deploy::RolloutRequest::new("web", rollgate_test::artifact("v2"), plan, "me");
+    let old = {
+        let s = SqliteStore::open(&path).unwrap();
+        let id = s.create(&req).await.unwrap().id;
+        s.append(
+            id,
+            rollgate_deploy::Writer::Person("me"),
+            &[rollgate_deploy::Event::PauseRequested],
+        )
+        .await
+        .unwrap();
+        id
+    };
+    // Back to schema 1: what a file written before the outbox looks like.
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("DROP TABLE outbox; DROP TABLE notify_routes; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.request(old).await.unwrap(), req);
+    assert_eq!(s.events(old, 0).await.unwrap().len(), 1);
+    let id = s
+        .create(
+            &req.clone()
+                .with_notify([rollgate_deploy::Destination::new("http://127.0.0.1:9/")]),
+        )
+        .await
+        .unwrap()
+        .id;
+    let f = s.lease(id, "a", Duration::from_secs(30)).await.unwrap();
+    s.append_notifying(
+        id,
+        rollgate_deploy::Writer::Controller {
+            owner: "a",
+            fence: f,
+        },
+        &[rollgate_deploy::Event::ControllerStarted {
+            owner: "a".into(),
+            fence: f.0,
+        }],
+        &[Some(rollgate_deploy::NotifyKind::Started)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.notifications(None).await.unwrap().len(), 1);
+    drop(s);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = c
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 2);
+}
+
+#[tokio::test]
 async fn a_locked_sqlite_file_reports_busy_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("locked.db");

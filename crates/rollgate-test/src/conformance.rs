@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rollgate_deploy::{
-    Artifact, Decision, Digest, Error, Event, Outcome, PhaseDefaults, RolloutRequest, StateStore,
-    Strategy, Writer,
+    Artifact, Decision, Destination, Digest, Error, Event, Fence, Notification, NotificationId,
+    NotifyKind, Outcome, PhaseDefaults, RolloutId, RolloutRequest, StateStore, Strategy, Writer,
 };
 
 use crate::{artifact, targets};
@@ -47,6 +47,365 @@ where
     unknown_rollouts_are_not_found(&*make().await).await;
     let s = make().await;
     a_stale_fence_loses_the_race_to_a_new_controller(&*s, &*s).await;
+    outbox_rows_come_with_their_events(&*make().await).await;
+    a_refused_append_writes_no_outbox_rows(&*make().await).await;
+    claims_keep_other_dispatchers_off_until_they_end(&*make().await).await;
+    concurrent_claims_take_different_rows(&*make().await).await;
+}
+
+/// A request with two destinations: one for everything, one for rollbacks only.
+fn notifying_request(service: &str) -> RolloutRequest {
+    request(service, "v2", None).with_notify([
+        Destination::new("http://127.0.0.1:9/all").with_secret_env("HOOK_SECRET"),
+        Destination::new("http://127.0.0.1:9/rollbacks").with_events([NotifyKind::RolledBack]),
+    ])
+}
+
+async fn controller(s: &dyn StateStore, id: RolloutId, owner: &str) -> Fence {
+    s.lease(id, owner, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(fail)
+}
+
+fn summary(ns: &[Notification]) -> Vec<(u64, usize, NotifyKind)> {
+    ns.iter().map(|n| (n.seq, n.destination, n.kind)).collect()
+}
+
+/// An append writes one outbox row per marked event and destination that
+/// wants it; `started` at most once per destination.
+pub async fn outbox_rows_come_with_their_events(s: &dyn StateStore) {
+    let id = s
+        .create(&notifying_request("web"))
+        .await
+        .unwrap_or_else(fail)
+        .id;
+    let f = controller(s, id, "a").await;
+    let w = Writer::Controller {
+        owner: "a",
+        fence: f,
+    };
+    let started = Event::ControllerStarted {
+        owner: "a".into(),
+        fence: f.0,
+    };
+    let seq = s
+        .append_notifying(
+            id,
+            w,
+            &[
+                started.clone(),
+                Event::BakeElapsed { phase: 0 },
+                Event::PhaseCompleted {
+                    phase: 0,
+                    reason: "gate said promote".into(),
+                },
+            ],
+            &[
+                Some(NotifyKind::Started),
+                None,
+                Some(NotifyKind::PhasePromoted),
+            ],
+        )
+        .await
+        .unwrap_or_else(fail);
+    assert_eq!(seq, 3);
+    // A second `started` (a resumed controller) is not announced again.
+    s.append_notifying(id, w, &[started], &[Some(NotifyKind::Started)])
+        .await
+        .unwrap_or_else(fail);
+    // Unmarked appends announce nothing.
+    s.append(id, w, &[Event::BakeElapsed { phase: 1 }])
+        .await
+        .unwrap_or_else(fail);
+    s.append_notifying(
+        id,
+        w,
+        &[Event::Finished {
+            outcome: Outcome::RolledBack,
+        }],
+        &[Some(NotifyKind::RolledBack)],
+    )
+    .await
+    .unwrap_or_else(fail);
+    let ns = s.notifications(Some(id)).await.unwrap_or_else(fail);
+    assert_eq!(
+        summary(&ns),
+        [
+            (1, 0, NotifyKind::Started),
+            (3, 0, NotifyKind::PhasePromoted),
+            (6, 0, NotifyKind::RolledBack),
+            (6, 1, NotifyKind::RolledBack),
+        ],
+        "outbox rows: (seq, destination, kind)"
+    );
+    assert!(
+        ns.iter()
+            .all(|n| n.rollout == id && n.attempts == 0 && n.delivered_ms.is_none())
+    );
+    assert_eq!(
+        ns[2].event_id(),
+        ns[3].event_id(),
+        "one event, one event id"
+    );
+    assert_ne!(ns[0].event_id(), ns[1].event_id());
+    // A rollout without destinations has no outbox rows.
+    let other = s
+        .create(&request("api", "v2", None))
+        .await
+        .unwrap_or_else(fail)
+        .id;
+    let f = controller(s, other, "a").await;
+    s.append_notifying(
+        other,
+        Writer::Controller {
+            owner: "a",
+            fence: f,
+        },
+        &[Event::Finished {
+            outcome: Outcome::Succeeded,
+        }],
+        &[Some(NotifyKind::Finished)],
+    )
+    .await
+    .unwrap_or_else(fail);
+    assert!(
+        s.notifications(Some(other))
+            .await
+            .unwrap_or_else(fail)
+            .is_empty()
+    );
+    assert_eq!(s.notifications(None).await.unwrap_or_else(fail).len(), 4);
+}
+
+/// A stale fence, a finished log or a malformed notify list writes no row.
+pub async fn a_refused_append_writes_no_outbox_rows(s: &dyn StateStore) {
+    let id = s
+        .create(&notifying_request("web"))
+        .await
+        .unwrap_or_else(fail)
+        .id;
+    let f1 = s.lease(id, "a", Duration::ZERO).await.unwrap_or_else(fail);
+    let f2 = controller(s, id, "b").await;
+    let finished = [Event::Finished {
+        outcome: Outcome::RolledBack,
+    }];
+    let err = s
+        .append_notifying(
+            id,
+            Writer::Controller {
+                owner: "a",
+                fence: f1,
+            },
+            &finished,
+            &[Some(NotifyKind::RolledBack)],
+        )
+        .await
+        .expect_err("stale fence");
+    assert!(matches!(err, Error::StaleFence { .. }), "{err}");
+    let err = s
+        .append_notifying(
+            id,
+            Writer::Controller {
+                owner: "b",
+                fence: f2,
+            },
+            &finished,
+            &[Some(NotifyKind::RolledBack), None],
+        )
+        .await
+        .expect_err("two notify entries for one event");
+    assert!(err.to_string().contains("one per event"), "{err}");
+    assert!(
+        s.notifications(Some(id))
+            .await
+            .unwrap_or_else(fail)
+            .is_empty()
+    );
+    assert!(s.events(id, 0).await.unwrap_or_else(fail).is_empty());
+    let w = Writer::Controller {
+        owner: "b",
+        fence: f2,
+    };
+    s.append_notifying(id, w, &finished, &[Some(NotifyKind::RolledBack)])
+        .await
+        .unwrap_or_else(fail);
+    let err = s
+        .append_notifying(id, w, &finished, &[Some(NotifyKind::RolledBack)])
+        .await
+        .expect_err("finished log");
+    assert!(matches!(err, Error::Finished { .. }), "{err}");
+    assert_eq!(
+        s.notifications(Some(id)).await.unwrap_or_else(fail).len(),
+        2
+    );
+}
+
+/// A live claim keeps others off; a failed attempt is counted and holds the
+/// claim for its wait; a delivered row is never claimed again.
+pub async fn claims_keep_other_dispatchers_off_until_they_end(s: &dyn StateStore) {
+    let id = s
+        .create(&notifying_request("web"))
+        .await
+        .unwrap_or_else(fail)
+        .id;
+    let f = controller(s, id, "c").await;
+    let w = Writer::Controller {
+        owner: "c",
+        fence: f,
+    };
+    s.append_notifying(
+        id,
+        w,
+        &[
+            Event::ControllerStarted {
+                owner: "c".into(),
+                fence: f.0,
+            },
+            Event::Finished {
+                outcome: Outcome::RolledBack,
+            },
+        ],
+        &[Some(NotifyKind::Started), Some(NotifyKind::RolledBack)],
+    )
+    .await
+    .unwrap_or_else(fail);
+    let long = Duration::from_secs(600);
+    let first = s
+        .claim_notifications("a", long, 2)
+        .await
+        .unwrap_or_else(fail);
+    assert_eq!(
+        summary(&first),
+        [(1, 0, NotifyKind::Started), (2, 0, NotifyKind::RolledBack)],
+        "oldest first, at most the limit"
+    );
+    let rest = s
+        .claim_notifications("b", long, 10)
+        .await
+        .unwrap_or_else(fail);
+    assert_eq!(
+        summary(&rest),
+        [(2, 1, NotifyKind::RolledBack)],
+        "b gets only the unclaimed row"
+    );
+    assert!(
+        s.claim_notifications("b", long, 10)
+            .await
+            .unwrap_or_else(fail)
+            .is_empty()
+    );
+    // a fails its first row and retries at once: the row is free again.
+    s.notification_failed(
+        first[0].id,
+        "a",
+        "HTTP 500 from http://127.0.0.1:9/all",
+        Duration::ZERO,
+    )
+    .await
+    .unwrap_or_else(fail);
+    let again = s
+        .claim_notifications("b", long, 10)
+        .await
+        .unwrap_or_else(fail);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, first[0].id);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(
+        again[0].last_error.as_deref(),
+        Some("HTTP 500 from http://127.0.0.1:9/all")
+    );
+    // A failure with a wait keeps the row claimed.
+    s.notification_failed(again[0].id, "b", "timeout", long)
+        .await
+        .unwrap_or_else(fail);
+    assert!(
+        s.claim_notifications("a", long, 10)
+            .await
+            .unwrap_or_else(fail)
+            .is_empty()
+    );
+    for n in first.iter().chain(&rest) {
+        s.notification_delivered(n.id, "a")
+            .await
+            .unwrap_or_else(fail);
+    }
+    let all = s.notifications(Some(id)).await.unwrap_or_else(fail);
+    assert!(all.iter().all(|n| n.delivered_ms.is_some()), "{all:?}");
+    assert_eq!(all[0].attempts, 2);
+    // Delivered rows are never claimed again, even once claims expire.
+    assert!(
+        s.claim_notifications("z", Duration::ZERO, 10)
+            .await
+            .unwrap_or_else(fail)
+            .is_empty()
+    );
+    let err = s
+        .notification_delivered(NotificationId(1_000_000), "a")
+        .await
+        .expect_err("unknown notification");
+    assert!(matches!(err, Error::NotFound(_)), "{err}");
+    let err = s
+        .notification_failed(NotificationId(1_000_000), "a", "x", long)
+        .await
+        .expect_err("unknown notification");
+    assert!(matches!(err, Error::NotFound(_)), "{err}");
+}
+
+/// Two dispatchers claiming at once never get the same row; an expired
+/// claim is taken over.
+pub async fn concurrent_claims_take_different_rows(s: &dyn StateStore) {
+    for service in ["a", "b", "c", "d", "e"] {
+        let id = s
+            .create(&notifying_request(service))
+            .await
+            .unwrap_or_else(fail)
+            .id;
+        let f = controller(s, id, "c").await;
+        s.append_notifying(
+            id,
+            Writer::Controller {
+                owner: "c",
+                fence: f,
+            },
+            &[Event::Finished {
+                outcome: Outcome::RolledBack,
+            }],
+            &[Some(NotifyKind::RolledBack)],
+        )
+        .await
+        .unwrap_or_else(fail);
+    }
+    let long = Duration::from_secs(600);
+    let (a, b) = futures_join(
+        s.claim_notifications("a", long, 6),
+        s.claim_notifications("b", long, 6),
+    )
+    .await;
+    let (a, b) = (a.unwrap_or_else(fail), b.unwrap_or_else(fail));
+    let mut ids: Vec<_> = a.iter().chain(&b).map(|n| n.id).collect();
+    assert_eq!(ids.len(), 10, "a: {a:?}, b: {b:?}");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 10, "a row was claimed twice: a {a:?}, b {b:?}");
+    // Claims that end at once leave every row to the next claimer.
+    let s2 = s.claim_notifications("x", Duration::ZERO, 100).await;
+    assert!(s2.unwrap_or_else(fail).is_empty(), "live claims hold");
+    let pending = s.notifications(None).await.unwrap_or_else(fail);
+    for n in &pending {
+        s.notification_failed(n.id, "a", "x", Duration::ZERO)
+            .await
+            .unwrap_or_else(fail);
+    }
+    let taken = s
+        .claim_notifications("y", Duration::ZERO, 100)
+        .await
+        .unwrap_or_else(fail);
+    assert_eq!(taken.len(), 10);
+    let again = s
+        .claim_notifications("z", long, 100)
+        .await
+        .unwrap_or_else(fail);
+    assert_eq!(again.len(), 10, "a zero-length claim ends at once");
 }
 
 /// Same key, same rollout; same key with another request is refused.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rollgate_deploy::{
     Artifact, Created, Decision, Deployer, Digest, Error, Event, EventRecord, Fence, Gate,
-    GateContext, LeaseInfo, Readiness, RolloutId, RolloutRequest, RolloutSummary, StateStore,
-    TargetId, Writer,
+    GateContext, LeaseInfo, Notification, NotificationId, NotifyKind, Readiness, RolloutId,
+    RolloutRequest, RolloutSummary, StateStore, TargetId, Writer,
 };
 
 pub mod conformance;
@@ -317,21 +317,26 @@ impl StateStore for CrashingStore {
         self.dead()?;
         self.inner.request(id).await
     }
-    async fn append(
+    async fn append_notifying(
         &self,
         id: RolloutId,
         writer: Writer<'_>,
         events: &[Event],
+        notify: &[Option<NotifyKind>],
     ) -> Result<u64, Error> {
         self.dead()?;
         let n = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
         if n == self.crash_at {
             if self.point == CrashPoint::AfterWrite {
-                self.inner.append(id, writer, events).await?;
+                self.inner
+                    .append_notifying(id, writer, events, notify)
+                    .await?;
             }
             return Err(Error::Store(format!("injected crash at append {n}"), None));
         }
-        self.inner.append(id, writer, events).await
+        self.inner
+            .append_notifying(id, writer, events, notify)
+            .await
     }
     async fn events(&self, id: RolloutId, after: u64) -> Result<Vec<EventRecord>, Error> {
         self.dead()?;
@@ -365,6 +370,34 @@ impl StateStore for CrashingStore {
     async fn artifact(&self, digest: &Digest) -> Result<Option<Artifact>, Error> {
         self.dead()?;
         self.inner.artifact(digest).await
+    }
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<Notification>, Error> {
+        self.dead()?;
+        self.inner.claim_notifications(owner, ttl, limit).await
+    }
+    async fn notification_delivered(&self, id: NotificationId, owner: &str) -> Result<(), Error> {
+        self.dead()?;
+        self.inner.notification_delivered(id, owner).await
+    }
+    async fn notification_failed(
+        &self,
+        id: NotificationId,
+        owner: &str,
+        error: &str,
+        retry_in: Duration,
+    ) -> Result<(), Error> {
+        self.dead()?;
+        self.inner
+            .notification_failed(id, owner, error, retry_in)
+            .await
+    }
+    async fn notifications(&self, rollout: Option<RolloutId>) -> Result<Vec<Notification>, Error> {
+        self.inner.notifications(rollout).await
     }
 }
 
