@@ -12,7 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rollgate_deploy::{
     Artifact, Cause, Created, Digest, Error, Event, EventRecord, Fence, LeaseInfo, ListFilter,
-    RolloutId, RolloutRequest, RolloutSummary, StateStore, Writer, Notification, NotificationId, NotifyKind,
+    Notification, NotificationId, NotifyKind, RolloutId, RolloutRequest, RolloutSummary,
+    StateStore, Writer,
 };
 use serde_json::Value;
 
