@@ -10,6 +10,7 @@ mod obs;
 mod remote;
 mod rollout;
 mod serve;
+mod sim;
 mod telemetry;
 
 /// Ship software safely: rollouts, rollback, canary analysis, config drift.
@@ -34,6 +35,8 @@ enum Command {
     Analyze(Box<analyze::AnalyzeArgs>),
     /// Compare desired configuration with live (exit 0 no drift, 1 drift, 2 bad input).
     Drift(Box<drift::DriftArgs>),
+    /// Simulate a fleet: the real executor and canary judge on simulated time, beside the seed's figures (exit 0 printed, 1 simulation failed, 2 bad flags).
+    Sim(Box<sim::SimArgs>),
     /// Generate telemetry assets: Grafana dashboard, Prometheus alert rules (exit 0 written, 2 bad input or I/O error).
     Telemetry(telemetry::TelemetryArgs),
 }
@@ -63,5 +66,6 @@ fn run(cli: Cli) -> ExitCode {
         Command::Analyze(args) => analyze::run(*args),
         Command::Drift(args) => drift::run(*args),
         Command::Telemetry(args) => telemetry::run(args),
+        Command::Sim(args) => sim::run(*args),
     }
 }

@@ -15,6 +15,8 @@ pub mod plan;
 pub mod promql;
 #[cfg(feature = "plan")]
 pub mod scrape;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 #[cfg(feature = "drift")]
 pub use rollgate_drift as drift;
