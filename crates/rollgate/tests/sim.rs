@@ -83,6 +83,21 @@ fn gated_rollout_catches_the_latency_regression_long_before_the_modelled_operato
 }
 
 #[test]
+fn without_a_fault_nothing_is_rolled_back_and_the_operator_has_nothing_to_notice() {
+    let mut c = SimConfig::default();
+    c.fleet = 20;
+    c.bad_error_pct = c.error_pct;
+    c.bad_latency_factor = 1.0;
+    let r = sim::run(&c).expect("runs");
+    for arm in [&r.all_at_once, &r.canary, &r.manual, &r.gated, &r.control] {
+        assert_eq!(arm.outcome, "succeeded", "{arm:?}");
+        assert_eq!(arm.detector, Detector::Nobody, "{arm:?}");
+        assert_eq!(arm.time_to_detect, None);
+        assert_eq!(arm.targets_exposed, 20);
+    }
+}
+
+#[test]
 fn out_of_range_settings_are_refused_with_their_name() {
     type Set = Box<dyn Fn(&mut SimConfig)>;
     let cases: Vec<(Set, &str)> = vec![
@@ -108,5 +123,28 @@ fn out_of_range_settings_are_refused_with_their_name() {
             Err(SimError::Invalid { setting, .. }) => assert_eq!(setting, name),
             other => panic!("{name}: {other:?}"),
         }
+    }
+}
+
+#[test]
+fn the_readme_table_is_what_its_command_prints() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+    let readme = std::fs::read_to_string(path).expect("README.md");
+    let block = readme
+        .split("<!-- sim:begin -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- sim:end -->").next())
+        .expect("README.md has the simulator's table between sim:begin and sim:end");
+    assert!(block.contains("rollgate-cli -- sim --seed 1\n"), "{block}");
+    let mut c = SimConfig::default();
+    c.seed = 1;
+    let printed = sim::run(&c).expect("runs").to_string();
+    let rows: Vec<&str> = block.lines().filter(|l| l.starts_with('|')).collect();
+    assert!(rows.len() >= 14, "{block}");
+    for row in rows {
+        assert!(
+            printed.lines().any(|l| l == row),
+            "README row not printed by `rollgate sim --seed 1`: {row}\n{printed}"
+        );
     }
 }

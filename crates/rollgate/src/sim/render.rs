@@ -296,7 +296,7 @@ fn model(c: &SimConfig) -> String {
         (
             "operator (B, manual)",
             format!(
-                "notices {} after the first bad target, starts the rollback {} later (abort, or `rollgate rollback` once the rollout finished)",
+                "notices the fault {} after the first bad target, starts the rollback {} later (abort, or `rollgate rollback` once the rollout finished)",
                 duration(c.human_notice),
                 duration(c.human_react)
             ),
