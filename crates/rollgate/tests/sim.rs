@@ -115,6 +115,14 @@ fn out_of_range_settings_are_refused_with_their_name() {
             Box::new(|c| c.human_notice = Duration::from_secs(86_400)),
             "human-notice",
         ),
+        // Each within its range, together too long to simulate.
+        (
+            Box::new(|c| {
+                c.step_pct = 1.0;
+                c.bake = Duration::from_secs(600);
+            }),
+            "bake",
+        ),
     ];
     for (set, name) in cases {
         let mut c = SimConfig::default();

@@ -262,16 +262,22 @@ impl SimConfig {
         // every phase baking, the person, then the restore.
         let waves = self.fleet.div_ceil(self.deploy_parallel) as u32;
         let phases = (100.0 / self.step_pct).ceil() as u32 + 1;
-        let horizon = self.bake
-            + self.deploy_time * waves * 2
-            + self.bake * phases * 4
-            + self.human_notice
-            + self.human_react;
+        let terms = [
+            ("deploy-time", self.deploy_time * waves * 2),
+            ("bake", self.bake * (phases * 4 + 1)),
+            ("human-notice", self.human_notice),
+            ("human-react", self.human_react),
+        ];
+        let horizon: Duration = terms.iter().map(|t| t.1).sum();
         if horizon > MAX_HORIZON {
+            // Name the setting that contributes most.
+            let (setting, _) = terms
+                .iter()
+                .fold(terms[0], |a, b| if b.1 > a.1 { *b } else { a });
             return Err(invalid(
-                "fleet",
+                setting,
                 format!(
-                    "these settings would simulate up to {} per arm (more than {}): fewer targets, more --deploy-parallel or shorter times",
+                    "with these settings one rollout could last up to {} of simulated time (at most {}): fewer targets or more --deploy-parallel, a larger --step, or shorter times",
                     humantime::format_duration(horizon),
                     humantime::format_duration(MAX_HORIZON)
                 ),
