@@ -31,6 +31,10 @@ pub(crate) trait Cohort {
     /// canary observations below the baseline's `r`-th smallest,
     /// `r = ceil(n_b p)`.
     fn exceedance(b: &Self, c: &Self, p: f64, upper: bool) -> (u64, u64);
+    /// Canary observations strictly above the baseline's `r`-th largest
+    /// (`1 <= r <= n_b`); histograms: in buckets strictly above the bucket
+    /// holding it (conservative, as for [`Cohort::exceedance`]).
+    fn above(b: &Self, c: &Self, r: u64) -> u64;
     /// The cohort with every value `x` mapped to `factor * x + add`
     /// (`factor >= 0`). Histograms keep their bounds: each finite bucket's
     /// observations are spread over the buckets its scaled interval
@@ -64,16 +68,18 @@ impl Cohort for [f64] {
     fn exceedance(b: &Self, c: &Self, p: f64, upper: bool) -> (u64, u64) {
         let nb = b.len();
         if upper {
-            let r = ((nb as f64 * (1.0 - p)).ceil() as usize).clamp(1, nb);
-            let t = b[nb - r];
-            let kc = c.len() - c.partition_point(|&v| v <= t);
-            (kc as u64, r as u64)
+            let r = ((nb as f64 * (1.0 - p)).ceil() as usize).clamp(1, nb) as u64;
+            (Self::above(b, c, r), r)
         } else {
             let r = ((nb as f64 * p).ceil() as usize).clamp(1, nb);
             let t = b[r - 1];
             let kc = c.partition_point(|&v| v < t);
             (kc as u64, r as u64)
         }
+    }
+    fn above(b: &Self, c: &Self, r: u64) -> u64 {
+        let t = b[b.len() - r as usize];
+        (c.len() - c.partition_point(|&v| v <= t)) as u64
     }
     fn scaled(&self, factor: f64, add: f64, _up: bool) -> Box<Self> {
         // factor >= 0 keeps the order; adding 0.0 turns -0.0 into 0.0.
@@ -168,6 +174,9 @@ impl Cohort for Tied {
     fn exceedance(b: &Self, c: &Self, p: f64, upper: bool) -> (u64, u64) {
         <[f64] as Cohort>::exceedance(&b.sorted, &c.sorted, p, upper)
     }
+    fn above(b: &Self, c: &Self, r: u64) -> u64 {
+        <[f64] as Cohort>::above(&b.sorted, &c.sorted, r)
+    }
     fn scaled(&self, factor: f64, add: f64, up: bool) -> Box<Self> {
         let sorted = self.sorted.scaled(factor, add, up).into_vec();
         let mut runs: Vec<(f64, u64)> = Vec::with_capacity(self.runs.len());
@@ -213,6 +222,9 @@ impl Cohort for Histogram {
     }
     fn exceedance(b: &Self, c: &Self, p: f64, upper: bool) -> (u64, u64) {
         weighted::exceedance(b, c, p, upper)
+    }
+    fn above(b: &Self, c: &Self, r: u64) -> u64 {
+        weighted::above(b, c, r)
     }
     fn scaled(&self, factor: f64, add: f64, up: bool) -> Box<Self> {
         Box::new(weighted::scaled(self, factor, add, up))
@@ -381,16 +393,17 @@ pub struct Statistics {
 }
 
 /// Relative weights of a value metric's tests inside the metric's share of
-/// alpha: latency regressions show first in the tail, so the upper
-/// quantiles' tests get more of it. A p50 check that reuses the location
-/// test spends nothing of its own.
+/// alpha: latency regressions show first in the tail, so the p99 check's
+/// weighted tail test (see [`stats::tail_test`]) gets most of it. A p50
+/// check that reuses the location test spends nothing of its own.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TestWeights {
     /// The median test (only when the location test does not run).
     pub p50: f64,
-    /// The p95 tail test.
+    /// The p95 tail test (canary values above the scaled baseline's top 5 %).
     pub p95: f64,
-    /// The p99 tail test.
+    /// The p99 check's weighted tail test (canary values above the scaled
+    /// baseline's top 0.05 % to 1.6 %).
     pub p99: f64,
     /// The one-sided Mann-Whitney location test, per direction.
     pub location: f64,
@@ -403,16 +416,17 @@ pub struct TestWeights {
 ///
 /// ```
 /// use rollgate_canary::check::TAIL_WEIGHTS;
-/// // A latency metric with every test on, increase bad: p95, p99,
-/// // Mann-Whitney and KS share the metric's alpha 2:4:2:1.
+/// // A latency metric with every test on, increase bad: p95, p99 (the
+/// // weighted tail test), Mann-Whitney and KS share the metric's alpha
+/// // 1:6:2:1.
 /// let w = TAIL_WEIGHTS;
 /// let total = w.p95 + w.p99 + w.location + w.distribution;
-/// assert_eq!(w.p99 / total, 4.0 / 9.0);
+/// assert_eq!(w.p99 / total, 6.0 / 10.0);
 /// ```
 pub const TAIL_WEIGHTS: TestWeights = TestWeights {
     p50: 1.0,
-    p95: 2.0,
-    p99: 4.0,
+    p95: 1.0,
+    p99: 6.0,
     location: 2.0,
     distribution: 1.0,
 };
@@ -495,13 +509,32 @@ pub(crate) fn value_checks<S: Cohort + ?Sized>(
     ] {
         let leader = out.iter().position(|r| r.check == mw);
         let follower = out.iter().position(|r| r.check == p50);
-        if let (Some(l), Some(f)) = (leader, follower) {
-            let reason = &out[f].reason;
-            let head = reason.split("; ").next().unwrap_or(reason).to_string();
-            out[f].reason = format!("{head}; location test: mann-whitney.{dir})");
-            out[f].p_value = out[l].p_value;
-            out[f].follows = Some(l);
-            out[f].weight = 0.0;
+        match (leader, follower) {
+            (Some(l), Some(f)) => {
+                let reason = &out[f].reason;
+                let head = reason.split("; ").next().unwrap_or(reason).to_string();
+                out[f].reason = format!("{head}; location test: mann-whitney.{dir})");
+                out[f].p_value = out[l].p_value;
+                out[f].follows = Some(l);
+                out[f].weight = 0.0;
+            }
+            // The location test was to run but did not: the p50 check
+            // gets its own median test after all.
+            (None, Some(f)) if location_runs(m) => {
+                let base = if dir == "increase" {
+                    &scaled.up
+                } else {
+                    &scaled.down
+                };
+                if let Some((_, base)) = base {
+                    let (test, pv) = median_test(base.as_ref(), c, dir == "increase");
+                    let reason = &out[f].reason;
+                    let head = reason.split("; ").next().unwrap_or(reason).to_string();
+                    out[f].reason = format!("{head}; {test})");
+                    out[f].p_value = Some(pv);
+                }
+            }
+            _ => {}
         }
     }
     out.extend(distribution_checks(m, c, &scaled));
@@ -617,13 +650,27 @@ fn quantile_checks<S: Cohort + ?Sized>(
             } else {
                 Outcome::Pass
             };
-            let (kc, r) = S::exceedance(up, c, p, true);
-            let pv = stats::exceedance_sf(kc, r, up.count(), c.count());
+            let (test, pv) = if label == "p99" {
+                upper_tail_test(up.as_ref(), c)
+            } else if label == "p50" && location_runs(m) {
+                // Judged by the location test (see `value_checks`): its
+                // own median test would be computed for nothing.
+                (String::new(), 1.0)
+            } else if label == "p50" {
+                median_test(up.as_ref(), c, true)
+            } else {
+                let (kc, r) = S::exceedance(up, c, p, true);
+                let pv = stats::exceedance_sf(kc, r, up.count(), c.count());
+                (
+                    format!("tail test: {kc} canary above the scaled baseline's top {r}"),
+                    pv,
+                )
+            };
             out.push(
                 CheckResult::test(
                     &format!("relative.{label}_increase"),
                     outcome,
-                    format!("{head}; tail test: {kc} canary above the scaled baseline's top {r})"),
+                    format!("{head}; {test})"),
                     pv,
                 )
                 .weighted(weight),
@@ -645,20 +692,67 @@ fn quantile_checks<S: Cohort + ?Sized>(
         } else {
             Outcome::Pass
         };
-        let (kc, r) = S::exceedance(down, c, 0.5, false);
-        let pv = stats::exceedance_sf(kc, r, down.count(), c.count());
+        // With the location test the check reuses it (see `value_checks`).
+        let (test, pv) = if location_runs(m) {
+            (String::new(), 1.0)
+        } else {
+            median_test(down.as_ref(), c, false)
+        };
         out.push(
-            CheckResult::test(
-                "relative.p50_decrease",
-                outcome,
-                format!("{head}; median test: {kc} canary below the scaled baseline's bottom {r})"),
-                pv,
-            )
-            .weighted(TAIL_WEIGHTS.p50),
+            CheckResult::test("relative.p50_decrease", outcome, format!("{head}; {test})"), pv)
+                .weighted(TAIL_WEIGHTS.p50),
         );
     }
     let _ = bad;
     out
+}
+
+/// The median test of a p50 check: canary values above the scaled
+/// baseline's top half (`up`) or below its bottom half. Returns the
+/// reason's clause and the p-value.
+fn median_test<S: Cohort + ?Sized>(base: &S, c: &S, up: bool) -> (String, f64) {
+    let (kc, r) = S::exceedance(base, c, 0.5, up);
+    let pv = stats::exceedance_sf(kc, r, base.count(), c.count());
+    let clause = if up {
+        format!("median test: {kc} canary above the scaled baseline's top {r}")
+    } else {
+        format!("median test: {kc} canary below the scaled baseline's bottom {r}")
+    };
+    (clause, pv)
+}
+
+/// The p99 check's test: the weighted upper tail test of the canary
+/// against the scaled baseline `up` over [`stats::tail_cutoffs`] (canary
+/// values above the scaled baseline's top 0.05 % to 1.6 %, see
+/// [`stats::tail_test`]). Returns the reason's clause and the p-value.
+fn upper_tail_test<S: Cohort + ?Sized>(up: &S, c: &S) -> (String, f64) {
+    let (nb, nc) = (up.count(), c.count());
+    let counts: Vec<(u64, u64, u64)> = stats::tail_cutoffs(nb)
+        .into_iter()
+        .map(|(r, w)| (r, w, S::above(up, c, r)))
+        .collect();
+    let (p, how) = stats::tail_test(&counts, nb, nc);
+    let list = |f: fn(&(u64, u64, u64)) -> u64| {
+        counts
+            .iter()
+            .map(|t| f(t).to_string())
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let sum: u64 = counts.iter().map(|&(_, w, k)| w * k).sum();
+    let how = match how {
+        stats::TailMethod::Exact => "exact",
+        stats::TailMethod::Capped => "exact bound",
+        stats::TailMethod::Bonferroni => "Bonferroni over the cutoffs",
+    };
+    (
+        format!(
+            "tail test: {} canary above the scaled baseline's top {}, weighted sum {sum}, {how}",
+            list(|t| t.2),
+            list(|t| t.0)
+        ),
+        p,
+    )
 }
 
 /// One-sided Mann-Whitney p-value that the second sample is stochastically

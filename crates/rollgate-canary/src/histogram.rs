@@ -427,18 +427,26 @@ pub(crate) mod weighted {
         let last = b.cumulative.len() - 1;
         if upper {
             let r = ((nb as f64 * (1.0 - p)).ceil() as u64).clamp(1, nb);
-            // The r-th largest lies in the first bucket whose cumulative
-            // count reaches nb - r + 1.
-            let t = b
-                .cumulative
-                .partition_point(|&cum| cum < nb - r + 1)
-                .min(last);
-            (c.count() - c.cumulative[t], r)
+            (above(b, c, r), r)
         } else {
             let r = ((nb as f64 * p).ceil() as u64).clamp(1, nb);
             let t = b.cumulative.partition_point(|&cum| cum < r).min(last);
             (if t == 0 { 0 } else { c.cumulative[t - 1] }, r)
         }
+    }
+
+    /// Canary observations in buckets strictly above the bucket holding the
+    /// baseline's `r`-th largest observation (`1 <= r <= n_b`).
+    pub(crate) fn above(b: &Histogram, c: &Histogram, r: u64) -> u64 {
+        let nb = b.count();
+        let last = b.cumulative.len() - 1;
+        // The r-th largest lies in the first bucket whose cumulative count
+        // reaches nb - r + 1.
+        let t = b
+            .cumulative
+            .partition_point(|&cum| cum < nb - r + 1)
+            .min(last);
+        c.count() - c.cumulative[t]
     }
 
     /// `h` with every observation `x` moved to `factor * x + add`, kept on

@@ -1382,6 +1382,248 @@ pub fn exceedance_sf(m: u64, r: u64, n_b: u64, n_c: u64) -> f64 {
     tail_from(m, n_c, nc * rf / (nb + 1.0), term, ratio)
 }
 
+/// Shares of the baseline's top that bound the upper tail test's cutoffs:
+/// the top 0.05 %, 0.1 %, 0.2 %, 0.4 %, 0.8 % and 1.6 % (see [`tail_cutoffs`]).
+pub const TAIL_SHARES: [f64; 6] = [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016];
+
+/// The tail test's cutoffs for `n_b` baseline values: `(r, c)` pairs with
+/// strictly increasing ranks `r = ceil(n_b · share)` (clamped to
+/// `1..=n_b`) over [`TAIL_SHARES`], and `c` the number of shares that map
+/// to that rank (small samples merge the smallest shares into rank 1).
+///
+/// ```
+/// use rollgate_canary::stats::tail_cutoffs;
+/// assert_eq!(tail_cutoffs(2000), vec![(1, 1), (2, 1), (4, 1), (8, 1), (16, 1), (32, 1)]);
+/// assert_eq!(tail_cutoffs(200), vec![(1, 4), (2, 1), (4, 1)]);
+/// ```
+pub fn tail_cutoffs(n_b: u64) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(TAIL_SHARES.len());
+    if n_b == 0 {
+        return out;
+    }
+    for q in TAIL_SHARES {
+        // The shares are exact binary multiples of 0.0005: round the
+        // product before ceil so 2000 · 0.0005 gives rank 1, not 2.
+        let x = (n_b as f64 * q * 1e6).round() / 1e6;
+        let r = (x.ceil() as u64).clamp(1, n_b);
+        match out.last_mut() {
+            Some(last) if last.0 == r => last.1 += 1,
+            _ => out.push((r, 1)),
+        }
+    }
+    out
+}
+
+/// How the upper tail test's p-value was computed (see [`tail_test`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TailMethod {
+    /// The exact null distribution of the weighted sum, by dynamic
+    /// programming.
+    Exact,
+    /// Past [`TAIL_EXACT_MAX_SUM`]: the exact probability of a sum at least
+    /// that cap, an upper bound of the exact p-value (conservative).
+    Capped,
+    /// Samples too large for the exact distribution: Bonferroni over the
+    /// cutoffs' exact exceedance tests (conservative).
+    Bonferroni,
+}
+
+/// The exact tail distribution is computed while the null mean of the
+/// weighted sum is at most this (about 3,000 values per cohort with the
+/// default cutoffs); beyond it the test is Bonferroni over the cutoffs.
+/// The choice depends on the sample sizes only, never on the data, so
+/// either way the test keeps its level.
+pub const TAIL_EXACT_MAX_MEAN: f64 = 100.0;
+
+/// Largest weighted sum whose tail is computed exactly; a larger observed
+/// sum gets `P(S >= TAIL_EXACT_MAX_SUM)`, which bounds its p-value from
+/// above (at the largest null mean that tail is below 1e-12).
+pub const TAIL_EXACT_MAX_SUM: u64 = 400;
+
+/// One-sided upper tail test of the canary against the baseline:
+/// `counts[i] = (r, c, k)` gives a cutoff (the baseline's `r`-th largest
+/// value), its weight `c` and the number `k` of canary values strictly
+/// above it, with `r` strictly increasing. The statistic is the weighted
+/// sum `S = Σ c·k`: a canary value above the baseline's top `r_1` counts in
+/// every cutoff, one just inside the widest cutoff in one, so with cutoffs
+/// doubling in rank its score falls with the logarithm of its rank from
+/// the top, the shape of the most powerful rank test against a slow path
+/// taken by a small share of requests. Returns the p-value and how it was
+/// computed.
+///
+/// Under the null (both cohorts from one continuous distribution) every
+/// arrangement of the pooled ranks is equally likely, so the canary counts
+/// between successive baseline values are a uniformly random composition
+/// of `n_c` into `n_b + 1` parts; the counts at the cutoffs form a Markov
+/// chain over it and the distribution of `S` follows by dynamic programming
+/// over (count, partial sum), exactly. A canary stochastically smaller, or
+/// ties (values equal to a cutoff are not counted), only make `S` smaller,
+/// so the test stays conservative there.
+///
+/// ```
+/// use rollgate_canary::stats::{tail_test, TailMethod};
+/// // 1 baseline value, 1 canary value: the canary is above it half the time.
+/// let (p, how) = tail_test(&[(1, 1, 1)], 1, 1);
+/// assert!((p - 0.5).abs() < 1e-15);
+/// assert_eq!(how, TailMethod::Exact);
+/// ```
+pub fn tail_test(counts: &[(u64, u64, u64)], n_b: u64, n_c: u64) -> (f64, TailMethod) {
+    let s: u64 = counts.iter().map(|&(_, c, k)| c * k).sum();
+    if s == 0 || counts.is_empty() || n_b == 0 {
+        return (1.0, TailMethod::Exact);
+    }
+    let mean = n_c as f64 / (n_b as f64 + 1.0)
+        * counts.iter().map(|&(r, c, _)| (c * r) as f64).sum::<f64>();
+    if mean <= TAIL_EXACT_MAX_MEAN {
+        let cuts: Vec<(u64, u64)> = counts.iter().map(|&(r, c, _)| (r, c)).collect();
+        let capped = s > TAIL_EXACT_MAX_SUM;
+        let p = tail_sum_sf(s.min(TAIL_EXACT_MAX_SUM), &cuts, n_b, n_c);
+        let how = if capped {
+            TailMethod::Capped
+        } else {
+            TailMethod::Exact
+        };
+        return (p, how);
+    }
+    let m = counts.len() as f64;
+    let best = counts
+        .iter()
+        .map(|&(r, _, k)| exceedance_sf(k, r, n_b, n_c))
+        .fold(1.0f64, f64::min);
+    ((m * best).min(1.0), TailMethod::Bonferroni)
+}
+
+/// `P(S >= s)` for `S = Σ c_b K_b`, `K_b` the canary values above the
+/// baseline's `r_b`-th largest, both cohorts from one continuous
+/// distribution (see [`tail_test`]). `cuts` holds `(r_b, c_b)` with `r_b`
+/// strictly increasing in `1..=n_b` and `c_b >= 1`.
+///
+/// Level `b` of the chain holds the probability of each `(K_b, partial
+/// sum)` that can still end below `s`; paths whose sum must reach `s`
+/// whatever the later counts (`partial + (c_b + later weights) · K_b >= s`)
+/// leave the chain into the tail. Given `K_{b-1} = k`, the canary values
+/// left (`A = n_c - k`) fall uniformly over the compositions of the
+/// `n_b - r_{b-1} + 1` remaining gaps, so the `G = K_b - k` of them in the
+/// `d = r_b - r_{b-1}` gaps up to the `r_b`-th baseline value have
+///
+/// ```text
+/// P(G = g) = C(g + d - 1, d - 1) C(A - g + n_b - r_b, n_b - r_b) / C(A + n_b - r_{b-1}, n_b - r_{b-1}).
+/// ```
+pub fn tail_sum_sf(s: u64, cuts: &[(u64, u64)], n_b: u64, n_c: u64) -> f64 {
+    if s == 0 {
+        return 1.0;
+    }
+    let m = cuts.len();
+    if m == 0 {
+        return 0.0;
+    }
+    // later[b]: the weight of cutoff b and every later one.
+    let mut later = vec![0u64; m + 1];
+    for b in (0..m).rev() {
+        later[b] = later[b + 1] + cuts[b].1;
+    }
+    let width = s as usize;
+    // Level b - 1's probabilities, row k, column partial sum.
+    let mut cur = vec![0.0f64; width];
+    cur[0] = 1.0;
+    let mut rows = 1usize;
+    let mut tail = 0.0f64;
+    let mut r0 = 0u64;
+    let mut pmf: Vec<f64> = Vec::new();
+    let mut above: Vec<f64> = Vec::new();
+    let lc = |a: f64, b: f64| libm::lgamma(a + 1.0) - libm::lgamma(b + 1.0) - libm::lgamma(a - b + 1.0);
+    for b in 0..m {
+        let (r1, c) = cuts[b];
+        let w = later[b];
+        let last = b + 1 == m;
+        // Rows of the next level: (K_b) · w < s.
+        let next_rows = if last { 0 } else { ((s - 1) / w + 1) as usize };
+        let mut next = vec![0.0f64; next_rows * width];
+        let d = r1 - r0;
+        let rest = n_b - r1;
+        for k in 0..rows {
+            let row = &cur[k * width..(k + 1) * width];
+            let Some(s_min) = row.iter().position(|&v| v > 0.0) else {
+                continue;
+            };
+            let k64 = k as u64;
+            if k64 > n_c {
+                continue;
+            }
+            let a = n_c - k64;
+            // Smallest G that sends a path with partial sum `p` to the tail.
+            let crit = |p: usize| ((s - p as u64).div_ceil(w)).saturating_sub(k64);
+            let gmax = crit(s_min).min(a + 1);
+            // pmf[g] for g < gmax, above[g] = P(G >= g) for g <= gmax.
+            let (af, df, restf) = (a as f64, d as f64, rest as f64);
+            let total = lc(af + (n_b - r0) as f64, (n_b - r0) as f64);
+            let term = |g: u64| {
+                let gf = g as f64;
+                (lc(gf + df - 1.0, df - 1.0) + lc(af - gf + restf, restf) - total).exp()
+            };
+            // P(G = g + 1) / P(G = g).
+            let ratio = |g: u64| {
+                let gf = g as f64;
+                (gf + df) / (gf + 1.0) * (af - gf) / (af - gf + restf)
+            };
+            pmf.clear();
+            let mut t = 0.0;
+            for g in 0..gmax {
+                t = if g % 64 == 0 {
+                    term(g)
+                } else {
+                    t * ratio(g - 1)
+                };
+                pmf.push(t);
+            }
+            // P(G >= gmax), summed upward until the terms stop counting.
+            let mean = df * af / ((n_b - r0) as f64 + 1.0);
+            let mut hi = 0.0;
+            if gmax <= a {
+                let mut g = gmax;
+                let mut t = term(g);
+                loop {
+                    hi += t;
+                    if g == a || (t < hi * 1e-18 && g as f64 > mean) || (t == 0.0 && g as f64 > mean) {
+                        break;
+                    }
+                    let q = ratio(g);
+                    g += 1;
+                    t = if (g - gmax) % 64 == 0 || !(q.is_finite() && q >= 0.0) {
+                        term(g)
+                    } else {
+                        t * q
+                    };
+                }
+            }
+            above.clear();
+            above.resize(gmax as usize + 1, 0.0);
+            above[gmax as usize] = hi;
+            for g in (0..gmax as usize).rev() {
+                above[g] = above[g + 1] + pmf[g];
+            }
+            for (p, &pr) in row.iter().enumerate().skip(s_min) {
+                if pr == 0.0 {
+                    continue;
+                }
+                let g_crit = crit(p).min(gmax) as usize;
+                tail += pr * above[g_crit];
+                if last {
+                    continue;
+                }
+                for (g, &q) in pmf.iter().enumerate().take(g_crit) {
+                    let k2 = k + g;
+                    next[k2 * width + p + c as usize * k2] += pr * q;
+                }
+            }
+        }
+        cur = next;
+        rows = next_rows;
+        r0 = r1;
+    }
+    tail.min(1.0)
+}
+
 /// `P(X >= k)` for a distribution on `0..=n` with probability mass `term`
 /// and mean `mean`, for `1 <= k <= n`: summed upward from `k` when `k` lies
 /// above the mean, else as `1 - P(X <= k - 1)` summed downward, so the sum
@@ -1710,6 +1952,116 @@ mod tests {
                 "m {m}"
             );
         }
+    }
+
+    /// Every arrangement of `nb` baseline and `nc` canary ranks, equally
+    /// likely under H0: the distribution of `Σ c·K_r` by enumeration.
+    fn tail_sum_by_enumeration(nb: usize, nc: usize, cuts: &[(u64, u64)]) -> Vec<u64> {
+        let n = nb + nc;
+        let mut hist = Vec::new();
+        for mask in 0u32..(1 << n) {
+            if mask.count_ones() as usize != nc {
+                continue;
+            }
+            let mut sum = 0u64;
+            for &(r, c) in cuts {
+                let (mut seen_b, mut above) = (0u64, 0u64);
+                for pos in (0..n).rev() {
+                    if mask & (1 << pos) != 0 {
+                        above += u64::from(seen_b < r);
+                    } else {
+                        seen_b += 1;
+                    }
+                }
+                sum += c * above;
+            }
+            if hist.len() <= sum as usize {
+                hist.resize(sum as usize + 1, 0);
+            }
+            hist[sum as usize] += 1;
+        }
+        hist
+    }
+
+    #[test]
+    fn tail_sum_distribution_matches_enumeration() {
+        for (nb, nc, cuts) in [
+            (4usize, 3usize, vec![(1u64, 1u64), (2, 1)]),
+            (6, 6, vec![(1, 1), (2, 1), (4, 1)]),
+            (7, 5, vec![(2, 1), (4, 2), (7, 1)]),
+            (5, 9, vec![(1, 3), (3, 1), (4, 1)]),
+            (9, 4, vec![(1, 1), (2, 1), (4, 1), (8, 1)]),
+            (8, 8, vec![(1, 4), (2, 1), (4, 1)]),
+            (3, 1, vec![(3, 1)]),
+        ] {
+            let hist = tail_sum_by_enumeration(nb, nc, &cuts);
+            let total: u64 = hist.iter().sum();
+            for s in 0..hist.len() as u64 + 2 {
+                let want: u64 = hist.iter().skip(s as usize).sum();
+                let want = want as f64 / total as f64;
+                let got = tail_sum_sf(s, &cuts, nb as u64, nc as u64);
+                assert!(
+                    (got - want).abs() <= 1e-13 * want.max(1e-300) || (got - want).abs() < 1e-15,
+                    "{nb} {nc} {cuts:?} s {s}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn tail_sum_agrees_with_the_python_reference_at_2000() {
+        // `benches/canary/tail_test.py` (dictionary DP summing whole pmfs,
+        // itself checked against enumeration) on seven cutoffs 1..64. Each
+        // term comes from log-gamma values near 3e4 on both sides, so each
+        // carries a relative error near 1e-12: 1e-10 is what can be asked.
+        let cuts: Vec<(u64, u64)> = (0..7).map(|i| (1u64 << i, 1u64)).collect();
+        for (s, want) in [(146u64, 2.312375840442529e-01), (362, 3.629144917762087e-09)] {
+            let got = tail_sum_sf(s, &cuts, 2000, 2000);
+            assert!((got - want).abs() <= 1e-10 * want, "s {s}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn tail_test_is_exact_then_capped_then_bonferroni() {
+        // A single cutoff: the weighted sum is the exceedance count.
+        for (m, r, nb, nc) in [(5u64, 3u64, 50u64, 40u64), (12, 20, 2000, 2000), (1, 1, 10, 10)] {
+            let (p, how) = tail_test(&[(r, 1, m)], nb, nc);
+            let want = exceedance_sf(m, r, nb, nc);
+            assert_eq!(how, TailMethod::Exact);
+            assert!((p - want).abs() <= 1e-12 * want, "{m} {r}: {p} vs {want}");
+        }
+        let cuts = tail_cutoffs(2000);
+        let with = |ks: [u64; 6]| -> Vec<(u64, u64, u64)> {
+            cuts.iter().zip(ks).map(|(&(r, c), k)| (r, c, k)).collect()
+        };
+        let (p, how) = tail_test(&with([1, 2, 4, 8, 16, 32]), 2000, 2000);
+        assert_eq!(how, TailMethod::Exact);
+        assert!(p > 0.3 && p < 0.8, "null-like counts: {p}");
+        // Past the cap: the tail at the cap, an upper bound, still tiny.
+        let (p, how) = tail_test(&with([20, 40, 60, 80, 100, 120]), 2000, 2000);
+        assert_eq!(how, TailMethod::Capped);
+        assert_eq!(p, tail_sum_sf(TAIL_EXACT_MAX_SUM, &cuts, 2000, 2000));
+        assert!(p < 1e-12, "{p}");
+        // Exact p-values fall as the sum grows.
+        let a = tail_test(&with([1, 3, 6, 12, 20, 40]), 2000, 2000).0;
+        let b = tail_test(&with([1, 3, 6, 12, 21, 40]), 2000, 2000).0;
+        assert!(b < a);
+        // Large samples: Bonferroni over the cutoffs' exceedance tests.
+        let n = 100_000;
+        let big: Vec<(u64, u64, u64)> = tail_cutoffs(n).iter().map(|&(r, c)| (r, c, r)).collect();
+        let (p, how) = tail_test(&big, n, n);
+        assert_eq!(how, TailMethod::Bonferroni);
+        let best = big
+            .iter()
+            .map(|&(r, _, k)| exceedance_sf(k, r, n, n))
+            .fold(1.0f64, f64::min);
+        assert_eq!(p, (6.0 * best).min(1.0));
+        // The cap's bound stays negligible at the largest exact null mean.
+        let nb = 3000;
+        let cuts = tail_cutoffs(nb);
+        let mean = cuts.iter().map(|&(r, c)| (r * c) as f64).sum::<f64>() * nb as f64 / (nb as f64 + 1.0);
+        assert!(mean <= TAIL_EXACT_MAX_MEAN && mean > 90.0, "{mean}");
+        assert!(tail_sum_sf(TAIL_EXACT_MAX_SUM, &cuts, nb, nb) < 1e-10);
     }
 
     #[test]
