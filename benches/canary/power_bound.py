@@ -9,12 +9,21 @@ rate of three one-sided tests at several levels:
   (rollgate's p99 tail test, exact null distribution);
 - `pooled top 1 %`: canary values among the pooled top 1 % (hypergeometric,
   exact);
+- `weighted tail`: rollgate's p99 tail test, the canary counts above the
+  scaled baseline's top 1, 2, 4, 8, 16, 32 (0.05 % to 1.6 %) summed; its
+  exact null is in `tail_test.py`, here critical values come from the
+  same simulated nulls as the LR test's (for speed);
 - `LR-optimal ranks`: the linear rank test whose scores are the log
   likelihood ratio of this very alternative (the most powerful rank test
   against it; it needs the alternative known in advance, so it is a
   bound, not a usable check). Its normal approximation is far from exact
   in the tail, so its critical values are the null statistic's empirical
   quantiles over NULL_TRIALS simulated nulls.
+
+Then, for the alpha split: the error-rate rows' expected detection (exact
+sums over both binomials) of the conditional binomial test at the levels
+the critical metric would keep if the latency metric got more than its
+0.001, against the single test at 0.01 (the issue's 2-point bound).
 
     python3 benches/canary/power_bound.py [TRIALS] [NULL_TRIALS]
 """
@@ -27,7 +36,8 @@ from scipy.special import gammaln
 n = 2000
 trials = int(sys.argv[1]) if len(sys.argv) > 1 else 400
 null_trials = int(sys.argv[2]) if len(sys.argv) > 2 else 50_000
-levels = (2e-4, 4.4e-4, 1e-3, 1e-2)
+levels = (2e-4, 4.4e-4, 6e-4, 1e-3, 1.2e-3, 1e-2)
+CUTS = (1, 2, 4, 8, 16, 32)
 N = 2 * n
 u = (np.arange(1, N + 1) - 0.5) / N
 x = np.exp(np.log(105) + 0.5 * stats.norm.ppf(u))
@@ -43,8 +53,13 @@ def draw(rng, slow):
     return v
 
 
+def tail_sum(b, c):
+    bs = np.sort(b)
+    return sum(int((c > bs[n - r]).sum()) for r in CUTS)
+
+
 def pvalues(b, c):
-    """(p99 exceedance, pooled top 1 %, LR-optimal ranks) one-sided p-values."""
+    """(p99 exceedance, pooled top 1 %, weighted tail sum, LR z) statistics."""
     bs = np.sort(b)
     r = int(np.ceil(n * 0.01))
     k = int((c > bs[n - r]).sum())
@@ -60,7 +75,7 @@ def pvalues(b, c):
     s = lr[is_c].sum()
     mu = n * lr.mean()
     var = n * (N - n) / (N * (N - 1)) * ((lr - lr.mean()) ** 2).sum()
-    return p99, top, (s - mu) / np.sqrt(var)
+    return p99, top, tail_sum(b, c), (s - mu) / np.sqrt(var)
 
 
 def lr_z(b, c):
@@ -72,9 +87,14 @@ rng = np.random.default_rng(1)
 mu = n * lr.mean()
 sd = np.sqrt(n * (N - n) / (N * (N - 1)) * ((lr - lr.mean()) ** 2).sum())
 # At the boundary of the null: the canary distributed as the scaled baseline.
-null_z = np.array([(lr_z(draw(rng, False) * 1.05, draw(rng, False) * 1.05) - mu) / sd
-                   for _ in range(null_trials)])
+null_z, null_t = [], []
+for _ in range(null_trials):
+    b0, c0 = draw(rng, False) * 1.05, draw(rng, False) * 1.05
+    null_z.append((lr_z(b0, c0) - mu) / sd)
+    null_t.append(tail_sum(b0, c0))
+null_z, null_t = np.array(null_z), np.array(null_t)
 critical = {a: np.quantile(null_z, 1 - a) for a in levels}
+critical_t = {a: np.quantile(null_t, 1 - a) for a in levels}
 print(f"LR-optimal ranks: empirical critical z over {null_trials} nulls: "
       + ", ".join(f"{a:.1e} -> {critical[a]:.2f} (normal {stats.norm.isf(a):.2f})" for a in levels))
 
@@ -85,6 +105,29 @@ for label, slow in (("null boundary (canary = scaled baseline)", False), ("bimod
     ps = np.array([pvalues(draw(rng, False) * 1.05, draw(rng, slow) * scale) for _ in range(trials)])
     print(f"{label}, {trials} trials: rejection rate at level")
     print("  test               " + "  ".join(f"{a:>8.1e}" for a in levels))
-    for i, name in enumerate(("p99 exceedance", "pooled top 1 %", "LR-optimal ranks")):
-        rate = [(ps[:, i] >= critical[a]).mean() if i == 2 else (ps[:, i] <= a).mean() for a in levels]
+    for i, name in enumerate(("p99 exceedance", "pooled top 1 %", "weighted tail", "LR-optimal ranks")):
+        rate = [(ps[:, i] > critical_t[a]).mean() if i == 2 else
+                (ps[:, i] >= critical[a]).mean() if i == 3 else (ps[:, i] <= a).mean() for a in levels]
         print(f"  {name:<18} " + "  ".join(f"{r:8.3f}" for r in rate))
+
+
+def error_power(base, ratio, trials, level):
+    """Exact detection rate of the conditional binomial test (ratio <= 1.5)."""
+    hi = lambda m: int(m + 12 * np.sqrt(m) + 30)
+    eb, ec = np.arange(hi(base * trials)), np.arange(hi(base * ratio * trials))
+    pb, pc = stats.binom.pmf(eb, trials, base), stats.binom.pmf(ec, trials, base * ratio)
+    EB, EC = np.meshgrid(eb, ec, indexing="ij")
+    reject = ((EB + EC) > 0) & (stats.binom.sf(EC - 1, EB + EC, 0.6) <= level)
+    return float((pb[:, None] * pc[None, :] * reject).sum())
+
+
+crit_levels = (0.009, 0.0088, 0.0085, 0.008)
+print("error-rate rows: detection at 0.01, and the change (pp) at the critical metric's level")
+print("  base   ratio  trials   at 0.01  " + "  ".join(f"{l:>7}" for l in crit_levels))
+for base in (0.0005, 0.002, 0.01):
+    for ratio in (2, 3):
+        for trials in (5000, 50000):
+            ref = error_power(base, ratio, trials, 0.01)
+            diffs = [100 * (error_power(base, ratio, trials, l) - ref) for l in crit_levels]
+            print(f"  {base:<6} {ratio}x     {trials:<6} {100 * ref:7.2f}  "
+                  + "  ".join(f"{d:+7.2f}" for d in diffs))
