@@ -699,8 +699,13 @@ fn quantile_checks<S: Cohort + ?Sized>(
             median_test(down.as_ref(), c, false)
         };
         out.push(
-            CheckResult::test("relative.p50_decrease", outcome, format!("{head}; {test})"), pv)
-                .weighted(TAIL_WEIGHTS.p50),
+            CheckResult::test(
+                "relative.p50_decrease",
+                outcome,
+                format!("{head}; {test})"),
+                pv,
+            )
+            .weighted(TAIL_WEIGHTS.p50),
         );
     }
     let _ = bad;

@@ -1531,7 +1531,8 @@ pub fn tail_sum_sf(s: u64, cuts: &[(u64, u64)], n_b: u64, n_c: u64) -> f64 {
     let mut r0 = 0u64;
     let mut pmf: Vec<f64> = Vec::new();
     let mut above: Vec<f64> = Vec::new();
-    let lc = |a: f64, b: f64| libm::lgamma(a + 1.0) - libm::lgamma(b + 1.0) - libm::lgamma(a - b + 1.0);
+    let lc =
+        |a: f64, b: f64| libm::lgamma(a + 1.0) - libm::lgamma(b + 1.0) - libm::lgamma(a - b + 1.0);
     for b in 0..m {
         let (r1, c) = cuts[b];
         let w = later[b];
@@ -1584,7 +1585,10 @@ pub fn tail_sum_sf(s: u64, cuts: &[(u64, u64)], n_b: u64, n_c: u64) -> f64 {
                 let mut t = term(g);
                 loop {
                     hi += t;
-                    if g == a || (t < hi * 1e-18 && g as f64 > mean) || (t == 0.0 && g as f64 > mean) {
+                    if g == a
+                        || (t < hi * 1e-18 && g as f64 > mean)
+                        || (t == 0.0 && g as f64 > mean)
+                    {
                         break;
                     }
                     let q = ratio(g);
@@ -2015,7 +2019,10 @@ mod tests {
         // term comes from log-gamma values near 3e4 on both sides, so each
         // carries a relative error near 1e-12: 1e-10 is what can be asked.
         let cuts: Vec<(u64, u64)> = (0..7).map(|i| (1u64 << i, 1u64)).collect();
-        for (s, want) in [(146u64, 2.312375840442529e-01), (362, 3.629144917762087e-09)] {
+        for (s, want) in [
+            (146u64, 2.312375840442529e-01),
+            (362, 3.629144917762087e-09),
+        ] {
             let got = tail_sum_sf(s, &cuts, 2000, 2000);
             assert!((got - want).abs() <= 1e-10 * want, "s {s}: {got} vs {want}");
         }
@@ -2024,7 +2031,11 @@ mod tests {
     #[test]
     fn tail_test_is_exact_then_capped_then_bonferroni() {
         // A single cutoff: the weighted sum is the exceedance count.
-        for (m, r, nb, nc) in [(5u64, 3u64, 50u64, 40u64), (12, 20, 2000, 2000), (1, 1, 10, 10)] {
+        for (m, r, nb, nc) in [
+            (5u64, 3u64, 50u64, 40u64),
+            (12, 20, 2000, 2000),
+            (1, 1, 10, 10),
+        ] {
             let (p, how) = tail_test(&[(r, 1, m)], nb, nc);
             let want = exceedance_sf(m, r, nb, nc);
             assert_eq!(how, TailMethod::Exact);
@@ -2059,7 +2070,8 @@ mod tests {
         // The cap's bound stays negligible at the largest exact null mean.
         let nb = 3000;
         let cuts = tail_cutoffs(nb);
-        let mean = cuts.iter().map(|&(r, c)| (r * c) as f64).sum::<f64>() * nb as f64 / (nb as f64 + 1.0);
+        let mean =
+            cuts.iter().map(|&(r, c)| (r * c) as f64).sum::<f64>() * nb as f64 / (nb as f64 + 1.0);
         assert!(mean <= TAIL_EXACT_MAX_MEAN && mean > 90.0, "{mean}");
         assert!(tail_sum_sf(TAIL_EXACT_MAX_SUM, &cuts, nb, nb) < 1e-10);
     }
