@@ -68,6 +68,8 @@ pub struct AnalyzeArgs {
     /// Output: a table for people or JSON for tools.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
+    #[command(flatten)]
+    telemetry: crate::obs::TelemetryFlags,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -167,9 +169,18 @@ fn shadow(args: &AnalyzeArgs) -> Result<Report, String> {
 
 /// Runs `rollgate analyze`.
 pub fn run(args: AnalyzeArgs) -> ExitCode {
-    match judge(&args) {
+    if let Err(e) = args.telemetry.install() {
+        crate::obs::fail(&format!("rollgate analyze: {e}"), BAD_INPUT);
+        return ExitCode::from(BAD_INPUT);
+    }
+    judge_and_print(&args)
+}
+
+/// Judges, prints the report, and returns the exit code.
+fn judge_and_print(args: &AnalyzeArgs) -> ExitCode {
+    match judge(args) {
         Err(e) => {
-            eprintln!("rollgate analyze: {e}");
+            crate::obs::fail(&format!("rollgate analyze: {e}"), BAD_INPUT);
             ExitCode::from(BAD_INPUT)
         }
         Ok(report) => {
@@ -202,6 +213,7 @@ mod tests {
             canary: Vec::new(),
             lookback: None,
             output: Output::Text,
+            telemetry: crate::obs::TelemetryFlags::default(),
         }
     }
 
@@ -234,7 +246,7 @@ mod tests {
             ..args_for(c, d)
         };
         let report = judge(&args);
-        (run(args), report)
+        (judge_and_print(&args), report)
     }
 
     #[test]
@@ -281,7 +293,7 @@ mod tests {
             PathBuf::from("/nonexistent/ANALYSIS.toml"),
             PathBuf::from("/nonexistent/SAMPLES.json"),
         );
-        assert_eq!(run(args), ExitCode::from(BAD_INPUT));
+        assert_eq!(judge_and_print(&args), ExitCode::from(BAD_INPUT));
     }
 
     #[test]
@@ -311,7 +323,7 @@ mod tests {
         std::fs::write(&d, data).expect("write data");
         let args = args_for(c.clone(), d.clone());
         let e = judge(&args).expect_err("rejected");
-        assert_eq!(run(args), ExitCode::from(BAD_INPUT));
+        assert_eq!(judge_and_print(&args), ExitCode::from(BAD_INPUT));
         (e, c, d)
     }
 

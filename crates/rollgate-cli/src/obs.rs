@@ -5,15 +5,18 @@
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use rollgate_telemetry::{LogFormat, TelemetryGuard};
 
 /// How log lines are written (on standard error).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormatArg {
     /// For people: the command's own messages as before, plus library
-    /// events at `error` level (more with `RUST_LOG`, e.g. `RUST_LOG=info`).
+    /// events at `error` level (`info` for `serve`; more with `RUST_LOG`,
+    /// e.g. `RUST_LOG=info`).
+    #[default]
     Text,
     /// One JSON object per line, every line on standard error (the
     /// command's own messages too); library events from `info` up (or
@@ -22,7 +25,7 @@ pub enum LogFormatArg {
 }
 
 /// The telemetry flags of a long-running command.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct TelemetryFlags {
     /// Log lines on standard error: `text` (for people) or `json` (one JSON
     /// object per line, for log pipelines).
@@ -43,6 +46,12 @@ pub struct TelemetryFlags {
         env = "OTEL_EXPORTER_OTLP_ENDPOINT"
     )]
     otlp_endpoint: Option<String>,
+    /// With --metrics-addr: keep serving /metrics this long after the
+    /// command is done (or until SIGINT/SIGTERM), so a Prometheus scraping
+    /// every interval sees the final values; then exit with the command's
+    /// exit code. E.g. `15s`.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    metrics_linger: Option<Duration>,
 }
 
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {
@@ -54,18 +63,72 @@ fn parse_addr(s: &str) -> Result<SocketAddr, String> {
 static JSON_LOGS: AtomicBool = AtomicBool::new(false);
 
 /// The installed telemetry, kept until [`shutdown`] (statics are never
-/// dropped, and the guard's drop is what flushes).
-static GUARD: Mutex<Option<TelemetryGuard>> = Mutex::new(None);
+/// dropped, and the guard's drop is what flushes), and `--metrics-linger`.
+static GUARD: Mutex<Option<(TelemetryGuard, Option<Duration>)>> = Mutex::new(None);
 
 /// Flushes logs and pending spans and stops the metrics listener: called
-/// once the command is done.
+/// once the command is done. With `--metrics-linger`, `/metrics` is served
+/// that much longer first (a signal ends the wait early).
 pub fn shutdown() {
-    let guard = GUARD
+    let installed = GUARD
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take();
-    drop(guard);
+    if let Some((guard, Some(linger))) = &installed
+        && let Some(addr) = guard.metrics_addr()
+    {
+        say(&format!(
+            "rollgate: still serving metrics at http://{addr}/metrics for {}",
+            humantime::format_duration(*linger)
+        ));
+        wait_or_signal(*linger);
+    }
+    drop(installed);
     JSON_LOGS.store(false, Ordering::Relaxed);
+}
+
+/// Sleeps for `linger`, or less when SIGINT or SIGTERM arrives. A runtime
+/// of its own: the command's runtime (and its signal listeners) is gone,
+/// and signals registered with tokio once no longer end the process.
+fn wait_or_signal(linger: Duration) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        std::thread::sleep(linger);
+        return;
+    };
+    rt.block_on(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            if let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                tokio::select! {
+                    () = tokio::time::sleep(linger) => {}
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                return;
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(linger) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    });
+}
+
+/// The installed metrics registry (what `/metrics` serves), if telemetry
+/// is installed.
+pub fn metrics_registry() -> Option<rollgate_telemetry::MetricsRegistry> {
+    GUARD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .map(|(g, _)| g.metrics().clone())
 }
 
 /// Whether log lines are JSON: then every line on standard error is one.
@@ -97,6 +160,18 @@ impl TelemetryFlags {
     /// A message naming the flag (exit 2): the metrics address cannot be
     /// bound, the OTLP endpoint is not a usable URL.
     pub fn install(&self) -> Result<(), String> {
+        self.install_with_text_filter("error")
+    }
+
+    /// As [`install`](Self::install), with `filter` for library events in
+    /// text mode (JSON mode logs from `info` up); `RUST_LOG` overrides both.
+    ///
+    /// # Errors
+    /// As [`install`](Self::install).
+    pub fn install_with_text_filter(&self, filter: &str) -> Result<(), String> {
+        if self.metrics_linger.is_some() && self.metrics_addr.is_none() {
+            return Err("--metrics-linger needs --metrics-addr (it keeps serving /metrics)".into());
+        }
         let json = self.log_format == LogFormatArg::Json;
         let mut b = rollgate_telemetry::init("rollgate")
             .version(env!("CARGO_PKG_VERSION"))
@@ -105,7 +180,7 @@ impl TelemetryFlags {
             } else {
                 LogFormat::Human
             })
-            .log_filter(if json { "info" } else { "error" })
+            .log_filter(if json { "info" } else { filter })
             .log_writer(std::io::stderr());
         if let Some(addr) = self.metrics_addr {
             b = b.serve_metrics(addr);
@@ -141,7 +216,8 @@ impl TelemetryFlags {
         }
         *GUARD
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(guard);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((guard, self.metrics_linger));
         Ok(())
     }
 }

@@ -85,6 +85,8 @@ pub struct ServeArgs {
     /// How long to wait for a SQLite file locked by another process.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     busy_timeout: Duration,
+    #[command(flatten)]
+    telemetry: crate::obs::TelemetryFlags,
 }
 
 struct App {
@@ -108,7 +110,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(Fail(code, msg)) => {
-            crate::rollout::write_err(format_args!("rollgate serve: {msg}"));
+            crate::obs::fail(&format!("rollgate serve: {msg}"), code);
             ExitCode::from(code)
         }
     }
@@ -157,14 +159,12 @@ async fn serve(args: ServeArgs) -> Result<u8, Fail> {
         None => std::env::current_dir()
             .map_err(|e| Fail(BAD_INPUT, format!("cannot read the working directory: {e}")))?,
     };
-    let telemetry = rollgate_telemetry::init("rollgate")
-        .version(env!("CARGO_PKG_VERSION"))
-        .build()
-        .map_err(|e| Fail(BAD_INPUT, format!("telemetry: {e}")))?;
-    let metrics = telemetry.metrics().clone();
-    let _guard = telemetry
-        .install()
-        .map_err(|e| Fail(BAD_INPUT, format!("telemetry: {e}")))?;
+    // A server logs its work (adoptions, lost leases) from `info` up.
+    args.telemetry
+        .install_with_text_filter("info")
+        .map_err(|e| Fail(BAD_INPUT, e))?;
+    let metrics = crate::obs::metrics_registry()
+        .ok_or_else(|| Fail(BAD_INPUT, "telemetry is not installed".into()))?;
     let store = rollout::open_store(&args.state, args.busy_timeout).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

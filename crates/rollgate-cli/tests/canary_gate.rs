@@ -301,6 +301,97 @@ fn shadow_analysis_of_a_cohort_that_cannot_be_scraped_is_inconclusive_naming_it(
 }
 
 #[test]
+fn shadow_analysis_logs_json_lines_and_serves_metrics_while_it_scrapes() {
+    use std::io::{Read, Write};
+    let f = fleet(3);
+    std::fs::write(f.path.join("plan.toml"), plan(&f, "v2", "")).expect("plan");
+    f.deploy(3, "v2");
+    let port = support::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = support::rollgate_cmd(
+        &f,
+        &[
+            "analyze",
+            "--config",
+            "analysis.toml",
+            "--plan",
+            "plan.toml",
+            "--baseline",
+            "dns-1,dns-2",
+            "--canary",
+            "dns-3",
+            "--lookback",
+            "3s",
+            "--log-format",
+            "json",
+            "--metrics-addr",
+            &addr,
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("start rollgate analyze");
+    // Served while it scrapes the cohorts for the lookback.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        let got = std::net::TcpStream::connect(&addr).ok().and_then(|mut c| {
+            c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .ok()?;
+            let mut text = String::new();
+            c.read_to_string(&mut text).ok()?;
+            Some(text)
+        });
+        if let Some(text) = got {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "/metrics never served on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.contains("text/plain; version=0.0.4"), "{answer}");
+    let out = child.wait_with_output().expect("analyze ran");
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("verdict: promote"),
+        "{}",
+        explain(&out)
+    );
+    let err = support::stderr(&out);
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.to_string().contains("scraping baseline dns-1,dns-2")),
+        "{err}"
+    );
+    // A bad input is a JSON line too, with its exit code.
+    let out = support::rollgate(
+        &f,
+        &[
+            "analyze",
+            "--config",
+            "missing.toml",
+            "--plan",
+            "plan.toml",
+            "--baseline",
+            "dns-1",
+            "--canary",
+            "dns-3",
+            "--log-format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
+    let line: serde_json::Value = serde_json::from_str(support::stderr(&out).trim())
+        .unwrap_or_else(|e| panic!("not one JSON line ({e}): {}", explain(&out)));
+    assert!(line.to_string().contains("missing.toml"), "{line}");
+}
+
+#[test]
 fn shadow_analysis_refuses_unknown_targets_other_gates_and_mismatched_metrics_with_exit_2() {
     let mut f = fleet(0);
     f.addrs = vec![

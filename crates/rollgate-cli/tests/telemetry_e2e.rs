@@ -3,7 +3,8 @@
 //! `--metrics-addr` (the executor's and drift watcher's metrics served while
 //! the command runs), `--otlp-endpoint` (the rollout's trace reaches an
 //! in-process OTLP/HTTP receiver: one `rollout` span, one `phase` span per
-//! phase under it, deploys under the phases), and bad values exit 2.
+//! phase under it, deploys under the phases), `--metrics-linger`, the same
+//! flags on `rollgate serve`, and bad values exit 2.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -326,6 +327,21 @@ fn bad_telemetry_values_exit_2_naming_the_flag() {
             None,
             "--log-format",
         ),
+        (
+            vec!["--metrics-linger".into(), "5s".into()],
+            None,
+            "--metrics-linger needs --metrics-addr",
+        ),
+        (
+            vec![
+                "--metrics-addr".into(),
+                "127.0.0.1:0".into(),
+                "--metrics-linger".into(),
+                "soon".into(),
+            ],
+            None,
+            "--metrics-linger",
+        ),
     ];
     for (flags, env, names) in cases {
         let mut cmd = rollgate();
@@ -347,4 +363,133 @@ fn bad_telemetry_values_exit_2_naming_the_flag() {
             "{flags:?}: nothing deployed"
         );
     }
+}
+
+/// Waits (up to 60 s) until `path` contains `want`; its text.
+fn file_until(path: &Path, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(want) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{want} never in {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_logs_json_and_serves_its_metrics_on_metrics_addr() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("token"), "a-token-of-enough-length").expect("token");
+    let err = dir.path().join("serve.err");
+    let port = free_port();
+    let mut child = rollgate()
+        .current_dir(dir.path())
+        .env_remove("ROLLGATE_TOKEN")
+        .env_remove("ROLLGATE_STATE")
+        .args([
+            "serve",
+            "--state",
+            "state.db",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+            "token",
+            "--log-format",
+            "json",
+            "--metrics-addr",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
+        .spawn()
+        .expect("start rollgate serve");
+    let text = file_until(&err, "listening on http://");
+    let api = text
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("API address")
+        .to_owned();
+    // The API's own /metrics and the --metrics-addr listener serve one
+    // registry: what the API request counted shows on the listener.
+    let mut conn = TcpStream::connect(&api).expect("connect to the API");
+    conn.write_all(b"GET /v1/rollouts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
+    let served = scrape_until(port, "rollgate_api_requests_total{");
+    assert!(served.contains("method=\"GET\""), "{served}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let code = child.wait().expect("serve ran");
+    assert_eq!(code.code(), Some(0), "stopped by SIGTERM");
+    let lines = json_lines(&std::fs::read(&err).expect("stderr"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.to_string().contains("listening on http://")),
+        "{lines:?}"
+    );
+    assert!(scrape(port).is_none(), "the listener stops with serve");
+}
+
+#[test]
+fn metrics_linger_keeps_serving_after_the_rollout_until_a_signal_and_keeps_its_exit_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = write_plan(dir.path());
+    let port = free_port();
+    let mut child = rollgate()
+        .current_dir(dir.path())
+        .args(["rollout", "run"])
+        .arg(&plan)
+        .args(["--no-rollback-ok", "--state"])
+        .arg(dir.path().join("state.db"))
+        .args(["--metrics-linger", "2m", "--metrics-addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rollgate");
+    // The final values stay served after the rollout finished.
+    let finished = |text: &str, outcome: &str, value: &str| {
+        text.lines().any(|l| {
+            l.starts_with("rollgate_rollouts_finished_total{")
+                && l.contains(&format!("outcome=\"{outcome}\""))
+                && l.ends_with(&format!(" {value}"))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let text = scrape(port).unwrap_or_default();
+        if finished(&text, "succeeded", "1") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "never finished: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Every series is there from the start, at zero until counted.
+    assert!(finished(&text, "rolled_back", "0"), "{text}");
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "still serving"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("rollgate ran");
+    assert_eq!(out.status.code(), Some(0), "the rollout's own exit code");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("still serving metrics"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(scrape(port).is_none(), "the listener stopped");
 }

@@ -29,6 +29,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome.
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Succeeded,
+        Outcome::RolledBack,
+        Outcome::Aborted,
+        Outcome::Refused,
+        Outcome::RollbackFailed,
+    ];
+
     /// The outcome's name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -213,6 +222,36 @@ impl Event {
                 | Event::AbortRequested
         )
     }
+
+    /// Every event's name ([`action`](Self::action)), in declaration order.
+    pub const ACTIONS: [&'static str; 26] = [
+        "controller_started",
+        "deploy_intent",
+        "interrupted",
+        "refused",
+        "deploy_retried",
+        "target_deployed",
+        "target_failed",
+        "switch_intent",
+        "switched",
+        "switch_failed",
+        "bake_started",
+        "bake_elapsed",
+        "gate_decided",
+        "gate_errored",
+        "phase_completed",
+        "rollback_started",
+        "switched_back",
+        "restore_intent",
+        "target_restored",
+        "restore_failed",
+        "restore_skipped",
+        "finished",
+        "pause_requested",
+        "resume_requested",
+        "promote_requested",
+        "abort_requested",
+    ];
 
     /// The event's name, as stored (`deploy_intent`, `gate_decided`, ...).
     pub fn action(&self) -> &'static str {
@@ -467,5 +506,151 @@ impl RolloutRequest {
     pub fn with_spec(mut self, spec: serde_json::Value) -> Self {
         self.spec = Some(spec);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Digest, Reasons};
+
+    /// One event of each kind: adding a variant breaks this match, and the
+    /// test then asks for its name in [`Event::ACTIONS`].
+    fn one_of_each() -> Vec<Event> {
+        let t: TargetId = "web-1".parse().expect("target");
+        let a = Artifact::new("v1", Digest::of_bytes(b"v1"));
+        let s = String::new;
+        let events = vec![
+            Event::ControllerStarted {
+                owner: s(),
+                fence: 1,
+            },
+            Event::DeployIntent {
+                target: t.clone(),
+                previous: None,
+                note: None,
+            },
+            Event::Interrupted { reason: s() },
+            Event::Refused {
+                check: s(),
+                reason: s(),
+            },
+            Event::DeployRetried {
+                target: t.clone(),
+                attempt: 1,
+                error: s(),
+            },
+            Event::TargetDeployed { target: t.clone() },
+            Event::TargetFailed {
+                target: t.clone(),
+                reason: s(),
+            },
+            Event::SwitchIntent { to: vec![] },
+            Event::Switched { to: vec![] },
+            Event::SwitchFailed { reason: s() },
+            Event::BakeStarted {
+                phase: 0,
+                bake: Duration::ZERO,
+            },
+            Event::BakeElapsed { phase: 0 },
+            Event::GateDecided {
+                phase: 0,
+                decision: Decision::Hold(Reasons::new()),
+            },
+            Event::GateErrored {
+                phase: 0,
+                error: s(),
+            },
+            Event::PhaseCompleted {
+                phase: 0,
+                reason: s(),
+            },
+            Event::RollbackStarted { reason: s() },
+            Event::SwitchedBack { to: vec![] },
+            Event::RestoreIntent {
+                target: t.clone(),
+                to: a,
+            },
+            Event::TargetRestored { target: t.clone() },
+            Event::RestoreFailed {
+                target: t.clone(),
+                reason: s(),
+            },
+            Event::RestoreSkipped {
+                target: t,
+                reason: s(),
+            },
+            Event::Finished {
+                outcome: Outcome::Succeeded,
+            },
+            Event::PauseRequested,
+            Event::ResumeRequested,
+            Event::PromoteRequested,
+            Event::AbortRequested,
+        ];
+        for e in &events {
+            // Exhaustive on purpose: a new variant must be added above.
+            match e {
+                Event::ControllerStarted { .. }
+                | Event::DeployIntent { .. }
+                | Event::Interrupted { .. }
+                | Event::Refused { .. }
+                | Event::DeployRetried { .. }
+                | Event::TargetDeployed { .. }
+                | Event::TargetFailed { .. }
+                | Event::SwitchIntent { .. }
+                | Event::Switched { .. }
+                | Event::SwitchFailed { .. }
+                | Event::BakeStarted { .. }
+                | Event::BakeElapsed { .. }
+                | Event::GateDecided { .. }
+                | Event::GateErrored { .. }
+                | Event::PhaseCompleted { .. }
+                | Event::RollbackStarted { .. }
+                | Event::SwitchedBack { .. }
+                | Event::RestoreIntent { .. }
+                | Event::TargetRestored { .. }
+                | Event::RestoreFailed { .. }
+                | Event::RestoreSkipped { .. }
+                | Event::Finished { .. }
+                | Event::PauseRequested
+                | Event::ResumeRequested
+                | Event::PromoteRequested
+                | Event::AbortRequested => {}
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn actions_lists_every_event_name_in_order() {
+        let names: Vec<&str> = one_of_each().iter().map(Event::action).collect();
+        assert_eq!(names, Event::ACTIONS);
+    }
+
+    #[test]
+    fn outcome_all_and_decision_kinds_are_complete() {
+        let names: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "succeeded",
+                "rolled_back",
+                "aborted",
+                "refused",
+                "rollback_failed"
+            ]
+        );
+        let r = Reasons::new;
+        let kinds: Vec<&str> = [
+            Decision::Promote(r()),
+            Decision::Continue(r()),
+            Decision::Hold(r()),
+            Decision::Rollback(r()),
+        ]
+        .iter()
+        .map(Decision::kind)
+        .collect();
+        assert_eq!(kinds, Decision::KINDS);
     }
 }

@@ -12,8 +12,8 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::state::{Action, Rollout, Stage, Status};
 use crate::store::{Created, StateStore, Writer};
 use crate::{
-    Artifact, Deployer, Error, Event, EventRecord, Fence, Gate, GateUse, Outcome, PhaseAction,
-    Readiness, RolloutId, RolloutRequest, Router, TargetId,
+    Artifact, Decision, Deployer, Error, Event, EventRecord, Fence, Gate, GateUse, Outcome,
+    PhaseAction, Readiness, RolloutId, RolloutRequest, Router, TargetId,
 };
 
 /// How transient deploy errors are retried: exponential backoff with full
@@ -285,9 +285,34 @@ struct TaskDone {
     retries: Vec<(u32, String)>,
 }
 
+/// Registers every series the executor emits, at zero, with the installed
+/// `metrics` recorder: a scrape before the first event already has them,
+/// and Prometheus' `increase()` counts the first event (a series that
+/// first appears at 1 shows no increase).
+fn register_metrics() {
+    for action in Event::ACTIONS {
+        metrics::counter!("rollgate_rollout_events_total", "action" => action).increment(0);
+    }
+    for outcome in Outcome::ALL {
+        metrics::counter!("rollgate_rollouts_finished_total", "outcome" => outcome.as_str())
+            .increment(0);
+    }
+    for result in ["ok", "failed"] {
+        metrics::counter!("rollgate_deploys_total", "result" => result).increment(0);
+        metrics::counter!("rollgate_restores_total", "result" => result).increment(0);
+    }
+    for decision in Decision::KINDS {
+        metrics::counter!("rollgate_gate_decisions_total", "decision" => decision).increment(0);
+    }
+    metrics::counter!("rollgate_gate_errors_total").increment(0);
+}
+
 impl Executor {
-    /// An executor with no gate, no router and default config.
+    /// An executor with no gate, no router and default config. Every
+    /// metric it emits is registered at zero with the installed `metrics`
+    /// recorder.
     pub fn new(store: Arc<dyn StateStore>, deployer: Arc<dyn Deployer>) -> Self {
+        register_metrics();
         Self {
             store,
             deployer,

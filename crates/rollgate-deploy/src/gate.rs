@@ -52,6 +52,9 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// Every verdict's name ([`kind`](Self::kind)).
+    pub const KINDS: [&'static str; 4] = ["promote", "continue", "hold", "rollback"];
+
     /// The verdict's name: `promote`, `continue`, `hold`, `rollback`.
     pub fn kind(&self) -> &'static str {
         match self {

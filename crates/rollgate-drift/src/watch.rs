@@ -160,6 +160,12 @@ impl DriftWatcherBuilder {
         }
         // Kept for the watcher's life: without the parser's spare room.
         self.desired.shrink_to_fit();
+        // The counters exist at zero from the start: a scrape before the
+        // first check has them, and `increase()` counts the first one.
+        metrics::counter!("rollgate_drift_checks_total", "config" => self.name.clone())
+            .increment(0);
+        metrics::counter!("rollgate_drift_check_errors_total", "config" => self.name.clone())
+            .increment(0);
         Ok(DriftWatcher {
             desired: self.desired,
             source: self.source,

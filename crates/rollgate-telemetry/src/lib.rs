@@ -8,7 +8,6 @@ pub use metrics;
 
 mod assets;
 mod error;
-mod event;
 mod facade;
 #[doc(hidden)]
 pub mod feature_hint;
@@ -31,7 +30,6 @@ pub mod trace;
 
 pub use assets::{AssetOptions, DASHBOARD_FILE, RULES_FILE};
 pub use error::Error;
-pub use event::{DEPLOY_EVENTS_TOTAL, DEPLOY_TARGET, DeployEvent, GateOutcome};
 pub use facade::METRICS_FACADE_VERSION;
 pub use init::{
     DEFAULT_LOG_FILTER, LOG_FILTER_ENV, ServiceInfo, Telemetry, TelemetryBuilder, TelemetryGuard,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message;
-use rollgate_telemetry::{DeployEvent, init, trace};
+use rollgate_telemetry::{init, trace};
 use rollgate_test::tls::{Response, TlsServer};
 use serde_json::Value;
 
@@ -120,10 +120,7 @@ fn spans_and_resource_attributes_reach_an_otlp_receiver_with_the_log_ids() {
         let db = tracing::info_span!("db", dsn = format!("postgres://app:{SECRET}@db/x"));
         let _d = db.enter();
         let db_ctx = trace::current().expect("db context");
-        DeployEvent::Promoted {
-            rollout_id: "r-9".into(),
-        }
-        .emit();
+        tracing::info!(event = "promoted", rollout_id = "r-9", "promoted");
         (request_ctx, db_ctx)
     });
     t.flush();
@@ -178,7 +175,7 @@ fn spans_and_resource_attributes_reach_an_otlp_receiver_with_the_log_ids() {
     assert_eq!(lines[0]["trace_id"], hex(&request.trace_id));
     assert_eq!(lines[0]["span_id"], hex(&request.span_id));
     assert_eq!(lines[1]["span_id"], hex(&db.span_id));
-    // Span attributes are redacted; the deploy event is a span event.
+    // Span attributes are redacted; an event is a span event.
     assert_eq!(attr(&request.attributes, "password"), Some("[REDACTED]"));
     assert_eq!(attr(&request.attributes, "request_id"), Some("r-1"));
     assert_eq!(
@@ -189,7 +186,7 @@ fn spans_and_resource_attributes_reach_an_otlp_receiver_with_the_log_ids() {
         .events
         .iter()
         .find(|e| e.name == "promoted")
-        .expect("deploy event on span");
+        .expect("event on span");
     assert_eq!(attr(&event.attributes, "event"), Some("promoted"));
 }
 

@@ -3,7 +3,8 @@
 //! rollback), a real drift watch (a failing then drifting live file) and
 //! the RED middleware run under rollgate-telemetry's recorder; the names
 //! they emitted are collected from its exposition, and each query's metric
-//! names must be among them.
+//! names must be among them; and the reverse, every `rollgate_*` metric
+//! emitted is queried or listed as deliberately not on the dashboard.
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -97,6 +98,29 @@ async fn red_traffic() {
         let req = Request::get(uri).body(String::new()).expect("request");
         svc.clone().oneshot(req).await.expect("served");
     }
+}
+
+/// Metrics rollgate emits that the generated assets deliberately do not
+/// query, with why.
+const NOT_ON_DASHBOARD: &[(&str, &str)] = &[
+    (
+        "rollgate_drift_last_check_timestamp_seconds",
+        "for \"last checked N ago\" stat panels people add themselves",
+    ),
+    (
+        "rollgate_drift_detection_seconds",
+        "drift detection latency, measured for the drift benchmarks",
+    ),
+];
+
+/// The metric families a registry exposes (`# TYPE` lines).
+fn exposed_families(registry: &MetricsRegistry) -> BTreeSet<String> {
+    registry
+        .render()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The metric names a registry exposes: each family, plus the series names
@@ -297,6 +321,31 @@ fn every_dashboard_and_alert_query_names_a_metric_rollgate_emits() {
         "queried but never emitted:\n  {}\nemitted: {emitted:?}",
         missing.join("\n  ")
     );
+    // The reverse: every rollgate metric emitted is queried (or listed
+    // above as deliberately not on the dashboard), so nothing is emitted
+    // under a name the assets do not know, e.g. a stale one after a rename.
+    let families = exposed_families(&registry);
+    let mut unqueried = Vec::new();
+    for family in families.iter().filter(|f| f.starts_with("rollgate_")) {
+        let is_queried = queried.contains(family.as_str())
+            || ["_bucket", "_sum", "_count"]
+                .iter()
+                .any(|s| queried.contains(&format!("{family}{s}")));
+        if !is_queried && !NOT_ON_DASHBOARD.iter().any(|(n, _)| n == family) {
+            unqueried.push(family.clone());
+        }
+    }
+    assert!(
+        unqueried.is_empty(),
+        "emitted but neither queried by the assets nor listed in NOT_ON_DASHBOARD: {unqueried:?}"
+    );
+    for (name, _) in NOT_ON_DASHBOARD {
+        assert!(
+            families.contains(*name),
+            "NOT_ON_DASHBOARD lists {name}, which nothing emitted"
+        );
+        assert!(!queried.contains(*name), "{name} is queried after all");
+    }
     // And the scheme is the executor's and the drift watcher's own.
     for name in [
         "rollgate_rollout_events_total",
