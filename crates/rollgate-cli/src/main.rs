@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod analyze;
 mod drift;
+mod notify;
 mod obs;
 mod remote;
 mod rollout;

@@ -1124,7 +1124,12 @@ async fn drive(
             None => std::future::pending().await,
         }
     };
-    let report: Result<Report, Error> = exec.run_until(id, stop).await;
+    let (retry, timeout) = notify_settings(&req);
+    let dispatcher = crate::notify::dispatcher(store_of(&exec), retry, timeout)?;
+    let store = store_of(&exec);
+    let report: Result<Report, Error> =
+        crate::notify::alongside(&dispatcher, &*store, Some(id), exec.run_until(id, stop)).await;
+    crate::notify::report_pending(&*store_of(&exec), Some(id)).await;
     if let Some(p) = &progress {
         p.done();
     }
@@ -1138,6 +1143,22 @@ async fn drive(
         return Ok(signalled().map_or(INTERRUPTED_INT, |(_, code)| code));
     }
     Ok(exit_code(&report.rollout))
+}
+
+/// The store an executor writes.
+fn store_of(exec: &Executor) -> Store {
+    exec.store().clone()
+}
+
+/// The plan's `[notify_retry]` (the defaults when the request records no plan).
+fn notify_settings(req: &RolloutRequest) -> (rollgate_deploy::RetryPolicy, Duration) {
+    match plan_from_spec(req) {
+        Ok((plan, _)) => (plan.file.notify_retry.clone(), plan.file.notify_timeout),
+        Err(_) => {
+            let d = rollgate_deploy::DispatchConfig::default();
+            (d.retry, d.timeout)
+        }
+    }
 }
 
 /// The exact command that drives rollout `r` on from where it stopped.
@@ -1382,6 +1403,14 @@ async fn resume_all(c: &Common) -> Result<u8, Fail> {
             break;
         }
         worst = worse(worst, code);
+    }
+    if signalled().is_none() {
+        // Notifications of rollouts that ended while their controller died
+        // before delivering: this controller delivers them.
+        let d = rollgate_deploy::DispatchConfig::default();
+        let dispatcher = crate::notify::dispatcher(store.clone(), d.retry, d.timeout)?;
+        crate::notify::alongside(&dispatcher, &*store, None, async {}).await;
+        crate::notify::report_pending(&*store, None).await;
     }
     if c.output == Output::Json && !results.is_empty() {
         out!("{}", Value::Array(results));

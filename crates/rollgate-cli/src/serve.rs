@@ -87,6 +87,12 @@ pub struct ServeArgs {
     busy_timeout: Duration,
     #[command(flatten)]
     telemetry: crate::obs::TelemetryFlags,
+    /// A TOML file of `[[notify]]` destinations (and `[notify_retry]`), as a
+    /// plan writes them: every rollout submitted here notifies them too,
+    /// after the plan's own. This server delivers the outbox of every
+    /// rollout in the store, retrying as `[notify_retry]` says.
+    #[arg(long, value_name = "FILE")]
+    notify: Option<PathBuf>,
 }
 
 struct App {
@@ -96,6 +102,8 @@ struct App {
     lease_ttl: Duration,
     workdir: PathBuf,
     driving: Mutex<BTreeSet<RolloutId>>,
+    /// Destinations every submitted rollout notifies (`--notify`).
+    notify: Vec<rollgate_deploy::Destination>,
     wake: Notify,
     metrics: rollgate_telemetry::MetricsRegistry,
 }
@@ -152,8 +160,25 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The `--notify` file, or the defaults.
+fn notify_config(path: Option<&PathBuf>) -> Result<rollgate_deploy::spec::NotifyConfig, Fail> {
+    let Some(path) = path else {
+        return Ok(rollgate_deploy::spec::NotifyConfig::parse("", "--notify")
+            .map_err(|e| Fail(BAD_INPUT, e.to_string()))?);
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Fail(
+            BAD_INPUT,
+            format!("--notify {}: cannot read: {e}", path.display()),
+        )
+    })?;
+    rollgate_deploy::spec::NotifyConfig::parse(&text, &path.display().to_string())
+        .map_err(|e| Fail(BAD_INPUT, format!("--notify {e}")))
+}
+
 async fn serve(args: ServeArgs) -> Result<u8, Fail> {
     let token = read_token(args.token_file.as_ref())?;
+    let notify = notify_config(args.notify.as_ref())?;
     let workdir = match args.workdir {
         Some(d) => d,
         None => std::env::current_dir()
@@ -179,6 +204,7 @@ async fn serve(args: ServeArgs) -> Result<u8, Fail> {
         lease_ttl: args.lease_ttl,
         workdir,
         driving: Mutex::new(BTreeSet::new()),
+        notify: notify.destinations.clone(),
         wake: Notify::new(),
         metrics,
     });
@@ -191,6 +217,17 @@ async fn serve(args: ServeArgs) -> Result<u8, Fail> {
 
     let (stop_tx, stop_rx) = watch::channel(None::<&'static str>);
     let scanner = tokio::spawn(adopt_loop(app.clone(), args.scan_interval, stop_rx.clone()));
+    // The outbox of every rollout in the store; several servers share it
+    // through claims.
+    let dispatcher = crate::notify::dispatcher(app.store.clone(), notify.retry, notify.timeout)?;
+    let mut dispatch_stop = stop_rx.clone();
+    let notifications = tokio::spawn(async move {
+        dispatcher
+            .run(async move {
+                let _ = dispatch_stop.wait_for(Option::is_some).await;
+            })
+            .await;
+    });
     let router = routes(app.clone());
     let mut shutdown = stop_rx.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -220,6 +257,7 @@ async fn serve(args: ServeArgs) -> Result<u8, Fail> {
         "stopping: every rollout driven here stops at a safe point"
     );
     let _ = scanner.await;
+    let _ = notifications.await;
     Ok(rollout::SUCCESS)
 }
 
@@ -635,7 +673,8 @@ async fn create(
         .file
         .request(&actor, key)
         .with_no_rollback_ok(q.no_rollback_ok)
-        .with_spec(rollout::spec_of(&plan, &app.workdir));
+        .with_spec(rollout::spec_of(&plan, &app.workdir))
+        .with_notify(app.notify.iter().cloned());
     // The whole set-up is validated before anything is recorded.
     let probe = rollout::executor_for(app.store.clone(), &req, None, Some(app.lease_ttl)).await?;
     let exists = match &req.idempotency_key {
@@ -682,6 +721,10 @@ async fn rollout_json(app: &App, id: RolloutId) -> Result<Value, ApiError> {
         .map(|l| l.owner.as_str());
     let mut body = rollout::status_json(&r, false, driver);
     req.spec = None;
+    // Webhook URLs may carry credentials (user info, Slack's path).
+    for d in &mut req.notify {
+        d.url = rollgate_deploy::redact_url(&d.url);
+    }
     body["request"] = serde_json::to_value(&req).unwrap_or(Value::Null);
     body["lease"] = serde_json::to_value(&lease).unwrap_or(Value::Null);
     body["last_seq"] = json!(r.last_seq);

@@ -17,6 +17,8 @@ mod sqlite;
 mod state;
 mod store;
 mod types;
+#[cfg(feature = "webhook")]
+mod webhook;
 
 pub use command::{CommandEnv, CommandOutput, CommandTemplate, run_shell};
 pub use deployer::{
@@ -40,3 +42,5 @@ pub use sqlite::{Durability, SqliteOptions, SqliteStore};
 pub use state::{Action, Interruption, Rollout, Stage, Status, TargetState};
 pub use store::{Created, LeaseInfo, ListFilter, MemoryStore, RolloutSummary, StateStore, Writer};
 pub use types::{Artifact, Digest, Fence, Percent, RolloutId, TargetId};
+#[cfg(feature = "webhook")]
+pub use webhook::WebhookNotifier;

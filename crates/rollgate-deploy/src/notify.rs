@@ -585,7 +585,9 @@ const _: Option<&dyn Notifier> = None;
 pub struct DispatchConfig {
     /// This dispatcher's name in claims; unique per process.
     pub owner: String,
-    /// How long a claim keeps other dispatchers off a row.
+    /// How long a claim keeps other dispatchers off a row: longer than one
+    /// attempt (`timeout`). A dispatcher that dies holding claims delays
+    /// those rows this long.
     pub claim_ttl: Duration,
     /// How often the outbox is polled when idle.
     pub poll_interval: Duration,
@@ -602,7 +604,7 @@ impl Default for DispatchConfig {
     fn default() -> Self {
         Self {
             owner: "rollgate".into(),
-            claim_ttl: Duration::from_secs(60),
+            claim_ttl: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
             batch: 32,
             retry: RetryPolicy {
@@ -726,12 +728,17 @@ impl Dispatcher {
     }
 
     /// Delivers until `stop` resolves: [`Dispatcher::deliver_pending`], then
-    /// waits `poll_interval`. Store errors are logged and retried.
+    /// waits `poll_interval`. Store errors are logged and retried. Stopping
+    /// in the middle of a delivery leaves its row claimed until the claim
+    /// ends; a later dispatcher sends it again (at least once).
     pub async fn run(&self, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
-            if let Err(e) = self.deliver_pending().await {
-                tracing::warn!(error = %crate::error_chain(&e), "notification outbox");
+            tokio::select! {
+                () = &mut stop => return,
+                r = self.deliver_pending() => if let Err(e) = r {
+                    tracing::warn!(error = %crate::error_chain(&e), "notification outbox");
+                },
             }
             tokio::select! {
                 () = &mut stop => return,
@@ -809,10 +816,10 @@ impl Dispatcher {
                         retry_in = ?wait,
                         "notification not delivered"
                     );
-                    // Keep the claim over the wait (and the next attempt),
-                    // so no other dispatcher sends it meanwhile.
+                    // Keep the claim over the wait and the next attempt, so
+                    // no other dispatcher sends it meanwhile.
                     let hold = if attempt < max {
-                        wait + cfg.timeout + cfg.claim_ttl
+                        wait + cfg.claim_ttl
                     } else {
                         wait
                     };

@@ -64,9 +64,28 @@ struct RawPlan {
     retry: Option<RawRetry>,
     #[serde(default)]
     notify: Vec<Spanned<RawNotify>>,
-    /// Waits between notification attempts: the keys of `[retry]`.
+    /// Waits between notification attempts: the keys of `[retry]`, and `timeout`.
     #[serde(default)]
-    notify_retry: Option<RawRetry>,
+    notify_retry: Option<RawNotifyRetry>,
+}
+
+/// `[notify_retry]`: the keys of `[retry]` plus an attempt timeout.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotifyRetry {
+    #[serde(default)]
+    attempts: Option<Spanned<i64>>,
+    #[serde(default)]
+    backoff: Option<Spanned<String>>,
+    #[serde(default)]
+    max_backoff: Option<Spanned<String>>,
+    #[serde(default)]
+    jitter: Option<Spanned<String>>,
+    #[serde(default)]
+    seed: Option<Spanned<i64>>,
+    /// Longest one POST may take.
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
 }
 
 /// A `[[notify]]` destination.
@@ -331,6 +350,56 @@ struct RawRetry {
     seed: Option<Spanned<i64>>,
 }
 
+/// Notification settings on their own: `[[notify]]` tables and
+/// `[notify_retry]` exactly as a plan writes them (`rollgate serve --notify
+/// FILE` reads one for every rollout it accepts).
+///
+/// ```
+/// use rollgate_deploy::spec::NotifyConfig;
+/// let c = NotifyConfig::parse(
+///     "[[notify]]\nurl = \"https://hooks.example.com/x\"\nsecret_env = \"HOOK_SECRET\"\n",
+///     "notify.toml",
+/// )?;
+/// assert_eq!(c.destinations.len(), 1);
+/// let e = NotifyConfig::parse("[[notify]]\nurl = \"https://h/x\"\nevents = [\"done\"]\nsecret_env = \"S\"\n", "notify.toml")
+///     .unwrap_err();
+/// assert!(e.to_string().starts_with("notify.toml:3:11: unknown notify event \"done\""), "{e}");
+/// # Ok::<(), rollgate_deploy::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct NotifyConfig {
+    /// Where notifications go.
+    pub destinations: Vec<crate::Destination>,
+    /// Waits between attempts.
+    pub retry: RetryPolicy,
+    /// Longest one attempt may take.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotifyFile {
+    #[serde(default)]
+    notify: Vec<Spanned<RawNotify>>,
+    #[serde(default)]
+    notify_retry: Option<RawNotifyRetry>,
+}
+
+impl NotifyConfig {
+    /// Parses a notification config file; errors name `path:line:column`.
+    pub fn parse(text: &str, path: &str) -> Result<Self, Error> {
+        let cx = Ctx {
+            path,
+            text,
+            attributes: TargetAttributes::new(),
+            targets: Vec::new(),
+        };
+        let raw: RawNotifyFile = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;
+        cx.notify_config(&raw.notify, raw.notify_retry, path)
+    }
+}
+
 /// A validated plan file.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -371,6 +440,8 @@ pub struct PlanFile {
     pub notify: Vec<crate::Destination>,
     /// Waits between notification attempts (`[notify_retry]`).
     pub notify_retry: RetryPolicy,
+    /// Longest one notification attempt may take (`[notify_retry] timeout`).
+    pub notify_timeout: Duration,
     /// The plan's text, kept so a resumed rollout rebuilds the same deployer and gate.
     pub text: String,
 }
@@ -463,6 +534,45 @@ impl Ctx<'_> {
             retry.seed = self.count(seed, "seed", 0)? as u64;
         }
         Ok(retry)
+    }
+
+    /// `[[notify]]` tables and `[notify_retry]`, of a plan or a config file at `path`.
+    fn notify_config(
+        &self,
+        tables: &[Spanned<RawNotify>],
+        retry: Option<RawNotifyRetry>,
+        path: &str,
+    ) -> Result<NotifyConfig, Error> {
+        let dispatch = crate::DispatchConfig::default();
+        let (retry, timeout) = match retry {
+            None => (dispatch.retry, dispatch.timeout),
+            Some(r) => {
+                let timeout = self.opt_duration(&r.timeout, dispatch.timeout)?;
+                if let Some(t) = &r.timeout
+                    && timeout.is_zero()
+                {
+                    return self.err(t.span(), "timeout must be more than 0s");
+                }
+                let as_retry = RawRetry {
+                    attempts: r.attempts,
+                    backoff: r.backoff,
+                    max_backoff: r.max_backoff,
+                    jitter: r.jitter,
+                    seed: r.seed,
+                };
+                (self.retry(Some(&as_retry), dispatch.retry)?, timeout)
+            }
+        };
+        let base = Path::new(path).parent().unwrap_or(Path::new(""));
+        let destinations = tables
+            .iter()
+            .map(|n| self.destination(n, base))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(NotifyConfig {
+            destinations,
+            retry,
+            timeout,
+        })
     }
 
     /// A `[[notify]]` table; a relative `secret_file` is taken from `base`
@@ -1038,16 +1148,11 @@ impl PlanFile {
             None => (Duration::from_secs(300), Duration::from_secs(1)),
         };
         let retry = cx.retry(raw.retry.as_ref(), RetryPolicy::default())?;
-        let notify_retry = cx.retry(
-            raw.notify_retry.as_ref(),
-            crate::DispatchConfig::default().retry,
-        )?;
-        let base = Path::new(path).parent().unwrap_or(Path::new(""));
-        let notify = raw
-            .notify
-            .iter()
-            .map(|n| cx.destination(n, base))
-            .collect::<Result<Vec<_>, _>>()?;
+        let NotifyConfig {
+            destinations: notify,
+            retry: notify_retry,
+            timeout: notify_timeout,
+        } = cx.notify_config(&raw.notify, raw.notify_retry, path)?;
         Ok(Self {
             path: path.to_string(),
             service,
@@ -1070,6 +1175,7 @@ impl PlanFile {
             retry,
             notify,
             notify_retry,
+            notify_timeout,
             text: text.to_string(),
         })
     }
@@ -1316,6 +1422,100 @@ command = "./check.sh {{service}} {{version}} {{percent}}"
         );
         let e = err(&format!("{base}\n[retry]\nattempts = 2\njitter = 1\n"));
         assert!(e.contains(&format!("plan.toml:{line}:10:")), "{e}");
+    }
+
+    #[test]
+    fn notify_destinations_are_read_from_the_plan() {
+        let base = plan("kind = \"all-at-once\"");
+        let text = format!(
+            "{base}\n[[notify]]\nurl = \"https://hooks.example.com/rollgate\"\nevents = [\"rolled_back\", \"held\"]\nsecret_env = \"HOOK_SECRET\"\n\n\
+             [[notify]]\nname = \"chat\"\nurl = \"https://hooks.slack.com/services/T0/B0/XYZ\"\nformat = \"slack\"\n\n\
+             [[notify]]\nurl = \"http://127.0.0.1:9000/h\"\nsecret_file = \"secrets/hook\"\n\n\
+             [notify_retry]\nattempts = 4\nbackoff = \"2s\"\nseed = 9\ntimeout = \"3s\"\n"
+        );
+        let p = PlanFile::parse(&text, "/etc/rollgate/plan.toml").unwrap();
+        let n = &p.request("me", None).notify;
+        assert_eq!(n.len(), 3);
+        assert_eq!(
+            n[0].events,
+            [crate::NotifyKind::RolledBack, crate::NotifyKind::Held]
+        );
+        assert_eq!(
+            n[0].secret,
+            Some(crate::SecretRef::Env("HOOK_SECRET".into()))
+        );
+        assert_eq!(n[0].format, crate::NotifyFormat::Json);
+        assert_eq!(n[1].name, "chat");
+        assert_eq!(n[1].format, crate::NotifyFormat::Slack);
+        assert!(n[1].events.is_empty() && n[1].secret.is_none());
+        assert_eq!(n[2].name, "http://127.0.0.1:9000/h");
+        assert_eq!(
+            n[2].secret,
+            Some(crate::SecretRef::File("/etc/rollgate/secrets/hook".into())),
+            "a relative secret file is found next to the plan"
+        );
+        assert_eq!(p.notify_retry.max_attempts, 4);
+        assert_eq!(p.notify_retry.initial_backoff, Duration::from_secs(2));
+        assert_eq!(p.notify_retry.seed, 9);
+        assert_eq!(p.notify_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn bad_notify_tables_are_named_with_position() {
+        let base = plan("kind = \"all-at-once\"");
+        // The line of each case's first key.
+        let line = base.lines().count() + 3;
+        let with = |t: &str| err(&format!("{base}\n[[notify]]\n{t}\n"));
+        let e = with(
+            "url = \"http://h/x\"\nsecret_env = \"S\"\nevents = [\"started\", \"rolledback\"]",
+        );
+        assert!(
+            e.contains(&format!(
+                "plan.toml:{}:22: unknown notify event \"rolledback\"; valid events: started, phase_promoted, held, rolled_back, rollback_failed, finished",
+                line + 2
+            )),
+            "{e}"
+        );
+        let e = with("url = \"http://h/x\"");
+        assert!(
+            e.contains(&format!(
+                "plan.toml:{}:1: a json notify destination needs secret_env or secret_file",
+                line - 1
+            )),
+            "{e}"
+        );
+        let e = with("url = \"http://h/x\"\nsecret_env = \"S\"\nsecret_file = \"f\"");
+        assert!(
+            e.contains(&format!(
+                "plan.toml:{}:15: give secret_env or secret_file, not both",
+                line + 2
+            )),
+            "{e}"
+        );
+        let e = with("url = \"ftp://user:planted-pw@h/x\"\nsecret_env = \"S\"");
+        assert!(
+            e.contains(&format!("plan.toml:{line}:7: notify url ftp://***@h/x is not an http:// or https:// URL with a host")),
+            "{e}"
+        );
+        assert!(!e.contains("planted-pw"), "{e}");
+        let e = with("url = \"http://h/x\"\nformat = \"teams\"");
+        assert!(
+            e.contains(&format!(
+                "plan.toml:{}:10: unknown notify format \"teams\" (expected \"json\" or \"slack\")",
+                line + 1
+            )),
+            "{e}"
+        );
+        let e = with("url = \"http://h/x\"\nsecret_env = \"NOT-A-NAME\"");
+        assert!(e.contains("is not an environment variable name"), "{e}");
+        let e = with("url = \"http://h/x\"\nsecret_env = \"S\"\nevents = []");
+        assert!(e.contains("notify events is empty"), "{e}");
+        let e = with("url = \"http://h/x\"\nsecret = \"inline\"");
+        assert!(
+            e.contains(&format!("plan.toml:{}:1:", line + 1))
+                && e.contains("unknown field `secret`"),
+            "{e}"
+        );
     }
 
     #[test]

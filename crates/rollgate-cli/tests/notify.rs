@@ -1,0 +1,396 @@
+//! Notifications end to end with the real binary and a real HTTP receiver
+//! (axum on loopback): signed bodies, a controller killed (SIGKILL) after
+//! the event is written but before delivery, `serve --notify`, bad config.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use rollgate_deploy::{NotifyKind, SqliteStore, StateStore, verify_signature};
+use support::{Dir, V1, V2, explain, rollgate, rollgate_cmd};
+
+const SECRET: &str = "whsec-planted-Notify-4711";
+
+/// What the receiver got: the event id, kind, signature and raw body.
+#[derive(Clone, Debug)]
+struct Got {
+    id: String,
+    kind: String,
+    signature: String,
+    body: Bytes,
+}
+
+/// An HTTP receiver on loopback answering 503 until armed, then 200.
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Got>>>,
+    armed: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    fn start(armed: bool) -> Receiver {
+        let got: Arc<Mutex<Vec<Got>>> = Arc::default();
+        let armed = Arc::new(AtomicBool::new(armed));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (g, a) = (got.clone(), armed.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let app = axum::Router::new().route(
+                    "/hook",
+                    axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                        let (g, a) = (g.clone(), a.clone());
+                        async move {
+                            let h = |n: &str| {
+                                headers
+                                    .get(n)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or_default()
+                                    .to_owned()
+                            };
+                            g.lock().unwrap().push(Got {
+                                id: h("x-rollgate-event-id"),
+                                kind: h("x-rollgate-event"),
+                                signature: h("x-rollgate-signature"),
+                                body,
+                            });
+                            if a.load(Ordering::SeqCst) {
+                                StatusCode::OK
+                            } else {
+                                StatusCode::SERVICE_UNAVAILABLE
+                            }
+                        }
+                    }),
+                );
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        let addr = rx.recv().unwrap();
+        Receiver {
+            url: format!("http://{addr}/hook"),
+            got,
+            armed,
+        }
+    }
+
+    fn got(&self) -> Vec<Got> {
+        self.got.lock().unwrap().clone()
+    }
+
+    fn wait_for(&self, what: &str, ok: impl Fn(&[Got]) -> bool) {
+        let start = Instant::now();
+        while !ok(&self.got()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "receiver never got {what}: {:?}",
+                self.got()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Two file targets on v1; deploys wait while `hold` exists.
+fn setup(receiver: &Receiver, extra: &str) -> Dir {
+    let d = Dir::with_web_targets(2);
+    std::fs::write(d.path.join("hook.secret"), format!("{SECRET}\n")).unwrap();
+    std::fs::write(
+        d.path.join("plan.toml"),
+        format!(
+            r#"service = "web"
+artifact = {{ version = "v2", digest = "{V2}" }}
+previous = {{ version = "v1", digest = "{V1}" }}
+targets = ["web-1", "web-2"]
+
+[deployer]
+kind = "command"
+deploy = "while [ -e hold ]; do sleep 0.05; done; echo {{version}} > srv/{{target}}/current"
+current = "cat srv/{{target}}/current"
+ready = "test -s srv/{{target}}/current"
+
+[strategy]
+kind = "all-at-once"
+
+[[notify]]
+url = "{}"
+secret_file = "hook.secret"
+{extra}
+[notify_retry]
+backoff = "50ms"
+max_backoff = "100ms"
+timeout = "1s"
+"#,
+            receiver.url
+        ),
+    )
+    .unwrap();
+    d
+}
+
+fn notifications(d: &Dir) -> Vec<rollgate_deploy::Notification> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = SqliteStore::open(d.path.join("state.db")).unwrap();
+        s.notifications(None).await.unwrap()
+    })
+}
+
+fn check_signatures(got: &[Got]) {
+    for g in got {
+        assert!(
+            verify_signature(SECRET.as_bytes(), &g.body, &g.signature),
+            "bad signature on {g:?}"
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&g.body).unwrap();
+        assert_eq!(doc["event_id"], g.id.as_str());
+        assert_eq!(doc["event"], g.kind.as_str());
+    }
+}
+
+#[test]
+fn a_killed_controller_s_notification_is_delivered_by_the_next_one_with_the_same_event_id() {
+    let rx = Receiver::start(false);
+    let d = setup(&rx, "");
+    std::fs::write(d.path.join("hold"), "").unwrap();
+    let mut child = rollgate_cmd(&d, &["rollout", "run", "plan.toml", "--actor", "alice"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The `started` event and its outbox row are written; its delivery
+    // failed (503) at least once: the controller dies now.
+    rx.wait_for("a started attempt", |g| {
+        g.iter().any(|g| g.kind == "started")
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = rx.got();
+    let started_id = before[0].id.clone();
+    assert!(
+        before
+            .iter()
+            .all(|g| g.id == started_id && g.kind == "started")
+    );
+    let rows = notifications(&d);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].kind, NotifyKind::Started);
+    assert!(
+        rows[0].delivered_ms.is_none() && rows[0].attempts >= 1,
+        "{rows:?}"
+    );
+    assert_eq!(rows[0].event_id(), started_id);
+
+    // A restarted controller adopts the rollout and delivers everything.
+    std::fs::remove_file(d.path.join("hold")).unwrap();
+    rx.armed.store(true, Ordering::SeqCst);
+    let out = rollgate(&d, &["rollout", "resume-all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    let rows = notifications(&d);
+    let kinds: Vec<NotifyKind> = rows.iter().map(|n| n.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            NotifyKind::Started,
+            NotifyKind::PhasePromoted,
+            NotifyKind::Finished
+        ],
+        "a resumed controller does not announce `started` again"
+    );
+    assert!(
+        rows.iter().all(|n| n.delivered_ms.is_some()),
+        "{rows:?}\n{}",
+        explain(&out)
+    );
+    let got = rx.got();
+    check_signatures(&got);
+    let mut per_id: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for g in &got {
+        per_id.entry(&g.id).or_default().push(&g.kind);
+    }
+    assert_eq!(per_id.len(), 3, "{per_id:?}");
+    assert!(
+        per_id[started_id.as_str()].len() > before.len(),
+        "the started event was sent again after the restart, with the id it had"
+    );
+    let finished = got.iter().find(|g| g.kind == "finished").unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&finished.body).unwrap();
+    assert_eq!(doc["outcome"], "succeeded");
+    assert_eq!(doc["service"], "web");
+    // The secret is in no output and not in the state file.
+    assert!(!explain(&out).contains(SECRET));
+    let state = std::fs::read(d.path.join("state.db")).unwrap();
+    assert!(!String::from_utf8_lossy(&state).contains(SECRET));
+}
+
+#[test]
+fn rollout_run_posts_signed_notifications_and_exits_when_delivered() {
+    let rx = Receiver::start(true);
+    let d = setup(&rx, "events = [\"finished\"]\n");
+    let out = rollgate(&d, &["rollout", "run", "plan.toml", "--actor", "alice"]);
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    let got = rx.got();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].kind, "finished");
+    check_signatures(&got);
+    assert!(notifications(&d).iter().all(|n| n.delivered_ms.is_some()));
+}
+
+#[test]
+fn a_receiver_that_is_down_leaves_rows_for_the_next_controller_and_says_so() {
+    let rx = Receiver::start(false);
+    let d = setup(&rx, "events = [\"finished\"]\n");
+    let start = Instant::now();
+    let out = rollgate(&d, &["rollout", "run", "plan.toml", "--actor", "alice"]);
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "bounded wait at exit"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1 notification(s) not delivered yet (last error: POST http://127.0.0.1:")
+            && err.contains("HTTP 503 Service Unavailable"),
+        "{err}"
+    );
+    rx.armed.store(true, Ordering::SeqCst);
+    let out = rollgate(&d, &["rollout", "resume-all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    assert!(
+        notifications(&d).iter().all(|n| n.delivered_ms.is_some()),
+        "{}",
+        explain(&out)
+    );
+}
+
+#[test]
+fn bad_notify_config_exits_2_naming_file_line_and_column() {
+    let rx = Receiver::start(true);
+    let d = setup(&rx, "events = [\"rolled_back\", \"exploded\"]\n");
+    let out = rollgate(&d, &["rollout", "run", "plan.toml", "--actor", "alice"]);
+    assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("plan.toml:18:26: unknown notify event \"exploded\"; valid events: started, phase_promoted, held, rolled_back, rollback_failed, finished"),
+        "{err}"
+    );
+    assert!(rx.got().is_empty());
+    // serve --notify with a bad file refuses to start, naming it.
+    std::fs::write(
+        d.path.join("notify.toml"),
+        "[[notify]]\nurl = \"https://h/x\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args([
+            "serve",
+            "--state",
+            "s.db",
+            "--listen",
+            "127.0.0.1:0",
+            "--notify",
+            "notify.toml",
+        ])
+        .current_dir(&d.path)
+        .env("ROLLGATE_TOKEN", "a-token-long-enough-for-serve-1234")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "--notify notify.toml:1:1: a json notify destination needs secret_env or secret_file"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_notifies_its_own_destinations_for_every_submitted_rollout() {
+    let rx = Receiver::start(true);
+    let d = setup(&rx, "events = [\"started\"]\n");
+    std::fs::write(
+        d.path.join("notify.toml"),
+        format!(
+            "[[notify]]\nname = \"ops\"\nurl = \"{}\"\nevents = [\"finished\"]\nsecret_env = \"OPS_HOOK_SECRET\"\n",
+            rx.url
+        ),
+    )
+    .unwrap();
+    let token = "a-token-long-enough-for-serve-1234";
+    let err = d.path.join("serve.err");
+    let mut srv = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args([
+            "serve",
+            "--state",
+            "s.db",
+            "--listen",
+            "127.0.0.1:0",
+            "--notify",
+            "notify.toml",
+        ])
+        .current_dir(&d.path)
+        .env("ROLLGATE_TOKEN", token)
+        .env("OPS_HOOK_SECRET", SECRET)
+        .env_remove("ROLLGATE_STATE")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let addr = loop {
+        let text = std::fs::read_to_string(&err).unwrap_or_default();
+        if let Some(rest) = text.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "serve did not start: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = rollgate_cmd(
+        &d,
+        &[
+            "rollout",
+            "run",
+            "plan.toml",
+            "--actor",
+            "alice",
+            "--server",
+            &format!("http://{addr}"),
+        ],
+    )
+    .env("ROLLGATE_TOKEN", token)
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    rx.wait_for("started and finished", |g| {
+        g.iter().any(|g| g.kind == "started") && g.iter().any(|g| g.kind == "finished")
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &srv.id().to_string()])
+        .status();
+    let status = srv.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let got = rx.got();
+    check_signatures(&got);
+    let kinds: Vec<&str> = got.iter().map(|g| g.kind.as_str()).collect();
+    assert_eq!(kinds.len(), 2, "plan: started; serve: finished: {kinds:?}");
+    let log = std::fs::read_to_string(&err).unwrap();
+    assert!(!log.contains(SECRET) && !log.contains(token), "{log}");
+}
