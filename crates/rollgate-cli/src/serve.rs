@@ -163,8 +163,8 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
 /// The `--notify` file, or the defaults.
 fn notify_config(path: Option<&PathBuf>) -> Result<rollgate_deploy::spec::NotifyConfig, Fail> {
     let Some(path) = path else {
-        return Ok(rollgate_deploy::spec::NotifyConfig::parse("", "--notify")
-            .map_err(|e| Fail(BAD_INPUT, e.to_string()))?);
+        return rollgate_deploy::spec::NotifyConfig::parse("", "--notify")
+            .map_err(|e| Fail(BAD_INPUT, e.to_string()));
     };
     let text = std::fs::read_to_string(path).map_err(|e| {
         Fail(
