@@ -1144,3 +1144,57 @@ async fn a_hanging_receiver_times_out_and_the_row_waits_for_a_later_pass() {
 fn flaky_ok() -> Flaky {
     Flaky::default()
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_notification_is_delivered_at_least_once_through_failures() {
+    let w = world(4).registered().await;
+    let gate = ScriptedGate::new().at(1, Decision::Rollback(vec!["p99 over".into()]));
+    let req = w
+        .request(
+            canary(),
+            PhaseDefaults::default()
+                .with_bake(Duration::from_secs(60))
+                .with_gate(true),
+        )
+        .with_notify([
+            Destination::new("http://a.example/"),
+            Destination::new("http://b.example/").with_events([NotifyKind::Finished]),
+        ]);
+    let report = w.exec(Some(gate)).submit(req).await.unwrap();
+    assert_eq!(report.outcome, Some(Outcome::RolledBack));
+    let notifier = rollgate_test::RecordingNotifier::new().failing_first(2);
+    notifier.set_down("http://b.example/", true);
+    let mut retry = RetryPolicy::default().with_seed(3);
+    retry.max_attempts = 3;
+    let d = Dispatcher::new(
+        w.store.clone(),
+        Arc::new(notifier.clone()),
+        DispatchConfig::default().with_retry(retry),
+    );
+    d.deliver_pending().await.unwrap();
+    let sent = |n: &rollgate_test::RecordingNotifier| -> Vec<(String, usize)> {
+        n.delivered()
+            .iter()
+            .map(|o| (o.notification.event_id(), o.notification.destination))
+            .collect()
+    };
+    let broken = rollgate_test::every_notification_delivered(&*w.store, &sent(&notifier))
+        .await
+        .unwrap_err();
+    assert!(
+        broken.contains("to destination 1 (rolled_back) not marked delivered after 3 attempt(s): http://b.example/ is down"),
+        "{broken}"
+    );
+    // b comes back; a later pass (after the parked row's wait) delivers it.
+    notifier.set_down("http://b.example/", false);
+    tokio::time::advance(Duration::from_secs(120)).await;
+    d.deliver_pending().await.unwrap();
+    rollgate_test::every_notification_delivered(&*w.store, &sent(&notifier))
+        .await
+        .unwrap();
+    // A row marked delivered that no receiver got is caught too.
+    let err = rollgate_test::every_notification_delivered(&*w.store, &[])
+        .await
+        .unwrap_err();
+    assert!(err.contains("marked delivered but never received"), "{err}");
+}

@@ -1,6 +1,6 @@
 #![doc = include_str!("../README.md")]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rollgate_deploy::{
     Artifact, Created, Decision, Deployer, Digest, Error, Event, EventRecord, Fence, Gate,
-    GateContext, LeaseInfo, Notification, NotificationId, NotifyKind, Readiness, RolloutId,
-    RolloutRequest, RolloutSummary, StateStore, TargetId, Writer,
+    GateContext, LeaseInfo, Notification, NotificationId, Notifier, NotifyKind, Outgoing,
+    Readiness, RolloutId, RolloutRequest, RolloutSummary, SendError, StateStore, TargetId, Writer,
 };
 
 pub mod conformance;
@@ -411,4 +411,126 @@ pub fn targets(n: usize) -> Vec<TargetId> {
 /// An artifact whose digest is the hash of its version label.
 pub fn artifact(version: &str) -> Artifact {
     Artifact::new(version, Digest::of_bytes(version.as_bytes()))
+}
+
+/// A [`Notifier`] that records what it is sent and fails on demand: the
+/// first `fail_first` attempts of every event id and destination fail, and
+/// every attempt to a URL marked down fails. For chaos runs and dispatcher
+/// tests; the real HTTP one is `rollgate_deploy::WebhookNotifier`.
+///
+/// ```
+/// use rollgate_test::RecordingNotifier;
+/// let n = RecordingNotifier::new().failing_first(2);
+/// n.set_down("http://127.0.0.1:9/hook", true);
+/// assert!(n.delivered().is_empty());
+/// ```
+#[derive(Clone, Default)]
+pub struct RecordingNotifier {
+    inner: Arc<Mutex<NotifierState>>,
+}
+
+#[derive(Default)]
+struct NotifierState {
+    fail_first: u32,
+    down: BTreeSet<String>,
+    attempts: BTreeMap<(String, usize), u32>,
+    delivered: Vec<Outgoing>,
+}
+
+impl RecordingNotifier {
+    /// Delivers everything at the first attempt.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fails the first `n` attempts of each event and destination.
+    pub fn failing_first(self, n: u32) -> Self {
+        self.lock().fail_first = n;
+        self
+    }
+
+    /// Marks `url` unreachable (or reachable again).
+    pub fn set_down(&self, url: &str, down: bool) {
+        let mut g = self.lock();
+        if down {
+            g.down.insert(url.to_owned());
+        } else {
+            g.down.remove(url);
+        }
+    }
+
+    /// Every successful send, in order.
+    pub fn delivered(&self) -> Vec<Outgoing> {
+        self.lock().delivered.clone()
+    }
+
+    /// Attempts made, successful or not.
+    pub fn attempts(&self) -> u32 {
+        self.lock().attempts.values().sum()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, NotifierState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Notifier for RecordingNotifier {
+    async fn send(&self, out: &Outgoing) -> Result<(), SendError> {
+        let mut g = self.lock();
+        let key = (out.notification.event_id(), out.notification.destination);
+        let n = {
+            let n = g.attempts.entry(key).or_default();
+            *n += 1;
+            *n
+        };
+        if g.down.contains(&out.destination.url) {
+            return Err(SendError(format!("{} is down", out.destination.name)));
+        }
+        if n <= g.fail_first {
+            return Err(SendError(format!("injected failure {n}")));
+        }
+        g.delivered.push(out.clone());
+        Ok(())
+    }
+}
+
+/// The chaos invariant "every notification was delivered at least once":
+/// every outbox row of `store` is marked delivered, and `sent` (what a
+/// [`RecordingNotifier`] or a receiver got: event id and destination index)
+/// holds each row's event id for its destination. Returns what breaks it.
+pub async fn every_notification_delivered(
+    store: &dyn StateStore,
+    sent: &[(String, usize)],
+) -> Result<(), String> {
+    let rows = store
+        .notifications(None)
+        .await
+        .map_err(|e| format!("cannot read the outbox: {e}"))?;
+    let sent: BTreeSet<(&str, usize)> = sent.iter().map(|(id, d)| (id.as_str(), *d)).collect();
+    let mut broken = Vec::new();
+    for n in &rows {
+        let id = n.event_id();
+        if n.delivered_ms.is_none() {
+            broken.push(format!(
+                "{id} to destination {} ({}) not marked delivered after {} attempt(s){}",
+                n.destination,
+                n.kind,
+                n.attempts,
+                n.last_error
+                    .as_deref()
+                    .map_or(String::new(), |e| format!(": {e}"))
+            ));
+        } else if !sent.contains(&(id.as_str(), n.destination)) {
+            broken.push(format!(
+                "{id} to destination {} ({}) marked delivered but never received",
+                n.destination, n.kind
+            ));
+        }
+    }
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(broken.join("\n"))
+    }
 }
