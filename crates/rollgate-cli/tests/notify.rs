@@ -139,15 +139,69 @@ timeout = "1s"
     d
 }
 
-fn notifications(d: &Dir) -> Vec<rollgate_deploy::Notification> {
+/// Where the state is: the directory's SQLite file, or a PostgreSQL URL.
+fn state_of(d: &Dir, pg: Option<&str>) -> String {
+    pg.map_or_else(
+        || d.path.join("state.db").display().to_string(),
+        str::to_owned,
+    )
+}
+
+fn notifications_in(d: &Dir, pg: Option<&str>) -> Vec<rollgate_deploy::Notification> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let s = SqliteStore::open(d.path.join("state.db")).unwrap();
+        let s: Box<dyn StateStore> = match pg {
+            Some(url) => Box::new(rollgate_deploy::PostgresStore::connect(url).await.unwrap()),
+            None => Box::new(SqliteStore::open(d.path.join("state.db")).unwrap()),
+        };
         s.notifications(None).await.unwrap()
     })
+}
+
+fn notifications(d: &Dir) -> Vec<rollgate_deploy::Notification> {
+    notifications_in(d, None)
+}
+
+fn postgres_server() -> Option<String> {
+    match std::env::var("ROLLGATE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("ROLLGATE_REQUIRE_POSTGRES").is_none(),
+                "ROLLGATE_REQUIRE_POSTGRES is set but ROLLGATE_TEST_POSTGRES_URL is not: \
+                 run the tests through `bash scripts/postgres.sh run ...`"
+            );
+            eprintln!(
+                "\n*** SKIPPED: no PostgreSQL. Run `bash scripts/postgres.sh run cargo nextest run \
+                 -p rollgate-cli --test notify` to test the outbox on PostgreSQL for real. ***\n"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh, empty database on the test server; its URL.
+fn fresh_database(server: &str) -> String {
+    let name = format!("rg_notify_{}", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the test server: {e}"));
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    });
+    let (base, _) = server.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
 }
 
 fn check_signatures(got: &[Got]) {
@@ -164,18 +218,35 @@ fn check_signatures(got: &[Got]) {
 
 #[test]
 fn a_killed_controller_s_notification_is_delivered_by_the_next_one_with_the_same_event_id() {
+    killed_then_resumed(None);
+}
+
+#[test]
+fn on_postgres_a_killed_controller_s_notification_is_delivered_by_the_next_one() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    killed_then_resumed(Some(&fresh_database(&server)));
+}
+
+/// A controller killed (SIGKILL) after `started` is written but before it
+/// is delivered; `resume-all` delivers it with the same event id.
+fn killed_then_resumed(pg: Option<&str>) {
     let rx = Receiver::start(false);
     let d = setup(&rx, "");
+    let state = state_of(&d, pg);
     std::fs::write(d.path.join("hold"), "").unwrap();
     let mut child = rollgate_cmd(&d, &["rollout", "run", "plan.toml", "--actor", "alice"])
+        .env("ROLLGATE_STATE", &state)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     // The `started` event and its outbox row are written; its delivery
     // failed (503) at least once: the controller dies now.
-    rx.wait_for("a started attempt", |g| {
-        g.iter().any(|g| g.kind == "started")
+    // A second attempt means the first one's failure is recorded.
+    rx.wait_for("two started attempts", |g| {
+        g.iter().filter(|g| g.kind == "started").count() >= 2
     });
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -186,7 +257,7 @@ fn a_killed_controller_s_notification_is_delivered_by_the_next_one_with_the_same
             .iter()
             .all(|g| g.id == started_id && g.kind == "started")
     );
-    let rows = notifications(&d);
+    let rows = notifications_in(&d, pg);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].kind, NotifyKind::Started);
     assert!(
@@ -198,9 +269,12 @@ fn a_killed_controller_s_notification_is_delivered_by_the_next_one_with_the_same
     // A restarted controller adopts the rollout and delivers everything.
     std::fs::remove_file(d.path.join("hold")).unwrap();
     rx.armed.store(true, Ordering::SeqCst);
-    let out = rollgate(&d, &["rollout", "resume-all"]);
+    let out = rollgate_cmd(&d, &["rollout", "resume-all"])
+        .env("ROLLGATE_STATE", &state)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
-    let rows = notifications(&d);
+    let rows = notifications_in(&d, pg);
     let kinds: Vec<NotifyKind> = rows.iter().map(|n| n.kind).collect();
     assert_eq!(
         kinds,
@@ -233,8 +307,10 @@ fn a_killed_controller_s_notification_is_delivered_by_the_next_one_with_the_same
     assert_eq!(doc["service"], "web");
     // The secret is in no output and not in the state file.
     assert!(!explain(&out).contains(SECRET));
-    let state = std::fs::read(d.path.join("state.db")).unwrap();
-    assert!(!String::from_utf8_lossy(&state).contains(SECRET));
+    if pg.is_none() {
+        let file = std::fs::read(d.path.join("state.db")).unwrap();
+        assert!(!String::from_utf8_lossy(&file).contains(SECRET));
+    }
 }
 
 #[test]
