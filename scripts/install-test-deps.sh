@@ -13,6 +13,13 @@ if ! command -v promtool >/dev/null 2>&1 || [ ! -x /usr/bin/prometheus ]; then
   apt-get install -y --no-install-recommends prometheus
 fi
 
+# Headless Chromium (Debian's `chromium`): rollgate-cli's HTML report test
+# renders the report with JavaScript off and checks its console and text.
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update
+  apt-get install -y --no-install-recommends chromium fonts-dejavu-core
+fi
+
 # scipy and numpy: rollgate-canary's Mann-Whitney cross-check against scipy.
 if ! python3 -c "import scipy, numpy" >/dev/null 2>&1; then
   python3 -m pip install --quiet scipy numpy

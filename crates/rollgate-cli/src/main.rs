@@ -9,6 +9,7 @@ mod drift;
 mod notify;
 mod obs;
 mod remote;
+mod report;
 mod rollout;
 mod serve;
 mod sim;
@@ -30,6 +31,8 @@ enum Command {
     Rollback(Box<rollout::RollbackArgs>),
     /// Run a long-running controller with an HTTP JSON API; several on one database share the rollouts (exit 0 stopped by a signal, 2 bad input, 4 store unusable).
     Serve(Box<serve::ServeArgs>),
+    /// Write a rollout's self-contained HTML report: phases, verdicts, charts, reasons, audit (exit 0 written, 2 bad input or unwritable --out, 4 store missing/busy/unusable).
+    Report(Box<report::ReportArgs>),
     /// Print the version and exit.
     Version,
     /// Judge a canary against its baseline (exit 0 promote, 1 rollback, 2 bad input, 3 inconclusive).
@@ -64,6 +67,7 @@ fn run(cli: Cli) -> ExitCode {
         Command::Rollout(args) => rollout::run(*args),
         Command::Rollback(args) => rollout::run_rollback(*args),
         Command::Serve(args) => serve::run(*args),
+        Command::Report(args) => report::run(*args),
         Command::Analyze(args) => analyze::run(*args),
         Command::Drift(args) => drift::run(*args),
         Command::Telemetry(args) => telemetry::run(args),

@@ -202,6 +202,13 @@ pub struct Common {
     busy_timeout: Duration,
 }
 
+impl Common {
+    /// The output format asked for.
+    pub(crate) fn output(&self) -> Output {
+        self.output
+    }
+}
+
 /// Run and control rollouts.
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES)]
@@ -378,14 +385,14 @@ fn unrestorable_text(targets: &[(rollgate_deploy::TargetId, String)]) -> String 
     text
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Fail> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Fail> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Fail(ROLLED_BACK, format!("cannot start the async runtime: {e}")))
 }
 
-fn finish(what: &str, r: Result<u8, Fail>) -> ExitCode {
+pub(crate) fn finish(what: &str, r: Result<u8, Fail>) -> ExitCode {
     match r {
         Ok(code) => ExitCode::from(code),
         Err(Fail(code, msg)) => {
@@ -484,7 +491,7 @@ fn local_only(c: &Common, what: &str) -> Result<(), Fail> {
 /// Opens a state file that must already exist: every command but `rollout
 /// run` reads or extends recorded rollouts, so a missing file means a wrong
 /// path, not an empty history (and no stray file is created).
-async fn open_existing(c: &Common) -> Result<Store, Fail> {
+pub(crate) async fn open_existing(c: &Common) -> Result<Store, Fail> {
     if let StateLoc::File(path) = &c.state
         && c.server.is_none()
         && !path.exists()

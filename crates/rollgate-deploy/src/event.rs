@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Artifact, Decision, Plan, TargetId};
+use crate::{Artifact, Decision, GateEvidence, Plan, TargetId};
 
 /// How a finished rollout ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -145,6 +145,11 @@ pub enum Event {
         phase: usize,
         /// The verdict and its reasons.
         decision: Decision,
+        /// What the gate measured, when it says (a canary gate: per metric
+        /// both cohorts' summaries, the result and the bound). Absent in
+        /// logs written before it was recorded, and for command gates.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evidence: Option<Box<GateEvidence>>,
     },
     /// The gate could not decide.
     GateErrored {
@@ -331,7 +336,9 @@ impl Event {
                 format!("phase {}, {}", phase + 1, humantime::format_duration(*bake))
             }
             Event::BakeElapsed { phase } => format!("phase {}", phase + 1),
-            Event::GateDecided { phase, decision } => {
+            Event::GateDecided {
+                phase, decision, ..
+            } => {
                 format!(
                     "phase {}: {}: {}",
                     phase + 1,
@@ -556,6 +563,7 @@ mod tests {
             Event::GateDecided {
                 phase: 0,
                 decision: Decision::Hold(Reasons::new()),
+                evidence: None,
             },
             Event::GateErrored {
                 phase: 0,
@@ -652,5 +660,21 @@ mod tests {
         .map(Decision::kind)
         .collect();
         assert_eq!(kinds, Decision::KINDS);
+
+
+    #[test]
+    fn gate_decisions_logged_before_evidence_still_load() {
+        let old = r#"{"type":"gate_decided","phase":1,"decision":{"decision":"promote","reasons":["ok"]}}"#;
+        let e: Event = serde_json::from_str(old).expect("an old gate_decided loads");
+        assert_eq!(
+            e,
+            Event::GateDecided {
+                phase: 1,
+                decision: Decision::Promote(vec!["ok".into()]),
+                evidence: None,
+            }
+        );
+        // And is written back the same way: no `evidence` key.
+        assert_eq!(serde_json::to_string(&e).expect("serializes"), old);
     }
 }

@@ -1135,12 +1135,16 @@ impl Executor {
                 error: "no gate configured".into(),
             };
         };
-        let verdict = timeout(self.config.gate_timeout, gate.evaluate(ctx)).await;
+        let verdict = timeout(self.config.gate_timeout, gate.evaluate_with_evidence(ctx)).await;
         match verdict {
-            Ok(Ok(decision)) => {
+            Ok(Ok((decision, evidence))) => {
                 metrics::counter!("rollgate_gate_decisions_total", "decision" => decision.kind())
                     .increment(1);
-                Event::GateDecided { phase, decision }
+                Event::GateDecided {
+                    phase,
+                    decision,
+                    evidence: evidence.map(Box::new),
+                }
             }
             Ok(Err(e)) => {
                 metrics::counter!("rollgate_gate_errors_total").increment(1);

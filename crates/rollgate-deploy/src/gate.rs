@@ -101,6 +101,18 @@ impl Decision {
 pub trait Gate: Send + Sync + 'static {
     /// The verdict for the phase described by `at`.
     async fn evaluate(&self, at: &GateContext) -> Result<Decision, Error>;
+
+    /// The verdict and the measurements behind it, which the executor keeps
+    /// with the decision in the log. The executor calls this one; the
+    /// default asks [`evaluate`](Gate::evaluate) and has no evidence. Gates
+    /// that measure override it (and have `evaluate` drop the evidence);
+    /// gates that wrap another gate forward it.
+    async fn evaluate_with_evidence(
+        &self,
+        at: &GateContext,
+    ) -> Result<(Decision, Option<GateEvidence>), Error> {
+        Ok((self.evaluate(at).await?, None))
+    }
 }
 
 const _: Option<&dyn Gate> = None;
@@ -219,3 +231,146 @@ impl Gate for CommandGate {
         }
     }
 }
+
+/// The measurements behind a gate's verdict, kept with the decision in the
+/// log (`Event::GateDecided`'s `evidence`) so reports can show what was
+/// judged after the fact. Compact by design: per metric a few numbers per
+/// cohort, not the samples.
+///
+/// A gate that measures (the umbrella crate's canary gate) fills it through
+/// [`Gate::evaluate_with_evidence`]; command gates leave it out.
+///
+/// ```
+/// use rollgate_deploy::{CohortEvidence, GateEvidence, MetricEvidence};
+/// use rollgate_deploy::Number;
+/// let n = |v: f64| Number::finite(v);
+/// let latency = MetricEvidence {
+///     name: "latency_ms".into(),
+///     result: "high".into(),
+///     failed: true,
+///     critical: false,
+///     baseline: CohortEvidence { n: 400, p50: n(12.0), p99: n(40.0), ..Default::default() },
+///     canary: CohortEvidence { n: 50, p50: n(30.0), p99: n(250.0), ..Default::default() },
+///     p_value: n(1e-6),
+///     reason: "metric \"latency_ms\": canary p99 250 vs baseline 40 (bound +10% = 44)".into(),
+/// };
+/// let e = GateEvidence::new("rollback", Some(20.0), vec![latency]);
+/// let json = serde_json::to_string(&e)?;
+/// assert_eq!(serde_json::from_str::<GateEvidence>(&json)?, e);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct GateEvidence {
+    /// The analysis's own verdict (`promote`, `continue`, `rollback`,
+    /// `inconclusive`), which the gate mapped to its decision.
+    pub verdict: String,
+    /// The health score 0-100, when the analysis computed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<Number>,
+    /// One entry per metric judged, in the analysis's order.
+    #[serde(default)]
+    pub metrics: Vec<MetricEvidence>,
+}
+
+impl GateEvidence {
+    /// Evidence with this verdict and score and these metrics.
+    pub fn new(verdict: impl Into<String>, score: Option<f64>, metrics: Vec<MetricEvidence>) -> Self {
+        Self {
+            verdict: verdict.into(),
+            score: score.and_then(Number::finite),
+            metrics,
+        }
+    }
+}
+
+/// One metric as a gate judged it: both cohorts' summaries, the result and
+/// the reason (which states the value and the bound it was held to).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricEvidence {
+    /// The metric's name.
+    pub name: String,
+    /// Its checks' combined result: `pass`, `high`, `low` or `nodata`.
+    pub result: String,
+    /// Whether the result fails the metric.
+    #[serde(default)]
+    pub failed: bool,
+    /// Whether the metric is critical (a failure rolls back at once).
+    #[serde(default)]
+    pub critical: bool,
+    /// The baseline cohort.
+    #[serde(default)]
+    pub baseline: CohortEvidence,
+    /// The canary cohort.
+    #[serde(default)]
+    pub canary: CohortEvidence,
+    /// The smallest p-value of the metric's tests, if it was tested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<Number>,
+    /// Why: the deciding checks' reasons (values and bounds, in words).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A cohort's summary for one metric: how many values (or trials), a few
+/// quantiles, and for counts the events and their rate. Absent numbers were
+/// not measured (no data, or not meaningful for the metric's kind).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CohortEvidence {
+    /// Values, or trials for counts.
+    pub n: u64,
+    /// Mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<Number>,
+    /// Median.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50: Option<Number>,
+    /// 95th percentile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95: Option<Number>,
+    /// 99th percentile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99: Option<Number>,
+    /// Events, for counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<u64>,
+    /// `events / trials`, for counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<Number>,
+}
+
+/// A finite measurement in [`GateEvidence`]. Compared by value bits, so
+/// evidence (and the events holding it) can be `Eq`; NaN and infinities are
+/// not representable (they do not survive JSON), so they are left out.
+///
+/// ```
+/// use rollgate_deploy::Number;
+/// assert_eq!(Number::finite(1.5).map(Number::get), Some(1.5));
+/// assert_eq!(Number::finite(f64::NAN), None);
+/// let n: Option<Number> = Some(2.0).and_then(Number::finite);
+/// assert_eq!(serde_json::to_string(&n)?, "2.0");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Number(f64);
+
+impl Number {
+    /// `v`, when it is finite.
+    pub fn finite(v: f64) -> Option<Self> {
+        v.is_finite().then_some(Self(v))
+    }
+
+    /// The value.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl PartialEq for Number {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Number {}

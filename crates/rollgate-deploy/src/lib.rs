@@ -28,7 +28,10 @@ pub use deployer::{
 pub use error::{Cause, Error, error_chain};
 pub use event::{Event, EventRecord, GatePolicy, Outcome, RolloutRequest};
 pub use executor::{Executor, ExecutorConfig, Jitter, Observer, Report, RetryPolicy};
-pub use gate::{CommandGate, Decision, GATE_PLACEHOLDERS, Gate, GateContext, Reasons};
+pub use gate::{
+    CohortEvidence, CommandGate, Decision, GATE_PLACEHOLDERS, Gate, GateContext, GateEvidence,
+    MetricEvidence, Number, Reasons,
+};
 pub use notify::{
     Destination, DispatchConfig, Dispatcher, Notification, NotificationId, Notifier, NotifyFormat,
     NotifyKind, Outgoing, SecretRef, SendError, event_id, notify_kinds, payload, redact_url, sign,

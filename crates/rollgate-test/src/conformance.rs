@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rollgate_deploy::{
-    Artifact, Decision, Destination, Digest, Error, Event, Fence, Notification, NotificationId,
-    NotifyKind, Outcome, PhaseDefaults, RolloutId, RolloutRequest, StateStore, Strategy, Writer,
+    Artifact, CohortEvidence, Decision, Destination, Digest, Error, Event, Fence, GateEvidence,
+    MetricEvidence, Notification, NotificationId, NotifyKind, Number, Outcome, PhaseDefaults,
+    RolloutId, RolloutRequest, StateStore, Strategy, Writer,
 };
 
 use crate::{artifact, targets};
@@ -45,6 +46,7 @@ where
     list_filters_by_service_newest_first(&*make().await).await;
     a_digest_is_never_rebound(&*make().await).await;
     unknown_rollouts_are_not_found(&*make().await).await;
+    gate_evidence_comes_back_as_written(&*make().await).await;
     let s = make().await;
     a_stale_fence_loses_the_race_to_a_new_controller(&*s, &*s).await;
     outbox_rows_come_with_their_events(&*make().await).await;
@@ -501,6 +503,7 @@ pub async fn people_append_only_requests(s: &dyn StateStore) {
             &[Event::GateDecided {
                 phase: 0,
                 decision: Decision::Promote(vec![]),
+                evidence: None,
             }],
         )
         .await
@@ -556,6 +559,73 @@ pub async fn events_come_back_in_order_after_a_sequence(s: &dyn StateStore) {
     let tail = s.events(id, 2).await.unwrap_or_else(fail);
     assert_eq!(tail.len(), 1);
     assert_eq!(tail[0].event.action(), "phase_completed");
+}
+
+/// A gate decision's evidence (numbers with fractions, counts, text) comes
+/// back exactly as appended, beside a decision that has none.
+pub async fn gate_evidence_comes_back_as_written(s: &dyn StateStore) {
+    let id = s
+        .create(&request("web", "v2", None))
+        .await
+        .unwrap_or_else(fail)
+        .id;
+    let f = s
+        .lease(id, "a", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(fail);
+    let w = Writer::Controller {
+        owner: "a",
+        fence: f,
+    };
+    let n = Number::finite;
+    let evidence = GateEvidence::new(
+        "rollback",
+        Some(41.25),
+        vec![MetricEvidence {
+            name: "errors <&> \"quoted\"".into(),
+            result: "high".into(),
+            failed: true,
+            critical: true,
+            baseline: CohortEvidence {
+                n: 1200,
+                events: Some(3),
+                ratio: n(0.0025),
+                ..CohortEvidence::default()
+            },
+            canary: CohortEvidence {
+                n: 130,
+                mean: n(0.1),
+                p50: n(1.0 / 3.0),
+                p95: n(1e-9),
+                p99: n(123_456.789),
+                events: Some(17),
+                ratio: n(17.0 / 130.0),
+            },
+            p_value: n(2.5e-12),
+            reason: "metric \"errors\": canary rate 13.08% > bound 1%".into(),
+        }],
+    );
+    let written = [
+        Event::GateDecided {
+            phase: 0,
+            decision: Decision::Continue(vec!["no evidence".into()]),
+            evidence: None,
+        },
+        Event::GateDecided {
+            phase: 0,
+            decision: Decision::Rollback(vec!["errors".into()]),
+            evidence: Some(Box::new(evidence)),
+        },
+    ];
+    s.append(id, w, &written).await.unwrap_or_else(fail);
+    let back: Vec<Event> = s
+        .events(id, 0)
+        .await
+        .unwrap_or_else(fail)
+        .into_iter()
+        .map(|r| r.event)
+        .collect();
+    assert_eq!(back, written, "gate evidence changed on its way through the store");
 }
 
 /// A running lease keeps others out; the same owner renews its fence.

@@ -25,7 +25,10 @@ use async_trait::async_trait;
 use rollgate_canary::overtime::spent_alpha;
 use rollgate_canary::source::{MetricSource, Window, collect};
 use rollgate_canary::{Analysis, Verdict};
-use rollgate_deploy::{Decision, Error, Gate, GateContext, error_chain};
+use rollgate_deploy::{
+    CohortEvidence, Decision, Error, Gate, GateContext, GateEvidence, MetricEvidence, Number,
+    error_chain,
+};
 
 /// Where "now" is on the metric source's timeline (Unix seconds for
 /// Prometheus, `CanaryRecorder::now_secs` for the process's own recorder).
@@ -113,9 +116,49 @@ impl CanaryGate {
     }
 }
 
+/// The report's measurements as deploy's [`GateEvidence`] (kept in the log
+/// with the decision): per metric both cohorts' summaries, the result, the
+/// smallest p-value and the deciding reason.
+pub fn evidence_of(report: &rollgate_canary::Report) -> GateEvidence {
+    let cohort = |s: &rollgate_canary::data::Summary| CohortEvidence {
+        n: s.n,
+        mean: s.mean.and_then(Number::finite),
+        p50: s.p50.and_then(Number::finite),
+        p95: s.p95.and_then(Number::finite),
+        p99: s.p99.and_then(Number::finite),
+        events: s.events,
+        ratio: s.ratio.and_then(Number::finite),
+    };
+    GateEvidence::new(
+        report.verdict.as_str(),
+        report.score,
+        report
+            .metrics
+            .iter()
+            .map(|m| MetricEvidence {
+                name: m.name.clone(),
+                result: m.result.as_str().to_owned(),
+                failed: m.failed,
+                critical: m.critical,
+                baseline: cohort(&m.baseline),
+                canary: cohort(&m.canary),
+                p_value: m.p_value.and_then(Number::finite),
+                reason: m.reason.clone(),
+            })
+            .collect(),
+    )
+}
+
 #[async_trait]
 impl Gate for CanaryGate {
     async fn evaluate(&self, at: &GateContext) -> Result<Decision, Error> {
+        Ok(self.evaluate_with_evidence(at).await?.0)
+    }
+
+    async fn evaluate_with_evidence(
+        &self,
+        at: &GateContext,
+    ) -> Result<(Decision, Option<GateEvidence>), Error> {
         let now = (self.clock)();
         let span = self.lookback.as_secs_f64();
         // Sequential mode widens the window with each ask (cumulative data).
@@ -188,7 +231,7 @@ impl Gate for CanaryGate {
             };
             format!("{}: {critical}{} — {}", m.name, m.result.as_str(), m.reason)
         }));
-        Ok(match report.verdict {
+        let decision = match report.verdict {
             Verdict::Promote => Decision::Promote(reasons),
             Verdict::Rollback => Decision::Rollback(reasons),
             Verdict::Continue => Decision::Continue(reasons),
@@ -196,7 +239,8 @@ impl Gate for CanaryGate {
                 Decision::Continue(reasons)
             }
             Verdict::Inconclusive => Decision::Hold(reasons),
-        })
+        };
+        Ok((decision, Some(evidence_of(&report))))
     }
 }
 
@@ -290,6 +334,32 @@ threshold = { ratio_max = 0.01 }
             "{:?}",
             d.reasons()
         );
+    }
+
+    #[tokio::test]
+    async fn the_decision_carries_each_metrics_cohorts_and_bound() {
+        let src = InMemorySource::new();
+        fill(&src, 1.3, 6);
+        let (d, evidence) = gate(src)
+            .evaluate_with_evidence(&ctx(0))
+            .await
+            .expect("decision");
+        let e = evidence.expect("a canary gate says what it measured");
+        assert_eq!((d.kind(), e.verdict.as_str()), ("rollback", "rollback"));
+        let names: Vec<&str> = e.metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["latency_ms", "errors"]);
+        let lat = &e.metrics[0];
+        assert!(lat.failed && lat.result == "high", "{lat:?}");
+        assert_eq!((lat.baseline.n, lat.canary.n), (300, 300));
+        let (b, c) = (
+            lat.baseline.p99.expect("baseline p99").get(),
+            lat.canary.p99.expect("canary p99").get(),
+        );
+        assert!((c / b - 1.3).abs() < 0.01, "p99 {b} vs {c}");
+        assert!(lat.reason.contains("bound"), "{}", lat.reason);
+        let err = &e.metrics[1];
+        assert_eq!((err.canary.events, err.canary.n), (Some(6), 10_000));
+        assert!(!err.failed && err.critical);
     }
 
     #[tokio::test]

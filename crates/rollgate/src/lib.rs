@@ -13,6 +13,8 @@ pub mod exposition;
 pub mod plan;
 #[cfg(feature = "plan")]
 pub mod promql;
+#[cfg(feature = "report")]
+pub mod report;
 #[cfg(feature = "plan")]
 pub mod scrape;
 #[cfg(feature = "sim")]

@@ -91,7 +91,7 @@ use async_trait::async_trait;
 use rollgate_canary::source::{MetricSource, Window, collect};
 use rollgate_canary::{Analysis, AnalysisConfig, MetricKind};
 use rollgate_deploy::spec::{GateKind, PlanFile, line_col};
-use rollgate_deploy::{CommandTemplate, Decision, Error, Gate, GateContext};
+use rollgate_deploy::{CommandTemplate, Decision, Error, Gate, GateContext, GateEvidence};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -935,6 +935,13 @@ impl PlanCanaryGate {
 #[async_trait]
 impl Gate for PlanCanaryGate {
     async fn evaluate(&self, at: &GateContext) -> Result<Decision, Error> {
+        Ok(self.evaluate_with_evidence(at).await?.0)
+    }
+
+    async fn evaluate_with_evidence(
+        &self,
+        at: &GateContext,
+    ) -> Result<(Decision, Option<GateEvidence>), Error> {
         let canary: Vec<String> = at.canary_targets.iter().map(ToString::to_string).collect();
         let baseline: Vec<String> = self
             .targets
@@ -983,12 +990,12 @@ impl Gate for PlanCanaryGate {
             self.lookback,
             Arc::new(move || clock_now),
         );
-        let decision = gate.evaluate(at).await?;
+        let (decision, evidence) = gate.evaluate_with_evidence(at).await?;
         if baseline_window.is_none() && !baseline.is_empty() {
             *self.last_baseline.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some((baseline, window));
         }
-        Ok(match decision {
+        let decision = match decision {
             Decision::Promote(mut r) => {
                 r.extend(notes);
                 Decision::Promote(r)
@@ -1005,7 +1012,8 @@ impl Gate for PlanCanaryGate {
                 r.extend(notes);
                 Decision::Rollback(r)
             }
-        })
+        };
+        Ok((decision, evidence))
     }
 }
 
