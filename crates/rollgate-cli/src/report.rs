@@ -72,7 +72,10 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), Fail> {
     if path.is_dir() {
         return Err(Fail(
             BAD_INPUT,
-            format!("--out {} is a directory: name the file to write", path.display()),
+            format!(
+                "--out {} is a directory: name the file to write",
+                path.display()
+            ),
         ));
     }
     let name = path.file_name().ok_or_else(|| {

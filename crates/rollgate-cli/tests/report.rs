@@ -139,7 +139,15 @@ fn the_report_of_a_rolled_back_canary_renders_in_headless_chromium_without_conso
     std::fs::write(f.path.join("plan.toml"), canary_plan(&f, "v2-errors")).expect("plan");
     let out = rollgate(
         &f,
-        &["rollout", "run", "plan.toml", "--actor", "ci <release@example>", "--output", "json"],
+        &[
+            "rollout",
+            "run",
+            "plan.toml",
+            "--actor",
+            "ci <release@example>",
+            "--output",
+            "json",
+        ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");

@@ -275,7 +275,11 @@ pub struct GateEvidence {
 
 impl GateEvidence {
     /// Evidence with this verdict and score and these metrics.
-    pub fn new(verdict: impl Into<String>, score: Option<f64>, metrics: Vec<MetricEvidence>) -> Self {
+    pub fn new(
+        verdict: impl Into<String>,
+        score: Option<f64>,
+        metrics: Vec<MetricEvidence>,
+    ) -> Self {
         Self {
             verdict: verdict.into(),
             score: score.and_then(Number::finite),

@@ -625,7 +625,10 @@ pub async fn gate_evidence_comes_back_as_written(s: &dyn StateStore) {
         .into_iter()
         .map(|r| r.event)
         .collect();
-    assert_eq!(back, written, "gate evidence changed on its way through the store");
+    assert_eq!(
+        back, written,
+        "gate evidence changed on its way through the store"
+    );
 }
 
 /// A running lease keeps others out; the same owner renews its fence.

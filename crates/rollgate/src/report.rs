@@ -307,7 +307,14 @@ impl<'a> Page<'a> {
             "<table><thead><tr><th>#</th><th>Phase</th><th>Share</th><th>Targets</th><th>Bake</th>\
              <th>Started</th><th>Ended</th><th>Gate</th><th>End</th></tr></thead><tbody>\n",
         );
-        for (i, (phase, run)) in self.request.plan.phases.iter().zip(&self.phases).enumerate() {
+        for (i, (phase, run)) in self
+            .request
+            .plan
+            .phases
+            .iter()
+            .zip(&self.phases)
+            .enumerate()
+        {
             let targets: Vec<&str> = phase.targets.iter().map(|t| t.as_str()).collect();
             let mut gate = String::new();
             for &n in &run.asks {
@@ -338,7 +345,9 @@ impl<'a> Page<'a> {
                 self.t(&targets.join(", ")),
                 targets.len(),
                 humantime::format_duration(phase.bake),
-                run.start_ms.map(rfc3339).unwrap_or_else(|| "not reached".into()),
+                run.start_ms
+                    .map(rfc3339)
+                    .unwrap_or_else(|| "not reached".into()),
                 run.end_ms.map(rfc3339).unwrap_or_default(),
                 gate,
                 run.end.as_deref().map(|e| self.t(e)).unwrap_or_default(),
@@ -536,7 +545,11 @@ impl<'a> Page<'a> {
                     top_pad + plot_h - bh,
                     bar - 1.0,
                     stat.format(*v),
-                    if class == "failed" { ", metric failed" } else { "" }
+                    if class == "failed" {
+                        ", metric failed"
+                    } else {
+                        ""
+                    }
                 );
                 if points.len() <= 8 {
                     let _ = write!(
@@ -612,9 +625,10 @@ impl<'a> Page<'a> {
     fn reasons(&self, h: &mut String, decision: &Decision, evidence: Option<&GateEvidence>) {
         let metric_line = |r: &str| {
             evidence.is_some_and(|e| {
-                e.metrics
-                    .iter()
-                    .any(|m| r.strip_prefix(m.name.as_str()).is_some_and(|t| t.starts_with(": ")))
+                e.metrics.iter().any(|m| {
+                    r.strip_prefix(m.name.as_str())
+                        .is_some_and(|t| t.starts_with(": "))
+                })
             })
         };
         let lines: Vec<&String> = decision
@@ -736,7 +750,10 @@ impl<'a> Page<'a> {
                 rfc3339(e.at_ms),
                 self.t(&e.actor),
                 e.event.action(),
-                e.event.target().map(|t| self.t(t.as_str())).unwrap_or_else(|| "-".into()),
+                e.event
+                    .target()
+                    .map(|t| self.t(t.as_str()))
+                    .unwrap_or_else(|| "-".into()),
                 self.t(artifact),
             );
         }
@@ -1024,7 +1041,10 @@ mod tests {
     #[test]
     fn slugs_are_safe_and_distinct() {
         let (a, b) = (slug("a b\"><x"), slug("a-b--x"));
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{a}");
+        assert!(
+            a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "{a}"
+        );
         assert_ne!(a, b);
     }
 

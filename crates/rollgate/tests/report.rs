@@ -247,20 +247,32 @@ fn every_phase_verdict_and_metric_is_on_the_page() {
     // Verdict badges in the timeline and the verdicts, the outcome.
     assert_eq!(html.matches(">promote</a>").count(), 2, "{html}");
     assert_eq!(html.matches(">rollback</a>").count(), 1, "{html}");
-    assert!(html.contains("<span class=\"v rollback\">rolled_back</span>"), "{html}");
-    assert!(html.contains("<dt>Why</dt><dd>gate said rollback at phase 3"), "{html}");
+    assert!(
+        html.contains("<span class=\"v rollback\">rolled_back</span>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<dt>Why</dt><dd>gate said rollback at phase 3"),
+        "{html}"
+    );
     // Both metrics charted (two bars per decision: baseline and canary),
     // and the failed one's canary bar marked.
     assert_eq!(html.matches("<svg class=\"chart\"").count(), 2);
     assert_eq!(html.matches("<rect class=\"baseline\"").count(), 6);
     assert_eq!(html.matches("<rect class=\"failed\"").count(), 1);
     // The reason table: cohort values, the bound, the result.
-    assert!(html.contains("n 12000 · p50 12.25 · p95 31.5 · p99 48.75"), "{html}");
+    assert!(
+        html.contains("n 12000 · p50 12.25 · p95 31.5 · p99 48.75"),
+        "{html}"
+    );
     assert!(html.contains("14/12000 (0.117%)"), "{html}");
     assert!(html.contains("(bound +10% = 53.63"), "{html}");
     assert!(html.contains("critical, high"), "{html}");
     // Per-metric reason lines are in the table, not repeated as a list.
-    assert!(!html.contains("<li>dns_provisioner_metric_00_ms: "), "{html}");
+    assert!(
+        !html.contains("<li>dns_provisioner_metric_00_ms: "),
+        "{html}"
+    );
     // The audit rows: who asked, each event with its actor.
     assert!(html.contains("<td>0</td>"));
     assert!(html.contains("release-bot@ci-runner-17"));
@@ -357,10 +369,19 @@ fn a_rollout_without_canary_evidence_still_renders() {
     );
     let html = render_html(RolloutId(3), &req, &log.0);
     assert!(html.contains("No metric evidence was recorded"), "{html}");
-    assert!(html.contains("<li>check.sh: error budget too low</li>"), "{html}");
-    assert!(html.contains(">hold</a>") && html.contains(">gate error</a>"), "{html}");
+    assert!(
+        html.contains("<li>check.sh: error budget too low</li>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(">hold</a>") && html.contains(">gate error</a>"),
+        "{html}"
+    );
     assert!(html.contains("gate timed out after 30s"));
-    assert!(html.contains("<td>alice</td><td>resume_requested</td>"), "{html}");
+    assert!(
+        html.contains("<td>alice</td><td>resume_requested</td>"),
+        "{html}"
+    );
     // The second phase was never reached.
     assert!(html.contains("not reached"));
     assert!(html.ends_with("</html>\n"));
