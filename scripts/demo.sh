@@ -7,7 +7,9 @@
 #      canary gate judges the metrics it scrapes from every instance and
 #      rolls v2 back at the first step, naming the metrics,
 #   4. ship v3, a good build: promoted step by step to 100 %,
-#   5. print the audit history, the load and a business-metrics sample.
+#   5. print the audit history, write each rollout's HTML report (into
+#      target/ci-artifacts/dns-VERSION-report.html), print the load and a
+#      business-metrics sample.
 # Every process it starts is stopped on exit, also on Ctrl-C or SIGTERM.
 # The server-free example on local directories is scripts/demo-files.sh.
 #   DEMO_FLEET (4), DEMO_RATE (requests/s per instance, 200), DEMO_BAKE (4s)
@@ -83,8 +85,13 @@ expect 0 "$rollgate" rollout run v3.toml --actor demo --idempotency-key dns-v3
 echo "fleet: $(versions)"
 for v in $(versions); do [ "${v#*=}" = v3 ] || { echo "demo: $v is not on v3" >&2; exit 1; }; done
 
-step "4. audit history of dns"
+step "4. audit history of dns, and an HTML report of each rollout"
 "$rollgate" rollout history --service dns
+reports="${CARGO_TARGET_DIR:-$root/target}/ci-artifacts"
+mkdir -p "$reports"
+"$rollgate" rollout list --service dns | awk 'NR > 1 { print $1, $3 }' | while read -r id version; do
+  "$rollgate" report "$id" --out "$reports/dns-$version-report.html"
+done
 
 step "5. the load generator's view, and business metrics on dns-1 (same /metrics as the gate scraped)"
 kill -TERM "$lg_pid"; wait "$lg_pid" || true; lg_pid=""

@@ -95,10 +95,17 @@ fn metric(name: &str, i: usize, failed: bool) -> MetricEvidence {
         baseline,
         canary,
         p_value: n(if failed { 3.2e-9 } else { 0.41 }),
-        reason: format!(
-            "metric \"{name}\": canary p99 {} vs baseline 48.75 (bound +10% = 53.63; tail test: 131 canary above the scaled baseline's top 120)",
-            if failed { "146.25" } else { "49.73" }
-        ),
+        // As long as the canary judge's own (about 180 to 280 characters).
+        reason: if counts {
+            format!(
+                "metric \"{name}\": canary ratio 0.0015 (2 of 1300) <= bound 0.05; metric \"{name}\": canary rate 0.0015 (2 of 1300) vs baseline 0.00117 (14 of 12000) scaled by +0% (exact conditional binomial test): p=4.3028e-1 > level 0.005"
+            )
+        } else {
+            format!(
+                "metric \"{name}\": canary p99 {} vs baseline 48.75 (bound +10% = 53.63; tail test: 131 canary above the scaled baseline's top 120); all 5 checks (relative.p50_increase, relative.p99_increase, mann-whitney.increase)",
+                if failed { "146.25" } else { "49.73" }
+            )
+        },
     }
 }
 
