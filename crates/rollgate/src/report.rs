@@ -516,6 +516,11 @@ impl<'a> Page<'a> {
         }
         h.push('\n');
         let label_every = (points.len() / 12).max(1);
+        // Up to 12 decisions: one rect per bar with its value as a tooltip
+        // (and, up to 8, as a label). Beyond: one path per kind of bar, so a
+        // long rollout's charts stay small (the values are in the tables).
+        let compact = points.len() > 12;
+        let mut paths: BTreeMap<&str, String> = BTreeMap::new();
         for (i, ((ask, m), (b, c))) in points.iter().zip(&values).enumerate() {
             let x0 = left + group * i as f64 + (group - 2.0 * bar) / 2.0;
             for (j, (v, class)) in [
@@ -526,38 +531,50 @@ impl<'a> Page<'a> {
             .enumerate()
             {
                 let x = x0 + bar * j as f64;
-                let Some(v) = v else {
+                let who = if j == 0 { "baseline" } else { "canary" };
+                let (class, v) = match v {
+                    Some(v) => (class, *v),
                     // Not measured: a hollow marker on the axis, never a zero bar.
+                    None => ("nodata", f64::NAN),
+                };
+                let bh = if v.is_nan() {
+                    3.0
+                } else if top > 0.0 {
+                    plot_h * v / top
+                } else {
+                    0.0
+                };
+                let y = top_pad + plot_h - bh;
+                if compact {
                     let _ = write!(
-                        h,
-                        "<rect class=\"nodata\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"3\"><title>{}: no data</title></rect>",
-                        top_pad + plot_h - 3.0,
+                        paths.entry(class).or_default(),
+                        "M{x:.1} {y:.1}h{:.1}v{bh:.1}h-{:.1}z",
                         bar - 1.0,
-                        if j == 0 { "baseline" } else { "canary" }
+                        bar - 1.0
                     );
                     continue;
+                }
+                let value = if v.is_nan() {
+                    "no data".to_string()
+                } else {
+                    stat.format(v)
                 };
-                let bh = if top > 0.0 { plot_h * v / top } else { 0.0 };
-                let who = if j == 0 { "baseline" } else { "canary" };
                 let _ = write!(
                     h,
-                    "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\"><title>{who} {}{}</title></rect>",
-                    top_pad + plot_h - bh,
+                    "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{bh:.1}\"><title>{who} {value}{}</title></rect>",
                     bar - 1.0,
-                    stat.format(*v),
                     if class == "failed" {
                         ", metric failed"
                     } else {
                         ""
                     }
                 );
-                if points.len() <= 8 {
+                if points.len() <= 8 && !v.is_nan() {
                     let _ = write!(
                         h,
-                        "<text class=\"val\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                        "<text class=\"val\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{value}</text>",
                         x + bar / 2.0,
-                        top_pad + plot_h - bh - 3.0,
-                        stat.format(*v)
+                        y - 3.0,
                     );
                 }
             }
@@ -571,6 +588,9 @@ impl<'a> Page<'a> {
                     ask.within
                 );
             }
+        }
+        for (class, d) in &paths {
+            let _ = write!(h, "<path class=\"{class}\" d=\"{d}\"/>");
         }
         let _ = writeln!(
             h,
@@ -1005,7 +1025,7 @@ code{font-size:12px}.muted{color:#6a737d}.error{color:#a40e26}\
 .v.promote{background:#d7f5dd;color:#135d26}.v.rollback{background:#ffdce0;color:#86181d}\
 .v.hold{background:#fff1c2;color:#6b4b00}.v.continue{background:#dbeafe;color:#1e3a8a}\
 svg text{font-size:11px;fill:#1d2329}svg text.muted{fill:#6a737d}svg .grid{stroke:#e1e4e8}\
-rect.baseline{fill:#8a94a0}rect.canary{fill:#2f7ec2}rect.failed{fill:#c62828}rect.nodata{fill:#fff;stroke:#8a94a0}\
+.baseline{fill:#8a94a0}.canary{fill:#2f7ec2}.failed{fill:#c62828}.nodata{fill:#fff;stroke:#8a94a0}\
 rect.promote{fill:#2e9e4f}rect.rollback{fill:#c62828}rect.hold{fill:#d4a017}rect.continue{fill:#2f7ec2}\
 .legend .sw{display:inline-block;width:12px;height:12px;vertical-align:-1px}\
 .sw.baseline{background:#8a94a0}.sw.canary{background:#2f7ec2}.sw.failed{background:#c62828}\

@@ -232,12 +232,18 @@ fn a_page_of_50_phases_and_20_metrics_stays_under_1_mb() {
     for i in 0..20 {
         let name = format!("dns_provisioner_metric_{i:02}_ms");
         assert!(html.contains(&format!("<b>{name}</b>")), "chart of {name}");
+        assert!(html.contains(&format!("aria-label=\"{name}: ")), "chart of {name}");
         assert_eq!(
             html.matches(&format!(">{name}</a></td>")).count(),
             50,
             "{name} in each reason table"
         );
     }
+    // Long rollouts draw each kind of bar as one path: 20 charts, each with
+    // baseline and canary bars, and one failed canary bar in all.
+    assert_eq!(html.matches("<path class=\"baseline\"").count(), 20);
+    assert_eq!(html.matches("<path class=\"canary\"").count(), 20);
+    assert_eq!(html.matches("<path class=\"failed\"").count(), 1);
     eprintln!("50 phases x 20 metrics: {} bytes", html.len());
 }
 
