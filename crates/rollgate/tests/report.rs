@@ -232,7 +232,10 @@ fn a_page_of_50_phases_and_20_metrics_stays_under_1_mb() {
     for i in 0..20 {
         let name = format!("dns_provisioner_metric_{i:02}_ms");
         assert!(html.contains(&format!("<b>{name}</b>")), "chart of {name}");
-        assert!(html.contains(&format!("aria-label=\"{name}: ")), "chart of {name}");
+        assert!(
+            html.contains(&format!("aria-label=\"{name}: ")),
+            "chart of {name}"
+        );
         assert_eq!(
             html.matches(&format!(">{name}</a></td>")).count(),
             50,
