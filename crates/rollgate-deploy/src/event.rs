@@ -660,7 +660,7 @@ mod tests {
         .map(Decision::kind)
         .collect();
         assert_eq!(kinds, Decision::KINDS);
-
+    }
 
     #[test]
     fn gate_decisions_logged_before_evidence_still_load() {
