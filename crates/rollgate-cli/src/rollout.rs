@@ -356,6 +356,7 @@ impl From<Error> for Fail {
                 | Error::LeaseHeld { .. }
                 | Error::Store(..)
                 | Error::StaleFence { .. }
+                | Error::LeaseLapsed { .. }
                 | Error::Corrupt { .. }
         ) {
             STORE_BUSY

@@ -364,7 +364,7 @@ async fn drive(app: &App, id: RolloutId, stop: impl Future<Output = String> + Se
         Err(Error::LeaseHeld { owner, .. }) => {
             debug!(rollout = %id, %owner, "another controller took it first");
         }
-        Err(e @ Error::StaleFence { .. }) => {
+        Err(e @ (Error::StaleFence { .. } | Error::LeaseLapsed { .. })) => {
             metrics::counter!("rollgate_serve_lost_leases_total").increment(1);
             warn!(rollout = %id, error = %e, "lost the lease; the new controller drives it");
         }
@@ -406,7 +406,7 @@ impl From<Error> for ApiError {
                 ApiError(StatusCode::UNPROCESSABLE_ENTITY, "invalid_plan", message)
             }
             Error::Finished { .. } => ApiError(StatusCode::CONFLICT, "finished", message),
-            Error::LeaseHeld { .. } | Error::StaleFence { .. } => {
+            Error::LeaseHeld { .. } | Error::StaleFence { .. } | Error::LeaseLapsed { .. } => {
                 ApiError(StatusCode::CONFLICT, "conflict", message)
             }
             Error::StoreBusy(..) | Error::Store(..) => ApiError(

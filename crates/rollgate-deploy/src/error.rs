@@ -79,6 +79,16 @@ pub enum Error {
         /// The fence this controller held.
         fence: u64,
     },
+    /// This controller's lease ran out before it could act (it was frozen,
+    /// or its store calls were too slow to renew it): it stops rather than
+    /// act while another controller may hold the rollout.
+    #[error("rollout {rollout}: this controller's lease (fence {fence}) lapsed before it could act; it stopped")]
+    LeaseLapsed {
+        /// The rollout.
+        rollout: RolloutId,
+        /// The fence this controller held.
+        fence: u64,
+    },
     /// The rollout has a `Finished` event: its log is closed, and nothing
     /// more may be appended to it, by a controller or a person.
     #[error("rollout {rollout} already finished: its log takes no more events")]

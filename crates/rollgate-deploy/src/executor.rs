@@ -147,6 +147,10 @@ pub struct ExecutorConfig {
     pub ready_interval: Duration,
     /// How long one gate evaluation may take.
     pub gate_timeout: Duration,
+    /// How long one deploy call may take before it counts as a failed
+    /// (transient, so retried) attempt: a hung deployer must not hold a
+    /// rollout forever.
+    pub deploy_timeout: Duration,
 }
 
 impl Default for ExecutorConfig {
@@ -159,6 +163,7 @@ impl Default for ExecutorConfig {
             ready_timeout: Duration::from_secs(300),
             ready_interval: Duration::from_secs(1),
             gate_timeout: Duration::from_secs(300),
+            deploy_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -195,6 +200,11 @@ impl ExecutorConfig {
         self.gate_timeout = t;
         self
     }
+    /// Config with this timeout for one deploy call.
+    pub fn with_deploy_timeout(mut self, t: Duration) -> Self {
+        self.deploy_timeout = t;
+        self
+    }
 }
 
 /// How a run ended.
@@ -220,6 +230,69 @@ impl Report {
 
 /// Called after each event is applied: for progress displays.
 pub type Observer = Arc<dyn Fn(&Rollout, &EventRecord) + Send + Sync>;
+
+/// The lease under which a controller drives a rollout, as its deploy tasks
+/// see it: a [`Deployer`] reads it through [`driving`], to pass the fencing
+/// token on to its targets or to check the lease before a slow step.
+///
+/// The executor itself checks [`Driving::lease_valid`] before every deploy
+/// call, so a controller that was frozen (SIGSTOP, a stalled VM) past its
+/// lease never acts on resuming; a deployer that can hand `fence` to its
+/// targets closes the window left between that check and the call.
+///
+/// ```
+/// // Outside a deploy task nothing is being driven.
+/// assert!(rollgate_deploy::driving().is_none());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Driving {
+    /// The rollout.
+    pub rollout: RolloutId,
+    /// The controller.
+    pub owner: String,
+    /// Its fencing token.
+    pub fence: Fence,
+    /// Until when (tokio's clock) the lease is known to hold: the instant
+    /// before the last successful take or renewal, plus the lease length.
+    valid_until: Arc<std::sync::Mutex<Instant>>,
+}
+
+impl Driving {
+    fn new(rollout: RolloutId, owner: &str, fence: Fence, valid_until: Instant) -> Self {
+        Self {
+            rollout,
+            owner: owner.to_owned(),
+            fence,
+            valid_until: Arc::new(std::sync::Mutex::new(valid_until)),
+        }
+    }
+
+    /// Until when the lease is known to hold (tokio's clock).
+    pub fn valid_until(&self) -> Instant {
+        *self.valid_until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the lease is known to hold now. The store may still hold it
+    /// for a little longer (it measured from a later instant); never shorter.
+    pub fn lease_valid(&self) -> bool {
+        Instant::now() < self.valid_until()
+    }
+
+    fn renewed(&self, until: Instant) {
+        let mut g = self.valid_until.lock().unwrap_or_else(|e| e.into_inner());
+        *g = (*g).max(until);
+    }
+}
+
+tokio::task_local! {
+    static DRIVING: Driving;
+}
+
+/// The lease of the controller on whose behalf the current task deploys,
+/// inside a [`Deployer`] call made by an [`Executor`]; `None` elsewhere.
+pub fn driving() -> Option<Driving> {
+    DRIVING.try_with(Driving::clone).ok()
+}
 
 /// Runs every plan: one executor for canary, rolling, blue-green, rings...
 ///
@@ -283,6 +356,8 @@ struct TaskDone {
     forward: bool,
     result: Result<(), String>,
     retries: Vec<(u32, String)>,
+    /// The lease lapsed before the deploy call: nothing was attempted.
+    lapsed: bool,
 }
 
 /// Registers every series the executor emits, at zero, with the installed
@@ -512,7 +587,9 @@ impl Executor {
         stop: impl std::future::Future<Output = String> + Send,
     ) -> Result<Report, Error> {
         let cfg = &self.config;
+        let taken_at = Instant::now();
         let fence = self.store.lease(id, &cfg.owner, cfg.lease_ttl).await?;
+        let lease = Driving::new(id, &cfg.owner, fence, taken_at + cfg.lease_ttl);
         let req = self.store.request(id).await?;
         // The root of the rollout's trace: phases (and the rollback) are its
         // children, deploys theirs.
@@ -528,7 +605,7 @@ impl Executor {
             let log = self.store.events(id, 0).await?;
             let mut rollout = Rollout::replay(id, req, &log)?;
             rollout.gate_attached = self.gate.is_some();
-            self.drive(rollout, fence, std::pin::pin!(stop)).await
+            self.drive(rollout, &lease, std::pin::pin!(stop)).await
         }
         .instrument(span)
         .await;
@@ -585,10 +662,11 @@ impl Executor {
     async fn drive(
         &self,
         mut r: Rollout,
-        fence: Fence,
+        lease: &Driving,
         mut stop: std::pin::Pin<&mut (impl std::future::Future<Output = String> + Send)>,
     ) -> Result<Report, Error> {
         let cfg = &self.config;
+        let fence = lease.fence;
         let done = |r: Rollout| Report {
             id: r.id,
             outcome: r.outcome(),
@@ -619,7 +697,7 @@ impl Executor {
                 stopped = futures::FutureExt::now_or_never(stop.as_mut());
             }
             if Instant::now() >= renew_at {
-                self.renew(r.id, fence).await?;
+                self.renew(lease).await?;
                 renew_at = Instant::now() + cfg.lease_ttl / 3;
             }
             // Record every finished task in one append (group commit).
@@ -629,6 +707,7 @@ impl Executor {
             }
             if !finished.is_empty() {
                 let events = self.outcome_events(finished, &mut running, &mut ids);
+                let events = lapsed(lease, events)?;
                 self.append(&mut r, fence, &events).await?;
                 continue;
             }
@@ -663,10 +742,10 @@ impl Executor {
             }
             if !starts.is_empty() {
                 let starts = self
-                    .renewing(r.id, fence, self.within_budget(&r, starts, &running))
+                    .renewing(lease, self.within_budget(&r, starts, &running))
                     .await?;
                 if !starts.is_empty() {
-                    self.start_tasks(&mut r, fence, starts, &mut tasks, &mut running, &mut ids)
+                    self.start_tasks(&mut r, lease, starts, &mut tasks, &mut running, &mut ids)
                         // Deploy spans are children of the phase's span.
                         .instrument(phase_span.span().clone())
                         .await?;
@@ -683,7 +762,7 @@ impl Executor {
                             .await?;
                     }
                     let event = self
-                        .renewing(r.id, fence, self.switch(&r, &to, back))
+                        .renewing(lease, self.switch(&r, &to, back))
                         .await?;
                     self.append(&mut r, fence, &event).await?;
                     continue;
@@ -691,7 +770,7 @@ impl Executor {
                 Some(Action::AskGate(ctx)) => {
                     // A gate may take minutes; asking again later is harmless.
                     tokio::select! {
-                        event = self.renewing(r.id, fence, self.ask_gate(&ctx)).instrument(phase_span.span().clone()) => {
+                        event = self.renewing(lease, self.ask_gate(&ctx)).instrument(phase_span.span().clone()) => {
                             self.append(&mut r, fence, &[event?]).await?;
                         }
                         reason = stop.as_mut() => stopped = Some(reason),
@@ -725,6 +804,7 @@ impl Executor {
             tokio::select! {
                 Some(res) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                     let events = self.outcome_events(vec![res], &mut running, &mut ids);
+                    let events = lapsed(lease, events)?;
                     self.append(&mut r, fence, &events).await?;
                 }
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
@@ -799,7 +879,13 @@ impl Executor {
         while let Some(res) = tasks.try_join_next_with_id() {
             finished.push(res);
         }
-        let mut events = self.outcome_events(finished, &mut running, &mut ids);
+        // A deploy that stopped because the lease lapsed recorded nothing;
+        // it stays in doubt, as the ones abandoned below.
+        let mut events: Vec<Event> = self
+            .outcome_events(finished, &mut running, &mut ids)
+            .into_iter()
+            .flatten()
+            .collect();
         if !running.is_empty() {
             info!(rollout = %r.id, in_flight = running.len(), "abandoning in-flight work; its intent is recorded");
         }
@@ -822,8 +908,9 @@ impl Executor {
         finished: Vec<Result<(tokio::task::Id, TaskDone), tokio::task::JoinError>>,
         running: &mut BTreeSet<TargetId>,
         ids: &mut HashMap<tokio::task::Id, (TargetId, bool)>,
-    ) -> Vec<Event> {
+    ) -> Option<Vec<Event>> {
         let mut events = Vec::new();
+        let mut lapsed = false;
         for res in finished {
             let done = match res {
                 Ok((id, d)) => {
@@ -841,6 +928,7 @@ impl Executor {
                         forward,
                         result: Err(format!("deployer panicked: {e}")),
                         retries: Vec::new(),
+                        lapsed: false,
                     }
                 }
             };
@@ -849,8 +937,14 @@ impl Executor {
                 forward,
                 result,
                 retries,
+                lapsed: lapsed_here,
             } = done;
             running.remove(&target);
+            if lapsed_here {
+                // Not attempted: the lease lapsed first. Nothing to record.
+                lapsed = true;
+                continue;
+            }
             for (attempt, error) in retries {
                 events.push(Event::DeployRetried {
                     target: target.clone(),
@@ -871,14 +965,16 @@ impl Executor {
                 (false, Err(reason)) => Event::RestoreFailed { target, reason },
             });
         }
-        events
+        (!lapsed).then_some(events)
     }
 
     /// Awaits `work` while renewing the lease every third of its length, so a
     /// slow gate, switch or deployer never lets the lease lapse under us.
     /// Renews the lease; a different fence means another controller took the
     /// rollout over in between (even under our name), so we stop.
-    async fn renew(&self, id: RolloutId, fence: Fence) -> Result<(), Error> {
+    async fn renew(&self, lease: &Driving) -> Result<(), Error> {
+        let (id, fence) = (lease.rollout, lease.fence);
+        let asked_at = Instant::now();
         let now = self
             .store
             .lease(id, &self.config.owner, self.config.lease_ttl)
@@ -895,13 +991,13 @@ impl Executor {
                 fence: fence.0,
             });
         }
+        lease.renewed(asked_at + self.config.lease_ttl);
         Ok(())
     }
 
     async fn renewing<F: std::future::Future>(
         &self,
-        id: RolloutId,
-        fence: Fence,
+        lease: &Driving,
         work: F,
     ) -> Result<F::Output, Error> {
         let every = self.config.lease_ttl / 3;
@@ -910,7 +1006,7 @@ impl Executor {
             tokio::select! {
                 out = &mut work => return Ok(out),
                 _ = sleep(every) => {
-                    self.renew(id, fence).await?;
+                    self.renew(lease).await?;
                 }
             }
         }
@@ -1035,7 +1131,7 @@ impl Executor {
     async fn start_tasks(
         &self,
         r: &mut Rollout,
-        fence: Fence,
+        lease: &Driving,
         starts: Vec<Action>,
         tasks: &mut JoinSet<TaskDone>,
         running: &mut BTreeSet<TargetId>,
@@ -1043,12 +1139,12 @@ impl Executor {
     ) -> Result<(), Error> {
         // Intents first, all in one append; then the work. What each target
         // runs now is read concurrently, under lease renewal.
+        let fence = lease.fence;
         let rr: &Rollout = r;
         let reads: Vec<_> = starts.iter().map(|a| self.intent_for(rr, a)).collect();
         let intents: Vec<Event> = self
             .renewing(
-                rr.id,
-                fence,
+                lease,
                 futures::StreamExt::collect::<Vec<_>>(
                     // At most 32 reads at once: each may be a process or a connection.
                     futures::StreamExt::buffered(futures::stream::iter(reads), 32),
@@ -1072,17 +1168,28 @@ impl Executor {
             let cfg = self.config.clone();
             let span = info_span!("deploy", target = %target, version = %artifact.version, artifact.digest = %artifact.digest, restore = !forward);
             let task_target = target.clone();
+            let driving = lease.clone();
             let handle = tasks.spawn(
-                async move {
-                    let (result, retries) = deploy_one(&*deployer, &target, &artifact, &cfg).await;
-                    TaskDone {
-                        target,
-                        forward,
-                        result,
-                        retries,
-                    }
-                }
-                .instrument(span),
+                DRIVING
+                    .scope(driving.clone(), async move {
+                        match deploy_one(&*deployer, &target, &artifact, &cfg, &driving).await {
+                            Some((result, retries)) => TaskDone {
+                                target,
+                                forward,
+                                result,
+                                retries,
+                                lapsed: false,
+                            },
+                            None => TaskDone {
+                                target,
+                                forward,
+                                result: Ok(()),
+                                retries: Vec::new(),
+                                lapsed: true,
+                            },
+                        }
+                    })
+                    .instrument(span),
             );
             ids.insert(handle.id(), (task_target, forward));
         }
@@ -1213,18 +1320,44 @@ impl PhaseSpan {
     }
 }
 
-/// Deploys with retries, then waits for readiness.
+/// The events of finished tasks, or [`Error::LeaseLapsed`] when one of them
+/// found the lease lapsed (the others stay in doubt and are redone).
+fn lapsed(lease: &Driving, events: Option<Vec<Event>>) -> Result<Vec<Event>, Error> {
+    events.ok_or(Error::LeaseLapsed {
+        rollout: lease.rollout,
+        fence: lease.fence.0,
+    })
+}
+
+/// Deploys with retries, then waits for readiness. `None` when the lease
+/// lapsed before a deploy call: that call is not made.
 async fn deploy_one(
     deployer: &dyn Deployer,
     target: &TargetId,
     artifact: &Artifact,
     cfg: &ExecutorConfig,
-) -> (Result<(), String>, Vec<(u32, String)>) {
+    lease: &Driving,
+) -> Option<(Result<(), String>, Vec<(u32, String)>)> {
     let mut retries = Vec::new();
     let attempts = cfg.retry.max_attempts.max(1);
     let mut attempt = 1;
     loop {
-        match deployer.deploy(target, artifact).await {
+        // Nothing may await between this check and the call.
+        if !lease.lease_valid() {
+            return None;
+        }
+        let call = timeout(cfg.deploy_timeout, deployer.deploy(target, artifact)).await;
+        let call = call.unwrap_or_else(|_| {
+            Err(Error::Deploy {
+                target: target.clone(),
+                reason: format!(
+                    "deploy timed out after {}",
+                    humantime::format_duration(cfg.deploy_timeout)
+                ),
+                transient: true,
+            })
+        });
+        match call {
             Ok(()) => break,
             Err(e) => {
                 let transient = matches!(
@@ -1244,7 +1377,7 @@ async fn deploy_one(
                     } else {
                         msg
                     };
-                    return (Err(msg), retries);
+                    return Some((Err(msg), retries));
                 }
                 retries.push((attempt, msg));
                 sleep(cfg.retry.delay(attempt, target)).await;
@@ -1255,18 +1388,18 @@ async fn deploy_one(
     let deadline = Instant::now() + cfg.ready_timeout;
     loop {
         let why = match deployer.readiness(target).await {
-            Ok(Readiness::Ready) => return (Ok(()), retries),
+            Ok(Readiness::Ready) => return Some((Ok(()), retries)),
             Ok(Readiness::NotReady(why)) => why,
             Err(e) => e.to_string(),
         };
         if Instant::now() >= deadline {
-            return (
+            return Some((
                 Err(format!(
                     "not ready after {}: {why}",
                     humantime::format_duration(cfg.ready_timeout)
                 )),
                 retries,
-            );
+            ));
         }
         sleep(cfg.ready_interval).await;
     }

@@ -27,7 +27,9 @@ pub use deployer::{
 };
 pub use error::{Cause, Error, error_chain};
 pub use event::{Event, EventRecord, GatePolicy, Outcome, RolloutRequest};
-pub use executor::{Executor, ExecutorConfig, Jitter, Observer, Report, RetryPolicy};
+pub use executor::{
+    Driving, Executor, ExecutorConfig, Jitter, Observer, Report, RetryPolicy, driving,
+};
 pub use gate::{
     CohortEvidence, CommandGate, Decision, GATE_PLACEHOLDERS, Gate, GateContext, GateEvidence,
     MetricEvidence, Number, Reasons,
@@ -41,7 +43,7 @@ pub use plan::{GateUse, Phase, PhaseAction, PhaseDefaults, Plan, Ring, Strategy}
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
-pub use sqlite::{Durability, SqliteOptions, SqliteStore};
+pub use sqlite::{Durability, LeaseClock, SqliteOptions, SqliteStore};
 pub use state::{Action, Interruption, Rollout, Stage, Status, TargetState};
 pub use store::{Created, LeaseInfo, ListFilter, MemoryStore, RolloutSummary, StateStore, Writer};
 pub use types::{Artifact, Digest, Fence, Percent, RolloutId, TargetId};

@@ -71,6 +71,9 @@ struct Cached {
 pub struct SqliteStore {
     sender: mpsc::Sender<Work>,
     path: PathBuf,
+    clock: LeaseClock,
+    /// The origin of [`LeaseClock::Tokio`] times.
+    epoch: tokio::time::Instant,
 }
 
 fn map_err(path: &Path, e: rusqlite::Error) -> Error {
@@ -180,6 +183,21 @@ pub struct SqliteOptions {
     pub busy_timeout: Duration,
     /// How durable an acknowledged write is.
     pub durability: Durability,
+    /// Which clock lease expiry follows.
+    pub lease_clock: LeaseClock,
+}
+
+/// The clock a [`SqliteStore`] measures lease expiry on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LeaseClock {
+    /// Wall-clock milliseconds: right for a file several processes share.
+    #[default]
+    Wall,
+    /// Tokio's clock, read by the caller: leases expire on paused time, for
+    /// tests that run several controllers in one process (as the chaos suite
+    /// does). Expiry times are then meaningful to this process only.
+    Tokio,
 }
 
 impl Default for SqliteOptions {
@@ -187,6 +205,7 @@ impl Default for SqliteOptions {
         Self {
             busy_timeout: Duration::from_secs(5),
             durability: Durability::PowerLoss,
+            lease_clock: LeaseClock::Wall,
         }
     }
 }
@@ -200,6 +219,17 @@ impl SqliteOptions {
     /// Options with this durability.
     pub fn with_durability(mut self, d: Durability) -> Self {
         self.durability = d;
+        self
+    }
+    /// Options whose leases expire on this clock.
+    ///
+    /// ```
+    /// use rollgate_deploy::{LeaseClock, SqliteOptions};
+    /// let o = SqliteOptions::default().with_lease_clock(LeaseClock::Tokio);
+    /// assert_eq!(o.lease_clock, LeaseClock::Tokio);
+    /// ```
+    pub fn with_lease_clock(mut self, c: LeaseClock) -> Self {
+        self.lease_clock = c;
         self
     }
 }
@@ -273,7 +303,22 @@ impl SqliteStore {
             .map_err(|e| {
                 Error::Store("cannot start the store thread".into(), Some(Cause::new(e)))
             })?;
-        Ok(Self { sender, path })
+        Ok(Self {
+            sender,
+            path,
+            clock: options.lease_clock,
+            epoch: tokio::time::Instant::now(),
+        })
+    }
+
+    /// Now, in the milliseconds leases are kept in.
+    fn lease_now_ms(&self) -> i64 {
+        match self.clock {
+            LeaseClock::Wall => now_ms(),
+            // Offset so that a lease of this clock is never mistaken for
+            // free (expiry 0 means released).
+            LeaseClock::Tokio => 1 + self.epoch.elapsed().as_millis() as i64,
+        }
     }
 
     /// The file this store writes.
@@ -718,8 +763,8 @@ impl StateStore for SqliteStore {
 
     async fn lease(&self, id: RolloutId, owner: &str, ttl: Duration) -> Result<Fence, Error> {
         let owner = owner.to_owned();
+        let now = self.lease_now_ms();
         self.call(true, move |conn, path| {
-            let now = now_ms();
             let row: Option<(Option<String>, i64, i64, i64)> = conn
                 .query_row(
                     "SELECT lease_owner, lease_fence, lease_expires_ms, last_fence FROM rollouts WHERE id = ?1",
@@ -770,6 +815,7 @@ impl StateStore for SqliteStore {
     }
 
     async fn lease_info(&self, id: RolloutId) -> Result<Option<LeaseInfo>, Error> {
+        let now = self.lease_now_ms();
         self.call(false, move |conn, path| {
             let row: Option<(Option<String>, i64, i64)> = conn
                 .query_row(
@@ -782,7 +828,6 @@ impl StateStore for SqliteStore {
             let Some((owner, fence, expires)) = row else {
                 return Err(Error::NotFound(format!("rollout {id}")));
             };
-            let now = now_ms();
             Ok(owner.map(|owner| LeaseInfo {
                 owner,
                 fence: Fence(fence as u64),
