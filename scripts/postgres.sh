@@ -9,16 +9,30 @@
 #       and writes the URL to WORKDIR/postgres.url (mode 600).
 #   scripts/postgres.sh stop WORKDIR
 #       Stops the server (pg_ctl stop -m fast) and deletes WORKDIR.
+#   scripts/postgres.sh halt WORKDIR
+#       Kills the server as a crash would (pg_ctl stop -m immediate), keeping
+#       its data: clients see the store unreachable.
+#   scripts/postgres.sh resume WORKDIR
+#       Starts a halted server again on the same port (crash recovery).
 #   scripts/postgres.sh run CMD [ARG...]
 #       start in a temporary WORKDIR, runs CMD with ROLLGATE_TEST_POSTGRES_URL
+#       (and ROLLGATE_TEST_POSTGRES_DIR, the WORKDIR, for halt and resume)
 #       set, always stops; exits with CMD's status.
+#
+# Environment:
+#   ROLLGATE_PG_PASSWORD   the password to give the cluster instead of a
+#                          random one (scripts/test.sh plants one and checks
+#                          that it appears in no output); at least 16 characters
+#                          of [A-Za-z0-9_-], as it goes into the URL unescaped.
+#   ROLLGATE_PG_LOG_DIR    when set, `stop` copies the server's log there
+#                          (as postgres-PID.log) before deleting WORKDIR.
 #
 # PostgreSQL refuses to run as root: as root, the cluster belongs to the
 # `postgres` user (created by the package) and runs through runuser.
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 start WORKDIR | stop WORKDIR | run CMD [ARG...]" >&2
+  echo "usage: $0 start WORKDIR | stop WORKDIR | halt WORKDIR | resume WORKDIR | run CMD [ARG...]" >&2
   exit 2
 }
 
@@ -69,7 +83,15 @@ start() {
     chown postgres "$workdir"
   fi
   local password
-  password="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+  if [ -n "${ROLLGATE_PG_PASSWORD:-}" ]; then
+    if ! [[ "$ROLLGATE_PG_PASSWORD" =~ ^[A-Za-z0-9_-]{16,}$ ]]; then
+      echo "ROLLGATE_PG_PASSWORD must be at least 16 characters of [A-Za-z0-9_-]" >&2
+      exit 2
+    fi
+    password="$ROLLGATE_PG_PASSWORD"
+  else
+    password="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+  fi
   (umask 077 && printf '%s\n' "$password" > "$workdir/pwfile")
   if [ "$(id -u)" = 0 ]; then
     chown postgres "$workdir/pwfile"
@@ -90,6 +112,7 @@ start() {
       break
     fi
   done
+  echo "$port" > "$workdir/port"
   if [ -z "$ok" ]; then
     echo "postgres did not start; log:" >&2
     cat "$workdir/postgres.log" >&2 || true
@@ -106,7 +129,26 @@ stop() {
   if bin="$(bindir)" && [ -f "$workdir/data/postmaster.pid" ]; then
     as_owner "$bin/pg_ctl" -D "$workdir/data" -m fast -w stop > /dev/null || true
   fi
+  if [ -n "${ROLLGATE_PG_LOG_DIR:-}" ] && [ -f "$workdir/postgres.log" ]; then
+    mkdir -p "$ROLLGATE_PG_LOG_DIR"
+    cp "$workdir/postgres.log" "$ROLLGATE_PG_LOG_DIR/postgres-$$.log" || true
+  fi
   rm -rf "$workdir"
+}
+
+halt() {
+  local workdir="$1" bin
+  bin="$(bindir)"
+  as_owner "$bin/pg_ctl" -D "$workdir/data" -m immediate -w stop > /dev/null
+}
+
+resume() {
+  local workdir="$1" bin port
+  bin="$(bindir)"
+  port="$(cat "$workdir/port")"
+  as_owner "$bin/pg_ctl" -D "$workdir/data" -l "$workdir/postgres.log" -w -t 30 start \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $workdir -c max_connections=200 -c fsync=on" \
+    > /dev/null
 }
 
 cmd="${1:-}"
@@ -119,6 +161,14 @@ case "$cmd" in
     [ -n "${2:-}" ] || usage
     stop "$2"
     ;;
+  halt)
+    [ -n "${2:-}" ] || usage
+    halt "$2"
+    ;;
+  resume)
+    [ -n "${2:-}" ] || usage
+    resume "$2"
+    ;;
   run)
     shift
     [ "$#" -ge 1 ] || usage
@@ -126,7 +176,8 @@ case "$cmd" in
     trap 'stop "$workdir"' EXIT INT TERM
     start "$workdir"
     status=0
-    ROLLGATE_TEST_POSTGRES_URL="$(cat "$workdir/postgres.url")" "$@" || status=$?
+    ROLLGATE_TEST_POSTGRES_URL="$(cat "$workdir/postgres.url")" \
+      ROLLGATE_TEST_POSTGRES_DIR="$workdir" "$@" || status=$?
     exit "$status"
     ;;
   *)

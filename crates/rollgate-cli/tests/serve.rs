@@ -13,7 +13,17 @@ use serde_json::Value;
 const V1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const V2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 /// The API token planted in these tests; it must appear in no output.
-const TOKEN: &str = "planted-token-7f3a9c1e5b2d4680";
+/// `scripts/test.sh` plants a fresh one per run (`ROLLGATE_TEST_API_TOKEN`)
+/// and fails when it shows up anywhere in the suite's output.
+fn token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        std::env::var("ROLLGATE_TEST_API_TOKEN")
+            .ok()
+            .filter(|t| t.len() >= 16)
+            .unwrap_or_else(|| "planted-token-7f3a9c1e5b2d4680".into())
+    })
+}
 
 struct Dir {
     _tmp: tempfile::TempDir,
@@ -27,7 +37,7 @@ fn dir(n: usize) -> Dir {
         std::fs::create_dir_all(path.join(format!("srv/web-{i}"))).unwrap();
         std::fs::write(path.join(format!("srv/web-{i}/current")), "v1\n").unwrap();
     }
-    std::fs::write(path.join("token"), format!("{TOKEN}\n")).unwrap();
+    std::fs::write(path.join("token"), format!("{}\n", token())).unwrap();
     Dir { _tmp: tmp, path }
 }
 
@@ -207,7 +217,7 @@ fn dechunk(mut s: &str) -> String {
 }
 
 fn auth() -> String {
-    format!("Bearer {TOKEN}")
+    format!("Bearer {}", token())
 }
 
 fn post_plan(srv: &Server, text: &str, extra: &[(&str, &str)]) -> (u16, Value) {
@@ -269,10 +279,12 @@ fn rollgate(d: &Dir, args: &[&str]) -> Output {
 
 fn assert_no_secret(what: &str, text: &str, secrets: &[&str]) {
     for s in secrets {
+        // The message masks the secret: a failure must not leak it either.
         assert!(
             !text.contains(s),
-            "{what} shows a secret ({} characters): {text}",
-            s.len()
+            "{what} shows a secret ({} characters): {}",
+            s.len(),
+            text.replace(s, "<planted secret>")
         );
     }
 }
@@ -667,7 +679,7 @@ fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing()
         let out = rollgate(&d, &all);
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
-        assert_no_secret("the CLI's output", &text, &[TOKEN]);
+        assert_no_secret("the CLI's output", &text, &[token()]);
         out
     };
     let no_token = cli(&["rollout", "abort", &second_id.to_string(), "--actor", "eve"]);
@@ -804,7 +816,7 @@ fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing()
         .map(|r| r["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, ["succeeded", "aborted", "succeeded"]);
-    assert_no_secret("serve's output", &srv.output(), &[TOKEN]);
+    assert_no_secret("serve's output", &srv.output(), &[token()]);
 }
 
 /// A bad request: what, path, method, headers, body, then the status, the
@@ -1048,7 +1060,7 @@ fn two_serve_processes_on_postgres_a_frozen_leader_is_replaced_and_its_writes_ar
     assert!(a.stop().success());
     assert!(b.stop().success());
     for srv in [&a, &b] {
-        assert_no_secret("serve's output", &srv.output(), &[TOKEN, &password]);
+        assert_no_secret("serve's output", &srv.output(), &[token(), &password]);
         assert!(srv.output().contains("***"), "the URL is shown redacted");
     }
 
@@ -1072,7 +1084,7 @@ fn two_serve_processes_on_postgres_a_frozen_leader_is_replaced_and_its_writes_ar
         assert_no_secret(
             "the CLI's output",
             &text,
-            &[TOKEN, &password, "wrong-password-5e8d1c"],
+            &[token(), &password, "wrong-password-5e8d1c"],
         );
         if code == 0 && args[1] == "list" {
             let rows: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -82,7 +82,9 @@ pub enum Error {
     /// This controller's lease ran out before it could act (it was frozen,
     /// or its store calls were too slow to renew it): it stops rather than
     /// act while another controller may hold the rollout.
-    #[error("rollout {rollout}: this controller's lease (fence {fence}) lapsed before it could act; it stopped")]
+    #[error(
+        "rollout {rollout}: this controller's lease (fence {fence}) lapsed before it could act; it stopped"
+    )]
     LeaseLapsed {
         /// The rollout.
         rollout: RolloutId,

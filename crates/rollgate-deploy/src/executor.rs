@@ -253,7 +253,8 @@ pub struct Driving {
     /// Its fencing token.
     pub fence: Fence,
     /// Until when (tokio's clock) the lease is known to hold: the instant
-    /// before the last successful take or renewal, plus the lease length.
+    /// before the last successful take or renewal, plus nine tenths of the
+    /// lease length (a margin for the store's clock).
     valid_until: Arc<std::sync::Mutex<Instant>>,
 }
 
@@ -589,7 +590,7 @@ impl Executor {
         let cfg = &self.config;
         let taken_at = Instant::now();
         let fence = self.store.lease(id, &cfg.owner, cfg.lease_ttl).await?;
-        let lease = Driving::new(id, &cfg.owner, fence, taken_at + cfg.lease_ttl);
+        let lease = Driving::new(id, &cfg.owner, fence, taken_at + guarded(cfg.lease_ttl));
         let req = self.store.request(id).await?;
         // The root of the rollout's trace: phases (and the rollback) are its
         // children, deploys theirs.
@@ -761,15 +762,16 @@ impl Executor {
                         self.append(&mut r, fence, &[Event::SwitchIntent { to: to.clone() }])
                             .await?;
                     }
-                    let event = self
-                        .renewing(lease, self.switch(&r, &to, back))
-                        .await?;
+                    let event = self.renewing(lease, self.switch(&r, &to, back)).await?;
                     self.append(&mut r, fence, &event).await?;
                     continue;
                 }
                 Some(Action::AskGate(ctx)) => {
                     // A gate may take minutes; asking again later is harmless.
+                    // Biased: branches polled in order, so that a run is a
+                    // function of its inputs (tokio picks at random otherwise).
                     tokio::select! {
+                        biased;
                         event = self.renewing(lease, self.ask_gate(&ctx)).instrument(phase_span.span().clone()) => {
                             self.append(&mut r, fence, &[event?]).await?;
                         }
@@ -801,7 +803,9 @@ impl Executor {
                 continue;
             }
             let poll = sleep(cfg.poll_interval.min(cfg.lease_ttl / 3));
+            // Biased (finished work first): deterministic, as above.
             tokio::select! {
+                biased;
                 Some(res) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                     let events = self.outcome_events(vec![res], &mut running, &mut ids);
                     let events = lapsed(lease, events)?;
@@ -991,7 +995,7 @@ impl Executor {
                 fence: fence.0,
             });
         }
-        lease.renewed(asked_at + self.config.lease_ttl);
+        lease.renewed(asked_at + guarded(self.config.lease_ttl));
         Ok(())
     }
 
@@ -1004,6 +1008,7 @@ impl Executor {
         tokio::pin!(work);
         loop {
             tokio::select! {
+                biased;
                 out = &mut work => return Ok(out),
                 _ = sleep(every) => {
                     self.renew(lease).await?;
@@ -1320,6 +1325,13 @@ impl PhaseSpan {
     }
 }
 
+/// How long after asking for (or renewing) a lease this controller counts
+/// on it: a tenth less than its length, for the store's clock resolution and
+/// drift between the store's clock and ours.
+fn guarded(ttl: Duration) -> Duration {
+    ttl - ttl / 10
+}
+
 /// The events of finished tasks, or [`Error::LeaseLapsed`] when one of them
 /// found the lease lapsed (the others stay in doubt and are redone).
 fn lapsed(lease: &Driving, events: Option<Vec<Event>>) -> Result<Vec<Event>, Error> {
@@ -1330,7 +1342,8 @@ fn lapsed(lease: &Driving, events: Option<Vec<Event>>) -> Result<Vec<Event>, Err
 }
 
 /// Deploys with retries, then waits for readiness. `None` when the lease
-/// lapsed before a deploy call: that call is not made.
+/// lapsed before a deploy call (that call is not made) or during one (its
+/// answer is not reported).
 async fn deploy_one(
     deployer: &dyn Deployer,
     target: &TargetId,
@@ -1357,6 +1370,11 @@ async fn deploy_one(
                 transient: true,
             })
         });
+        // The lease lapsed while the call ran (the controller was frozen):
+        // report nothing; whoever holds the rollout now redoes the target.
+        if !lease.lease_valid() {
+            return None;
+        }
         match call {
             Ok(()) => break,
             Err(e) => {

@@ -12,7 +12,9 @@ use rollgate_deploy::{
     Readiness, RolloutId, RolloutRequest, RolloutSummary, SendError, StateStore, TargetId, Writer,
 };
 
+pub mod chaos;
 pub mod conformance;
+pub mod invariants;
 pub mod tls;
 
 /// The path of a helper script kept in this crate's `scripts/` folder, for
