@@ -187,7 +187,7 @@ pub struct SqliteOptions {
     pub lease_clock: LeaseClock,
 }
 
-/// The clock a [`SqliteStore`] measures lease expiry on.
+/// The clock a [`SqliteStore`] measures lease (and outbox claim) expiry on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum LeaseClock {
@@ -936,8 +936,9 @@ impl StateStore for SqliteStore {
         let owner = owner.to_owned();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Claims are leases on outbox rows: same clock.
+        let now = self.lease_now_ms();
         self.call(true, move |conn, path| {
-            let now = now_ms();
             let mut stmt = conn
                 .prepare_cached(
                     "UPDATE outbox SET claim_owner = ?1, claim_expires_ms = ?2 WHERE id IN \
@@ -985,8 +986,8 @@ impl StateStore for SqliteStore {
         let owner = owner.to_owned();
         let error = error.to_owned();
         let retry_ms = i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX);
+        let until = self.lease_now_ms().saturating_add(retry_ms);
         self.call(true, move |conn, path| {
-            let until = now_ms().saturating_add(retry_ms);
             let n = conn
                 .execute(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, \

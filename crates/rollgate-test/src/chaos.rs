@@ -26,15 +26,16 @@ use async_trait::async_trait;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rollgate_deploy::{
-    Artifact, Created, Decision, Deployer, Digest, Error, Event, EventRecord, Executor,
-    ExecutorConfig, Fence, Gate, GateContext, GatePolicy, LeaseInfo, Percent, PhaseDefaults,
-    Readiness, RetryPolicy, Rollout, RolloutId, RolloutRequest, RolloutSummary, StateStore, Status,
-    Strategy, TargetId, Writer, driving,
+    Artifact, Created, Decision, Deployer, Destination, Digest, DispatchConfig, Dispatcher, Error,
+    Event, EventRecord, Executor, ExecutorConfig, Fence, Gate, GateContext, GatePolicy, LeaseInfo,
+    Notification, NotificationId, Notifier, NotifyKind, Outgoing, Percent, PhaseDefaults,
+    Readiness, RetryPolicy, Rollout, RolloutId, RolloutRequest, RolloutSummary, SendError,
+    StateStore, Status, Strategy, TargetId, Writer, driving,
 };
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until};
 
-use crate::invariants::{self, Effect, Evidence, Violation, Write};
+use crate::invariants::{self, Effect, Evidence, Notice, Violation, Write};
 
 /// A controller's freeze switch: while on, each of its store, deployer and
 /// gate calls waits at the door (SIGSTOP); off again, they go on (SIGCONT),
@@ -493,13 +494,14 @@ impl StateStore for Blocking {
     async fn request(&self, id: RolloutId) -> Result<RolloutRequest, Error> {
         futures::executor::block_on(self.0.request(id))
     }
-    async fn append(
+    async fn append_notifying(
         &self,
         id: RolloutId,
         writer: Writer<'_>,
         events: &[Event],
+        notify: &[Option<NotifyKind>],
     ) -> Result<u64, Error> {
-        futures::executor::block_on(self.0.append(id, writer, events))
+        futures::executor::block_on(self.0.append_notifying(id, writer, events, notify))
     }
     async fn events(&self, id: RolloutId, after: u64) -> Result<Vec<EventRecord>, Error> {
         futures::executor::block_on(self.0.events(id, after))
@@ -528,6 +530,29 @@ impl StateStore for Blocking {
     async fn artifact(&self, digest: &Digest) -> Result<Option<Artifact>, Error> {
         futures::executor::block_on(self.0.artifact(digest))
     }
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<Notification>, Error> {
+        futures::executor::block_on(self.0.claim_notifications(owner, ttl, limit))
+    }
+    async fn notification_delivered(&self, id: NotificationId, owner: &str) -> Result<(), Error> {
+        futures::executor::block_on(self.0.notification_delivered(id, owner))
+    }
+    async fn notification_failed(
+        &self,
+        id: NotificationId,
+        owner: &str,
+        error: &str,
+        retry_in: Duration,
+    ) -> Result<(), Error> {
+        futures::executor::block_on(self.0.notification_failed(id, owner, error, retry_in))
+    }
+    async fn notifications(&self, rollout: Option<RolloutId>) -> Result<Vec<Notification>, Error> {
+        futures::executor::block_on(self.0.notifications(rollout))
+    }
 }
 
 #[async_trait]
@@ -541,15 +566,19 @@ impl StateStore for StoreDoor {
     async fn request(&self, id: RolloutId) -> Result<RolloutRequest, Error> {
         self.call(|| self.inner.request(id)).await
     }
-    async fn append(
+    async fn append_notifying(
         &self,
         id: RolloutId,
         writer: Writer<'_>,
         events: &[Event],
+        notify: &[Option<NotifyKind>],
     ) -> Result<u64, Error> {
         self.freeze.thawed().await;
         self.net.before().await?;
-        let last = self.inner.append(id, writer, events).await?;
+        let last = self
+            .inner
+            .append_notifying(id, writer, events, notify)
+            .await?;
         if let Writer::Controller { owner, fence } = writer {
             self.journal.write(Write {
                 order: 0,
@@ -589,6 +618,97 @@ impl StateStore for StoreDoor {
     }
     async fn artifact(&self, digest: &Digest) -> Result<Option<Artifact>, Error> {
         self.call(|| self.inner.artifact(digest)).await
+    }
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<Notification>, Error> {
+        self.call(|| self.inner.claim_notifications(owner, ttl, limit))
+            .await
+    }
+    async fn notification_delivered(&self, id: NotificationId, owner: &str) -> Result<(), Error> {
+        self.call(|| self.inner.notification_delivered(id, owner))
+            .await
+    }
+    async fn notification_failed(
+        &self,
+        id: NotificationId,
+        owner: &str,
+        error: &str,
+        retry_in: Duration,
+    ) -> Result<(), Error> {
+        self.call(|| self.inner.notification_failed(id, owner, error, retry_in))
+            .await
+    }
+    async fn notifications(&self, rollout: Option<RolloutId>) -> Result<Vec<Notification>, Error> {
+        self.call(|| self.inner.notifications(rollout)).await
+    }
+}
+
+/// The webhook receiver: counts what arrives per outbox row; fails a share
+/// of attempts, answers some slowly.
+#[derive(Clone)]
+pub struct Hooks(Arc<Mutex<HooksInner>>);
+
+struct HooksInner {
+    received: BTreeMap<NotificationId, (String, u32)>,
+    fail_rate: f64,
+    slow: Duration,
+    rng: ChaCha8Rng,
+}
+
+impl Hooks {
+    fn new(seed: u64, fail_rate: f64, slow: Duration) -> Self {
+        Self(Arc::new(Mutex::new(HooksInner {
+            received: BTreeMap::new(),
+            fail_rate,
+            slow,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        })))
+    }
+    fn lock(&self) -> MutexGuard<'_, HooksInner> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// How often each row arrived, with its event id.
+    pub fn received(&self) -> BTreeMap<NotificationId, (String, u32)> {
+        self.lock().received.clone()
+    }
+}
+
+/// One controller's way to the receiver.
+struct HookDoor {
+    hooks: Hooks,
+    freeze: Freeze,
+}
+
+#[async_trait]
+impl Notifier for HookDoor {
+    async fn send(&self, out: &Outgoing) -> Result<(), SendError> {
+        self.freeze.thawed().await;
+        let (fail, slow) = {
+            let mut g = self.hooks.lock();
+            let rate = g.fail_rate;
+            (rate > 0.0 && g.rng.random_bool(rate), g.slow)
+        };
+        if fail {
+            return Err(SendError("HTTP 503 from the hook (injected)".into()));
+        }
+        {
+            let mut g = self.hooks.lock();
+            let e = g
+                .received
+                .entry(out.notification.id)
+                .or_insert_with(|| (out.notification.event_id(), 0));
+            e.1 += 1;
+        }
+        // Received; the answer may come too late for the sender.
+        if !slow.is_zero() {
+            sleep(slow).await;
+        }
+        self.freeze.thawed().await;
+        Ok(())
     }
 }
 
@@ -837,6 +957,7 @@ fn plan_run(
         policy.max_continues = 3;
         policy.retry_after = Duration::from_secs(20);
         let request = RolloutRequest::new(&service, new, plan, "chaos")
+            .with_notify([Destination::new("https://hooks.example/rollgate")])
             .with_previous(old)
             .with_gate_policy(policy)
             .with_idempotency_key(format!("{service}-v2"));
@@ -886,6 +1007,7 @@ struct Controller {
 
 struct Shared {
     inner: Arc<dyn StateStore>,
+    hooks: Hooks,
     fleet: Fleet,
     gate: ScriptGate,
     net: Net,
@@ -907,8 +1029,32 @@ fn start_controller(s: &Shared, owner: String) -> Controller {
     )
     .with_gate(Arc::new(s.gate.door(freeze.clone())))
     .with_config(controller_config(&owner, s.seed));
+    let mut retry = RetryPolicy::default().with_seed(s.seed);
+    retry.max_attempts = 4;
+    retry.max_backoff = Duration::from_secs(20);
+    let dispatcher = Dispatcher::new(
+        Arc::clone(&store),
+        Arc::new(HookDoor {
+            hooks: s.hooks.clone(),
+            freeze: freeze.clone(),
+        }),
+        DispatchConfig::default()
+            .with_owner(&owner)
+            .with_poll_interval(Duration::from_secs(2))
+            .with_claim_ttl(Duration::from_secs(30))
+            .with_timeout(Duration::from_secs(10))
+            .with_retry(retry),
+    );
     let task = tokio::spawn(async move {
         let mut driving: JoinSet<()> = JoinSet::new();
+        // The outbox, delivered as `serve` does (not `Dispatcher::run`,
+        // whose unbiased select would make runs differ).
+        driving.spawn(async move {
+            loop {
+                let _ = dispatcher.deliver_pending().await;
+                sleep(Duration::from_secs(2)).await;
+            }
+        });
         let mut busy: BTreeSet<RolloutId> = BTreeSet::new();
         let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<RolloutId>();
         loop {
@@ -954,6 +1100,15 @@ async fn all_ended(inner: &dyn StateStore, ids: &[RolloutId]) -> bool {
     true
 }
 
+/// Whether the receiver got every notification in the outbox.
+async fn all_received(inner: &dyn StateStore, hooks: &Hooks) -> bool {
+    let got = hooks.received();
+    match inner.notifications(None).await {
+        Ok(rows) => rows.iter().all(|n| got.get(&n.id).is_some_and(|r| r.1 > 0)),
+        Err(_) => false,
+    }
+}
+
 async fn run(seed: u64, kind: StoreKind, inner: Arc<dyn StateStore>, recheck: bool) -> RunResult {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut trace = Vec::new();
@@ -965,7 +1120,29 @@ async fn run(seed: u64, kind: StoreKind, inner: Arc<dyn StateStore>, recheck: bo
     let gate = ScriptGate::default();
     let planned = plan_run(&mut rng, &fleet, &gate, &mut trace);
     let before = fleet.snapshot();
+    // The webhook's faults draw from a generator of their own, so that adding
+    // them left every other choice of a seed as it was.
+    let mut hook_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6e6f_7469_6679);
+    let hook_fail = if hook_rng.random_bool(0.5) {
+        hook_rng.random_range(0.0..0.6)
+    } else {
+        0.0
+    };
+    let hook_slow = if hook_rng.random_bool(0.3) {
+        secs(&mut hook_rng, 1, 15)
+    } else {
+        Duration::ZERO
+    };
+    if hook_fail > 0.0 || !hook_slow.is_zero() {
+        trace.push(format!(
+            "webhook: fails {:.0} % of attempts, answers after {}s",
+            hook_fail * 100.0,
+            hook_slow.as_secs()
+        ));
+    }
+    let hooks = Hooks::new(hook_rng.random(), hook_fail, hook_slow);
     let shared = Shared {
+        hooks: hooks.clone(),
         inner: Arc::clone(&inner),
         fleet: fleet.clone(),
         gate: gate.clone(),
@@ -1090,7 +1267,7 @@ async fn run(seed: u64, kind: StoreKind, inner: Arc<dyn StateStore>, recheck: bo
             pending.is_empty() && aborts.is_empty() && thaws.is_empty() && restarts.is_empty();
         if quiet && now - last_check >= Duration::from_secs(30) {
             last_check = now;
-            let ended = all_ended(&*inner, &ids).await;
+            let ended = all_ended(&*inner, &ids).await && all_received(&*inner, &hooks).await;
             if ended {
                 break;
             }
@@ -1163,7 +1340,34 @@ async fn run(seed: u64, kind: StoreKind, inner: Arc<dyn StateStore>, recheck: bo
             Err(e) => endings.push(format!("unreadable: {e}")),
         }
     }
-    let violations = invariants::check(&evidence);
+    let got = hooks.received();
+    match inner.notifications(None).await {
+        Ok(rows) => {
+            for n in rows {
+                evidence.notices.push(Notice {
+                    rollout: n.rollout,
+                    id: n.event_id(),
+                    received: got.get(&n.id).map_or(0, |r| r.1),
+                });
+            }
+        }
+        Err(e) => trace.push(format!("the outbox is unreadable: {e}")),
+    }
+    let mut violations = invariants::check(&evidence);
+    // Every rollout a controller started announced something: an empty
+    // outbox would make the delivery invariant hold vacuously.
+    for (id, _, log) in &evidence.rollouts {
+        let started = log
+            .iter()
+            .any(|r| matches!(r.event, Event::ControllerStarted { .. }));
+        if started && !evidence.notices.iter().any(|n| n.rollout == *id) {
+            violations.push(Violation {
+                invariant: invariants::Invariant::Notified,
+                rollout: Some(*id),
+                detail: "it started, but the outbox holds no notification of it".into(),
+            });
+        }
+    }
     RunResult {
         seed,
         store: kind,
