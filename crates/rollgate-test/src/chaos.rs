@@ -5,7 +5,7 @@
 //! (their tasks aborted) or frozen (every store, deployer and gate call
 //! blocks, as under SIGSTOP), two at a time. Time is tokio's paused clock,
 //! so hours of rollout take milliseconds. After the run,
-//! [`invariants::check`](crate::invariants::check) judges what it left.
+//! [`invariants::check`] judges what it left.
 //!
 //! The same seed gives the same run: every choice comes from one seeded
 //! generator, and the runtime is single-threaded with paused time.
