@@ -165,6 +165,9 @@ pub struct CommandEnv {
 const MAX_OUTPUT: u64 = 64 * 1024;
 
 /// Runs `line` with `sh -c`, killing it (and failing) after `timeout`.
+/// Called by a deployer inside an executor's deploy, the command sees the
+/// lease in `ROLLGATE_ROLLOUT`, `ROLLGATE_OWNER` and `ROLLGATE_FENCE`
+/// ([`driving`](crate::driving)).
 pub async fn run_shell(
     line: &str,
     env: &CommandEnv,
@@ -179,6 +182,13 @@ pub async fn run_shell(
         .kill_on_drop(true);
     if let Some(dir) = &env.cwd {
         cmd.current_dir(dir);
+    }
+    // Inside a deploy: the lease it is made under, so that a command can
+    // hand the fencing token on to its target (and refuse stale ones).
+    if let Some(d) = crate::driving() {
+        cmd.env("ROLLGATE_ROLLOUT", d.rollout.to_string())
+            .env("ROLLGATE_OWNER", &d.owner)
+            .env("ROLLGATE_FENCE", d.fence.0.to_string());
     }
     let mut child = cmd
         .spawn()
