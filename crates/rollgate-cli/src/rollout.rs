@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use rollgate::plan::Plan;
+use rollgate::report::rfc3339;
 use rollgate_deploy::{
     Artifact, Error, Event, EventRecord, Executor, GateUse, LeaseInfo, ListFilter, Outcome,
     PhaseDefaults, PostgresStore, Report, Rollout, RolloutId, RolloutRequest, SqliteOptions,
@@ -2067,30 +2068,6 @@ async fn retry(c: &Common, id: RolloutId, actor: &str) -> Result<u8, Fail> {
         );
     }
     drive(c, store, created.id, false, Some(exec)).await
-}
-
-/// `2026-11-23T14:39:24.123Z` from milliseconds since the epoch (UTC, no time-zone database needed).
-pub(crate) fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]

@@ -990,8 +990,14 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// `2026-11-23T14:39:24.123Z` from milliseconds since the epoch (UTC).
-fn rfc3339(ms: i64) -> String {
+/// `2026-11-23T14:39:24.123Z` from milliseconds since the epoch (UTC, no
+/// time-zone database needed): how the report and `rollout history` print
+/// an event's time.
+///
+/// ```
+/// assert_eq!(rollgate::report::rfc3339(1_795_444_764_123), "2026-11-23T14:39:24.123Z");
+/// ```
+pub fn rfc3339(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let millis = ms.rem_euclid(1000);
     let days = secs.div_euclid(86_400);
