@@ -703,6 +703,19 @@ pub(crate) async fn executor_for(
     lease_ttl: Option<Duration>,
 ) -> Result<Executor, Fail> {
     let (plan, cwd) = plan_from_spec(req)?;
+    executor_from(store, &plan, cwd, req, progress, lease_ttl).await
+}
+
+/// As [`executor_for`], from `plan` already parsed (the plan `req`
+/// records, read in `cwd`): no second parse.
+pub(crate) async fn executor_from(
+    store: Store,
+    plan: &Plan,
+    cwd: PathBuf,
+    req: &RolloutRequest,
+    progress: Option<Progress>,
+    lease_ttl: Option<Duration>,
+) -> Result<Executor, Fail> {
     let known = known_artifacts(&*store, &req.service).await?;
     let mut exec = Executor::new(
         store,

@@ -23,11 +23,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use clap::Args;
 use rollgate::plan::Plan;
-use rollgate_deploy::{Action, Error, Event, Rollout, RolloutId, Writer};
+use rollgate_deploy::{Action, Error, Event, Executor, Rollout, RolloutId, Writer};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::rollout::{self, Fail, StateLoc, Store};
@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// rollout in the store, retrying as `[notify_retry]` says.
     #[arg(long, value_name = "FILE")]
     notify: Option<PathBuf>,
+    /// Worker threads of the async runtime that serves the API and drives
+    /// the rollouts (default: one per CPU).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
 }
 
 struct App {
@@ -105,12 +109,20 @@ struct App {
     /// Destinations every submitted rollout notifies (`--notify`).
     notify: Vec<rollgate_deploy::Destination>,
     wake: Notify,
+    /// Rollouts created here, with the executor their submission built and
+    /// validated: the scan loop drives them at once, without building it
+    /// again or waiting for a scan.
+    handoff: mpsc::UnboundedSender<(RolloutId, Executor)>,
     metrics: rollgate_telemetry::MetricsRegistry,
 }
 
 /// Runs `rollgate serve`.
 pub fn run(args: ServeArgs) -> ExitCode {
-    let result = tokio::runtime::Builder::new_current_thread()
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.workers {
+        rt.worker_threads(usize::from(n));
+    }
+    let result = rt
         .enable_all()
         .build()
         .map_err(|e| Fail(STORE_BUSY, format!("cannot start the async runtime: {e}")))
@@ -197,6 +209,7 @@ async fn serve(args: ServeArgs) -> Result<u8, Fail> {
     let addr = listener
         .local_addr()
         .map_err(|e| Fail(BAD_INPUT, format!("cannot listen on {}: {e}", args.listen)))?;
+    let (handoff, handed) = mpsc::unbounded_channel();
     let app = Arc::new(App {
         store,
         token: digest(token.as_bytes()),
@@ -206,6 +219,7 @@ async fn serve(args: ServeArgs) -> Result<u8, Fail> {
         driving: Mutex::new(BTreeSet::new()),
         notify: notify.destinations.clone(),
         wake: Notify::new(),
+        handoff,
         metrics,
     });
     drop(token);
@@ -215,8 +229,16 @@ async fn serve(args: ServeArgs) -> Result<u8, Fail> {
     ));
     info!(listen = %addr, state = %args.state, owner = %app.owner, "serving");
 
+    // Series at zero from the start, so dashboards see them before the first.
+    metrics::counter!("rollgate_serve_adoptions_total").increment(0);
+    metrics::counter!("rollgate_serve_lost_leases_total").increment(0);
     let (stop_tx, stop_rx) = watch::channel(None::<&'static str>);
-    let scanner = tokio::spawn(adopt_loop(app.clone(), args.scan_interval, stop_rx.clone()));
+    let scanner = tokio::spawn(adopt_loop(
+        app.clone(),
+        args.scan_interval,
+        handed,
+        stop_rx.clone(),
+    ));
     // The outbox of every rollout in the store; several servers share it
     // through claims.
     let dispatcher = crate::notify::dispatcher(app.store.clone(), notify.retry, notify.timeout)?;
@@ -261,26 +283,69 @@ async fn serve(args: ServeArgs) -> Result<u8, Fail> {
     Ok(rollout::SUCCESS)
 }
 
-/// Scans for rollouts to adopt until asked to stop; then waits for the
+/// Scans for rollouts to adopt until asked to stop, and drives the
+/// rollouts submitted here as they are handed over; then waits for the
 /// rollouts driven here to reach a safe point.
 async fn adopt_loop(
     app: Arc<App>,
     every: Duration,
+    mut handed: mpsc::UnboundedReceiver<(RolloutId, Executor)>,
     mut stop: watch::Receiver<Option<&'static str>>,
 ) {
     let mut drivers = tokio::task::JoinSet::new();
+    let mut next_scan = tokio::time::Instant::now();
     loop {
-        if let Err(e) = scan(&app, &mut drivers, &stop).await {
-            warn!(error = %rollgate_deploy::error_chain(&e), "scan failed");
+        if tokio::time::Instant::now() >= next_scan {
+            if let Err(e) = scan(&app, &mut drivers, &stop).await {
+                warn!(error = %rollgate_deploy::error_chain(&e), "scan failed");
+            }
+            next_scan = tokio::time::Instant::now() + every;
         }
         while drivers.try_join_next().is_some() {}
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = app.wake.notified() => {}
+        let handed_over = tokio::select! {
+            () = tokio::time::sleep_until(next_scan) => None,
+            () = app.wake.notified() => {
+                next_scan = tokio::time::Instant::now();
+                None
+            }
+            Some(got) = handed.recv() => Some(got),
             _ = stop.wait_for(Option::is_some) => break,
+        };
+        if let Some((id, exec)) = handed_over {
+            start_driver(&app, &mut drivers, &stop, id, Some(exec));
         }
     }
+    // Submissions not handed over yet are left to the next controller on
+    // the store, as the rollouts of a stopped server are.
+    handed.close();
     while drivers.join_next().await.is_some() {}
+}
+
+/// Drives rollout `id` in `drivers` (with `exec` when the submission built
+/// it, else with one built from its recorded plan); `id` must already be
+/// in [`App::driving`].
+fn start_driver(
+    app: &Arc<App>,
+    drivers: &mut tokio::task::JoinSet<()>,
+    stop: &watch::Receiver<Option<&'static str>>,
+    id: RolloutId,
+    exec: Option<Executor>,
+) {
+    let app = app.clone();
+    let mut stop = stop.clone();
+    drivers.spawn(async move {
+        let stop = async move {
+            let got = stop.wait_for(Option::is_some).await.ok().and_then(|s| *s);
+            match got {
+                Some(s) => s.to_string(),
+                None => std::future::pending().await,
+            }
+        };
+        drive(&app, id, exec, stop).await;
+        driving(&app).remove(&id);
+        // What it left (a hold, a lost lease) is looked at again at once.
+        app.wake.notify_one();
+    });
 }
 
 fn driving(app: &App) -> std::sync::MutexGuard<'_, BTreeSet<RolloutId>> {
@@ -314,42 +379,43 @@ async fn scan(
         {
             info!(rollout = %id, previous = %l.owner, "adopting: the lease expired");
         }
-        driving(app).insert(id);
+        // Checked and taken at once: a submission here may have taken it
+        // since the check above (see `create`).
+        if !driving(app).insert(id) {
+            continue;
+        }
         metrics::counter!("rollgate_serve_adoptions_total").increment(1);
-        let app = app.clone();
-        let mut stop = stop.clone();
-        drivers.spawn(async move {
-            let stop = async move {
-                let got = stop.wait_for(Option::is_some).await.ok().and_then(|s| *s);
-                match got {
-                    Some(s) => s.to_string(),
-                    None => std::future::pending().await,
-                }
-            };
-            drive(&app, id, stop).await;
-            driving(&app).remove(&id);
-            // What it left (a hold, a lost lease) is looked at again at once.
-            app.wake.notify_one();
-        });
+        start_driver(app, drivers, stop, id, None);
     }
     Ok(())
 }
 
-/// Drives rollout `id` with the executor `rollout run` uses.
-async fn drive(app: &App, id: RolloutId, stop: impl Future<Output = String> + Send) {
+/// Drives rollout `id` with the executor `rollout run` uses: `built` (by
+/// the submission that created it here), or one built from its recorded plan.
+async fn drive(
+    app: &App,
+    id: RolloutId,
+    built: Option<Executor>,
+    stop: impl Future<Output = String> + Send,
+) {
     let result = async {
-        if let Some(l) = app.store.lease_info(id).await?
-            && rollout::owner_is_dead(&l.owner)
-        {
-            app.store.break_lease(id, &l.owner).await?;
-        }
-        let req = app.store.request(id).await?;
-        let exec = rollout::executor_for(app.store.clone(), &req, None, Some(app.lease_ttl))
-            .await
-            .map_err(|Fail(_, reason)| Error::Invalid {
-                what: "plan".into(),
-                reason,
-            })?;
+        let exec = match built {
+            Some(exec) => exec,
+            None => {
+                if let Some(l) = app.store.lease_info(id).await?
+                    && rollout::owner_is_dead(&l.owner)
+                {
+                    app.store.break_lease(id, &l.owner).await?;
+                }
+                let req = app.store.request(id).await?;
+                rollout::executor_for(app.store.clone(), &req, None, Some(app.lease_ttl))
+                    .await
+                    .map_err(|Fail(_, reason)| Error::Invalid {
+                        what: "plan".into(),
+                        reason,
+                    })?
+            }
+        };
         exec.run_until(id, stop).await
     }
     .await;
@@ -675,11 +741,22 @@ async fn create(
         .with_no_rollback_ok(q.no_rollback_ok)
         .with_spec(rollout::spec_of(&plan, &app.workdir))
         .with_notify(app.notify.iter().cloned());
-    // The whole set-up is validated before anything is recorded.
-    let probe = rollout::executor_for(app.store.clone(), &req, None, Some(app.lease_ttl)).await?;
+    // The whole set-up is validated before anything is recorded; the
+    // executor built here drives the rollout.
+    let probe = rollout::executor_from(
+        app.store.clone(),
+        &plan,
+        app.workdir.clone(),
+        &req,
+        None,
+        Some(app.lease_ttl),
+    )
+    .await?;
+    // Prechecks run for a new rollout only (a repeated key returns the
+    // rollout already made); without prechecks there is nothing to look up.
     let exists = match &req.idempotency_key {
-        Some(k) => app.store.find_key(k).await?.is_some(),
-        None => false,
+        Some(k) if !plan.file.prechecks.is_empty() => app.store.find_key(k).await?.is_some(),
+        _ => false,
     };
     if !exists
         && let Some((check, reason)) = plan.file.run_prechecks(Some(app.workdir.clone())).await?
@@ -696,7 +773,17 @@ async fn create(
     }
     let created = probe.create(&req).await?;
     info!(rollout = %created.id, existed = created.existed, actor = %actor, "rollout submitted");
-    app.wake.notify_one();
+    if created.existed {
+        // Driven already, here or elsewhere, or left to adopt: a scan decides.
+        app.wake.notify_one();
+    } else if driving(&app).insert(created.id) {
+        // Taken: from now on the scan leaves it alone. (A scan that saw
+        // it first drives it instead, and this executor is dropped.)
+        if app.handoff.send((created.id, probe)).is_err() {
+            // Stopping: the next controller on the store adopts it.
+            driving(&app).remove(&created.id);
+        }
+    }
     let mut body = rollout_json(&app, created.id).await?;
     body["existed"] = json!(created.existed);
     let status = if created.existed {

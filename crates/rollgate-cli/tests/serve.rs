@@ -819,6 +819,37 @@ fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing()
     assert_no_secret("serve's output", &srv.output(), &[token()]);
 }
 
+/// The value of counter `name` in `/metrics` (summed over its labels).
+fn counter(srv: &Server, name: &str) -> f64 {
+    let text = http(&srv.addr, "GET", "/metrics", &[], b"").1;
+    let text = text.as_str().unwrap().to_string();
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with([' ', '{']))
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .reduce(|a, b| a + b)
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+#[test]
+fn a_submitted_rollout_is_driven_by_the_executor_its_submission_built_without_a_scan() {
+    let d = dir(2);
+    // No scan for an hour: only the hand-over can drive it.
+    let srv = Server::start(&d, "serve", "state.db", &["--scan-interval", "1h"]);
+    let (status, created) = post_plan(&srv, &plan(2, DEPLOY, "kind = \"all-at-once\""), &[]);
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_u64().unwrap();
+    wait_status(&srv, id, &["succeeded"]);
+    assert_eq!(versions(&d, 2), ["v2", "v2"]);
+    assert_eq!(
+        counter(&srv, "rollgate_serve_adoptions_total"),
+        0.0,
+        "a rollout submitted here is not adopted (its executor is not built again)"
+    );
+}
+
 /// A bad request: what, path, method, headers, body, then the status, the
 /// error kind and a word the message must contain.
 type Case<'a> = (
