@@ -173,9 +173,9 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 /// The `--notify` file, or the defaults.
-fn notify_config(path: Option<&PathBuf>) -> Result<rollgate_deploy::spec::NotifyConfig, Fail> {
+fn notify_config(path: Option<&PathBuf>) -> Result<rollgate::plan::NotifyConfig, Fail> {
     let Some(path) = path else {
-        return rollgate_deploy::spec::NotifyConfig::parse("", "--notify")
+        return rollgate::plan::NotifyConfig::parse("", "--notify")
             .map_err(|e| Fail(BAD_INPUT, e.to_string()));
     };
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -184,7 +184,7 @@ fn notify_config(path: Option<&PathBuf>) -> Result<rollgate_deploy::spec::Notify
             format!("--notify {}: cannot read: {e}", path.display()),
         )
     })?;
-    rollgate_deploy::spec::NotifyConfig::parse(&text, &path.display().to_string())
+    rollgate::plan::NotifyConfig::parse(&text, &path.display().to_string())
         .map_err(|e| Fail(BAD_INPUT, format!("--notify {e}")))
 }
 

@@ -11,7 +11,6 @@ mod notify;
 mod plan;
 #[cfg(feature = "postgres")]
 mod postgres;
-pub mod spec;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod state;

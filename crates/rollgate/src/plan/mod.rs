@@ -82,6 +82,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod file;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -90,12 +92,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rollgate_canary::source::{MetricSource, Window, collect};
 use rollgate_canary::{Analysis, AnalysisConfig, MetricKind};
-use rollgate_deploy::spec::{GateKind, PlanFile, line_col};
 use rollgate_deploy::{CommandTemplate, Decision, Error, Gate, GateContext, GateEvidence};
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::canary_gate::CanaryGate;
+use file::{GateKind, line_col};
+pub use file::{NotifyConfig, PRECHECK_PLACEHOLDERS, PlanFile, Precheck};
 use crate::promql::PromQlSource;
 use crate::scrape::{CounterSelector, MetricMapping, ScrapeSource, ScrapeTarget};
 
@@ -1170,5 +1173,52 @@ trials = { counter = "http_requests_total" }
             let e = parse(&plan, analysis).expect_err(want);
             assert!(e.contains(want), "want {want:?}, got {e:?}");
         }
+    }
+
+    /// The canary gate's messages no other test pins, with their exact
+    /// positions: written before the parser was split into sections.
+    #[test]
+    fn every_canary_gate_message_keeps_its_text_and_position() {
+        let prom = PLAN.replace("source = \"scrape\"", "source = \"prometheus\"").replace(
+            "[gate.scrape]\nurl = \"http://{addr}/metrics\"\ninterval = \"1s\"",
+            "[gate.prometheus]\nurl = \"http://127.0.0.1:9090\"\ninstance_label = \"instance\"",
+        );
+        let errors_table = "events = { counter = \"http_requests_total\", labels = { code = \"500\" } }\ntrials = { counter = \"http_requests_total\" }";
+        let dup = format!("{ANALYSIS}\n[[metrics]]\nname = \"errors\"\nkind = \"count\"\nbad = \"increase\"\n");
+        let cases: Vec<(String, &str, &str)> = vec![
+            (PLAN.replace("lookback = \"20s\"", "lookback = \"0s\""), ANALYSIS, ""),
+            (PLAN.replace("interval = \"1s\"", "interval = \"often\""), ANALYSIS, ""),
+            (PLAN.replace("http://{addr}/metrics", "ftp://{addr}/metrics"), ANALYSIS, ""),
+            (PLAN.replace("http://{addr}/metrics", "http://{zone}/metrics"), ANALYSIS, ""),
+            (prom.replace("http://127.0.0.1:9090", "127.0.0.1:9090"), ANALYSIS, ""),
+            (prom.replace("instance_label = \"instance\"", "instance_label = \"1x\""), ANALYSIS, ""),
+            (
+                prom.replace("{ name = \"dns-2\", addr = ", "{ name = \"dns-2\", host = ")
+                    .replace("./deploy.sh {target} {addr} {version}", "./deploy.sh {target} {version}")
+                    .replace("./probe.sh {addr}", "./probe.sh {target}"),
+                ANALYSIS,
+                "",
+            ),
+            (prom.replace("[gate.prometheus]", "[gate.scrape]\n[gate.prometheus]"), ANALYSIS, ""),
+            (PLAN.replace(errors_table, "histogram = \"http_request_duration_seconds\""), ANALYSIS, ""),
+            (PLAN.replace("histogram = \"http_request_duration_seconds\"", "histogram = \"http-duration\""), ANALYSIS, ""),
+            (PLAN.replace("trials = { counter = \"http_requests_total\" }", "trials = { counter = \"all requests\" }"), ANALYSIS, ""),
+            (PLAN.replace(errors_table, &format!("{errors_table}\nscale = 2")), ANALYSIS, ""),
+            (PLAN.replace(errors_table, &format!("{errors_table}\nlabels = {{ code = \"500\" }}")), ANALYSIS, ""),
+            (PLAN.replace("labels = { route = \"/records\" }", "labels = { \"a-b\" = \"/records\" }"), ANALYSIS, ""),
+            (PLAN.replace("labels = { code = \"500\" }", "labels = { \"\" = \"500\" }"), ANALYSIS, ""),
+            (PLAN.clone(), dup.as_str(), ""),
+            (PLAN.replace("analysis = ", "analysys = "), ANALYSIS, ""),
+            (PLAN.replace("[gate.metrics.errors]", "[gate.metrics.errors]\nscales = 1"), ANALYSIS, ""),
+        ];
+        let mut got = Vec::new();
+        for (plan, analysis, want) in &cases {
+            let e = parse(plan, Some(analysis)).expect_err(plan);
+            got.push(e.clone());
+            if !want.is_empty() {
+                assert_eq!(&e, want);
+            }
+        }
+        panic!("{got:#?}");
     }
 }

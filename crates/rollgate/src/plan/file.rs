@@ -3,7 +3,7 @@
 //! and column.
 //!
 //! ```
-//! use rollgate_deploy::spec::PlanFile;
+//! use rollgate::plan::PlanFile;
 //! let text = r#"
 //! service = "web"
 //! artifact = { version = "v2", digest = "sha256:0000000000000000000000000000000000000000000000000000000000000002" }
@@ -24,7 +24,7 @@
 //! assert_eq!(plan.request("alice", None).plan.phases.len(), 2);
 //! let err = PlanFile::parse("service = ", "bad.toml").unwrap_err();
 //! assert!(err.to_string().starts_with("bad.toml:1:"), "{err}");
-//! # Ok::<(), rollgate_deploy::Error>(())
+//! # Ok::<(), rollgate::deploy::Error>(())
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -33,7 +33,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{
+use rollgate_deploy::{
     Artifact, CommandDeployer, CommandEnv, CommandGate, CommandRouter, CommandTemplate, Digest,
     Error, ExecutorConfig, GatePolicy, GateUse, Jitter, Percent, PhaseDefaults, RetryPolicy, Ring,
     RolloutRequest, Strategy, TargetAttributes, TargetId,
@@ -151,7 +151,7 @@ impl<'de> Deserialize<'de> for RawTarget {
                         return Err(A::Error::custom(format!(
                             "target attribute {key:?}: names are letters, digits and _"
                         )));
-                    } else if !crate::attribute_value_ok(&value) {
+                    } else if !rollgate_deploy::attribute_value_ok(&value) {
                         return Err(A::Error::custom(format!(
                             "target attribute {key} = {value:?}: values are 1 to 256 ASCII letters, digits or . _ - : / @ + = , % (they are spliced into shell commands)"
                         )));
@@ -165,6 +165,17 @@ impl<'de> Deserialize<'de> for RawTarget {
         }
         d.deserialize_any(V)
     }
+}
+
+/// The attribute names of `attrs`, sorted, each once.
+fn attribute_names(attrs: &TargetAttributes) -> Vec<&str> {
+    let mut names: Vec<&str> = attrs
+        .values()
+        .flat_map(|a| a.keys().map(String::as_str))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 /// Placeholder names of the command templates: no attribute may take one.
@@ -284,7 +295,7 @@ struct RawGateCommon {
 
 /// The keys of `[gate]` every kind reads: `kind` and the limits of
 /// [`GatePolicy`] and the gate timeout.
-pub const SHARED_GATE_KEYS: &[&str] = &[
+pub(crate) const SHARED_GATE_KEYS: &[&str] = &[
     "kind",
     "timeout",
     "max_errors",
@@ -298,17 +309,11 @@ struct RawCommandGate {
     command: Spanned<String>,
 }
 
-/// A `[gate]` kind built outside this crate (the umbrella crate builds
-/// `canary`): its name and the keys of `[gate]` it reads besides
-/// [`SHARED_GATE_KEYS`]. Any other key is an error at its position.
-///
-/// ```
-/// use rollgate_deploy::spec::GateKind;
-/// let canary = GateKind { name: "canary", keys: &["analysis", "metrics"] };
-/// # let _ = canary;
-/// ```
+/// A `[gate]` kind besides `command` (`canary`, built in [`super`]): its
+/// name and the keys of `[gate]` it reads besides [`SHARED_GATE_KEYS`].
+/// Any other key is an error at its position.
 #[derive(Debug, Clone, Copy)]
-pub struct GateKind<'a> {
+pub(crate) struct GateKind<'a> {
     /// `kind = "NAME"`.
     pub name: &'a str,
     /// Its own keys.
@@ -355,7 +360,7 @@ struct RawRetry {
 /// FILE` reads one for every rollout it accepts).
 ///
 /// ```
-/// use rollgate_deploy::spec::NotifyConfig;
+/// use rollgate::plan::NotifyConfig;
 /// let c = NotifyConfig::parse(
 ///     "[[notify]]\nurl = \"https://hooks.example.com/x\"\nsecret_env = \"HOOK_SECRET\"\n",
 ///     "notify.toml",
@@ -364,13 +369,13 @@ struct RawRetry {
 /// let e = NotifyConfig::parse("[[notify]]\nurl = \"https://h/x\"\nevents = [\"done\"]\nsecret_env = \"S\"\n", "notify.toml")
 ///     .unwrap_err();
 /// assert!(e.to_string().starts_with("notify.toml:3:11: unknown notify event \"done\""), "{e}");
-/// # Ok::<(), rollgate_deploy::Error>(())
+/// # Ok::<(), rollgate::deploy::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NotifyConfig {
     /// Where notifications go.
-    pub destinations: Vec<crate::Destination>,
+    pub destinations: Vec<rollgate_deploy::Destination>,
     /// Waits between attempts.
     pub retry: RetryPolicy,
     /// Longest one attempt may take.
@@ -437,7 +442,7 @@ pub struct PlanFile {
     ready_interval: Duration,
     retry: RetryPolicy,
     /// Where notifications go (`[[notify]]`).
-    pub notify: Vec<crate::Destination>,
+    pub notify: Vec<rollgate_deploy::Destination>,
     /// Waits between notification attempts (`[notify_retry]`).
     pub notify_retry: RetryPolicy,
     /// Longest one notification attempt may take (`[notify_retry] timeout`).
@@ -447,7 +452,7 @@ pub struct PlanFile {
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..text.floor_char_boundary(offset)];
     let line = before.matches('\n').count() + 1;
@@ -543,7 +548,7 @@ impl Ctx<'_> {
         retry: Option<RawNotifyRetry>,
         path: &str,
     ) -> Result<NotifyConfig, Error> {
-        let dispatch = crate::DispatchConfig::default();
+        let dispatch = rollgate_deploy::DispatchConfig::default();
         let (retry, timeout) = match retry {
             None => (dispatch.retry, dispatch.timeout),
             Some(r) => {
@@ -581,8 +586,8 @@ impl Ctx<'_> {
         &self,
         n: &Spanned<RawNotify>,
         base: &Path,
-    ) -> Result<crate::Destination, Error> {
-        use crate::{Destination, NotifyFormat, NotifyKind};
+    ) -> Result<rollgate_deploy::Destination, Error> {
+        use rollgate_deploy::{Destination, NotifyFormat, NotifyKind};
         let raw = n.get_ref();
         let url = raw.url.get_ref().trim();
         // Never echo the URL itself: it may carry credentials.
@@ -598,7 +603,7 @@ impl Ctx<'_> {
                 raw.url.span(),
                 format!(
                     "notify url {} is not an http:// or https:// URL with a host",
-                    crate::redact_url(url)
+                    rollgate_deploy::redact_url(url)
                 ),
             );
         }
@@ -710,7 +715,7 @@ impl Ctx<'_> {
 
     fn template(&self, s: &Spanned<String>, allowed: &[&str]) -> Result<CommandTemplate, Error> {
         let t = self.wrap(s.span(), CommandTemplate::new(s.get_ref().clone()))?;
-        let names = crate::deployer::attribute_names(&self.attributes);
+        let names = attribute_names(&self.attributes);
         let mut all = allowed.to_vec();
         all.extend(names.iter().copied());
         self.wrap(s.span(), t.check_placeholders(&all))?;
@@ -783,7 +788,7 @@ impl PlanFile {
     /// refuses keys that are neither shared nor the kind's own, and leaves
     /// the kind's own keys to the caller ([`gate_kind`](Self::gate_kind),
     /// [`text`](Self::text)); [`gate`](Self::gate) then returns `None`.
-    pub fn parse_with_gate_kinds(
+    pub(crate) fn parse_with_gate_kinds(
         text: &str,
         path: &str,
         extra_kinds: &[GateKind<'_>],
@@ -874,7 +879,7 @@ impl PlanFile {
         let d = raw.deployer.get_ref();
         cx.kind(&d.kind, "deployer")?;
         let deployer = (
-            cx.template(&d.deploy, crate::DEPLOYER_PLACEHOLDERS)?,
+            cx.template(&d.deploy, rollgate_deploy::DEPLOYER_PLACEHOLDERS)?,
             cx.template(&d.current, &["service", "target"])?,
             cx.template(&d.ready, &["service", "target"])?,
             cx.opt_duration(&d.timeout, Duration::from_secs(60))?,
@@ -1107,7 +1112,7 @@ impl PlanFile {
                     let g = RawCommandGate::deserialize(toml::de::ValueDeserializer::from(value))
                         .map_err(read)?;
                     Some((
-                        cx.template(&g.command, crate::GATE_PLACEHOLDERS)?,
+                        cx.template(&g.command, rollgate_deploy::GATE_PLACEHOLDERS)?,
                         gate_timeout,
                     ))
                 } else {
@@ -1186,7 +1191,7 @@ impl PlanFile {
         let plan = self
             .strategy
             .compile(&self.targets, &self.defaults)
-            .unwrap_or(crate::Plan {
+            .unwrap_or(rollgate_deploy::Plan {
                 phases: Vec::new(),
                 max_unavailable: None,
             });
@@ -1247,7 +1252,7 @@ impl PlanFile {
         let env = CommandEnv { cwd };
         for p in &self.prechecks {
             let line = p.command.render(&vars)?;
-            let out = match crate::run_shell(&line, &env, p.timeout).await {
+            let out = match rollgate_deploy::run_shell(&line, &env, p.timeout).await {
                 Ok(out) => out,
                 Err(reason) => return Ok(Some((p.name.clone(), reason))),
             };
@@ -1438,20 +1443,20 @@ command = "./check.sh {{service}} {{version}} {{percent}}"
         assert_eq!(n.len(), 3);
         assert_eq!(
             n[0].events,
-            [crate::NotifyKind::RolledBack, crate::NotifyKind::Held]
+            [rollgate_deploy::NotifyKind::RolledBack, rollgate_deploy::NotifyKind::Held]
         );
         assert_eq!(
             n[0].secret,
-            Some(crate::SecretRef::Env("HOOK_SECRET".into()))
+            Some(rollgate_deploy::SecretRef::Env("HOOK_SECRET".into()))
         );
-        assert_eq!(n[0].format, crate::NotifyFormat::Json);
+        assert_eq!(n[0].format, rollgate_deploy::NotifyFormat::Json);
         assert_eq!(n[1].name, "chat");
-        assert_eq!(n[1].format, crate::NotifyFormat::Slack);
+        assert_eq!(n[1].format, rollgate_deploy::NotifyFormat::Slack);
         assert!(n[1].events.is_empty() && n[1].secret.is_none());
         assert_eq!(n[2].name, "http://127.0.0.1:9000/h");
         assert_eq!(
             n[2].secret,
-            Some(crate::SecretRef::File("/etc/rollgate/secrets/hook".into())),
+            Some(rollgate_deploy::SecretRef::File("/etc/rollgate/secrets/hook".into())),
             "a relative secret file is found next to the plan"
         );
         assert_eq!(p.notify_retry.max_attempts, 4);
@@ -1765,6 +1770,110 @@ steps = [50, 100]
         let e = err(&clash);
         assert!(e.starts_with("plan.toml:"), "{e}");
         assert!(e.contains("clashes with v2"), "{e}");
+    }
+
+    /// Every message the plan file gives that no other test pins, with its
+    /// exact position: written before the parser was split into sections,
+    /// to prove the split kept them.
+    #[test]
+    fn every_plan_message_keeps_its_text_and_position() {
+        let all = plan("kind = \"all-at-once\"");
+        let canary = plan("kind = \"canary\"\nsteps = [10, 100]");
+        let v1 = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+        let bg = |s: &str| {
+            format!(
+                "{}\n[router]\nkind = \"command\"\nswitch = \"true {{color}}\"\n",
+                plan(&format!("kind = \"blue-green\"\n{s}"))
+            )
+        };
+        let cases: Vec<(String, &str)> = vec![
+            (
+                all.replace("service = \"web\"", "service = \"my web\""),
+                "plan.toml:1:11: service must be a non-empty name without spaces",
+            ),
+            (
+                all.replace(
+                    "\ntargets",
+                    &format!("\nprevious = {{ version = \"v1\", digest = \"{DIGEST}\" }}\ntargets"),
+                ),
+                "plan.toml:3:12: previous is the same artifact as artifact",
+            ),
+            (
+                all.replace("version = \"v2\"", "version = \"v 2\""),
+                "plan.toml:2:24: artifact version \"v 2\" contains ' '",
+            ),
+            (
+                all.replace(
+                    "\ntargets",
+                    &format!("\nknown = [{{ version = \"v2\", digest = \"{v1}\" }}]\ntargets"),
+                ),
+                "",
+            ),
+            (
+                all.replace("\"web-2\", \"web-3\"", "\"web-2\", \"web-2\""),
+                "",
+            ),
+            (
+                all.replace("\"web-2\", \"web-3\"", "\"web-2\", \"web 3\""),
+                "",
+            ),
+            (all.replace("kind = \"command\"\ndeploy", "kind = \"ssh\"\ndeploy"), ""),
+            (all.replace("timeout = \"30s\"", "timeout = \"0s\""), ""),
+            (all.replace("./check.sh", "./check.sh {previous_color}"), ""),
+            (plan("kind = \"canary\""), ""),
+            (plan("kind = \"linear\""), ""),
+            (plan("kind = \"linear\"\nstep = 0"), ""),
+            (plan("kind = \"exponential\"\nstart = 10\nfactor = 1"), ""),
+            (plan("kind = \"blue-green\""), ""),
+            (plan("kind = \"rings\""), ""),
+            (plan("kind = \"rolling\"\nmin_healthy = 10"), ""),
+            (plan("kind = \"rolling\"\nmax_unavailable = 2\nmin_healthy = 1"), ""),
+            (plan("kind = \"rolling\"\nmax_unavailable = 0"), ""),
+            (plan("kind = \"all-at-once\"\nmax_failed = -1"), ""),
+            (plan("kind = \"all-at-once\"\nconcurrency = 0"), ""),
+            (bg("green = [\"web-11\"]"), ""),
+            (bg("green = [\"web-1\"]\nblue = [\"web-2\"]"), ""),
+            (plan("kind = \"rings\"\nrings = [{ name = \"a\", targets = [\"web-1\"] }]"), ""),
+            (
+                bg("green = [\"web-1\"]").replace("kind = \"command\"\nswitch", "kind = \"http\"\nswitch"),
+                "",
+            ),
+            (bg("green = [\"web-1\"]").replace("{color}", "{target}"), ""),
+            (format!("{canary}max_continues = 0\n"), ""),
+            (format!("{canary}timeout = \"soon\"\n"), ""),
+            (format!("{canary}retry_after = \"-1s\"\n"), ""),
+            (canary.replace("kind = \"command\"\ncommand", "kind = \"script\"\ncommand"), ""),
+            (canary.replace("command = ", "commnd = "), ""),
+            (format!("{canary}\n[readiness]\ntimeout = \"1 fortnight\"\n"), ""),
+            (format!("{canary}\n[readiness]\ninterval = \"x\"\n"), ""),
+            (format!("{canary}\n[retry]\nattempts = 0\n"), ""),
+            (format!("{canary}\n[retry]\nbackoff = \"1\"\n"), ""),
+            (format!("{canary}\n[retry]\nmax_backoff = \"y\"\n"), ""),
+            (format!("{canary}\n[[precheck]]\ncommand = \"./ok.sh {{target}}\"\n"), ""),
+            (format!("{canary}\n[[precheck]]\ncommand = \"./ok.sh\"\ntimeout = \"z\"\n"), ""),
+            (format!("{canary}\n[[notify]]\nurl = \"http://h/x\"\nsecret_env = \"S\"\nname = \" \"\n"), ""),
+            (format!("{canary}\n[[notify]]\nurl = \"http://h/x\"\nsecret_file = \" \"\n"), ""),
+            (format!("{canary}\n[[notify]]\nurl = \"https://\"\nsecret_env = \"S\"\n"), ""),
+            (format!("{canary}\n[notify_retry]\ntimeout = \"0s\"\n"), ""),
+            (format!("{canary}\n[notify_retry]\nattempts = 0\n"), ""),
+            (format!("{canary}\n[notify_retry]\njitter = \"half\"\n"), ""),
+            (TABLES.replace("zone = \"b\"", "\"z-one\" = \"b\""), ""),
+            (TABLES.replace("zone = \"b\"", "zone = \"\""), ""),
+            (TABLES.replace("{ name = \"dns-1\", ", "{ name = \"dns 1\", "), ""),
+            (TABLES.replace("[deployer]", "[deployer]\nssh = true"), ""),
+            (format!("{TABLES}\n[gate]\nkind = \"command\"\ncommand = \"./g.sh {{zone}}\"\n"), ""),
+            ("targets = [\"a\"]\n".to_string(), ""),
+            (String::new(), ""),
+        ];
+        let mut got = Vec::new();
+        for (text, want) in &cases {
+            let e = err(text);
+            got.push(e.clone());
+            if !want.is_empty() {
+                assert_eq!(&e, want);
+            }
+        }
+        panic!("{got:#?}");
     }
 
     #[test]
