@@ -662,7 +662,7 @@ pub(crate) async fn live_driver(
 /// What the CLI keeps in `RolloutRequest::spec` to rebuild deployer, gate and
 /// router when it resumes the rollout from any directory.
 pub(crate) fn spec_of(plan: &Plan, cwd: &Path) -> Value {
-    json!({ "plan": plan.file.text, "path": plan.file.path, "cwd": cwd.display().to_string() })
+    json!({ "plan": plan.text, "path": plan.path, "cwd": cwd.display().to_string() })
 }
 
 fn plan_from_spec(req: &RolloutRequest) -> Result<(Plan, PathBuf), Fail> {
@@ -717,17 +717,14 @@ pub(crate) async fn executor_from(
     lease_ttl: Option<Duration>,
 ) -> Result<Executor, Fail> {
     let known = known_artifacts(&*store, &req.service).await?;
-    let mut exec = Executor::new(
-        store,
-        Arc::new(plan.file.deployer(Some(cwd.clone()), known)?),
-    )
-    .with_config({
-        let config = plan.file.executor_config(&owner());
-        match lease_ttl {
-            Some(ttl) => config.with_lease_ttl(ttl),
-            None => config,
-        }
-    });
+    let mut exec = Executor::new(store, Arc::new(plan.deployer(Some(cwd.clone()), known)?))
+        .with_config({
+            let config = plan.executor_config(&owner());
+            match lease_ttl {
+                Some(ttl) => config.with_lease_ttl(ttl),
+                None => config,
+            }
+        });
     // A rollback's plan skips the gate explicitly: going back to what ran
     // before is not held up by the health of what is being undone.
     let asks = req.plan.phases.iter().any(|p| p.gate != GateUse::Skip);
@@ -736,7 +733,7 @@ pub(crate) async fn executor_from(
     {
         exec = exec.with_gate(g);
     }
-    if let Some(r) = plan.file.router(Some(cwd))? {
+    if let Some(r) = plan.router(Some(cwd))? {
         exec = exec.with_router(Arc::new(r));
     }
     Ok(observed(exec, progress))
@@ -1004,7 +1001,6 @@ async fn run_plan(
         .map_err(|e| Fail(BAD_INPUT, format!("cannot read the working directory: {e}")))?;
     let store = open(c).await?;
     let req = plan
-        .file
         .request(actor, key)
         .with_no_rollback_ok(no_rollback_ok)
         .with_spec(spec_of(&plan, &cwd));
@@ -1038,9 +1034,9 @@ async fn run_plan(
     } else if c.output == Output::Text {
         err!(
             "rollout {id}: {} {} on {} targets",
-            plan.file.service,
-            plan.file.artifact,
-            plan.file.targets.len()
+            plan.service,
+            plan.artifact,
+            plan.targets.len()
         );
     }
     // A new rollout is driven by the executor just built for its request;
@@ -1097,7 +1093,7 @@ async fn refuse_on_precheck(
     cwd: &Path,
     req: &RolloutRequest,
 ) -> Result<(), Fail> {
-    let Some((check, reason)) = plan.file.run_prechecks(Some(cwd.to_path_buf())).await? else {
+    let Some((check, reason)) = plan.run_prechecks(Some(cwd.to_path_buf())).await? else {
         return Ok(());
     };
     let created = exec.refuse(req, &check, &reason).await?;
@@ -1175,7 +1171,7 @@ fn store_of(exec: &Executor) -> Store {
 /// The plan's `[notify_retry]` (the defaults when the request records no plan).
 fn notify_settings(req: &RolloutRequest) -> (rollgate_deploy::RetryPolicy, Duration) {
     match plan_from_spec(req) {
-        Ok((plan, _)) => (plan.file.notify_retry.clone(), plan.file.notify_timeout),
+        Ok((plan, _)) => (plan.notify_retry.clone(), plan.notify_timeout),
         Err(_) => {
             let d = rollgate_deploy::DispatchConfig::default();
             (d.retry, d.timeout)

@@ -736,7 +736,6 @@ async fn create(
     };
     let plan = Plan::parse_in(&text, name, &app.workdir)?;
     let req = plan
-        .file
         .request(&actor, key)
         .with_no_rollback_ok(q.no_rollback_ok)
         .with_spec(rollout::spec_of(&plan, &app.workdir))
@@ -755,12 +754,10 @@ async fn create(
     // Prechecks run for a new rollout only (a repeated key returns the
     // rollout already made); without prechecks there is nothing to look up.
     let exists = match &req.idempotency_key {
-        Some(k) if !plan.file.prechecks.is_empty() => app.store.find_key(k).await?.is_some(),
+        Some(k) if !plan.prechecks.is_empty() => app.store.find_key(k).await?.is_some(),
         _ => false,
     };
-    if !exists
-        && let Some((check, reason)) = plan.file.run_prechecks(Some(app.workdir.clone())).await?
-    {
+    if !exists && let Some((check, reason)) = plan.run_prechecks(Some(app.workdir.clone())).await? {
         let created = probe.refuse(&req, &check, &reason).await?;
         return Err(ApiError(
             StatusCode::UNPROCESSABLE_ENTITY,

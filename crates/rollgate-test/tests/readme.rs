@@ -14,8 +14,7 @@ fn the_plan_file_in_the_readme_is_valid() {
         .nth(1)
         .and_then(|b| b.split("```").next())
         .expect("a toml block");
-    let plan =
-        rollgate::plan::PlanFile::parse(block, "README.md").unwrap_or_else(|e| panic!("{e}"));
+    let plan = rollgate::plan::Plan::parse(block, "README.md").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(plan.targets.len(), 10);
     assert_eq!(plan.request("doc", None).plan.phases.len(), 3);
     assert!(plan.gate(None).unwrap().is_some());

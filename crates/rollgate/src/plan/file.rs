@@ -1,44 +1,24 @@
-//! Plan files: the TOML a person writes, validated into a request, a
-//! command deployer, a gate and a router. Every error names the file, line
-//! and column.
-//!
-//! ```
-//! use rollgate::plan::PlanFile;
-//! let text = r#"
-//! service = "web"
-//! artifact = { version = "v2", digest = "sha256:0000000000000000000000000000000000000000000000000000000000000002" }
-//! targets = ["web-1", "web-2", "web-3", "web-4"]
-//!
-//! [deployer]
-//! kind = "command"
-//! deploy = "echo {version} > /srv/{target}/current"
-//! current = "cat /srv/{target}/current"
-//! ready = "test -s /srv/{target}/current"
-//!
-//! [strategy]
-//! kind = "canary"
-//! steps = [25, 100]
-//! bake = "5s"
-//! "#;
-//! let plan = PlanFile::parse(text, "plan.toml")?;
-//! assert_eq!(plan.request("alice", None).plan.phases.len(), 2);
-//! let err = PlanFile::parse("service = ", "bad.toml").unwrap_err();
-//! assert!(err.to_string().starts_with("bad.toml:1:"), "{err}");
-//! # Ok::<(), rollgate::deploy::Error>(())
-//! ```
+//! Reading a plan file: the document as serde structures with spans (one
+//! per section, in the section's module), validated section by section
+//! into a [`Plan`]. Every error names the file, line and column.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rollgate_canary::AnalysisConfig;
+use rollgate_deploy::{CommandTemplate, Error, RetryPolicy, TargetAttributes, TargetId};
 use serde::Deserialize;
 use toml::Spanned;
 
-use rollgate_deploy::{
-    Artifact, CommandDeployer, CommandEnv, CommandGate, CommandRouter, CommandTemplate, Digest,
-    Error, ExecutorConfig, GatePolicy, GateUse, Jitter, Percent, PhaseDefaults, RetryPolicy, Ring,
-    RolloutRequest, Strategy, TargetAttributes, TargetId,
-};
+use super::Plan;
+use super::commands::{RawDeployer, RawReadiness, RawRouter};
+use super::notify::{RawNotify, RawNotifyRetry, RawRetry};
+use super::strategy::RawStrategy;
+use super::targets::{RawArtifact, RawPrecheck, RawTarget, attribute_names};
 
+/// The whole document. `[gate]` is read by kind from the parsed tree
+/// ([`Ctx::gate`]), so only its presence is recorded here.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPlan {
@@ -53,7 +33,6 @@ struct RawPlan {
     targets: Spanned<Vec<Spanned<RawTarget>>>,
     deployer: Spanned<RawDeployer>,
     strategy: Spanned<RawStrategy>,
-    /// Read by kind from the parsed document (see [`PlanFile::parse_with_gate_kinds`]).
     #[serde(default)]
     gate: Option<Spanned<serde::de::IgnoredAny>>,
     #[serde(default)]
@@ -69,390 +48,8 @@ struct RawPlan {
     notify_retry: Option<RawNotifyRetry>,
 }
 
-/// `[notify_retry]`: the keys of `[retry]` plus an attempt timeout.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNotifyRetry {
-    #[serde(default)]
-    attempts: Option<Spanned<i64>>,
-    #[serde(default)]
-    backoff: Option<Spanned<String>>,
-    #[serde(default)]
-    max_backoff: Option<Spanned<String>>,
-    #[serde(default)]
-    jitter: Option<Spanned<String>>,
-    #[serde(default)]
-    seed: Option<Spanned<i64>>,
-    /// Longest one POST may take.
-    #[serde(default)]
-    timeout: Option<Spanned<String>>,
-}
-
-/// A `[[notify]]` destination.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNotify {
-    url: Spanned<String>,
-    #[serde(default)]
-    name: Option<Spanned<String>>,
-    #[serde(default)]
-    events: Option<Spanned<Vec<Spanned<String>>>>,
-    #[serde(default)]
-    format: Option<Spanned<String>>,
-    #[serde(default)]
-    secret_env: Option<Spanned<String>>,
-    #[serde(default)]
-    secret_file: Option<Spanned<String>>,
-}
-
-/// A target: a plain name, or a table with `name` and string attributes.
-#[derive(Debug)]
-struct RawTarget {
-    name: String,
-    attributes: std::collections::BTreeMap<String, String>,
-}
-
-impl<'de> Deserialize<'de> for RawTarget {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = RawTarget;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a target name or a table { name = \"...\", attribute = \"...\" }")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawTarget, E> {
-                Ok(RawTarget {
-                    name: v.to_string(),
-                    attributes: Default::default(),
-                })
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<RawTarget, A::Error> {
-                use serde::de::Error as _;
-                let mut name = None;
-                let mut attributes = std::collections::BTreeMap::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    let value: String = map.next_value().map_err(|e| {
-                        A::Error::custom(format!(
-                            "target attribute {key:?}: {e} (attributes are strings)"
-                        ))
-                    })?;
-                    if key == "name" {
-                        name = Some(value);
-                    } else if RESERVED.contains(&key.as_str()) {
-                        return Err(A::Error::custom(format!(
-                            "target attribute {key:?} would shadow the placeholder {{{key}}}; rename it"
-                        )));
-                    } else if key.is_empty()
-                        || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                    {
-                        return Err(A::Error::custom(format!(
-                            "target attribute {key:?}: names are letters, digits and _"
-                        )));
-                    } else if !rollgate_deploy::attribute_value_ok(&value) {
-                        return Err(A::Error::custom(format!(
-                            "target attribute {key} = {value:?}: values are 1 to 256 ASCII letters, digits or . _ - : / @ + = , % (they are spliced into shell commands)"
-                        )));
-                    } else {
-                        attributes.insert(key, value);
-                    }
-                }
-                let name = name.ok_or_else(|| A::Error::missing_field("name"))?;
-                Ok(RawTarget { name, attributes })
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// The attribute names of `attrs`, sorted, each once.
-fn attribute_names(attrs: &TargetAttributes) -> Vec<&str> {
-    let mut names: Vec<&str> = attrs
-        .values()
-        .flat_map(|a| a.keys().map(String::as_str))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    names
-}
-
-/// Placeholder names of the command templates: no attribute may take one.
-const RESERVED: &[&str] = &[
-    "service",
-    "target",
-    "targets",
-    "version",
-    "digest",
-    "artifact",
-    "rollout",
-    "percent",
-    "phase",
-    "previous_version",
-    "previous_digest",
-    "color",
-];
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPrecheck {
-    #[serde(default)]
-    name: Option<String>,
-    command: Spanned<String>,
-    #[serde(default)]
-    timeout: Option<Spanned<String>>,
-}
-
-/// A policy gate run before anything changes (`[[precheck]]`): exit 0
-/// lets the rollout start; any other exit refuses it, with its standard
-/// output as the reason.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Precheck {
-    /// Its name (`precheck N` when the plan gives none).
-    pub name: String,
-    /// The command, with `{service}`, `{version}`, `{digest}`, `{artifact}`.
-    pub command: CommandTemplate,
-    /// How long it may run.
-    pub timeout: Duration,
-}
-
-/// Placeholders a precheck command may use.
-pub const PRECHECK_PLACEHOLDERS: &[&str] = &["service", "version", "digest", "artifact"];
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawArtifact {
-    version: Spanned<String>,
-    digest: Spanned<String>,
-    #[serde(default)]
-    sbom: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDeployer {
-    kind: Spanned<String>,
-    deploy: Spanned<String>,
-    current: Spanned<String>,
-    ready: Spanned<String>,
-    #[serde(default)]
-    timeout: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStrategy {
-    kind: Spanned<String>,
-    #[serde(default)]
-    steps: Option<Spanned<Vec<Spanned<f64>>>>,
-    #[serde(default)]
-    step: Option<Spanned<f64>>,
-    #[serde(default)]
-    start: Option<Spanned<f64>>,
-    #[serde(default)]
-    factor: Option<Spanned<f64>>,
-    #[serde(default)]
-    max_unavailable: Option<Spanned<i64>>,
-    #[serde(default)]
-    min_healthy: Option<Spanned<i64>>,
-    #[serde(default)]
-    blue: Option<Spanned<Vec<Spanned<String>>>>,
-    #[serde(default)]
-    green: Option<Spanned<Vec<Spanned<String>>>>,
-    #[serde(default)]
-    rings: Option<Spanned<Vec<RawRing>>>,
-    #[serde(default)]
-    bake: Option<Spanned<String>>,
-    #[serde(default)]
-    max_failed: Option<Spanned<i64>>,
-    #[serde(default)]
-    concurrency: Option<Spanned<i64>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRing {
-    name: Spanned<String>,
-    targets: Vec<Spanned<String>>,
-}
-
-/// What every gate kind shares, read once from `[gate]` (whose keys are
-/// checked against these and the kind's own: [`SHARED_GATE_KEYS`]).
-#[derive(Debug, Deserialize)]
-struct RawGateCommon {
-    kind: Spanned<String>,
-    #[serde(default)]
-    timeout: Option<Spanned<String>>,
-    #[serde(default)]
-    max_errors: Option<Spanned<i64>>,
-    #[serde(default)]
-    max_continues: Option<Spanned<i64>>,
-    #[serde(default)]
-    retry_after: Option<Spanned<String>>,
-}
-
-/// The keys of `[gate]` every kind reads: `kind` and the limits of
-/// [`GatePolicy`] and the gate timeout.
-pub(crate) const SHARED_GATE_KEYS: &[&str] = &[
-    "kind",
-    "timeout",
-    "max_errors",
-    "max_continues",
-    "retry_after",
-];
-
-/// A command gate's own field.
-#[derive(Debug, Deserialize)]
-struct RawCommandGate {
-    command: Spanned<String>,
-}
-
-/// A `[gate]` kind besides `command` (`canary`, built in [`super`]): its
-/// name and the keys of `[gate]` it reads besides [`SHARED_GATE_KEYS`].
-/// Any other key is an error at its position.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct GateKind<'a> {
-    /// `kind = "NAME"`.
-    pub name: &'a str,
-    /// Its own keys.
-    pub keys: &'a [&'a str],
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRouter {
-    kind: Spanned<String>,
-    switch: Spanned<String>,
-    #[serde(default)]
-    timeout: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawReadiness {
-    #[serde(default)]
-    timeout: Option<Spanned<String>>,
-    #[serde(default)]
-    interval: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRetry {
-    #[serde(default)]
-    attempts: Option<Spanned<i64>>,
-    #[serde(default)]
-    backoff: Option<Spanned<String>>,
-    #[serde(default)]
-    max_backoff: Option<Spanned<String>>,
-    /// `"full"` (default) or `"none"`.
-    #[serde(default)]
-    jitter: Option<Spanned<String>>,
-    /// The jitter's seed (default 0).
-    #[serde(default)]
-    seed: Option<Spanned<i64>>,
-}
-
-/// Notification settings on their own: `[[notify]]` tables and
-/// `[notify_retry]` exactly as a plan writes them (`rollgate serve --notify
-/// FILE` reads one for every rollout it accepts).
-///
-/// ```
-/// use rollgate::plan::NotifyConfig;
-/// let c = NotifyConfig::parse(
-///     "[[notify]]\nurl = \"https://hooks.example.com/x\"\nsecret_env = \"HOOK_SECRET\"\n",
-///     "notify.toml",
-/// )?;
-/// assert_eq!(c.destinations.len(), 1);
-/// let e = NotifyConfig::parse("[[notify]]\nurl = \"https://h/x\"\nevents = [\"done\"]\nsecret_env = \"S\"\n", "notify.toml")
-///     .unwrap_err();
-/// assert!(e.to_string().starts_with("notify.toml:3:11: unknown notify event \"done\""), "{e}");
-/// # Ok::<(), rollgate::deploy::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct NotifyConfig {
-    /// Where notifications go.
-    pub destinations: Vec<rollgate_deploy::Destination>,
-    /// Waits between attempts.
-    pub retry: RetryPolicy,
-    /// Longest one attempt may take.
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNotifyFile {
-    #[serde(default)]
-    notify: Vec<Spanned<RawNotify>>,
-    #[serde(default)]
-    notify_retry: Option<RawNotifyRetry>,
-}
-
-impl NotifyConfig {
-    /// Parses a notification config file; errors name `path:line:column`.
-    pub fn parse(text: &str, path: &str) -> Result<Self, Error> {
-        let cx = Ctx {
-            path,
-            text,
-            attributes: TargetAttributes::new(),
-            targets: Vec::new(),
-        };
-        let raw: RawNotifyFile = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;
-        cx.notify_config(&raw.notify, raw.notify_retry, path)
-    }
-}
-
-/// A validated plan file.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct PlanFile {
-    /// The file it came from (for messages).
-    pub path: String,
-    /// The service.
-    pub service: String,
-    /// The artifact to roll out.
-    pub artifact: Artifact,
-    /// The artifact it replaces, if written.
-    pub previous: Option<Artifact>,
-    /// Artifacts targets may run, declared as `[[known]]` version and digest
-    /// pairs: targets found running one can be restored to it.
-    pub known: Vec<Artifact>,
-    /// Policy gates run, in order, before anything changes.
-    pub prechecks: Vec<Precheck>,
-    /// The targets, in order.
-    pub targets: Vec<TargetId>,
-    /// Attributes of the targets written as tables (`{ name = "dns-1", addr = "..." }`).
-    pub attributes: TargetAttributes,
-    /// The `[gate]` kind, when the plan has a gate.
-    pub gate_kind: Option<String>,
-    /// The strategy.
-    pub strategy: Strategy,
-    /// Per-phase settings.
-    pub defaults: PhaseDefaults,
-    /// Gate limits.
-    pub gate_policy: GatePolicy,
-    deployer: (CommandTemplate, CommandTemplate, CommandTemplate, Duration),
-    gate: Option<(CommandTemplate, Duration)>,
-    gate_timeout: Duration,
-    router: Option<(CommandTemplate, Duration)>,
-    ready_timeout: Duration,
-    ready_interval: Duration,
-    retry: RetryPolicy,
-    /// Where notifications go (`[[notify]]`).
-    pub notify: Vec<rollgate_deploy::Destination>,
-    /// Waits between notification attempts (`[notify_retry]`).
-    pub notify_retry: RetryPolicy,
-    /// Longest one notification attempt may take (`[notify_retry] timeout`).
-    pub notify_timeout: Duration,
-    /// The plan's text, kept so a resumed rollout rebuilds the same deployer and gate.
-    pub text: String,
-}
-
 /// 1-based line and column (in characters) of byte `offset` in `text`.
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..text.floor_char_boundary(offset)];
     let line = before.matches('\n').count() + 1;
@@ -460,15 +57,27 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-struct Ctx<'a> {
-    path: &'a str,
+/// What validating one file needs: where it is (for messages), and the
+/// targets with their attributes once read (placeholders of later templates).
+pub(super) struct Ctx<'a> {
+    pub(super) path: &'a str,
     text: &'a str,
-    attributes: TargetAttributes,
-    targets: Vec<TargetId>,
+    pub(super) attributes: TargetAttributes,
+    pub(super) targets: Vec<TargetId>,
 }
 
-impl Ctx<'_> {
-    fn err<T>(&self, span: std::ops::Range<usize>, reason: impl Into<String>) -> Result<T, Error> {
+impl<'a> Ctx<'a> {
+    pub(super) fn new(path: &'a str, text: &'a str) -> Self {
+        Self {
+            path,
+            text,
+            attributes: TargetAttributes::new(),
+            targets: Vec::new(),
+        }
+    }
+
+    /// An error at `span`: `path:line:column: reason`.
+    pub(super) fn err<T>(&self, span: Range<usize>, reason: impl Into<String>) -> Result<T, Error> {
         let (l, c) = line_col(self.text, span.start);
         Err(Error::PlanFile {
             path: format!("{}:{l}:{c}", self.path),
@@ -476,7 +85,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn toml_error(&self, e: &toml::de::Error) -> Error {
+    pub(super) fn toml_error(&self, e: &toml::de::Error) -> Error {
         let (l, c) = line_col(self.text, e.span().unwrap_or(0..0).start);
         Error::PlanFile {
             path: format!("{}:{l}:{c}", self.path),
@@ -484,7 +93,8 @@ impl Ctx<'_> {
         }
     }
 
-    fn wrap<T>(&self, span: std::ops::Range<usize>, r: Result<T, Error>) -> Result<T, Error> {
+    /// `r`, or its error placed at `span`.
+    pub(super) fn wrap<T>(&self, span: Range<usize>, r: Result<T, Error>) -> Result<T, Error> {
         r.or_else(|e| {
             let reason = match e {
                 Error::Invalid { reason, .. } => reason,
@@ -494,7 +104,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn duration(&self, s: &Spanned<String>) -> Result<Duration, Error> {
+    pub(super) fn duration(&self, s: &Spanned<String>) -> Result<Duration, Error> {
         humantime::parse_duration(s.get_ref().trim()).or_else(|e| {
             self.err(
                 s.span(),
@@ -506,7 +116,16 @@ impl Ctx<'_> {
         })
     }
 
-    fn opt_duration(
+    /// A duration above zero (the canary gate's windows and intervals).
+    pub(super) fn positive_duration(&self, s: &Spanned<String>) -> Result<Duration, Error> {
+        let d = self.duration(s)?;
+        if d.is_zero() {
+            return self.err(s.span(), "the duration must be above zero");
+        }
+        Ok(d)
+    }
+
+    pub(super) fn opt_duration(
         &self,
         s: &Option<Spanned<String>>,
         default: Duration,
@@ -514,182 +133,7 @@ impl Ctx<'_> {
         s.as_ref().map_or(Ok(default), |s| self.duration(s))
     }
 
-    fn retry(&self, raw: Option<&RawRetry>, mut retry: RetryPolicy) -> Result<RetryPolicy, Error> {
-        let Some(r) = raw else {
-            return Ok(retry);
-        };
-        if let Some(a) = &r.attempts {
-            retry.max_attempts = self.count(a, "attempts", 1)? as u32;
-        }
-        retry.initial_backoff = self.opt_duration(&r.backoff, retry.initial_backoff)?;
-        retry.max_backoff = self.opt_duration(&r.max_backoff, retry.max_backoff)?;
-        if let Some(j) = &r.jitter {
-            retry.jitter = match j.get_ref().as_str() {
-                "full" => Jitter::Full,
-                "none" => Jitter::None,
-                other => {
-                    return self.err(
-                        j.span(),
-                        format!("unknown jitter {other:?} (expected \"full\" or \"none\")"),
-                    );
-                }
-            };
-        }
-        if let Some(seed) = &r.seed {
-            retry.seed = self.count(seed, "seed", 0)? as u64;
-        }
-        Ok(retry)
-    }
-
-    /// `[[notify]]` tables and `[notify_retry]`, of a plan or a config file at `path`.
-    fn notify_config(
-        &self,
-        tables: &[Spanned<RawNotify>],
-        retry: Option<RawNotifyRetry>,
-        path: &str,
-    ) -> Result<NotifyConfig, Error> {
-        let dispatch = rollgate_deploy::DispatchConfig::default();
-        let (retry, timeout) = match retry {
-            None => (dispatch.retry, dispatch.timeout),
-            Some(r) => {
-                let timeout = self.opt_duration(&r.timeout, dispatch.timeout)?;
-                if let Some(t) = &r.timeout
-                    && timeout.is_zero()
-                {
-                    return self.err(t.span(), "timeout must be more than 0s");
-                }
-                let as_retry = RawRetry {
-                    attempts: r.attempts,
-                    backoff: r.backoff,
-                    max_backoff: r.max_backoff,
-                    jitter: r.jitter,
-                    seed: r.seed,
-                };
-                (self.retry(Some(&as_retry), dispatch.retry)?, timeout)
-            }
-        };
-        let base = Path::new(path).parent().unwrap_or(Path::new(""));
-        let destinations = tables
-            .iter()
-            .map(|n| self.destination(n, base))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(NotifyConfig {
-            destinations,
-            retry,
-            timeout,
-        })
-    }
-
-    /// A `[[notify]]` table; a relative `secret_file` is taken from `base`
-    /// (the plan file's directory).
-    fn destination(
-        &self,
-        n: &Spanned<RawNotify>,
-        base: &Path,
-    ) -> Result<rollgate_deploy::Destination, Error> {
-        use rollgate_deploy::{Destination, NotifyFormat, NotifyKind};
-        let raw = n.get_ref();
-        let url = raw.url.get_ref().trim();
-        // Never echo the URL itself: it may carry credentials.
-        let host_ok = url.split_once("://").is_some_and(|(scheme, rest)| {
-            matches!(scheme, "http" | "https")
-                && rest
-                    .split(['/', '?', '#'])
-                    .next()
-                    .is_some_and(|a| !a.rsplit('@').next().unwrap_or("").is_empty())
-        });
-        if !host_ok || url.chars().any(char::is_whitespace) {
-            return self.err(
-                raw.url.span(),
-                format!(
-                    "notify url {} is not an http:// or https:// URL with a host",
-                    rollgate_deploy::redact_url(url)
-                ),
-            );
-        }
-        let mut d = Destination::new(url);
-        if let Some(name) = &raw.name {
-            if name.get_ref().trim().is_empty() {
-                return self.err(name.span(), "notify name is empty");
-            }
-            d = d.with_name(name.get_ref().trim());
-        }
-        if let Some(events) = &raw.events {
-            if events.get_ref().is_empty() {
-                return self.err(
-                    events.span(),
-                    format!(
-                        "notify events is empty; leave it out to send every event ({})",
-                        NotifyKind::names()
-                    ),
-                );
-            }
-            let mut kinds = Vec::new();
-            for e in events.get_ref() {
-                let kind: NotifyKind = match e.get_ref().parse() {
-                    Ok(k) => k,
-                    Err(_) => {
-                        return self.err(
-                            e.span(),
-                            format!(
-                                "unknown notify event {:?}; valid events: {}",
-                                e.get_ref(),
-                                NotifyKind::names()
-                            ),
-                        );
-                    }
-                };
-                if !kinds.contains(&kind) {
-                    kinds.push(kind);
-                }
-            }
-            d = d.with_events(kinds);
-        }
-        if let Some(f) = &raw.format {
-            d = d.with_format(match f.get_ref().as_str() {
-                "json" => NotifyFormat::Json,
-                "slack" => NotifyFormat::Slack,
-                other => {
-                    return self.err(
-                        f.span(),
-                        format!("unknown notify format {other:?} (expected \"json\" or \"slack\")"),
-                    );
-                }
-            });
-        }
-        match (&raw.secret_env, &raw.secret_file) {
-            (Some(_), Some(f)) => {
-                return self.err(f.span(), "give secret_env or secret_file, not both");
-            }
-            (Some(env), None) => {
-                let name = env.get_ref();
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    return self.err(
-                        env.span(),
-                        format!("secret_env {name:?} is not an environment variable name (letters, digits, _)"),
-                    );
-                }
-                d = d.with_secret_env(name);
-            }
-            (None, Some(file)) => {
-                if file.get_ref().trim().is_empty() {
-                    return self.err(file.span(), "secret_file is empty");
-                }
-                d = d.with_secret_file(base.join(file.get_ref()));
-            }
-            (None, None) if d.format == NotifyFormat::Json => {
-                return self.err(
-                    n.span(),
-                    "a json notify destination needs secret_env or secret_file: receivers verify X-Rollgate-Signature with it",
-                );
-            }
-            (None, None) => {}
-        }
-        Ok(d)
-    }
-
-    fn count(&self, v: &Spanned<i64>, what: &str, min: i64) -> Result<usize, Error> {
+    pub(super) fn count(&self, v: &Spanned<i64>, what: &str, min: i64) -> Result<usize, Error> {
         let n = *v.get_ref();
         if n < min {
             return self.err(v.span(), format!("{what} must be at least {min}, not {n}"));
@@ -697,32 +141,19 @@ impl Ctx<'_> {
         Ok(n as usize)
     }
 
-    fn percent(&self, v: &Spanned<f64>) -> Result<Percent, Error> {
-        self.wrap(v.span(), Percent::new(*v.get_ref()))
-    }
-
-    fn target_specs(&self, list: &[Spanned<RawTarget>]) -> Result<Vec<TargetId>, Error> {
-        list.iter()
-            .map(|t| self.wrap(t.span(), t.get_ref().name.parse()))
-            .collect()
-    }
-
-    fn targets(&self, list: &[Spanned<String>]) -> Result<Vec<TargetId>, Error> {
-        list.iter()
-            .map(|t| self.wrap(t.span(), t.get_ref().parse()))
-            .collect()
-    }
-
-    fn template(&self, s: &Spanned<String>, allowed: &[&str]) -> Result<CommandTemplate, Error> {
+    /// A command template using only `allowed` placeholders and the
+    /// attributes every target has.
+    pub(super) fn template(
+        &self,
+        s: &Spanned<String>,
+        allowed: &[&str],
+    ) -> Result<CommandTemplate, Error> {
         let t = self.wrap(s.span(), CommandTemplate::new(s.get_ref().clone()))?;
         let names = attribute_names(&self.attributes);
         let mut all = allowed.to_vec();
         all.extend(names.iter().copied());
         self.wrap(s.span(), t.check_placeholders(&all))?;
-        for p in t.placeholders() {
-            if !names.contains(&p) {
-                continue;
-            }
+        for p in t.placeholders().into_iter().filter(|p| names.contains(p)) {
             if let Some(target) = self
                 .targets
                 .iter()
@@ -736,581 +167,78 @@ impl Ctx<'_> {
         }
         Ok(t)
     }
-
-    fn artifact(&self, a: &Spanned<RawArtifact>) -> Result<Artifact, Error> {
-        let raw = a.get_ref();
-        let digest: Digest = self.wrap(raw.digest.span(), raw.digest.get_ref().parse())?;
-        let art = Artifact {
-            version: raw.version.get_ref().clone(),
-            digest,
-            sbom: raw.sbom.clone(),
-        };
-        self.wrap(raw.version.span(), art.validate())?;
-        Ok(art)
-    }
-
-    fn kind(&self, k: &Spanned<String>, section: &str) -> Result<(), Error> {
-        if k.get_ref() != "command" {
-            return self.err(
-                k.span(),
-                format!(
-                    "unknown {section} kind {:?} (known: \"command\")",
-                    k.get_ref()
-                ),
-            );
-        }
-        Ok(())
-    }
 }
 
-const STRATEGIES: &str =
-    "all-at-once | rolling | canary | linear | exponential | blue-green | rings";
-
-impl PlanFile {
-    /// Reads and validates a plan file.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::PlanFile {
-            path: path.display().to_string(),
-            reason: format!("cannot read: {e}"),
-        })?;
-        Self::parse(&text, &path.display().to_string())
-    }
-
-    /// Validates plan text; `path` is used in messages. The only gate kind is `command`.
-    pub fn parse(text: &str, path: &str) -> Result<Self, Error> {
-        Self::parse_with_gate_kinds(text, path, &[])
-    }
-
-    /// Validates plan text whose `[gate]` may also be one of `extra_kinds`,
-    /// built by the caller (the umbrella crate builds `canary`). For those,
-    /// this crate reads what every gate shares ([`SHARED_GATE_KEYS`]),
-    /// refuses keys that are neither shared nor the kind's own, and leaves
-    /// the kind's own keys to the caller ([`gate_kind`](Self::gate_kind),
-    /// [`text`](Self::text)); [`gate`](Self::gate) then returns `None`.
-    pub(crate) fn parse_with_gate_kinds(
-        text: &str,
-        path: &str,
-        extra_kinds: &[GateKind<'_>],
-    ) -> Result<Self, Error> {
-        let mut cx = Ctx {
-            path,
-            text,
-            attributes: TargetAttributes::new(),
-            targets: Vec::new(),
-        };
-        // Parsed once: the plan is read from this tree, and `[gate]` again by
-        // kind, with every position kept.
-        let doc = toml::de::DeTable::parse(text).map_err(|e| cx.toml_error(&e))?;
-        let raw = RawPlan::deserialize(toml::de::Deserializer::from(doc.clone()))
-            .map_err(|e| cx.toml_error(&e))?;
-        let service = raw.service.get_ref().trim().to_string();
-        if service.is_empty() || service.contains(char::is_whitespace) {
-            return cx.err(
-                raw.service.span(),
-                "service must be a non-empty name without spaces",
-            );
-        }
-        let artifact = cx.artifact(&raw.artifact)?;
-        let previous = raw.previous.as_ref().map(|p| cx.artifact(p)).transpose()?;
-        if previous
+/// Validates plan `text`, section by section, in the order a person reads
+/// it. `path` names it in messages; a canary gate's analysis file is found
+/// in `dir`, unless `given` (path and analysis read by the caller).
+pub(super) fn parse(
+    text: &str,
+    path: &str,
+    dir: &Path,
+    given: Option<(PathBuf, AnalysisConfig)>,
+) -> Result<Plan, Error> {
+    let mut cx = Ctx::new(path, text);
+    // Parsed once: the plan is read from this tree, and `[gate]` again by kind.
+    let doc = toml::de::DeTable::parse(text).map_err(|e| cx.toml_error(&e))?;
+    let raw = RawPlan::deserialize(toml::de::Deserializer::from(doc.clone()))
+        .map_err(|e| cx.toml_error(&e))?;
+    let service = cx.service(&raw.service)?;
+    let artifact = cx.artifact(&raw.artifact)?;
+    let previous = cx.previous(raw.previous.as_ref(), &artifact)?;
+    let prechecks = cx.prechecks(&raw.precheck)?;
+    let declared: Vec<_> = std::iter::once(&artifact).chain(previous.iter()).collect();
+    let known = cx.known(&raw.known, &declared)?;
+    let targets = cx.read_targets(&raw.targets)?;
+    let deployer = cx.deployer(raw.deployer.get_ref())?;
+    let (strategy, defaults) = cx.strategy(&raw.strategy, raw.gate.is_some())?;
+    let gate = cx.gate(&doc)?;
+    let router = cx.router(raw.router.as_ref(), &strategy, raw.strategy.span())?;
+    let (ready_timeout, ready_interval) = cx.readiness(raw.readiness.as_ref())?;
+    let retry = cx.retry(raw.retry.as_ref(), RetryPolicy::default())?;
+    let notify = cx.notify_config(&raw.notify, raw.notify_retry)?;
+    let canary = match gate.as_ref().and_then(|g| g.canary.as_ref()) {
+        Some(g) => Some(cx.canary(g, defaults.bake, dir, given)?),
+        None => None,
+    };
+    Ok(Plan {
+        path: path.to_string(),
+        service,
+        artifact,
+        previous,
+        known,
+        prechecks,
+        targets,
+        attributes: cx.attributes,
+        gate_kind: gate.as_ref().map(|g| g.kind.clone()),
+        strategy,
+        defaults,
+        gate_policy: gate.as_ref().map(|g| g.policy.clone()).unwrap_or_default(),
+        canary,
+        notify: notify.destinations,
+        notify_retry: notify.retry,
+        notify_timeout: notify.timeout,
+        text: text.to_string(),
+        deployer,
+        command_gate: gate.as_ref().and_then(|g| g.command.clone()),
+        gate_timeout: gate
             .as_ref()
-            .is_some_and(|p| p.digest == artifact.digest)
-        {
-            return cx.err(
-                raw.previous.as_ref().map_or(0..0, |p| p.span()),
-                "previous is the same artifact as artifact",
-            );
-        }
-        let mut prechecks = Vec::new();
-        for (i, p) in raw.precheck.iter().enumerate() {
-            let p = p.get_ref();
-            let timeout = cx.opt_duration(&p.timeout, Duration::from_secs(300))?;
-            prechecks.push(Precheck {
-                name: p
-                    .name
-                    .clone()
-                    .filter(|n| !n.trim().is_empty())
-                    .unwrap_or_else(|| format!("precheck {}", i + 1)),
-                command: cx.template(&p.command, PRECHECK_PLACEHOLDERS)?,
-                timeout,
-            });
-        }
-        let mut known: Vec<Artifact> = Vec::new();
-        for k in &raw.known {
-            let a = cx.artifact(k)?;
-            let clash = std::iter::once(&artifact)
-                .chain(previous.iter())
-                .chain(known.iter())
-                .find(|o| o.version == a.version || o.digest == a.digest);
-            if let Some(o) = clash
-                && o != &a
-            {
-                return cx.err(
-                    k.span(),
-                    format!("known artifact {a} clashes with {o}: a version names one digest"),
-                );
-            }
-            if clash.is_none() {
-                known.push(a);
-            }
-        }
-        let targets = cx.target_specs(raw.targets.get_ref())?;
-        for (t, raw_t) in targets.iter().zip(raw.targets.get_ref()) {
-            if !raw_t.get_ref().attributes.is_empty() {
-                cx.attributes
-                    .insert(t.clone(), raw_t.get_ref().attributes.clone());
-            }
-        }
-        cx.targets = targets.clone();
-        let cx = cx;
-        if targets.is_empty() {
-            return cx.err(raw.targets.span(), "the target list is empty");
-        }
-        for (i, t) in targets.iter().enumerate() {
-            if targets[..i].contains(t) {
-                return cx.err(
-                    raw.targets.get_ref()[i].span(),
-                    format!("target {t} is listed twice"),
-                );
-            }
-        }
-
-        let d = raw.deployer.get_ref();
-        cx.kind(&d.kind, "deployer")?;
-        let deployer = (
-            cx.template(&d.deploy, rollgate_deploy::DEPLOYER_PLACEHOLDERS)?,
-            cx.template(&d.current, &["service", "target"])?,
-            cx.template(&d.ready, &["service", "target"])?,
-            cx.opt_duration(&d.timeout, Duration::from_secs(60))?,
-        );
-        if deployer.3.is_zero() {
-            return cx.err(
-                d.timeout.as_ref().map_or(0..0, |t| t.span()),
-                "deployer timeout must be above zero",
-            );
-        }
-
-        let s = raw.strategy.get_ref();
-        let need = |f: Option<std::ops::Range<usize>>,
-                    name: &str|
-         -> Result<std::ops::Range<usize>, Error> {
-            match f {
-                Some(span) => Ok(span),
-                None => cx.err(
-                    s.kind.span(),
-                    format!("strategy {:?} needs `{name}`", s.kind.get_ref()),
-                ),
-            }
-        };
-        let strategy = match s.kind.get_ref().as_str() {
-            "all-at-once" => Strategy::AllAtOnce,
-            "canary" => {
-                need(s.steps.as_ref().map(|x| x.span()), "steps")?;
-                let steps = s
-                    .steps
-                    .as_ref()
-                    .map(|v| v.get_ref().iter().map(|p| cx.percent(p)).collect())
-                    .transpose()?
-                    .unwrap_or_default();
-                Strategy::Canary { steps }
-            }
-            "linear" => {
-                need(s.step.as_ref().map(|x| x.span()), "step")?;
-                Strategy::Linear {
-                    step: s
-                        .step
-                        .as_ref()
-                        .map(|p| cx.percent(p))
-                        .transpose()?
-                        .unwrap_or(Percent::FULL),
-                }
-            }
-            "exponential" => {
-                let start = s
-                    .start
-                    .as_ref()
-                    .map(|p| cx.percent(p))
-                    .transpose()?
-                    .unwrap_or(Percent::new(1.0)?);
-                let factor = s.factor.as_ref().map_or(2.0, |f| *f.get_ref());
-                Strategy::Exponential { start, factor }
-            }
-            "rolling" => {
-                let max_unavailable = match (&s.max_unavailable, &s.min_healthy) {
-                    (Some(m), None) => cx.count(m, "max_unavailable", 1)?,
-                    (None, Some(h)) => {
-                        let h_n = cx.count(h, "min_healthy", 0)?;
-                        if h_n >= targets.len() {
-                            return cx.err(
-                                h.span(),
-                                format!(
-                                    "min_healthy {h_n} leaves no target to update (of {})",
-                                    targets.len()
-                                ),
-                            );
-                        }
-                        targets.len() - h_n
-                    }
-                    (Some(m), Some(_)) => {
-                        return cx.err(m.span(), "give max_unavailable or min_healthy, not both");
-                    }
-                    (None, None) => 1,
-                };
-                Strategy::Rolling { max_unavailable }
-            }
-            "blue-green" => {
-                let span = need(s.green.as_ref().map(|x| x.span()), "green")?;
-                let green = s
-                    .green
-                    .as_ref()
-                    .map(|g| cx.targets(g.get_ref()))
-                    .transpose()?
-                    .unwrap_or_default();
-                let blue = match &s.blue {
-                    Some(b) => cx.targets(b.get_ref())?,
-                    None => targets
-                        .iter()
-                        .filter(|t| !green.contains(t))
-                        .cloned()
-                        .collect(),
-                };
-                let st = Strategy::BlueGreen { blue, green };
-                cx.wrap(
-                    span,
-                    st.compile(&targets, &PhaseDefaults::default()).map(|_| ()),
-                )?;
-                st
-            }
-            "rings" => {
-                let span = need(s.rings.as_ref().map(|x| x.span()), "rings")?;
-                let rings = s
-                    .rings
-                    .as_ref()
-                    .map(|r| {
-                        r.get_ref()
-                            .iter()
-                            .map(|ring| {
-                                Ok(Ring {
-                                    name: ring.name.get_ref().clone(),
-                                    targets: cx.targets(&ring.targets)?,
-                                })
-                            })
-                            .collect::<Result<Vec<_>, Error>>()
-                    })
-                    .transpose()?
-                    .unwrap_or_default();
-                let st = Strategy::Rings { rings };
-                cx.wrap(
-                    span,
-                    st.compile(&targets, &PhaseDefaults::default()).map(|_| ()),
-                )?;
-                st
-            }
-            other => {
-                return cx.err(
-                    s.kind.span(),
-                    format!("unknown strategy {other:?} (known: {STRATEGIES})"),
-                );
-            }
-        };
-        let mut defaults = PhaseDefaults::default()
-            .with_bake(cx.opt_duration(&s.bake, Duration::ZERO)?)
-            .with_gate_use(if raw.gate.is_some() {
-                GateUse::Required
-            } else {
-                GateUse::IfAttached
-            });
-        if let Some(m) = &s.max_failed {
-            defaults = defaults.with_max_failed(cx.count(m, "max_failed", 0)?);
-        }
-        if let Some(c) = &s.concurrency {
-            defaults = defaults.with_concurrency(cx.count(c, "concurrency", 1)?);
-        }
-        // A canary's steps are what compiling can reject: point at them.
-        let compile_span = s
-            .steps
-            .as_ref()
-            .map_or_else(|| raw.strategy.span(), |steps| steps.span());
-        cx.wrap(
-            compile_span,
-            strategy.compile(&targets, &defaults).map(|_| ()),
-        )?;
-
-        let mut gate_policy = GatePolicy::default();
-        let mut gate_kind = None;
-        let mut gate_timeout = Duration::from_secs(300);
-        let gate_value = doc
-            .get_ref()
-            .iter()
-            .find(|(k, _)| k.get_ref() == "gate")
-            .map(|(_, v)| v.clone());
-        let gate = match gate_value {
-            None => None,
-            Some(value) => {
-                let keys: Vec<Spanned<String>> = match value.get_ref() {
-                    toml::de::DeValue::Table(t) => t
-                        .iter()
-                        .map(|(k, _)| Spanned::new(k.span(), k.get_ref().to_string()))
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                let read = |e: toml::de::Error| cx.toml_error(&e);
-                let common =
-                    RawGateCommon::deserialize(toml::de::ValueDeserializer::from(value.clone()))
-                        .map_err(read)?;
-                let kind = &common.kind;
-                let is_command = kind.get_ref() == "command";
-                let Some(own) = (if is_command {
-                    Some(&["command"][..])
-                } else {
-                    extra_kinds
-                        .iter()
-                        .find(|k| k.name == kind.get_ref())
-                        .map(|k| k.keys)
-                }) else {
-                    let mut known = vec!["\"command\"".to_string()];
-                    known.extend(extra_kinds.iter().map(|k| format!("{:?}", k.name)));
-                    return cx.err(
-                        kind.span(),
-                        format!(
-                            "unknown gate kind {:?} (known: {})",
-                            kind.get_ref(),
-                            known.join(", ")
-                        ),
-                    );
-                };
-                if let Some(k) = keys.iter().find(|k| {
-                    !SHARED_GATE_KEYS.contains(&k.get_ref().as_str())
-                        && !own.contains(&k.get_ref().as_str())
-                }) {
-                    let expected: Vec<String> = SHARED_GATE_KEYS
-                        .iter()
-                        .chain(own)
-                        .map(|k| format!("`{k}`"))
-                        .collect();
-                    return cx.err(
-                        k.span(),
-                        format!(
-                            "unknown field `{}`, expected one of {}",
-                            k.get_ref(),
-                            expected.join(", ")
-                        ),
-                    );
-                }
-                gate_kind = Some(kind.get_ref().clone());
-                if let Some(m) = &common.max_errors {
-                    gate_policy.max_errors = cx.count(m, "max_errors", 1)? as u32;
-                }
-                if let Some(m) = &common.max_continues {
-                    gate_policy.max_continues = cx.count(m, "max_continues", 1)? as u32;
-                }
-                gate_policy.retry_after =
-                    cx.opt_duration(&common.retry_after, gate_policy.retry_after)?;
-                gate_timeout = cx.opt_duration(&common.timeout, gate_timeout)?;
-                if is_command {
-                    let g = RawCommandGate::deserialize(toml::de::ValueDeserializer::from(value))
-                        .map_err(read)?;
-                    Some((
-                        cx.template(&g.command, rollgate_deploy::GATE_PLACEHOLDERS)?,
-                        gate_timeout,
-                    ))
-                } else {
-                    None
-                }
-            }
-        };
-        let router = match &raw.router {
-            None => None,
-            Some(r) => {
-                let r = r.get_ref();
-                cx.kind(&r.kind, "router")?;
-                Some((
-                    cx.template(&r.switch, &["service", "targets", "color"])?,
-                    cx.opt_duration(&r.timeout, Duration::from_secs(60))?,
-                ))
-            }
-        };
-        if matches!(strategy, Strategy::BlueGreen { .. }) && router.is_none() {
-            return cx.err(
-                raw.strategy.span(),
-                "blue-green needs a [router] section with a switch command",
-            );
-        }
-        if let Some(r) = &raw.router
-            && !matches!(strategy, Strategy::BlueGreen { .. })
-        {
-            return cx.err(
-                r.span(),
-                "[router] is only used by the blue-green strategy; remove it or use kind = \"blue-green\"",
-            );
-        }
-        let (ready_timeout, ready_interval) = match &raw.readiness {
-            Some(r) => (
-                cx.opt_duration(&r.timeout, Duration::from_secs(300))?,
-                cx.opt_duration(&r.interval, Duration::from_secs(1))?,
-            ),
-            None => (Duration::from_secs(300), Duration::from_secs(1)),
-        };
-        let retry = cx.retry(raw.retry.as_ref(), RetryPolicy::default())?;
-        let NotifyConfig {
-            destinations: notify,
-            retry: notify_retry,
-            timeout: notify_timeout,
-        } = cx.notify_config(&raw.notify, raw.notify_retry, path)?;
-        Ok(Self {
-            path: path.to_string(),
-            service,
-            artifact,
-            previous,
-            known,
-            prechecks,
-            targets,
-            attributes: cx.attributes,
-            gate_kind,
-            strategy,
-            defaults,
-            gate_policy,
-            deployer,
-            gate,
-            gate_timeout,
-            router,
-            ready_timeout,
-            ready_interval,
-            retry,
-            notify,
-            notify_retry,
-            notify_timeout,
-            text: text.to_string(),
-        })
-    }
-
-    /// The rollout request for this plan.
-    pub fn request(&self, actor: &str, idempotency_key: Option<String>) -> RolloutRequest {
-        // The plan validated in `parse`; compiling it again cannot fail.
-        let plan = self
-            .strategy
-            .compile(&self.targets, &self.defaults)
-            .unwrap_or(rollgate_deploy::Plan {
-                phases: Vec::new(),
-                max_unavailable: None,
-            });
-        let mut req = RolloutRequest::new(&self.service, self.artifact.clone(), plan, actor)
-            .with_gate_policy(self.gate_policy.clone());
-        req.previous = self.previous.clone();
-        req.idempotency_key = idempotency_key;
-        req.known = self.known.clone();
-        req.notify = self.notify.clone();
-        req
-    }
-
-    /// The command deployer, running in `cwd`, knowing `known` artifacts by version.
-    pub fn deployer(
-        &self,
-        cwd: Option<PathBuf>,
-        known: impl IntoIterator<Item = Artifact>,
-    ) -> Result<CommandDeployer, Error> {
-        let (deploy, current, ready, timeout) = self.deployer.clone();
-        let mut all: Vec<Artifact> = vec![self.artifact.clone()];
-        all.extend(self.previous.clone());
-        all.extend(self.known.clone());
-        all.extend(known);
-        Ok(CommandDeployer::new_with_attributes(
-            &self.service,
-            deploy,
-            current,
-            ready,
-            timeout,
-            self.attributes.clone(),
-        )?
-        .with_env(CommandEnv { cwd })
-        .with_known(all))
-    }
-
-    /// Runs the plan's prechecks in order, in `cwd`. `Ok(None)`: all passed;
-    /// `Ok(Some((name, reason)))`: the first that refused, with its standard
-    /// output (or, when it printed nothing, its exit status and stderr).
-    pub async fn run_prechecks(
-        &self,
-        cwd: Option<PathBuf>,
-    ) -> Result<Option<(String, String)>, Error> {
-        let full = format!("{}@{}", self.artifact.version, self.artifact.digest);
-        let vars: std::collections::BTreeMap<&str, &str> = [
-            ("service", self.service.as_str()),
-            ("version", self.artifact.version.as_str()),
-            ("digest", self.artifact.digest.as_str()),
-            ("artifact", full.as_str()),
-        ]
-        .into_iter()
-        .collect();
-        let env = CommandEnv { cwd };
-        for p in &self.prechecks {
-            let line = p.command.render(&vars)?;
-            let out = match rollgate_deploy::run_shell(&line, &env, p.timeout).await {
-                Ok(out) => out,
-                Err(reason) => return Ok(Some((p.name.clone(), reason))),
-            };
-            if out.code != Some(0) {
-                let said = out.stdout.trim();
-                let reason = if said.is_empty() {
-                    format!("exited with {}: {}", out.status_text(), out.summary())
-                } else {
-                    said.to_string()
-                };
-                return Ok(Some((p.name.clone(), reason)));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The command gate, if the plan has one.
-    pub fn gate(&self, cwd: Option<PathBuf>) -> Result<Option<CommandGate>, Error> {
-        self.gate
-            .as_ref()
-            .map(|(cmd, timeout)| {
-                Ok(CommandGate::new_with_attributes(
-                    cmd.clone(),
-                    *timeout,
-                    self.attributes.clone(),
-                )?
-                .with_env(CommandEnv { cwd }))
-            })
-            .transpose()
-    }
-
-    /// The command router, if the plan has one.
-    pub fn router(&self, cwd: Option<PathBuf>) -> Result<Option<CommandRouter>, Error> {
-        let green = match &self.strategy {
-            Strategy::BlueGreen { green, .. } => green.clone(),
-            _ => Vec::new(),
-        };
-        self.router
-            .as_ref()
-            .map(|(cmd, timeout)| {
-                Ok(CommandRouter::new_with_attributes(
-                    cmd.clone(),
-                    green.clone(),
-                    *timeout,
-                    self.attributes.clone(),
-                )?
-                .with_env(CommandEnv { cwd }))
-            })
-            .transpose()
-    }
-
-    /// Executor settings from the plan's readiness and retry sections.
-    pub fn executor_config(&self, owner: &str) -> ExecutorConfig {
-        ExecutorConfig::default()
-            .with_owner(owner)
-            .with_retry(self.retry.clone())
-            .with_readiness(self.ready_timeout, self.ready_interval)
-            .with_gate_timeout(self.gate_timeout)
-    }
+            .map_or(Duration::from_secs(300), |g| g.timeout),
+        router,
+        ready_timeout,
+        ready_interval,
+        retry,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
+
+    use rollgate_deploy::{GateUse, Jitter, RetryPolicy, TargetId};
+
+    use super::super::Plan;
+    use super::line_col;
 
     const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
@@ -1338,12 +266,12 @@ command = "./check.sh {{service}} {{version}} {{percent}}"
     }
 
     fn err(text: &str) -> String {
-        PlanFile::parse(text, "plan.toml").unwrap_err().to_string()
+        Plan::parse(text, "plan.toml").unwrap_err().to_string()
     }
 
     #[test]
     fn the_minimal_plan_from_the_issue_parses() {
-        let p = PlanFile::parse(
+        let p = Plan::parse(
             &plan("kind = \"canary\"\nsteps = [10, 50, 100]\nbake = \"5s\""),
             "plan.toml",
         )
@@ -1369,19 +297,19 @@ command = "./check.sh {{service}} {{version}} {{percent}}"
             .collect();
 
         // Default: full jitter, seed 0, as RetryPolicy::default().
-        let p = PlanFile::parse(&plan(canary), "plan.toml").unwrap();
+        let p = Plan::parse(&plan(canary), "plan.toml").unwrap();
         assert_eq!(p.executor_config("me").retry, RetryPolicy::default());
 
         // Full jitter with a seed: waits below the backoff, spread over the
         // targets, and the same for the same seed.
-        let p = PlanFile::parse(&with("jitter = \"full\"\nseed = 20261206"), "plan.toml").unwrap();
+        let p = Plan::parse(&with("jitter = \"full\"\nseed = 20261206"), "plan.toml").unwrap();
         let retry = p.executor_config("me").retry;
         assert_eq!(retry, RetryPolicy::default().with_seed(20261206));
         let waits: Vec<Duration> = web.iter().map(|t| retry.delay(1, t)).collect();
         assert!(waits.iter().all(|w| *w <= retry.backoff(1)));
         let distinct: std::collections::BTreeSet<_> = waits.iter().collect();
         assert!(distinct.len() >= 9, "{waits:?}");
-        let other = PlanFile::parse(&with("seed = 1"), "plan.toml").unwrap();
+        let other = Plan::parse(&with("seed = 1"), "plan.toml").unwrap();
         let other = other.executor_config("me").retry;
         assert_ne!(
             waits,
@@ -1389,7 +317,7 @@ command = "./check.sh {{service}} {{version}} {{percent}}"
         );
 
         // No jitter: exactly the exponential backoff.
-        let p = PlanFile::parse(&with("jitter = \"none\"\nbackoff = \"2s\""), "plan.toml").unwrap();
+        let p = Plan::parse(&with("jitter = \"none\"\nbackoff = \"2s\""), "plan.toml").unwrap();
         let retry = p.executor_config("me").retry;
         assert_eq!(retry.jitter, Jitter::None);
         assert!(
@@ -1432,7 +360,7 @@ command = "./check.sh {{service}} {{version}} {{percent}}"
              [[notify]]\nurl = \"http://127.0.0.1:9000/h\"\nsecret_file = \"secrets/hook\"\n\n\
              [notify_retry]\nattempts = 4\nbackoff = \"2s\"\nseed = 9\ntimeout = \"3s\"\n"
         );
-        let p = PlanFile::parse(&text, "/etc/rollgate/plan.toml").unwrap();
+        let p = Plan::parse(&text, "/etc/rollgate/plan.toml").unwrap();
         let n = &p.request("me", None).notify;
         assert_eq!(n.len(), 3);
         assert_eq!(
@@ -1608,7 +536,7 @@ command = "./check.sh {{service}} {{version}} {{percent}}"
             "kind = \"exponential\"\nstart = 10\nfactor = 2",
             "kind = \"rings\"\nrings = [{ name = \"a\", targets = [\"web-1\"] }, { name = \"b\", targets = [\"web-2\", \"web-3\", \"web-4\", \"web-5\", \"web-6\", \"web-7\", \"web-8\", \"web-9\", \"web-10\"] }]",
         ] {
-            PlanFile::parse(&plan(s), "plan.toml").unwrap_or_else(|e| panic!("{s}: {e}"));
+            Plan::parse(&plan(s), "plan.toml").unwrap_or_else(|e| panic!("{s}: {e}"));
         }
         let bg = plan(
             "kind = \"blue-green\"\ngreen = [\"web-1\", \"web-2\", \"web-3\", \"web-4\", \"web-5\"]",
@@ -1618,7 +546,7 @@ command = "./check.sh {{service}} {{version}} {{percent}}"
         let bg = format!(
             "{bg}\n[router]\nkind = \"command\"\nswitch = \"ln -sfn {{color}} /srv/live\"\n"
         );
-        PlanFile::parse(&bg, "plan.toml").unwrap();
+        Plan::parse(&bg, "plan.toml").unwrap();
     }
 
     const TABLES: &str = r#"service = "dns"
@@ -1638,7 +566,7 @@ steps = [50, 100]
 
     #[test]
     fn targets_as_tables_carry_attributes_into_the_templates() {
-        let p = PlanFile::parse(TABLES, "plan.toml").unwrap();
+        let p = Plan::parse(TABLES, "plan.toml").unwrap();
         assert_eq!(p.targets.len(), 2);
         let t1: TargetId = "dns-1".parse().unwrap();
         assert_eq!(p.attributes[&t1]["addr"], "127.0.0.1:18081");
@@ -1655,7 +583,7 @@ steps = [50, 100]
             "plan.toml:7:10: {addr}: target dns-1 has no attribute \"addr\""
         );
         let plain = mixed.replace("{addr}", "{target}");
-        PlanFile::parse(&plain, "plan.toml").unwrap();
+        Plan::parse(&plain, "plan.toml").unwrap();
     }
 
     #[test]
@@ -1683,72 +611,64 @@ steps = [50, 100]
         assert!(e.contains("missing field `name`"), "{e}");
     }
 
-    const CANARY: GateKind<'static> = GateKind {
-        name: "canary",
-        keys: &["analysis"],
-    };
-
     #[test]
-    fn other_gate_kinds_are_left_to_the_caller_with_the_shared_limits() {
+    fn the_gate_kinds_read_the_shared_limits_and_refuse_other_keys() {
         let text =
             format!("{TABLES}\n[gate]\nkind = \"canary\"\nmax_errors = 4\nanalysis = \"a.toml\"\n");
-        let e = err(&text);
+        // Both kinds are known where the plan is read.
+        let e = err(&text.replace("kind = \"canary\"\nmax", "kind = \"canry\"\nmax"));
+        assert_eq!(
+            e,
+            "plan.toml:16:8: unknown gate kind \"canry\" (known: \"command\", \"canary\")"
+        );
+        // A command gate still refuses fields it does not know, where they are.
+        let cmd = format!(
+            "{TABLES}\n[gate]\nkind = \"command\"\ncommand = \"true {{addr}}\"\nanalysis = \"a.toml\"\n"
+        );
+        let e = err(&cmd);
+        assert_eq!(
+            e,
+            "plan.toml:18:1: unknown field `analysis`, expected one of `kind`, `timeout`, \
+             `max_errors`, `max_continues`, `retry_after`, `command`"
+        );
+        // The canary kind's too, naming what it reads.
+        let e = err(&text.replace("analysis", "analysys"));
+        assert_eq!(
+            e,
+            "plan.toml:18:1: unknown field `analysys`, expected one of `kind`, `timeout`, \
+             `max_errors`, `max_continues`, `retry_after`, `analysis`, `lookback`, `source`, \
+             `scrape`, `prometheus`, `metrics`"
+        );
+        // The shared keys are read from the one table, with their positions.
+        let e = err(&text.replace("max_errors = 4", "max_errors = 0"));
         assert!(
-            e.contains("plan.toml:16:8: unknown gate kind \"canary\" (known: \"command\")"),
+            e.starts_with("plan.toml:17:14: max_errors must be at least 1"),
             "{e}"
         );
-        let p = PlanFile::parse_with_gate_kinds(&text, "plan.toml", &[CANARY]).unwrap();
+        // A canary gate's analysis file is found next to the plan.
+        let e = err(&text);
+        assert!(
+            e.starts_with("plan.toml:18:12: analysis file a.toml cannot be read"),
+            "{e}"
+        );
+        // Given the analysis, the canary gate is built here with the shared limits.
+        let analysis = rollgate_canary::AnalysisConfig::from_toml_str(
+            "[[metrics]]\nname = \"errors\"\nkind = \"count\"\nbad = \"increase\"\n",
+        )
+        .unwrap();
+        let text = format!(
+            "{text}lookback = \"5s\"\n[gate.metrics.errors]\nevents = {{ counter = \"e\" }}\ntrials = {{ counter = \"t\" }}\n"
+        );
+        let p = Plan::parse_with_analysis(&text, "plan.toml", "a.toml".as_ref(), analysis).unwrap();
         assert_eq!(p.gate_kind.as_deref(), Some("canary"));
         assert_eq!(p.gate_policy.max_errors, 4);
-        assert!(p.gate(None).unwrap().is_none());
+        assert_eq!(p.canary.as_ref().unwrap().lookback, Duration::from_secs(5));
         assert!(
             p.request("a", None)
                 .plan
                 .phases
                 .iter()
                 .all(|ph| ph.gate == GateUse::Required)
-        );
-        let e = PlanFile::parse_with_gate_kinds(
-            &text.replace("kind = \"canary\"\nmax", "kind = \"canry\"\nmax"),
-            "plan.toml",
-            &[CANARY],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("(known: \"command\", \"canary\")"), "{e}");
-        // A command gate still refuses fields it does not know, where they are.
-        let cmd = format!(
-            "{TABLES}\n[gate]\nkind = \"command\"\ncommand = \"true {{addr}}\"\nanalysis = \"a.toml\"\n"
-        );
-        let e = err(&cmd);
-        assert!(
-            e.starts_with("plan.toml:18:1: unknown field `analysis`"),
-            "{e}"
-        );
-        // Another kind's unknown keys too, naming what it reads.
-        let e = PlanFile::parse_with_gate_kinds(
-            &text.replace("analysis", "analysys"),
-            "plan.toml",
-            &[CANARY],
-        )
-        .unwrap_err()
-        .to_string();
-        assert_eq!(
-            e,
-            "plan.toml:18:1: unknown field `analysys`, expected one of `kind`, `timeout`, \
-             `max_errors`, `max_continues`, `retry_after`, `analysis`"
-        );
-        // The shared keys are read from the one table, with their positions.
-        let e = PlanFile::parse_with_gate_kinds(
-            &text.replace("max_errors = 4", "max_errors = 0"),
-            "plan.toml",
-            &[CANARY],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.starts_with("plan.toml:17:14: max_errors must be at least 1"),
-            "{e}"
         );
     }
 
@@ -1759,7 +679,7 @@ steps = [50, 100]
             "{}\n[[known]]\nversion = \"v0\"\ndigest = \"{v0}\"\n",
             plan("kind = \"all-at-once\"")
         );
-        let p = PlanFile::parse(&text, "plan.toml").unwrap();
+        let p = Plan::parse(&text, "plan.toml").unwrap();
         assert_eq!(p.known.len(), 1);
         assert_eq!(p.request("a", None).known[0].version, "v0");
         let clash = format!(
@@ -1907,7 +827,7 @@ steps = [50, 100]
             ),
             (
                 canary.replace("kind = \"command\"\ncommand", "kind = \"script\"\ncommand"),
-                "plan.toml:17:8: unknown gate kind \"script\" (known: \"command\")",
+                "plan.toml:17:8: unknown gate kind \"script\" (known: \"command\", \"canary\")",
             ),
             (
                 canary.replace("command = ", "commnd = "),
