@@ -717,26 +717,21 @@ pub(crate) async fn executor_from(
     lease_ttl: Option<Duration>,
 ) -> Result<Executor, Fail> {
     let known = known_artifacts(&*store, &req.service).await?;
-    let mut exec = Executor::new(store, Arc::new(plan.deployer(Some(cwd.clone()), known)?))
-        .with_config({
-            let config = plan.executor_config(&owner());
-            match lease_ttl {
-                Some(ttl) => config.with_lease_ttl(ttl),
-                None => config,
-            }
-        });
+    let mut exec = plan
+        .executor_builder(store)
+        .owner(owner())
+        .cwd(cwd)
+        .known(known);
+    if let Some(ttl) = lease_ttl {
+        exec = exec.configure(move |c| c.with_lease_ttl(ttl));
+    }
     // A rollback's plan skips the gate explicitly: going back to what ran
-    // before is not held up by the health of what is being undone.
-    let asks = req.plan.phases.iter().any(|p| p.gate != GateUse::Skip);
-    if let Some(g) = plan.gate(Some(cwd.clone()))?
-        && asks
-    {
-        exec = exec.with_gate(g);
+    // before is not held up by the health of what is being undone (and a
+    // canary gate does not scrape for it).
+    if req.plan.phases.iter().all(|p| p.gate == GateUse::Skip) {
+        exec = exec.without_gate();
     }
-    if let Some(r) = plan.router(Some(cwd))? {
-        exec = exec.with_router(Arc::new(r));
-    }
-    Ok(observed(exec, progress))
+    Ok(observed(exec.build()?, progress))
 }
 
 fn observed(exec: Executor, progress: Option<Progress>) -> Executor {

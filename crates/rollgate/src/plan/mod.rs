@@ -118,6 +118,7 @@
 
 mod canary;
 mod commands;
+mod executor;
 mod file;
 mod gate;
 mod notify;
@@ -136,6 +137,7 @@ use rollgate_deploy::{
 };
 
 pub use canary::Shadow;
+pub use executor::ExecutorBuilder;
 pub use gate::{CanarySpec, SourceSpec};
 pub use notify::NotifyConfig;
 pub use targets::{PRECHECK_PLACEHOLDERS, Precheck};
