@@ -357,6 +357,15 @@ impl StateStore for RemoteStore {
         Err(not_remote("delivering notifications"))
     }
 
+    async fn renew_notification_claim(
+        &self,
+        _: NotificationId,
+        _: &str,
+        _: Duration,
+    ) -> Result<bool, Error> {
+        Err(not_remote("delivering notifications"))
+    }
+
     async fn notifications(&self, _: Option<RolloutId>) -> Result<Vec<Notification>, Error> {
         Err(not_remote("listing notifications"))
     }

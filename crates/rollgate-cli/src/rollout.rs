@@ -90,6 +90,12 @@ pub const INTERRUPTED_INT: u8 = 130;
 /// Exit code: a controller stopped on SIGTERM (128 + 15).
 pub const INTERRUPTED_TERM: u8 = 143;
 
+/// The lease a CLI controller takes on a rollout (the executor's default);
+/// its notification claims last as long.
+fn lease_ttl() -> Duration {
+    rollgate_deploy::ExecutorConfig::default().lease_ttl
+}
+
 const EXIT_CODES: &str = "Exit codes: 0 success/promoted, 1 rolled back, aborted or rollback failed, \
 2 bad input (or refused: a precheck failed, or a rollback could not restore some target), 3 held for a person, 4 state store busy/locked/unusable/missing or rollout driven \
 elsewhere, 130/143 stopped by SIGINT/SIGTERM at a safe point (lease released; the command to \
@@ -1138,7 +1144,7 @@ async fn drive(
         }
     };
     let (retry, timeout) = notify_settings(&req);
-    let dispatcher = crate::notify::dispatcher(store_of(&exec), retry, timeout)?;
+    let dispatcher = crate::notify::dispatcher(store_of(&exec), retry, timeout, lease_ttl())?;
     let store = store_of(&exec);
     let report: Result<Report, Error> =
         crate::notify::alongside(&dispatcher, &*store, Some(id), exec.run_until(id, stop)).await;
@@ -1421,7 +1427,7 @@ async fn resume_all(c: &Common) -> Result<u8, Fail> {
         // Notifications of rollouts that ended while their controller died
         // before delivering: this controller delivers them.
         let d = rollgate_deploy::DispatchConfig::default();
-        let dispatcher = crate::notify::dispatcher(store.clone(), d.retry, d.timeout)?;
+        let dispatcher = crate::notify::dispatcher(store.clone(), d.retry, d.timeout, lease_ttl())?;
         crate::notify::alongside(&dispatcher, &*store, None, async {}).await;
         crate::notify::report_pending(&*store, None).await;
     }

@@ -241,7 +241,12 @@ async fn serve(args: ServeArgs) -> Result<u8, Fail> {
     ));
     // The outbox of every rollout in the store; several servers share it
     // through claims.
-    let dispatcher = crate::notify::dispatcher(app.store.clone(), notify.retry, notify.timeout)?;
+    let dispatcher = crate::notify::dispatcher(
+        app.store.clone(),
+        notify.retry,
+        notify.timeout,
+        app.lease_ttl,
+    )?;
     let mut dispatch_stop = stop_rx.clone();
     let notifications = tokio::spawn(async move {
         dispatcher

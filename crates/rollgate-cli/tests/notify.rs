@@ -5,7 +5,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -469,4 +469,130 @@ fn serve_notifies_its_own_destinations_for_every_submitted_rollout() {
     assert_eq!(kinds.len(), 2, "plan: started; serve: finished: {kinds:?}");
     let log = std::fs::read_to_string(&err).unwrap();
     assert!(!log.contains(SECRET) && !log.contains(token), "{log}");
+}
+
+/// A `rollgate serve` on `state` with a 2 s lease; its address.
+fn serve_with_short_lease(d: &Dir, state: &str, name: &str, token: &str) -> (Child, String) {
+    let err = d.path.join(format!("{name}.err"));
+    let child = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(["serve", "--state", state, "--listen", "127.0.0.1:0"])
+        .args(["--lease-ttl", "2s", "--scan-interval", "100ms"])
+        .current_dir(&d.path)
+        .env("ROLLGATE_TOKEN", token)
+        .env_remove("ROLLGATE_STATE")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let addr = loop {
+        let text = std::fs::read_to_string(&err).unwrap_or_default();
+        if let Some(rest) = text.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "serve did not start: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (child, addr)
+}
+
+#[test]
+fn a_killed_serve_s_claimed_notification_is_sent_by_a_survivor_within_the_lease_ttl() {
+    killed_serve_survivor_sends(None);
+}
+
+#[test]
+fn on_postgres_a_killed_serve_s_claimed_notification_is_sent_by_a_survivor_within_the_lease_ttl() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    killed_serve_survivor_sends(Some(&fresh_database(&server)));
+}
+
+/// Two `serve` processes with a 2 s lease; the one driving the rollout is
+/// killed (SIGKILL) while it holds the claim on a `started` notification
+/// it keeps failing to deliver (attempt timeout 10 s). The survivor sends
+/// it, with the same event id, about a lease TTL later: the claim ends with
+/// the lease, not after the attempt timeout.
+fn killed_serve_survivor_sends(pg: Option<&str>) {
+    let rx = Receiver::start(false);
+    let d = setup(&rx, "");
+    let plan = std::fs::read_to_string(d.path.join("plan.toml")).unwrap();
+    std::fs::write(
+        d.path.join("plan.toml"),
+        plan.replace("timeout = \"1s\"", "timeout = \"10s\""),
+    )
+    .unwrap();
+    std::fs::write(d.path.join("hold"), "").unwrap();
+    let state = state_of(&d, pg);
+    let token = "a-token-long-enough-for-serve-5678";
+    let (mut a, addr) = serve_with_short_lease(&d, &state, "a", token);
+    let mut follow = rollgate_cmd(
+        &d,
+        &[
+            "rollout",
+            "run",
+            "plan.toml",
+            "--server",
+            &format!("http://{addr}"),
+        ],
+    )
+    .env("ROLLGATE_TOKEN", token)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    rx.wait_for("two started attempts", |g| {
+        g.iter().filter(|g| g.kind == "started").count() >= 2
+    });
+    let (mut b, _) = serve_with_short_lease(&d, &state, "b", token);
+    a.kill().unwrap(); // SIGKILL, holding the claim
+    let killed = Instant::now();
+    a.wait().unwrap();
+    let before = rx.got().len();
+    let started_id = rx.got()[0].id.clone();
+    rx.armed.store(true, Ordering::SeqCst);
+    rx.wait_for("started, sent again by the survivor", |g| {
+        g.len() > before && g[before..].iter().any(|g| g.kind == "started")
+    });
+    let took = killed.elapsed();
+    eprintln!(
+        "notification taken over {} ms after SIGKILL",
+        took.as_millis()
+    );
+    let again = rx.got()[before..]
+        .iter()
+        .find(|g| g.kind == "started")
+        .cloned()
+        .unwrap();
+    assert_eq!(again.id, started_id, "the same event id");
+    // Lease TTL 2 s + the survivor's 1 s poll + slack for a loaded machine;
+    // a claim held past the attempt timeout (10 s) would take 21 s.
+    assert!(
+        took < Duration::from_secs(8),
+        "the survivor sent it {took:?} after the kill"
+    );
+    // The survivor adopts the rollout too and finishes it.
+    std::fs::remove_file(d.path.join("hold")).unwrap();
+    rx.wait_for("finished", |g| g.iter().any(|g| g.kind == "finished"));
+    // The store says so once the survivor has recorded the deliveries.
+    let start = Instant::now();
+    loop {
+        let rows = notifications_in(&d, pg);
+        if rows.len() == 3 && rows.iter().all(|n| n.delivered_ms.is_some()) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{rows:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &b.id().to_string()])
+        .status();
+    assert_eq!(b.wait().unwrap().code(), Some(0));
+    let _ = follow.kill();
+    let _ = follow.wait();
+    check_signatures(&rx.got());
 }

@@ -44,7 +44,10 @@ pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, LeaseClock, SqliteOptions, SqliteStore};
 pub use state::{Action, Interruption, Rollout, Stage, Status, TargetState};
-pub use store::{Created, LeaseInfo, ListFilter, MemoryStore, RolloutSummary, StateStore, Writer};
+pub use store::{
+    Created, LeaseInfo, ListFilter, MemoryStore, RolloutSummary, StateStore, UnfinishedRollout,
+    Writer,
+};
 pub use types::{Artifact, Digest, Fence, Percent, RolloutId, TargetId};
 #[cfg(feature = "webhook")]
 pub use webhook::WebhookNotifier;

@@ -585,9 +585,12 @@ const _: Option<&dyn Notifier> = None;
 pub struct DispatchConfig {
     /// This dispatcher's name in claims; unique per process.
     pub owner: String,
-    /// How long a claim keeps other dispatchers off a row: longer than one
-    /// attempt (`timeout`). A dispatcher that dies holding claims delays
-    /// those rows this long.
+    /// How long a claim keeps other dispatchers off a row without renewal.
+    /// A live dispatcher renews its claims every third of this while it
+    /// attempts and waits between attempts, so a long attempt keeps its
+    /// row; a dispatcher that dies holding claims delays those rows by at
+    /// most this (a controller uses its lease TTL: its notifications are
+    /// taken over about when its rollouts are).
     pub claim_ttl: Duration,
     /// How often the outbox is polled when idle.
     pub poll_interval: Duration,
@@ -747,8 +750,36 @@ impl Dispatcher {
         }
     }
 
-    /// One claimed row: attempts with backoff; true when delivered.
+    /// One claimed row: attempts with backoff, the claim renewed meanwhile;
+    /// true when delivered.
     async fn deliver(&self, n: Notification, req: Arc<RolloutRequest>) -> Result<bool, Error> {
+        let id = n.id;
+        let work = self.attempts(n, req);
+        tokio::pin!(work);
+        let cfg = &self.config;
+        let every = (cfg.claim_ttl / 3).max(Duration::from_millis(10));
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut work => return r,
+                () = tokio::time::sleep(every) => {
+                    match self.store.renew_notification_claim(id, &cfg.owner, cfg.claim_ttl).await {
+                        Ok(true) => {}
+                        // Frozen past the claim: another dispatcher may send
+                        // it too (at least once, with the same event id).
+                        Ok(false) => tracing::debug!(notification = %id, "claim lost"),
+                        Err(e) => tracing::warn!(
+                            notification = %id,
+                            error = %crate::error_chain(&e),
+                            "cannot renew the notification claim"
+                        ),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn attempts(&self, n: Notification, req: Arc<RolloutRequest>) -> Result<bool, Error> {
         let cfg = &self.config;
         let Some(dest) = req.notify.get(n.destination).cloned() else {
             let e = format!("destination {} not in the request", n.destination);
@@ -816,13 +847,11 @@ impl Dispatcher {
                         retry_in = ?wait,
                         "notification not delivered"
                     );
-                    // Keep the claim over the wait and the next attempt, so
-                    // no other dispatcher sends it meanwhile.
-                    let hold = if attempt < max {
-                        wait + cfg.claim_ttl
-                    } else {
-                        wait
-                    };
+                    // Between attempts the claim is renewed (see `deliver`),
+                    // so no other dispatcher sends it meanwhile, and it ends
+                    // within `claim_ttl` if this one dies. After the last
+                    // attempt, the row waits out `max_backoff` for anyone.
+                    let hold = if attempt < max { cfg.claim_ttl } else { wait };
                     self.store
                         .notification_failed(id, &cfg.owner, &e.0, hold)
                         .await?;

@@ -22,8 +22,9 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_postgres::{Client, Config, GenericClient, NoTls};
 
 use crate::store::{
-    Created, EventRow, LeaseInfo, ListFilter, RolloutSummary, StateStore, SummaryRow, Writer,
-    check_rebind, check_same_request, check_writer, encode_events, to_json,
+    Created, EventRow, LeaseInfo, ListFilter, RolloutSummary, StateStore, SummaryRow,
+    UnfinishedRollout, Writer, check_rebind, check_same_request, check_writer, encode_events,
+    to_json,
 };
 use crate::{
     Artifact, Cause, Digest, Error, Event, EventRecord, Fence, Notification, NotificationId,
@@ -736,6 +737,38 @@ impl StateStore for PostgresStore {
             .collect())
     }
 
+    async fn unfinished_leases(&self) -> Result<Vec<UnfinishedRollout>, Error> {
+        let c = self.client.lock().await;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT id, lease_owner, lease_fence, lease_expires_ms, last_seq, {NOW_MS} \
+                     FROM rollouts WHERE outcome IS NULL ORDER BY id"
+                ),
+                &[],
+            )
+            .await
+            .map_err(self.e("list unfinished"))?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let owner: Option<String> = row.get(1);
+                let (fence, expires, seq, now): (i64, i64, i64, i64) =
+                    (row.get(2), row.get(3), row.get(4), row.get(5));
+                let lease = owner.map(|owner| LeaseInfo {
+                    owner,
+                    fence: Fence(fence as u64),
+                    expires_in: Duration::from_millis(expires.saturating_sub(now).max(0) as u64),
+                });
+                UnfinishedRollout::new(
+                    RolloutId(row.get::<_, i64>(0) as u64),
+                    lease,
+                    seq.max(0) as u64,
+                )
+            })
+            .collect())
+    }
+
     async fn list(&self, service: Option<&str>) -> Result<Vec<RolloutSummary>, Error> {
         self.list_where(&ListFilter {
             service: service.map(str::to_owned),
@@ -833,6 +866,35 @@ impl StateStore for PostgresStore {
             return Err(Error::NotFound(format!("notification {id}")));
         }
         Ok(())
+    }
+
+    async fn renew_notification_claim(
+        &self,
+        id: NotificationId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let c = self.client.lock().await;
+        let n = c
+            .execute(
+                &format!(
+                    "UPDATE outbox SET claim_expires_ms = {NOW_MS} + $3 \
+                     WHERE id = $1 AND claim_owner = $2 AND delivered_ms IS NULL"
+                ),
+                &[&(id.0 as i64), &owner, &ttl_ms],
+            )
+            .await
+            .map_err(self.e("renew notification claim"))?;
+        if n == 0
+            && c.query_opt("SELECT id FROM outbox WHERE id = $1", &[&(id.0 as i64)])
+                .await
+                .map_err(self.e("renew notification claim"))?
+                .is_none()
+        {
+            return Err(Error::NotFound(format!("notification {id}")));
+        }
+        Ok(n > 0)
     }
 
     async fn notification_failed(

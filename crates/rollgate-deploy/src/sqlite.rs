@@ -16,8 +16,9 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::store::{
-    Created, EventRow, LeaseInfo, ListFilter, RolloutSummary, StateStore, SummaryRow, Writer,
-    check_rebind, check_same_request, check_writer, encode_events, now_ms, to_json,
+    Created, EventRow, LeaseInfo, ListFilter, RolloutSummary, StateStore, SummaryRow,
+    UnfinishedRollout, Writer, check_rebind, check_same_request, check_writer, encode_events,
+    now_ms, to_json,
 };
 use crate::{
     Artifact, Cause, Digest, Error, Event, EventRecord, Fence, Notification, NotificationId,
@@ -865,6 +866,45 @@ impl StateStore for SqliteStore {
         .await
     }
 
+    async fn unfinished_leases(&self) -> Result<Vec<UnfinishedRollout>, Error> {
+        let now = self.lease_now_ms();
+        self.call(false, move |conn, path| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, lease_owner, lease_fence, lease_expires_ms, last_seq FROM rollouts \
+                     WHERE outcome IS NULL ORDER BY id",
+                )
+                .map_err(sql(path))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })
+                .map_err(sql(path))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, owner, fence, expires, seq) = row.map_err(sql(path))?;
+                let lease = owner.map(|owner| LeaseInfo {
+                    owner,
+                    fence: Fence(fence as u64),
+                    expires_in: Duration::from_millis(expires.saturating_sub(now).max(0) as u64),
+                });
+                out.push(UnfinishedRollout::new(
+                    RolloutId(id as u64),
+                    lease,
+                    seq.max(0) as u64,
+                ));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn list(&self, service: Option<&str>) -> Result<Vec<RolloutSummary>, Error> {
         self.list_where(&ListFilter {
             service: service.map(str::to_owned),
@@ -972,6 +1012,41 @@ impl StateStore for SqliteStore {
                 return Err(Error::NotFound(format!("notification {id}")));
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn renew_notification_claim(
+        &self,
+        id: NotificationId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let owner = owner.to_owned();
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let until = self.lease_now_ms().saturating_add(ttl_ms);
+        self.call(true, move |conn, path| {
+            let n = conn
+                .execute(
+                    "UPDATE outbox SET claim_expires_ms = ?3 \
+                     WHERE id = ?1 AND claim_owner = ?2 AND delivered_ms IS NULL",
+                    params![id.0 as i64, owner, until],
+                )
+                .map_err(sql(path))?;
+            if n == 0 {
+                let exists: Option<i64> = conn
+                    .query_row(
+                        "SELECT id FROM outbox WHERE id = ?1",
+                        params![id.0 as i64],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(sql(path))?;
+                if exists.is_none() {
+                    return Err(Error::NotFound(format!("notification {id}")));
+                }
+            }
+            Ok(n > 0)
         })
         .await
     }

@@ -66,6 +66,30 @@ pub struct LeaseInfo {
     pub expires_in: Duration,
 }
 
+/// An unfinished rollout as a controller looking for work sees it:
+/// [`StateStore::unfinished_leases`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UnfinishedRollout {
+    /// The rollout.
+    pub id: RolloutId,
+    /// Who holds its lease, if anyone (an expired one too).
+    pub lease: Option<LeaseInfo>,
+    /// The sequence number of its last event (0: none yet).
+    pub last_seq: u64,
+}
+
+impl UnfinishedRollout {
+    /// The rollout `id` with `lease` and `last_seq`.
+    pub fn new(id: RolloutId, lease: Option<LeaseInfo>, last_seq: u64) -> Self {
+        Self {
+            id,
+            lease,
+            last_seq,
+        }
+    }
+}
+
 /// One line of a rollout listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RolloutSummary {
@@ -288,6 +312,20 @@ pub trait StateStore: Send + Sync + 'static {
     async fn break_lease(&self, id: RolloutId, owner: &str) -> Result<(), Error>;
     /// Rollouts without a `Finished` event, oldest first.
     async fn unfinished(&self) -> Result<Vec<RolloutId>, Error>;
+    /// Rollouts without a `Finished` event, oldest first, each with its
+    /// lease and last sequence number: what a controller looking for
+    /// rollouts to adopt reads. The default asks [`StateStore::unfinished`],
+    /// then [`StateStore::lease_info`] and [`StateStore::events`] per
+    /// rollout; the SQL stores answer in one query.
+    async fn unfinished_leases(&self) -> Result<Vec<UnfinishedRollout>, Error> {
+        let mut out = Vec::new();
+        for id in self.unfinished().await? {
+            let lease = self.lease_info(id).await?;
+            let last_seq = self.events(id, 0).await?.last().map_or(0, |e| e.seq);
+            out.push(UnfinishedRollout::new(id, lease, last_seq));
+        }
+        Ok(out)
+    }
     /// Rollouts, newest first, optionally of one service.
     async fn list(&self, service: Option<&str>) -> Result<Vec<RolloutSummary>, Error>;
     /// Rollouts passing `filter`, newest first. The default filters
@@ -315,6 +353,16 @@ pub trait StateStore: Send + Sync + 'static {
     /// Marks a notification delivered (whoever holds its claim: delivery is
     /// at least once). Unknown ids are [`Error::NotFound`].
     async fn notification_delivered(&self, id: NotificationId, owner: &str) -> Result<(), Error>;
+    /// Extends `owner`'s claim on undelivered notification `id` to end `ttl`
+    /// from now, so a live dispatcher keeps a short claim over a long
+    /// attempt or wait. False when `owner` holds no claim on it any more
+    /// (delivered, or claimed by another after this one's claim ended).
+    async fn renew_notification_claim(
+        &self,
+        id: NotificationId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error>;
     /// Records a failed attempt (`error` must hold no secret): counts it,
     /// keeps the error, and sets `owner`'s claim to end after `retry_in`.
     async fn notification_failed(
@@ -700,6 +748,24 @@ impl StateStore for MemoryStore {
         }
         r.claim = None;
         Ok(())
+    }
+
+    async fn renew_notification_claim(
+        &self,
+        id: NotificationId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let now = tokio::time::Instant::now();
+        let mut g = self.lock();
+        let r = outbox_row(&mut g.outbox, id)?;
+        match &mut r.claim {
+            Some((o, until)) if o == owner && r.n.delivered_ms.is_none() => {
+                *until = now + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn notification_failed(

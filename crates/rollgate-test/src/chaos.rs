@@ -30,7 +30,7 @@ use rollgate_deploy::{
     Event, EventRecord, Executor, ExecutorConfig, Fence, Gate, GateContext, GatePolicy, LeaseInfo,
     Notification, NotificationId, Notifier, NotifyKind, Outgoing, Percent, PhaseDefaults,
     Readiness, RetryPolicy, Rollout, RolloutId, RolloutRequest, RolloutSummary, SendError,
-    StateStore, Status, Strategy, TargetId, Writer, driving,
+    StateStore, Status, Strategy, TargetId, UnfinishedRollout, Writer, driving,
 };
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until};
@@ -521,6 +521,9 @@ impl StateStore for Blocking {
     async fn unfinished(&self) -> Result<Vec<RolloutId>, Error> {
         futures::executor::block_on(self.0.unfinished())
     }
+    async fn unfinished_leases(&self) -> Result<Vec<UnfinishedRollout>, Error> {
+        futures::executor::block_on(self.0.unfinished_leases())
+    }
     async fn list(&self, service: Option<&str>) -> Result<Vec<RolloutSummary>, Error> {
         futures::executor::block_on(self.0.list(service))
     }
@@ -549,6 +552,14 @@ impl StateStore for Blocking {
         retry_in: Duration,
     ) -> Result<(), Error> {
         futures::executor::block_on(self.0.notification_failed(id, owner, error, retry_in))
+    }
+    async fn renew_notification_claim(
+        &self,
+        id: NotificationId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        futures::executor::block_on(self.0.renew_notification_claim(id, owner, ttl))
     }
     async fn notifications(&self, rollout: Option<RolloutId>) -> Result<Vec<Notification>, Error> {
         futures::executor::block_on(self.0.notifications(rollout))
@@ -610,6 +621,9 @@ impl StateStore for StoreDoor {
     async fn unfinished(&self) -> Result<Vec<RolloutId>, Error> {
         self.call(|| self.inner.unfinished()).await
     }
+    async fn unfinished_leases(&self) -> Result<Vec<UnfinishedRollout>, Error> {
+        self.call(|| self.inner.unfinished_leases()).await
+    }
     async fn list(&self, service: Option<&str>) -> Result<Vec<RolloutSummary>, Error> {
         self.call(|| self.inner.list(service)).await
     }
@@ -640,6 +654,15 @@ impl StateStore for StoreDoor {
         retry_in: Duration,
     ) -> Result<(), Error> {
         self.call(|| self.inner.notification_failed(id, owner, error, retry_in))
+            .await
+    }
+    async fn renew_notification_claim(
+        &self,
+        id: NotificationId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        self.call(|| self.inner.renew_notification_claim(id, owner, ttl))
             .await
     }
     async fn notifications(&self, rollout: Option<RolloutId>) -> Result<Vec<Notification>, Error> {

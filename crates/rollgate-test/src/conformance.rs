@@ -53,6 +53,175 @@ where
     a_refused_append_writes_no_outbox_rows(&*make().await).await;
     claims_keep_other_dispatchers_off_until_they_end(&*make().await).await;
     concurrent_claims_take_different_rows(&*make().await).await;
+    claims_are_renewed_only_by_their_owner(&*make().await).await;
+    unfinished_leases_show_each_lease_and_last_sequence(&*make().await).await;
+}
+
+/// A dispatcher renews its own live claim; a claim it lost, a delivered
+/// row and an unknown row are not renewed (the last is an error).
+pub async fn claims_are_renewed_only_by_their_owner(s: &dyn StateStore) {
+    let id = s
+        .create(&notifying_request("web"))
+        .await
+        .unwrap_or_else(fail)
+        .id;
+    let f = controller(s, id, "c").await;
+    s.append_notifying(
+        id,
+        Writer::Controller {
+            owner: "c",
+            fence: f,
+        },
+        &[Event::ControllerStarted {
+            owner: "c".into(),
+            fence: f.0,
+        }],
+        &[Some(NotifyKind::Started)],
+    )
+    .await
+    .unwrap_or_else(fail);
+    // a's claim ends at once; renewed, it keeps b off.
+    let a = s
+        .claim_notifications("a", Duration::ZERO, 10)
+        .await
+        .unwrap_or_else(fail);
+    assert_eq!(a.len(), 1, "{a:?}");
+    let long = Duration::from_secs(600);
+    assert!(
+        s.renew_notification_claim(a[0].id, "a", long)
+            .await
+            .unwrap_or_else(fail),
+        "the owner renews its claim"
+    );
+    assert!(
+        s.claim_notifications("b", long, 10)
+            .await
+            .unwrap_or_else(fail)
+            .is_empty(),
+        "a renewed claim keeps others off"
+    );
+    assert!(
+        !s.renew_notification_claim(a[0].id, "b", long)
+            .await
+            .unwrap_or_else(fail),
+        "another dispatcher cannot renew a's claim"
+    );
+    // Renewed to end at once, the row is free for b; a's renewal then fails.
+    assert!(
+        s.renew_notification_claim(a[0].id, "a", Duration::ZERO)
+            .await
+            .unwrap_or_else(fail)
+    );
+    let b = s
+        .claim_notifications("b", long, 10)
+        .await
+        .unwrap_or_else(fail);
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert!(
+        !s.renew_notification_claim(a[0].id, "a", long)
+            .await
+            .unwrap_or_else(fail),
+        "a lost its claim to b"
+    );
+    s.notification_delivered(b[0].id, "b")
+        .await
+        .unwrap_or_else(fail);
+    assert!(
+        !s.renew_notification_claim(b[0].id, "b", long)
+            .await
+            .unwrap_or_else(fail),
+        "a delivered row holds no claim"
+    );
+    let err = s
+        .renew_notification_claim(NotificationId(1_000_000), "a", long)
+        .await
+        .expect_err("unknown notification");
+    assert!(matches!(err, Error::NotFound(_)), "{err}");
+}
+
+/// `unfinished_leases` lists the unfinished rollouts oldest first, with the
+/// lease each has (live or expired) and the sequence of its last event.
+pub async fn unfinished_leases_show_each_lease_and_last_sequence(s: &dyn StateStore) {
+    let ids: Vec<RolloutId> = created_rollouts(s, 3).await;
+    // 0: no lease, no events. 1: a live lease and two events. 2: finished.
+    let f = s
+        .lease(ids[1], "x", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(fail);
+    let w = Writer::Controller {
+        owner: "x",
+        fence: f,
+    };
+    s.append(
+        ids[1],
+        w,
+        &[
+            Event::ControllerStarted {
+                owner: "x".into(),
+                fence: f.0,
+            },
+            Event::PauseRequested,
+        ],
+    )
+    .await
+    .unwrap_or_else(fail);
+    let g = s
+        .lease(ids[2], "y", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(fail);
+    s.append(
+        ids[2],
+        Writer::Controller {
+            owner: "y",
+            fence: g,
+        },
+        &[Event::Finished {
+            outcome: Outcome::Succeeded,
+        }],
+    )
+    .await
+    .unwrap_or_else(fail);
+    let all = s.unfinished_leases().await.unwrap_or_else(fail);
+    let got: Vec<(RolloutId, Option<String>, bool, u64)> = all
+        .iter()
+        .map(|u| {
+            (
+                u.id,
+                u.lease.as_ref().map(|l| l.owner.clone()),
+                u.lease.as_ref().is_some_and(|l| !l.expires_in.is_zero()),
+                u.last_seq,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (ids[0], None, false, 0),
+            (ids[1], Some("x".into()), true, 2)
+        ],
+        "{all:?}"
+    );
+    assert_eq!(all[1].lease.as_ref().map(|l| l.fence), Some(f));
+    // An expired lease is still shown, with no time left.
+    s.lease(ids[0], "z", Duration::ZERO)
+        .await
+        .unwrap_or_else(fail);
+    let all = s.unfinished_leases().await.unwrap_or_else(fail);
+    let l = all[0].lease.as_ref().expect("z's lease");
+    assert_eq!((l.owner.as_str(), l.expires_in), ("z", Duration::ZERO));
+}
+
+async fn created_rollouts(s: &dyn StateStore, n: usize) -> Vec<RolloutId> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(
+            s.create(&request("web", &format!("v{}", i + 2), None))
+                .await
+                .unwrap_or_else(fail)
+                .id,
+        );
+    }
+    ids
 }
 
 /// A request with two destinations: one for everything, one for rollbacks only.

@@ -362,6 +362,9 @@ impl StateStore for CrashingStore {
     async fn unfinished(&self) -> Result<Vec<RolloutId>, Error> {
         self.inner.unfinished().await
     }
+    async fn unfinished_leases(&self) -> Result<Vec<rollgate_deploy::UnfinishedRollout>, Error> {
+        self.inner.unfinished_leases().await
+    }
     async fn list(&self, service: Option<&str>) -> Result<Vec<RolloutSummary>, Error> {
         self.inner.list(service).await
     }
@@ -397,6 +400,15 @@ impl StateStore for CrashingStore {
         self.inner
             .notification_failed(id, owner, error, retry_in)
             .await
+    }
+    async fn renew_notification_claim(
+        &self,
+        id: NotificationId,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        self.dead()?;
+        self.inner.renew_notification_claim(id, owner, ttl).await
     }
     async fn notifications(&self, rollout: Option<RolloutId>) -> Result<Vec<Notification>, Error> {
         self.inner.notifications(rollout).await
