@@ -7,7 +7,7 @@
 //! executor `rollout run` and `rollout resume` use; the store's leases and
 //! fences keep two controllers from acting on one rollout at once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +78,13 @@ pub struct ServeArgs {
     /// How often the store is scanned for rollouts to adopt.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
     scan_interval: Duration,
+    /// Most rollouts one scan reads in full (their event logs, to adopt
+    /// them or see that they wait for a person); the rest are read by the
+    /// next scan, which follows at once. A scan reads only rollouts whose
+    /// lease is free or expired, and skips a held rollout whose log has not
+    /// grown since it last looked.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    scan_batch: u32,
     /// The directory plans submitted over the API run their commands in
     /// (default: the working directory).
     #[arg(long, value_name = "DIR")]
@@ -232,10 +239,12 @@ async fn serve(args: ServeArgs) -> Result<u8, Fail> {
     // Series at zero from the start, so dashboards see them before the first.
     metrics::counter!("rollgate_serve_adoptions_total").increment(0);
     metrics::counter!("rollgate_serve_lost_leases_total").increment(0);
+    metrics::counter!("rollgate_serve_scan_reads_total").increment(0);
     let (stop_tx, stop_rx) = watch::channel(None::<&'static str>);
     let scanner = tokio::spawn(adopt_loop(
         app.clone(),
         args.scan_interval,
+        args.scan_batch as usize,
         handed,
         stop_rx.clone(),
     ));
@@ -294,17 +303,23 @@ async fn serve(args: ServeArgs) -> Result<u8, Fail> {
 async fn adopt_loop(
     app: Arc<App>,
     every: Duration,
+    batch: usize,
     mut handed: mpsc::UnboundedReceiver<(RolloutId, Executor)>,
     mut stop: watch::Receiver<Option<&'static str>>,
 ) {
     let mut drivers = tokio::task::JoinSet::new();
     let mut next_scan = tokio::time::Instant::now();
+    let mut state = ScanState::default();
     loop {
         if tokio::time::Instant::now() >= next_scan {
-            if let Err(e) = scan(&app, &mut drivers, &stop).await {
-                warn!(error = %rollgate_deploy::error_chain(&e), "scan failed");
-            }
-            next_scan = tokio::time::Instant::now() + every;
+            let more = match scan(&app, &mut drivers, &stop, &mut state, batch).await {
+                Ok(more) => more,
+                Err(e) => {
+                    warn!(error = %rollgate_deploy::error_chain(&e), "scan failed");
+                    false
+                }
+            };
+            next_scan = tokio::time::Instant::now() + if more { Duration::ZERO } else { every };
         }
         while drivers.try_join_next().is_some() {}
         let handed_over = tokio::select! {
@@ -357,29 +372,81 @@ fn driving(app: &App) -> std::sync::MutexGuard<'_, BTreeSet<RolloutId>> {
     app.driving.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What scans remember between runs.
+#[derive(Default)]
+struct ScanState {
+    /// Where the last scan that hit its batch limit stopped: the next one
+    /// goes on after it, so every candidate is read in turn.
+    after: Option<RolloutId>,
+    /// Rollouts found waiting for a person (or finished), with the last
+    /// sequence number they had then: skipped until their log grows.
+    waiting: BTreeMap<RolloutId, u64>,
+}
+
+/// One scan: reads every unfinished rollout's lease in one store call,
+/// then reads in full at most `batch` of those no live controller holds,
+/// and adopts the ones with work to do. True when candidates were left for
+/// the next scan.
 async fn scan(
     app: &Arc<App>,
     drivers: &mut tokio::task::JoinSet<()>,
     stop: &watch::Receiver<Option<&'static str>>,
-) -> Result<(), Error> {
-    for id in app.store.unfinished().await? {
-        if driving(app).contains(&id) {
-            continue;
-        }
-        let lease = app.store.lease_info(id).await?;
-        if let Some(l) = &lease
-            && !l.expires_in.is_zero()
-            && !rollout::owner_is_dead(&l.owner)
-        {
-            continue;
-        }
-        // A held rollout waits for a person; nothing to drive until one decides.
-        let log = app.store.events(id, 0).await?;
-        let r = Rollout::replay(id, app.store.request(id).await?, &log)?;
+    state: &mut ScanState,
+    batch: usize,
+) -> Result<bool, Error> {
+    let all = app.store.unfinished_leases().await?;
+    let seen: BTreeSet<RolloutId> = all.iter().map(|u| u.id).collect();
+    state.waiting.retain(|id, _| seen.contains(id));
+    let candidates: Vec<_> = {
+        let driving = driving(app);
+        all.into_iter()
+            .filter(|u| !driving.contains(&u.id))
+            .filter(|u| {
+                u.lease
+                    .as_ref()
+                    .is_none_or(|l| l.expires_in.is_zero() || rollout::owner_is_dead(&l.owner))
+            })
+            .filter(|u| state.waiting.get(&u.id) != Some(&u.last_seq))
+            .collect()
+    };
+    // Oldest first, going on after where the last full scan stopped.
+    let from = state
+        .after
+        .map_or(0, |a| candidates.partition_point(|u| u.id <= a));
+    let more = candidates.len() > batch;
+    let mut last = None;
+    for u in candidates[from..]
+        .iter()
+        .chain(&candidates[..from])
+        .take(batch)
+    {
+        last = Some(u.id);
+        let id = u.id;
+        metrics::counter!("rollgate_serve_scan_reads_total").increment(1);
+        // A held rollout waits for a person; nothing to drive until one
+        // decides. One rollout that cannot be read does not stop the scan.
+        let read = async {
+            let log = app.store.events(id, 0).await?;
+            Ok::<_, Error>((
+                Rollout::replay(id, app.store.request(id).await?, &log)?,
+                log,
+            ))
+        };
+        let (r, log) = match read.await {
+            Ok(got) => got,
+            Err(e) => {
+                warn!(rollout = %id, error = %rollgate_deploy::error_chain(&e), "cannot read the rollout");
+                continue;
+            }
+        };
         if r.is_finished() || r.decide(&BTreeSet::new()) == [Action::Stop] {
+            state
+                .waiting
+                .insert(id, log.last().map_or(0, |e| e.seq).max(u.last_seq));
             continue;
         }
-        if let Some(l) = lease
+        state.waiting.remove(&id);
+        if let Some(l) = &u.lease
             && l.expires_in.is_zero()
         {
             info!(rollout = %id, previous = %l.owner, "adopting: the lease expired");
@@ -392,7 +459,8 @@ async fn scan(
         metrics::counter!("rollgate_serve_adoptions_total").increment(1);
         start_driver(app, drivers, stop, id, None);
     }
-    Ok(())
+    state.after = if more { last } else { None };
+    Ok(more)
 }
 
 /// Drives rollout `id` with the executor `rollout run` uses: `built` (by

@@ -850,6 +850,87 @@ fn a_submitted_rollout_is_driven_by_the_executor_its_submission_built_without_a_
     );
 }
 
+/// A one-target rollout of service `svc-{i}` onto `web-{i}`, deploying with `deploy`.
+fn one_target_plan(i: usize, deploy: &str) -> String {
+    plan(1, deploy, "kind = \"all-at-once\"")
+        .replace("service = \"web\"", &format!("service = \"svc-{i}\""))
+        .replace("\"web-1\"", &format!("\"web-{i}\""))
+}
+
+#[test]
+fn scans_read_only_free_leases_in_bounded_batches_skip_unchanged_held_rollouts_and_adopt_every_orphan()
+ {
+    let d = dir(3);
+    std::fs::write(d.path.join("hold"), "").unwrap();
+    let waits = "while [ -e hold ]; do sleep 0.05; done; echo {version} > srv/{target}/current";
+    let a = Server::start(&d, "a", "state.db", &["--scan-interval", "100ms"]);
+    let mut ids = Vec::new();
+    for i in 1..=3 {
+        let (status, created) = post_plan(&a, &one_target_plan(i, waits), &[]);
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["id"].as_u64().unwrap());
+    }
+    for id in &ids {
+        wait_status(&a, *id, &["running"]);
+    }
+    // The controller dies holding three leases (of a dead process on this
+    // host: free at once for a scan).
+    let pid = a.pid();
+    signal("KILL", pid);
+    drop(a);
+    let b = Server::start(
+        &d,
+        "b",
+        "state.db",
+        &["--scan-interval", "100ms", "--scan-batch", "1"],
+    );
+    let start = Instant::now();
+    while counter(&b, "rollgate_serve_adoptions_total") < 3.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not every orphan was adopted: {}",
+            b.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::remove_file(d.path.join("hold")).unwrap();
+    for id in &ids {
+        wait_status(&b, *id, &["succeeded"]);
+    }
+    assert_eq!(versions(&d, 3), ["v2", "v2", "v2"]);
+    assert_eq!(counter(&b, "rollgate_serve_adoptions_total"), 3.0);
+
+    // A held rollout is read once after its driver lets go, then skipped
+    // by the next scans (ten of them a second) until its log grows.
+    let held = plan(2, DEPLOY, "kind = \"canary\"\nsteps = [50, 100]")
+        .replace("service = \"web\"", "service = \"held\"")
+        + "\n[gate]\nkind = \"command\"\ncommand = \"echo needs a person; exit 3\"\n";
+    let (status, created) = post_plan(&b, &held, &[]);
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_u64().unwrap();
+    wait_status(&b, id, &["held"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let reads = counter(&b, "rollgate_serve_scan_reads_total");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        counter(&b, "rollgate_serve_scan_reads_total"),
+        reads,
+        "an unchanged held rollout is not read again"
+    );
+    // A person's decision grows its log: the next scan reads and adopts it.
+    let a = auth();
+    let (status, body) = http(
+        &b.addr,
+        "POST",
+        &format!("/v1/rollouts/{id}/abort"),
+        &[("Authorization", &a)],
+        b"",
+    );
+    assert_eq!(status, 202, "{body}");
+    wait_status(&b, id, &["aborted"]);
+    assert!(counter(&b, "rollgate_serve_scan_reads_total") > reads);
+}
+
 /// A bad request: what, path, method, headers, body, then the status, the
 /// error kind and a word the message must contain.
 type Case<'a> = (
