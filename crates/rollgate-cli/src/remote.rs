@@ -366,7 +366,13 @@ impl StateStore for RemoteStore {
         Err(not_remote("delivering notifications"))
     }
 
-    async fn notifications(&self, _: Option<RolloutId>) -> Result<Vec<Notification>, Error> {
-        Err(not_remote("listing notifications"))
+    /// One rollout's outbox, as `GET /v1/rollouts/{id}` shows it (error
+    /// texts without credentials); every rollout's is not served.
+    async fn notifications(&self, id: Option<RolloutId>) -> Result<Vec<Notification>, Error> {
+        let Some(id) = id else {
+            return Err(not_remote("listing every rollout's notifications"));
+        };
+        let mut doc = self.rollout(id).await?;
+        decode(&self.base, "notifications", doc["notifications"].take())
     }
 }

@@ -12,9 +12,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use rollgate::plan::Plan;
 use rollgate::report::rfc3339;
 use rollgate_deploy::{
-    Artifact, Error, Event, EventRecord, Executor, GateUse, LeaseInfo, ListFilter, Outcome,
-    PhaseDefaults, PostgresStore, Report, Rollout, RolloutId, RolloutRequest, SqliteOptions,
-    SqliteStore, StateStore, Status, Strategy, TargetState, Writer,
+    Artifact, Error, Event, EventRecord, Executor, GateUse, LeaseInfo, ListFilter, Notification,
+    Outcome, PhaseDefaults, PostgresStore, Report, Rollout, RolloutId, RolloutRequest,
+    SqliteOptions, SqliteStore, StateStore, Status, Strategy, TargetState, Writer,
 };
 use serde_json::{Value, json};
 
@@ -892,6 +892,83 @@ fn status_reasons(r: &Rollout) -> Vec<String> {
     }
 }
 
+/// The outbox of a rollout as `status` and the API show it: per
+/// notification its event (id, kind, sequence number), its destination
+/// (its name, or its URL without credentials) and its state: `delivered`
+/// (with when), `failing` (failed attempts and the last error) or
+/// `pending` (not attempted yet). Only a recorded delivery is `delivered`.
+/// Error texts lose every destination URL's credentials.
+pub(crate) fn notifications_json(ns: &[Notification], req: &RolloutRequest) -> Value {
+    let redact = |text: &str| {
+        req.notify.iter().fold(text.to_owned(), |t, d| {
+            t.replace(&d.url, &rollgate_deploy::redact_url(&d.url))
+        })
+    };
+    Value::Array(
+        ns.iter()
+            .map(|n| {
+                let to = req.notify.get(n.destination).map_or_else(
+                    || format!("destination {}", n.destination),
+                    |d| {
+                        if d.name.trim().is_empty() {
+                            rollgate_deploy::redact_url(&d.url)
+                        } else {
+                            d.name.clone()
+                        }
+                    },
+                );
+                let state = match (n.delivered_ms, n.attempts) {
+                    (Some(_), _) => "delivered",
+                    (None, 0) => "pending",
+                    (None, _) => "failing",
+                };
+                let mut doc = serde_json::to_value(n).unwrap_or(Value::Null);
+                doc["last_error"] = json!(n.last_error.as_deref().map(redact));
+                doc["event_id"] = json!(n.event_id());
+                doc["to"] = json!(to);
+                doc["state"] = json!(state);
+                doc["delivered_at"] = json!(n.delivered_ms.map(rfc3339));
+                doc
+            })
+            .collect(),
+    )
+}
+
+/// `notifications_json`'s document as lines for people.
+fn notification_lines(doc: &Value) -> Vec<String> {
+    let Some(all) = doc.as_array() else {
+        return Vec::new();
+    };
+    let count = |s: &str| all.iter().filter(|n| n["state"] == s).count();
+    let mut lines = vec![format!(
+        "  notifications: {} delivered, {} failing, {} pending",
+        count("delivered"),
+        count("failing"),
+        count("pending")
+    )];
+    for n in all {
+        let what = format!(
+            "    {} (event {}) to {}",
+            n["kind"].as_str().unwrap_or("?"),
+            n["seq"],
+            n["to"].as_str().unwrap_or("?")
+        );
+        lines.push(match n["state"].as_str() {
+            Some("delivered") => format!(
+                "{what}: delivered at {}",
+                n["delivered_at"].as_str().unwrap_or("?")
+            ),
+            Some("failing") => format!(
+                "{what}: not delivered, {} failed attempt(s), last error: {}",
+                n["attempts"],
+                n["last_error"].as_str().unwrap_or("unknown")
+            ),
+            _ => format!("{what}: not attempted yet"),
+        });
+    }
+    lines
+}
+
 fn print_status(c: &Common, r: &Rollout, existed: bool, driver: Option<&str>) {
     if c.output == Output::Json {
         out!("{}", status_json(r, existed, driver));
@@ -1289,7 +1366,37 @@ async fn status(c: &Common, id: RolloutId) -> Result<u8, Fail> {
     // A lease whose owner has expired or is a dead process on this host
     // drives nothing: say so, and what to run.
     let lease = live_driver(&*store, id).await?;
-    print_status(c, &r, false, lease.as_ref().map(|l| l.owner.as_str()));
+    let driver = lease.as_ref().map(|l| l.owner.as_str());
+    // The outbox; when it cannot be read, say so rather than guess.
+    let notes = store
+        .notifications(Some(id))
+        .await
+        .map(|ns| notifications_json(&ns, &r.request));
+    if c.output == Output::Json {
+        let mut doc = status_json(&r, false, driver);
+        match notes {
+            Ok(n) => doc["notifications"] = n,
+            Err(e) => {
+                doc["notifications"] = Value::Null;
+                doc["notifications_error"] = json!(rollgate_deploy::error_chain(&e));
+            }
+        }
+        out!("{doc}");
+    } else {
+        print_status(c, &r, false, driver);
+        match notes {
+            Ok(n) if n.as_array().is_some_and(|a| !a.is_empty()) => {
+                for line in notification_lines(&n) {
+                    out!("{line}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => out!(
+                "  notifications: unknown ({})",
+                rollgate_deploy::error_chain(&e)
+            ),
+        }
+    }
     if lease.is_none() && !matches!(r.status, Status::Finished(_)) && c.output != Output::Json {
         if matches!(r.status, Status::Held(_)) {
             out!("  no controller is driving it: it waits for one of the decisions above");

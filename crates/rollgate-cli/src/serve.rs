@@ -877,6 +877,8 @@ async fn rollout_json(app: &App, id: RolloutId) -> Result<Value, ApiError> {
         .filter(|l| !l.expires_in.is_zero() && !rollout::owner_is_dead(&l.owner))
         .map(|l| l.owner.as_str());
     let mut body = rollout::status_json(&r, false, driver);
+    body["notifications"] =
+        rollout::notifications_json(&app.store.notifications(Some(id)).await?, &req);
     req.spec = None;
     // Webhook URLs may carry credentials (user info, Slack's path).
     for d in &mut req.notify {

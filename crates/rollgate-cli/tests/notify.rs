@@ -596,3 +596,97 @@ fn killed_serve_survivor_sends(pg: Option<&str>) {
     let _ = follow.wait();
     check_signatures(&rx.got());
 }
+
+#[test]
+fn status_shows_each_notification_failing_pending_or_delivered_without_credentials() {
+    const PASSWORD: &str = "hook-pw-Planted-991";
+    let rx = Receiver::start(false);
+    let d = setup(&rx, "");
+    let plan = std::fs::read_to_string(d.path.join("plan.toml")).unwrap();
+    std::fs::write(
+        d.path.join("plan.toml"),
+        plan.replace(
+            "url = \"http://",
+            &format!("url = \"http://hookuser:{PASSWORD}@"),
+        ),
+    )
+    .unwrap();
+    let token = "a-token-long-enough-for-serve-9012";
+    let state = state_of(&d, None);
+    let (mut srv, addr) = serve_with_short_lease(&d, &state, "srv", token);
+    let server = format!("http://{addr}");
+    let out = rollgate_cmd(&d, &["rollout", "run", "plan.toml", "--server", &server])
+        .env("ROLLGATE_TOKEN", token)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    rx.wait_for("two started attempts", |g| {
+        g.iter().filter(|g| g.kind == "started").count() >= 2
+    });
+    let status = |args: &[&str]| {
+        let out = rollgate_cmd(&d, &[&["rollout", "status", "1"], args].concat())
+            .env_remove("ROLLGATE_STATE")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // Local (the store) and through the server: the same outbox.
+    for args in [
+        vec!["--state", "state.db", "--output", "json"],
+        vec!["--server", server.as_str(), "--output", "json"],
+    ] {
+        let text = status(&args);
+        assert!(!text.contains(PASSWORD), "{args:?} shows the password");
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let ns = doc["notifications"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{doc}"));
+        let started = ns.iter().find(|n| n["kind"] == "started").unwrap();
+        assert_eq!(started["state"], "failing", "{args:?}: {started}");
+        assert!(started["attempts"].as_u64().unwrap() >= 1, "{started}");
+        assert!(started["delivered_at"].is_null(), "{started}");
+        let err = started["last_error"].as_str().unwrap();
+        assert!(err.contains("HTTP 503") && err.contains("***@"), "{err}");
+        let sent = rx.got().into_iter().find(|g| g.kind == "started").unwrap();
+        assert_eq!(started["event_id"], sent.id.as_str());
+        assert!(
+            ns.iter().all(|n| n["state"] != "delivered"),
+            "nothing was delivered: {doc}"
+        );
+    }
+    let text = status(&["--state", "state.db"]);
+    assert!(
+        text.contains("notifications: 0 delivered")
+            && text.contains("failed attempt(s), last error"),
+        "{text}"
+    );
+    assert!(!text.contains(PASSWORD), "{text}");
+
+    rx.armed.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    loop {
+        let rows = notifications(&d);
+        if rows.iter().all(|n| n.delivered_ms.is_some()) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{rows:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let n = notifications(&d).len();
+    let text = status(&["--server", &server]);
+    assert!(
+        text.contains(&format!(
+            "notifications: {n} delivered, 0 failing, 0 pending"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("started (event 1) to ") && text.contains(": delivered at "),
+        "{text}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &srv.id().to_string()])
+        .status();
+    assert_eq!(srv.wait().unwrap().code(), Some(0));
+}
