@@ -1141,6 +1141,47 @@ async fn a_hanging_receiver_times_out_and_the_row_waits_for_a_later_pass() {
     assert_eq!(d.deliver_pending().await.unwrap(), 3);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_long_attempt_keeps_its_short_claim_by_renewal_and_a_dead_dispatcher_s_claims_end_within_the_ttl()
+ {
+    let w = world(2).registered().await;
+    let req = w
+        .request(Strategy::AllAtOnce, PhaseDefaults::default())
+        .with_notify([Destination::new("http://127.0.0.1:9/")]);
+    let report = w.exec(None).submit(req).await.unwrap();
+    let mut retry = RetryPolicy::default().with_seed(7);
+    retry.max_attempts = 1;
+    let ttl = Duration::from_secs(3);
+    // One attempt may last a minute; the claim alone lasts 3 s.
+    let d = Dispatcher::new(
+        w.store.clone(),
+        Arc::new(Hang),
+        DispatchConfig::default()
+            .with_owner("d1")
+            .with_retry(retry)
+            .with_timeout(Duration::from_secs(60))
+            .with_claim_ttl(ttl),
+    );
+    let dying = tokio::spawn(async move { d.deliver_pending().await });
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(
+        w.store
+            .claim_notifications("d2", ttl, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "10 s into its attempts, d1 still holds every claim (renewed)"
+    );
+    // d1 dies: its claims end within one claim TTL.
+    dying.abort();
+    let _ = dying.await;
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    let taken = w.store.claim_notifications("d2", ttl, 10).await.unwrap();
+    assert_eq!(taken.len(), 3, "{taken:?}");
+    let ns = w.store.notifications(Some(report.id)).await.unwrap();
+    assert!(ns.iter().all(|n| n.delivered_ms.is_none()), "{ns:?}");
+}
+
 fn flaky_ok() -> Flaky {
     Flaky::default()
 }
