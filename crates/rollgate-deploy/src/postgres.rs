@@ -100,6 +100,10 @@ CREATE INDEX outbox_pending ON outbox(id) WHERE delivered_ms IS NULL;
 ",
 ];
 
+/// Connections a store reads on, besides the one for leases, claims and
+/// creation and the one group commits write on.
+const READERS: usize = 2;
+
 /// Most appends one group commit takes.
 const MAX_BATCH: usize = 4096;
 
@@ -129,6 +133,11 @@ struct AppendWork {
 /// ```
 pub struct PostgresStore {
     client: Mutex<Client>,
+    /// Connections for reads, so they do not queue behind each other or
+    /// behind the writes on `client` (a committed write is visible to
+    /// every connection before its caller hears back).
+    readers: Vec<Mutex<Client>>,
+    next_reader: std::sync::atomic::AtomicUsize,
     appends: mpsc::UnboundedSender<AppendWork>,
     shown: String,
 }
@@ -246,10 +255,16 @@ impl PostgresStore {
         let mut client = open(&config, &shown).await?;
         migrate(&mut client, &shown).await?;
         let writer = open(&config, &shown).await?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            readers.push(Mutex::new(open(&config, &shown).await?));
+        }
         let (appends, rx) = mpsc::unbounded_channel();
         tokio::spawn(writer_loop(writer, rx, shown.clone()));
         Ok(Self {
             client: Mutex::new(client),
+            readers,
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
             appends,
             shown,
         })
@@ -258,6 +273,20 @@ impl PostgresStore {
     /// The database's URL without its password.
     pub fn url(&self) -> &str {
         &self.shown
+    }
+
+    /// A read connection: a free one if any, else the next in turn.
+    async fn reader(&self) -> tokio::sync::MutexGuard<'_, Client> {
+        let n = self.readers.len();
+        let start = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for i in 0..n {
+            if let Ok(c) = self.readers[(start + i) % n].try_lock() {
+                return c;
+            }
+        }
+        self.readers[start % n].lock().await
     }
 
     fn e(&self, what: &'static str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
@@ -553,7 +582,7 @@ impl StateStore for PostgresStore {
     }
 
     async fn find_key(&self, key: &str) -> Result<Option<RolloutId>, Error> {
-        let c = self.client.lock().await;
+        let c = self.reader().await;
         let row = c
             .query_opt("SELECT id FROM rollouts WHERE idem_key = $1", &[&key])
             .await
@@ -562,7 +591,7 @@ impl StateStore for PostgresStore {
     }
 
     async fn request(&self, id: RolloutId) -> Result<RolloutRequest, Error> {
-        let c = self.client.lock().await;
+        let c = self.reader().await;
         request_row(&*c, &self.shown, id).await
     }
 
@@ -592,7 +621,7 @@ impl StateStore for PostgresStore {
     }
 
     async fn events(&self, id: RolloutId, after: u64) -> Result<Vec<EventRecord>, Error> {
-        let mut c = self.client.lock().await;
+        let mut c = self.reader().await;
         // One snapshot: the rollout's existence and its events agree.
         let tx = c
             .build_transaction()
@@ -693,7 +722,7 @@ impl StateStore for PostgresStore {
     }
 
     async fn lease_info(&self, id: RolloutId) -> Result<Option<LeaseInfo>, Error> {
-        let c = self.client.lock().await;
+        let c = self.reader().await;
         let row = c
             .query_opt(
                 &format!("SELECT lease_owner, lease_fence, lease_expires_ms, {NOW_MS} FROM rollouts WHERE id = $1"),
@@ -723,7 +752,7 @@ impl StateStore for PostgresStore {
     }
 
     async fn unfinished(&self) -> Result<Vec<RolloutId>, Error> {
-        let c = self.client.lock().await;
+        let c = self.reader().await;
         let rows = c
             .query(
                 "SELECT id FROM rollouts WHERE outcome IS NULL ORDER BY id",
@@ -738,7 +767,7 @@ impl StateStore for PostgresStore {
     }
 
     async fn unfinished_leases(&self) -> Result<Vec<UnfinishedRollout>, Error> {
-        let c = self.client.lock().await;
+        let c = self.reader().await;
         let rows = c
             .query(
                 &format!(
@@ -780,7 +809,7 @@ impl StateStore for PostgresStore {
     async fn list_where(&self, filter: &ListFilter) -> Result<Vec<RolloutSummary>, Error> {
         let (which, outcome) = filter.sql_outcome();
         let limit: Option<i64> = filter.limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-        let c = self.client.lock().await;
+        let c = self.reader().await;
         let rows = c
             .query(
                 "SELECT id, service, artifact_version, artifact_digest, artifact_sbom, actor, created_ms, outcome \
@@ -816,7 +845,7 @@ impl StateStore for PostgresStore {
     }
 
     async fn artifact(&self, digest: &Digest) -> Result<Option<Artifact>, Error> {
-        let c = self.client.lock().await;
+        let c = self.reader().await;
         artifact_row(&*c, &self.shown, digest).await
     }
 
@@ -926,7 +955,7 @@ impl StateStore for PostgresStore {
 
     async fn notifications(&self, rollout: Option<RolloutId>) -> Result<Vec<Notification>, Error> {
         let rollout = rollout.map(|r| r.0 as i64);
-        let c = self.client.lock().await;
+        let c = self.reader().await;
         let rows = c
             .query(
                 "SELECT id, rollout, seq, dest, kind, attempts, last_error, delivered_ms FROM outbox \
