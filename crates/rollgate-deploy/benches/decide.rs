@@ -3,27 +3,29 @@
 //! targets. No store, no I/O: what is measured is the executor's own work
 //! per event, which must not grow with the fleet.
 //!
-//! The driver is simulated in memory: deploys are started as `decide` asks
-//! (each phase at its default concurrency, the whole phase at once, or five
-//! at a time), and finish one at a time, in start order, each followed by a
-//! `decide` (the worst case: no group commit). `forward` promotes every
-//! phase; `rollback` is told to roll back at the last phase's gate and
-//! restores every target.
+//! The driver is simulated in memory, as the executor drives: deploys are
+//! started as `decide_in_flight` asks (each phase at its default
+//! concurrency, the whole phase at once, or five at a time), and finish one
+//! at a time, in start order, each followed by a decide (the worst case: no
+//! group commit). `forward` promotes every phase; `rollback` is told to roll
+//! back at the last phase's gate and restores every target;
+//! `forward_decide_any_set` asks `decide` with a plain set of targets
+//! (1,000 targets only: its work grows with the targets in flight).
 //!
 //! Run: `cargo bench -p rollgate-deploy --bench decide`
 //! (`ROLLGATE_BENCH_SIZES=1000,10000` picks the fleet sizes).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use rollgate_deploy::{
-    Action, Artifact, Decision, Digest, Event, EventRecord, PhaseDefaults, Percent, Rollout,
+    Action, Artifact, Decision, Digest, Event, EventRecord, InFlight, PhaseDefaults, Percent, Rollout,
     RolloutId, RolloutRequest, Strategy, TargetId,
 };
 
 /// Drives a rollout of `n` targets to its end; returns the events applied.
-fn drive(n: usize, concurrency: usize, roll_back: bool) -> u64 {
+fn drive(n: usize, concurrency: usize, roll_back: bool, any_set: bool) -> u64 {
     let targets: Vec<TargetId> = (0..n)
         .map(|i| format!("web-{i}").parse().expect("target"))
         .collect();
@@ -57,10 +59,14 @@ fn drive(n: usize, concurrency: usize, roll_back: bool) -> u64 {
         })
         .expect("applies");
     };
-    let mut running: BTreeSet<TargetId> = BTreeSet::new();
+    let mut running = InFlight::default();
     let mut order: VecDeque<(TargetId, bool)> = VecDeque::new();
     loop {
-        let actions = r.decide(&running);
+        let actions = if any_set {
+            r.decide(running.targets())
+        } else {
+            r.decide_in_flight(&running)
+        };
         // Whether this round changed anything (recorded or started work).
         let mut started = false;
         let mut next = None;
@@ -81,7 +87,7 @@ fn drive(n: usize, concurrency: usize, roll_back: bool) -> u64 {
                             },
                         );
                     }
-                    running.insert(target.clone());
+                    running.start(target.clone(), true);
                     order.push_back((target, true));
                     started = true;
                 }
@@ -95,7 +101,7 @@ fn drive(n: usize, concurrency: usize, roll_back: bool) -> u64 {
                             },
                         );
                     }
-                    running.insert(target.clone());
+                    running.start(target.clone(), false);
                     order.push_back((target, false));
                     started = true;
                 }
@@ -130,7 +136,7 @@ fn drive(n: usize, concurrency: usize, roll_back: bool) -> u64 {
                     }
                     panic!("waiting with nothing in flight");
                 };
-                running.remove(&target);
+                running.finish(&target);
                 apply(
                     &mut r,
                     if forward {
@@ -143,6 +149,20 @@ fn drive(n: usize, concurrency: usize, roll_back: bool) -> u64 {
             Some(other) => panic!("unexpected action {other:?}"),
         }
     }
+}
+
+/// (name, concurrency, roll back, `decide` with a plain set instead of
+/// `decide_in_flight`). The last walks the targets in flight on every
+/// event (the whole phase here), so it runs only on the smallest fleet.
+const SHAPES: [(&str, usize, bool, bool); 4] = [
+    ("forward", 0, false, false),
+    ("forward_5_at_a_time", 5, false, false),
+    ("rollback", 0, true, false),
+    ("forward_decide_any_set", 0, false, true),
+];
+
+fn shapes(n: usize) -> impl Iterator<Item = (&'static str, usize, bool, bool)> {
+    SHAPES.into_iter().filter(move |s| !s.3 || n <= 1_000)
 }
 
 fn sizes() -> Vec<usize> {
@@ -159,13 +179,9 @@ fn bench(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(3));
     for n in sizes() {
         g.throughput(Throughput::Elements(n as u64));
-        for (name, concurrency, back) in [
-            ("forward", 0, false),
-            ("forward_5_at_a_time", 5, false),
-            ("rollback", 0, true),
-        ] {
+        for (name, concurrency, back, any) in shapes(n) {
             g.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
-                b.iter(|| drive(n, concurrency, back));
+                b.iter(|| drive(n, concurrency, back, any));
             });
         }
     }
@@ -177,13 +193,9 @@ criterion_group!(benches, bench);
 fn main() {
     // One pass of each shape first: the event counts tell what was driven.
     for n in sizes() {
-        for (name, concurrency, back) in [
-            ("forward", 0, false),
-            ("forward_5_at_a_time", 5, false),
-            ("rollback", 0, true),
-        ] {
+        for (name, concurrency, back, any) in shapes(n) {
             let start = std::time::Instant::now();
-            let events = drive(n, concurrency, back);
+            let events = drive(n, concurrency, back, any);
             println!(
                 "{name}/{n}: {events} events in {:.1} ms",
                 start.elapsed().as_secs_f64() * 1e3

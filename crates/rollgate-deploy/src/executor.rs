@@ -1,7 +1,7 @@
 //! The driver: performs what the pure state machine decides, through the
 //! `Deployer`, `Gate`, `Router` and tokio's clock, writing ahead to the store.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::state::{Action, Rollout, Stage, Status};
+use crate::state::{Action, InFlight, Rollout, Stage, Status};
 use crate::store::{Created, StateStore, Writer};
 use crate::{
     Artifact, Decision, Deployer, Error, Event, EventRecord, Fence, Gate, GateUse, Outcome,
@@ -674,7 +674,7 @@ impl Executor {
             rollout: r,
             interrupted: None,
         };
-        if r.is_finished() || r.decide(&BTreeSet::new()) == [Action::Stop] {
+        if r.is_finished() || r.decide_in_flight(&InFlight::default()) == [Action::Stop] {
             return Ok(done(r));
         }
         self.append(
@@ -687,7 +687,7 @@ impl Executor {
         )
         .await?;
         let mut tasks: JoinSet<TaskDone> = JoinSet::new();
-        let mut running: BTreeSet<TargetId> = BTreeSet::new();
+        let mut running = InFlight::default();
         let mut ids: HashMap<tokio::task::Id, (TargetId, bool)> = HashMap::new();
         let mut bake: Option<((usize, u32, u32), Instant)> = None;
         let mut renew_at = Instant::now() + cfg.lease_ttl / 3;
@@ -713,7 +713,7 @@ impl Executor {
                 continue;
             }
             phase_span.follow(&r);
-            let actions = r.decide(&running);
+            let actions = r.decide_in_flight(&running);
             let mut records = Vec::new();
             let mut starts = Vec::new();
             let mut wait_bake = None;
@@ -832,7 +832,7 @@ impl Executor {
         &self,
         r: &Rollout,
         starts: Vec<Action>,
-        running: &BTreeSet<TargetId>,
+        running: &InFlight,
     ) -> Vec<Action> {
         let Some(max) = r.request.plan.max_unavailable else {
             return starts;
@@ -875,7 +875,7 @@ impl Executor {
         mut r: Rollout,
         fence: Fence,
         mut tasks: JoinSet<TaskDone>,
-        mut running: BTreeSet<TargetId>,
+        mut running: InFlight,
         mut ids: HashMap<tokio::task::Id, (TargetId, bool)>,
         reason: String,
     ) -> Result<Report, Error> {
@@ -910,7 +910,7 @@ impl Executor {
     fn outcome_events(
         &self,
         finished: Vec<Result<(tokio::task::Id, TaskDone), tokio::task::JoinError>>,
-        running: &mut BTreeSet<TargetId>,
+        running: &mut InFlight,
         ids: &mut HashMap<tokio::task::Id, (TargetId, bool)>,
     ) -> Option<Vec<Event>> {
         let mut events = Vec::new();
@@ -943,7 +943,7 @@ impl Executor {
                 retries,
                 lapsed: lapsed_here,
             } = done;
-            running.remove(&target);
+            running.finish(&target);
             if lapsed_here {
                 // Not attempted: the lease lapsed first. Nothing to record.
                 lapsed = true;
@@ -1139,7 +1139,7 @@ impl Executor {
         lease: &Driving,
         starts: Vec<Action>,
         tasks: &mut JoinSet<TaskDone>,
-        running: &mut BTreeSet<TargetId>,
+        running: &mut InFlight,
         ids: &mut HashMap<tokio::task::Id, (TargetId, bool)>,
     ) -> Result<(), Error> {
         // Intents first, all in one append; then the work. What each target
@@ -1168,7 +1168,7 @@ impl Executor {
                 Action::Restore { target, to, .. } => (target, to, false),
                 _ => continue,
             };
-            running.insert(target.clone());
+            running.start(target.clone(), forward);
             let deployer = Arc::clone(&self.deployer);
             let cfg = self.config.clone();
             let span = info_span!("deploy", target = %target, version = %artifact.version, artifact.digest = %artifact.digest, restore = !forward);

@@ -43,7 +43,7 @@ pub use plan::{GateUse, Phase, PhaseAction, PhaseDefaults, Plan, Ring, Strategy}
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, LeaseClock, SqliteOptions, SqliteStore};
-pub use state::{Action, Interruption, Rollout, Stage, Status, TargetState};
+pub use state::{Action, InFlight, Interruption, Rollout, Stage, Status, TargetState};
 pub use store::{
     Created, LeaseInfo, ListFilter, MemoryStore, RolloutSummary, StateStore, UnfinishedRollout,
     Writer,

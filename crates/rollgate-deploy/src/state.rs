@@ -1,7 +1,7 @@
 //! The pure rollout state machine: `apply` folds an event in, `decide` says
 //! what to do next. No I/O, no clock: replaying a log rebuilds the state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -31,12 +31,6 @@ pub enum TargetState {
     RestoreFailed(String),
     /// Nothing known to restore to.
     RestoreSkipped(String),
-}
-
-impl TargetState {
-    fn touched(&self) -> bool {
-        !matches!(self, TargetState::Pending)
-    }
 }
 
 /// Who stopped driving a rollout on request, why and when.
@@ -174,18 +168,22 @@ pub struct Rollout {
     /// Whether a controller has started driving it (the log has a
     /// `controller_started` event).
     pub started: bool,
+    /// Where each target stands, indexed for `decide`; kept by `apply`.
+    #[serde(skip)]
+    index: Index,
 }
 
 impl Rollout {
     /// A rollout that has not started.
     pub fn new(id: RolloutId, request: RolloutRequest) -> Self {
-        let targets = request
+        let targets: BTreeMap<TargetId, TargetState> = request
             .plan
             .phases
             .iter()
             .flat_map(|p| p.targets.iter().cloned())
             .map(|t| (t, TargetState::Pending))
             .collect();
+        let index = Index::new(&request, targets.keys());
         Self {
             id,
             request,
@@ -206,6 +204,7 @@ impl Rollout {
             interrupted: None,
             gate_attached: false,
             started: false,
+            index,
         }
     }
 
@@ -243,13 +242,43 @@ impl Rollout {
         }
     }
 
-    fn target_mut(&mut self, seq: u64, t: &TargetId) -> Result<&mut TargetState, Error> {
-        let id = self.id;
-        self.targets.get_mut(t).ok_or_else(|| Error::Corrupt {
-            rollout: id,
-            seq,
-            reason: format!("target {t} is not in the plan"),
-        })
+    /// Sets where target `t` stands (and, for a deploy intent, what it ran
+    /// before, when not known yet), keeping the index in step.
+    fn set_target(
+        &mut self,
+        seq: u64,
+        t: &TargetId,
+        state: TargetState,
+        previous: Option<&Option<Artifact>>,
+    ) -> Result<(), Error> {
+        let Some(&slot) = self.index.slot.get(t) else {
+            return Err(self.corrupt(seq, format!("target {t} is not in the plan")));
+        };
+        self.index_target(slot, false);
+        if let Some(p) = previous {
+            self.previous.entry(t.clone()).or_insert_with(|| p.clone());
+        }
+        if let Some(s) = self.targets.get_mut(t) {
+            *s = state;
+        }
+        self.index_target(slot, true);
+        Ok(())
+    }
+
+    /// Adds target `slot` to (or removes it from) the index entries its
+    /// state and previous artifact put it in.
+    fn index_target(&mut self, slot: u32, add: bool) {
+        let name = &self.index.names[slot as usize];
+        let Some(state) = self.targets.get(name) else {
+            return;
+        };
+        // What a rollback does with it: restore it, or record it skipped.
+        let restorable = matches!(
+            self.previous.get(name),
+            Some(Some(to)) if to.digest != self.request.artifact.digest
+        );
+        let kind = Kind::of(state, restorable);
+        self.index.update(slot, kind, add);
     }
 
     fn start_rollback(&mut self, reason: String, aborted: bool) {
@@ -310,16 +339,13 @@ impl Rollout {
             Event::DeployIntent {
                 target, previous, ..
             } => {
-                *self.target_mut(seq, target)? = TargetState::Deploying;
-                self.previous
-                    .entry(target.clone())
-                    .or_insert_with(|| previous.clone());
+                self.set_target(seq, target, TargetState::Deploying, Some(previous))?;
             }
             Event::TargetDeployed { target } => {
-                *self.target_mut(seq, target)? = TargetState::Deployed;
+                self.set_target(seq, target, TargetState::Deployed, None)?;
             }
             Event::TargetFailed { target, reason } => {
-                *self.target_mut(seq, target)? = TargetState::Failed(reason.clone());
+                self.set_target(seq, target, TargetState::Failed(reason.clone()), None)?;
             }
             Event::SwitchIntent { .. } => {
                 self.switch_intent = true;
@@ -408,16 +434,16 @@ impl Rollout {
                 self.switch_intent = false;
             }
             Event::RestoreIntent { target, .. } => {
-                *self.target_mut(seq, target)? = TargetState::Restoring;
+                self.set_target(seq, target, TargetState::Restoring, None)?;
             }
             Event::TargetRestored { target } => {
-                *self.target_mut(seq, target)? = TargetState::Restored;
+                self.set_target(seq, target, TargetState::Restored, None)?;
             }
             Event::RestoreFailed { target, reason } => {
-                *self.target_mut(seq, target)? = TargetState::RestoreFailed(reason.clone());
+                self.set_target(seq, target, TargetState::RestoreFailed(reason.clone()), None)?;
             }
             Event::RestoreSkipped { target, reason } => {
-                *self.target_mut(seq, target)? = TargetState::RestoreSkipped(reason.clone());
+                self.set_target(seq, target, TargetState::RestoreSkipped(reason.clone()), None)?;
             }
             Event::Finished { outcome } => {
                 self.status = Status::Finished(*outcome);
@@ -508,17 +534,52 @@ impl Rollout {
 
     /// Targets on the new artifact now.
     pub fn on_artifact(&self) -> Vec<TargetId> {
-        self.targets
+        self.index
+            .deployed
             .iter()
-            .filter(|(_, s)| matches!(s, TargetState::Deployed))
-            .map(|(t, _)| t.clone())
+            .map(|&s| self.index.names[s as usize].clone())
             .collect()
     }
 
     /// What to do next. `running` names the targets whose deploy or restore
     /// this driver has in flight; any other in-progress target is in doubt
     /// (its controller died) and is redone.
+    ///
+    /// Its work grows with the targets in progress, not with the fleet; a
+    /// driver that keeps an [`InFlight`] asks
+    /// [`decide_in_flight`](Self::decide_in_flight) instead, whose work
+    /// does not grow with either.
     pub fn decide(&self, running: &BTreeSet<TargetId>) -> Vec<Action> {
+        self.decide_with(&AnyRunning(running))
+    }
+
+    /// What to do next, for a driver that records a target's intent before
+    /// it starts work on it and keeps what it has in flight in `in_flight`
+    /// (so each deploy it runs is for a target `deploying` here and each
+    /// restore for one `restoring`, as [`Executor`](crate::Executor) does).
+    /// Then the same as [`decide`](Self::decide) with the same targets, in
+    /// time logarithmic in the fleet (plus the actions it returns).
+    ///
+    /// ```
+    /// use rollgate_deploy::{Action, Artifact, Digest, Event, EventRecord, InFlight, PhaseDefaults, Rollout, RolloutId, RolloutRequest, Strategy, TargetId};
+    /// let targets: Vec<TargetId> = ["web-1", "web-2"].iter().map(|t| t.parse()).collect::<Result<_, _>>()?;
+    /// let plan = Strategy::AllAtOnce.compile(&targets, &PhaseDefaults::default().with_concurrency(1))?;
+    /// let req = RolloutRequest::new("web", Artifact::new("v2", Digest::of_bytes(b"v2")), plan, "alice");
+    /// let mut r = Rollout::new(RolloutId(1), req);
+    /// let mut in_flight = InFlight::default();
+    /// assert_eq!(r.decide_in_flight(&in_flight), [Action::Deploy { target: targets[0].clone(), fresh: true }]);
+    /// r.apply(&EventRecord { seq: 1, at_ms: 0, actor: "ctl".into(), event: Event::DeployIntent { target: targets[0].clone(), previous: None, note: None } })?;
+    /// in_flight.start(targets[0].clone(), true);
+    /// // One at a time: wait for web-1.
+    /// assert_eq!(r.decide_in_flight(&in_flight), [Action::Wait]);
+    /// assert_eq!(r.decide_in_flight(&in_flight), r.decide(in_flight.targets()));
+    /// # Ok::<(), rollgate_deploy::Error>(())
+    /// ```
+    pub fn decide_in_flight(&self, in_flight: &InFlight) -> Vec<Action> {
+        self.decide_with(in_flight)
+    }
+
+    fn decide_with(&self, running: &dyn Running) -> Vec<Action> {
         match &self.status {
             Status::Finished(_) | Status::Held(_) => vec![Action::Stop],
             Status::Paused => vec![Action::Wait],
@@ -527,7 +588,7 @@ impl Rollout {
         }
     }
 
-    fn decide_forward(&self, running: &BTreeSet<TargetId>) -> Vec<Action> {
+    fn decide_forward(&self, running: &dyn Running) -> Vec<Action> {
         let phases = &self.request.plan.phases;
         let Some(phase) = phases.get(self.phase) else {
             return vec![Action::Record(Event::Finished {
@@ -536,27 +597,22 @@ impl Rollout {
         };
         match self.stage {
             Stage::Deploying => {
+                let at = &self.index.phases[self.phase];
                 let mut actions = Vec::new();
-                let mut in_flight = 0;
-                let mut failed = Vec::new();
-                let mut pending = Vec::new();
-                for t in &phase.targets {
-                    match &self.targets[t] {
-                        TargetState::Deploying => {
-                            in_flight += 1;
-                            if !running.contains(t) {
-                                actions.push(Action::Deploy {
-                                    target: t.clone(),
-                                    fresh: false,
-                                });
-                            }
+                let in_flight = at.deploying.len();
+                // In doubt: deploying, and not run by this driver.
+                if !running.covers_deploys(self) {
+                    for &pos in &at.deploying {
+                        let t = &phase.targets[pos as usize];
+                        if !running.contains(t) {
+                            actions.push(Action::Deploy {
+                                target: t.clone(),
+                                fresh: false,
+                            });
                         }
-                        TargetState::Failed(reason) => failed.push((t, reason)),
-                        TargetState::Pending => pending.push(t),
-                        _ => {}
                     }
                 }
-                if failed.len() > phase.max_failed {
+                if at.failed.len() > phase.max_failed {
                     if in_flight > 0 {
                         // Let in-flight deploys land before rolling back; start nothing new.
                         return if actions.is_empty() {
@@ -565,16 +621,24 @@ impl Rollout {
                             actions
                         };
                     }
-                    let list = failed
+                    let list = at
+                        .failed
                         .iter()
                         .take(5)
-                        .map(|(t, r)| format!("{t}: {r}"))
+                        .map(|&pos| {
+                            let t = &phase.targets[pos as usize];
+                            let reason = match self.targets.get(t) {
+                                Some(TargetState::Failed(r)) => r.as_str(),
+                                _ => "",
+                            };
+                            format!("{t}: {reason}")
+                        })
                         .collect::<Vec<_>>()
                         .join("; ");
                     return vec![Action::Record(Event::RollbackStarted {
                         reason: format!(
                             "{} target(s) failed in phase {} ({}), over the limit of {}: {list}",
-                            failed.len(),
+                            at.failed.len(),
                             self.phase + 1,
                             phase.name,
                             phase.max_failed
@@ -582,9 +646,9 @@ impl Rollout {
                     })];
                 }
                 let room = phase.concurrency.max(1).saturating_sub(in_flight);
-                for t in pending.into_iter().take(room) {
+                for &pos in at.pending.iter().take(room) {
                     actions.push(Action::Deploy {
-                        target: t.clone(),
+                        target: phase.targets[pos as usize].clone(),
                         fresh: true,
                     });
                 }
@@ -672,13 +736,9 @@ impl Rollout {
         })
     }
 
-    fn decide_rollback(&self, running: &BTreeSet<TargetId>, aborted: bool) -> Vec<Action> {
+    fn decide_rollback(&self, running: &dyn Running, aborted: bool) -> Vec<Action> {
         // Forward work still in flight lands first, so nothing races a restore.
-        let forward_in_flight = self
-            .targets
-            .iter()
-            .any(|(t, s)| matches!(s, TargetState::Deploying) && running.contains(t));
-        if forward_in_flight {
+        if running.deploys_in_flight(self) {
             return vec![Action::Wait];
         }
         if self.switched || self.switch_intent {
@@ -696,49 +756,44 @@ impl Rollout {
                 back: true,
             }];
         }
-        let mut actions = Vec::new();
-        let mut restoring = 0;
-        let mut failed_any = false;
-        for (t, s) in &self.targets {
-            match s {
-                TargetState::Pending | TargetState::Restored | TargetState::RestoreSkipped(_) => {}
-                TargetState::RestoreFailed(_) => failed_any = true,
-                TargetState::Restoring => {
-                    restoring += 1;
-                    if !running.contains(t)
-                        && let Some(Some(to)) = self.previous.get(t)
-                    {
-                        actions.push(Action::Restore {
+        let names = &self.index.names;
+        let restoring = self.index.restoring.len();
+        // (target rank, action): put in the targets' order below.
+        let mut actions: Vec<(u32, Action)> = Vec::new();
+        if !running.covers_restores(self) {
+            // In doubt: restoring, and not run by this driver.
+            for &s in &self.index.restoring {
+                let t = &names[s as usize];
+                if !running.contains(t)
+                    && let Some(Some(to)) = self.previous.get(t)
+                {
+                    actions.push((
+                        s,
+                        Action::Restore {
                             target: t.clone(),
                             to: to.clone(),
                             fresh: false,
-                        });
-                    }
-                }
-                TargetState::Deploying | TargetState::Deployed | TargetState::Failed(_) => {
-                    debug_assert!(s.touched());
-                    match self.previous.get(t).cloned().flatten() {
-                        Some(to) if to.digest == self.request.artifact.digest => {
-                            actions.push(Action::Record(Event::RestoreSkipped {
-                                target: t.clone(),
-                                reason: format!("already ran {to} before this rollout"),
-                            }));
-                        }
-                        Some(to) => actions.push(Action::Restore {
-                            target: t.clone(),
-                            to,
-                            fresh: true,
-                        }),
-                        None => actions.push(Action::Record(Event::RestoreSkipped {
-                            target: t.clone(),
-                            reason: format!(
-                                "nothing known to restore it to; left on {}",
-                                self.request.artifact
-                            ),
-                        })),
-                    }
+                        },
+                    ));
                 }
             }
+        }
+        for &s in &self.index.skip {
+            let t = &names[s as usize];
+            let reason = match self.previous.get(t) {
+                Some(Some(to)) => format!("already ran {to} before this rollout"),
+                _ => format!(
+                    "nothing known to restore it to; left on {}",
+                    self.request.artifact
+                ),
+            };
+            actions.push((
+                s,
+                Action::Record(Event::RestoreSkipped {
+                    target: t.clone(),
+                    reason,
+                }),
+            ));
         }
         // Restores run with the plan's widest phase concurrency, no wider.
         let limit = self
@@ -750,22 +805,29 @@ impl Rollout {
             .max()
             .unwrap_or(1)
             .max(1);
-        let mut room = limit.saturating_sub(restoring);
-        actions.retain(|a| match a {
-            Action::Restore { fresh: true, .. } => {
-                let keep = room > 0;
-                room = room.saturating_sub(1);
-                keep
+        let room = limit.saturating_sub(restoring);
+        for &s in self.index.restore.iter().take(room) {
+            let t = &names[s as usize];
+            if let Some(Some(to)) = self.previous.get(t) {
+                actions.push((
+                    s,
+                    Action::Restore {
+                        target: t.clone(),
+                        to: to.clone(),
+                        fresh: true,
+                    },
+                ));
             }
-            _ => true,
-        });
+        }
         if !actions.is_empty() {
-            return actions;
+            // Each target is in one of the three lists once.
+            actions.sort_unstable_by_key(|(s, _)| *s);
+            return actions.into_iter().map(|(_, a)| a).collect();
         }
         if restoring > 0 {
             return vec![Action::Wait];
         }
-        let outcome = if failed_any || !self.left_on_artifact().is_empty() {
+        let outcome = if self.index.restore_failed > 0 || !self.left_on_artifact().is_empty() {
             Outcome::RollbackFailed
         } else if aborted {
             Outcome::Aborted
@@ -773,5 +835,773 @@ impl Rollout {
             Outcome::RolledBack
         };
         vec![Action::Record(Event::Finished { outcome })]
+    }
+}
+
+/// The deploys and restores a driver has in flight, for
+/// [`Rollout::decide_in_flight`]: a target is added when its work starts
+/// (after its intent is recorded) and removed when its work ends.
+///
+/// ```
+/// use rollgate_deploy::{InFlight, TargetId};
+/// let t: TargetId = "web-1".parse()?;
+/// let mut in_flight = InFlight::default();
+/// in_flight.start(t.clone(), true);
+/// assert!(in_flight.contains(&t));
+/// assert_eq!((in_flight.len(), in_flight.deploys()), (1, 1));
+/// in_flight.finish(&t);
+/// assert!(in_flight.is_empty());
+/// # Ok::<(), rollgate_deploy::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct InFlight {
+    all: BTreeSet<TargetId>,
+    deploys: BTreeSet<TargetId>,
+}
+
+impl InFlight {
+    /// Work on `target` started: a deploy (`forward`) or a restore.
+    pub fn start(&mut self, target: TargetId, forward: bool) {
+        if forward {
+            self.deploys.insert(target.clone());
+        }
+        self.all.insert(target);
+    }
+
+    /// Work on `target` ended.
+    pub fn finish(&mut self, target: &TargetId) {
+        self.deploys.remove(target);
+        self.all.remove(target);
+    }
+
+    /// Whether work on `target` is in flight.
+    pub fn contains(&self, target: &TargetId) -> bool {
+        self.all.contains(target)
+    }
+
+    /// Targets with work in flight.
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    /// Whether nothing is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    /// Deploys in flight (the rest are restores).
+    pub fn deploys(&self) -> usize {
+        self.deploys.len()
+    }
+
+    /// Every target with work in flight, as [`Rollout::decide`] takes them.
+    pub fn targets(&self) -> &BTreeSet<TargetId> {
+        &self.all
+    }
+}
+
+/// What `decide` asks of the driver's in-flight work.
+trait Running {
+    /// Whether work on `t` is in flight.
+    fn contains(&self, t: &TargetId) -> bool;
+    /// Whether a deploying target of `r` has its deploy in flight.
+    fn deploys_in_flight(&self, r: &Rollout) -> bool;
+    /// Whether every deploying target of `r` has its deploy in flight.
+    fn covers_deploys(&self, r: &Rollout) -> bool;
+    /// Whether every restoring target of `r` has its restore in flight.
+    fn covers_restores(&self, r: &Rollout) -> bool;
+}
+
+/// Any set of targets: answers by walking the targets in progress.
+struct AnyRunning<'a>(&'a BTreeSet<TargetId>);
+
+impl Running for AnyRunning<'_> {
+    fn contains(&self, t: &TargetId) -> bool {
+        self.0.contains(t)
+    }
+    fn deploys_in_flight(&self, r: &Rollout) -> bool {
+        let ix = &r.index;
+        if self.0.len() < ix.deploying.len() {
+            self.0
+                .iter()
+                .any(|t| ix.slot.get(t).is_some_and(|s| ix.deploying.contains(s)))
+        } else {
+            ix.deploying
+                .iter()
+                .any(|&s| self.0.contains(&ix.names[s as usize]))
+        }
+    }
+    fn covers_deploys(&self, r: &Rollout) -> bool {
+        let ix = &r.index;
+        ix.deploying
+            .iter()
+            .all(|&s| self.0.contains(&ix.names[s as usize]))
+    }
+    fn covers_restores(&self, r: &Rollout) -> bool {
+        let ix = &r.index;
+        ix.restoring
+            .iter()
+            .all(|&s| self.0.contains(&ix.names[s as usize]))
+    }
+}
+
+/// A driver's own work: each deploy it runs is for a deploying target and
+/// each restore for a restoring one, so counts answer.
+impl Running for InFlight {
+    fn contains(&self, t: &TargetId) -> bool {
+        self.all.contains(t)
+    }
+    fn deploys_in_flight(&self, _: &Rollout) -> bool {
+        !self.deploys.is_empty()
+    }
+    fn covers_deploys(&self, r: &Rollout) -> bool {
+        self.deploys.len() == r.index.deploying.len()
+    }
+    fn covers_restores(&self, r: &Rollout) -> bool {
+        self.all.len() - self.deploys.len() == r.index.restoring.len()
+    }
+}
+
+/// Where a target stands, as the index files it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Untouched.
+    Pending,
+    /// Deploying, deployed or failed; `restorable`: a rollback restores it
+    /// (it ran another known artifact before), else records it skipped.
+    Touched {
+        deploying: bool,
+        deployed: bool,
+        failed: bool,
+        restorable: bool,
+    },
+    Restoring,
+    RestoreFailed,
+    /// Restored or skipped: nothing left to do.
+    Done,
+}
+
+impl Kind {
+    fn of(state: &TargetState, restorable: bool) -> Self {
+        let touched = |deploying, deployed, failed| Kind::Touched {
+            deploying,
+            deployed,
+            failed,
+            restorable,
+        };
+        match state {
+            TargetState::Pending => Kind::Pending,
+            TargetState::Deploying => touched(true, false, false),
+            TargetState::Deployed => touched(false, true, false),
+            TargetState::Failed(_) => touched(false, false, true),
+            TargetState::Restoring => Kind::Restoring,
+            TargetState::RestoreFailed(_) => Kind::RestoreFailed,
+            TargetState::Restored | TargetState::RestoreSkipped(_) => Kind::Done,
+        }
+    }
+}
+
+/// Where a phase's targets stand, by position in the phase's list.
+#[derive(Debug, Clone, Default)]
+struct PhaseIndex {
+    pending: BTreeSet<u32>,
+    deploying: BTreeSet<u32>,
+    failed: BTreeSet<u32>,
+}
+
+/// The targets by where they stand, so that `decide` reads only the ones
+/// it acts on. Targets are numbered by rank in natural order (the order of
+/// `Rollout::targets`), and within a phase by position in its list.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    /// Each target's rank.
+    slot: HashMap<TargetId, u32>,
+    /// The targets by rank.
+    names: Vec<TargetId>,
+    /// Where each target is listed in the plan, as (phase, position):
+    /// `places[starts[rank]..starts[rank + 1]]`.
+    starts: Vec<u32>,
+    places: Vec<(u32, u32)>,
+    phases: Vec<PhaseIndex>,
+    deploying: BTreeSet<u32>,
+    deployed: BTreeSet<u32>,
+    restoring: BTreeSet<u32>,
+    /// Touched targets a rollback restores.
+    restore: BTreeSet<u32>,
+    /// Touched targets a rollback records skipped.
+    skip: BTreeSet<u32>,
+    restore_failed: usize,
+}
+
+fn put(set: &mut BTreeSet<u32>, v: u32, add: bool) {
+    if add {
+        set.insert(v);
+    } else {
+        set.remove(&v);
+    }
+}
+
+impl Index {
+    /// Every target pending; `targets` in natural order.
+    fn new<'a>(request: &RolloutRequest, targets: impl Iterator<Item = &'a TargetId>) -> Self {
+        let names: Vec<TargetId> = targets.cloned().collect();
+        let slot: HashMap<TargetId, u32> = names
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let mut listed: Vec<(u32, u32, u32)> = Vec::new();
+        let mut phases = Vec::with_capacity(request.plan.phases.len());
+        for (p, phase) in request.plan.phases.iter().enumerate() {
+            for (pos, t) in phase.targets.iter().enumerate() {
+                listed.push((slot[t], p as u32, pos as u32));
+            }
+            phases.push(PhaseIndex {
+                pending: (0..phase.targets.len() as u32).collect(),
+                ..PhaseIndex::default()
+            });
+        }
+        listed.sort_unstable();
+        let mut starts = Vec::with_capacity(names.len() + 1);
+        let mut places = Vec::with_capacity(listed.len());
+        let mut i = 0;
+        for s in 0..names.len() as u32 {
+            starts.push(places.len() as u32);
+            while i < listed.len() && listed[i].0 == s {
+                places.push((listed[i].1, listed[i].2));
+                i += 1;
+            }
+        }
+        starts.push(places.len() as u32);
+        Self {
+            slot,
+            names,
+            starts,
+            places,
+            phases,
+            ..Self::default()
+        }
+    }
+
+    /// Files target `s` under `kind` (or takes it out).
+    fn update(&mut self, s: u32, kind: Kind, add: bool) {
+        let (from, to) = (self.starts[s as usize], self.starts[s as usize + 1]);
+        for &(p, pos) in &self.places[from as usize..to as usize] {
+            let at = &mut self.phases[p as usize];
+            match kind {
+                Kind::Pending => put(&mut at.pending, pos, add),
+                Kind::Touched {
+                    deploying: true, ..
+                } => put(&mut at.deploying, pos, add),
+                Kind::Touched { failed: true, .. } => put(&mut at.failed, pos, add),
+                _ => {}
+            }
+        }
+        match kind {
+            Kind::Pending | Kind::Done => {}
+            Kind::Touched {
+                deploying,
+                deployed,
+                restorable,
+                ..
+            } => {
+                if deploying {
+                    put(&mut self.deploying, s, add);
+                }
+                if deployed {
+                    put(&mut self.deployed, s, add);
+                }
+                if restorable {
+                    put(&mut self.restore, s, add);
+                } else {
+                    put(&mut self.skip, s, add);
+                }
+            }
+            Kind::Restoring => put(&mut self.restoring, s, add),
+            Kind::RestoreFailed => {
+                if add {
+                    self.restore_failed += 1;
+                } else {
+                    self.restore_failed -= 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Digest, GateUse, PhaseDefaults, Percent, Strategy};
+    use proptest::prelude::*;
+
+    /// `decide` as it was before the index: it walks every target of the
+    /// phase (forward) or of the plan (rollback) on every call. The indexed
+    /// one must answer exactly as this one does.
+    impl Rollout {
+        /// Targets on the new artifact now.
+        fn ref_on_artifact(&self) -> Vec<TargetId> {
+            self.targets
+                .iter()
+                .filter(|(_, s)| matches!(s, TargetState::Deployed))
+                .map(|(t, _)| t.clone())
+                .collect()
+        }
+
+        /// What to do next. `running` names the targets whose deploy or restore
+        /// this driver has in flight; any other in-progress target is in doubt
+        /// (its controller died) and is redone.
+        fn reference_decide(&self, running: &BTreeSet<TargetId>) -> Vec<Action> {
+            match &self.status {
+                Status::Finished(_) | Status::Held(_) => vec![Action::Stop],
+                Status::Paused => vec![Action::Wait],
+                Status::RollingBack { aborted, .. } => self.ref_rollback(running, *aborted),
+                Status::Running => self.ref_forward(running),
+            }
+        }
+
+        fn ref_forward(&self, running: &BTreeSet<TargetId>) -> Vec<Action> {
+            let phases = &self.request.plan.phases;
+            let Some(phase) = phases.get(self.phase) else {
+                return vec![Action::Record(Event::Finished {
+                    outcome: Outcome::Succeeded,
+                })];
+            };
+            match self.stage {
+                Stage::Deploying => {
+                    let mut actions = Vec::new();
+                    let mut in_flight = 0;
+                    let mut failed = Vec::new();
+                    let mut pending = Vec::new();
+                    for t in &phase.targets {
+                        match &self.targets[t] {
+                            TargetState::Deploying => {
+                                in_flight += 1;
+                                if !running.contains(t) {
+                                    actions.push(Action::Deploy {
+                                        target: t.clone(),
+                                        fresh: false,
+                                    });
+                                }
+                            }
+                            TargetState::Failed(reason) => failed.push((t, reason)),
+                            TargetState::Pending => pending.push(t),
+                            _ => {}
+                        }
+                    }
+                    if failed.len() > phase.max_failed {
+                        if in_flight > 0 {
+                            // Let in-flight deploys land before rolling back; start nothing new.
+                            return if actions.is_empty() {
+                                vec![Action::Wait]
+                            } else {
+                                actions
+                            };
+                        }
+                        let list = failed
+                            .iter()
+                            .take(5)
+                            .map(|(t, r)| format!("{t}: {r}"))
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        return vec![Action::Record(Event::RollbackStarted {
+                            reason: format!(
+                                "{} target(s) failed in phase {} ({}), over the limit of {}: {list}",
+                                failed.len(),
+                                self.phase + 1,
+                                phase.name,
+                                phase.max_failed
+                            ),
+                        })];
+                    }
+                    let room = phase.concurrency.max(1).saturating_sub(in_flight);
+                    for t in pending.into_iter().take(room) {
+                        actions.push(Action::Deploy {
+                            target: t.clone(),
+                            fresh: true,
+                        });
+                    }
+                    if !actions.is_empty() {
+                        return actions;
+                    }
+                    if in_flight > 0 {
+                        return vec![Action::Wait];
+                    }
+                    if let PhaseAction::Switch { to, .. } = &phase.action
+                        && !self.switched
+                    {
+                        return vec![Action::Switch {
+                            to: to.clone(),
+                            back: false,
+                        }];
+                    }
+                    vec![Action::Record(Event::BakeStarted {
+                        phase: self.phase,
+                        bake: phase.bake,
+                    })]
+                }
+                Stage::Baking => {
+                    if self.promote_requested {
+                        return vec![self.complete("promoted by a person")];
+                    }
+                    vec![Action::Bake {
+                        phase: self.phase,
+                        duration: self.bake_for,
+                    }]
+                }
+                Stage::Gating => {
+                    if self.promote_requested {
+                        return vec![self.complete("promoted by a person")];
+                    }
+                    if !phase.gate.asks(self.gate_attached) {
+                        return vec![self.complete(if self.gate_attached {
+                            "baked; the phase skips the gate"
+                        } else {
+                            "baked; no gate"
+                        })];
+                    }
+                    if matches!(self.last_decision, Some(Decision::Promote(_))) && self.gate_asks > 0 {
+                        return vec![self.complete("gate said promote")];
+                    }
+                    let total = self.targets.len();
+                    let on = self.ref_on_artifact();
+                    let share = if total == 0 {
+                        100.0
+                    } else {
+                        on.len() as f64 * 100.0 / total as f64
+                    };
+                    let blue_green = self
+                        .request
+                        .plan
+                        .phases
+                        .iter()
+                        .any(|p| matches!(p.action, PhaseAction::Switch { .. }));
+                    // Blue-green moves traffic, not targets: the share is the phase's
+                    // (0 % before the switch, 100 % after).
+                    let percent = if blue_green {
+                        phase.percent
+                    } else {
+                        crate::Percent::new(share).unwrap_or(phase.percent)
+                    };
+                    vec![Action::AskGate(Box::new(GateContext {
+                        rollout: self.id,
+                        service: self.request.service.clone(),
+                        artifact: self.request.artifact.clone(),
+                        previous: self.previous_artifact(),
+                        phase: self.phase,
+                        phase_name: phase.name.clone(),
+                        percent,
+                        canary_targets: on,
+                        attempt: self.gate_asks,
+                    }))]
+                }
+            }
+        }
+
+        fn ref_rollback(&self, running: &BTreeSet<TargetId>, aborted: bool) -> Vec<Action> {
+            // Forward work still in flight lands first, so nothing races a restore.
+            let forward_in_flight = self
+                .targets
+                .iter()
+                .any(|(t, s)| matches!(s, TargetState::Deploying) && running.contains(t));
+            if forward_in_flight {
+                return vec![Action::Wait];
+            }
+            if self.switched || self.switch_intent {
+                let from = self
+                    .request
+                    .plan
+                    .phases
+                    .iter()
+                    .find_map(|p| match &p.action {
+                        PhaseAction::Switch { from, .. } => Some(from.clone()),
+                        PhaseAction::Deploy => None,
+                    });
+                return vec![Action::Switch {
+                    to: from.unwrap_or_default(),
+                    back: true,
+                }];
+            }
+            let mut actions = Vec::new();
+            let mut restoring = 0;
+            let mut failed_any = false;
+            for (t, s) in &self.targets {
+                match s {
+                    TargetState::Pending | TargetState::Restored | TargetState::RestoreSkipped(_) => {}
+                    TargetState::RestoreFailed(_) => failed_any = true,
+                    TargetState::Restoring => {
+                        restoring += 1;
+                        if !running.contains(t)
+                            && let Some(Some(to)) = self.previous.get(t)
+                        {
+                            actions.push(Action::Restore {
+                                target: t.clone(),
+                                to: to.clone(),
+                                fresh: false,
+                            });
+                        }
+                    }
+                    TargetState::Deploying | TargetState::Deployed | TargetState::Failed(_) => {
+                        match self.previous.get(t).cloned().flatten() {
+                            Some(to) if to.digest == self.request.artifact.digest => {
+                                actions.push(Action::Record(Event::RestoreSkipped {
+                                    target: t.clone(),
+                                    reason: format!("already ran {to} before this rollout"),
+                                }));
+                            }
+                            Some(to) => actions.push(Action::Restore {
+                                target: t.clone(),
+                                to,
+                                fresh: true,
+                            }),
+                            None => actions.push(Action::Record(Event::RestoreSkipped {
+                                target: t.clone(),
+                                reason: format!(
+                                    "nothing known to restore it to; left on {}",
+                                    self.request.artifact
+                                ),
+                            })),
+                        }
+                    }
+                }
+            }
+            // Restores run with the plan's widest phase concurrency, no wider.
+            let limit = self
+                .request
+                .plan
+                .phases
+                .iter()
+                .map(|p| p.concurrency)
+                .max()
+                .unwrap_or(1)
+                .max(1);
+            let mut room = limit.saturating_sub(restoring);
+            actions.retain(|a| match a {
+                Action::Restore { fresh: true, .. } => {
+                    let keep = room > 0;
+                    room = room.saturating_sub(1);
+                    keep
+                }
+                _ => true,
+            });
+            if !actions.is_empty() {
+                return actions;
+            }
+            if restoring > 0 {
+                return vec![Action::Wait];
+            }
+            let outcome = if failed_any || !self.left_on_artifact().is_empty() {
+                Outcome::RollbackFailed
+            } else if aborted {
+                Outcome::Aborted
+            } else {
+                Outcome::RolledBack
+            };
+            vec![Action::Record(Event::Finished { outcome })]
+        }
+
+    }
+
+    fn artifact(v: &str) -> Artifact {
+        Artifact::new(v, Digest::of_bytes(v.as_bytes()))
+    }
+
+    /// A plan over `n` targets named so that natural and byte order differ.
+    fn request(n: usize, kind: u8, concurrency: usize, max_failed: usize, dup: bool) -> RolloutRequest {
+        let targets: Vec<TargetId> = (0..n)
+            .map(|i| format!("web-{}", (i * 7) % 13 + i).parse().expect("target"))
+            .collect();
+        let d = PhaseDefaults::default()
+            .with_gate(true)
+            .with_concurrency(concurrency)
+            .with_max_failed(max_failed);
+        let strategy = match kind % 3 {
+            0 => Strategy::AllAtOnce,
+            1 => Strategy::Canary {
+                steps: vec![Percent::new(30.0).expect("30")],
+            },
+            _ => Strategy::Rolling { max_unavailable: 2 },
+        };
+        let mut plan = strategy.compile(&targets, &d).expect("plan");
+        if dup && plan.phases.len() > 1 {
+            // Hand-made plans may list a target twice; decide reads each listing.
+            let t = plan.phases[0].targets[0].clone();
+            plan.phases.last_mut().expect("phase").targets.push(t);
+            plan.phases[0].gate = GateUse::Skip;
+        }
+        let mut req = RolloutRequest::new("web", artifact("v2"), plan, "alice");
+        if kind % 2 == 0 {
+            req.previous = Some(artifact("v1"));
+        }
+        req
+    }
+
+    /// Checks the indexed `decide` (any running set) and `decide_in_flight`
+    /// (a driver's own) against the reference.
+    fn agree(r: &Rollout, in_flight: &InFlight, other: &BTreeSet<TargetId>) -> Result<(), TestCaseError> {
+        let want = r.reference_decide(in_flight.targets());
+        prop_assert_eq!(&r.decide(in_flight.targets()), &want);
+        prop_assert_eq!(&r.decide_in_flight(in_flight), &want);
+        prop_assert_eq!(r.decide(other), r.reference_decide(other));
+        prop_assert_eq!(r.on_artifact(), r.ref_on_artifact());
+        Ok(())
+    }
+
+    fn step(
+        r: &mut Rollout,
+        in_flight: &mut InFlight,
+        seq: &mut u64,
+        (what, pick, choice): (u8, usize, u8),
+    ) {
+        let names: Vec<TargetId> = r.targets.keys().cloned().collect();
+        let mut apply = |r: &mut Rollout, event: Event| {
+            *seq += 1;
+            // Requests after the end and events for the wrong phase are
+            // refused; the state must stay usable either way.
+            let _ = r.apply(&EventRecord {
+                seq: *seq,
+                at_ms: 0,
+                actor: "test".into(),
+                event,
+            });
+        };
+        let prev = |c: u8| match c % 4 {
+            0 => None,
+            1 => Some(artifact("v1")),
+            2 => Some(artifact("v2")),
+            _ => Some(artifact("v0")),
+        };
+        match what % 8 {
+            // Do what decide says (the driver's path), several times as often.
+            0..=3 => {
+                let actions = r.decide_in_flight(in_flight);
+                let Some(a) = actions.get(pick % actions.len().max(1)).cloned() else {
+                    return;
+                };
+                match a {
+                    Action::Record(e) => apply(r, e),
+                    Action::Deploy { target, fresh } => {
+                        if fresh {
+                            apply(r, Event::DeployIntent { target: target.clone(), previous: prev(choice), note: None });
+                        }
+                        in_flight.start(target, true);
+                    }
+                    Action::Restore { target, to, fresh } => {
+                        if fresh {
+                            apply(r, Event::RestoreIntent { target: target.clone(), to });
+                        }
+                        in_flight.start(target, false);
+                    }
+                    Action::Switch { to, back } => apply(
+                        r,
+                        match (back, choice % 3) {
+                            (_, 0) => Event::SwitchFailed { reason: "router down".into() },
+                            (true, _) => Event::SwitchedBack { to },
+                            (false, _) => Event::Switched { to },
+                        },
+                    ),
+                    Action::Bake { phase, .. } => apply(r, Event::BakeElapsed { phase }),
+                    Action::AskGate(ctx) => {
+                        let why = vec!["why".to_owned()];
+                        let decision = match choice % 5 {
+                            0 => Decision::Continue(why),
+                            1 => Decision::Hold(why),
+                            2 => Decision::Rollback(why),
+                            3 => {
+                                apply(r, Event::GateErrored { phase: ctx.phase, error: "down".into() });
+                                return;
+                            }
+                            _ => Decision::Promote(why),
+                        };
+                        apply(r, Event::GateDecided { phase: ctx.phase, decision, evidence: None });
+                    }
+                    Action::Wait | Action::Stop => {}
+                }
+            }
+            // Work in flight ends.
+            4 => {
+                let Some(t) = in_flight.targets().iter().nth(pick % in_flight.len().max(1)).cloned() else {
+                    return;
+                };
+                let forward = matches!(r.targets.get(&t), Some(TargetState::Deploying));
+                in_flight.finish(&t);
+                let ok = choice % 3 != 0;
+                apply(
+                    r,
+                    match (forward, ok) {
+                        (true, true) => Event::TargetDeployed { target: t },
+                        (true, false) => Event::TargetFailed { target: t, reason: "boom".into() },
+                        (false, true) => Event::TargetRestored { target: t },
+                        (false, false) => Event::RestoreFailed { target: t, reason: "stuck".into() },
+                    },
+                );
+            }
+            // A person.
+            5 => apply(
+                r,
+                match choice % 4 {
+                    0 => Event::PauseRequested,
+                    1 => Event::ResumeRequested,
+                    2 => Event::PromoteRequested,
+                    _ => Event::AbortRequested,
+                },
+            ),
+            // The controller dies: everything in flight is in doubt.
+            6 => *in_flight = InFlight::default(),
+            // Any target event, fitting or not (replayed logs of other versions).
+            _ => {
+                let Some(t) = names.get(pick % names.len().max(1)).cloned() else {
+                    return;
+                };
+                in_flight.finish(&t);
+                apply(
+                    r,
+                    match choice % 7 {
+                        0 => Event::DeployIntent { target: t, previous: prev(choice / 7), note: None },
+                        1 => Event::TargetDeployed { target: t },
+                        2 => Event::TargetFailed { target: t, reason: "x".into() },
+                        3 => Event::RestoreIntent { target: t, to: artifact("v1") },
+                        4 => Event::TargetRestored { target: t },
+                        5 => Event::RestoreFailed { target: t, reason: "y".into() },
+                        _ => Event::RestoreSkipped { target: t, reason: "z".into() },
+                    },
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// The indexed decide answers as the walk over every target did, on
+        /// random event sequences: forward, held, rolled back, resumed after
+        /// a crash, with plans listing a target twice.
+        #[test]
+        fn indexed_decide_answers_as_the_full_walk(
+            n in 1usize..12,
+            kind in any::<u8>(),
+            concurrency in 0usize..4,
+            max_failed in 0usize..3,
+            dup in any::<bool>(),
+            steps in proptest::collection::vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..120),
+            other in proptest::collection::vec(any::<bool>(), 12),
+        ) {
+            let mut r = Rollout::new(RolloutId(1), request(n, kind, concurrency, max_failed, dup));
+            r.gate_attached = kind % 5 != 0;
+            let mut in_flight = InFlight::default();
+            let mut seq = 0;
+            let names: Vec<TargetId> = r.targets.keys().cloned().collect();
+            let other: BTreeSet<TargetId> = names
+                .iter()
+                .zip(&other)
+                .filter(|(_, on)| **on)
+                .map(|(t, _)| t.clone())
+                .collect();
+            agree(&r, &in_flight, &other)?;
+            for s in steps {
+                step(&mut r, &mut in_flight, &mut seq, s);
+                agree(&r, &in_flight, &other)?;
+            }
+        }
     }
 }
