@@ -72,7 +72,7 @@ pub struct SimArgs {
     /// Seed of the simulated traffic.
     #[arg(long, default_value_t = d().seed)]
     seed: u64,
-    /// Number of targets in the fleet (1 to 1000).
+    /// Number of targets in the fleet (1 to 100000).
     #[arg(long, default_value_t = d().fleet)]
     fleet: usize,
     /// Modelled: requests per second per target (Poisson mean).

@@ -66,9 +66,9 @@ use fleet::{Behaviour, ERRORS, LATENCY, Shared, SimDeployer, SimSource, Version,
 pub struct SimConfig {
     /// Seed of the traffic's random numbers.
     pub seed: u64,
-    /// Number of targets (1..=1000; the executor's work grows faster than
-    /// the fleet, so a thousand targets deployed five at a time take about
-    /// a minute in a debug build).
+    /// Number of targets (1..=100000; the executor's work per event does
+    /// not grow with the fleet, so ten thousand targets deployed fifty at a
+    /// time take seconds).
     pub fleet: usize,
     /// Modelled: requests per second per target (Poisson mean).
     pub rps: f64,
@@ -185,13 +185,13 @@ impl SimConfig {
     /// let mut c = rollgate::sim::SimConfig::default();
     /// c.fleet = 0;
     /// assert_eq!(c.validate().unwrap_err().to_string(),
-    ///     "setting fleet: must be 1 to 1000 targets, not 0");
+    ///     "setting fleet: must be 1 to 100000 targets, not 0");
     /// ```
     pub fn validate(&self) -> Result<(), SimError> {
-        if !(1..=1000).contains(&self.fleet) {
+        if !(1..=100_000).contains(&self.fleet) {
             return Err(invalid(
                 "fleet",
-                format!("must be 1 to 1000 targets, not {}", self.fleet),
+                format!("must be 1 to 100000 targets, not {}", self.fleet),
             ));
         }
         let range = |setting: &'static str, v: f64, lo: f64, hi: f64, open_lo: bool, unit: &str| {
