@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use rollgate_deploy::{
-    Action, Artifact, Decision, Digest, Event, EventRecord, InFlight, PhaseDefaults, Percent, Rollout,
-    RolloutId, RolloutRequest, Strategy, TargetId,
+    Action, Artifact, Decision, Digest, Event, EventRecord, InFlight, Percent, PhaseDefaults,
+    Rollout, RolloutId, RolloutRequest, Strategy, TargetId,
 };
 
 /// Drives a rollout of `n` targets to its end; returns the events applied.

@@ -440,10 +440,20 @@ impl Rollout {
                 self.set_target(seq, target, TargetState::Restored, None)?;
             }
             Event::RestoreFailed { target, reason } => {
-                self.set_target(seq, target, TargetState::RestoreFailed(reason.clone()), None)?;
+                self.set_target(
+                    seq,
+                    target,
+                    TargetState::RestoreFailed(reason.clone()),
+                    None,
+                )?;
             }
             Event::RestoreSkipped { target, reason } => {
-                self.set_target(seq, target, TargetState::RestoreSkipped(reason.clone()), None)?;
+                self.set_target(
+                    seq,
+                    target,
+                    TargetState::RestoreSkipped(reason.clone()),
+                    None,
+                )?;
             }
             Event::Finished { outcome } => {
                 self.status = Status::Finished(*outcome);
@@ -1132,7 +1142,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Digest, GateUse, PhaseDefaults, Percent, Strategy};
+    use crate::{Digest, GateUse, Percent, PhaseDefaults, Strategy};
     use proptest::prelude::*;
 
     /// `decide` as it was before the index: it walks every target of the
@@ -1260,7 +1270,9 @@ mod tests {
                             "baked; no gate"
                         })];
                     }
-                    if matches!(self.last_decision, Some(Decision::Promote(_))) && self.gate_asks > 0 {
+                    if matches!(self.last_decision, Some(Decision::Promote(_)))
+                        && self.gate_asks > 0
+                    {
                         return vec![self.complete("gate said promote")];
                     }
                     let total = self.targets.len();
@@ -1327,7 +1339,9 @@ mod tests {
             let mut failed_any = false;
             for (t, s) in &self.targets {
                 match s {
-                    TargetState::Pending | TargetState::Restored | TargetState::RestoreSkipped(_) => {}
+                    TargetState::Pending
+                    | TargetState::Restored
+                    | TargetState::RestoreSkipped(_) => {}
                     TargetState::RestoreFailed(_) => failed_any = true,
                     TargetState::Restoring => {
                         restoring += 1;
@@ -1399,7 +1413,6 @@ mod tests {
             };
             vec![Action::Record(Event::Finished { outcome })]
         }
-
     }
 
     fn artifact(v: &str) -> Artifact {
@@ -1407,7 +1420,13 @@ mod tests {
     }
 
     /// A plan over `n` targets named so that natural and byte order differ.
-    fn request(n: usize, kind: u8, concurrency: usize, max_failed: usize, dup: bool) -> RolloutRequest {
+    fn request(
+        n: usize,
+        kind: u8,
+        concurrency: usize,
+        max_failed: usize,
+        dup: bool,
+    ) -> RolloutRequest {
         let targets: Vec<TargetId> = (0..n)
             .map(|i| format!("web-{}", (i * 7) % 13 + i).parse().expect("target"))
             .collect();
@@ -1438,7 +1457,11 @@ mod tests {
 
     /// Checks the indexed `decide` (any running set) and `decide_in_flight`
     /// (a driver's own) against the reference.
-    fn agree(r: &Rollout, in_flight: &InFlight, other: &BTreeSet<TargetId>) -> Result<(), TestCaseError> {
+    fn agree(
+        r: &Rollout,
+        in_flight: &InFlight,
+        other: &BTreeSet<TargetId>,
+    ) -> Result<(), TestCaseError> {
         let want = r.reference_decide(in_flight.targets());
         prop_assert_eq!(&r.decide(in_flight.targets()), &want);
         prop_assert_eq!(&r.decide_in_flight(in_flight), &want);
@@ -1482,20 +1505,35 @@ mod tests {
                     Action::Record(e) => apply(r, e),
                     Action::Deploy { target, fresh } => {
                         if fresh {
-                            apply(r, Event::DeployIntent { target: target.clone(), previous: prev(choice), note: None });
+                            apply(
+                                r,
+                                Event::DeployIntent {
+                                    target: target.clone(),
+                                    previous: prev(choice),
+                                    note: None,
+                                },
+                            );
                         }
                         in_flight.start(target, true);
                     }
                     Action::Restore { target, to, fresh } => {
                         if fresh {
-                            apply(r, Event::RestoreIntent { target: target.clone(), to });
+                            apply(
+                                r,
+                                Event::RestoreIntent {
+                                    target: target.clone(),
+                                    to,
+                                },
+                            );
                         }
                         in_flight.start(target, false);
                     }
                     Action::Switch { to, back } => apply(
                         r,
                         match (back, choice % 3) {
-                            (_, 0) => Event::SwitchFailed { reason: "router down".into() },
+                            (_, 0) => Event::SwitchFailed {
+                                reason: "router down".into(),
+                            },
                             (true, _) => Event::SwitchedBack { to },
                             (false, _) => Event::Switched { to },
                         },
@@ -1508,19 +1546,37 @@ mod tests {
                             1 => Decision::Hold(why),
                             2 => Decision::Rollback(why),
                             3 => {
-                                apply(r, Event::GateErrored { phase: ctx.phase, error: "down".into() });
+                                apply(
+                                    r,
+                                    Event::GateErrored {
+                                        phase: ctx.phase,
+                                        error: "down".into(),
+                                    },
+                                );
                                 return;
                             }
                             _ => Decision::Promote(why),
                         };
-                        apply(r, Event::GateDecided { phase: ctx.phase, decision, evidence: None });
+                        apply(
+                            r,
+                            Event::GateDecided {
+                                phase: ctx.phase,
+                                decision,
+                                evidence: None,
+                            },
+                        );
                     }
                     Action::Wait | Action::Stop => {}
                 }
             }
             // Work in flight ends.
             4 => {
-                let Some(t) = in_flight.targets().iter().nth(pick % in_flight.len().max(1)).cloned() else {
+                let Some(t) = in_flight
+                    .targets()
+                    .iter()
+                    .nth(pick % in_flight.len().max(1))
+                    .cloned()
+                else {
                     return;
                 };
                 let forward = matches!(r.targets.get(&t), Some(TargetState::Deploying));
@@ -1530,9 +1586,15 @@ mod tests {
                     r,
                     match (forward, ok) {
                         (true, true) => Event::TargetDeployed { target: t },
-                        (true, false) => Event::TargetFailed { target: t, reason: "boom".into() },
+                        (true, false) => Event::TargetFailed {
+                            target: t,
+                            reason: "boom".into(),
+                        },
                         (false, true) => Event::TargetRestored { target: t },
-                        (false, false) => Event::RestoreFailed { target: t, reason: "stuck".into() },
+                        (false, false) => Event::RestoreFailed {
+                            target: t,
+                            reason: "stuck".into(),
+                        },
                     },
                 );
             }
@@ -1557,13 +1619,29 @@ mod tests {
                 apply(
                     r,
                     match choice % 7 {
-                        0 => Event::DeployIntent { target: t, previous: prev(choice / 7), note: None },
+                        0 => Event::DeployIntent {
+                            target: t,
+                            previous: prev(choice / 7),
+                            note: None,
+                        },
                         1 => Event::TargetDeployed { target: t },
-                        2 => Event::TargetFailed { target: t, reason: "x".into() },
-                        3 => Event::RestoreIntent { target: t, to: artifact("v1") },
+                        2 => Event::TargetFailed {
+                            target: t,
+                            reason: "x".into(),
+                        },
+                        3 => Event::RestoreIntent {
+                            target: t,
+                            to: artifact("v1"),
+                        },
                         4 => Event::TargetRestored { target: t },
-                        5 => Event::RestoreFailed { target: t, reason: "y".into() },
-                        _ => Event::RestoreSkipped { target: t, reason: "z".into() },
+                        5 => Event::RestoreFailed {
+                            target: t,
+                            reason: "y".into(),
+                        },
+                        _ => Event::RestoreSkipped {
+                            target: t,
+                            reason: "z".into(),
+                        },
                     },
                 );
             }
