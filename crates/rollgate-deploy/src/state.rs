@@ -1449,7 +1449,7 @@ mod tests {
             plan.phases[0].gate = GateUse::Skip;
         }
         let mut req = RolloutRequest::new("web", artifact("v2"), plan, "alice");
-        if kind % 2 == 0 {
+        if kind.is_multiple_of(2) {
             req.previous = Some(artifact("v1"));
         }
         req
