@@ -1418,7 +1418,7 @@ async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
     let store = open_existing(c).await?;
     let req = store.request(id).await?;
     let log = store.events(id, 0).await?;
-    let rollout = Rollout::replay(id, req, &log)?;
+    let mut rollout = Rollout::replay(id, req, &log)?;
     if let Some(o) = rollout.outcome() {
         return Err(Fail(
             BAD_INPUT,
@@ -1427,8 +1427,21 @@ async fn request(c: &Common, r: Request, event: Event) -> Result<u8, Fail> {
     }
     let action = event.action();
     let drives = !r.no_wait && !matches!(event, Event::PauseRequested);
+    let before = live_driver(&*store, id).await?;
     let seq = store.append(id, Writer::Person(&r.actor), &[event]).await?;
-    let driven = live_driver(&*store, id).await?;
+    let driven = match live_driver(&*store, id).await? {
+        Some(l) => Some(l),
+        // Its driver may have acted on the request, finished the rollout and
+        // let go of its lease since the append (an abort of a rollout with
+        // little to restore): it drove it, and there is nothing to take on.
+        None if before.is_some() => {
+            for rec in store.events(id, rollout.last_seq).await? {
+                rollout.apply(&rec)?;
+            }
+            if rollout.is_finished() { before } else { None }
+        }
+        None => None,
+    };
     if drives
         && driven.is_none()
         && let Some(server) = &c.server
