@@ -132,14 +132,59 @@ struct AppendWork {
 /// # Ok::<(), rollgate_deploy::Error>(()) }).unwrap();
 /// ```
 pub struct PostgresStore {
-    client: Mutex<Client>,
+    client: Conn,
     /// Connections for reads, so they do not queue behind each other or
     /// behind the writes on `client` (a committed write is visible to
     /// every connection before its caller hears back).
-    readers: Vec<Mutex<Client>>,
+    readers: Vec<Conn>,
     next_reader: std::sync::atomic::AtomicUsize,
     appends: mpsc::UnboundedSender<AppendWork>,
     shown: String,
+}
+
+/// The connection for every call but appends. A connection the server
+/// closed (a restart, a failover, an idle timeout) is opened anew by the
+/// next call, so a store outlives a database restart: the call in flight
+/// when the connection dies fails, the calls after it work again.
+struct Conn {
+    config: Config,
+    shown: String,
+    client: Mutex<Client>,
+}
+
+impl Conn {
+    fn new(config: &Config, shown: &str, client: Client) -> Self {
+        Self {
+            config: config.clone(),
+            shown: shown.to_owned(),
+            client: Mutex::new(client),
+        }
+    }
+
+    /// The connection, reopened first when the server closed it. When the
+    /// server cannot be reached the closed one is returned: the call fails
+    /// with "connection closed", and the next one tries again.
+    async fn lock(&self) -> tokio::sync::MutexGuard<'_, Client> {
+        let client = self.client.lock().await;
+        self.reopened(client).await
+    }
+
+    /// `client`, reopened when the server closed it (see [`Conn::lock`]).
+    async fn reopened<'a>(
+        &self,
+        mut client: tokio::sync::MutexGuard<'a, Client>,
+    ) -> tokio::sync::MutexGuard<'a, Client> {
+        if client.is_closed() {
+            match open(&self.config, &self.shown).await {
+                Ok(c) => {
+                    tracing::info!(database = %self.shown, "reconnected to postgres");
+                    *client = c;
+                }
+                Err(e) => tracing::debug!(error = %e, "postgres: cannot reconnect yet"),
+            }
+        }
+        client
+    }
 }
 
 impl fmt::Debug for PostgresStore {
@@ -251,18 +296,23 @@ impl PostgresStore {
             what: "PostgreSQL URL".into(),
             reason: "expected postgres://user:password@host:port/database (the URL is not shown: it may hold a password)".into(),
         })?;
+        let mut config = config;
+        if config.get_connect_timeout().is_none() {
+            // An unreachable host must fail a call, not hang it.
+            config.connect_timeout(Duration::from_secs(10));
+        }
         let shown = shown(&config);
         let mut client = open(&config, &shown).await?;
         migrate(&mut client, &shown).await?;
         let writer = open(&config, &shown).await?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            readers.push(Mutex::new(open(&config, &shown).await?));
+            readers.push(Conn::new(&config, &shown, open(&config, &shown).await?));
         }
         let (appends, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer_loop(writer, rx, shown.clone()));
+        tokio::spawn(writer_loop(writer, config.clone(), rx, shown.clone()));
         Ok(Self {
-            client: Mutex::new(client),
+            client: Conn::new(&config, &shown, client),
             readers,
             next_reader: std::sync::atomic::AtomicUsize::new(0),
             appends,
@@ -282,8 +332,9 @@ impl PostgresStore {
             .next_reader
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         for i in 0..n {
-            if let Ok(c) = self.readers[(start + i) % n].try_lock() {
-                return c;
+            let conn = &self.readers[(start + i) % n];
+            if let Ok(c) = conn.client.try_lock() {
+                return conn.reopened(c).await;
             }
         }
         self.readers[start % n].lock().await
@@ -296,12 +347,29 @@ impl PostgresStore {
 
 async fn writer_loop(
     mut client: Client,
+    config: Config,
     mut rx: mpsc::UnboundedReceiver<AppendWork>,
     shown: String,
 ) {
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let work = std::mem::take(&mut batch);
+        // The server closed the connection (a restart): open a new one, or
+        // fail this batch and try again with the next.
+        if client.is_closed() {
+            match open(&config, &shown).await {
+                Ok(c) => {
+                    tracing::info!(database = %shown, "writer reconnected to postgres");
+                    client = c;
+                }
+                Err(e) => {
+                    for w in work {
+                        let _ = w.reply.send(Err(e.clone()));
+                    }
+                    continue;
+                }
+            }
+        }
         let (results, commit) = write_batch(&mut client, &shown, &work).await;
         for (w, r) in work.into_iter().zip(results) {
             let _ = w.reply.send(match &commit {

@@ -309,3 +309,49 @@ async fn the_password_never_shows_in_debug_or_errors() {
     assert!(texts[1].contains("cannot connect"), "{}", texts[1]);
     assert!(texts[2].contains("PostgreSQL URL"), "{}", texts[2]);
 }
+
+/// The server closes the store's connections, as a restart does: the calls
+/// that find them closed fail, and the next ones connect again. Found by
+/// the real-process chaos suite (rollgate-cli's tests/serve_chaos.rs): after
+/// PostgreSQL was stopped and started, every `rollgate serve` answered
+/// "connection closed" until it was restarted.
+#[tokio::test]
+async fn the_store_reconnects_after_the_server_closes_its_connections() {
+    let Some(server) = server() else {
+        return;
+    };
+    let url = fresh_database(&server).await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let id = store.create(&request("v2")).await.unwrap().id;
+    let db = url.rsplit_once('/').unwrap().1.to_owned();
+    let (admin, conn) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let killed = admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db],
+        )
+        .await
+        .unwrap();
+    assert!(killed >= 2, "the store's connections: {killed}");
+    let mut last = String::new();
+    for _ in 0..50 {
+        let read = store.events(id, 0).await;
+        let written = store
+            .append(id, Writer::Person("alice"), &[Event::PauseRequested])
+            .await;
+        match (read, written) {
+            (Ok(_), Ok(_)) => {
+                let log = store.events(id, 0).await.unwrap();
+                assert!(log.iter().all(|r| r.event == Event::PauseRequested));
+                return;
+            }
+            (r, w) => last = format!("read: {:?}, append: {:?}", r.err(), w.err()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the store never reconnected: {last}");
+}
