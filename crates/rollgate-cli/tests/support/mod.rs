@@ -309,3 +309,35 @@ sys.exit(f"prometheus at {url} did not scrape {n} targets {k} times in 60 s")
 /// The gate's `source` key and `[gate.scrape]` table, scraping every 500 ms.
 pub const SCRAPE: &str =
     "source = \"scrape\"\n\n[gate.scrape]\nurl = \"http://{addr}/metrics\"\ninterval = \"500ms\"\n";
+
+/// The API token `serve` tests plant: `scripts/test.sh` gives a fresh one
+/// per run (`ROLLGATE_TEST_API_TOKEN`) and fails when it shows up in any
+/// output.
+pub fn api_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        std::env::var("ROLLGATE_TEST_API_TOKEN")
+            .ok()
+            .filter(|t| t.len() >= 16)
+            .unwrap_or_else(|| "planted-token-7f3a9c1e5b2d4680".into())
+    })
+}
+
+/// Whether the PostgreSQL tests can run (`scripts/postgres.sh run` sets
+/// `ROLLGATE_TEST_POSTGRES_URL`). Without it they skip after a loud
+/// message, except with `ROLLGATE_REQUIRE_POSTGRES` (CI), where they fail.
+pub fn postgres_available(test: &str) -> bool {
+    if std::env::var("ROLLGATE_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
+        return true;
+    }
+    assert!(
+        std::env::var_os("ROLLGATE_REQUIRE_POSTGRES").is_none(),
+        "ROLLGATE_REQUIRE_POSTGRES is set but ROLLGATE_TEST_POSTGRES_URL is not: \
+         run the tests through `bash scripts/postgres.sh run ...`"
+    );
+    eprintln!(
+        "\n*** SKIPPED: no PostgreSQL. Run `bash scripts/postgres.sh run cargo nextest run \
+         -p rollgate-cli --test {test}` to run it for real. ***\n"
+    );
+    false
+}
