@@ -764,7 +764,11 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
         loop {
             let text = std::fs::read_to_string(&slots[0].err).unwrap_or_default();
             if let Some(rest) = text.split("listening on http://").nth(1) {
-                break rest.split_whitespace().next().unwrap_or_default().to_string();
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
             }
             assert!(
                 t0.elapsed() < Duration::from_secs(60),
@@ -844,7 +848,10 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
                             continue;
                         }
                         signal("STOP", s.pid);
-                        tl.frozen.entry(s.pid).or_default().push((now_ns(), u128::MAX));
+                        tl.frozen
+                            .entry(s.pid)
+                            .or_default()
+                            .push((now_ns(), u128::MAX));
                         s.thaw_at = Some(now + dur);
                         tl.trace.push(format!(
                             "{:>6} ms: SIGSTOP {} (pid {}) for {} ms",
@@ -932,7 +939,11 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
             if s.restart_at.is_some_and(|at| at <= now) {
                 s.restart_at = None;
                 s.generation += 1;
-                s.name = format!("{}.{}", s.name.split('.').next().unwrap_or("c"), s.generation);
+                s.name = format!(
+                    "{}.{}",
+                    s.name.split('.').next().unwrap_or("c"),
+                    s.generation
+                );
                 let (child, err) = spawn_serve(&dir, &db, &s.name);
                 s.pid = child.id();
                 s.child = Some(child);
@@ -1049,7 +1060,11 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
                         .await
                     {
                         Ok(r) if r.status().is_success() => break None,
-                        Ok(r) => format!("HTTP {}: {}", r.status(), r.text().await.unwrap_or_default()),
+                        Ok(r) => format!(
+                            "HTTP {}: {}",
+                            r.status(),
+                            r.text().await.unwrap_or_default()
+                        ),
                         Err(e) => e.to_string(),
                     },
                     None => "not listening".to_string(),
@@ -1501,7 +1516,8 @@ fn the_run_s_own_checks_catch_what_they_are_for() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].invariant, Invariant::Exclusive);
     // Frozen in that window: excused (a stop between the lease check and the call).
-    tl.frozen.insert(100, vec![(500 * 1_000_000, 8_000 * 1_000_000)]);
+    tl.frozen
+        .insert(100, vec![(500 * 1_000_000, 8_000 * 1_000_000)]);
     assert!(starts_exclusive(&acts, &logs, &tl).is_empty());
     // A fence the log never gave that owner.
     let forged = vec![act(1, 1_000, "start", a, 2, "s1-v2")];
