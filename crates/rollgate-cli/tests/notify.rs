@@ -430,8 +430,8 @@ fn serve_notifies_its_own_destinations_for_every_submitted_rollout() {
     let start = Instant::now();
     let addr = loop {
         let text = std::fs::read_to_string(&err).unwrap_or_default();
-        if let Some(rest) = text.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
+        if let Some(addr) = support::listen_addr(&text) {
+            break addr;
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
@@ -487,8 +487,8 @@ fn serve_with_short_lease(d: &Dir, state: &str, name: &str, token: &str) -> (Chi
     let start = Instant::now();
     let addr = loop {
         let text = std::fs::read_to_string(&err).unwrap_or_default();
-        if let Some(rest) = text.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
+        if let Some(addr) = support::listen_addr(&text) {
+            break addr;
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),

@@ -2,6 +2,8 @@
 //! a SQLite file and on a real PostgreSQL server (two controllers, one
 //! frozen with SIGSTOP).
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -105,8 +107,8 @@ impl Server {
         let start = Instant::now();
         let addr = loop {
             let text = std::fs::read_to_string(&err).unwrap_or_default();
-            if let Some(rest) = text.split("listening on http://").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
+            if let Some(addr) = support::listen_addr(&text) {
+                break addr;
             }
             assert!(
                 start.elapsed() < Duration::from_secs(60),

@@ -763,12 +763,8 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
         let t0 = Instant::now();
         loop {
             let text = std::fs::read_to_string(&slots[0].err).unwrap_or_default();
-            if let Some(rest) = text.split("listening on http://").nth(1) {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
+            if let Some(addr) = support::listen_addr(&text) {
+                break addr;
             }
             assert!(
                 t0.elapsed() < Duration::from_secs(60),
@@ -1048,11 +1044,7 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
             let t = Instant::now();
             let last = loop {
                 let text = std::fs::read_to_string(&s.err).unwrap_or_default();
-                let addr = text
-                    .split("listening on http://")
-                    .nth(1)
-                    .and_then(|r| r.split_whitespace().next())
-                    .map(str::to_owned);
+                let addr = support::listen_addr(&text);
                 let got = match addr {
                     Some(a) => match http
                         .get(format!("http://{a}/v1/rollouts?limit=0"))

@@ -370,7 +370,13 @@ fn file_until(path: &Path, want: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.contains(want) {
+        // Only once the line holding `want` is complete: a log read while
+        // that line is being written would give a cut value.
+        if text
+            .split(want)
+            .nth(1)
+            .is_some_and(|rest| rest.contains('\n'))
+        {
             return text;
         }
         assert!(Instant::now() < deadline, "{want} never in {text}");

@@ -341,3 +341,12 @@ pub fn postgres_available(test: &str) -> bool {
     );
     false
 }
+
+/// The address after `listening on http://` in a process's log, once that
+/// line is complete: a log read while the line is being written would
+/// otherwise give a cut address (`127.0.0.`).
+pub fn listen_addr(log: &str) -> Option<String> {
+    let rest = log.split("listening on http://").nth(1)?;
+    let line = &rest[..rest.find('\n')?];
+    line.split_whitespace().next().map(str::to_owned)
+}
