@@ -1344,6 +1344,10 @@ fn signals() -> tokio::sync::watch::Receiver<Signalled> {
                             "rollgate: {} again: exiting now; the rollout stays as recorded (`rollgate rollout resume ID` goes on)",
                             got.0
                         );
+                        // Deploy and gate commands run in process groups of
+                        // their own, out of the terminal's reach: exit kills
+                        // them, as the terminal's Ctrl-C did before.
+                        rollgate_deploy::kill_running_commands();
                         std::process::exit(i32::from(got.1));
                     }
                 }

@@ -168,6 +168,30 @@ const MAX_OUTPUT: u64 = 64 * 1024;
 /// Called by a deployer inside an executor's deploy, the command sees the
 /// lease in `ROLLGATE_ROLLOUT`, `ROLLGATE_OWNER` and `ROLLGATE_FENCE`
 /// ([`driving`](crate::driving)).
+///
+/// On unix the command runs in a process group of its own. On a timeout,
+/// and when the returned future is dropped before it finishes (a cancelled
+/// call), the whole group is killed (SIGKILL): `sh` and whatever it started,
+/// such as `cmd &`, the stages of a pipeline or a script's `curl`. A command
+/// that finishes leaves alone the processes it started and detached from its
+/// output (a deploy script may start a service with `svc >log 2>&1 &`).
+/// Such processes still hear no Ctrl-C from the terminal: only the caller
+/// does.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use rollgate_deploy::{CommandEnv, run_shell};
+/// let out = run_shell("echo ready", &CommandEnv::default(), Duration::from_secs(10)).await;
+/// assert_eq!(out.unwrap().stdout, "ready\n");
+/// // `sleep 30 &` is killed along with `sh` after the 100 ms.
+/// let err = run_shell("sleep 30 & sleep 30", &CommandEnv::default(), Duration::from_millis(100))
+///     .await
+///     .unwrap_err();
+/// assert!(err.contains("timed out after 100ms"), "{err}");
+/// # }
+/// ```
 pub async fn run_shell(
     line: &str,
     env: &CommandEnv,
@@ -180,6 +204,10 @@ pub async fn run_shell(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // Its own group, so that a timeout or a cancellation can kill everything
+    // it started; `kill_on_drop` alone would reach only `sh`.
+    #[cfg(unix)]
+    cmd.process_group(0);
     if let Some(dir) = &env.cwd {
         cmd.current_dir(dir);
     }
@@ -193,6 +221,9 @@ pub async fn run_shell(
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start `sh -c {line}`: {e}"))?;
+    // Declared before the work below, so it is dropped (and kills) on every
+    // way out but a finished command: a timeout, an error, a cancellation.
+    let mut group = GroupKill::new(child.id());
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let work = async {
@@ -213,16 +244,105 @@ pub async fn run_shell(
         (status, out, err)
     };
     match tokio::time::timeout(timeout, work).await {
-        Ok((Ok(status), out, err)) => Ok(CommandOutput {
-            code: status.code(),
-            stdout: String::from_utf8_lossy(&out).into_owned(),
-            stderr: String::from_utf8_lossy(&err).into_owned(),
-        }),
+        Ok((Ok(status), out, err)) => {
+            // `sh` is reaped and its output closed: what it left running
+            // was started on purpose.
+            group.disarm();
+            Ok(CommandOutput {
+                code: status.code(),
+                stdout: String::from_utf8_lossy(&out).into_owned(),
+                stderr: String::from_utf8_lossy(&err).into_owned(),
+            })
+        }
         Ok((Err(e), _, _)) => Err(format!("`{line}` failed to run: {e}")),
         Err(_) => Err(format!(
             "`{line}` timed out after {}",
             humantime::format_duration(timeout)
         )),
+    }
+}
+
+/// The process groups of the commands [`run_shell`] runs now.
+static RUNNING: std::sync::Mutex<std::collections::BTreeSet<u32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn running() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<u32>> {
+    RUNNING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Kills (SIGKILL) every command [`run_shell`] runs now, with whatever each
+/// started, and returns how many were running.
+///
+/// For a process about to exit without running destructors
+/// (`std::process::exit`, as the CLI does on a second Ctrl-C): the commands
+/// run in process groups of their own, which the terminal's Ctrl-C does not
+/// reach, so they would outlive it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use rollgate_deploy::{CommandEnv, kill_running_commands, run_shell};
+/// let call = tokio::spawn(async {
+///     run_shell("sleep 30 & sleep 30", &CommandEnv::default(), Duration::from_secs(60)).await
+/// });
+/// while kill_running_commands() == 0 {
+///     tokio::time::sleep(Duration::from_millis(10)).await;
+/// }
+/// let out = call.await.unwrap().unwrap();
+/// assert_eq!(out.code, None, "killed by a signal");
+/// # }
+/// ```
+pub fn kill_running_commands() -> usize {
+    let groups = std::mem::take(&mut *running());
+    for &pgid in &groups {
+        kill_group(pgid);
+    }
+    groups.len()
+}
+
+fn kill_group(pgid: u32) {
+    #[cfg(unix)]
+    if let Some(pgid) = i32::try_from(pgid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        // ESRCH: the group has already gone, nothing to do.
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    }
+    #[cfg(not(unix))]
+    let _ = pgid;
+}
+
+/// Kills a command's process group (SIGKILL to `-pgid`) when dropped, unless
+/// disarmed. The command must lead its group (`process_group(0)`), so the
+/// group id is its pid; while the command is not reaped, that id cannot be
+/// reused.
+struct GroupKill(Option<u32>);
+
+impl GroupKill {
+    fn new(pid: Option<u32>) -> Self {
+        if let Some(pid) = pid {
+            running().insert(pid);
+        }
+        Self(pid)
+    }
+
+    fn disarm(&mut self) {
+        if let Some(pid) = self.0.take() {
+            running().remove(&pid);
+        }
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            running().remove(&pgid);
+            kill_group(pgid);
+        }
     }
 }
 
@@ -255,6 +375,115 @@ mod tests {
         .await
         .unwrap_err();
         assert!(err.contains("timed out after 50ms"), "{err}");
+    }
+
+    /// Whether `pid` runs (a zombie, killed and waiting to be reaped, does not).
+    #[cfg(target_os = "linux")]
+    fn runs(pid: u32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // The state follows the command name, which is in parentheses.
+            Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| {
+                !matches!(rest.trim_start().chars().next(), Some('Z' | 'X'))
+            }),
+            Err(_) => false,
+        }
+    }
+
+    /// Polls up to 5 s for `pid` to stop running; kills it if it does not
+    /// (a failing test leaves nothing behind).
+    #[cfg(target_os = "linux")]
+    async fn gone(pid: u32) -> bool {
+        for _ in 0..100 {
+            if !runs(pid) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+        false
+    }
+
+    /// A command that starts a background `sleep 1000` (writing its pid to a
+    /// file, keeping the output pipe open) and then waits itself.
+    #[cfg(target_os = "linux")]
+    fn grandchild_line(dir: &tempfile::TempDir) -> (String, PathBuf) {
+        let file = dir.path().join("pid");
+        let line = format!("sleep 1000 & echo $! > '{}'; sleep 1000", file.display());
+        (line, file)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn read_pid(file: &std::path::Path) -> Option<u32> {
+        std::fs::read_to_string(file).ok()?.trim().parse().ok()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_timeout_kills_what_the_command_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let (line, file) = grandchild_line(&dir);
+        let started = std::time::Instant::now();
+        let err = run_shell(&line, &CommandEnv::default(), Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(err.contains("timed out after 1s"), "{err}");
+        assert!(took < Duration::from_secs(10), "returned after {took:?}");
+        let pid = read_pid(&file).expect("the command wrote its grandchild's pid");
+        assert!(
+            gone(pid).await,
+            "background process {pid} outlived the timeout"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_cancelled_call_kills_what_the_command_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let (line, file) = grandchild_line(&dir);
+        let env = CommandEnv::default();
+        let mut call = Box::pin(run_shell(&line, &env, Duration::from_secs(600)));
+        let started = std::time::Instant::now();
+        let pid = loop {
+            tokio::select! {
+                r = &mut call => panic!("the command finished: {r:?}"),
+                () = tokio::time::sleep(Duration::from_millis(20)) => {
+                    if let Some(pid) = read_pid(&file) {
+                        break pid;
+                    }
+                    assert!(started.elapsed() < Duration::from_secs(30), "no pid written");
+                }
+            }
+        };
+        assert!(runs(pid), "the background process {pid} is not running yet");
+        drop(call);
+        assert!(
+            gone(pid).await,
+            "background process {pid} outlived the cancelled call"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_finished_command_leaves_what_it_detached() {
+        let out = run_shell(
+            "sleep 1000 >/dev/null 2>&1 & echo $!",
+            &CommandEnv::default(),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        let pid: u32 = out.stdout.trim().parse().unwrap();
+        let still = runs(pid);
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+        assert!(
+            still,
+            "a finished command's detached process {pid} was killed"
+        );
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ mod types;
 #[cfg(feature = "webhook")]
 mod webhook;
 
-pub use command::{CommandEnv, CommandOutput, CommandTemplate, run_shell};
+pub use command::{CommandEnv, CommandOutput, CommandTemplate, kill_running_commands, run_shell};
 pub use deployer::{
     CommandDeployer, CommandRouter, DEPLOYER_PLACEHOLDERS, Deployer, Readiness, Router,
     TargetAttributes, attribute_value_ok,

@@ -512,7 +512,10 @@ impl CommandSource {
         source
     }
 
-    /// Kills the command after `timeout`.
+    /// Kills the command after `timeout` (default 30 s). On unix the command
+    /// runs in a process group of its own, and on a timeout, or when a fetch
+    /// is cancelled, the whole group is killed: whatever the command started
+    /// goes with it.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -541,23 +544,58 @@ impl LiveSource for CommandSource {
             source_name: self.describe(),
             message,
         };
-        let child = tokio::process::Command::new(&self.program)
-            .args(&self.args)
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.args(&self.args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| err(format!("cannot start: {e}")))?;
+            .kill_on_drop(true);
+        // Its own group, so that a timeout or a cancellation kills whatever
+        // it started (`sh -c 'a | b'`, `cmd &`); `kill_on_drop` alone would
+        // reach only the command itself.
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let child = cmd.spawn().map_err(|e| err(format!("cannot start: {e}")))?;
+        let mut group = GroupKill(child.id());
         let out = tokio::time::timeout(self.timeout, child.wait_with_output())
             .await
             .map_err(|_| err(format!("no result within {:?}", self.timeout)))?
             .map_err(|e| err(format!("cannot read output: {e}")))?;
+        // Reaped, its output closed: what it left running was meant to run.
+        group.disarm();
         if !out.status.success() {
             // stderr is not shown: it may echo credentials.
             return Err(err(format!("exited with {}", out.status)));
         }
         load_tree_bytes(&out.stdout, self.format, &self.describe(), &self.limits)
+    }
+}
+
+/// Kills a command's process group (SIGKILL to `-pgid`) when dropped, unless
+/// disarmed: on a timeout, an error or a cancelled fetch. The command leads
+/// its group (`process_group(0)`), so the group id is its pid, which cannot
+/// be reused before the command is reaped. (`rollgate-deploy` has the same
+/// guard for its commands; drift depends on no other rollgate crate.)
+struct GroupKill(Option<u32>);
+
+impl GroupKill {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(pgid) = self
+            .0
+            .take()
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            // ESRCH: the group has already gone, nothing to do.
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
     }
 }
 
@@ -1148,6 +1186,92 @@ mod tests {
         .map(|(at, line)| (at, line.to_owned()))
         .collect();
         assert_eq!(*seen, want);
+    }
+
+    /// Whether `pid` runs (a zombie, killed and waiting to be reaped, does
+    /// not); polled up to 5 s by `gone`, which kills a survivor so that a
+    /// failing test leaves nothing behind.
+    #[cfg(target_os = "linux")]
+    fn runs(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')').is_some_and(|(_, rest)| {
+                !matches!(rest.trim_start().chars().next(), Some('Z' | 'X'))
+            })
+        })
+    }
+
+    #[cfg(target_os = "linux")]
+    async fn gone(pid: u32) -> bool {
+        for _ in 0..100 {
+            if !runs(pid) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+        false
+    }
+
+    #[cfg(target_os = "linux")]
+    fn read_pid(file: &std::path::Path) -> Option<u32> {
+        std::fs::read_to_string(file).ok()?.trim().parse().ok()
+    }
+
+    /// A shell source that starts a background `sleep 1000` (its pid in a
+    /// file, the output pipe held open) and then waits itself.
+    #[cfg(target_os = "linux")]
+    fn hanging_source(dir: &tempfile::TempDir, timeout: Duration) -> (CommandSource, PathBuf) {
+        let file = dir.path().join("pid");
+        let line = format!("sleep 1000 & echo $! > '{}'; sleep 1000", file.display());
+        (
+            CommandSource::shell(line, Format::Json).timeout(timeout),
+            file,
+        )
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_command_source_timeout_kills_what_the_command_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let (source, file) = hanging_source(&dir, Duration::from_secs(1));
+        let started = std::time::Instant::now();
+        let e = source.fetch().await.unwrap_err().to_string();
+        let took = started.elapsed();
+        assert!(e.contains("no result within 1s"), "{e}");
+        assert!(took < Duration::from_secs(10), "returned after {took:?}");
+        let pid = read_pid(&file).expect("the command wrote its grandchild's pid");
+        assert!(
+            gone(pid).await,
+            "background process {pid} outlived the timeout"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_cancelled_fetch_kills_what_the_command_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let (source, file) = hanging_source(&dir, Duration::from_secs(600));
+        let mut fetch = source.fetch();
+        let started = std::time::Instant::now();
+        let pid = loop {
+            tokio::select! {
+                r = &mut fetch => panic!("the fetch finished: {:?}", r.map(|_| ())),
+                () = tokio::time::sleep(Duration::from_millis(20)) => {
+                    if let Some(pid) = read_pid(&file) {
+                        break pid;
+                    }
+                    assert!(started.elapsed() < Duration::from_secs(30), "no pid written");
+                }
+            }
+        };
+        assert!(runs(pid), "the background process {pid} is not running yet");
+        drop(fetch);
+        assert!(
+            gone(pid).await,
+            "background process {pid} outlived the cancelled fetch"
+        );
     }
 
     #[tokio::test]
