@@ -8,9 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rollgate_deploy::{
-    DispatchConfig, Dispatcher, RetryPolicy, RolloutId, StateStore, WebhookNotifier,
-};
+use rollgate_deploy::{DispatchConfig, Dispatcher, RolloutId, StateStore, WebhookNotifier};
 use tokio::sync::watch;
 use tracing::warn;
 
@@ -19,25 +17,11 @@ use crate::rollout::{Fail, STORE_BUSY, Store};
 /// Longest a command waits at its end for notifications still failing.
 pub(crate) const DRAIN: Duration = Duration::from_secs(10);
 
-/// A dispatcher over `store` with `retry` and attempt `timeout`, named as
-/// this process's controller. Its claims are renewed while it works on
-/// them and otherwise last `lease_ttl` (its rollout lease's length) or
-/// twice the attempt timeout and a second, whichever is shorter.
-pub(crate) fn dispatcher(
-    store: Store,
-    retry: RetryPolicy,
-    timeout: Duration,
-    lease_ttl: Duration,
-) -> Result<Dispatcher, Fail> {
+/// A dispatcher over `store` with `config` (from
+/// [`dispatch_config`](rollgate::plan::dispatch_config): claims renewed
+/// while it works on them and otherwise no longer than the lease).
+pub(crate) fn dispatcher(store: Store, config: DispatchConfig) -> Result<Dispatcher, Fail> {
     let notifier = WebhookNotifier::new().map_err(|e| Fail(STORE_BUSY, e.to_string()))?;
-    // A killed controller's notifications are taken over no later than
-    // its rollouts are (once its lease has expired).
-    let claim_ttl = lease_ttl.min(timeout * 2 + Duration::from_secs(1));
-    let config = DispatchConfig::default()
-        .with_owner(crate::rollout::owner())
-        .with_retry(retry)
-        .with_timeout(timeout)
-        .with_claim_ttl(claim_ttl);
     Ok(Dispatcher::new(store, Arc::new(notifier), config))
 }
 

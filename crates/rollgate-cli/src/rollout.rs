@@ -1220,8 +1220,7 @@ async fn drive(
             None => std::future::pending().await,
         }
     };
-    let (retry, timeout) = notify_settings(&req);
-    let dispatcher = crate::notify::dispatcher(store_of(&exec), retry, timeout, lease_ttl())?;
+    let dispatcher = crate::notify::dispatcher(store_of(&exec), dispatch_config(&req))?;
     let store = store_of(&exec);
     let report: Result<Report, Error> =
         crate::notify::alongside(&dispatcher, &*store, Some(id), exec.run_until(id, stop)).await;
@@ -1246,14 +1245,12 @@ fn store_of(exec: &Executor) -> Store {
     exec.store().clone()
 }
 
-/// The plan's `[notify_retry]` (the defaults when the request records no plan).
-fn notify_settings(req: &RolloutRequest) -> (rollgate_deploy::RetryPolicy, Duration) {
+/// This controller's dispatcher settings for the plan's `[notify_retry]`
+/// (the defaults when the request records no plan).
+fn dispatch_config(req: &RolloutRequest) -> rollgate_deploy::DispatchConfig {
     match plan_from_spec(req) {
-        Ok((plan, _)) => (plan.notify_retry.clone(), plan.notify_timeout),
-        Err(_) => {
-            let d = rollgate_deploy::DispatchConfig::default();
-            (d.retry, d.timeout)
-        }
+        Ok((plan, _)) => plan.dispatch_config(&owner(), lease_ttl()),
+        Err(_) => rollgate::plan::NotifyConfig::default().dispatch_config(&owner(), lease_ttl()),
     }
 }
 
@@ -1550,8 +1547,8 @@ async fn resume_all(c: &Common) -> Result<u8, Fail> {
     if signalled().is_none() {
         // Notifications of rollouts that ended while their controller died
         // before delivering: this controller delivers them.
-        let d = rollgate_deploy::DispatchConfig::default();
-        let dispatcher = crate::notify::dispatcher(store.clone(), d.retry, d.timeout, lease_ttl())?;
+        let config = rollgate::plan::NotifyConfig::default().dispatch_config(&owner(), lease_ttl());
+        let dispatcher = crate::notify::dispatcher(store.clone(), config)?;
         crate::notify::alongside(&dispatcher, &*store, None, async {}).await;
         crate::notify::report_pending(&*store, None).await;
     }

@@ -182,8 +182,7 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
 /// The `--notify` file, or the defaults.
 fn notify_config(path: Option<&PathBuf>) -> Result<rollgate::plan::NotifyConfig, Fail> {
     let Some(path) = path else {
-        return rollgate::plan::NotifyConfig::parse("", "--notify")
-            .map_err(|e| Fail(BAD_INPUT, e.to_string()));
+        return Ok(rollgate::plan::NotifyConfig::default());
     };
     let text = std::fs::read_to_string(path).map_err(|e| {
         Fail(
@@ -252,9 +251,7 @@ async fn serve(args: ServeArgs) -> Result<u8, Fail> {
     // through claims.
     let dispatcher = crate::notify::dispatcher(
         app.store.clone(),
-        notify.retry,
-        notify.timeout,
-        app.lease_ttl,
+        notify.dispatch_config(&app.owner, app.lease_ttl),
     )?;
     let mut dispatch_stop = stop_rx.clone();
     let notifications = tokio::spawn(async move {

@@ -167,15 +167,38 @@ impl Plan {
     }
 
     /// Settings for a [`Dispatcher`](rollgate_deploy::Dispatcher) delivering
-    /// this plan's notifications: `[notify_retry]`'s waits and attempt
-    /// timeout, `owner` as the controller's name, and a claim that outlives
-    /// one attempt (a killed controller's claims delay its rows by no more).
-    pub fn dispatch_config(&self, owner: &str) -> DispatchConfig {
-        DispatchConfig::default()
-            .with_owner(owner)
-            .with_retry(self.notify_retry.clone())
-            .with_timeout(self.notify_timeout)
-            .with_claim_ttl(self.notify_timeout * 2 + std::time::Duration::from_secs(1))
+    /// this plan's notifications for the controller `owner`, whose rollout
+    /// leases last `lease_ttl` (its
+    /// [`ExecutorConfig::lease_ttl`](rollgate_deploy::ExecutorConfig::lease_ttl)):
+    /// `[notify_retry]`'s waits and attempt timeout, and claims that outlive
+    /// one attempt but never the lease. The same rule as the CLI's
+    /// ([`dispatch_config`](super::dispatch_config)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rollgate::plan::Plan;
+    /// let text = r#"service = "web"
+    /// artifact = { version = "v2", digest = "sha256:2222222222222222222222222222222222222222222222222222222222222222" }
+    /// targets = ["web-1"]
+    /// [deployer]
+    /// kind = "command"
+    /// deploy = "true"
+    /// current = "true"
+    /// ready = "true"
+    /// [strategy]
+    /// kind = "all-at-once"
+    /// [notify_retry]
+    /// timeout = "20s"
+    /// "#;
+    /// let plan = Plan::parse(text, "plan.toml")?;
+    /// let d = plan.dispatch_config("ctl-1", Duration::from_secs(30));
+    /// assert_eq!(d.timeout, Duration::from_secs(20));
+    /// // 2 × 20 s + 1 s would outlive the lease: the lease caps it.
+    /// assert_eq!(d.claim_ttl, Duration::from_secs(30));
+    /// # Ok::<(), rollgate::deploy::Error>(())
+    /// ```
+    pub fn dispatch_config(&self, owner: &str, lease_ttl: std::time::Duration) -> DispatchConfig {
+        super::dispatch_config(owner, &self.notify_retry, self.notify_timeout, lease_ttl)
     }
 }
 

@@ -139,7 +139,7 @@ use rollgate_deploy::{
 pub use canary::Shadow;
 pub use executor::ExecutorBuilder;
 pub use gate::{CanarySpec, SourceSpec};
-pub use notify::NotifyConfig;
+pub use notify::{NotifyConfig, dispatch_config};
 pub use targets::{PRECHECK_PLACEHOLDERS, Precheck};
 
 /// A validated plan file: the rollout it asks for, and everything needed to

@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rollgate_deploy::{Destination, Error, Jitter, NotifyFormat, NotifyKind, RetryPolicy};
+use rollgate_deploy::{
+    Destination, DispatchConfig, Error, Jitter, NotifyFormat, NotifyKind, RetryPolicy,
+};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -100,6 +102,19 @@ pub struct NotifyConfig {
     pub timeout: Duration,
 }
 
+/// No destinations; [`DispatchConfig`]'s retry policy and attempt timeout
+/// (what a file without `[notify_retry]` gives).
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        let d = DispatchConfig::default();
+        Self {
+            destinations: Vec::new(),
+            retry: d.retry,
+            timeout: d.timeout,
+        }
+    }
+}
+
 impl NotifyConfig {
     /// Parses a notification config file; errors name `path:line:column`.
     pub fn parse(text: &str, path: &str) -> Result<Self, Error> {
@@ -107,6 +122,64 @@ impl NotifyConfig {
         let raw: RawNotifyFile = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;
         cx.notify_config(&raw.notify, raw.notify_retry)
     }
+
+    /// Settings for a [`Dispatcher`](rollgate_deploy::Dispatcher) that
+    /// delivers these notifications for the controller `owner`, whose
+    /// rollout leases last `lease_ttl` ([`dispatch_config`] has the rule).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rollgate::plan::NotifyConfig;
+    /// let c = NotifyConfig::parse("[notify_retry]\ntimeout = \"2s\"\n", "notify.toml")?;
+    /// let d = c.dispatch_config("ctl-1", Duration::from_secs(30));
+    /// assert_eq!((d.owner.as_str(), d.timeout), ("ctl-1", Duration::from_secs(2)));
+    /// assert_eq!(d.claim_ttl, Duration::from_secs(5)); // 2 × 2 s + 1 s
+    /// // Never longer than the lease.
+    /// let d = c.dispatch_config("ctl-1", Duration::from_secs(3));
+    /// assert_eq!(d.claim_ttl, Duration::from_secs(3));
+    /// # Ok::<(), rollgate::deploy::Error>(())
+    /// ```
+    pub fn dispatch_config(&self, owner: &str, lease_ttl: Duration) -> DispatchConfig {
+        dispatch_config(owner, &self.retry, self.timeout, lease_ttl)
+    }
+}
+
+/// The one rule for a controller's notification dispatcher (the CLI's
+/// `rollout` commands and `serve`, and embedders through
+/// [`Plan::dispatch_config`](super::Plan::dispatch_config) or
+/// [`NotifyConfig::dispatch_config`]): `retry` and the attempt `timeout`,
+/// `owner` as the claims' owner, and claims that outlive one attempt (twice
+/// the timeout and a second) but never the controller's lease, so that a
+/// killed controller's notifications are taken over no later than its
+/// rollouts are (once its lease has expired). A live dispatcher renews its
+/// claims while it works on them, so a short claim costs no duplicate.
+///
+/// ```
+/// use std::time::Duration;
+/// use rollgate::deploy::RetryPolicy;
+/// use rollgate::plan::dispatch_config;
+/// let s = Duration::from_secs;
+/// let d = dispatch_config("ctl-1", &RetryPolicy::default(), s(10), s(30));
+/// assert_eq!(d.claim_ttl, s(21));
+/// let d = dispatch_config("ctl-1", &RetryPolicy::default(), s(10), s(15));
+/// assert_eq!(d.claim_ttl, s(15));
+/// ```
+pub fn dispatch_config(
+    owner: &str,
+    retry: &RetryPolicy,
+    timeout: Duration,
+    lease_ttl: Duration,
+) -> DispatchConfig {
+    let claim_ttl = lease_ttl.min(
+        timeout
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(1)),
+    );
+    DispatchConfig::default()
+        .with_owner(owner)
+        .with_retry(retry.clone())
+        .with_timeout(timeout)
+        .with_claim_ttl(claim_ttl)
 }
 
 impl Ctx<'_> {
@@ -299,5 +372,64 @@ impl Ctx<'_> {
             ),
             (None, None) => Ok(d),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    #[test]
+    fn a_claim_outlives_one_attempt_but_never_the_lease() {
+        let retry = RetryPolicy::default();
+        // (attempt timeout, lease) -> claim
+        for (timeout, lease, claim) in [
+            (S(10), S(30), S(21)),
+            (S(10), S(21), S(21)),
+            (S(10), S(15), S(15)),
+            (S(1), S(30), S(3)),
+            (Duration::from_millis(500), S(2), S(2)),
+            (Duration::MAX, S(30), S(30)),
+        ] {
+            let d = dispatch_config("ctl-1", &retry, timeout, lease);
+            assert_eq!(d.claim_ttl, claim, "timeout {timeout:?}, lease {lease:?}");
+            assert_eq!(d.timeout, timeout);
+            assert_eq!(d.owner, "ctl-1");
+            assert_eq!(d.retry, retry);
+        }
+    }
+
+    #[test]
+    fn a_notify_file_and_a_plan_give_the_same_dispatcher() {
+        let retry = "[notify_retry]\nattempts = 3\nbackoff = \"2s\"\ntimeout = \"20s\"\n";
+        let file = NotifyConfig::parse(retry, "notify.toml").unwrap();
+        let plan = super::super::Plan::parse(
+            &format!(
+                "service = \"web\"\n\
+                 artifact = {{ version = \"v2\", digest = \"sha256:{}\" }}\n\
+                 targets = [\"web-1\"]\n\
+                 [deployer]\nkind = \"command\"\ndeploy = \"true\"\ncurrent = \"true\"\nready = \"true\"\n\
+                 [strategy]\nkind = \"all-at-once\"\n{retry}",
+                "2".repeat(64)
+            ),
+            "plan.toml",
+        )
+        .unwrap();
+        for lease in [S(30), S(5)] {
+            let from_file = file.dispatch_config("ctl-1", lease);
+            assert_eq!(plan.dispatch_config("ctl-1", lease), from_file);
+            assert_eq!(from_file.claim_ttl, lease.min(S(41)));
+            assert_eq!(from_file.retry.max_attempts, 3);
+        }
+    }
+
+    #[test]
+    fn the_default_is_a_file_without_notify_retry() {
+        assert_eq!(
+            NotifyConfig::default(),
+            NotifyConfig::parse("", "notify.toml").unwrap()
+        );
     }
 }
