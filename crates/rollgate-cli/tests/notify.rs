@@ -5,7 +5,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use rollgate_deploy::{NotifyKind, SqliteStore, StateStore, verify_signature};
-use support::{Dir, V1, V2, explain, rollgate, rollgate_cmd};
+use support::{Dir, Server, V1, V2, explain, rollgate, rollgate_cmd};
 
 const SECRET: &str = "whsec-planted-Notify-4711";
 
@@ -408,37 +408,13 @@ fn serve_notifies_its_own_destinations_for_every_submitted_rollout() {
     )
     .unwrap();
     let token = "a-token-long-enough-for-serve-1234";
-    let err = d.path.join("serve.err");
-    let mut srv = Command::new(env!("CARGO_BIN_EXE_rollgate"))
-        .args([
-            "serve",
-            "--state",
-            "s.db",
-            "--listen",
-            "127.0.0.1:0",
-            "--notify",
-            "notify.toml",
-        ])
-        .current_dir(&d.path)
-        .env("ROLLGATE_TOKEN", token)
-        .env("OPS_HOOK_SECRET", SECRET)
-        .env_remove("ROLLGATE_STATE")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let addr = loop {
-        let text = std::fs::read_to_string(&err).unwrap_or_default();
-        if let Some(addr) = support::listen_addr(&text) {
-            break addr;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "serve did not start: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut srv = Server::start(
+        &d.path,
+        "serve",
+        &["--state", "s.db", "--notify", "notify.toml"],
+        &[("ROLLGATE_TOKEN", token), ("OPS_HOOK_SECRET", SECRET)],
+    );
+    let addr = srv.addr().to_owned();
     let out = rollgate_cmd(
         &d,
         &[
@@ -458,45 +434,30 @@ fn serve_notifies_its_own_destinations_for_every_submitted_rollout() {
     rx.wait_for("started and finished", |g| {
         g.iter().any(|g| g.kind == "started") && g.iter().any(|g| g.kind == "finished")
     });
-    let _ = Command::new("kill")
-        .args(["-TERM", &srv.id().to_string()])
-        .status();
-    let status = srv.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(srv.stop().code(), Some(0));
     let got = rx.got();
     check_signatures(&got);
     let kinds: Vec<&str> = got.iter().map(|g| g.kind.as_str()).collect();
     assert_eq!(kinds.len(), 2, "plan: started; serve: finished: {kinds:?}");
-    let log = std::fs::read_to_string(&err).unwrap();
+    let log = srv.output();
     assert!(!log.contains(SECRET) && !log.contains(token), "{log}");
 }
 
-/// A `rollgate serve` on `state` with a 2 s lease; its address.
-fn serve_with_short_lease(d: &Dir, state: &str, name: &str, token: &str) -> (Child, String) {
-    let err = d.path.join(format!("{name}.err"));
-    let child = Command::new(env!("CARGO_BIN_EXE_rollgate"))
-        .args(["serve", "--state", state, "--listen", "127.0.0.1:0"])
-        .args(["--lease-ttl", "2s", "--scan-interval", "100ms"])
-        .current_dir(&d.path)
-        .env("ROLLGATE_TOKEN", token)
-        .env_remove("ROLLGATE_STATE")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let addr = loop {
-        let text = std::fs::read_to_string(&err).unwrap_or_default();
-        if let Some(addr) = support::listen_addr(&text) {
-            break addr;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "serve did not start: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (child, addr)
+/// A `rollgate serve` on `state` with a 2 s lease, listening.
+fn serve_with_short_lease(d: &Dir, state: &str, name: &str, token: &str) -> Server {
+    Server::start(
+        &d.path,
+        name,
+        &[
+            "--state",
+            state,
+            "--lease-ttl",
+            "2s",
+            "--scan-interval",
+            "100ms",
+        ],
+        &[("ROLLGATE_TOKEN", token)],
+    )
 }
 
 #[test]
@@ -529,7 +490,8 @@ fn killed_serve_survivor_sends(pg: Option<&str>) {
     std::fs::write(d.path.join("hold"), "").unwrap();
     let state = state_of(&d, pg);
     let token = "a-token-long-enough-for-serve-5678";
-    let (mut a, addr) = serve_with_short_lease(&d, &state, "a", token);
+    let mut a = serve_with_short_lease(&d, &state, "a", token);
+    let addr = a.addr().to_owned();
     let mut follow = rollgate_cmd(
         &d,
         &[
@@ -548,10 +510,9 @@ fn killed_serve_survivor_sends(pg: Option<&str>) {
     rx.wait_for("two started attempts", |g| {
         g.iter().filter(|g| g.kind == "started").count() >= 2
     });
-    let (mut b, _) = serve_with_short_lease(&d, &state, "b", token);
-    a.kill().unwrap(); // SIGKILL, holding the claim
+    let mut b = serve_with_short_lease(&d, &state, "b", token);
+    a.kill(); // SIGKILL, holding the claim
     let killed = Instant::now();
-    a.wait().unwrap();
     let before = rx.got().len();
     let started_id = rx.got()[0].id.clone();
     rx.armed.store(true, Ordering::SeqCst);
@@ -588,10 +549,7 @@ fn killed_serve_survivor_sends(pg: Option<&str>) {
         assert!(start.elapsed() < Duration::from_secs(60), "{rows:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &b.id().to_string()])
-        .status();
-    assert_eq!(b.wait().unwrap().code(), Some(0));
+    assert_eq!(b.stop().code(), Some(0));
     let _ = follow.kill();
     let _ = follow.wait();
     check_signatures(&rx.got());
@@ -613,7 +571,8 @@ fn status_shows_each_notification_failing_pending_or_delivered_without_credentia
     .unwrap();
     let token = "a-token-long-enough-for-serve-9012";
     let state = state_of(&d, None);
-    let (mut srv, addr) = serve_with_short_lease(&d, &state, "srv", token);
+    let mut srv = serve_with_short_lease(&d, &state, "srv", token);
+    let addr = srv.addr().to_owned();
     let server = format!("http://{addr}");
     let out = rollgate_cmd(&d, &["rollout", "run", "plan.toml", "--server", &server])
         .env("ROLLGATE_TOKEN", token)
@@ -685,8 +644,5 @@ fn status_shows_each_notification_failing_pending_or_delivered_without_credentia
         text.contains("started (event 1) to ") && text.contains(": delivered at "),
         "{text}"
     );
-    let _ = Command::new("kill")
-        .args(["-TERM", &srv.id().to_string()])
-        .status();
-    assert_eq!(srv.wait().unwrap().code(), Some(0));
+    assert_eq!(srv.stop().code(), Some(0));
 }

@@ -7,7 +7,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -80,81 +80,18 @@ fn versions(d: &Dir, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// A running `rollgate serve`; killed on drop. Its output goes to files.
-struct Server {
-    child: Child,
-    addr: String,
-    out: PathBuf,
-    err: PathBuf,
-}
+use support::Server;
 
-impl Server {
-    fn start(d: &Dir, name: &str, state: &str, extra: &[&str]) -> Server {
-        let out = d.path.join(format!("{name}.out"));
-        let err = d.path.join(format!("{name}.err"));
-        let child = Command::new(env!("CARGO_BIN_EXE_rollgate"))
-            .args(["serve", "--state", state, "--listen", "127.0.0.1:0"])
-            .args(["--token-file", "token"])
-            .args(extra)
-            .current_dir(&d.path)
-            .env_remove("ROLLGATE_TOKEN")
-            .env_remove("ROLLGATE_STATE")
-            .env("RUST_LOG", "info")
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        let addr = loop {
-            let text = std::fs::read_to_string(&err).unwrap_or_default();
-            if let Some(addr) = support::listen_addr(&text) {
-                break addr;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "serve did not start: {text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Server {
-            child,
-            addr,
-            out,
-            err,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Everything it printed so far.
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-            + &std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    fn stop(&mut self) -> std::process::ExitStatus {
-        signal("TERM", self.pid());
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        signal("CONT", self.pid());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `rollgate serve --state STATE --token-file token EXTRA` in `d`, listening;
+/// its output in `NAME.out` and `NAME.err`.
+fn start_serve(d: &Dir, name: &str, state: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--state", state, "--token-file", "token"];
+    args.extend_from_slice(extra);
+    Server::start(&d.path, name, &args, &[("RUST_LOG", "info")])
 }
 
 fn signal(name: &str, pid: u32) {
-    let ok = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(ok.success() || name == "CONT", "kill -{name} {pid}");
+    assert!(support::signal(name, pid), "kill -{name} {pid}");
 }
 
 /// One HTTP/1.1 request over a plain socket: (status, body as JSON or as a string).
@@ -229,11 +166,17 @@ fn post_plan(srv: &Server, text: &str, extra: &[(&str, &str)]) -> (u16, Value) {
         ("Content-Type", "application/toml"),
     ];
     headers.extend_from_slice(extra);
-    http(&srv.addr, "POST", "/v1/rollouts", &headers, text.as_bytes())
+    http(
+        srv.addr(),
+        "POST",
+        "/v1/rollouts",
+        &headers,
+        text.as_bytes(),
+    )
 }
 
 fn get(srv: &Server, path: &str) -> Value {
-    let (status, body) = http(&srv.addr, "GET", path, &[], b"");
+    let (status, body) = http(srv.addr(), "GET", path, &[], b"");
     assert_eq!(status, 200, "GET {path}: {body}");
     body
 }
@@ -294,7 +237,7 @@ fn assert_no_secret(what: &str, text: &str, secrets: &[&str]) {
 #[test]
 fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing() {
     let d = dir(2);
-    let mut srv = Server::start(&d, "serve", "state.db", &["--scan-interval", "100ms"]);
+    let mut srv = start_serve(&d, "serve", "state.db", &["--scan-interval", "100ms"]);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -343,7 +286,7 @@ fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing()
     let as_json = toml_to_json(&held);
     let a = auth();
     let (status, second) = http(
-        &srv.addr,
+        srv.addr(),
         "POST",
         "/v1/rollouts?actor=alice",
         &[
@@ -367,7 +310,7 @@ fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing()
         let mut with_type = headers.clone();
         with_type.push(("Content-Type", "application/toml"));
         let (status, body) = http(
-            &srv.addr,
+            srv.addr(),
             "POST",
             "/v1/rollouts",
             &with_type,
@@ -377,7 +320,7 @@ fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing()
         assert_eq!(body["error"], "unauthorized");
         for action in ["pause", "resume", "promote", "abort"] {
             let (status, body) = http(
-                &srv.addr,
+                srv.addr(),
                 "POST",
                 &format!("/v1/rollouts/{second_id}/{action}"),
                 &headers,
@@ -641,7 +584,7 @@ fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing()
     let mut wrong = Vec::new();
     for (what, path, method, mut headers, body, want, kind, names) in cases {
         headers.push(("Authorization", &a));
-        let (status, answer) = http(&srv.addr, method, &path, &headers, &body);
+        let (status, answer) = http(srv.addr(), method, &path, &headers, &body);
         let message = answer["message"].as_str().unwrap_or_default();
         if status != want || answer["error"] != kind || !message.contains(names) {
             wrong.push(format!(
@@ -654,7 +597,7 @@ fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing()
 
     // A person's decision over the API: resume asks the gate again, which holds again.
     let (status, body) = http(
-        &srv.addr,
+        srv.addr(),
         "POST",
         &format!("/v1/rollouts/{second_id}/resume?actor=bob"),
         &[("Authorization", &a)],
@@ -674,7 +617,7 @@ fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing()
     }
 
     // The CLI talks to the server with --server.
-    let server = format!("http://{}", srv.addr);
+    let server = format!("http://{}", srv.addr());
     let cli = |args: &[&str]| {
         let mut all = args.to_vec();
         all.extend(["--server", &server]);
@@ -791,7 +734,7 @@ fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing()
     let refused = cli(&["rollout", "resume-all"]);
     assert_eq!(refused.status.code(), Some(2));
 
-    let metrics = http(&srv.addr, "GET", "/metrics", &[], b"").1;
+    let metrics = http(srv.addr(), "GET", "/metrics", &[], b"").1;
     let metrics = metrics.as_str().unwrap().to_string();
     assert!(metrics.contains("rollgate_api_requests_total"), "{metrics}");
     assert!(
@@ -823,7 +766,7 @@ fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing()
 
 /// The value of counter `name` in `/metrics` (summed over its labels).
 fn counter(srv: &Server, name: &str) -> f64 {
-    let text = http(&srv.addr, "GET", "/metrics", &[], b"").1;
+    let text = http(srv.addr(), "GET", "/metrics", &[], b"").1;
     let text = text.as_str().unwrap().to_string();
     text.lines()
         .filter(|l| {
@@ -839,7 +782,7 @@ fn counter(srv: &Server, name: &str) -> f64 {
 fn a_submitted_rollout_is_driven_by_the_executor_its_submission_built_without_a_scan() {
     let d = dir(2);
     // No scan for an hour: only the hand-over can drive it.
-    let srv = Server::start(&d, "serve", "state.db", &["--scan-interval", "1h"]);
+    let srv = start_serve(&d, "serve", "state.db", &["--scan-interval", "1h"]);
     let (status, created) = post_plan(&srv, &plan(2, DEPLOY, "kind = \"all-at-once\""), &[]);
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_u64().unwrap();
@@ -865,7 +808,7 @@ fn scans_read_only_free_leases_in_bounded_batches_skip_unchanged_held_rollouts_a
     let d = dir(3);
     std::fs::write(d.path.join("hold"), "").unwrap();
     let waits = "while [ -e hold ]; do sleep 0.05; done; echo {version} > srv/{target}/current";
-    let a = Server::start(&d, "a", "state.db", &["--scan-interval", "100ms"]);
+    let a = start_serve(&d, "a", "state.db", &["--scan-interval", "100ms"]);
     let mut ids = Vec::new();
     for i in 1..=3 {
         let (status, created) = post_plan(&a, &one_target_plan(i, waits), &[]);
@@ -880,7 +823,7 @@ fn scans_read_only_free_leases_in_bounded_batches_skip_unchanged_held_rollouts_a
     let pid = a.pid();
     signal("KILL", pid);
     drop(a);
-    let b = Server::start(
+    let b = start_serve(
         &d,
         "b",
         "state.db",
@@ -922,7 +865,7 @@ fn scans_read_only_free_leases_in_bounded_batches_skip_unchanged_held_rollouts_a
     // A person's decision grows its log: the next scan reads and adopts it.
     let a = auth();
     let (status, body) = http(
-        &b.addr,
+        b.addr(),
         "POST",
         &format!("/v1/rollouts/{id}/abort"),
         &[("Authorization", &a)],
@@ -1053,8 +996,8 @@ fn two_serve_processes_on_postgres_a_frozen_leader_is_replaced_and_its_writes_ar
     );
     let ttl = Duration::from_secs(2);
     let flags = ["--lease-ttl", "2s", "--scan-interval", "100ms"];
-    let a = Server::start(&d, "a", &db, &flags);
-    let b = Server::start(&d, "b", &db, &flags);
+    let a = start_serve(&d, "a", &db, &flags);
+    let b = start_serve(&d, "b", &db, &flags);
     let (status, created) = post_plan(&a, &text, &[("Idempotency-Key", "failover")]);
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_u64().unwrap();

@@ -48,7 +48,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -59,6 +59,7 @@ use rollgate_deploy::{
     Status, notify_kinds, verify_signature,
 };
 use rollgate_test::invariants::{self, Effect, Evidence, Invariant, Notice, Violation};
+use support::Server;
 
 /// Seeds per test in CI (two tests).
 const PER_TEST: u64 = 4;
@@ -551,40 +552,45 @@ impl Drop for Receiver {
 /// One controller slot: the `serve` process in it now, and what happened.
 struct Slot {
     name: String,
-    child: Option<Child>,
-    pid: u32,
+    /// This generation's process (its log stays readable once it ended).
+    server: Server,
+    /// Whether `server` runs, as far as the run knows: not killed, not
+    /// seen to end.
+    running: bool,
     generation: u32,
-    err: PathBuf,
     /// When a killed (or failed) one starts again.
     restart_at: Option<Instant>,
     /// When a frozen one is continued.
     thaw_at: Option<Instant>,
 }
 
-fn spawn_serve(dir: &Path, db: &str, name: &str) -> (Child, PathBuf) {
-    let err = dir.join(format!("{name}.err"));
-    let child = Command::new(env!("CARGO_BIN_EXE_rollgate"))
-        .args(["serve", "--state", db, "--listen", "127.0.0.1:0"])
-        .args(["--token-file", "token", "--notify", "notify.toml"])
-        .args(["--lease-ttl", "2s", "--scan-interval", "200ms"])
-        .current_dir(dir)
-        .env_remove("ROLLGATE_TOKEN")
-        .env_remove("ROLLGATE_STATE")
-        .env("ROLLGATE_CHAOS_HOOK_SECRET", HOOK_SECRET)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(dir.join(format!("{name}.out"))).expect("out file"))
-        .stderr(std::fs::File::create(&err).expect("err file"))
-        .spawn()
-        .expect("rollgate serve starts");
-    (child, err)
+/// A controller on `db` with a 2 s lease (not waited for: with the store
+/// down it may fail to start).
+fn spawn_serve(dir: &Path, db: &str, name: &str) -> Server {
+    Server::spawn(
+        dir,
+        name,
+        &[
+            "--state",
+            db,
+            "--token-file",
+            "token",
+            "--notify",
+            "notify.toml",
+            "--lease-ttl",
+            "2s",
+            "--scan-interval",
+            "200ms",
+        ],
+        &[
+            ("ROLLGATE_CHAOS_HOOK_SECRET", HOOK_SECRET),
+            ("RUST_LOG", "info"),
+        ],
+    )
 }
 
 fn signal(name: &str, pid: u32) {
-    let _ = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
+    support::signal(name, pid);
 }
 
 /// What the fault schedule did to each process, in the run's wall clock
@@ -747,32 +753,20 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
     let mut slots: Vec<Slot> = (0..sc.controllers)
         .map(|i| {
             let name = format!("c{i}.1");
-            let (child, err) = spawn_serve(&dir, &db, &name);
             Slot {
+                server: spawn_serve(&dir, &db, &name),
                 name,
-                pid: child.id(),
-                child: Some(child),
+                running: true,
                 generation: 1,
-                err,
                 restart_at: None,
                 thaw_at: None,
             }
         })
         .collect();
-    let addr = {
-        let t0 = Instant::now();
-        loop {
-            let text = std::fs::read_to_string(&slots[0].err).unwrap_or_default();
-            if let Some(addr) = support::listen_addr(&text) {
-                break addr;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "serve did not start: {text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let addr = slots[0]
+        .server
+        .wait_listening(Duration::from_secs(60))
+        .to_owned();
 
     // Submit every rollout through the API.
     let rt = runtime();
@@ -816,15 +810,18 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
                 Fault::Kill(who, restart) => {
                     for i in who {
                         let s = &mut slots[i];
-                        let Some(mut child) = s.child.take() else {
+                        if !s.running {
                             continue;
-                        };
-                        let _ = child.kill();
-                        let _ = child.wait();
+                        }
+                        s.running = false;
+                        s.server.kill();
                         let ns = now_ns();
-                        tl.killed.insert(s.pid, ns);
+                        tl.killed.insert(s.server.pid(), ns);
                         if s.thaw_at.take().is_some()
-                            && let Some(last) = tl.frozen.get_mut(&s.pid).and_then(|v| v.last_mut())
+                            && let Some(last) = tl
+                                .frozen
+                                .get_mut(&s.server.pid())
+                                .and_then(|v| v.last_mut())
                         {
                             last.1 = ns;
                         }
@@ -833,19 +830,19 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
                             "{:>6} ms: SIGKILL {} (pid {})",
                             at_ms(t0),
                             s.name,
-                            s.pid
+                            s.server.pid()
                         ));
                     }
                 }
                 Fault::Freeze(who, dur) => {
                     for i in who {
                         let s = &mut slots[i];
-                        if s.child.is_none() || s.thaw_at.is_some() {
+                        if !s.running || s.thaw_at.is_some() {
                             continue;
                         }
-                        signal("STOP", s.pid);
+                        signal("STOP", s.server.pid());
                         tl.frozen
-                            .entry(s.pid)
+                            .entry(s.server.pid())
                             .or_default()
                             .push((now_ns(), u128::MAX));
                         s.thaw_at = Some(now + dur);
@@ -853,7 +850,7 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
                             "{:>6} ms: SIGSTOP {} (pid {}) for {} ms",
                             at_ms(t0),
                             s.name,
-                            s.pid,
+                            s.server.pid(),
                             dur.as_millis()
                         ));
                     }
@@ -898,29 +895,33 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
         for s in &mut slots {
             if s.thaw_at.is_some_and(|at| at <= now) {
                 s.thaw_at = None;
-                signal("CONT", s.pid);
-                if let Some(last) = tl.frozen.get_mut(&s.pid).and_then(|v| v.last_mut()) {
+                signal("CONT", s.server.pid());
+                if let Some(last) = tl
+                    .frozen
+                    .get_mut(&s.server.pid())
+                    .and_then(|v| v.last_mut())
+                {
                     last.1 = now_ns();
                 }
                 tl.trace.push(format!(
                     "{:>6} ms: SIGCONT {} (pid {})",
                     at_ms(t0),
                     s.name,
-                    s.pid
+                    s.server.pid()
                 ));
             }
             // A process that ended by itself: a failed start (the store
             // unreachable) is tried again; a running server must not end.
-            if let Some(child) = s.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
+            if s.running
+                && let Some(status) = s.server.try_wait()
             {
-                let text = std::fs::read_to_string(&s.err).unwrap_or_default();
-                s.child = None;
+                let text = s.server.log();
+                s.running = false;
                 if text.contains("listening on") {
                     violations.push(format!(
                         "{} (pid {}) exited by itself ({status}): {}",
                         s.name,
-                        s.pid,
+                        s.server.pid(),
                         text.lines().last().unwrap_or_default()
                     ));
                 }
@@ -928,7 +929,7 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
                     "{:>6} ms: {} (pid {}) exited ({status}); starting it again",
                     at_ms(t0),
                     s.name,
-                    s.pid
+                    s.server.pid()
                 ));
                 s.restart_at = Some(now + Duration::from_millis(300));
             }
@@ -940,15 +941,13 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
                     s.name.split('.').next().unwrap_or("c"),
                     s.generation
                 );
-                let (child, err) = spawn_serve(&dir, &db, &s.name);
-                s.pid = child.id();
-                s.child = Some(child);
-                s.err = err;
+                s.server = spawn_serve(&dir, &db, &s.name);
+                s.running = true;
                 tl.trace.push(format!(
                     "{:>6} ms: started {} (pid {})",
                     at_ms(t0),
                     s.name,
-                    s.pid
+                    s.server.pid()
                 ));
             }
         }
@@ -956,7 +955,7 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
             && pg_up_at.is_none()
             && slots
                 .iter()
-                .all(|s| s.thaw_at.is_none() && s.restart_at.is_none() && s.child.is_some());
+                .all(|s| s.thaw_at.is_none() && s.restart_at.is_none() && s.running);
         if quiet {
             break;
         }
@@ -1043,8 +1042,7 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
         for s in &slots {
             let t = Instant::now();
             let last = loop {
-                let text = std::fs::read_to_string(&s.err).unwrap_or_default();
-                let addr = support::listen_addr(&text);
+                let addr = s.server.listening();
                 let got = match addr {
                     Some(a) => match http
                         .get(format!("http://{a}/v1/rollouts?limit=0"))
@@ -1069,7 +1067,8 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
             if let Some(why) = last {
                 violations.push(format!(
                     "{} (pid {}) cannot read the store after the faults: {why}",
-                    s.name, s.pid
+                    s.name,
+                    s.server.pid()
                 ));
             }
         }
@@ -1077,27 +1076,16 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
 
     // Stop the controllers: each must stop cleanly on SIGTERM.
     for s in &mut slots {
-        let Some(mut child) = s.child.take() else {
+        if !s.running {
             continue;
-        };
-        signal("CONT", s.pid);
-        signal("TERM", s.pid);
-        let t = Instant::now();
-        let status = loop {
-            if let Ok(Some(st)) = child.try_wait() {
-                break Some(st);
-            }
-            if t.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        }
+        s.running = false;
+        let status = s.server.stop_within(Duration::from_secs(20));
         if status.is_none_or(|st| !st.success()) {
             violations.push(format!(
                 "{} (pid {}) did not stop cleanly on SIGTERM: {status:?}",
-                s.name, s.pid
+                s.name,
+                s.server.pid()
             ));
         }
     }
@@ -1211,7 +1199,7 @@ fn run_seed(seed: u64, pg: &Postgres) -> RunResult {
             let _ = writeln!(report, "    {l}");
         }
         for s in &slots {
-            let text = std::fs::read_to_string(&s.err).unwrap_or_default();
+            let text = s.server.log();
             let lines: Vec<&str> = text.lines().collect();
             let _ = writeln!(report, "  {} (last of its log):", s.name);
             for l in &lines[lines.len().saturating_sub(15)..] {

@@ -6,6 +6,8 @@
 //! phase under it, deploys under the phases), `--metrics-linger`, the same
 //! flags on `rollgate serve`, and bad values exit 2.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -365,59 +367,28 @@ fn bad_telemetry_values_exit_2_naming_the_flag() {
     }
 }
 
-/// Waits (up to 60 s) until `path` contains `want`; its text.
-fn file_until(path: &Path, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        // Only once the line holding `want` is complete: a log read while
-        // that line is being written would give a cut value.
-        if text
-            .split(want)
-            .nth(1)
-            .is_some_and(|rest| rest.contains('\n'))
-        {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "{want} never in {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn serve_logs_json_and_serves_its_metrics_on_metrics_addr() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("token"), "a-token-of-enough-length").expect("token");
-    let err = dir.path().join("serve.err");
     let port = free_port();
-    let mut child = rollgate()
-        .current_dir(dir.path())
-        .env_remove("ROLLGATE_TOKEN")
-        .env_remove("ROLLGATE_STATE")
-        .args([
-            "serve",
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let mut srv = support::Server::start(
+        dir.path(),
+        "serve",
+        &[
             "--state",
             "state.db",
-            "--listen",
-            "127.0.0.1:0",
             "--token-file",
             "token",
             "--log-format",
             "json",
             "--metrics-addr",
-        ])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err).expect("stderr file"))
-        .spawn()
-        .expect("start rollgate serve");
-    let text = file_until(&err, "listening on http://");
-    let api = text
-        .split("listening on http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("API address")
-        .to_owned();
+            &metrics_addr,
+        ],
+        &[],
+    );
+    let api = srv.addr().to_owned();
     // The API's own /metrics and the --metrics-addr listener serve one
     // registry: what the API request counted shows on the listener.
     let mut conn = TcpStream::connect(&api).expect("connect to the API");
@@ -428,14 +399,9 @@ fn serve_logs_json_and_serves_its_metrics_on_metrics_addr() {
     assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
     let served = scrape_until(port, "rollgate_api_requests_total{");
     assert!(served.contains("method=\"GET\""), "{served}");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let code = child.wait().expect("serve ran");
+    let code = srv.stop();
     assert_eq!(code.code(), Some(0), "stopped by SIGTERM");
-    let lines = json_lines(&std::fs::read(&err).expect("stderr"));
+    let lines = json_lines(srv.log().as_bytes());
     assert!(
         lines
             .iter()

@@ -350,3 +350,164 @@ pub fn listen_addr(log: &str) -> Option<String> {
     let line = &rest[..rest.find('\n')?];
     line.split_whitespace().next().map(str::to_owned)
 }
+
+/// A `rollgate serve` process started by a test: its output in files
+/// (`NAME.out`, `NAME.err` in its directory), its address from its
+/// `listening on` line, stopped with SIGTERM or killed when dropped
+/// (continued first, in case a test froze it with SIGSTOP).
+pub struct Server {
+    child: std::process::Child,
+    out: PathBuf,
+    err: PathBuf,
+    addr: Option<String>,
+}
+
+impl Server {
+    /// Starts `rollgate serve ARGS` in `dir` (`--listen 127.0.0.1:0` unless
+    /// ARGS has `--listen`), with `env` set, and waits (up to 60 s) until it
+    /// listens. `ROLLGATE_STATE`, `ROLLGATE_TOKEN`, `RUST_LOG` and
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` are taken from `env` only, never from
+    /// the test's environment.
+    pub fn start(dir: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut s = Self::spawn(dir, name, args, env);
+        s.wait_listening(std::time::Duration::from_secs(60));
+        s
+    }
+
+    /// [`start`](Self::start) without waiting: a server that may fail to
+    /// start (its store unreachable), to be told apart by [`try_wait`](Self::try_wait).
+    pub fn spawn(dir: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let out = dir.join(format!("{name}.out"));
+        let err = dir.join(format!("{name}.err"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollgate"));
+        cmd.arg("serve").args(args);
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.current_dir(dir)
+            .env_remove("ROLLGATE_STATE")
+            .env_remove("ROLLGATE_TOKEN")
+            .env_remove("RUST_LOG")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("serve's stdout file"))
+            .stderr(std::fs::File::create(&err).expect("serve's stderr file"));
+        let child = cmd.spawn().expect("rollgate serve starts");
+        Server {
+            child,
+            out,
+            err,
+            addr: None,
+        }
+    }
+
+    /// Waits up to `within` for the `listening on` line; its address.
+    /// Panics with the log when the server does not listen in time or exits.
+    pub fn wait_listening(&mut self, within: std::time::Duration) -> &str {
+        let start = std::time::Instant::now();
+        while self.addr.is_none() {
+            let text = self.log();
+            self.addr = listen_addr(&text);
+            if self.addr.is_some() {
+                break;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("serve exited ({status}) before listening: {text}");
+            }
+            assert!(start.elapsed() < within, "serve did not start: {text}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.addr()
+    }
+
+    /// Its API's `host:port` (from the `listening on` line).
+    pub fn addr(&self) -> &str {
+        self.addr
+            .as_deref()
+            .expect("a server started with Server::start (or wait_listening)")
+    }
+
+    /// Its API's `host:port`, read again from its log: `None` until it
+    /// listens.
+    pub fn listening(&self) -> Option<String> {
+        listen_addr(&self.log())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its standard error so far (the log).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// Everything it printed so far: standard output, then standard error.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default() + &self.log()
+    }
+
+    /// Its exit status, if it has ended.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Sends `-NAME` (`STOP`, `CONT`, `TERM`, ...) with kill(1); whether
+    /// kill succeeded (it fails for a process already gone).
+    pub fn signal(&self, name: &str) -> bool {
+        signal(name, self.pid())
+    }
+
+    /// SIGTERM (after SIGCONT) and its exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        self.stop_within(std::time::Duration::from_secs(60))
+            .expect("serve stops within 60 s of SIGTERM")
+    }
+
+    /// SIGTERM (after SIGCONT), then its exit status once it ends within
+    /// `within`; `None` when it did not (it is killed then).
+    pub fn stop_within(&mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+        if let Some(status) = self.try_wait() {
+            return Some(status);
+        }
+        self.signal("CONT");
+        self.signal("TERM");
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.try_wait() {
+                return Some(status);
+            }
+            if start.elapsed() > within {
+                self.kill();
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, and waits for it. Nothing is sent to a process already
+    /// reaped (its pid may be another's by now).
+    pub fn kill(&mut self) {
+        if self.try_wait().is_none() {
+            self.signal("CONT");
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `kill -NAME PID`; whether it succeeded.
+pub fn signal(name: &str, pid: u32) -> bool {
+    Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
