@@ -24,9 +24,10 @@
 //!
 //! ```text
 //! SERVE_CHAOS_SEED=5 bash scripts/postgres.sh run \
-//!     cargo nextest run -p rollgate-cli --test serve_chaos --no-capture replay
+//!     cargo nextest run -p rollgate-cli --test serve_chaos --no-capture --run-ignored only replay
 //! ```
 //!
+//! (`replay` is an ignored test: a normal run does not count it.)
 //! `SERVE_CHAOS_SEEDS=N` runs N seeds per test instead of 4 (two tests, so
 //! CI runs 8 seeds); `SERVE_CHAOS_FROM=S` starts at seed S;
 //! `SERVE_CHAOS_KEEP=1` keeps each run's directory (fleet, scripts' action
@@ -1390,14 +1391,11 @@ fn seeds(from: u64, n: u64) {
         failed.is_empty(),
         "serve chaos: seeds {failed:?} broke an invariant (reports above); replay one with \
          SERVE_CHAOS_SEED=<seed> bash scripts/postgres.sh run cargo nextest run -p rollgate-cli \
-         --test serve_chaos --no-capture replay"
+         --test serve_chaos --no-capture --run-ignored only replay"
     );
 }
 
 fn half(h: u64) {
-    if std::env::var_os("SERVE_CHAOS_SEED").is_some() {
-        return; // replaying one seed: see `replay`
-    }
     let per = env_u64("SERVE_CHAOS_SEEDS").unwrap_or(PER_TEST);
     let from = env_u64("SERVE_CHAOS_FROM").unwrap_or(1) + h * per;
     seeds(from, per);
@@ -1413,12 +1411,14 @@ fn real_controllers_killed_frozen_and_cut_off_from_postgres_keep_every_invariant
     half(1);
 }
 
-/// Replays `SERVE_CHAOS_SEED` (does nothing without it).
+/// Replays `SERVE_CHAOS_SEED` (see the module docs).
 #[test]
+#[ignore = "replays one seed: set SERVE_CHAOS_SEED=N and pass --run-ignored only (see module docs)"]
 fn replay() {
-    let Some(seed) = env_u64("SERVE_CHAOS_SEED") else {
-        return;
-    };
+    let seed = env_u64("SERVE_CHAOS_SEED").expect(
+        "SERVE_CHAOS_SEED=N names the seed to replay: SERVE_CHAOS_SEED=N bash scripts/postgres.sh \
+         run cargo nextest run -p rollgate-cli --test serve_chaos --no-capture --run-ignored only replay",
+    );
     seeds(seed, 1);
 }
 

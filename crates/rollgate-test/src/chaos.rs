@@ -790,7 +790,7 @@ impl RunResult {
         }
         let _ = writeln!(
             s,
-            "  replay: CHAOS_SEED={} cargo nextest run -p rollgate-test --test chaos --no-capture replay",
+            "  replay: CHAOS_SEED={} cargo nextest run -p rollgate-test --test chaos --no-capture --run-ignored only replay",
             self.seed
         );
         s
