@@ -377,53 +377,14 @@ mod tests {
         assert!(err.contains("timed out after 50ms"), "{err}");
     }
 
-    /// Whether `pid` runs (a zombie, killed and waiting to be reaped, does not).
     #[cfg(target_os = "linux")]
-    fn runs(pid: u32) -> bool {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            // The state follows the command name, which is in parentheses.
-            Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| {
-                !matches!(rest.trim_start().chars().next(), Some('Z' | 'X'))
-            }),
-            Err(_) => false,
-        }
-    }
-
-    /// Polls up to 5 s for `pid` to stop running; kills it if it does not
-    /// (a failing test leaves nothing behind).
-    #[cfg(target_os = "linux")]
-    async fn gone(pid: u32) -> bool {
-        for _ in 0..100 {
-            if !runs(pid) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = std::process::Command::new("kill")
-            .arg(pid.to_string())
-            .status();
-        false
-    }
-
-    /// A command that starts a background `sleep 1000` (writing its pid to a
-    /// file, keeping the output pipe open) and then waits itself.
-    #[cfg(target_os = "linux")]
-    fn grandchild_line(dir: &tempfile::TempDir) -> (String, PathBuf) {
-        let file = dir.path().join("pid");
-        let line = format!("sleep 1000 & echo $! > '{}'; sleep 1000", file.display());
-        (line, file)
-    }
-
-    #[cfg(target_os = "linux")]
-    fn read_pid(file: &std::path::Path) -> Option<u32> {
-        std::fs::read_to_string(file).ok()?.trim().parse().ok()
-    }
+    use rollgate_test::process::{assert_gone, gone, grandchild_line, pid_while, runs};
 
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_timeout_kills_what_the_command_started() {
         let dir = tempfile::tempdir().unwrap();
-        let (line, file) = grandchild_line(&dir);
+        let (line, file) = grandchild_line(dir.path());
         let started = std::time::Instant::now();
         let err = run_shell(&line, &CommandEnv::default(), Duration::from_secs(1))
             .await
@@ -431,32 +392,17 @@ mod tests {
         let took = started.elapsed();
         assert!(err.contains("timed out after 1s"), "{err}");
         assert!(took < Duration::from_secs(10), "returned after {took:?}");
-        let pid = read_pid(&file).expect("the command wrote its grandchild's pid");
-        assert!(
-            gone(pid).await,
-            "background process {pid} outlived the timeout"
-        );
+        assert_gone(&file, "the timeout").await;
     }
 
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_cancelled_call_kills_what_the_command_started() {
         let dir = tempfile::tempdir().unwrap();
-        let (line, file) = grandchild_line(&dir);
+        let (line, file) = grandchild_line(dir.path());
         let env = CommandEnv::default();
         let mut call = Box::pin(run_shell(&line, &env, Duration::from_secs(600)));
-        let started = std::time::Instant::now();
-        let pid = loop {
-            tokio::select! {
-                r = &mut call => panic!("the command finished: {r:?}"),
-                () = tokio::time::sleep(Duration::from_millis(20)) => {
-                    if let Some(pid) = read_pid(&file) {
-                        break pid;
-                    }
-                    assert!(started.elapsed() < Duration::from_secs(30), "no pid written");
-                }
-            }
-        };
+        let pid = pid_while(&mut call, &file).await;
         assert!(runs(pid), "the background process {pid} is not running yet");
         drop(call);
         assert!(

@@ -1188,43 +1188,13 @@ mod tests {
         assert_eq!(*seen, want);
     }
 
-    /// Whether `pid` runs (a zombie, killed and waiting to be reaped, does
-    /// not); polled up to 5 s by `gone`, which kills a survivor so that a
-    /// failing test leaves nothing behind.
     #[cfg(target_os = "linux")]
-    fn runs(pid: u32) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            stat.rsplit_once(')').is_some_and(|(_, rest)| {
-                !matches!(rest.trim_start().chars().next(), Some('Z' | 'X'))
-            })
-        })
-    }
+    use rollgate_test::process::{assert_gone, gone, grandchild_line, pid_while, runs};
 
-    #[cfg(target_os = "linux")]
-    async fn gone(pid: u32) -> bool {
-        for _ in 0..100 {
-            if !runs(pid) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = std::process::Command::new("kill")
-            .arg(pid.to_string())
-            .status();
-        false
-    }
-
-    #[cfg(target_os = "linux")]
-    fn read_pid(file: &std::path::Path) -> Option<u32> {
-        std::fs::read_to_string(file).ok()?.trim().parse().ok()
-    }
-
-    /// A shell source that starts a background `sleep 1000` (its pid in a
-    /// file, the output pipe held open) and then waits itself.
+    /// A shell source running [`grandchild_line`]; its pid file.
     #[cfg(target_os = "linux")]
     fn hanging_source(dir: &tempfile::TempDir, timeout: Duration) -> (CommandSource, PathBuf) {
-        let file = dir.path().join("pid");
-        let line = format!("sleep 1000 & echo $! > '{}'; sleep 1000", file.display());
+        let (line, file) = grandchild_line(dir.path());
         (
             CommandSource::shell(line, Format::Json).timeout(timeout),
             file,
@@ -1241,11 +1211,7 @@ mod tests {
         let took = started.elapsed();
         assert!(e.contains("no result within 1s"), "{e}");
         assert!(took < Duration::from_secs(10), "returned after {took:?}");
-        let pid = read_pid(&file).expect("the command wrote its grandchild's pid");
-        assert!(
-            gone(pid).await,
-            "background process {pid} outlived the timeout"
-        );
+        assert_gone(&file, "the timeout").await;
     }
 
     #[cfg(target_os = "linux")]
@@ -1254,18 +1220,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (source, file) = hanging_source(&dir, Duration::from_secs(600));
         let mut fetch = source.fetch();
-        let started = std::time::Instant::now();
-        let pid = loop {
-            tokio::select! {
-                r = &mut fetch => panic!("the fetch finished: {:?}", r.map(|_| ())),
-                () = tokio::time::sleep(Duration::from_millis(20)) => {
-                    if let Some(pid) = read_pid(&file) {
-                        break pid;
-                    }
-                    assert!(started.elapsed() < Duration::from_secs(30), "no pid written");
-                }
-            }
-        };
+        let pid = pid_while(&mut fetch, &file).await;
         assert!(runs(pid), "the background process {pid} is not running yet");
         drop(fetch);
         assert!(

@@ -15,6 +15,7 @@ use rollgate_deploy::{
 pub mod chaos;
 pub mod conformance;
 pub mod invariants;
+pub mod process;
 pub mod tls;
 
 /// The path of a helper script kept in this crate's `scripts/` folder, for
