@@ -86,6 +86,20 @@ pub struct Report {
 }
 
 impl Report {
+    /// Counts this judgement in `rollgate_analysis_verdicts_total{verdict}`
+    /// through the `metrics` facade (nothing happens without a recorder):
+    /// what `rollgate analyze` reports on its `--metrics-addr`.
+    ///
+    /// ```
+    /// use rollgate_canary::{Report, Verdict};
+    /// let r = Report { verdict: Verdict::Promote, score: Some(100.0), reasons: Vec::new(), metrics: Vec::new() };
+    /// r.record_metric(); // no recorder installed: a no-op
+    /// ```
+    pub fn record_metric(&self) {
+        metrics::counter!("rollgate_analysis_verdicts_total", "verdict" => self.verdict.as_str())
+            .increment(1);
+    }
+
     /// The report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))

@@ -184,6 +184,7 @@ fn judge_and_print(args: &AnalyzeArgs) -> ExitCode {
             ExitCode::from(BAD_INPUT)
         }
         Ok(report) => {
+            report.record_metric();
             match args.output {
                 Output::Json => println!("{}", report.to_json()),
                 Output::Text => print!("{}", report.to_table()),

@@ -602,7 +602,10 @@ fn routes(app: Arc<App>) -> Router {
 
 async fn count_requests(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let method = req.method().to_string();
+    let started = tokio::time::Instant::now();
     let res = next.run(req).await;
+    metrics::histogram!("rollgate_api_request_duration_seconds", "method" => method.clone())
+        .record(started.elapsed().as_secs_f64());
     let class = match res.status().as_u16() {
         200..=299 => "2xx",
         400..=499 => "4xx",

@@ -17,6 +17,12 @@
 //! ago: that hour of heavier traffic is backfilled into Prometheus' data
 //! directory with `promtool tsdb create-blocks-from openmetrics` before it
 //! starts.
+//!
+//! The controller's panels need the CLI's other long-running processes:
+//! `rollgate serve` (scraped on its own `/metrics`; Prometheus' scrapes are
+//! its API traffic), `rollgate analyze --metrics-addr` (one verdict), and
+//! the rollout's notification destination, a loopback port nothing listens
+//! on, so deliveries fail and the notification alert fires.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -34,12 +40,12 @@ mod axum_service;
 const V1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const V2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
-/// Two distinct free ports (both bound at once, then released).
-fn free_ports() -> (u16, u16) {
-    let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (a, b) = (bind(), bind());
-    let port = |l: &std::net::TcpListener| l.local_addr().expect("addr").port();
-    (port(&a), port(&b))
+/// `N` distinct free ports (all bound at once, then released).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().expect("addr").port())
 }
 
 fn rollgate(dir: &Path) -> Command {
@@ -206,8 +212,9 @@ fn backfill(dir: &Path, data: &Path) {
 /// The plan: two file targets on v1; the gate passes phase 0 and fails
 /// (exit 7, an error) at phase 1 until the rollout rolls back. The first
 /// deploy waits for the file `go`, so the test can see the series at zero
-/// in Prometheus before anything is counted.
-fn write_plan(dir: &Path) {
+/// in Prometheus before anything is counted. Its notifications go to
+/// `dead_port`, where nothing listens.
+fn write_plan(dir: &Path, dead_port: u16) {
     for t in ["web-1", "web-2"] {
         std::fs::create_dir_all(dir.join("srv").join(t)).expect("mkdir");
         std::fs::write(dir.join("srv").join(t).join("current"), "v1\n").expect("v1");
@@ -235,6 +242,12 @@ kind = "command"
 command = "if [ {{phase}} = 0 ]; then echo healthy; else echo metrics unreachable; exit 7; fi"
 max_errors = 3
 retry_after = "1s"
+
+[[notify]]
+name = "ops"
+url = "http://127.0.0.1:{dead_port}/hook"
+format = "slack"
+events = ["started", "rolled_back"]
 "#
     );
     std::fs::write(dir.join("plan.toml"), plan).expect("plan");
@@ -387,13 +400,21 @@ fn every_dashboard_query_and_alert_returns_data_from_a_real_prometheus_scraping_
     let (service, traffic) = start_service(Arc::clone(&stop));
     let prom_dir = dir.join("prometheus");
     backfill(dir, &prom_dir.join("data"));
-    let (rollout_port, drift_port) = free_ports();
+    let [
+        rollout_port,
+        drift_port,
+        serve_port,
+        analyze_port,
+        dead_port,
+    ] = free_ports();
     let prom = Prometheus::start(
         &prom_dir,
         &[
             service.to_string(),
             format!("127.0.0.1:{rollout_port}"),
             format!("127.0.0.1:{drift_port}"),
+            format!("127.0.0.1:{serve_port}"),
+            format!("127.0.0.1:{analyze_port}"),
         ],
     );
     prom.wait_for(
@@ -430,8 +451,49 @@ fn every_dashboard_query_and_alert_returns_data_from_a_real_prometheus_scraping_
     drop(live);
     std::fs::rename(dir.join("live.json.tmp"), dir.join("live.json")).expect("live in place");
 
+    // A controller, scraped on its API's /metrics (GETs need no token).
+    let mut serve = Proc(Some(
+        rollgate(dir)
+            .args(["serve", "--state", "serve.db", "--listen"])
+            .arg(format!("127.0.0.1:{serve_port}"))
+            .env("ROLLGATE_TOKEN", "a-token-long-enough-for-serve-1234")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start serve"),
+    ));
+    // One shadow judgement, its verdict served while it lingers.
+    std::fs::write(
+        dir.join("analysis.toml"),
+        "[[metrics]]\nname = \"latency_ms\"\nkind = \"latency\"\nbad = \"increase\"\nthreshold = { p99_max = 500.0 }\n",
+    )
+    .expect("analysis");
+    std::fs::write(
+        dir.join("samples.json"),
+        r#"{"metrics": {"latency_ms": {"baseline": [10, 11, 12], "canary": [10, 11, 12]}}}"#,
+    )
+    .expect("samples");
+    let mut analyze = Proc(Some(
+        rollgate(dir)
+            .args([
+                "analyze",
+                "--config",
+                "analysis.toml",
+                "--data",
+                "samples.json",
+                "--metrics-linger",
+                "5m",
+                "--metrics-addr",
+            ])
+            .arg(format!("127.0.0.1:{analyze_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start analyze"),
+    ));
+
     // The rollout; its series are scraped at zero before the first deploy.
-    write_plan(dir);
+    write_plan(dir, dead_port);
     let mut rollout = Proc(Some(
         rollgate(dir)
             .args([
@@ -462,6 +524,18 @@ fn every_dashboard_query_and_alert_returns_data_from_a_real_prometheus_scraping_
         "the rolled-back rollout is scraped",
     );
     prom.wait_for("rollgate_drift_differences > 0", "the drift is scraped");
+    prom.wait_for(
+        "rollgate_notifications_total{result=\"failed\"} > 0",
+        "failed notification deliveries are scraped",
+    );
+    prom.wait_for(
+        &format!("rollgate_api_requests_total{{instance=\"127.0.0.1:{serve_port}\"}} > 0"),
+        "the controller's API traffic is scraped",
+    );
+    prom.wait_for(
+        "rollgate_analysis_verdicts_total > 0",
+        "the analysis verdict is scraped",
+    );
 
     // Every query returns data (finite values), or the test names it.
     assert!(
@@ -499,6 +573,8 @@ fn every_dashboard_query_and_alert_returns_data_from_a_real_prometheus_scraping_
     // drift watch stops on SIGTERM.
     assert_eq!(rollout.terminate(), Some(1), "the rollout's exit code");
     assert_eq!(drift.terminate(), Some(143));
+    serve.terminate();
+    analyze.terminate();
     stop.store(true, Ordering::Relaxed);
     traffic.join().expect("service thread");
     drop(prom);

@@ -37,6 +37,19 @@ const DRIFT_CHECKS: &str = "rollgate_drift_checks_total";
 const DRIFT_CHECK_ERRORS: &str = "rollgate_drift_check_errors_total";
 /// Drift watcher: how long a check took, by `config`.
 const DRIFT_CHECK_DURATION: &str = "rollgate_drift_check_duration_seconds";
+/// `rollgate serve`: API requests by `method` and `status` class, and their duration by `method`.
+const API_REQUESTS: &str = "rollgate_api_requests_total";
+const API_DURATION: &str = "rollgate_api_request_duration_seconds";
+/// `rollgate serve`: rollouts it drives now, rollouts it adopted, leases it lost.
+const SERVE_DRIVING: &str = "rollgate_serve_driving";
+const SERVE_ADOPTIONS: &str = "rollgate_serve_adoptions_total";
+const SERVE_LOST_LEASES: &str = "rollgate_serve_lost_leases_total";
+/// Notification dispatcher (every controller): deliveries by `result`.
+const NOTIFICATIONS: &str = "rollgate_notifications_total";
+/// State stores (SQLite, PostgreSQL): committed write transactions.
+const STORE_COMMITS: &str = "rollgate_store_commits_total";
+/// `rollgate analyze`: canary judgements by `verdict`.
+const ANALYSIS_VERDICTS: &str = "rollgate_analysis_verdicts_total";
 
 /// File name of the generated dashboard.
 pub const DASHBOARD_FILE: &str = "rollgate-dashboard.json";
@@ -245,6 +258,20 @@ impl AssetOptions {
                 ],
             ),
             (
+                "rollgate-controller",
+                vec![Rule {
+                    alert: "NotificationsFailing",
+                    expr: format!(
+                        "sum (increase({NOTIFICATIONS}{{result=\"failed\"}}[15m])) > 0"
+                    ),
+                    for_: "0m".into(),
+                    severity: "ticket",
+                    summary:
+                        "rollout notifications fail to deliver (retried; undelivered ones stay in the outbox)"
+                            .into(),
+                }],
+            ),
+            (
                 "rollgate-drift",
                 vec![
                     Rule {
@@ -282,8 +309,8 @@ impl AssetOptions {
     /// Prometheus alerting rules (YAML): p99 above the threshold, error
     /// ratio above the threshold, traffic dip, SLO fast and slow burn (per
     /// service and cohort); a rollout rolled back, aborted or failing to
-    /// roll back, gate errors; drift found, drift checks failing (per
-    /// config); metric cardinality overflow.
+    /// roll back, gate errors; notifications failing to deliver; drift
+    /// found, drift checks failing (per config); metric cardinality overflow.
     ///
     /// # Errors
     /// [`Error::Config`] when a threshold is out of range.
@@ -312,7 +339,10 @@ impl AssetOptions {
     /// error ratio and p50/p95/p99 latency by cohort and requests by route
     /// (the RED middleware's metrics); rollout events, outcomes, deploys,
     /// gate decisions (the executor's); drift differences, checks and check
-    /// duration (the drift watcher's); cardinality overflow; rollout and
+    /// duration (the drift watcher's); cardinality overflow; the controller
+    /// (`rollgate serve`): API requests by status, API latency p99, rollouts
+    /// driven and adopted and leases lost, notifications by result, store
+    /// commits; canary analysis verdicts (`rollgate analyze`); rollout and
     /// drift annotations. Variables: datasource, service, cohort.
     ///
     /// # Errors
@@ -540,6 +570,89 @@ impl AssetOptions {
             vec![(
                 format!("sum by (service, metric) (increase({OVERFLOW_METRIC}{rate}))"),
                 "{{service}} {{metric}}".into(),
+            )],
+            None,
+        );
+        // The controller: what a platform team running `rollgate serve`
+        // (and the CLI's own commands) watches.
+        panel(
+            "Controller API requests by status",
+            "reqps",
+            0,
+            48,
+            8,
+            vec![(
+                format!("sum by (method, status) (rate({API_REQUESTS}{rate}))"),
+                "{{method}} {{status}}".into(),
+            )],
+            None,
+        );
+        panel(
+            "Controller API latency p99",
+            "s",
+            8,
+            48,
+            8,
+            vec![(
+                format!(
+                    "histogram_quantile(0.99, sum by (method, le) (rate({API_DURATION}_bucket{rate})))"
+                ),
+                "{{method}}".into(),
+            )],
+            None,
+        );
+        panel(
+            "Controller: rollouts driven, adopted, leases lost",
+            "short",
+            16,
+            48,
+            8,
+            vec![
+                (format!("sum ({SERVE_DRIVING})"), "driving".into()),
+                (
+                    format!("sum (increase({SERVE_ADOPTIONS}{rate}))"),
+                    "adopted".into(),
+                ),
+                (
+                    format!("sum (increase({SERVE_LOST_LEASES}{rate}))"),
+                    "leases lost".into(),
+                ),
+            ],
+            None,
+        );
+        panel(
+            "Notifications by result",
+            "short",
+            0,
+            56,
+            8,
+            vec![(
+                format!("sum by (result) (increase({NOTIFICATIONS}{rate}))"),
+                "{{result}}".into(),
+            )],
+            None,
+        );
+        panel(
+            "State store commits",
+            "ops",
+            8,
+            56,
+            8,
+            vec![(
+                format!("sum (rate({STORE_COMMITS}{rate}))"),
+                "commits".into(),
+            )],
+            None,
+        );
+        panel(
+            "Canary analysis verdicts",
+            "short",
+            16,
+            56,
+            8,
+            vec![(
+                format!("sum by (verdict) (increase({ANALYSIS_VERDICTS}{rate}))"),
+                "{{verdict}}".into(),
             )],
             None,
         );

@@ -5,6 +5,13 @@
 //! they emitted are collected from its exposition, and each query's metric
 //! names must be among them; and the reverse, every `rollgate_*` metric
 //! emitted is queried or listed as deliberately not on the dashboard.
+//!
+//! Metrics that only the CLI's commands emit (`rollgate serve`'s API and
+//! adoption counters, notification deliveries, store commits) cannot run
+//! here: every `rollgate_*` name at an emission site (`counter!`, `gauge!`,
+//! `histogram!` with a literal name) in the workspace's sources is read
+//! too, and held to the same rule. The real-Prometheus test
+//! (crates/rollgate-cli/tests/assets_prometheus.rs) runs those commands.
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -79,6 +86,20 @@ async fn drift_watch(dir: &std::path::Path) {
     assert!(outcome.report.has_drift());
 }
 
+/// One canary judgement, counted as `rollgate analyze` counts it.
+fn analysis_verdict() {
+    let config = rollgate::canary::AnalysisConfig::from_toml_str(
+        "[[metrics]]\nname = \"latency_ms\"\nkind = \"latency\"\nbad = \"increase\"\nthreshold = { p99_max = 500.0 }\n",
+    )
+    .expect("analysis config");
+    let analysis = rollgate::canary::Analysis::new(config).expect("analysis");
+    let samples = rollgate::canary::SampleSet::from_json_str(
+        r#"{"metrics": {"latency_ms": {"baseline": [10, 11, 12], "canary": [10, 11, 12]}}}"#,
+    )
+    .expect("samples");
+    analysis.judge(&samples).expect("judged").record_metric();
+}
+
 /// Requests through the RED layer: one served, one failed.
 async fn red_traffic() {
     let svc =
@@ -112,6 +133,76 @@ const NOT_ON_DASHBOARD: &[(&str, &str)] = &[
         "drift detection latency, measured for the drift benchmarks",
     ),
 ];
+
+/// `rollgate_*` names at the workspace's emission sites: a `counter!`,
+/// `gauge!` or `histogram!` whose first argument is a string literal.
+/// Histograms come with their series names (`_bucket`, `_sum`, `_count`).
+fn names_in_sources() -> (BTreeSet<String>, BTreeSet<String>) {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&crates).expect("crates dir").flatten() {
+        let src = entry.path().join("src");
+        if src.is_dir() {
+            walk(&src, &mut files);
+        }
+    }
+    let (mut families, mut names) = (BTreeSet::new(), BTreeSet::new());
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read source");
+        for (mac, histogram) in [
+            ("counter!(", false),
+            ("gauge!(", false),
+            ("histogram!(", true),
+        ] {
+            for (at, _) in text.match_indices(mac) {
+                let rest = text[at + mac.len()..].trim_start();
+                let Some(lit) = rest.strip_prefix('"') else {
+                    continue;
+                };
+                let Some(name) = lit.split('"').next() else {
+                    continue;
+                };
+                if !name.starts_with("rollgate_") {
+                    continue;
+                }
+                families.insert(name.to_owned());
+                names.insert(name.to_owned());
+                if histogram {
+                    for suffix in ["_bucket", "_sum", "_count"] {
+                        names.insert(format!("{name}{suffix}"));
+                    }
+                }
+            }
+        }
+    }
+    (families, names)
+}
+
+#[test]
+fn emission_sites_are_found_in_the_sources() {
+    let (families, names) = names_in_sources();
+    for name in [
+        "rollgate_rollout_events_total",
+        "rollgate_api_requests_total",
+        "rollgate_serve_adoptions_total",
+        "rollgate_notifications_total",
+        "rollgate_store_commits_total",
+        "rollgate_analysis_verdicts_total",
+    ] {
+        assert!(families.contains(name), "{name} not found: {families:?}");
+    }
+    assert!(names.contains("rollgate_api_request_duration_seconds_bucket"));
+}
 
 /// The metric families a registry exposes (`# TYPE` lines).
 fn exposed_families(registry: &MetricsRegistry) -> BTreeSet<String> {
@@ -294,6 +385,7 @@ fn every_dashboard_and_alert_query_names_a_metric_rollgate_emits() {
             drift_watch(dir.path()).await;
             red_traffic().await;
         });
+        analysis_verdict();
     });
     metrics::with_local_recorder(&capped.recorder(), || {
         metrics::counter!("jobs_total", "queue" => "a").increment(1);
@@ -301,6 +393,8 @@ fn every_dashboard_and_alert_query_names_a_metric_rollgate_emits() {
     });
     let mut emitted = exposed_names(&registry);
     emitted.extend(exposed_names(&capped));
+    let (source_families, source_names) = names_in_sources();
+    emitted.extend(source_names);
 
     let queries = asset_queries();
     assert!(queries.len() >= 20, "{queries:?}");
@@ -324,7 +418,8 @@ fn every_dashboard_and_alert_query_names_a_metric_rollgate_emits() {
     // The reverse: every rollgate metric emitted is queried (or listed
     // above as deliberately not on the dashboard), so nothing is emitted
     // under a name the assets do not know, e.g. a stale one after a rename.
-    let families = exposed_families(&registry);
+    let mut families = exposed_families(&registry);
+    families.extend(source_families);
     let mut unqueried = Vec::new();
     for family in families.iter().filter(|f| f.starts_with("rollgate_")) {
         let is_queried = queried.contains(family.as_str())
@@ -353,6 +448,9 @@ fn every_dashboard_and_alert_query_names_a_metric_rollgate_emits() {
         "rollgate_gate_errors_total",
         "rollgate_drift_differences",
         "rollgate_drift_check_errors_total",
+        "rollgate_api_requests_total",
+        "rollgate_notifications_total",
+        "rollgate_analysis_verdicts_total",
     ] {
         assert!(queried.contains(name), "{name} is not queried");
     }
