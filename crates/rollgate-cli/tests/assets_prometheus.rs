@@ -248,6 +248,11 @@ name = "ops"
 url = "http://127.0.0.1:{dead_port}/hook"
 format = "slack"
 events = ["started", "rolled_back"]
+
+# Two quick attempts: the rollout process ends once its outbox is settled.
+[notify_retry]
+attempts = 2
+backoff = "500ms"
 "#
     );
     std::fs::write(dir.join("plan.toml"), plan).expect("plan");
@@ -473,7 +478,7 @@ fn every_dashboard_query_and_alert_returns_data_from_a_real_prometheus_scraping_
         r#"{"metrics": {"latency_ms": {"baseline": [10, 11, 12], "canary": [10, 11, 12]}}}"#,
     )
     .expect("samples");
-    let mut analyze = Proc(Some(
+    let analyze = Proc(Some(
         rollgate(dir)
             .args([
                 "analyze",
@@ -574,7 +579,9 @@ fn every_dashboard_query_and_alert_returns_data_from_a_real_prometheus_scraping_
     assert_eq!(rollout.terminate(), Some(1), "the rollout's exit code");
     assert_eq!(drift.terminate(), Some(143));
     serve.terminate();
-    analyze.terminate();
+    // Killed, not asked: its `--metrics-linger` wait does not end on
+    // SIGTERM today (the rollout's and the drift watch's do).
+    drop(analyze);
     stop.store(true, Ordering::Relaxed);
     traffic.join().expect("service thread");
     drop(prom);
