@@ -36,7 +36,7 @@ from scipy.special import gammaln
 n = 2000
 trials = int(sys.argv[1]) if len(sys.argv) > 1 else 400
 null_trials = int(sys.argv[2]) if len(sys.argv) > 2 else 50_000
-levels = (2e-4, 4.4e-4, 6e-4, 1e-3, 1.2e-3, 1e-2)
+levels = (6e-4, 1e-3, 1.5e-3, 2e-3, 3e-3, 5e-3, 1e-2)
 CUTS = (1, 2, 4, 8, 16, 32)
 N = 2 * n
 u = (np.arange(1, N + 1) - 0.5) / N
