@@ -518,10 +518,11 @@ fn watch(w: &WatchArgs) -> Result<u8, Message> {
             .map_err(|e| Message(format!("cannot watch for SIGTERM: {e}")))?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let stop = async move {
-            let code = tokio::select! {
-                _ = int.recv() => INTERRUPTED_INT,
-                _ = term.recv() => INTERRUPTED_TERM,
+            let (code, name) = tokio::select! {
+                _ = int.recv() => (INTERRUPTED_INT, "SIGINT"),
+                _ = term.recv() => (INTERRUPTED_TERM, "SIGTERM"),
             };
+            crate::obs::stop_requested(name);
             let _ = tx.send(code);
         };
         watcher.run(stop).await;

@@ -49,7 +49,8 @@ pub struct TelemetryFlags {
     /// With --metrics-addr: keep serving /metrics this long after the
     /// command is done (or until SIGINT/SIGTERM), so a Prometheus scraping
     /// every interval sees the final values; then exit with the command's
-    /// exit code. E.g. `15s`.
+    /// exit code. Skipped when a signal already asked the command to stop.
+    /// E.g. `15s`.
     #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
     metrics_linger: Option<Duration>,
 }
@@ -61,6 +62,20 @@ fn parse_addr(s: &str) -> Result<SocketAddr, String> {
 }
 
 static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
+/// The signal (SIGINT or SIGTERM) that asked the command to stop, if one
+/// did: `--metrics-linger` is then skipped, since the process was asked to
+/// end (a command that handles signals itself records them here).
+static STOP_SIGNAL: Mutex<Option<&'static str>> = Mutex::new(None);
+
+/// Records that `signal` asked the process to stop: [`shutdown`] then
+/// exits without lingering.
+pub fn stop_requested(signal: &'static str) {
+    let mut s = STOP_SIGNAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    s.get_or_insert(signal);
+}
 
 /// The installed telemetry, kept until [`shutdown`] (statics are never
 /// dropped, and the guard's drop is what flushes), and `--metrics-linger`.
@@ -74,7 +89,17 @@ pub fn shutdown() {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take();
-    if let Some((guard, Some(linger))) = &installed
+    let stopped = *STOP_SIGNAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((guard, Some(_))) = &installed
+        && guard.metrics_addr().is_some()
+        && let Some(signal) = stopped
+    {
+        say(&format!(
+            "rollgate: not serving metrics longer (--metrics-linger): {signal} asked to stop"
+        ));
+    } else if let Some((guard, Some(linger))) = &installed
         && let Some(addr) = guard.metrics_addr()
     {
         say(&format!(

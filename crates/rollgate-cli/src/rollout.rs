@@ -1330,6 +1330,7 @@ fn signals() -> tokio::sync::watch::Receiver<Signalled> {
                         Ok(()) => ("SIGINT", INTERRUPTED_INT),
                         Err(_) => return,
                     };
+                    crate::obs::stop_requested(got.0);
                     if tx.borrow().is_none() {
                         err!(
                             "rollgate: {}: stopping at the next safe point (send it again to exit at once)",

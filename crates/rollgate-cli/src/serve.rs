@@ -278,6 +278,7 @@ async fn serve(args: ServeArgs) -> Result<u8, Fail> {
             _ = int.recv() => "SIGINT",
             _ = term.recv() => "SIGTERM",
         };
+        crate::obs::stop_requested(name);
         let _ = stop_tx.send(Some(name));
         name
     };

@@ -465,3 +465,73 @@ fn metrics_linger_keeps_serving_after_the_rollout_until_a_signal_and_keeps_its_e
     );
     assert!(scrape(port).is_none(), "the listener stopped");
 }
+
+/// A SIGTERM that arrives while the rollout still runs asks the process to
+/// stop: it stops at the next safe point and exits 143 at once, without
+/// serving metrics for the `--metrics-linger` time first (it used to take
+/// the whole linger, the signal having been spent on the rollout).
+#[test]
+fn a_signal_during_the_rollout_skips_the_metrics_linger() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = write_plan(dir.path());
+    let text = std::fs::read_to_string(&plan).expect("plan");
+    std::fs::write(&plan, text.replace("bake = \"1s\"", "bake = \"10m\"")).expect("long bake");
+    let port = free_port();
+    let mut child = rollgate()
+        .current_dir(dir.path())
+        .args(["rollout", "run"])
+        .arg(&plan)
+        .args(["--no-rollback-ok", "--state"])
+        .arg(dir.path().join("state.db"))
+        .args(["--metrics-linger", "10m", "--metrics-addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rollgate");
+    // Baking phase 0: its first deploy is counted.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = scrape(port).unwrap_or_default();
+        if text.lines().any(|l| {
+            l.starts_with("rollgate_deploys_total{")
+                && l.contains("result=\"ok\"")
+                && l.ends_with(" 1")
+        }) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never deployed: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let asked = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    // Well under the 10 min bake and the 10 min linger.
+    let mut code = None;
+    while Instant::now() < asked + Duration::from_secs(30) {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            code = Some(s.code());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let Some(code) = code else {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("wait");
+        panic!(
+            "still running 30 s after SIGTERM:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let out = child.wait_with_output().expect("rollgate ran");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(
+        stderr.contains("not serving metrics longer (--metrics-linger): SIGTERM asked to stop"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("still serving metrics"), "{stderr}");
+}
