@@ -53,6 +53,7 @@ fn generated_alert_rules_pass_promtool_check_rules() {
         "DriftFound",
         "DriftCheckFailing",
         "MetricCardinalityOverflow",
+        "NotificationsFailing",
     ] {
         assert!(
             rules.contains(&format!("alert: \"{alert}\"")),
@@ -61,7 +62,7 @@ fn generated_alert_rules_pass_promtool_check_rules() {
     }
     let (ok, report) = promtool(&["check", "rules", RULES_FILE], dir.path());
     assert!(ok, "promtool check rules failed:\n{report}\n{rules}");
-    assert!(report.contains("SUCCESS: 10 rules found"), "{report}");
+    assert!(report.contains("SUCCESS: 11 rules found"), "{report}");
 }
 
 /// Unit-tests the alerts with promtool's rule test runner: synthetic series
@@ -111,6 +112,30 @@ tests:
               summary: "p99 latency of shop (canary) is above 500 ms"
       - eval_time: 15m
         alertname: TrafficDip
+        exp_alerts: []
+  # Notifications: failing deliveries fire; delivered ones alone do not.
+  - interval: 1m
+    input_series:
+      - series: 'rollgate_notifications_total{result="failed"}'
+        values: '0+1x20'
+      - series: 'rollgate_notifications_total{result="delivered"}'
+        values: '0+5x20'
+    alert_rule_test:
+      - eval_time: 15m
+        alertname: NotificationsFailing
+        exp_alerts:
+          - exp_labels: {severity: ticket}
+            exp_annotations:
+              summary: "rollout notifications fail to deliver (retried; undelivered ones stay in the outbox)"
+  - interval: 1m
+    input_series:
+      - series: 'rollgate_notifications_total{result="failed"}'
+        values: '0+0x20'
+      - series: 'rollgate_notifications_total{result="delivered"}'
+        values: '0+5x20'
+    alert_rule_test:
+      - eval_time: 15m
+        alertname: NotificationsFailing
         exp_alerts: []
 "#;
     std::fs::write(dir.path().join("alerts_test.yml"), test).expect("write test file");
