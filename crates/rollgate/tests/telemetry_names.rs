@@ -132,6 +132,10 @@ const NOT_ON_DASHBOARD: &[(&str, &str)] = &[
         "rollgate_drift_detection_seconds",
         "drift detection latency, measured for the drift benchmarks",
     ),
+    (
+        "rollgate_serve_scan_reads_total",
+        "store reads of serve's adoption scans, a cost diagnostic for tuning --scan-batch",
+    ),
 ];
 
 /// `rollgate_*` names at the workspace's emission sites: a `counter!`,
