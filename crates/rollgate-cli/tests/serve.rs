@@ -655,6 +655,26 @@ fn api_happy_path_bad_input_and_missing_tokens_get_json_4xx_and_change_nothing()
     )
     .unwrap();
     assert_eq!(status["status"], "aborted");
+    // The HTML report reads the same rollout through the API.
+    let out = cli(&[
+        "report",
+        &second_id.to_string(),
+        "--out",
+        "aborted.html",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let said: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let html = std::fs::read_to_string(d.path.join("aborted.html")).unwrap();
+    assert_eq!(said["bytes"], html.len());
+    assert!(html.contains(&format!("Rollout {second_id}")), "{html}");
+    assert!(html.contains("aborted"), "{html}");
+    assert!(html.contains("bob"), "the actor who aborted it: {html}");
+    assert_no_secret("the report", &html, &[token()]);
+    let out = cli(&["report", "999", "--out", "none.html"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!d.path.join("none.html").exists());
     assert_eq!(
         versions(&d, 2),
         ["v2", "v2"],
@@ -1124,6 +1144,7 @@ fn two_serve_processes_on_postgres_a_frozen_leader_is_replaced_and_its_writes_ar
     // The CLI on the same database: it reads what the servers wrote, and
     // neither a right nor a wrong password ever reaches its output.
     let wrong = db.replace(&password, "wrong-password-5e8d1c");
+    let id_text = id.to_string();
     let runs = [
         (
             vec!["rollout", "list", "--state", &db, "--output", "json"],
@@ -1132,6 +1153,14 @@ fn two_serve_processes_on_postgres_a_frozen_leader_is_replaced_and_its_writes_ar
         (vec!["rollout", "status", "999", "--state", &db], 2),
         (vec!["rollout", "history", "--state", &db], 0),
         (vec!["rollout", "list", "--state", &wrong], 4),
+        (
+            vec!["report", &id_text, "--state", &db, "--out", "pg.html"],
+            0,
+        ),
+        (
+            vec!["report", &id_text, "--state", &wrong, "--out", "x.html"],
+            4,
+        ),
     ];
     for (args, code) in runs {
         let out = rollgate(&d, &args);
@@ -1154,4 +1183,17 @@ fn two_serve_processes_on_postgres_a_frozen_leader_is_replaced_and_its_writes_ar
             );
         }
     }
+    // The report read from PostgreSQL: the rollout both controllers drove.
+    let html = std::fs::read_to_string(d.path.join("pg.html")).unwrap();
+    assert!(html.contains(&format!("Rollout {id}")), "{html}");
+    assert!(html.contains("succeeded"), "{html}");
+    assert!(
+        html.contains(&other_owner),
+        "the controller that took over: {html}"
+    );
+    assert_no_secret("the report", &html, &[token(), &password]);
+    assert!(
+        !d.path.join("x.html").exists(),
+        "nothing written on failure"
+    );
 }
