@@ -285,11 +285,7 @@ fn a_drift_watch_serves_its_metrics_logs_json_and_stops_on_sigterm() {
         .expect("start rollgate");
     let text = scrape_until(port, "rollgate_drift_differences{");
     assert!(text.contains("rollgate_drift_checks_total"), "{text}");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    sigterm(&child);
     let out = child.wait_with_output().expect("rollgate ran");
     assert_eq!(out.status.code(), Some(143), "stopped by SIGTERM");
     let lines = json_lines(&out.stderr);
@@ -411,23 +407,38 @@ fn serve_logs_json_and_serves_its_metrics_on_metrics_addr() {
     assert!(scrape(port).is_none(), "the listener stops with serve");
 }
 
+/// `rollgate rollout run PLAN` in `dir`, serving metrics on `port` and
+/// lingering `linger` after it; standard error piped.
+fn lingering_rollout(dir: &Path, plan: &Path, port: u16, linger: &str) -> std::process::Child {
+    rollgate()
+        .current_dir(dir)
+        .args(["rollout", "run"])
+        .arg(plan)
+        .args(["--no-rollback-ok", "--state"])
+        .arg(dir.join("state.db"))
+        .args(["--metrics-linger", linger, "--metrics-addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rollgate")
+}
+
+/// Sends SIGTERM to `child`.
+fn sigterm(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
 #[test]
 fn metrics_linger_keeps_serving_after_the_rollout_until_a_signal_and_keeps_its_exit_code() {
     let dir = tempfile::tempdir().expect("tempdir");
     let plan = write_plan(dir.path());
     let port = free_port();
-    let mut child = rollgate()
-        .current_dir(dir.path())
-        .args(["rollout", "run"])
-        .arg(&plan)
-        .args(["--no-rollback-ok", "--state"])
-        .arg(dir.path().join("state.db"))
-        .args(["--metrics-linger", "2m", "--metrics-addr"])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rollgate");
+    let mut child = lingering_rollout(dir.path(), &plan, port, "2m");
     // The final values stay served after the rollout finished.
     let finished = |text: &str, outcome: &str, value: &str| {
         text.lines().any(|l| {
@@ -451,11 +462,7 @@ fn metrics_linger_keeps_serving_after_the_rollout_until_a_signal_and_keeps_its_e
         child.try_wait().expect("try_wait").is_none(),
         "still serving"
     );
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    sigterm(&child);
     let out = child.wait_with_output().expect("rollgate ran");
     assert_eq!(out.status.code(), Some(0), "the rollout's own exit code");
     assert!(
@@ -477,18 +484,7 @@ fn a_signal_during_the_rollout_skips_the_metrics_linger() {
     let text = std::fs::read_to_string(&plan).expect("plan");
     std::fs::write(&plan, text.replace("bake = \"1s\"", "bake = \"10m\"")).expect("long bake");
     let port = free_port();
-    let mut child = rollgate()
-        .current_dir(dir.path())
-        .args(["rollout", "run"])
-        .arg(&plan)
-        .args(["--no-rollback-ok", "--state"])
-        .arg(dir.path().join("state.db"))
-        .args(["--metrics-linger", "10m", "--metrics-addr"])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rollgate");
+    let mut child = lingering_rollout(dir.path(), &plan, port, "10m");
     // Baking phase 0: its first deploy is counted.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -504,11 +500,7 @@ fn a_signal_during_the_rollout_skips_the_metrics_linger() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let asked = Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    sigterm(&child);
     // Well under the 10 min bake and the 10 min linger.
     let mut code = None;
     while Instant::now() < asked + Duration::from_secs(30) {
