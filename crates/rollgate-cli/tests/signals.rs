@@ -194,3 +194,51 @@ fn a_second_signal_exits_at_once_and_resume_all_finishes_the_rollout() {
         (vec!["v2".to_string(); N], "succeeded".to_string())
     );
 }
+
+/// A signal during a deploy stops the rollout at once (the deploy is in
+/// doubt, redone on resume) and kills the deploy command with what it
+/// started: deploy commands run in process groups of their own, out of
+/// reach of the terminal's Ctrl-C, and a cancelled one is killed as a group.
+#[test]
+fn a_signal_mid_deploy_kills_the_deploy_command_and_what_it_started() {
+    use rollgate_test::process::{read_pid, runs};
+    use std::time::{Duration, Instant};
+    let d = setup(false);
+    let plan = std::fs::read_to_string(d.path.join("plan.toml")).unwrap();
+    let hanging = plan.replace(
+        "deploy = \"sleep 0.02; echo {version} > srv/{target}/current\"",
+        "deploy = \"sleep 1000 & echo $! > bg.pid; sleep 1000\"",
+    );
+    assert_ne!(hanging, plan);
+    std::fs::write(d.path.join("plan.toml"), hanging).unwrap();
+    let mut child = rollgate_cmd(&d, &RUN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let file = d.path.join("bg.pid");
+    let start = Instant::now();
+    let bg = loop {
+        if let Some(pid) = read_pid(&file) {
+            break pid;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no deploy started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let start = Instant::now();
+    while runs(bg) {
+        if start.elapsed() > Duration::from_secs(5) {
+            let _ = Command::new("kill").arg(bg.to_string()).status();
+            panic!("the deploy command's background process {bg} outlived rollgate");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
