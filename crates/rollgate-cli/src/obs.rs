@@ -49,7 +49,8 @@ pub struct TelemetryFlags {
     /// With --metrics-addr: keep serving /metrics this long after the
     /// command is done (or until SIGINT/SIGTERM), so a Prometheus scraping
     /// every interval sees the final values; then exit with the command's
-    /// exit code. Skipped when a signal already asked the command to stop.
+    /// exit code. Skipped when a signal already asked the command to stop,
+    /// so `serve` and `drift watch` (which run until a signal) never linger.
     /// E.g. `15s`.
     #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
     metrics_linger: Option<Duration>,

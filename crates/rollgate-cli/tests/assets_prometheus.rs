@@ -78,12 +78,24 @@ struct Proc(Option<Child>);
 
 impl Proc {
     /// SIGTERM, then its exit code.
+    /// SIGTERM, then the exit code within 30 s (far under the 5 min
+    /// lingers here): a process still running then fails the test, so an
+    /// ignored SIGTERM cannot pass as an exit after the linger ran out.
     fn terminate(&mut self) -> Option<i32> {
         let mut child = self.0.take()?;
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
-        child.wait().ok()?.code()
+        let asked = Instant::now();
+        while asked.elapsed() < Duration::from_secs(30) {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("pid {} still running 30 s after SIGTERM", child.id());
     }
 }
 

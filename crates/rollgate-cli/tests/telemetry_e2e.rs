@@ -15,6 +15,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use support::free_port;
+
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -28,14 +30,6 @@ fn rollgate() -> Command {
     c.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("RUST_LOG");
     c
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// Accepts OTLP/HTTP POSTs and keeps their bodies.
@@ -285,7 +279,7 @@ fn a_drift_watch_serves_its_metrics_logs_json_and_stops_on_sigterm() {
         .expect("start rollgate");
     let text = scrape_until(port, "rollgate_drift_differences{");
     assert!(text.contains("rollgate_drift_checks_total"), "{text}");
-    sigterm(&child);
+    assert!(support::signal("TERM", child.id()), "kill -TERM");
     let out = child.wait_with_output().expect("rollgate ran");
     assert_eq!(out.status.code(), Some(143), "stopped by SIGTERM");
     let lines = json_lines(&out.stderr);
@@ -408,8 +402,9 @@ fn serve_logs_json_and_serves_its_metrics_on_metrics_addr() {
 }
 
 /// `rollgate rollout run PLAN` in `dir`, serving metrics on `port` and
-/// lingering `linger` after it; standard error piped.
+/// lingering `linger` after it; standard error in `dir/rollout.err`.
 fn lingering_rollout(dir: &Path, plan: &Path, port: u16, linger: &str) -> std::process::Child {
+    let err = std::fs::File::create(dir.join("rollout.err")).expect("stderr file");
     rollgate()
         .current_dir(dir)
         .args(["rollout", "run"])
@@ -419,18 +414,28 @@ fn lingering_rollout(dir: &Path, plan: &Path, port: u16, linger: &str) -> std::p
         .args(["--metrics-linger", linger, "--metrics-addr"])
         .arg(format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(err)
         .spawn()
         .expect("start rollgate")
 }
 
-/// Sends SIGTERM to `child`.
-fn sigterm(child: &std::process::Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+/// SIGTERM to `child`, then its exit code within 30 s (well under any
+/// linger or bake the tests set), or a failure with its standard error.
+fn terminate_within_30s(child: &mut std::process::Child, dir: &Path) -> Option<i32> {
+    assert!(support::signal("TERM", child.id()), "kill -TERM");
+    let asked = Instant::now();
+    while asked.elapsed() < Duration::from_secs(30) {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return s.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!(
+        "still running 30 s after SIGTERM:\n{}",
+        std::fs::read_to_string(dir.join("rollout.err")).unwrap_or_default()
+    );
 }
 
 #[test]
@@ -439,6 +444,17 @@ fn metrics_linger_keeps_serving_after_the_rollout_until_a_signal_and_keeps_its_e
     let plan = write_plan(dir.path());
     let port = free_port();
     let mut child = lingering_rollout(dir.path(), &plan, port, "2m");
+    // The rollout is done and lingering: it says so (a signal before that
+    // would stop the rollout instead, skipping the linger).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let err = std::fs::read_to_string(dir.path().join("rollout.err")).unwrap_or_default();
+        if err.contains("still serving metrics at") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never lingered: {err}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // The final values stay served after the rollout finished.
     let finished = |text: &str, outcome: &str, value: &str| {
         text.lines().any(|l| {
@@ -447,29 +463,16 @@ fn metrics_linger_keeps_serving_after_the_rollout_until_a_signal_and_keeps_its_e
                 && l.ends_with(&format!(" {value}"))
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let text = loop {
-        let text = scrape(port).unwrap_or_default();
-        if finished(&text, "succeeded", "1") {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "never finished: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let text = scrape(port).unwrap_or_default();
+    assert!(finished(&text, "succeeded", "1"), "{text}");
     // Every series is there from the start, at zero until counted.
     assert!(finished(&text, "rolled_back", "0"), "{text}");
     assert!(
         child.try_wait().expect("try_wait").is_none(),
         "still serving"
     );
-    sigterm(&child);
-    let out = child.wait_with_output().expect("rollgate ran");
-    assert_eq!(out.status.code(), Some(0), "the rollout's own exit code");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("still serving metrics"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let code = terminate_within_30s(&mut child, dir.path());
+    assert_eq!(code, Some(0), "the rollout's own exit code");
     assert!(scrape(port).is_none(), "the listener stopped");
 }
 
@@ -499,27 +502,8 @@ fn a_signal_during_the_rollout_skips_the_metrics_linger() {
         assert!(Instant::now() < deadline, "never deployed: {text}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let asked = Instant::now();
-    sigterm(&child);
-    // Well under the 10 min bake and the 10 min linger.
-    let mut code = None;
-    while Instant::now() < asked + Duration::from_secs(30) {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            code = Some(s.code());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let Some(code) = code else {
-        let _ = child.kill();
-        let out = child.wait_with_output().expect("wait");
-        panic!(
-            "still running 30 s after SIGTERM:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let out = child.wait_with_output().expect("rollgate ran");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let code = terminate_within_30s(&mut child, dir.path());
+    let stderr = std::fs::read_to_string(dir.path().join("rollout.err")).expect("stderr");
     assert_eq!(code, Some(143), "{stderr}");
     assert!(
         stderr.contains("not serving metrics longer (--metrics-linger): SIGTERM asked to stop"),

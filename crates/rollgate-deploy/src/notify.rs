@@ -834,6 +834,12 @@ impl Dispatcher {
                 Err(e) => {
                     metrics::counter!("rollgate_notifications_total", "result" => "failed")
                         .increment(1);
+                    if attempt == max {
+                        // Every attempt of this round failed: the row
+                        // stays in the outbox for a later round.
+                        metrics::counter!("rollgate_notifications_total", "result" => "exhausted")
+                            .increment(1);
+                    }
                     let wait = if attempt < max {
                         cfg.retry.delay(attempt, &key)
                     } else {

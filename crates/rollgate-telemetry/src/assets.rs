@@ -262,12 +262,12 @@ impl AssetOptions {
                 vec![Rule {
                     alert: "NotificationsFailing",
                     expr: format!(
-                        "sum (increase({NOTIFICATIONS}{{result=\"failed\"}}[15m])) > 0"
+                        "sum (increase({NOTIFICATIONS}{{result=\"exhausted\"}}[15m])) > 0"
                     ),
                     for_: "0m".into(),
                     severity: "ticket",
                     summary:
-                        "rollout notifications fail to deliver (retried; undelivered ones stay in the outbox)"
+                        "a rollout notification failed every attempt of a round (it stays in the outbox for the next)"
                             .into(),
                 }],
             ),

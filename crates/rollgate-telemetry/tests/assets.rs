@@ -113,10 +113,13 @@ tests:
       - eval_time: 15m
         alertname: TrafficDip
         exp_alerts: []
-  # Notifications: failing deliveries fire; delivered ones alone do not.
+  # Notifications: a round whose every attempt failed fires; failed
+  # attempts that a retry then delivered do not.
   - interval: 1m
     input_series:
       - series: 'rollgate_notifications_total{result="failed"}'
+        values: '0+3x20'
+      - series: 'rollgate_notifications_total{result="exhausted"}'
         values: '0+1x20'
       - series: 'rollgate_notifications_total{result="delivered"}'
         values: '0+5x20'
@@ -126,10 +129,12 @@ tests:
         exp_alerts:
           - exp_labels: {severity: ticket}
             exp_annotations:
-              summary: "rollout notifications fail to deliver (retried; undelivered ones stay in the outbox)"
+              summary: "a rollout notification failed every attempt of a round (it stays in the outbox for the next)"
   - interval: 1m
     input_series:
       - series: 'rollgate_notifications_total{result="failed"}'
+        values: '0+2x20'
+      - series: 'rollgate_notifications_total{result="exhausted"}'
         values: '0+0x20'
       - series: 'rollgate_notifications_total{result="delivered"}'
         values: '0+5x20'
