@@ -495,7 +495,25 @@ fn watch(w: &WatchArgs) -> Result<u8, Message> {
         .build()
         .map_err(|e| Message(format!("cannot start the runtime: {e}")))?;
     if w.once {
-        let outcome = rt.block_on(watcher.check())?;
+        // A signal drops the check, and with it a `--live-command` (its
+        // process group is killed): the command runs in a group of its own,
+        // out of the terminal's reach.
+        let checked = rt.block_on(async {
+            let stop = stop_signal()?;
+            Ok::<_, Message>(tokio::select! {
+                r = watcher.check() => Ok(r),
+                got = stop => Err(got),
+            })
+        })?;
+        let outcome = match checked {
+            Ok(r) => r?,
+            Err((code, name)) => {
+                crate::obs::say(&format!(
+                    "rollgate drift: {name}: stopped before the check finished; nothing was compared"
+                ));
+                return Ok(code);
+            }
+        };
         emit(&outcome.report, opts, OutputFormat::Text)?;
         return Ok(if outcome.report.has_drift() {
             DRIFT
@@ -511,22 +529,33 @@ fn watch(w: &WatchArgs) -> Result<u8, Message> {
     // Runs until SIGINT or SIGTERM (exit 130 or 143); a failing source is reported on
     // stderr (once per distinct error) and retried at the next tick.
     rt.block_on(async {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut int = signal(SignalKind::interrupt())
-            .map_err(|e| Message(format!("cannot watch for SIGINT: {e}")))?;
-        let mut term = signal(SignalKind::terminate())
-            .map_err(|e| Message(format!("cannot watch for SIGTERM: {e}")))?;
+        let signal = stop_signal()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let stop = async move {
-            let (code, name) = tokio::select! {
-                _ = int.recv() => (INTERRUPTED_INT, "SIGINT"),
-                _ = term.recv() => (INTERRUPTED_TERM, "SIGTERM"),
-            };
-            crate::obs::stop_requested(name);
+            let (code, _) = signal.await;
             let _ = tx.send(code);
         };
         watcher.run(stop).await;
         Ok(rx.await.unwrap_or(INTERRUPTED_TERM))
+    })
+}
+
+/// SIGINT or SIGTERM, listened for from now on (inside a runtime): a
+/// future that ends with the exit code (130 or 143) and the signal's name,
+/// recorded for `--metrics-linger`.
+fn stop_signal() -> Result<impl std::future::Future<Output = (u8, &'static str)>, Message> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| Message(format!("cannot watch for SIGINT: {e}")))?;
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| Message(format!("cannot watch for SIGTERM: {e}")))?;
+    Ok(async move {
+        let (code, name) = tokio::select! {
+            _ = int.recv() => (INTERRUPTED_INT, "SIGINT"),
+            _ = term.recv() => (INTERRUPTED_TERM, "SIGTERM"),
+        };
+        crate::obs::stop_requested(name);
+        (code, name)
     })
 }
 

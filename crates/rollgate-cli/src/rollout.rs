@@ -1171,7 +1171,18 @@ async fn refuse_on_precheck(
     cwd: &Path,
     req: &RolloutRequest,
 ) -> Result<(), Fail> {
-    let Some((check, reason)) = plan.run_prechecks(Some(cwd.to_path_buf())).await? else {
+    // A signal drops the prechecks, and with them their commands (each in
+    // a process group of its own, out of the terminal's reach): nothing is
+    // recorded yet.
+    let mut signal = signals();
+    let checked = tokio::select! {
+        r = plan.run_prechecks(Some(cwd.to_path_buf())) => r?,
+        _ = signal.wait_for(Option::is_some) => {
+            let (name, code) = signalled().unwrap_or(("SIGINT", INTERRUPTED_INT));
+            return Err(Fail(code, format!("stopped by {name} before the rollout was recorded")));
+        }
+    };
+    let Some((check, reason)) = checked else {
         return Ok(());
     };
     let created = exec.refuse(req, &check, &reason).await?;

@@ -436,3 +436,66 @@ fn https_live_url_with_an_auth_header_from_a_file() {
     assert!(err.contains("line 1: expected `Name: value`"), "{err}");
     assert!(!err.contains("t0ken"), "{err}");
 }
+
+/// `--once` with a `--live-command` that hangs: SIGINT drops the check and
+/// kills the command with what it started (it runs in a process group of
+/// its own, which the terminal's Ctrl-C does not reach), exit 130.
+#[test]
+fn sigint_during_a_once_check_kills_the_live_command_and_exits_130() {
+    use rollgate_test::process::{read_pid, runs};
+    use std::time::Instant;
+    let dir = tempfile::tempdir().unwrap();
+    let desired = dir.path().join("desired.json");
+    std::fs::write(&desired, "{}").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .current_dir(dir.path())
+        .args(["drift", "watch", desired.to_str().unwrap()])
+        .args([
+            "--live-command",
+            "sleep 1000 & echo $! > bg.pid; sleep 1000",
+            "--once",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rollgate runs");
+    let file = dir.path().join("bg.pid");
+    let start = Instant::now();
+    let bg = loop {
+        if let Some(pid) = read_pid(&file) {
+            break pid;
+        }
+        assert!(start.elapsed() < PATIENCE, "the live command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let asked = Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if asked.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = Command::new("kill").arg(bg.to_string()).status();
+            panic!("rollgate still running 30 s after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(
+        err.contains("SIGINT: stopped before the check finished"),
+        "{err}"
+    );
+    let start = Instant::now();
+    while runs(bg) {
+        if start.elapsed() > Duration::from_secs(5) {
+            let _ = Command::new("kill").arg(bg.to_string()).status();
+            panic!("the live command's background process {bg} outlived rollgate");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

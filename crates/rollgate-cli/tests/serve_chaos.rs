@@ -1419,6 +1419,11 @@ fn replay() {
         "SERVE_CHAOS_SEED=N names the seed to replay: SERVE_CHAOS_SEED=N bash scripts/postgres.sh \
          run cargo nextest run -p rollgate-cli --test serve_chaos --no-capture --run-ignored only replay",
     );
+    // A replay checks nothing without a server: it must not pass then.
+    assert!(
+        std::env::var("ROLLGATE_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()),
+        "a replay needs PostgreSQL: run it through `bash scripts/postgres.sh run ...`"
+    );
     seeds(seed, 1);
 }
 

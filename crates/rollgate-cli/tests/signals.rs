@@ -242,3 +242,74 @@ fn a_signal_mid_deploy_kills_the_deploy_command_and_what_it_started() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A signal while the prechecks run stops before anything is recorded and
+/// kills the precheck command with what it started (it runs in a process
+/// group of its own; rollgate had no signal handling yet at that point, so
+/// the default SIGINT used to end rollgate and leave the command running).
+#[test]
+fn a_signal_during_the_prechecks_kills_them_and_records_nothing() {
+    use rollgate_test::process::{read_pid, runs};
+    use std::time::{Duration, Instant};
+    let d = setup(false);
+    let plan = std::fs::read_to_string(d.path.join("plan.toml")).unwrap();
+    std::fs::write(
+        d.path.join("plan.toml"),
+        format!(
+            "{plan}\n[[precheck]]\nname = \"slow\"\ncommand = \"sleep 1000 & echo $! > bg.pid; sleep 1000\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = rollgate_cmd(&d, &RUN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let file = d.path.join("bg.pid");
+    let start = Instant::now();
+    let bg = loop {
+        if let Some(pid) = read_pid(&file) {
+            break pid;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no precheck started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let asked = Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if asked.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = Command::new("kill").arg(bg.to_string()).status();
+            panic!("rollgate still running 30 s after SIGINT during a precheck");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        stderr.contains("stopped by SIGINT before the rollout was recorded"),
+        "{stderr}"
+    );
+    let start = Instant::now();
+    while runs(bg) {
+        if start.elapsed() > Duration::from_secs(5) {
+            let _ = Command::new("kill").arg(bg.to_string()).status();
+            panic!("the precheck's background process {bg} outlived rollgate");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Nothing was recorded: no rollout in the store.
+    let list = rollgate(&d, &["rollout", "list", "--output", "json"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(list.status.code(), Some(0), "{}", support::stderr(&list));
+    assert_eq!(text.trim(), "[]", "{}", support::stderr(&list));
+}

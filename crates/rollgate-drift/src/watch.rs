@@ -555,19 +555,31 @@ impl LiveSource for CommandSource {
         // reach only the command itself.
         #[cfg(unix)]
         cmd.process_group(0);
-        let child = cmd.spawn().map_err(|e| err(format!("cannot start: {e}")))?;
+        let mut child = cmd.spawn().map_err(|e| err(format!("cannot start: {e}")))?;
         let mut group = GroupKill(child.id());
-        let out = tokio::time::timeout(self.timeout, child.wait_with_output())
+        let mut stdout = child.stdout.take();
+        // Output to its end first, then the exit: the command stays
+        // unreaped (its pid, the group's id, not reusable) until its output
+        // is closed, so the guard can only ever kill its own group.
+        let work = async {
+            let mut buf = Vec::new();
+            if let Some(s) = stdout.as_mut() {
+                tokio::io::AsyncReadExt::read_to_end(s, &mut buf).await?;
+            }
+            let status = child.wait().await?;
+            Ok::<_, std::io::Error>((status, buf))
+        };
+        let (status, out) = tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| err(format!("no result within {:?}", self.timeout)))?
             .map_err(|e| err(format!("cannot read output: {e}")))?;
         // Reaped, its output closed: what it left running was meant to run.
         group.disarm();
-        if !out.status.success() {
+        if !status.success() {
             // stderr is not shown: it may echo credentials.
-            return Err(err(format!("exited with {}", out.status)));
+            return Err(err(format!("exited with {status}")));
         }
-        load_tree_bytes(&out.stdout, self.format, &self.describe(), &self.limits)
+        load_tree_bytes(&out, self.format, &self.describe(), &self.limits)
     }
 }
 
@@ -1205,12 +1217,13 @@ mod tests {
     #[tokio::test]
     async fn a_command_source_timeout_kills_what_the_command_started() {
         let dir = tempfile::tempdir().unwrap();
-        let (source, file) = hanging_source(&dir, Duration::from_secs(1));
+        // 5 s: time for the grandchild to write its pid on a loaded machine.
+        let (source, file) = hanging_source(&dir, Duration::from_secs(5));
         let started = std::time::Instant::now();
         let e = source.fetch().await.unwrap_err().to_string();
         let took = started.elapsed();
-        assert!(e.contains("no result within 1s"), "{e}");
-        assert!(took < Duration::from_secs(10), "returned after {took:?}");
+        assert!(e.contains("no result within 5s"), "{e}");
+        assert!(took < Duration::from_secs(60), "returned after {took:?}");
         assert_gone(&file, "the timeout").await;
     }
 
