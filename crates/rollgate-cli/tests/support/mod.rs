@@ -177,9 +177,12 @@ impl Fleet {
 
     /// Kills `dns-{i}` with SIGKILL (no clean exit).
     pub fn kill_9(&self, i: usize) {
+        // `PID START` (see svc.py's `stop_pid`).
         let pid = std::fs::read_to_string(self.path.join(format!("run/dns-{i}.pid")))
             .expect("pid")
-            .trim()
+            .split_whitespace()
+            .next()
+            .expect("a pid")
             .to_string();
         assert!(
             Command::new("kill")

@@ -135,10 +135,26 @@ def answers(addr, timeout=0.5):
         return False
 
 
-def stop_pid(pidfile):
+def started(pid):
+    """The process's start time (/proc/PID/stat field 22), or None if gone."""
     try:
-        pid = int(open(pidfile).read().strip())
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def stop_pid(pidfile):
+    # "PID START": a pid whose process has gone may belong to another test's
+    # process by now (pids wrap within a long test run); signal it only if
+    # it is still the process this file recorded.
+    try:
+        pid, start = open(pidfile).read().split()
+        pid = int(pid)
     except (OSError, ValueError):
+        return
+    if started(pid) != start:
+        os.unlink(pidfile)
         return
     try:
         os.kill(pid, signal.SIGTERM)
@@ -151,10 +167,11 @@ def stop_pid(pidfile):
             break
         time.sleep(0.02)
     else:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if started(pid) == start:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     os.unlink(pidfile)
 
 
@@ -172,7 +189,7 @@ def deploy(args):
         stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
     )
     with open(base + ".pid", "w") as f:
-        f.write(str(p.pid))
+        f.write(f"{p.pid} {started(p.pid)}")
     for _ in range(200):
         if answers(args.addr):
             with open(base + ".version", "w") as f:
