@@ -5,6 +5,8 @@
 //! reports drift appearing (with its detection time) and clearing. Also
 //! `rollgate drift --format patch` with a secret that differs.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -442,8 +444,7 @@ fn https_live_url_with_an_auth_header_from_a_file() {
 /// its own, which the terminal's Ctrl-C does not reach), exit 130.
 #[test]
 fn sigint_during_a_once_check_kills_the_live_command_and_exits_130() {
-    use rollgate_test::process::{read_pid, runs};
-    use std::time::Instant;
+    use rollgate_test::process::{assert_exits, wait_for_pid};
     let dir = tempfile::tempdir().unwrap();
     let desired = dir.path().join("desired.json");
     std::fs::write(&desired, "{}").unwrap();
@@ -459,30 +460,9 @@ fn sigint_during_a_once_check_kills_the_live_command_and_exits_130() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("rollgate runs");
-    let file = dir.path().join("bg.pid");
-    let start = Instant::now();
-    let bg = loop {
-        if let Some(pid) = read_pid(&file) {
-            break pid;
-        }
-        assert!(start.elapsed() < PATIENCE, "the live command never started");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let asked = Instant::now();
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code();
-        }
-        if asked.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = Command::new("kill").arg(bg.to_string()).status();
-            panic!("rollgate still running 30 s after SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let bg = wait_for_pid(&dir.path().join("bg.pid"));
+    let code = support::signal_and_wait(&mut child, "INT", Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e} during a --once check"));
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(code, Some(130), "{err}");
@@ -490,12 +470,5 @@ fn sigint_during_a_once_check_kills_the_live_command_and_exits_130() {
         err.contains("SIGINT: stopped before the check finished"),
         "{err}"
     );
-    let start = Instant::now();
-    while runs(bg) {
-        if start.elapsed() > Duration::from_secs(5) {
-            let _ = Command::new("kill").arg(bg.to_string()).status();
-            panic!("the live command's background process {bg} outlived rollgate");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert_exits(bg, "rollgate, as the live command's background process");
 }

@@ -201,8 +201,8 @@ fn a_second_signal_exits_at_once_and_resume_all_finishes_the_rollout() {
 /// reach of the terminal's Ctrl-C, and a cancelled one is killed as a group.
 #[test]
 fn a_signal_mid_deploy_kills_the_deploy_command_and_what_it_started() {
-    use rollgate_test::process::{read_pid, runs};
-    use std::time::{Duration, Instant};
+    use rollgate_test::process::{assert_exits, wait_for_pid};
+    use std::time::Duration;
     let d = setup(false);
     let plan = std::fs::read_to_string(d.path.join("plan.toml")).unwrap();
     let hanging = plan.replace(
@@ -216,31 +216,11 @@ fn a_signal_mid_deploy_kills_the_deploy_command_and_what_it_started() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let file = d.path.join("bg.pid");
-    let start = Instant::now();
-    let bg = loop {
-        if let Some(pid) = read_pid(&file) {
-            break pid;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no deploy started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
-    let start = Instant::now();
-    while runs(bg) {
-        if start.elapsed() > Duration::from_secs(5) {
-            let _ = Command::new("kill").arg(bg.to_string()).status();
-            panic!("the deploy command's background process {bg} outlived rollgate");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let bg = wait_for_pid(&d.path.join("bg.pid"));
+    let code = support::signal_and_wait(&mut child, "INT", Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e} mid-deploy"));
+    assert_eq!(code, Some(130));
+    assert_exits(bg, "rollgate, as the deploy command's background process");
 }
 
 /// A signal while the prechecks run stops before anything is recorded and
@@ -249,8 +229,8 @@ fn a_signal_mid_deploy_kills_the_deploy_command_and_what_it_started() {
 /// the default SIGINT used to end rollgate and leave the command running).
 #[test]
 fn a_signal_during_the_prechecks_kills_them_and_records_nothing() {
-    use rollgate_test::process::{read_pid, runs};
-    use std::time::{Duration, Instant};
+    use rollgate_test::process::{assert_exits, wait_for_pid};
+    use std::time::Duration;
     let d = setup(false);
     let plan = std::fs::read_to_string(d.path.join("plan.toml")).unwrap();
     std::fs::write(
@@ -265,33 +245,9 @@ fn a_signal_during_the_prechecks_kills_them_and_records_nothing() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let file = d.path.join("bg.pid");
-    let start = Instant::now();
-    let bg = loop {
-        if let Some(pid) = read_pid(&file) {
-            break pid;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no precheck started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let asked = Instant::now();
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code();
-        }
-        if asked.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = Command::new("kill").arg(bg.to_string()).status();
-            panic!("rollgate still running 30 s after SIGINT during a precheck");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let bg = wait_for_pid(&d.path.join("bg.pid"));
+    let code = support::signal_and_wait(&mut child, "INT", Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e} during a precheck"));
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(code, Some(130), "{stderr}");
@@ -299,14 +255,7 @@ fn a_signal_during_the_prechecks_kills_them_and_records_nothing() {
         stderr.contains("stopped by SIGINT before the rollout was recorded"),
         "{stderr}"
     );
-    let start = Instant::now();
-    while runs(bg) {
-        if start.elapsed() > Duration::from_secs(5) {
-            let _ = Command::new("kill").arg(bg.to_string()).status();
-            panic!("the precheck's background process {bg} outlived rollgate");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert_exits(bg, "rollgate, as the precheck's background process");
     // Nothing was recorded: no rollout in the store.
     let list = rollgate(&d, &["rollout", "list", "--output", "json"]);
     let text = String::from_utf8_lossy(&list.stdout);

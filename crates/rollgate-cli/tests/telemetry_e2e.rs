@@ -422,20 +422,12 @@ fn lingering_rollout(dir: &Path, plan: &Path, port: u16, linger: &str) -> std::p
 /// SIGTERM to `child`, then its exit code within 30 s (well under any
 /// linger or bake the tests set), or a failure with its standard error.
 fn terminate_within_30s(child: &mut std::process::Child, dir: &Path) -> Option<i32> {
-    assert!(support::signal("TERM", child.id()), "kill -TERM");
-    let asked = Instant::now();
-    while asked.elapsed() < Duration::from_secs(30) {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            return s.code();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!(
-        "still running 30 s after SIGTERM:\n{}",
-        std::fs::read_to_string(dir.join("rollout.err")).unwrap_or_default()
-    );
+    support::signal_and_wait(child, "TERM", Duration::from_secs(30)).unwrap_or_else(|e| {
+        panic!(
+            "{e}:\n{}",
+            std::fs::read_to_string(dir.join("rollout.err")).unwrap_or_default()
+        )
+    })
 }
 
 #[test]

@@ -131,3 +131,49 @@ where
 pub fn read_pid(file: &Path) -> Option<u32> {
     std::fs::read_to_string(file).ok()?.trim().parse().ok()
 }
+
+/// Blocking form of waiting for [`read_pid`]: the pid in `file` once it is
+/// there, polled for up to 30 s; panics naming the file otherwise.
+///
+/// ```
+/// let file = std::env::temp_dir().join(format!("wait-for-pid-{}", std::process::id()));
+/// std::fs::write(&file, "42\n").unwrap();
+/// assert_eq!(rollgate_test::process::wait_for_pid(&file), 42);
+/// std::fs::remove_file(&file).unwrap();
+/// ```
+pub fn wait_for_pid(file: &Path) -> u32 {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(pid) = read_pid(file) {
+            return pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no pid in {} after 30 s",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Blocking form of [`gone`]: asserts that `pid` stops running within 5 s;
+/// a survivor is killed (SIGTERM) first, and the panic says it outlived
+/// `what`.
+///
+/// ```
+/// let mut child = std::process::Command::new("true").spawn().unwrap();
+/// child.wait().unwrap();
+/// rollgate_test::process::assert_exits(child.id(), "its end");
+/// ```
+pub fn assert_exits(pid: u32, what: &str) {
+    let started = std::time::Instant::now();
+    while runs(pid) {
+        if started.elapsed() > Duration::from_secs(5) {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+            panic!("process {pid} outlived {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -507,6 +507,29 @@ impl Drop for Server {
 }
 
 /// `kill -NAME PID`; whether it succeeded.
+/// Sends SIG`name` to `child`, then waits up to `within` for it to exit:
+/// its exit code, or (after killing it) an error saying it did not exit.
+pub fn signal_and_wait(
+    child: &mut std::process::Child,
+    name: &str,
+    within: std::time::Duration,
+) -> Result<Option<i32>, String> {
+    assert!(signal(name, child.id()), "kill -{name} {}", child.id());
+    let asked = std::time::Instant::now();
+    while asked.elapsed() < within {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Ok(status.code());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(format!(
+        "pid {} still running {within:?} after SIG{name}",
+        child.id()
+    ))
+}
+
 pub fn signal(name: &str, pid: u32) -> bool {
     Command::new("kill")
         .args([&format!("-{name}"), &pid.to_string()])
