@@ -165,45 +165,6 @@ fn notifications(d: &Dir) -> Vec<rollgate_deploy::Notification> {
     notifications_in(d, None)
 }
 
-fn postgres_server() -> Option<String> {
-    match std::env::var("ROLLGATE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("ROLLGATE_REQUIRE_POSTGRES").is_none(),
-                "ROLLGATE_REQUIRE_POSTGRES is set but ROLLGATE_TEST_POSTGRES_URL is not: \
-                 run the tests through `bash scripts/postgres.sh run ...`"
-            );
-            eprintln!(
-                "\n*** SKIPPED: no PostgreSQL. Run `bash scripts/postgres.sh run cargo nextest run \
-                 -p rollgate-cli --test notify` to test the outbox on PostgreSQL for real. ***\n"
-            );
-            None
-        }
-    }
-}
-
-/// A fresh, empty database on the test server; its URL.
-fn fresh_database(server: &str) -> String {
-    let name = format!("rg_notify_{}", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(server, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach the test server: {e}"));
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap_or_else(|e| panic!("create database {name}: {e}"));
-    });
-    let (base, _) = server.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
-}
-
 fn check_signatures(got: &[Got]) {
     for g in got {
         assert!(
@@ -223,10 +184,10 @@ fn a_killed_controller_s_notification_is_delivered_by_the_next_one_with_the_same
 
 #[test]
 fn on_postgres_a_killed_controller_s_notification_is_delivered_by_the_next_one() {
-    let Some(server) = postgres_server() else {
+    let Some(server) = support::postgres_url("notify") else {
         return;
     };
-    killed_then_resumed(Some(&fresh_database(&server)));
+    killed_then_resumed(Some(&support::fresh_database(&server, "rg_notify")));
 }
 
 /// A controller killed (SIGKILL) after `started` is written but before it
@@ -467,10 +428,10 @@ fn a_killed_serve_s_claimed_notification_is_sent_by_a_survivor_within_the_lease_
 
 #[test]
 fn on_postgres_a_killed_serve_s_claimed_notification_is_sent_by_a_survivor_within_the_lease_ttl() {
-    let Some(server) = postgres_server() else {
+    let Some(server) = support::postgres_url("notify") else {
         return;
     };
-    killed_serve_survivor_sends(Some(&fresh_database(&server)));
+    killed_serve_survivor_sends(Some(&support::fresh_database(&server, "rg_notify")));
 }
 
 /// Two `serve` processes with a 2 s lease; the one driving the rollout is

@@ -940,48 +940,6 @@ fn serve_refuses_to_start_without_a_token_and_never_prints_one() {
     assert_no_secret("serve's refusal", &text, &["short-secret"]);
 }
 
-/// The test PostgreSQL server's URL (`scripts/postgres.sh run` sets it), or
-/// `None` after a loud message; with `ROLLGATE_REQUIRE_POSTGRES` (CI) a
-/// missing server fails the test instead.
-fn postgres_server() -> Option<String> {
-    match std::env::var("ROLLGATE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("ROLLGATE_REQUIRE_POSTGRES").is_none(),
-                "ROLLGATE_REQUIRE_POSTGRES is set but ROLLGATE_TEST_POSTGRES_URL is not: \
-                 run the tests through `bash scripts/postgres.sh run ...`"
-            );
-            eprintln!(
-                "\n*** SKIPPED: no PostgreSQL. Run `bash scripts/postgres.sh run cargo nextest run \
-                 -p rollgate-cli --test serve` to test two controllers for real. ***\n"
-            );
-            None
-        }
-    }
-}
-
-/// A fresh, empty database on the test server; its URL.
-fn fresh_database(server: &str) -> String {
-    let name = format!("rg_serve_{}", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(server, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach the test server: {e}"));
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap_or_else(|e| panic!("create database {name}: {e}"));
-    });
-    let (base, _) = server.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
-}
-
 fn password_of(url: &str) -> String {
     let after_scheme = url.split_once("://").map_or(url, |(_, r)| r);
     let userinfo = after_scheme.split_once('@').map_or("", |(u, _)| u);
@@ -1000,10 +958,10 @@ fn owner_of(srv: &Server, owner: &str) -> bool {
 
 #[test]
 fn two_serve_processes_on_postgres_a_frozen_leader_is_replaced_and_its_writes_are_fenced() {
-    let Some(server) = postgres_server() else {
+    let Some(server) = support::postgres_url("serve") else {
         return;
     };
-    let db = fresh_database(&server);
+    let db = support::fresh_database(&server, "rg_serve");
     let password = password_of(&db);
     let d = dir(4);
     // web-2's first deploy announces itself and blocks until released;

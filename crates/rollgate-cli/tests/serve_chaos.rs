@@ -405,19 +405,7 @@ impl Postgres {
 
     /// A fresh, empty database; its URL.
     fn database(&self, name: &str) -> String {
-        let rt = runtime();
-        rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
-                .await
-                .unwrap_or_else(|e| panic!("cannot reach the private server: {e}"));
-            tokio::spawn(conn);
-            client
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .await
-                .unwrap_or_else(|e| panic!("create database {name}: {e}"));
-        });
-        let (base, _) = self.url.rsplit_once('/').expect("a URL with a database");
-        format!("{base}/{name}")
+        support::create_database(&self.url, name)
     }
 }
 

@@ -345,6 +345,41 @@ pub fn postgres_available(test: &str) -> bool {
     false
 }
 
+/// The test PostgreSQL server's URL, or `None` after the loud message of
+/// [`postgres_available`] (which fails the test under
+/// `ROLLGATE_REQUIRE_POSTGRES`).
+pub fn postgres_url(test: &str) -> Option<String> {
+    postgres_available(test).then(|| {
+        std::env::var("ROLLGATE_TEST_POSTGRES_URL").expect("checked by postgres_available")
+    })
+}
+
+/// A fresh, empty database `PREFIX_PID` on the test server; its URL.
+pub fn fresh_database(server: &str, prefix: &str) -> String {
+    create_database(server, &format!("{prefix}_{}", std::process::id()))
+}
+
+/// Creates the empty database `name` on the PostgreSQL server at `server`
+/// (a URL); its URL.
+pub fn create_database(server: &str, name: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the test server: {e}"));
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    });
+    let (base, _) = server.rsplit_once('/').expect("a URL with a database");
+    format!("{base}/{name}")
+}
+
 /// The address after `listening on http://` in a process's log, once that
 /// line is complete: a log read while the line is being written would
 /// otherwise give a cut address (`127.0.0.`).
